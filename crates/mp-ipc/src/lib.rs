@@ -1,0 +1,1 @@
+//! mp-ipc: not built yet (see the open issue). Part of mp, Python's multiprocessing for Rust.

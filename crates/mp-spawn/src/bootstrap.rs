@@ -1,0 +1,313 @@
+//! The child's side: how a spawned or forkserver child finds its target, and how every child
+//! reports its outcome and exits.
+//!
+//! **Entry without `main`.** A spawned child is `/proc/self/exe` started with the argv
+//! `[argv0, "--mp-spawn-child", FD]`. mp-spawn puts [`child_entry`] in `.init_array`, so the
+//! C runtime calls it before Rust's `main`: it sees the marker, runs the child and exits. The
+//! parent's `main` never runs in a child, the user adds no line to `main`, and test binaries,
+//! examples and benches work as they are.
+//!
+//! **Finding the target.** `Process::new` takes only zero-sized targets (fn items,
+//! non-capturing closures). The parent sends the address of the monomorphised
+//! [`trampoline::<F, A>`] as an offset from [`anchor`]; the child adds its own `anchor` address
+//! (ASLR moves the image, not the distances inside it). That is sound only in the same program
+//! image, so the bootstrap also carries the executable's (device, inode), and a child whose
+//! image differs reports [`Outcome::Failed`] instead of jumping anywhere.
+
+use std::ffi::{CStr, c_char, c_int};
+use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::OnceLock;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::process::{ChildSpec, ParentLink, Recipe, Target, finish_children, global};
+use crate::{channel, forkserver, reduction, sys};
+
+pub(crate) const SPAWN_MARK: &CStr = c"--mp-spawn-child";
+pub(crate) const SERVER_MARK: &CStr = c"--mp-forkserver";
+pub(crate) const MAGIC: u64 = 0x6d70_5f62_6f6f_7431; // "mp_boot1"
+
+/// How a child ended, as it tells its parent on the result channel.
+#[derive(Serialize, Deserialize, Debug)]
+pub(crate) enum Outcome {
+    /// The target returned this (serialised) value.
+    Returned(Vec<u8>),
+    /// The target panicked with this message.
+    Panicked(String),
+    /// The child could not run the target.
+    Failed(String),
+}
+
+/// Everything a spawn or forkserver child needs; the fds `[lifeline, args' fds...]` ride along.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Bootstrap {
+    magic: u64,
+    exe: (u64, u64),
+    entry: i64,
+    name: String,
+    identity: Vec<u32>,
+    daemon: bool,
+    parent_name: String,
+    parent_pid: u32,
+    args: Vec<u8>,
+}
+
+/// The executable's identity, computed once.
+pub(crate) fn exe_identity() -> std::io::Result<(u64, u64)> {
+    static EXE: OnceLock<(u64, u64)> = OnceLock::new();
+    if let Some(id) = EXE.get() {
+        return Ok(*id);
+    }
+    let id = sys::exe_identity()?;
+    Ok(*EXE.get_or_init(|| id))
+}
+
+/// The bootstrap message for a child, and a duplicate of this process's lifeline read end.
+pub(crate) fn message(
+    spec: &ChildSpec<'_>,
+    recipe: &Recipe<'_>,
+) -> std::io::Result<(Vec<u8>, OwnedFd)> {
+    let (parent_name, lifeline) = {
+        let mut g = global();
+        let lifeline = g.lifeline_reader()?.try_clone_to_owned()?;
+        (g.name.to_string(), lifeline)
+    };
+    let boot = Bootstrap {
+        magic: MAGIC,
+        exe: exe_identity()?,
+        entry: recipe.entry,
+        name: spec.name.to_owned(),
+        identity: spec.identity.to_vec(),
+        daemon: spec.daemon,
+        parent_name,
+        parent_pid: sys::getpid(),
+        args: recipe.args.bytes.clone(),
+    };
+    let bytes = postcard::to_stdvec(&boot).map_err(std::io::Error::other)?;
+    Ok((bytes, lifeline))
+}
+
+/// The fixed point that code addresses are measured from.
+#[inline(never)]
+fn anchor() {}
+
+fn anchor_addr() -> i64 {
+    anchor as fn() as usize as i64
+}
+
+type Entry = fn(&[u8], Vec<OwnedFd>, BorrowedFd<'_>) -> i32;
+
+/// The offset of `trampoline::<F, A>` from the anchor.
+pub(crate) fn entry_offset<F, A>() -> i64
+where
+    F: Target<A>,
+    A: DeserializeOwned,
+    F::Output: Serialize,
+{
+    trampoline::<F, A> as Entry as usize as i64 - anchor_addr()
+}
+
+/// The offset of a plain `fn()` (a forkserver preload hook) from the anchor.
+pub(crate) fn hook_offset(hook: fn()) -> i64 {
+    hook as usize as i64 - anchor_addr()
+}
+
+/// Calls a preload hook sent as an offset.
+///
+/// # Safety
+/// `offset` must come from [`hook_offset`] in a process running the same executable image.
+pub(crate) unsafe fn call_hook(offset: i64) {
+    // SAFETY: the caller guarantees the same image, so anchor + offset is the hook's address.
+    let hook: fn() =
+        unsafe { std::mem::transmute::<usize, fn()>((anchor_addr() + offset) as usize) };
+    hook();
+}
+
+/// Runs in the child: decodes the arguments and calls `F`.
+fn trampoline<F, A>(args: &[u8], fds: Vec<OwnedFd>, control: BorrowedFd<'_>) -> i32
+where
+    F: Target<A>,
+    A: DeserializeOwned,
+    F::Output: Serialize,
+{
+    const { assert!(std::mem::size_of::<F>() == 0) };
+    let args: A = match reduction::loads(args, fds) {
+        Ok(args) => args,
+        Err(e) => return report_failure(control, &format!("cannot decode the arguments: {e}")),
+    };
+    // SAFETY: F is zero-sized (asserted above) and is a fn item or closure type, which is
+    // inhabited and has no bytes to initialise; the parent held a value of it.
+    let target: F = unsafe { std::mem::zeroed() };
+    run_target(move || target.call(args), control)
+}
+
+/// Runs a target, catching a panic, and sends its outcome to the parent. Returns the exit code.
+pub(crate) fn run_target<R: Serialize>(body: impl FnOnce() -> R, control: BorrowedFd<'_>) -> i32 {
+    match panic::catch_unwind(AssertUnwindSafe(body)) {
+        Ok(value) => match reduction::dumps(&value) {
+            Ok(dumped) => {
+                send_outcome(control, &Outcome::Returned(dumped.bytes), &dumped.fds);
+                0
+            }
+            Err(e) => report_failure(control, &format!("cannot serialize the return value: {e}")),
+        },
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "Box<dyn Any>".to_owned());
+            send_outcome(control, &Outcome::Panicked(message), &[]);
+            1
+        }
+    }
+}
+
+fn report_failure(control: BorrowedFd<'_>, message: &str) -> i32 {
+    eprintln!("Process {}: {message}", global().name);
+    send_outcome(control, &Outcome::Failed(message.to_owned()), &[]);
+    1
+}
+
+fn send_outcome(control: BorrowedFd<'_>, outcome: &Outcome, fds: &[BorrowedFd<'_>]) {
+    // A parent that is gone, or that dropped the process, does not want the value.
+    if let Ok(bytes) = postcard::to_stdvec(outcome) {
+        let _ = channel::send(control, &bytes, fds);
+    }
+}
+
+/// Prints `Process <name>:` before a panic message, as Python does before a traceback.
+pub(crate) fn install_panic_hook(name: &str) {
+    let name = name.to_owned();
+    let previous = panic::take_hook();
+    panic::set_hook(Box::new(move |info| {
+        eprintln!("Process {name}:");
+        previous(info);
+    }));
+}
+
+/// Sets up the death watch of a daemon child: it is killed when the parent process dies.
+pub(crate) fn watch_parent(lifeline: BorrowedFd<'_>) {
+    if sys::kill_me_when_hung_up(lifeline).is_err()
+        || sys::poll_readable(&[lifeline], Some(std::time::Duration::ZERO))
+            .map(|r| r[0])
+            .unwrap_or(true)
+    {
+        // The parent died before the watch was set (or it cannot be set): die as it would.
+        sys::kill_self(libc::SIGKILL);
+    }
+}
+
+/// Ends a child: flushes its output, finishes its own children, and exits without running the
+/// parent's atexit handlers (a forked child shares them), as Python's `os._exit`.
+pub(crate) fn finish(code: i32) -> ! {
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    finish_children();
+    sys::exit_now(code)
+}
+
+/// A spawn or forkserver child, from its bootstrap message on: never returns.
+pub(crate) fn child_main(payload: &[u8], fds: Vec<OwnedFd>, control: OwnedFd) -> ! {
+    let fail = |message: String| -> ! {
+        let code = report_failure(control.as_fd(), &message);
+        finish(code)
+    };
+    let boot: Bootstrap = match postcard::from_bytes(payload) {
+        Ok(boot) => boot,
+        Err(e) => fail(format!("malformed bootstrap message: {e}")),
+    };
+    if boot.magic != MAGIC {
+        fail("malformed bootstrap message: bad magic".to_owned());
+    }
+    match exe_identity() {
+        Ok(exe) if exe == boot.exe => {}
+        Ok(_) => fail(
+            "the child runs a different executable than its parent; cannot find the target"
+                .to_owned(),
+        ),
+        Err(e) => fail(format!("cannot identify the executable: {e}")),
+    }
+    let mut fds = fds.into_iter();
+    let Some(lifeline) = fds.next() else {
+        fail("the bootstrap message lacks the parent's lifeline".to_owned())
+    };
+    if boot.daemon {
+        watch_parent(lifeline.as_fd());
+    }
+    global().become_child(
+        boot.name.clone(),
+        boot.identity,
+        boot.daemon,
+        ParentLink {
+            name: boot.parent_name,
+            pid: boot.parent_pid,
+            lifeline: Some(lifeline),
+        },
+    );
+    install_panic_hook(&boot.name);
+    // SAFETY: the executable identity matched, so the offset, computed by `entry_offset` in the
+    // parent, designates the same `trampoline` in this image.
+    let entry: Entry =
+        unsafe { std::mem::transmute::<usize, Entry>((anchor_addr() + boot.entry) as usize) };
+    let code = entry(&boot.args, fds.collect(), control.as_fd());
+    finish(code)
+}
+
+fn spawned_child(control: OwnedFd) -> ! {
+    // Rust's runtime ignores SIGPIPE before `main`; a child that never reaches `main` does it here.
+    sys::set_signal_ignored(libc::SIGPIPE, true);
+    // Keep the low fd numbers free for the target, as in a fresh program.
+    let control = sys::move_fd_above(control, 10).unwrap_or_else(|_| sys::exit_now(1));
+    match channel::recv(control.as_fd(), channel::LIMIT) {
+        Ok((payload, fds)) => child_main(&payload, fds, control),
+        Err(e) => {
+            eprintln!("mp: a spawned child could not read its bootstrap message: {e}");
+            sys::exit_now(1)
+        }
+    }
+}
+
+/// Called by the C runtime before `main` in every program that links mp-spawn; returns at once
+/// unless this process is an mp child or forkserver.
+extern "C" fn child_entry(argc: c_int, argv: *const *const c_char, _envp: *const *const c_char) {
+    if argc < 3 || argv.is_null() {
+        return;
+    }
+    // SAFETY: glibc passes main's argc and argv to .init_array functions: argv holds argc
+    // valid NUL-terminated strings.
+    let (mark, fd) = unsafe { (CStr::from_ptr(*argv.add(1)), CStr::from_ptr(*argv.add(2))) };
+    let is_spawn = mark == SPAWN_MARK;
+    if !is_spawn && mark != SERVER_MARK {
+        return;
+    }
+    let Some(fd) = fd
+        .to_str()
+        .ok()
+        .and_then(|s| s.parse::<c_int>().ok())
+        .filter(|fd| *fd > 2)
+    else {
+        return;
+    };
+    // SAFETY: the parent dup2'ed this descriptor into us for exactly this use, and nothing else
+    // in this process has seen it yet.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    if is_spawn {
+        spawned_child(fd)
+    } else {
+        forkserver::serve(fd)
+    }
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static CHILD_ENTRY: extern "C" fn(c_int, *const *const c_char, *const *const c_char) = child_entry;
+
+/// Keeps [`CHILD_ENTRY`] in every program that starts processes (the linker drops unreferenced
+/// objects, and with them their `.init_array` entries).
+pub(crate) fn ensure_linked() {
+    std::hint::black_box(&CHILD_ENTRY);
+}

@@ -1,0 +1,165 @@
+//! Start methods and contexts: `get_context`, `set_start_method`, `get_start_method`.
+//!
+//! The default start method is **forkserver**, as in Python 3.14 on Linux: it is safe in a
+//! multi-threaded parent (tokio, rayon, the test harness), because the children are forked by a
+//! single-threaded server, never by the caller. `fork` is faster but copies whatever locks other
+//! threads held; `spawn` starts a fresh copy of the executable.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Mutex;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::ContextError;
+use crate::process::{Process, Target};
+
+/// How a child process is created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StartMethod {
+    /// `fork()` the caller: fastest; the child shares nothing but starts as a copy.
+    /// The only method that can run a capturing closure.
+    Fork,
+    /// Start a fresh copy of the executable (`posix_spawn` of `/proc/self/exe`).
+    Spawn,
+    /// Ask a single-threaded server process, started on first use, to fork the child.
+    Forkserver,
+}
+
+impl StartMethod {
+    /// The Python name: `"fork"`, `"spawn"` or `"forkserver"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Fork => "fork",
+            Self::Spawn => "spawn",
+            Self::Forkserver => "forkserver",
+        }
+    }
+}
+
+impl fmt::Display for StartMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for StartMethod {
+    type Err = ContextError;
+    fn from_str(s: &str) -> Result<Self, ContextError> {
+        match s {
+            "fork" => Ok(Self::Fork),
+            "spawn" => Ok(Self::Spawn),
+            "forkserver" => Ok(Self::Forkserver),
+            other => Err(ContextError::UnknownMethod(other.to_owned())),
+        }
+    }
+}
+
+const DEFAULT_METHOD: StartMethod = StartMethod::Forkserver;
+static CHOSEN: Mutex<Option<StartMethod>> = Mutex::new(None);
+
+/// A start method to create processes with; contexts of different methods work side by side.
+///
+/// ```
+/// let ctx = mp_spawn::get_context("spawn").unwrap();
+/// fn double(x: u64) -> u64 { x * 2 }
+/// let mut p = ctx.process(double, (21,));
+/// p.start().unwrap();
+/// assert_eq!(p.join().unwrap(), 42);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Context {
+    method: Option<StartMethod>,
+}
+
+impl Context {
+    /// The context that follows `set_start_method` (resolved when a process starts).
+    pub const fn default_context() -> Self {
+        Context { method: None }
+    }
+
+    /// The start method of this context.
+    pub fn start_method(&self) -> StartMethod {
+        self.method.unwrap_or_else(get_start_method)
+    }
+
+    /// A process running `target(args...)` with this start method. `target` must be a fn item
+    /// or a non-capturing closure (it is found again in a spawned child); see [`Process::new`].
+    pub fn process<F, A>(&self, target: F, args: A) -> Process<F::Output>
+    where
+        F: Target<A>,
+        A: Serialize + DeserializeOwned + Send + 'static,
+        F::Output: Serialize + DeserializeOwned + 'static,
+    {
+        Process::with_method(self.method, target, args)
+    }
+
+    /// A process running a closure that may capture anything. Only the fork start method can
+    /// run it (the closure is copied with the address space); `start` under spawn or forkserver
+    /// returns [`ProcessError::ClosureNeedsFork`](crate::ProcessError::ClosureNeedsFork).
+    ///
+    /// ```
+    /// let ctx = mp_spawn::get_context("fork").unwrap();
+    /// let words = vec!["a".to_string(), "b".to_string()];
+    /// let mut p = ctx.process_closure(move || words.join("+"));
+    /// p.start().unwrap();
+    /// assert_eq!(p.join().unwrap(), "a+b");
+    /// ```
+    pub fn process_closure<C, R>(&self, closure: C) -> Process<R>
+    where
+        C: FnOnce() -> R + Send + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        Process::closure_with_method(self.method, closure)
+    }
+}
+
+impl Default for Context {
+    fn default() -> Self {
+        Self::default_context()
+    }
+}
+
+/// The context of a start method, by its Python name.
+pub fn get_context(method: &str) -> Result<Context, ContextError> {
+    Ok(Context {
+        method: Some(method.parse()?),
+    })
+}
+
+/// Sets the default start method; a second call is an error unless `force` is true.
+pub fn set_start_method(method: &str, force: bool) -> Result<(), ContextError> {
+    let method: StartMethod = method.parse()?;
+    let mut chosen = CHOSEN.lock().unwrap_or_else(|e| e.into_inner());
+    if chosen.is_some() && !force {
+        return Err(ContextError::AlreadySet);
+    }
+    *chosen = Some(method);
+    Ok(())
+}
+
+/// The default start method: the one set by `set_start_method`, or forkserver.
+pub fn get_start_method() -> StartMethod {
+    CHOSEN
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .unwrap_or(DEFAULT_METHOD)
+}
+
+/// Every start method, the default first: `["forkserver", "fork", "spawn"]`.
+pub fn get_all_start_methods() -> Vec<&'static str> {
+    let default = get_start_method();
+    let mut all = vec![default.name()];
+    all.extend(
+        [
+            StartMethod::Forkserver,
+            StartMethod::Fork,
+            StartMethod::Spawn,
+        ]
+        .iter()
+        .filter(|m| **m != default)
+        .map(|m| m.name()),
+    );
+    all
+}

@@ -1,0 +1,134 @@
+//! The error types of mp-spawn: one for processes, one for contexts.
+
+use std::{fmt, io};
+
+use crate::context::StartMethod;
+use crate::reduction::{DecodeError, EncodeError};
+
+/// What went wrong with a [`Process`](crate::Process): misuse (typed, never a panic), or the
+/// way the child ended when it did not hand back a value.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ProcessError {
+    /// `start` was called on a process that was already started.
+    AlreadyStarted,
+    /// The operation needs a started process.
+    NotStarted,
+    /// The process object was closed.
+    Closed,
+    /// `close` was called while the process is still running.
+    StillRunning,
+    /// The process is not a child of the calling process (it was started by another one).
+    NotOurChild,
+    /// `join` already handed the value over; `exitcode` still answers.
+    AlreadyJoined,
+    /// A capturing closure can run only under the fork start method.
+    ClosureNeedsFork {
+        /// The start method that refused it.
+        method: StartMethod,
+    },
+    /// The target panicked (exit code 1); the message was also printed on the child's stderr.
+    Panicked {
+        /// The panic message.
+        message: String,
+    },
+    /// The process exited with this code without handing back a value (`std::process::exit`).
+    Exited {
+        /// The exit code.
+        code: i32,
+    },
+    /// The process was killed by this signal (its exit code is `-signal`).
+    Killed {
+        /// The signal number.
+        signal: i32,
+    },
+    /// The child could not find or decode its target (for instance a different executable).
+    Bootstrap {
+        /// What the child reported.
+        message: String,
+    },
+    /// The arguments could not be serialised for a spawn or forkserver child.
+    Encode(EncodeError),
+    /// The child's return value could not be deserialised.
+    Decode(DecodeError),
+    /// An operating-system call failed.
+    Io(io::Error),
+}
+
+impl fmt::Display for ProcessError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::AlreadyStarted => f.write_str("cannot start a process twice"),
+            Self::NotStarted => f.write_str("process not started"),
+            Self::Closed => f.write_str("process object is closed"),
+            Self::StillRunning => f.write_str("cannot close a process while it is still running"),
+            Self::NotOurChild => {
+                f.write_str("can only use a process started by the calling process")
+            }
+            Self::AlreadyJoined => {
+                f.write_str("the process's value was already taken by an earlier join")
+            }
+            Self::ClosureNeedsFork { method } => write!(
+                f,
+                "a capturing closure can only be started with the fork start method, not {method}; \
+                 use Process::new with a fn and pass the state as arguments"
+            ),
+            Self::Panicked { message } => write!(f, "the process panicked: {message}"),
+            Self::Exited { code } => write!(
+                f,
+                "the process exited with code {code} without returning a value"
+            ),
+            Self::Killed { signal } => write!(f, "the process was killed by signal {signal}"),
+            Self::Bootstrap { message } => {
+                write!(f, "the child could not start its target: {message}")
+            }
+            Self::Encode(e) => write!(f, "arguments: {e}"),
+            Self::Decode(e) => write!(f, "return value: {e}"),
+            Self::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ProcessError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Io(e) => Some(e),
+            Self::Encode(e) => Some(e),
+            Self::Decode(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for ProcessError {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+impl From<EncodeError> for ProcessError {
+    fn from(e: EncodeError) -> Self {
+        Self::Encode(e)
+    }
+}
+
+/// A start method was unknown, or was set a second time without `force`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ContextError {
+    /// Not one of `"fork"`, `"spawn"`, `"forkserver"`.
+    UnknownMethod(String),
+    /// `set_start_method` was already called (pass `force = true` to change it).
+    AlreadySet,
+}
+
+impl fmt::Display for ContextError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnknownMethod(m) => write!(f, "cannot find context for {m:?}"),
+            Self::AlreadySet => f.write_str("context has already been set"),
+        }
+    }
+}
+
+impl std::error::Error for ContextError {}

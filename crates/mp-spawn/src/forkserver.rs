@@ -1,0 +1,261 @@
+//! The forkserver start method: a single-threaded server, spawned on first use, forks the
+//! children. The caller may run any number of threads; the server never does.
+//!
+//! The server is a spawned copy of the executable that stops before `main` (see `bootstrap`).
+//! Per child the parent sends the bootstrap message with the fds `[result channel, status pipe,
+//! lifeline, args' fds...]`; the server forks, answers with the pid and a pidfd (for race-free
+//! signals), and writes the child's exit code into the status pipe when it reaps it. If the
+//! server dies, the next start brings up a new one; children of the old one keep running but
+//! their exit code is lost (their `join` reports an I/O error).
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::bootstrap::{self, MAGIC, SERVER_MARK};
+use crate::channel;
+use crate::error::ProcessError;
+use crate::popen_spawn::spawn_with_channel;
+use crate::process::{Child, ChildSpec, Recipe, lock};
+use crate::sys::{self, Forked};
+
+#[derive(Debug)]
+pub(crate) struct Server {
+    pidfd: OwnedFd,
+    sock: OwnedFd,
+}
+
+static SERVER: Mutex<Option<Server>> = Mutex::new(None);
+static PRELOAD: Mutex<Vec<i64>> = Mutex::new(Vec::new());
+
+#[derive(Serialize, Deserialize)]
+struct Hello {
+    magic: u64,
+    exe: (u64, u64),
+    preload: Vec<i64>,
+}
+
+#[derive(Serialize, Deserialize)]
+enum Reply {
+    Started { pid: u32 },
+    Failed(String),
+}
+
+/// Functions the forkserver runs once when it starts, before forking any child (Python's
+/// `set_forkserver_preload`, with functions instead of module names): warm caches, load data,
+/// initialise libraries once for all children. A server that is already running keeps its
+/// preload; the list applies to the next server.
+///
+/// ```
+/// fn warm_up() { /* e.g. build a lookup table in a static */ }
+/// mp_spawn::set_forkserver_preload(&[warm_up]);
+/// ```
+pub fn set_forkserver_preload(hooks: &[fn()]) {
+    *lock(&PRELOAD) = hooks.iter().map(|h| bootstrap::hook_offset(*h)).collect();
+}
+
+fn launch() -> std::io::Result<Server> {
+    let (ours, theirs) = sys::socketpair()?;
+    let pid = spawn_with_channel(SERVER_MARK, &theirs)?;
+    drop(theirs);
+    let pidfd = sys::pidfd_open(pid)?;
+    let hello = Hello {
+        magic: MAGIC,
+        exe: bootstrap::exe_identity()?,
+        preload: lock(&PRELOAD).clone(),
+    };
+    let bytes = postcard::to_stdvec(&hello).map_err(std::io::Error::other)?;
+    channel::send(ours.as_fd(), &bytes, &[])?;
+    Ok(Server { pidfd, sock: ours })
+}
+
+/// Stops a server and reaps it.
+fn retire(server: Server, kill: bool) {
+    if kill {
+        let _ = sys::pidfd_send_signal(server.pidfd.as_fd(), libc::SIGKILL);
+    }
+    drop(server.sock); // the server exits when its socket closes
+    let _ = sys::poll_readable(&[server.pidfd.as_fd()], Some(Duration::from_secs(5)));
+    let _ = sys::reap_pidfd(server.pidfd.as_fd());
+}
+
+fn request(
+    server: &Server,
+    boot: &[u8],
+    fds: &[std::os::fd::BorrowedFd<'_>],
+) -> std::io::Result<(u32, OwnedFd)> {
+    channel::send(server.sock.as_fd(), boot, fds)?;
+    let (payload, mut fds) = channel::recv(server.sock.as_fd(), 1 << 16)?;
+    match postcard::from_bytes::<Reply>(&payload).map_err(std::io::Error::other)? {
+        Reply::Started { pid } => Ok((
+            pid,
+            fds.pop()
+                .ok_or_else(|| std::io::Error::other("forkserver sent no pidfd"))?,
+        )),
+        Reply::Failed(message) => Err(std::io::Error::other(format!("forkserver: {message}"))),
+    }
+}
+
+fn is_disconnect(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(e.kind(), BrokenPipe | ConnectionReset | UnexpectedEof)
+}
+
+pub(crate) fn start(
+    spec: &ChildSpec<'_>,
+    recipe: &Recipe<'_>,
+) -> Result<(Child, OwnedFd), ProcessError> {
+    let (boot, lifeline) = bootstrap::message(spec, recipe)?;
+    let (ours, theirs) = sys::socketpair()?;
+    let (status_r, status_w) = sys::pipe()?;
+    let mut fds = vec![theirs.as_fd(), status_w.as_fd(), lifeline.as_fd()];
+    fds.extend(recipe.args.fds.iter().copied());
+    let mut server = lock(&SERVER);
+    let mut retried = false;
+    let (pid, pidfd) = loop {
+        if server.is_none() {
+            *server = Some(launch()?);
+        }
+        match request(server.as_ref().expect("launched above"), &boot, &fds) {
+            Ok(started) => break started,
+            Err(e) if !retried && is_disconnect(&e) => {
+                retried = true;
+                if let Some(dead) = server.take() {
+                    retire(dead, true);
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    drop(server);
+    Ok((
+        Child::new(
+            pid,
+            spec.name.to_owned(),
+            spec.daemon,
+            pidfd,
+            Some(status_r),
+        ),
+        ours,
+    ))
+}
+
+/// The server lock, held across a fork so that the child finds it consistent.
+pub(crate) fn lock_for_fork() -> MutexGuard<'static, Option<Server>> {
+    lock(&SERVER)
+}
+
+/// In a forked child: the parent's server is not ours (its socket copy is closed here).
+pub(crate) fn forget_in_child(mut server: MutexGuard<'static, Option<Server>>) {
+    server.take();
+}
+
+/// At exit: closes the connection, so that the server exits, and reaps it.
+pub(crate) fn shutdown() {
+    if let Some(server) = lock(&SERVER).take() {
+        retire(server, false);
+    }
+}
+
+/// The pid of the running forkserver, if any (for tests that kill it).
+#[doc(hidden)]
+pub fn forkserver_pid() -> Option<u32> {
+    lock(&SERVER).as_ref().and_then(|s| {
+        // The pid is not kept; ask the kernel through the pidfd's fdinfo.
+        let info = std::fs::read_to_string(format!(
+            "/proc/self/fdinfo/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&s.pidfd)
+        ))
+        .ok()?;
+        info.lines()
+            .find_map(|l| l.strip_prefix("Pid:"))
+            .and_then(|p| p.trim().parse().ok())
+    })
+}
+
+struct Kid {
+    pidfd: OwnedFd,
+    status: OwnedFd,
+}
+
+/// The server's loop; runs before `main` in the server process and never returns.
+pub(crate) fn serve(sock: OwnedFd) -> ! {
+    sys::set_signal_ignored(libc::SIGPIPE, true);
+    // Ctrl-C reaches the whole process group; the parent decides what its children do.
+    sys::set_signal_ignored(libc::SIGINT, true);
+    let hello = channel::recv(sock.as_fd(), 1 << 20)
+        .ok()
+        .and_then(|(payload, _)| postcard::from_bytes::<Hello>(&payload).ok());
+    let Some(hello) = hello.filter(|h| h.magic == MAGIC) else {
+        sys::exit_now(1)
+    };
+    if bootstrap::exe_identity().ok() != Some(hello.exe) {
+        sys::exit_now(1);
+    }
+    for hook in hello.preload {
+        // SAFETY: the executable identity matched, so each offset designates the same fn here.
+        unsafe { bootstrap::call_hook(hook) };
+    }
+    let mut kids: Vec<Kid> = Vec::new();
+    loop {
+        let mut watch = vec![sock.as_fd()];
+        watch.extend(kids.iter().map(|k| k.pidfd.as_fd()));
+        let Ok(ready) = sys::poll_readable(&watch, None) else {
+            sys::exit_now(1)
+        };
+        for i in (0..kids.len()).rev() {
+            if ready[i + 1] {
+                if let Ok(Some(code)) = sys::reap_pidfd(kids[i].pidfd.as_fd()) {
+                    let kid = kids.swap_remove(i);
+                    let _ = sys::write_all(kid.status.as_fd(), &code.to_le_bytes());
+                }
+            }
+        }
+        if !ready[0] {
+            continue;
+        }
+        // The parent closed its end (it exited) or broke the protocol: stop serving.
+        let Ok((payload, fds)) = channel::recv(sock.as_fd(), channel::LIMIT) else {
+            sys::exit_now(0)
+        };
+        let mut fds = fds.into_iter();
+        let (Some(control), Some(status)) = (fds.next(), fds.next()) else {
+            reply(
+                &sock,
+                &Reply::Failed("request without its channels".to_owned()),
+                None,
+            );
+            continue;
+        };
+        // SAFETY: this server is single-threaded (it runs before main and starts no thread).
+        match unsafe { sys::fork() } {
+            Ok(Forked::Child) => {
+                drop(sock);
+                drop(kids);
+                drop(status);
+                sys::set_signal_ignored(libc::SIGINT, false);
+                let _ = sys::stdin_to_devnull();
+                bootstrap::child_main(&payload, fds.collect(), control)
+            }
+            Ok(Forked::Parent(pid)) => match sys::pidfd_open(pid) {
+                Ok(pidfd) => {
+                    reply(&sock, &Reply::Started { pid }, Some(&pidfd));
+                    kids.push(Kid { pidfd, status });
+                }
+                Err(e) => reply(&sock, &Reply::Failed(e.to_string()), None),
+            },
+            Err(e) => reply(&sock, &Reply::Failed(format!("fork failed: {e}")), None),
+        }
+    }
+}
+
+fn reply(sock: &OwnedFd, reply: &Reply, fd: Option<&OwnedFd>) {
+    let fds: Vec<_> = fd.iter().map(|f| f.as_fd()).collect();
+    if let Ok(bytes) = postcard::to_stdvec(reply) {
+        if channel::send(sock.as_fd(), &bytes, &fds).is_err() {
+            sys::exit_now(0);
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! The spawn start method: a fresh copy of the executable, which finds its target through the
+//! bootstrap message (see `bootstrap`).
+
+use std::ffi::{CStr, CString};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+
+use crate::bootstrap::{self, SPAWN_MARK};
+use crate::error::ProcessError;
+use crate::process::{Child, ChildSpec, Recipe};
+use crate::{channel, sys};
+
+/// The parent's argv[0], so that `ps` shows the program's own name for its children.
+pub(crate) fn argv0() -> CString {
+    std::env::args_os()
+        .next()
+        .and_then(|a| CString::new(a.as_bytes()).ok())
+        .unwrap_or_else(|| c"mp-child".to_owned())
+}
+
+/// Starts `/proc/self/exe` with `mark`, handing it `fd` as its channel; returns its pid.
+pub(crate) fn spawn_with_channel(mark: &CStr, fd: &OwnedFd) -> std::io::Result<u32> {
+    bootstrap::ensure_linked();
+    // Any number above stderr works; avoid dup2'ing an fd onto itself, which keeps close-on-exec.
+    let target: RawFd = if fd.as_raw_fd() == 3 { 4 } else { 3 };
+    let fd_arg = CString::new(target.to_string()).expect("digits have no NUL");
+    sys::spawn_self(&[&argv0(), mark, &fd_arg], &[(fd.as_raw_fd(), target)])
+}
+
+pub(crate) fn start(
+    spec: &ChildSpec<'_>,
+    recipe: &Recipe<'_>,
+) -> Result<(Child, OwnedFd), ProcessError> {
+    let (boot, lifeline) = bootstrap::message(spec, recipe)?;
+    let (ours, theirs) = sys::socketpair()?;
+    let pid = spawn_with_channel(SPAWN_MARK, &theirs)?;
+    drop(theirs);
+    let pidfd = sys::pidfd_open(pid)?;
+    let child = Child::new(pid, spec.name.to_owned(), spec.daemon, pidfd, None);
+    let mut fds = vec![lifeline.as_fd()];
+    fds.extend(recipe.args.fds.iter().copied());
+    match channel::send(ours.as_fd(), &boot, &fds) {
+        // A child that died before reading is reported by `join`, with its exit code.
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => {
+            let _ = sys::pidfd_send_signal(child.pidfd(), libc::SIGKILL);
+            return Err(e.into());
+        }
+    }
+    Ok((child, ours))
+}

@@ -1,0 +1,464 @@
+//! The thin layer over the OS: every `unsafe` call of mp-spawn lives here.
+//!
+//! Why libc and not rustix or nix: the process layer needs `fork`, `posix_spawn` file actions,
+//! `F_SETSIG`, `atexit` and pidfds together; rustix has no fork, posix_spawn or atexit, nix has no
+//! pidfd. One small module in one style is easier to audit than two wrappers.
+
+use std::ffi::{CStr, c_int};
+use std::io;
+use std::mem::{self, MaybeUninit};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+fn cvt(ret: c_int) -> io::Result<c_int> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Retries a call interrupted by a signal.
+fn cvt_retry(mut f: impl FnMut() -> c_int) -> io::Result<c_int> {
+    loop {
+        match cvt(f()) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// A close-on-exec pipe: (read end, write end).
+pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as c_int; 2];
+    // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: pipe2 succeeded, so both fds are open and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// A close-on-exec Unix stream socket pair.
+pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as c_int; 2];
+    // SAFETY: `fds` is a valid array of two ints for socketpair to fill.
+    cvt(unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    })?;
+    // SAFETY: socketpair succeeded, so both fds are open and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+pub(crate) enum Forked {
+    Child,
+    Parent(u32),
+}
+
+/// `fork(2)`.
+///
+/// # Safety
+/// In a multi-threaded program the child may only rely on state that no other thread could
+/// have held at the moment of the fork (the caller holds mp's own locks across it).
+pub(crate) unsafe fn fork() -> io::Result<Forked> {
+    // SAFETY: the caller upholds the post-fork contract above.
+    match cvt(unsafe { libc::fork() })? {
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid as u32)),
+    }
+}
+
+/// Ends this process at once: no atexit handlers, no destructors (`_exit(2)`).
+pub(crate) fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit is always safe to call; it does not return.
+    unsafe { libc::_exit(code) }
+}
+
+pub(crate) fn getpid() -> u32 {
+    // SAFETY: getpid has no preconditions.
+    unsafe { libc::getpid() as u32 }
+}
+
+pub(crate) fn getppid() -> u32 {
+    // SAFETY: getppid has no preconditions.
+    unsafe { libc::getppid() as u32 }
+}
+
+pub(crate) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0 as c_int) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the syscall returned a fresh fd that we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Sends `signal` through a pidfd; a process that has already ended is not an error.
+pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: c_int) -> io::Result<()> {
+    // SAFETY: a valid pidfd, a signal number, no siginfo, no flags.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0 as libc::c_uint,
+        )
+    };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ESRCH) {
+            return Ok(());
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Python's exit code from a `siginfo_t` of `waitid`: n for exit(n), -N for signal N.
+fn exitcode_of(info: &libc::siginfo_t) -> i32 {
+    // SAFETY: waitid filled `info` for a child that changed state (si_pid != 0 was checked).
+    let status = unsafe { info.si_status() };
+    match info.si_code {
+        libc::CLD_EXITED => status,
+        _ => -status,
+    }
+}
+
+/// Reaps a child through its pidfd: `Some(exitcode)` once it has ended, `None` while it runs.
+pub(crate) fn reap_pidfd(pidfd: BorrowedFd<'_>) -> io::Result<Option<i32>> {
+    let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
+    // SAFETY: `info` is valid for writes; P_PIDFD with a pidfd of our own child.
+    cvt_retry(|| unsafe {
+        libc::waitid(
+            libc::P_PIDFD,
+            pidfd.as_raw_fd() as libc::id_t,
+            info.as_mut_ptr(),
+            libc::WEXITED | libc::WNOHANG,
+        )
+    })?;
+    // SAFETY: zero-initialised and possibly filled by waitid: valid either way.
+    let info = unsafe { info.assume_init() };
+    // SAFETY: reading si_pid of a siginfo filled (or zeroed) for SIGCHLD.
+    if unsafe { info.si_pid() } == 0 {
+        Ok(None)
+    } else {
+        Ok(Some(exitcode_of(&info)))
+    }
+}
+
+/// Waits until one of `fds` is ready for reading (or hung up), or `timeout` passes.
+/// Returns, per fd, whether it is ready. `None` waits forever.
+pub(crate) fn poll_readable(
+    fds: &[BorrowedFd<'_>],
+    timeout: Option<Duration>,
+) -> io::Result<Vec<bool>> {
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|fd| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    loop {
+        let ms = match deadline {
+            None => -1,
+            Some(d) => {
+                let left = d.saturating_duration_since(std::time::Instant::now());
+                // Round up so that a short timeout still waits rather than spins.
+                left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as c_int
+            }
+        };
+        // SAFETY: `pfds` is a valid array of pollfd of the given length.
+        let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        return Ok(pfds.iter().map(|p| p.revents != 0).collect());
+    }
+}
+
+/// Most fds one `sendmsg` carries (the kernel's SCM_MAX_FD).
+pub(crate) const MAX_FDS_PER_MSG: usize = 253;
+
+/// Sends `data` with `fds` attached (SCM_RIGHTS) on a Unix stream socket; sends all of `data`.
+pub(crate) fn send_with_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[RawFd]) -> io::Result<()> {
+    assert!(fds.len() <= MAX_FDS_PER_MSG && !data.is_empty());
+    let mut sent = 0;
+    if !fds.is_empty() {
+        let space = cmsg_space(fds.len());
+        let mut cbuf = vec![0u8; space];
+        let mut iov = libc::iovec {
+            iov_base: data.as_ptr() as *mut _,
+            iov_len: data.len(),
+        };
+        // SAFETY: an all-zero msghdr is a valid empty header.
+        let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_controllen = space as _;
+        // SAFETY: msg_control points to `space` bytes, enough for one cmsg with fds.len() ints.
+        unsafe {
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN((fds.len() * mem::size_of::<c_int>()) as u32) as _;
+            std::ptr::copy_nonoverlapping(
+                fds.as_ptr(),
+                libc::CMSG_DATA(cmsg).cast::<c_int>(),
+                fds.len(),
+            );
+        }
+        // SAFETY: msg points to valid iovec and control buffers that outlive the call.
+        sent = cvt_retry(|| unsafe {
+            libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) as c_int
+        })? as usize;
+    }
+    while sent < data.len() {
+        let rest = &data[sent..];
+        // SAFETY: `rest` is a valid readable buffer of the given length.
+        let n = cvt_retry(|| unsafe {
+            libc::send(
+                sock.as_raw_fd(),
+                rest.as_ptr().cast(),
+                rest.len(),
+                libc::MSG_NOSIGNAL,
+            ) as c_int
+        })?;
+        sent += n as usize;
+    }
+    Ok(())
+}
+
+fn cmsg_space(nfds: usize) -> usize {
+    // SAFETY: CMSG_SPACE is a pure size computation.
+    unsafe { libc::CMSG_SPACE((nfds * mem::size_of::<c_int>()) as u32) as usize }
+}
+
+/// Receives into `buf`, appending any fds that arrive (SCM_RIGHTS) to `fds`, close-on-exec.
+/// Returns the byte count; 0 means the peer closed.
+pub(crate) fn recv_with_fds(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+) -> io::Result<usize> {
+    let space = cmsg_space(MAX_FDS_PER_MSG);
+    let mut cbuf = vec![0u8; space];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: an all-zero msghdr is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = space as _;
+    // SAFETY: msg points to valid buffers that outlive the call.
+    let n = cvt_retry(|| unsafe {
+        libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) as c_int
+    })?;
+    // SAFETY: the kernel filled msg_control with well-formed cmsgs up to msg_controllen.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(cmsg).cast::<c_int>();
+                let len = ((*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize)
+                    / mem::size_of::<c_int>();
+                for i in 0..len {
+                    fds.push(OwnedFd::from_raw_fd(data.add(i).read_unaligned()));
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+        return Err(io::Error::other("too many file descriptors in one message"));
+    }
+    Ok(n as usize)
+}
+
+/// Reads exactly `buf.len()` bytes, collecting attached fds; `UnexpectedEof` if the peer closes.
+pub(crate) fn recv_exact_with_fds(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+) -> io::Result<()> {
+    let mut got = 0;
+    while got < buf.len() {
+        let n = recv_with_fds(sock, &mut buf[got..], fds)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        got += n;
+    }
+    Ok(())
+}
+
+pub(crate) fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        // SAFETY: `data` is a valid readable buffer.
+        let n = cvt_retry(|| unsafe {
+            libc::write(fd.as_raw_fd(), data.as_ptr().cast(), data.len()) as c_int
+        })?;
+        data = &data[n as usize..];
+    }
+    Ok(())
+}
+
+/// One read; 0 at end of file.
+pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is a valid writable buffer.
+    cvt_retry(|| unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) as c_int })
+        .map(|n| n as usize)
+}
+
+/// Starts `/proc/self/exe` (this very executable, even if its path was replaced) with `argv`,
+/// stdin on /dev/null, and `fd_maps` `(from, to)` dup2'ed into the child (which clears
+/// close-on-exec on `to` only in the child: no window where another thread's child inherits it).
+pub(crate) fn spawn_self(argv: &[&CStr], fd_maps: &[(RawFd, RawFd)]) -> io::Result<u32> {
+    unsafe extern "C" {
+        static environ: *const *mut libc::c_char;
+    }
+    let mut argv_ptrs: Vec<*mut libc::c_char> =
+        argv.iter().map(|a| a.as_ptr().cast_mut()).collect();
+    argv_ptrs.push(std::ptr::null_mut());
+    let mut actions = MaybeUninit::<libc::posix_spawn_file_actions_t>::uninit();
+    // SAFETY: initialises the actions object in place.
+    let r = unsafe { libc::posix_spawn_file_actions_init(actions.as_mut_ptr()) };
+    if r != 0 {
+        return Err(io::Error::from_raw_os_error(r));
+    }
+    let result = (|| {
+        let devnull = c"/dev/null";
+        // SAFETY: `actions` was initialised above; the path is a valid C string.
+        let r = unsafe {
+            libc::posix_spawn_file_actions_addopen(
+                actions.as_mut_ptr(),
+                0,
+                devnull.as_ptr(),
+                libc::O_RDONLY,
+                0,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::from_raw_os_error(r));
+        }
+        for &(from, to) in fd_maps {
+            // SAFETY: `actions` was initialised above.
+            let r =
+                unsafe { libc::posix_spawn_file_actions_adddup2(actions.as_mut_ptr(), from, to) };
+            if r != 0 {
+                return Err(io::Error::from_raw_os_error(r));
+            }
+        }
+        let mut pid: libc::pid_t = 0;
+        // SAFETY: every pointer is valid and NUL-terminated; `environ` is the process environment
+        // (as for every posix_spawn caller, a concurrent setenv in another thread is the caller's race).
+        let r = unsafe {
+            libc::posix_spawn(
+                &mut pid,
+                c"/proc/self/exe".as_ptr(),
+                actions.as_ptr(),
+                std::ptr::null(),
+                argv_ptrs.as_ptr(),
+                environ.cast(),
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::from_raw_os_error(r));
+        }
+        Ok(pid as u32)
+    })();
+    // SAFETY: `actions` was initialised above and is destroyed once.
+    unsafe { libc::posix_spawn_file_actions_destroy(actions.as_mut_ptr()) };
+    result
+}
+
+/// Arranges for SIGKILL to reach this process as soon as the write end of the `lifeline` pipe
+/// closes everywhere, that is when the parent process dies however it dies. The kernel sends
+/// the signal (O_ASYNC + F_SETSIG), so no watcher thread is needed.
+pub(crate) fn kill_me_when_hung_up(lifeline: BorrowedFd<'_>) -> io::Result<()> {
+    const F_SETSIG: c_int = 10;
+    let fd = lifeline.as_raw_fd();
+    // SAFETY: fcntl on an fd we own, with integer arguments.
+    unsafe {
+        cvt(libc::fcntl(fd, libc::F_SETOWN, libc::getpid()))?;
+        cvt(libc::fcntl(fd, F_SETSIG, libc::SIGKILL))?;
+        let fl = cvt(libc::fcntl(fd, libc::F_GETFL))?;
+        cvt(libc::fcntl(fd, libc::F_SETFL, fl | libc::O_ASYNC))?;
+    }
+    Ok(())
+}
+
+/// Points fd 0 at /dev/null, as Python does for every child.
+pub(crate) fn stdin_to_devnull() -> io::Result<()> {
+    // SAFETY: open with a valid C string; dup2 and close on fds we own.
+    unsafe {
+        let fd = cvt(libc::open(
+            c"/dev/null".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        ))?;
+        if fd != 0 {
+            cvt(libc::dup2(fd, 0))?;
+            libc::close(fd);
+        }
+    }
+    Ok(())
+}
+
+/// Moves `fd` to the lowest number at or above `min`, close-on-exec; the old number is closed.
+pub(crate) fn move_fd_above(fd: OwnedFd, min: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC on a valid fd returns a new fd that we then own.
+    let new = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) })?;
+    // SAFETY: `new` is a fresh fd owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+pub(crate) fn register_atexit(f: extern "C" fn()) {
+    // SAFETY: `f` is a plain extern "C" fn that lives for the whole program.
+    unsafe { libc::atexit(f) };
+}
+
+/// (device, inode) of the running executable: the same pair means the same program image.
+pub(crate) fn exe_identity() -> io::Result<(u64, u64)> {
+    let meta = std::fs::metadata("/proc/self/exe")?;
+    use std::os::unix::fs::MetadataExt;
+    Ok((meta.dev(), meta.ino()))
+}
+
+/// The CPUs online (`os.cpu_count()`).
+pub(crate) fn online_cpus() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    if n < 1 { 1 } else { n as usize }
+}
+
+/// Sends `signal` to this very process.
+pub(crate) fn kill_self(signal: c_int) {
+    // SAFETY: kill with our own pid and a valid signal number.
+    unsafe { libc::kill(libc::getpid(), signal) };
+}
+
+/// Sets a signal to its default action, or to be ignored.
+pub(crate) fn set_signal_ignored(signal: c_int, ignored: bool) {
+    let action = if ignored {
+        libc::SIG_IGN
+    } else {
+        libc::SIG_DFL
+    };
+    // SAFETY: SIG_IGN and SIG_DFL are always valid dispositions.
+    unsafe { libc::signal(signal, action) };
+}

@@ -1,0 +1,36 @@
+//! **mp**: Python's `multiprocessing` for Rust.
+//!
+//! Processes instead of threads where you need isolation: a crash, an abort or a leak in one
+//! task does not take the program down. The names and semantics are Python's.
+//!
+//! ```
+//! fn square(n: u64) -> u64 {
+//!     n * n
+//! }
+//!
+//! let mut p = mp::Process::new(square, (7,));
+//! p.start()?;
+//! assert_eq!(p.join()?, 49);
+//! # Ok::<(), mp::ProcessError>(())
+//! ```
+//!
+//! # Crates
+//! - [`spawn`]: processes, start methods (fork, spawn, forkserver), contexts.
+//! - [`ipc`]: Pipe, Queue, Listener/Client (in progress).
+//! - [`shm`]: Value, Array, SharedMemory and process-shared locks (in progress).
+//! - [`pool`]: Pool and a joblib-style Parallel (in progress).
+
+#[doc(inline)]
+pub use mp_ipc as ipc;
+#[doc(inline)]
+pub use mp_pool as pool;
+#[doc(inline)]
+pub use mp_shm as shm;
+#[doc(inline)]
+pub use mp_spawn as spawn;
+
+pub use mp_spawn::{
+    ActiveChild, Context, ContextError, CurrentProcess, ParentProcess, Process, ProcessError,
+    StartMethod, active_children, cpu_count, current_process, get_all_start_methods, get_context,
+    get_start_method, parent_process, process_cpu_count, set_forkserver_preload, set_start_method,
+};
