@@ -1,0 +1,152 @@
+//! Daemon children at their parent's end: terminated at a normal exit, an `exit(101)` (what a
+//! panicking `main` does) or a panic in a child; killed when the parent is killed. Non-daemon
+//! children are joined. Under every start method.
+//!
+//! This binary makes itself a child subreaper, so that orphans come back to it and it can wait
+//! on their exact pids; its tests run one at a time, since reaping is process-wide.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use mp_spawn::reduction::Fd;
+use mp_spawn::{ProcessError, StartMethod, get_context};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+macro_rules! matrix {
+    ($($name:ident),* $(,)?) => {
+        mod fork { $( #[test] fn $name() { super::serial(|| super::$name(mp_spawn::StartMethod::Fork)) } )* }
+        mod spawn { $( #[test] fn $name() { super::serial(|| super::$name(mp_spawn::StartMethod::Spawn)) } )* }
+        mod forkserver { $( #[test] fn $name() { super::serial(|| super::$name(mp_spawn::StartMethod::Forkserver)) } )* }
+    };
+}
+
+matrix!(daemon_dies_when_parent_is_killed, parent_exit_terminates_daemons_and_joins_others, parent_exit_101, parent_panic);
+
+fn serial(test: impl FnOnce()) {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // SAFETY: prctl with integer arguments.
+    assert_eq!(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }, 0);
+    test();
+}
+
+fn pipe() -> (std::fs::File, std::fs::File) {
+    let mut fds = [0; 2];
+    // SAFETY: a valid array for pipe2; both fds are then owned by the Files.
+    unsafe {
+        assert_eq!(libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC), 0);
+        use std::os::fd::FromRawFd;
+        (std::fs::File::from_raw_fd(fds[0]), std::fs::File::from_raw_fd(fds[1]))
+    }
+}
+
+fn park_forever() {
+    loop {
+        std::thread::park();
+    }
+}
+
+fn finish_later(out: Fd) {
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::File::from(out.into_inner()).write_all(b"done").unwrap();
+}
+
+/// Starts a daemon that never ends, reports (daemon pid, forkserver pid or 0), then `then`.
+fn middle(method: String, report: Fd, joined: Option<Fd>, then: u8) {
+    let ctx = get_context(&method).unwrap();
+    let mut daemon = ctx.process(park_forever, ()).with_daemon(true);
+    daemon.start().unwrap();
+    if let Some(out) = joined {
+        let mut other = ctx.process(finish_later, (out,));
+        other.start().unwrap();
+        std::mem::forget(other); // not joined here: the exit must join it
+    }
+    let server = mp_spawn::forkserver_pid().unwrap_or(0);
+    let mut report = std::fs::File::from(report.into_inner());
+    report.write_all(&[daemon.pid().unwrap().to_le_bytes(), server.to_le_bytes()].concat()).unwrap();
+    drop(report);
+    std::mem::forget(daemon);
+    match then {
+        0 => park_forever(),
+        1 => {}
+        2 => std::process::exit(101),
+        _ => panic!("the middle process panics"),
+    }
+}
+
+fn start_middle(m: StartMethod, joined: Option<Fd>, then: u8) -> (mp_spawn::Process<()>, u32, u32) {
+    let (mut reader, writer) = pipe();
+    let args = (m.name().to_string(), Fd::from(OwnedFd::from(writer)), joined, then);
+    let mut p = get_context(m.name()).unwrap().process(middle, args);
+    p.start().unwrap();
+    let mut buf = [0u8; 8];
+    reader.read_exact(&mut buf).unwrap();
+    let pid = |b: &[u8]| u32::from_le_bytes(b.try_into().unwrap());
+    (p, pid(&buf[..4]), pid(&buf[4..]))
+}
+
+/// Waits for `pid` to end (pidfd: works whoever its parent is) and reaps it if it is ours.
+fn wait_gone(pid: u32) {
+    // SAFETY: pidfd_open with a pid and no flags.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as i32, 0) };
+    if fd >= 0 {
+        let mut pfd = libc::pollfd { fd: fd as i32, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd; then close the fd we opened.
+        unsafe {
+            assert_eq!(libc::poll(&mut pfd, 1, 60_000), 1, "process {pid} is still alive");
+            libc::close(fd as i32);
+        }
+    }
+    reap(pid);
+}
+
+fn reap(pid: u32) {
+    let mut status = 0;
+    // SAFETY: waitpid on one pid; ECHILD (not ours, or already reaped) is fine.
+    unsafe { libc::waitpid(pid as i32, &mut status, 0) };
+}
+
+fn is_gone(pid: u32) -> bool {
+    // SAFETY: kill with signal 0 only checks existence.
+    unsafe { libc::kill(pid as i32, 0) == -1 }
+}
+
+fn daemon_dies_when_parent_is_killed(m: StartMethod) {
+    let (mut middle, daemon, server) = start_middle(m, None, 0);
+    middle.kill().unwrap();
+    assert!(matches!(middle.join(), Err(ProcessError::Killed { signal: 9 })));
+    if server != 0 {
+        wait_gone(server);
+    }
+    wait_gone(daemon);
+    assert!(is_gone(daemon));
+}
+
+fn parent_exit_terminates_daemons_and_joins_others(m: StartMethod) {
+    let (mut reader, writer) = pipe();
+    let (mut middle, daemon, _) = start_middle(m, Some(Fd::from(OwnedFd::from(writer))), 1);
+    middle.join().unwrap();
+    // The middle process terminated and reaped its daemon before it exited ...
+    assert!(is_gone(daemon), "daemon {daemon} outlived its parent");
+    // ... and joined the other child, whose output is therefore already there.
+    let mut pfd = libc::pollfd { fd: reader.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd, no waiting.
+    assert_eq!(unsafe { libc::poll(&mut pfd, 1, 0) }, 1, "the non-daemon child was not joined");
+    let mut text = String::new();
+    reader.read_to_string(&mut text).unwrap();
+    assert_eq!(text, "done");
+}
+
+fn parent_exit_101(m: StartMethod) {
+    let (mut middle, daemon, _) = start_middle(m, None, 2);
+    assert!(matches!(middle.join(), Err(ProcessError::Exited { code: 101 })));
+    assert!(is_gone(daemon), "daemon {daemon} outlived its parent");
+}
+
+fn parent_panic(m: StartMethod) {
+    let (mut middle, daemon, _) = start_middle(m, None, 3);
+    assert!(matches!(middle.join(), Err(ProcessError::Panicked { .. })));
+    assert!(is_gone(daemon), "daemon {daemon} outlived its parent");
+}
