@@ -23,12 +23,20 @@ macro_rules! matrix {
     };
 }
 
-matrix!(daemon_dies_when_parent_is_killed, parent_exit_terminates_daemons_and_joins_others, parent_exit_101, parent_panic);
+matrix!(
+    daemon_dies_when_parent_is_killed,
+    parent_exit_terminates_daemons_and_joins_others,
+    parent_exit_101,
+    parent_panic
+);
 
 fn serial(test: impl FnOnce()) {
     let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // SAFETY: prctl with integer arguments.
-    assert_eq!(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }, 0);
+    assert_eq!(
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) },
+        0
+    );
     test();
 }
 
@@ -38,7 +46,10 @@ fn pipe() -> (std::fs::File, std::fs::File) {
     unsafe {
         assert_eq!(libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC), 0);
         use std::os::fd::FromRawFd;
-        (std::fs::File::from_raw_fd(fds[0]), std::fs::File::from_raw_fd(fds[1]))
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::fs::File::from_raw_fd(fds[1]),
+        )
     }
 }
 
@@ -50,7 +61,9 @@ fn park_forever() {
 
 fn finish_later(out: Fd) {
     std::thread::sleep(Duration::from_millis(300));
-    std::fs::File::from(out.into_inner()).write_all(b"done").unwrap();
+    std::fs::File::from(out.into_inner())
+        .write_all(b"done")
+        .unwrap();
 }
 
 /// Starts a daemon that never ends, reports (daemon pid, forkserver pid or 0), then `then`.
@@ -65,7 +78,9 @@ fn middle(method: String, report: Fd, joined: Option<Fd>, then: u8) {
     }
     let server = mp_spawn::forkserver_pid().unwrap_or(0);
     let mut report = std::fs::File::from(report.into_inner());
-    report.write_all(&[daemon.pid().unwrap().to_le_bytes(), server.to_le_bytes()].concat()).unwrap();
+    report
+        .write_all(&[daemon.pid().unwrap().to_le_bytes(), server.to_le_bytes()].concat())
+        .unwrap();
     drop(report);
     std::mem::forget(daemon);
     match then {
@@ -78,7 +93,12 @@ fn middle(method: String, report: Fd, joined: Option<Fd>, then: u8) {
 
 fn start_middle(m: StartMethod, joined: Option<Fd>, then: u8) -> (mp_spawn::Process<()>, u32, u32) {
     let (mut reader, writer) = pipe();
-    let args = (m.name().to_string(), Fd::from(OwnedFd::from(writer)), joined, then);
+    let args = (
+        m.name().to_string(),
+        Fd::from(OwnedFd::from(writer)),
+        joined,
+        then,
+    );
     let mut p = get_context(m.name()).unwrap().process(middle, args);
     p.start().unwrap();
     let mut buf = [0u8; 8];
@@ -92,10 +112,18 @@ fn wait_gone(pid: u32) {
     // SAFETY: pidfd_open with a pid and no flags.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as i32, 0) };
     if fd >= 0 {
-        let mut pfd = libc::pollfd { fd: fd as i32, events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: fd as i32,
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: one valid pollfd; then close the fd we opened.
         unsafe {
-            assert_eq!(libc::poll(&mut pfd, 1, 60_000), 1, "process {pid} is still alive");
+            assert_eq!(
+                libc::poll(&mut pfd, 1, 60_000),
+                1,
+                "process {pid} is still alive"
+            );
             libc::close(fd as i32);
         }
     }
@@ -116,7 +144,10 @@ fn is_gone(pid: u32) -> bool {
 fn daemon_dies_when_parent_is_killed(m: StartMethod) {
     let (mut middle, daemon, server) = start_middle(m, None, 0);
     middle.kill().unwrap();
-    assert!(matches!(middle.join(), Err(ProcessError::Killed { signal: 9 })));
+    assert!(matches!(
+        middle.join(),
+        Err(ProcessError::Killed { signal: 9 })
+    ));
     if server != 0 {
         wait_gone(server);
     }
@@ -131,9 +162,17 @@ fn parent_exit_terminates_daemons_and_joins_others(m: StartMethod) {
     // The middle process terminated and reaped its daemon before it exited ...
     assert!(is_gone(daemon), "daemon {daemon} outlived its parent");
     // ... and joined the other child, whose output is therefore already there.
-    let mut pfd = libc::pollfd { fd: reader.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd: reader.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: one valid pollfd, no waiting.
-    assert_eq!(unsafe { libc::poll(&mut pfd, 1, 0) }, 1, "the non-daemon child was not joined");
+    assert_eq!(
+        unsafe { libc::poll(&mut pfd, 1, 0) },
+        1,
+        "the non-daemon child was not joined"
+    );
     let mut text = String::new();
     reader.read_to_string(&mut text).unwrap();
     assert_eq!(text, "done");
@@ -141,7 +180,10 @@ fn parent_exit_terminates_daemons_and_joins_others(m: StartMethod) {
 
 fn parent_exit_101(m: StartMethod) {
     let (mut middle, daemon, _) = start_middle(m, None, 2);
-    assert!(matches!(middle.join(), Err(ProcessError::Exited { code: 101 })));
+    assert!(matches!(
+        middle.join(),
+        Err(ProcessError::Exited { code: 101 })
+    ));
     assert!(is_gone(daemon), "daemon {daemon} outlived its parent");
 }
 

@@ -48,7 +48,10 @@ fn pipe() -> (std::fs::File, std::fs::File) {
     unsafe {
         assert_eq!(libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC), 0);
         use std::os::fd::FromRawFd;
-        (std::fs::File::from_raw_fd(fds[0]), std::fs::File::from_raw_fd(fds[1]))
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::fs::File::from_raw_fd(fds[1]),
+        )
     }
 }
 
@@ -85,7 +88,10 @@ fn summarise(job: Job, factor: i64, suffix: String) -> (String, i64) {
 }
 
 fn several_arguments_and_structs(m: StartMethod) {
-    let job = Job { label: "첫 번째".into(), values: vec![1, 2, 3] };
+    let job = Job {
+        label: "첫 번째".into(),
+        values: vec![1, 2, 3],
+    };
     let mut p = ctx(m).process(summarise, (job, 10, "!".to_string()));
     p.start().unwrap();
     assert_eq!(p.join().unwrap(), ("첫 번째!".to_string(), 60));
@@ -127,7 +133,9 @@ fn panic_gives_exitcode_1(m: StartMethod) {
     let mut p = ctx(m).process(boom, ());
     p.start().unwrap();
     match p.join() {
-        Err(ProcessError::Panicked { message }) => assert!(message.contains("boom in the child"), "{message}"),
+        Err(ProcessError::Panicked { message }) => {
+            assert!(message.contains("boom in the child"), "{message}")
+        }
         other => panic!("expected a panic, got {other:?}"),
     }
     assert_eq!(p.exitcode().unwrap(), Some(1));
@@ -196,12 +204,18 @@ fn hundred_short_lived_processes(m: StartMethod) {
 fn misuse_is_a_typed_error(m: StartMethod) {
     let mut p = ctx(m).process(park_forever, ());
     assert!(matches!(p.join(), Err(ProcessError::NotStarted)));
-    assert!(matches!(p.join_timeout(Duration::ZERO), Err(ProcessError::NotStarted)));
+    assert!(matches!(
+        p.join_timeout(Duration::ZERO),
+        Err(ProcessError::NotStarted)
+    ));
     assert!(matches!(p.terminate(), Err(ProcessError::NotStarted)));
     assert!(matches!(p.sentinel(), Err(ProcessError::NotStarted)));
     p.start().unwrap();
     assert!(matches!(p.start(), Err(ProcessError::AlreadyStarted)));
-    assert!(matches!(p.set_daemon(true), Err(ProcessError::AlreadyStarted)));
+    assert!(matches!(
+        p.set_daemon(true),
+        Err(ProcessError::AlreadyStarted)
+    ));
     assert!(matches!(p.close(), Err(ProcessError::StillRunning)));
     p.kill().unwrap();
     let _ = p.join();
@@ -219,8 +233,11 @@ fn misuse_is_a_typed_error(m: StartMethod) {
 }
 
 fn not_our_child(m: StartMethod) {
-    let mut p = ctx(m).process(park_forever, ());
+    // A daemon: the parent drops it unjoined below, and exit terminates daemons (it would join
+    // a non-daemon forever, as Python does).
+    let mut p = ctx(m).process(park_forever, ()).with_daemon(true);
     p.start().unwrap();
+    let pid = p.pid().unwrap() as i32;
     // A forked child holds a copy of `p`, but `p` is not its child.
     let mut checker = get_context("fork").unwrap().process_closure(move || {
         let verdicts = [
@@ -235,7 +252,8 @@ fn not_our_child(m: StartMethod) {
     for verdict in checker.join().unwrap() {
         assert_eq!(verdict, "Some(NotOurChild)");
     }
-    mp_spawn::active_children().iter().for_each(|_| ());
+    // SAFETY: kill with a pid and a signal; the registry reaps it at the next sweep or exit.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
     let mut fresh = ctx(m).process(square, (2,));
     fresh.start().unwrap();
     let mut starter = get_context("fork").unwrap().process_closure(move || {
@@ -246,14 +264,17 @@ fn not_our_child(m: StartMethod) {
     });
     starter.start().unwrap();
     assert_eq!(starter.join().unwrap(), "Some(AlreadyStarted)");
-    // `p` was moved into the checker's copy only; the parent cleans up its own.
 }
 
 fn sentinel_turns_readable(m: StartMethod) {
     let mut p = ctx(m).process(park_forever, ());
     p.start().unwrap();
     let readable = |p: &Process<()>, ms: i32| {
-        let mut pfd = libc::pollfd { fd: p.sentinel().unwrap().as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: p.sentinel().unwrap().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: one valid pollfd.
         unsafe { libc::poll(&mut pfd, 1, ms) == 1 }
     };
@@ -264,7 +285,7 @@ fn sentinel_turns_readable(m: StartMethod) {
 }
 
 fn closures(m: StartMethod) {
-    let captured = vec![3u64, 4, 5];
+    let captured = [3u64, 4, 5];
     let mut p = ctx(m).process_closure(move || captured.iter().map(|x| x * x).sum::<u64>());
     match m {
         StartMethod::Fork => {
@@ -272,7 +293,9 @@ fn closures(m: StartMethod) {
             assert_eq!(p.join().unwrap(), 50);
         }
         _ => {
-            assert!(matches!(p.start(), Err(ProcessError::ClosureNeedsFork { method }) if method == m));
+            assert!(
+                matches!(p.start(), Err(ProcessError::ClosureNeedsFork { method }) if method == m)
+            );
             assert!(matches!(p.join(), Err(ProcessError::NotStarted)));
         }
     }
@@ -285,7 +308,10 @@ fn write_greeting(out: Fd, name: String) {
 
 fn handles_travel_as_arguments(m: StartMethod) {
     let (mut reader, writer) = pipe();
-    let mut p = ctx(m).process(write_greeting, (Fd::from(OwnedFd::from(writer)), "bob".to_string()));
+    let mut p = ctx(m).process(
+        write_greeting,
+        (Fd::from(OwnedFd::from(writer)), "bob".to_string()),
+    );
     p.start().unwrap();
     p.join().unwrap();
     let mut text = String::new();
@@ -322,7 +348,10 @@ fn current_and_parent_process(m: StartMethod) {
     let (child_pid, parent, os_pid) = p.join().unwrap();
     assert_eq!(child_pid, pid);
     assert_eq!(os_pid, pid);
-    assert_eq!(parent, Some(("MainProcess".to_string(), std::process::id(), true)));
+    assert_eq!(
+        parent,
+        Some(("MainProcess".to_string(), std::process::id(), true))
+    );
 }
 
 fn am_i_daemon() -> bool {
@@ -336,7 +365,9 @@ fn daemon_child_of_daemon(method: String) -> (bool, bool) {
 }
 
 fn daemon_flag_is_inherited(m: StartMethod) {
-    let mut p = ctx(m).process(daemon_child_of_daemon, (m.name().to_string(),)).with_daemon(true);
+    let mut p = ctx(m)
+        .process(daemon_child_of_daemon, (m.name().to_string(),))
+        .with_daemon(true);
     assert!(p.daemon());
     p.start().unwrap();
     assert_eq!(p.join().unwrap(), (true, true));
@@ -350,10 +381,18 @@ fn active_children_reaps(m: StartMethod) {
     let mut p = ctx(m).process(park_forever, ());
     p.start().unwrap();
     let pid = p.pid().unwrap();
-    assert!(mp_spawn::active_children().iter().any(|c| c.pid == pid && c.name == p.name()));
+    assert!(
+        mp_spawn::active_children()
+            .iter()
+            .any(|c| c.pid == pid && c.name == p.name())
+    );
     p.kill().unwrap();
     // Wait on the sentinel, then the next listing must have reaped it.
-    let mut pfd = libc::pollfd { fd: p.sentinel().unwrap().as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd: p.sentinel().unwrap().as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: one valid pollfd.
     assert_eq!(unsafe { libc::poll(&mut pfd, 1, 60_000) }, 1);
     assert!(!mp_spawn::active_children().iter().any(|c| c.pid == pid));
@@ -364,7 +403,11 @@ fn active_children_reaps(m: StartMethod) {
     let qpid = q.pid().unwrap();
     let sentinel = q.sentinel().unwrap().try_clone_to_owned().unwrap();
     drop(q);
-    let mut pfd = libc::pollfd { fd: sentinel.as_fd().as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd: sentinel.as_fd().as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: one valid pollfd.
     assert_eq!(unsafe { libc::poll(&mut pfd, 1, 60_000) }, 1);
     assert!(!mp_spawn::active_children().iter().any(|c| c.pid == qpid));
@@ -385,13 +428,25 @@ fn stdin_is_dev_null(m: StartMethod) {
 
 #[test]
 fn start_methods_and_contexts() {
-    assert_eq!(mp_spawn::get_all_start_methods()[0], mp_spawn::get_start_method().name());
+    assert_eq!(
+        mp_spawn::get_all_start_methods()[0],
+        mp_spawn::get_start_method().name()
+    );
     let mut all = mp_spawn::get_all_start_methods();
     all.sort();
     assert_eq!(all, ["fork", "forkserver", "spawn"]);
-    assert!(matches!(get_context("thread"), Err(mp_spawn::ContextError::UnknownMethod(_))));
-    assert!(matches!(mp_spawn::set_start_method("nope", false), Err(mp_spawn::ContextError::UnknownMethod(_))));
-    assert_eq!(get_context("spawn").unwrap().start_method(), StartMethod::Spawn);
+    assert!(matches!(
+        get_context("thread"),
+        Err(mp_spawn::ContextError::UnknownMethod(_))
+    ));
+    assert!(matches!(
+        mp_spawn::set_start_method("nope", false),
+        Err(mp_spawn::ContextError::UnknownMethod(_))
+    ));
+    assert_eq!(
+        get_context("spawn").unwrap().start_method(),
+        StartMethod::Spawn
+    );
 }
 
 #[test]
@@ -410,7 +465,10 @@ fn contexts_side_by_side() {
 fn cpu_counts() {
     let online = mp_spawn::cpu_count();
     let usable = mp_spawn::process_cpu_count();
-    assert!(online >= 1 && usable >= 1 && usable <= online, "{online} {usable}");
+    assert!(
+        online >= 1 && usable >= 1 && usable <= online,
+        "{online} {usable}"
+    );
 }
 
 static PRELOADED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -425,7 +483,9 @@ fn read_preloaded() -> u32 {
 
 fn forkserver_pid_in_child() -> Option<u32> {
     mp_spawn::set_forkserver_preload(&[preload]);
-    let mut p = get_context("forkserver").unwrap().process(read_preloaded, ());
+    let mut p = get_context("forkserver")
+        .unwrap()
+        .process(read_preloaded, ());
     p.start().unwrap();
     assert_eq!(p.join().unwrap(), 42);
     mp_spawn::forkserver_pid()
@@ -434,7 +494,9 @@ fn forkserver_pid_in_child() -> Option<u32> {
 fn restarted_forkserver_runs(server: u32) -> u32 {
     // SAFETY: kill with a pid and a signal.
     unsafe { libc::kill(server as i32, libc::SIGKILL) };
-    let mut p = get_context("forkserver").unwrap().process(read_preloaded, ());
+    let mut p = get_context("forkserver")
+        .unwrap()
+        .process(read_preloaded, ());
     p.start().unwrap();
     let value = p.join().unwrap();
     assert_ne!(mp_spawn::forkserver_pid(), Some(server));
@@ -460,7 +522,10 @@ fn panic_message_is_printed_with_the_process_name() {
         // SAFETY: dup2 of a valid fd onto stderr in the child only.
         unsafe { libc::dup2(writer.as_raw_fd(), 2) };
         drop(writer);
-        let mut inner = get_context("spawn").unwrap().process(boom, ()).with_name("Boomer");
+        let mut inner = get_context("spawn")
+            .unwrap()
+            .process(boom, ())
+            .with_name("Boomer");
         inner.start().unwrap();
         let _ = inner.join();
     });
