@@ -5,7 +5,11 @@ mod common;
 use std::time::{Duration, Instant};
 
 fn work(value: u32) {
-    println!("time : {} value :{value} PID : {}", common::datetime(), std::process::id());
+    println!(
+        "time : {} value :{value} PID : {}",
+        common::datetime(),
+        std::process::id()
+    );
     std::thread::sleep(Duration::from_secs(1));
 }
 

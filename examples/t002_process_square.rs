@@ -15,7 +15,9 @@ fn main() -> Result<(), mp::ProcessError> {
         p.join()?;
     }
     // process_square2.py: all at once.
-    let mut procs: Vec<_> = (1..=5).map(|number| mp::Process::new(square, (number,))).collect();
+    let mut procs: Vec<_> = (1..=5)
+        .map(|number| mp::Process::new(square, (number,)))
+        .collect();
     for p in &mut procs {
         p.start()?;
     }

@@ -28,7 +28,13 @@ struct Uploader {
 
 impl Uploader {
     fn autoupload(&self) {
-        println!("{:?}: uploading model {} to {} (pid {})", self.kind, self.model, self.url, std::process::id());
+        println!(
+            "{:?}: uploading model {} to {} (pid {})",
+            self.kind,
+            self.model,
+            self.url,
+            std::process::id()
+        );
     }
 }
 
@@ -37,11 +43,25 @@ fn autoupload(uploader: Uploader) {
 }
 
 fn dataupload(models: &[u32]) -> Result<(), mp::ProcessError> {
-    let kinds = [Kind::A, Kind::B, Kind::C, Kind::D, Kind::E, Kind::F, Kind::G, Kind::H, Kind::I];
+    let kinds = [
+        Kind::A,
+        Kind::B,
+        Kind::C,
+        Kind::D,
+        Kind::E,
+        Kind::F,
+        Kind::G,
+        Kind::H,
+        Kind::I,
+    ];
     let mut processes = Vec::new();
     for &model in models {
         let url = "CENSORED".to_string();
-        let my = Uploader { kind: kinds[(model as usize - 1) % kinds.len()], model, url };
+        let my = Uploader {
+            kind: kinds[(model as usize - 1) % kinds.len()],
+            model,
+            url,
+        };
         processes.push(mp::Process::new(autoupload, (my,)));
     }
     for process in &mut processes {

@@ -8,7 +8,10 @@ fn duhagi(tissi: Vec<u32>) {
 
 fn main() -> Result<(), mp::ProcessError> {
     let tosso: Vec<u32> = (0..100).collect();
-    let mut ps: Vec<_> = tosso.chunks(25).map(|slice| mp::Process::new(duhagi, (slice.to_vec(),))).collect();
+    let mut ps: Vec<_> = tosso
+        .chunks(25)
+        .map(|slice| mp::Process::new(duhagi, (slice.to_vec(),)))
+        .collect();
     for p in &mut ps {
         p.start()?;
     }

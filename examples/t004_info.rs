@@ -7,7 +7,9 @@
 fn info(title: &str) {
     println!("{title}");
     println!("module name:  {}", module_path!());
-    let parent = mp::parent_process().map(|p| p.pid).unwrap_or_else(std::os::unix::process::parent_id);
+    let parent = mp::parent_process()
+        .map(|p| p.pid)
+        .unwrap_or_else(std::os::unix::process::parent_id);
     println!("parent process:  {parent}");
     println!("process id:  {}", std::process::id());
 }

@@ -5,7 +5,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// (year, month, day, hour, minute, second, microsecond), UTC.
 fn now_utc() -> (i64, u32, u32, u64, u64, u64, u32) {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = now.as_secs();
     let days = (secs / 86_400) as i64;
     // Howard Hinnant's civil_from_days.
@@ -19,7 +21,15 @@ fn now_utc() -> (i64, u32, u32, u64, u64, u64, u32) {
     let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let year = yoe + era * 400 + i64::from(month <= 2);
     let t = secs % 86_400;
-    (year, month, day, t / 3600, t / 60 % 60, t % 60, now.subsec_micros())
+    (
+        year,
+        month,
+        day,
+        t / 3600,
+        t / 60 % 60,
+        t % 60,
+        now.subsec_micros(),
+    )
 }
 
 /// `%H:%M:%S`, as logging's `datefmt` in the tutorials (UTC here; Python uses local time).
