@@ -23,7 +23,9 @@ use std::sync::OnceLock;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::process::{ChildSpec, ParentLink, Recipe, Target, finish_children, global};
+use crate::process::{
+    ChildSpec, ParentLink, Recipe, Target, finish_children, global, parent_process,
+};
 use crate::{channel, forkserver, reduction, sys};
 
 pub(crate) const SPAWN_MARK: &CStr = c"--mp-spawn-child";
@@ -179,14 +181,20 @@ fn send_outcome(control: BorrowedFd<'_>, outcome: &Outcome, fds: &[BorrowedFd<'_
     }
 }
 
-/// Prints `Process <name>:` before a panic message, as Python does before a traceback.
-pub(crate) fn install_panic_hook(name: &str) {
-    let name = name.to_owned();
-    let previous = panic::take_hook();
-    panic::set_hook(Box::new(move |info| {
-        eprintln!("Process {name}:");
-        previous(info);
-    }));
+/// Prints `Process <name>:` before a panic message in a child, as Python does before a
+/// traceback. Installed once, by the parent before its first fork (so that a forked child does
+/// not allocate for it) or by a spawned child; in the main process it only delegates.
+pub(crate) fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if parent_process().is_some() {
+                eprintln!("Process {}:", global().name);
+            }
+            previous(info);
+        }));
+    });
 }
 
 /// Sets up the death watch of a daemon child: it is killed when the parent process dies.
@@ -248,7 +256,7 @@ pub(crate) fn child_main(payload: &[u8], fds: Vec<OwnedFd>, control: OwnedFd) ->
             lifeline: Some(lifeline),
         },
     );
-    install_panic_hook(&boot.name);
+    install_panic_hook();
     // SAFETY: the executable identity matched, so the offset, computed by `entry_offset` in the
     // parent, designates the same `trampoline` in this image.
     let entry: Entry =

@@ -194,6 +194,8 @@ pub(crate) fn serve(sock: OwnedFd) -> ! {
     if bootstrap::exe_identity().ok() != Some(hello.exe) {
         sys::exit_now(1);
     }
+    bootstrap::install_panic_hook();
+    let _ = sys::dev_null();
     for hook in hello.preload {
         // SAFETY: the executable identity matched, so each offset designates the same fn here.
         unsafe { bootstrap::call_hook(hook) };
@@ -236,7 +238,9 @@ pub(crate) fn serve(sock: OwnedFd) -> ! {
                 drop(kids);
                 drop(status);
                 sys::set_signal_ignored(libc::SIGINT, false);
-                let _ = sys::stdin_to_devnull();
+                if let Ok(dev_null) = sys::dev_null() {
+                    let _ = sys::stdin_to(dev_null);
+                }
                 bootstrap::child_main(&payload, fds.collect(), control)
             }
             Ok(Forked::Parent(pid)) => match sys::pidfd_open(pid) {

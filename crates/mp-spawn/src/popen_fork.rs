@@ -15,6 +15,8 @@ pub(crate) fn start(
     body: impl FnOnce(BorrowedFd<'_>) -> i32,
 ) -> Result<(Child, OwnedFd), ProcessError> {
     let (ours, theirs) = sys::socketpair()?;
+    let dev_null = sys::dev_null()?;
+    bootstrap::install_panic_hook();
     // Unflushed output would be printed twice, once by each process.
     let _ = std::io::stdout().flush();
     // mp's own locks are held across the fork (forkserver first, then the global state, the
@@ -48,8 +50,7 @@ pub(crate) fn start(
                 parent,
             );
             drop(g);
-            let _ = sys::stdin_to_devnull();
-            bootstrap::install_panic_hook(spec.name);
+            let _ = sys::stdin_to(dev_null);
             let code = body(theirs.as_fd());
             bootstrap::finish(code)
         }

@@ -102,6 +102,9 @@ where
     }
 }
 
+/// How long `join` waits for the exit alone before it also drains the result channel.
+const SOLE_EXIT_WAIT: Duration = Duration::from_millis(1);
+
 /// A child as the parent tracks it; shared by the `Process` and the registry of children.
 #[derive(Debug)]
 pub(crate) struct Child {
@@ -175,7 +178,25 @@ impl Child {
         if let Some(code) = self.try_reap()? {
             return Ok(Some(code));
         }
-        sys::poll_readable(&[self.sentinel()], timeout)?;
+        sys::poll_readable(&[self.exit_fd()], timeout)?;
+        self.try_reap_ended()
+    }
+
+    /// Turns readable the moment the child ends: its pidfd, for every start method (a pidfd
+    /// of a forkserver child works too; only its exit code has to come from the server).
+    fn exit_fd(&self) -> BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+
+    /// As `try_reap`, once `exit_fd` was readable: waits the moment it takes the forkserver to
+    /// report the exit code of a child that has ended.
+    fn try_reap_ended(&self) -> std::io::Result<Option<i32>> {
+        if let Some(status) = &self.status {
+            let ended = sys::poll_readable(&[self.pidfd.as_fd()], Some(Duration::ZERO))?[0];
+            if ended {
+                sys::poll_readable(&[status.as_fd()], None)?;
+            }
+        }
         self.try_reap()
     }
 
@@ -491,16 +512,29 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
         if self.joined {
             return Err(ProcessError::AlreadyJoined);
         }
+        // A short-lived child's result waits in the socket until it exits, so at first only
+        // the exit is awaited: one wake-up instead of two. After `SOLE_EXIT_WAIT` the result
+        // channel is watched too, so that a child blocked on a large result gets drained.
+        let sole_exit_wait_until = Instant::now() + SOLE_EXIT_WAIT;
         let code = loop {
-            if let Some(code) = child.try_reap()? {
+            if let Some(code) = child.try_reap_ended()? {
                 break code;
             }
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let now = Instant::now();
+            let left = deadline.map(|d| d.saturating_duration_since(now));
             let ready = match &self.control {
-                Some(control) => sys::poll_readable(&[control.as_fd(), child.sentinel()], left)?,
-                None => sys::poll_readable(&[child.sentinel()], left)?,
+                Some(control) if now >= sole_exit_wait_until => {
+                    sys::poll_readable(&[child.exit_fd(), control.as_fd()], left)?
+                }
+                _ => {
+                    let phase = sole_exit_wait_until - now;
+                    sys::poll_readable(
+                        &[child.exit_fd()],
+                        Some(left.map_or(phase, |l| l.min(phase))),
+                    )?
+                }
             };
-            if self.control.is_some() && ready[0] {
+            if ready.get(1) == Some(&true) {
                 self.read_outcome();
             }
             if left == Some(Duration::ZERO) && child.try_reap()?.is_none() {

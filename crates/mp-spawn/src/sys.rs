@@ -7,7 +7,7 @@
 use std::ffi::{CStr, c_int};
 use std::io;
 use std::mem::{self, MaybeUninit};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 fn cvt(ret: c_int) -> io::Result<c_int> {
@@ -77,9 +77,28 @@ pub(crate) fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// This process's id, cached: every ownership check asks for it. A `pthread_atfork` child
+/// handler clears the cache, so a fork by anyone (not only mp) is seen.
 pub(crate) fn getpid() -> u32 {
-    // SAFETY: getpid has no preconditions.
-    unsafe { libc::getpid() as u32 }
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static PID: AtomicU32 = AtomicU32::new(0);
+    static REGISTER: std::sync::Once = std::sync::Once::new();
+    extern "C" fn forget_pid() {
+        PID.store(0, Ordering::Relaxed);
+    }
+    REGISTER.call_once(|| {
+        // SAFETY: registers a plain extern "C" fn that only stores to an atomic.
+        unsafe { libc::pthread_atfork(None, None, Some(forget_pid)) };
+    });
+    match PID.load(Ordering::Relaxed) {
+        0 => {
+            // SAFETY: getpid has no preconditions.
+            let pid = unsafe { libc::getpid() } as u32;
+            PID.store(pid, Ordering::Relaxed);
+            pid
+        }
+        pid => pid,
+    }
 }
 
 pub(crate) fn getppid() -> u32 {
@@ -403,19 +422,21 @@ pub(crate) fn kill_me_when_hung_up(lifeline: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
-/// Points fd 0 at /dev/null, as Python does for every child.
-pub(crate) fn stdin_to_devnull() -> io::Result<()> {
-    // SAFETY: open with a valid C string; dup2 and close on fds we own.
-    unsafe {
-        let fd = cvt(libc::open(
-            c"/dev/null".as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        ))?;
-        if fd != 0 {
-            cvt(libc::dup2(fd, 0))?;
-            libc::close(fd);
-        }
+/// /dev/null, opened once per process (close-on-exec).
+pub(crate) fn dev_null() -> io::Result<BorrowedFd<'static>> {
+    static DEV_NULL: std::sync::OnceLock<OwnedFd> = std::sync::OnceLock::new();
+    if let Some(fd) = DEV_NULL.get() {
+        return Ok(fd.as_fd());
     }
+    let file = std::fs::File::open("/dev/null")?;
+    Ok(DEV_NULL.get_or_init(|| file.into()).as_fd())
+}
+
+/// Points fd 0 at /dev/null, as Python does for every child (`dev_null` opened beforehand, so
+/// that a forked child makes one call).
+pub(crate) fn stdin_to(dev_null: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: dup2 of a valid fd onto 0.
+    cvt(unsafe { libc::dup2(dev_null.as_raw_fd(), 0) })?;
     Ok(())
 }
 

@@ -36,6 +36,7 @@ matrix!(
     daemon_flag_is_inherited,
     active_children_reaps,
     stdin_is_dev_null,
+    large_arguments_and_results,
 );
 
 fn ctx(method: StartMethod) -> mp_spawn::Context {
@@ -535,4 +536,21 @@ fn panic_message_is_printed_with_the_process_name() {
     reader.read_to_string(&mut text).unwrap();
     assert!(text.contains("Process Boomer:"), "{text}");
     assert!(text.contains("boom in the child"), "{text}");
+}
+
+fn echo_bigger(data: Vec<u8>) -> Vec<u8> {
+    let mut out = data;
+    out.extend(std::iter::repeat_n(7u8, 1 << 20));
+    out
+}
+
+/// Far beyond a socket buffer both ways: the child blocks on its result until `join` drains it.
+fn large_arguments_and_results(m: StartMethod) {
+    let data: Vec<u8> = (0..(3 << 20)).map(|i| (i % 251) as u8).collect();
+    let mut p = ctx(m).process(echo_bigger, (data.clone(),));
+    p.start().unwrap();
+    let out = p.join().unwrap();
+    assert_eq!(out.len(), 4 << 20);
+    assert_eq!(&out[..data.len()], &data[..]);
+    assert!(out[data.len()..].iter().all(|&b| b == 7));
 }
