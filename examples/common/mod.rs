@@ -33,23 +33,23 @@ fn now_utc() -> (i64, u32, u32, u64, u64, u64, u32) {
 }
 
 /// `%H:%M:%S`, as logging's `datefmt` in the tutorials (UTC here; Python uses local time).
-pub fn hms() -> String {
+pub(crate) fn hms() -> String {
     let (_, _, _, h, m, s, _) = now_utc();
     format!("{h:02}:{m:02}:{s:02}")
 }
 
 /// `str(datetime.now())`: `2021-09-13 15:41:09.901218` (UTC here).
-pub fn datetime() -> String {
+pub(crate) fn datetime() -> String {
     let (y, mo, d, h, m, s, us) = now_utc();
     format!("{y}-{mo:02}-{d:02} {h:02}:{m:02}:{s:02}.{us:06}")
 }
 
 /// Python's spelling of a bool.
-pub fn py_bool(b: bool) -> &'static str {
+pub(crate) fn py_bool(b: bool) -> &'static str {
     if b { "True" } else { "False" }
 }
 
 /// `logging.info` with the tutorials' format `%(asctime)s: %(message)s`.
-pub fn log_info(message: &str) {
+pub(crate) fn log_info(message: &str) {
     eprintln!("{}: {message}", hms());
 }
