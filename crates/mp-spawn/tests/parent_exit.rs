@@ -33,10 +33,8 @@ matrix!(
 fn serial(test: impl FnOnce()) {
     let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // SAFETY: prctl with integer arguments.
-    assert_eq!(
-        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) },
-        0
-    );
+    let made_subreaper = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    assert_eq!(made_subreaper, 0);
     test();
 }
 
@@ -168,11 +166,8 @@ fn parent_exit_terminates_daemons_and_joins_others(m: StartMethod) {
         revents: 0,
     };
     // SAFETY: one valid pollfd, no waiting.
-    assert_eq!(
-        unsafe { libc::poll(&mut pfd, 1, 0) },
-        1,
-        "the non-daemon child was not joined"
-    );
+    let ready = unsafe { libc::poll(&mut pfd, 1, 0) };
+    assert_eq!(ready, 1, "the non-daemon child was not joined");
     let mut text = String::new();
     reader.read_to_string(&mut text).unwrap();
     assert_eq!(text, "done");
