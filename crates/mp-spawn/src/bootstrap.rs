@@ -319,3 +319,6 @@ static CHILD_ENTRY: extern "C" fn(c_int, *const *const c_char, *const *const c_c
 pub(crate) fn ensure_linked() {
     std::hint::black_box(&CHILD_ENTRY);
 }
+
+#[cfg(test)]
+mod test;

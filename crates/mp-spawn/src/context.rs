@@ -99,6 +99,10 @@ impl Context {
     /// run it (the closure is copied with the address space); `start` under spawn or forkserver
     /// returns [`ProcessError::ClosureNeedsFork`](crate::ProcessError::ClosureNeedsFork).
     ///
+    /// Under `cargo test`, `print!` in a forked child goes to the test harness's output
+    /// capture (a copy inherited from the test thread) and is lost; write to `io::stdout()`
+    /// or run the tests with `--nocapture`. Spawn and forkserver children print normally.
+    ///
     /// ```
     /// let ctx = mp_spawn::get_context("fork").unwrap();
     /// let words = vec!["a".to_string(), "b".to_string()];

@@ -740,12 +740,25 @@ pub struct ParentProcess {
 impl ParentProcess {
     /// Whether the parent is still running (false as soon as it has died, however it died).
     pub fn is_alive(&self) -> bool {
-        let g = global();
-        match g.parent.as_ref().and_then(|p| p.lifeline.as_ref()) {
-            Some(fd) => !sys::poll_readable(&[fd.as_fd()], Some(Duration::ZERO))
+        !self.join(Some(Duration::ZERO))
+    }
+
+    /// Waits up to `timeout` (`None`: forever) for the parent to end; true once it has.
+    ///
+    /// ```
+    /// // In the main process there is no parent to wait for.
+    /// assert!(mp_spawn::parent_process().is_none());
+    /// ```
+    pub fn join(&self, timeout: Option<Duration>) -> bool {
+        let lifeline = global()
+            .parent
+            .as_ref()
+            .and_then(|p| p.lifeline.as_ref()?.try_clone().ok());
+        match lifeline {
+            Some(fd) => sys::poll_readable(&[fd.as_fd()], timeout)
                 .map(|r| r[0])
                 .unwrap_or(true),
-            None => sys::getppid() == self.pid,
+            None => sys::getppid() != self.pid,
         }
     }
 }

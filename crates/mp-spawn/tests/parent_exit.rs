@@ -27,7 +27,8 @@ matrix!(
     daemon_dies_when_parent_is_killed,
     parent_exit_terminates_daemons_and_joins_others,
     parent_exit_101,
-    parent_panic
+    parent_panic,
+    child_sees_its_parent_die,
 );
 
 fn serial(test: impl FnOnce()) {
@@ -186,4 +187,41 @@ fn parent_panic(m: StartMethod) {
     let (mut middle, daemon, _) = start_middle(m, None, 3);
     assert!(matches!(middle.join(), Err(ProcessError::Panicked { .. })));
     assert!(is_gone(daemon), "daemon {daemon} outlived its parent");
+}
+
+/// Reports its pid, waits for its parent to die, then reports what `is_alive` says.
+fn outlive_parent(out: Fd) {
+    let mut out = std::fs::File::from(out.into_inner());
+    let parent = mp_spawn::parent_process().expect("a child has a parent");
+    out.write_all(&std::process::id().to_le_bytes()).unwrap();
+    let was_alive = parent.is_alive();
+    assert!(parent.join(None));
+    out.write_all(&[u8::from(was_alive), u8::from(parent.is_alive())])
+        .unwrap();
+}
+
+fn parent_of_survivor(method: String, out: Fd) {
+    let mut child = get_context(&method)
+        .unwrap()
+        .process(outlive_parent, (out,));
+    child.start().unwrap();
+    std::mem::forget(child);
+    park_forever();
+}
+
+fn child_sees_its_parent_die(m: StartMethod) {
+    let (mut reader, writer) = pipe();
+    let args = (m.name().to_string(), Fd::from(OwnedFd::from(writer)));
+    let mut middle = get_context(m.name())
+        .unwrap()
+        .process(parent_of_survivor, args);
+    middle.start().unwrap();
+    let mut pid = [0u8; 4];
+    reader.read_exact(&mut pid).unwrap();
+    middle.kill().unwrap();
+    let _ = middle.join();
+    let mut verdict = [0u8; 2];
+    reader.read_exact(&mut verdict).unwrap();
+    assert_eq!(verdict, [1, 0], "alive before the parent died, dead after");
+    wait_gone(u32::from_le_bytes(pid));
 }

@@ -450,6 +450,53 @@ fn start_methods_and_contexts() {
     );
 }
 
+/// Setting the default (to what it already is, so that other tests are unaffected): a second
+/// time is an error unless forced.
+#[test]
+fn set_start_method_twice() {
+    mp_spawn::set_start_method("forkserver", false).unwrap();
+    assert_eq!(
+        mp_spawn::set_start_method("forkserver", false),
+        Err(mp_spawn::ContextError::AlreadySet)
+    );
+    mp_spawn::set_start_method("forkserver", true).unwrap();
+    assert_eq!(mp_spawn::get_start_method(), StartMethod::Forkserver);
+}
+
+fn print_without_newline() {
+    // `write!` rather than `print!`: under the test harness `print!` in a forked child goes to
+    // the harness's in-memory capture, inherited from the test thread.
+    write!(std::io::stdout(), "no newline, ").unwrap();
+    write!(std::io::stderr(), "stderr too; ").unwrap();
+}
+
+/// A child's unflushed output is flushed when it ends, under every method.
+#[test]
+fn output_is_flushed_at_the_end() {
+    let (mut reader, writer) = pipe();
+    let mut p = get_context("fork").unwrap().process_closure(move || {
+        // SAFETY: dup2 of a valid fd onto stdout and stderr, in this child only.
+        unsafe {
+            libc::dup2(writer.as_raw_fd(), 1);
+            libc::dup2(writer.as_raw_fd(), 2);
+        }
+        drop(writer);
+        for method in ["fork", "spawn", "forkserver"] {
+            let mut inner = get_context(method)
+                .unwrap()
+                .process(print_without_newline, ());
+            inner.start().unwrap();
+            inner.join().unwrap();
+        }
+    });
+    p.start().unwrap();
+    p.join().unwrap();
+    let mut text = String::new();
+    reader.read_to_string(&mut text).unwrap();
+    assert_eq!(text.matches("no newline, ").count(), 3, "{text}");
+    assert_eq!(text.matches("stderr too; ").count(), 3, "{text}");
+}
+
 #[test]
 fn contexts_side_by_side() {
     let mut ps: Vec<_> = ["fork", "spawn", "forkserver", "spawn", "fork"]
