@@ -466,8 +466,8 @@ fn set_start_method_twice() {
 fn print_without_newline() {
     // `write!` rather than `print!`: under the test harness `print!` in a forked child goes to
     // the harness's in-memory capture, inherited from the test thread.
-    write!(std::io::stdout(), "no newline, ").unwrap();
-    write!(std::io::stderr(), "stderr too; ").unwrap();
+    std::io::stdout().write_all(b"no newline, ").unwrap();
+    std::io::stderr().write_all(b"stderr too; ").unwrap();
 }
 
 /// A child's unflushed output is flushed when it ends, under every method.
