@@ -523,15 +523,15 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
             let now = Instant::now();
             let left = deadline.map(|d| d.saturating_duration_since(now));
             let ready = match &self.control {
+                // No result channel left to drain: wait for the exit itself.
+                None => sys::poll_readable(&[child.exit_fd()], left)?,
                 Some(control) if now >= sole_exit_wait_until => {
                     sys::poll_readable(&[child.exit_fd(), control.as_fd()], left)?
                 }
-                _ => {
+                Some(_) => {
                     let phase = sole_exit_wait_until - now;
-                    sys::poll_readable(
-                        &[child.exit_fd()],
-                        Some(left.map_or(phase, |l| l.min(phase))),
-                    )?
+                    let wait = left.map_or(phase, |l| l.min(phase));
+                    sys::poll_readable(&[child.exit_fd()], Some(wait))?
                 }
             };
             if ready.get(1) == Some(&true) {

@@ -37,6 +37,7 @@ matrix!(
     active_children_reaps,
     stdin_is_dev_null,
     large_arguments_and_results,
+    join_waits_without_spinning,
 );
 
 fn ctx(method: StartMethod) -> mp_spawn::Context {
@@ -600,4 +601,40 @@ fn large_arguments_and_results(m: StartMethod) {
     assert_eq!(out.len(), 4 << 20);
     assert_eq!(&out[..data.len()], &data[..]);
     assert!(out[data.len()..].iter().all(|&b| b == 7));
+}
+
+fn sleep_300ms() {
+    std::thread::sleep(Duration::from_millis(300));
+}
+
+/// Returns at once, but its exit joins a child that runs 300 ms.
+fn return_then_linger(method: String) -> u8 {
+    let mut lingering = get_context(&method).unwrap().process(sleep_300ms, ());
+    lingering.start().unwrap();
+    std::mem::forget(lingering); // joined by this process's exit
+    7
+}
+
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is valid for writes.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// The result arrives long before the exit: `join` must sleep until the exit, not poll in a
+/// loop (a regression once made it spin, stealing a core from the exiting child).
+fn join_waits_without_spinning(m: StartMethod) {
+    let mut p = ctx(m).process(return_then_linger, (m.name().to_string(),));
+    p.start().unwrap();
+    let before = thread_cpu_time();
+    assert_eq!(p.join().unwrap(), 7);
+    let spent = thread_cpu_time() - before;
+    assert!(
+        spent < Duration::from_millis(100),
+        "join used {spent:?} of CPU while waiting"
+    );
 }
