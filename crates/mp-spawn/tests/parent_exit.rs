@@ -5,11 +5,14 @@
 //! This binary makes itself a child subreaper, so that orphans come back to it and it can wait
 //! on their exact pids; its tests run one at a time, since reaping is process-wide.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use common::{park_forever, pipe};
 use mp_spawn::reduction::Fd;
 use mp_spawn::{ProcessError, StartMethod, get_context};
 
@@ -37,25 +40,6 @@ fn serial(test: impl FnOnce()) {
     let made_subreaper = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     assert_eq!(made_subreaper, 0);
     test();
-}
-
-fn pipe() -> (std::fs::File, std::fs::File) {
-    let mut fds = [0; 2];
-    // SAFETY: a valid array for pipe2; both fds are then owned by the Files.
-    unsafe {
-        assert_eq!(libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC), 0);
-        use std::os::fd::FromRawFd;
-        (
-            std::fs::File::from_raw_fd(fds[0]),
-            std::fs::File::from_raw_fd(fds[1]),
-        )
-    }
-}
-
-fn park_forever() {
-    loop {
-        std::thread::park();
-    }
 }
 
 fn finish_later(out: Fd) {

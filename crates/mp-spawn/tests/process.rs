@@ -1,9 +1,12 @@
 //! Every process behaviour under all three start methods (a matrix, as CPython's test suite).
 
+mod common;
+
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::Duration;
 
+use common::{park_forever, pipe};
 use mp_spawn::reduction::Fd;
 use mp_spawn::{Process, ProcessError, StartMethod, get_context};
 use serde::{Deserialize, Serialize};
@@ -44,27 +47,8 @@ fn ctx(method: StartMethod) -> mp_spawn::Context {
     get_context(method.name()).unwrap()
 }
 
-fn pipe() -> (std::fs::File, std::fs::File) {
-    let mut fds = [0; 2];
-    // SAFETY: a valid array for pipe2; both fds are then owned by the Files.
-    unsafe {
-        assert_eq!(libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC), 0);
-        use std::os::fd::FromRawFd;
-        (
-            std::fs::File::from_raw_fd(fds[0]),
-            std::fs::File::from_raw_fd(fds[1]),
-        )
-    }
-}
-
 fn square(n: u64) -> u64 {
     n * n
-}
-
-fn park_forever() {
-    loop {
-        std::thread::park();
-    }
 }
 
 fn returns_value(m: StartMethod) {
