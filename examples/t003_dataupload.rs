@@ -74,7 +74,8 @@ fn dataupload(models: &[u32]) -> Result<(), mp::ProcessError> {
 }
 
 fn main() -> Result<(), mp::ProcessError> {
-    dataupload(&[1, 2, 3, 4])?;
-    println!("all {} uploads joined", 4);
+    let models = [1, 2, 3, 4];
+    dataupload(&models)?;
+    println!("all {} uploads joined", models.len());
     Ok(())
 }

@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::process::{
-    ChildSpec, ParentLink, Recipe, Target, finish_children, global, parent_process,
+    ChildSpec, ParentLink, Recipe, Target, child_name_for_panic, finish_children, global,
 };
 use crate::{channel, forkserver, reduction, sys};
 
@@ -189,8 +189,9 @@ pub(crate) fn install_panic_hook() {
     ONCE.call_once(|| {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
-            if parent_process().is_some() {
-                eprintln!("Process {}:", global().name);
+            // try_lock: a panic while this thread holds the state must not deadlock here.
+            if let Some(name) = child_name_for_panic() {
+                eprintln!("Process {name}:");
             }
             previous(info);
         }));

@@ -23,6 +23,7 @@ use crate::sys::{self, Forked};
 
 #[derive(Debug)]
 pub(crate) struct Server {
+    pid: u32,
     pidfd: OwnedFd,
     sock: OwnedFd,
 }
@@ -68,7 +69,11 @@ fn launch() -> std::io::Result<Server> {
     };
     let bytes = postcard::to_stdvec(&hello).map_err(std::io::Error::other)?;
     channel::send(ours.as_fd(), &bytes, &[])?;
-    Ok(Server { pidfd, sock: ours })
+    Ok(Server {
+        pid,
+        pidfd,
+        sock: ours,
+    })
 }
 
 /// Stops a server and reaps it.
@@ -162,17 +167,7 @@ pub(crate) fn shutdown() {
 /// The pid of the running forkserver, if any (for tests that kill it).
 #[doc(hidden)]
 pub fn forkserver_pid() -> Option<u32> {
-    lock(&SERVER).as_ref().and_then(|s| {
-        // The pid is not kept; ask the kernel through the pidfd's fdinfo.
-        let info = std::fs::read_to_string(format!(
-            "/proc/self/fdinfo/{}",
-            std::os::fd::AsRawFd::as_raw_fd(&s.pidfd)
-        ))
-        .ok()?;
-        info.lines()
-            .find_map(|l| l.strip_prefix("Pid:"))
-            .and_then(|p| p.trim().parse().ok())
-    })
+    lock(&SERVER).as_ref().map(|s| s.pid)
 }
 
 struct Kid {

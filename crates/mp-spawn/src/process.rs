@@ -251,6 +251,17 @@ pub(crate) fn global() -> MutexGuard<'static, Global> {
     lock(&GLOBAL)
 }
 
+/// This process's name if it is a child, for the panic hook; `None` in the main process, or
+/// when the state is locked (never wait for a lock while panicking).
+pub(crate) fn child_name_for_panic() -> Option<String> {
+    let g = match GLOBAL.try_lock() {
+        Ok(g) => g,
+        Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => return None,
+    };
+    g.parent.as_ref().map(|_| g.name.to_string())
+}
+
 impl Global {
     /// The read end of this process's lifeline, created on first use.
     pub(crate) fn lifeline_reader(&mut self) -> std::io::Result<BorrowedFd<'_>> {
@@ -750,6 +761,7 @@ impl ParentProcess {
     /// assert!(mp_spawn::parent_process().is_none());
     /// ```
     pub fn join(&self, timeout: Option<Duration>) -> bool {
+        // A duplicate, so that the wait does not hold the global state's lock.
         let lifeline = global()
             .parent
             .as_ref()

@@ -1,7 +1,7 @@
 //! A spawned child that is handed a bad bootstrap reports a typed failure and exits with 1:
 //! it never jumps to an address it cannot trust.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
 use super::{Bootstrap, MAGIC, Outcome, SPAWN_MARK};
@@ -10,19 +10,14 @@ use crate::{channel, sys};
 
 fn noop() {}
 
-/// Spawns a child, sends it `frame` (raw bytes), and returns (its outcome, its exit code).
-fn run_with(frame: &[u8], fds: &[std::os::fd::BorrowedFd<'_>]) -> (Option<Outcome>, i32) {
+/// Spawns a child, hands it `send` to write on its channel, and returns (its outcome, its exit
+/// code).
+fn run_with(send: impl FnOnce(BorrowedFd<'_>)) -> (Option<Outcome>, i32) {
     let (ours, theirs) = sys::socketpair().unwrap();
     let pid = spawn_with_channel(SPAWN_MARK, &theirs).unwrap();
     drop(theirs);
     let pidfd = sys::pidfd_open(pid).unwrap();
-    let _ = sys::send_with_fds(
-        ours.as_fd(),
-        frame,
-        &fds.iter()
-            .map(std::os::fd::AsRawFd::as_raw_fd)
-            .collect::<Vec<_>>(),
-    );
+    send(ours.as_fd());
     let outcome = channel::recv(ours.as_fd(), channel::LIMIT)
         .ok()
         .and_then(|(p, _)| postcard::from_bytes(&p).ok());
@@ -30,12 +25,11 @@ fn run_with(frame: &[u8], fds: &[std::os::fd::BorrowedFd<'_>]) -> (Option<Outcom
     (outcome, sys::reap_pidfd(pidfd.as_fd()).unwrap().unwrap())
 }
 
-fn framed(payload: &[u8], nfds: u32) -> Vec<u8> {
-    let mut frame = 0x6d70_0001u32.to_le_bytes().to_vec();
-    frame.extend_from_slice(&nfds.to_le_bytes());
-    frame.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    frame.extend_from_slice(payload);
-    frame
+/// Sends `payload` as a well-formed frame with `fds` (a child that is gone is no error here).
+fn frame<'a>(payload: &'a [u8], fds: &'a [BorrowedFd<'a>]) -> impl FnOnce(BorrowedFd<'_>) + 'a {
+    move |sock| {
+        let _ = channel::send(sock, payload, fds);
+    }
 }
 
 fn bootstrap(exe: (u64, u64), magic: u64) -> Vec<u8> {
@@ -56,7 +50,8 @@ fn bootstrap(exe: (u64, u64), magic: u64) -> Vec<u8> {
 #[test]
 fn another_executable_is_refused() {
     let lifeline = sys::pipe().unwrap();
-    let (outcome, code) = run_with(&framed(&bootstrap((1, 2), MAGIC), 1), &[lifeline.0.as_fd()]);
+    let boot = bootstrap((1, 2), MAGIC);
+    let (outcome, code) = run_with(frame(&boot, &[lifeline.0.as_fd()]));
     match outcome {
         Some(Outcome::Failed(message)) => {
             assert!(message.contains("different executable"), "{message}")
@@ -70,21 +65,21 @@ fn another_executable_is_refused() {
 fn a_bad_magic_is_refused() {
     let lifeline = sys::pipe().unwrap();
     let exe = super::exe_identity().unwrap();
-    let (outcome, code) = run_with(
-        &framed(&bootstrap(exe, MAGIC ^ 1), 1),
-        &[lifeline.0.as_fd()],
-    );
+    let boot = bootstrap(exe, MAGIC ^ 1);
+    let (outcome, code) = run_with(frame(&boot, &[lifeline.0.as_fd()]));
     assert!(matches!(outcome, Some(Outcome::Failed(m)) if m.contains("bad magic")));
     assert_eq!(code, 1);
 }
 
 #[test]
 fn garbage_is_refused() {
-    let (outcome, code) = run_with(&framed(b"\xff\xff\xff\xff garbage", 0), &[]);
+    let (outcome, code) = run_with(frame(b"\xff\xff\xff\xff garbage", &[]));
     assert!(matches!(outcome, Some(Outcome::Failed(m)) if m.contains("malformed")));
     assert_eq!(code, 1);
     // Not even a frame: the child gives up without running anything.
-    let (outcome, code) = run_with(b"not a frame at all", &[]);
+    let (outcome, code) = run_with(|sock| {
+        let _ = sys::write_all(sock, b"not a frame at all");
+    });
     assert!(outcome.is_none());
     assert_eq!(code, 1);
 }
@@ -92,7 +87,8 @@ fn garbage_is_refused() {
 #[test]
 fn a_missing_lifeline_is_refused() {
     let exe = super::exe_identity().unwrap();
-    let (outcome, code) = run_with(&framed(&bootstrap(exe, MAGIC), 0), &[]);
+    let boot = bootstrap(exe, MAGIC);
+    let (outcome, code) = run_with(frame(&boot, &[]));
     assert!(matches!(outcome, Some(Outcome::Failed(m)) if m.contains("lifeline")));
     assert_eq!(code, 1);
 }
