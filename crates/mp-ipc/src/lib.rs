@@ -1,1 +1,54 @@
-//! mp-ipc: not built yet (see the open issue). Part of mp, Python's multiprocessing for Rust.
+//! Pipes, queues and listeners between processes: the messaging floor of
+//! [mp](https://docs.rs/mp), Python's `multiprocessing` for Rust.
+//!
+//! | Python | here |
+//! |---|---|
+//! | `Pipe(duplex)` | [`pipe`] → two [`Connection`]s |
+//! | `Queue(maxsize)` | [`Queue<T>`](Queue) |
+//! | `JoinableQueue`, `SimpleQueue` | [`JoinableQueue<T>`](JoinableQueue), [`SimpleQueue<T>`](SimpleQueue) |
+//! | `connection.wait` | [`wait`] |
+//! | `Listener`, `Client` | [`Listener`], [`client`] |
+//!
+//! Every one of them travels to a child as an ordinary `Process` argument under each start
+//! method, and inside a message on a Connection or a Queue.
+//!
+//! ```
+//! use mp_ipc::Queue;
+//! use mp_spawn::Process;
+//!
+//! fn worker(q: Queue<u64>, n: u64) {
+//!     q.put(n * n).unwrap();
+//! }
+//!
+//! let q = Queue::new()?;
+//! let mut p = Process::new(worker, (q.clone(), 7));
+//! p.start()?;
+//! assert_eq!(q.get()?, 49);
+//! p.join()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # When a process dies
+//! - Connection: its peer reads the messages sent before, then [`RecvError::Eof`]; if it died
+//!   in the middle of a message, [`RecvError::Malformed`]. Nothing blocks forever.
+//! - Queue: the others go on. Items are written into shared memory under robust locks, and an
+//!   item becomes visible (or is removed) by one store, so a process killed inside `put` or
+//!   `get`, even while holding the queue's lock, loses at most its own item.
+
+#![cfg(all(target_os = "linux", target_env = "gnu"))]
+
+mod connection;
+mod error;
+mod listener;
+mod queues;
+mod ring;
+mod sys;
+mod wait;
+
+pub use connection::{Connection, DEFAULT_MAX_MESSAGE_SIZE, pipe};
+pub use error::{
+    AuthenticationError, GetError, ListenerError, PutError, RecvError, SendError, TaskDoneError,
+};
+pub use listener::{Address, Listener, client};
+pub use queues::{JoinableQueue, Queue, SimpleQueue};
+pub use wait::{Waitable, Waiter, wait};

@@ -24,12 +24,14 @@
 //! ```
 
 use std::cell::RefCell;
-use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::{fmt, io};
 
 use serde::de::{DeserializeOwned, Error as _};
 use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::sys;
 
 thread_local! {
     static SINK: RefCell<Option<Vec<RawFd>>> = const { RefCell::new(None) };
@@ -157,4 +159,33 @@ pub fn loads<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<T, 
     let value = postcard::from_bytes(bytes);
     SOURCE.with(|source| source.replace(outer));
     value.map_err(|e| DecodeError(e.to_string()))
+}
+
+/// The most descriptors one message can carry.
+pub const MAX_FDS_PER_MSG: usize = sys::MAX_FDS_PER_MSG;
+
+/// Writes all of `data` on a Unix socket, with `fds` attached to its first bytes
+/// (`SCM_RIGHTS`), as CPython's `reduction.sendfds` does. Blocks until everything is written.
+///
+/// Errors: `InvalidInput` for empty `data` or more than [`MAX_FDS_PER_MSG`] descriptors, and
+/// the socket's own errors (`BrokenPipe` when the peer is gone; `SIGPIPE` is never raised).
+pub fn send_with_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    if data.is_empty() || fds.len() > MAX_FDS_PER_MSG {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("a message needs at least one byte and at most {MAX_FDS_PER_MSG} handles"),
+        ));
+    }
+    let raw: Vec<RawFd> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
+    sys::send_with_fds(sock, data, &raw)
+}
+
+/// Reads up to `buf.len()` bytes from a Unix socket, appending the descriptors that arrive
+/// with them to `fds` (close-on-exec). Returns the number of bytes read; 0 means end of stream.
+pub fn recv_with_fds(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+) -> io::Result<usize> {
+    sys::recv_with_fds(sock, buf, fds)
 }

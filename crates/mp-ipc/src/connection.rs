@@ -1,0 +1,376 @@
+//! `Pipe` and `Connection`: message-framed byte streams between processes over Unix sockets,
+//! as CPython's `multiprocessing.connection`.
+//!
+//! A message is a 16-byte header (magic, number of handles, payload length; little endian)
+//! and its payload. Handles (fds inside the value, see [`mp_spawn::reduction::Fd`]) ride on the
+//! header's `sendmsg`, so a Connection or a Queue can itself be sent through a Connection.
+//! The reader never trusts the header: it grows its buffer only as bytes arrive, so a lying
+//! length costs at most what the peer really sends, and [`Connection::set_max_message_size`]
+//! caps it.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
+
+use mp_spawn::reduction::{self, Fd};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{RecvError, SendError};
+use crate::sys;
+
+const MAGIC: u32 = 0x6d70_0101; // "mp", connection frames, version 1
+const HEADER: usize = 16;
+/// Payloads up to this size leave in one `sendmsg` with their header.
+const INLINE: usize = 64 * 1024;
+/// The reader grows its buffer by at most this much ahead of the bytes that really arrived.
+const READ_CHUNK: usize = 1 << 20;
+/// The default cap on one message (Python has none; 1 TiB is "none" in practice).
+pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 1 << 40;
+
+/// Creates a pair of connected [`Connection`]s, as Python's `Pipe(duplex)`.
+///
+/// With `duplex`, both ends send and receive. Without it, the first end only receives and the
+/// second only sends (Python's `conn1, conn2 = Pipe(False)`); using the wrong end is an error.
+///
+/// ```
+/// let (a, b) = mp_ipc::pipe(true)?;
+/// a.send(&(42, None::<u8>, "hello".to_string()))?;
+/// let got: (i32, Option<u8>, String) = b.recv()?;
+/// assert_eq!(got, (42, None, "hello".to_string()));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[doc(alias = "Pipe")]
+pub fn pipe(duplex: bool) -> io::Result<(Connection, Connection)> {
+    let (a, b) = sys::socketpair(libc::SOCK_STREAM)?;
+    if duplex {
+        Ok((
+            Connection::new(a, true, true),
+            Connection::new(b, true, true),
+        ))
+    } else {
+        // Shut the unused directions so that the kernel, too, refuses the wrong end.
+        sys::shutdown(a.as_fd(), libc::SHUT_WR)?;
+        sys::shutdown(b.as_fd(), libc::SHUT_RD)?;
+        Ok((
+            Connection::new(a, true, false),
+            Connection::new(b, false, true),
+        ))
+    }
+}
+
+/// One end of a [`pipe`], or a connection made by a [`Listener`](crate::Listener) or
+/// [`client`](crate::client).
+///
+/// `Sync`: several threads may send and receive at once; sends are serialised with each other,
+/// and so are receives, so messages never interleave. It travels to other processes as a
+/// `Process` argument or inside a message; each process then holds its own handle on the same
+/// socket, and the peer sees end-of-file only when every handle is closed (as in Python).
+#[derive(Debug)]
+pub struct Connection {
+    fd: RwLock<Option<Fd>>,
+    readable: bool,
+    writable: bool,
+    send_lock: Mutex<()>,
+    recv_lock: Mutex<()>,
+    broken: AtomicBool,
+    max_message: AtomicU64,
+}
+
+impl Connection {
+    pub(crate) fn new(fd: OwnedFd, readable: bool, writable: bool) -> Connection {
+        Connection {
+            fd: RwLock::new(Some(Fd::new(fd))),
+            readable,
+            writable,
+            send_lock: Mutex::new(()),
+            recv_lock: Mutex::new(()),
+            broken: AtomicBool::new(false),
+            max_message: AtomicU64::new(DEFAULT_MAX_MESSAGE_SIZE),
+        }
+    }
+
+    /// Whether this end can receive.
+    pub fn readable(&self) -> bool {
+        self.readable
+    }
+
+    /// Whether this end can send.
+    pub fn writable(&self) -> bool {
+        self.writable
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn closed(&self) -> bool {
+        self.handle().is_none()
+    }
+
+    /// The socket's descriptor, or `None` once closed.
+    pub fn fileno(&self) -> Option<RawFd> {
+        self.handle().as_ref().map(|fd| fd.as_raw_fd())
+    }
+
+    /// Closes this process's handle. Waits for sends and receives in progress on other threads.
+    /// Closing twice is fine.
+    pub fn close(&self) {
+        let mut fd = self.fd.write().unwrap_or_else(|e| e.into_inner());
+        fd.take();
+    }
+
+    /// Caps the size of one incoming message (default [`DEFAULT_MAX_MESSAGE_SIZE`]). A larger
+    /// message fails with [`RecvError::TooLarge`] before its payload is read.
+    pub fn set_max_message_size(&self, limit: u64) {
+        self.max_message.store(limit, Ordering::Relaxed);
+    }
+
+    fn handle(&self) -> RwLockReadGuard<'_, Option<Fd>> {
+        self.fd.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends a value (any serde type, with the handles inside it).
+    pub fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), SendError> {
+        let dumped = reduction::dumps(value).map_err(SendError::Encode)?;
+        self.send_frame(&dumped.bytes, &dumped.fds)
+    }
+
+    /// Sends `buf[offset..offset + size]` (all of the rest when `size` is `None`) as one
+    /// message. An empty message is a message.
+    pub fn send_bytes(
+        &self,
+        buf: &[u8],
+        offset: usize,
+        size: Option<usize>,
+    ) -> Result<(), SendError> {
+        let size = size.unwrap_or(buf.len().saturating_sub(offset));
+        let range = offset
+            .checked_add(size)
+            .filter(|&end| end <= buf.len())
+            .map(|end| offset..end)
+            .ok_or(SendError::OutOfRange {
+                len: buf.len(),
+                offset,
+                size,
+            })?;
+        self.send_frame(&buf[range], &[])
+    }
+
+    fn send_frame(&self, payload: &[u8], fds: &[BorrowedFd<'_>]) -> Result<(), SendError> {
+        if !self.writable {
+            return Err(SendError::NotWritable);
+        }
+        if fds.len() > reduction::MAX_FDS_PER_MSG {
+            return Err(SendError::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "a message can carry at most {} handles",
+                    reduction::MAX_FDS_PER_MSG
+                ),
+            )));
+        }
+        let guard = self.handle();
+        let sock = guard.as_ref().ok_or(SendError::Closed)?.as_fd();
+        let mut head = Vec::with_capacity(HEADER + payload.len().min(INLINE));
+        head.extend_from_slice(&MAGIC.to_le_bytes());
+        head.extend_from_slice(&(fds.len() as u32).to_le_bytes());
+        head.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        let inline = payload.len() <= INLINE;
+        if inline {
+            head.extend_from_slice(payload);
+        }
+        let _sending = self.send_lock.lock().unwrap_or_else(|e| e.into_inner());
+        reduction::send_with_fds(sock, &head, fds)?;
+        if !inline {
+            sys::send_all(sock, payload)?;
+        }
+        Ok(())
+    }
+
+    /// Receives a value sent by [`send`](Self::send). Blocks until one arrives;
+    /// [`RecvError::Eof`] once the peer is closed and nothing is left.
+    pub fn recv<T: DeserializeOwned>(&self) -> Result<T, RecvError> {
+        let limit = self.max_message.load(Ordering::Relaxed);
+        let (bytes, fds) = self.recv_frame(limit)?;
+        reduction::loads(&bytes, fds).map_err(RecvError::Decode)
+    }
+
+    /// Receives one message's bytes. A message longer than `maxlength` is an error, after
+    /// which the connection is unusable (as in Python).
+    pub fn recv_bytes(&self, maxlength: Option<usize>) -> Result<Vec<u8>, RecvError> {
+        let limit = self.max_message.load(Ordering::Relaxed);
+        let limit = maxlength.map_or(limit, |m| limit.min(m as u64));
+        Ok(self.recv_frame(limit)?.0)
+    }
+
+    /// Receives one message into `buf[offset..]` and returns its length. When it does not fit,
+    /// the error [`RecvError::BufferTooShort`] carries the whole message.
+    pub fn recv_bytes_into(&self, buf: &mut [u8], offset: usize) -> Result<usize, RecvError> {
+        if offset > buf.len() {
+            return Err(RecvError::OffsetOutOfRange {
+                len: buf.len(),
+                offset,
+            });
+        }
+        let limit = self.max_message.load(Ordering::Relaxed);
+        let (bytes, _) = self.recv_frame(limit)?;
+        let room = &mut buf[offset..];
+        if bytes.len() > room.len() {
+            return Err(RecvError::BufferTooShort(bytes));
+        }
+        room[..bytes.len()].copy_from_slice(&bytes);
+        Ok(bytes.len())
+    }
+
+    /// Whether a message (or end-of-file) can be read without blocking, waiting up to
+    /// `timeout` for one (`None`: forever; Python's negative timeouts are `Duration::ZERO`).
+    /// Never consumes anything.
+    pub fn poll(&self, timeout: Option<Duration>) -> Result<bool, RecvError> {
+        if !self.readable {
+            return Err(RecvError::NotReadable);
+        }
+        let guard = self.handle();
+        let sock = guard.as_ref().ok_or(RecvError::Closed)?.as_fd();
+        let deadline = timeout.map(|t| Instant::now() + t);
+        Ok(sys::poll_in(&[sock], deadline)?[0])
+    }
+
+    fn recv_frame(&self, limit: u64) -> Result<(Vec<u8>, Vec<OwnedFd>), RecvError> {
+        if !self.readable {
+            return Err(RecvError::NotReadable);
+        }
+        let guard = self.handle();
+        let sock = guard.as_ref().ok_or(RecvError::Closed)?.as_fd();
+        let _receiving = self.recv_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if self.broken.load(Ordering::Relaxed) {
+            return Err(RecvError::Broken);
+        }
+        let result = read_frame(sock, limit);
+        if matches!(
+            result,
+            Err(RecvError::TooLarge { .. } | RecvError::Malformed(_) | RecvError::Io(_))
+        ) {
+            self.broken.store(true, Ordering::Relaxed);
+        }
+        result
+    }
+}
+
+/// Reads one frame. Every failure after the first byte leaves the stream position unknown.
+fn read_frame(sock: BorrowedFd<'_>, limit: u64) -> Result<(Vec<u8>, Vec<OwnedFd>), RecvError> {
+    let mut fds = Vec::new();
+    let mut head = [0u8; HEADER];
+    let mut got = 0;
+    while got < HEADER {
+        match reduction::recv_with_fds(sock, &mut head[got..], &mut fds)? {
+            0 if got == 0 => return Err(RecvError::Eof),
+            0 => {
+                return Err(RecvError::Malformed(
+                    "the stream ended inside a header".into(),
+                ));
+            }
+            n => got += n,
+        }
+    }
+    let [
+        m0,
+        m1,
+        m2,
+        m3,
+        n0,
+        n1,
+        n2,
+        n3,
+        l0,
+        l1,
+        l2,
+        l3,
+        l4,
+        l5,
+        l6,
+        l7,
+    ] = head;
+    if u32::from_le_bytes([m0, m1, m2, m3]) != MAGIC {
+        return Err(RecvError::Malformed("not an mp message (bad magic)".into()));
+    }
+    let nfds = u32::from_le_bytes([n0, n1, n2, n3]) as usize;
+    let len = u64::from_le_bytes([l0, l1, l2, l3, l4, l5, l6, l7]);
+    if len > limit {
+        return Err(RecvError::TooLarge { len, limit });
+    }
+    if nfds != fds.len() {
+        return Err(RecvError::Malformed(format!(
+            "the header announced {nfds} handles, {} arrived",
+            fds.len()
+        )));
+    }
+    let len = usize::try_from(len).map_err(|_| RecvError::TooLarge { len, limit })?;
+    let mut payload = Vec::new();
+    while payload.len() < len {
+        let want = (len - payload.len()).min(READ_CHUNK.max(payload.len()));
+        match sys::read_append(sock, &mut payload, want)? {
+            0 => {
+                return Err(RecvError::Malformed(format!(
+                    "the stream ended after {} of {len} payload bytes",
+                    payload.len()
+                )));
+            }
+            _ => continue,
+        }
+    }
+    Ok((payload, fds))
+}
+
+#[derive(Serialize)]
+struct WireRef<'a> {
+    fd: &'a Fd,
+    readable: bool,
+    writable: bool,
+}
+
+#[derive(Deserialize)]
+struct Wire {
+    fd: Fd,
+    readable: bool,
+    writable: bool,
+}
+
+impl Serialize for Connection {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::Error as _;
+        let guard = self.handle();
+        let fd = guard
+            .as_ref()
+            .ok_or_else(|| S::Error::custom("cannot send a closed connection"))?;
+        WireRef {
+            fd,
+            readable: self.readable,
+            writable: self.writable,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Connection {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = Wire::deserialize(d)?;
+        Ok(Connection::new(w.fd.into_inner(), w.readable, w.writable))
+    }
+}
+
+impl crate::wait::Waitable for Connection {
+    fn waiter(&self) -> crate::wait::Waiter<'_> {
+        crate::wait::Waiter(crate::wait::Inner::Connection(self))
+    }
+}
+
+impl Connection {
+    /// For `wait`: the read guard that keeps the descriptor open while it is polled.
+    pub(crate) fn poll_handle(&self) -> Option<RwLockReadGuard<'_, Option<Fd>>> {
+        let guard = self.handle();
+        (self.readable && guard.is_some()).then_some(guard)
+    }
+}
+
+#[cfg(test)]
+mod test;

@@ -1,0 +1,287 @@
+//! `Listener` and `client`: connections between processes that did not start each other,
+//! over Unix sockets or TCP, with Python's authkey handshake.
+//!
+//! The handshake is CPython 3.12's: the server sends `#CHALLENGE#{sha256}` and 40 random
+//! bytes; the client answers `{sha256}` + HMAC-SHA256(authkey, the message after
+//! `#CHALLENGE#`); the server replies `#WELCOME#` or `#FAILURE#`. Then the roles swap, so
+//! each side proves the other knows the key. A wrong key fails on both sides with
+//! [`AuthenticationError`], before any data is exchanged.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::OwnedFd;
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{self, UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::{fmt, io};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::connection::Connection;
+use crate::error::{AuthenticationError, ListenerError, RecvError};
+use crate::sys;
+
+const CHALLENGE: &[u8] = b"#CHALLENGE#";
+const WELCOME: &[u8] = b"#WELCOME#";
+const FAILURE: &[u8] = b"#FAILURE#";
+const DIGEST: &[u8] = b"{sha256}";
+const NONCE_LEN: usize = 40;
+/// The longest handshake message either side accepts (as Python's `recv_bytes(256)`).
+const HANDSHAKE_MAX: usize = 256;
+
+/// Where a [`Listener`] listens (Python's address families on Linux).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Address {
+    /// A Unix socket at a path (`AF_UNIX`, Python's default).
+    Unix(PathBuf),
+    /// A Unix socket in Linux's abstract namespace (Python's `'\0name'`).
+    Abstract(Vec<u8>),
+    /// A TCP socket (`AF_INET`/`AF_INET6`: Python's `('host', port)`). Port 0 picks a free one.
+    Tcp(SocketAddr),
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Address::Unix(p) => write!(f, "{}", p.display()),
+            Address::Abstract(name) => write!(f, "\\0{}", String::from_utf8_lossy(name)),
+            Address::Tcp(a) => a.fmt(f),
+        }
+    }
+}
+
+impl From<SocketAddr> for Address {
+    fn from(a: SocketAddr) -> Self {
+        Address::Tcp(a)
+    }
+}
+
+impl From<PathBuf> for Address {
+    fn from(p: PathBuf) -> Self {
+        Address::Unix(p)
+    }
+}
+
+#[derive(Debug)]
+enum Socket {
+    Unix(UnixListener),
+    Tcp(TcpListener),
+}
+
+/// A listening socket that hands out authenticated [`Connection`]s (Python's
+/// `multiprocessing.connection.Listener`).
+///
+/// ```
+/// use mp_ipc::{client, Address, Listener};
+///
+/// let listener = Listener::bind(&Address::Tcp("127.0.0.1:0".parse()?), Some(b"secret"))?;
+/// let address = listener.address().clone();
+/// let t = std::thread::spawn(move || {
+///     let conn = client(&address, Some(b"secret")).unwrap();
+///     conn.send(&"hi".to_string()).unwrap();
+/// });
+/// let conn = listener.accept()?;
+/// assert_eq!(conn.recv::<String>()?, "hi");
+/// t.join().unwrap();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Listener {
+    socket: Mutex<Option<Socket>>,
+    address: Address,
+    authkey: Option<Vec<u8>>,
+    last_accepted: Mutex<Option<String>>,
+}
+
+impl Listener {
+    /// Listens on `address`. An address already in use is an error (`AddrInUse`).
+    /// With an `authkey`, every connection must pass the handshake before `accept` returns it.
+    pub fn bind(address: &Address, authkey: Option<&[u8]>) -> Result<Listener, ListenerError> {
+        let (socket, address) = match address {
+            Address::Unix(path) => (Socket::Unix(UnixListener::bind(path)?), address.clone()),
+            Address::Abstract(name) => {
+                let addr = net::SocketAddr::from_abstract_name(name)?;
+                (
+                    Socket::Unix(UnixListener::bind_addr(&addr)?),
+                    address.clone(),
+                )
+            }
+            Address::Tcp(addr) => {
+                let l = TcpListener::bind(addr)?;
+                let bound = l.local_addr()?;
+                (Socket::Tcp(l), Address::Tcp(bound))
+            }
+        };
+        Ok(Listener {
+            socket: Mutex::new(Some(socket)),
+            address,
+            authkey: authkey.map(<[u8]>::to_vec),
+            last_accepted: Mutex::new(None),
+        })
+    }
+
+    /// Listens on a fresh Unix socket in the temporary directory (Python's `Listener()`).
+    pub fn new(authkey: Option<&[u8]>) -> Result<Listener, ListenerError> {
+        let mut nonce = [0u8; 8];
+        sys::random_bytes(&mut nonce)?;
+        let name = format!(
+            "mp-{}-{:016x}.sock",
+            std::process::id(),
+            u64::from_le_bytes(nonce)
+        );
+        Listener::bind(&Address::Unix(std::env::temp_dir().join(name)), authkey)
+    }
+
+    /// The address clients connect to (with the real port when bound to port 0).
+    pub fn address(&self) -> &Address {
+        &self.address
+    }
+
+    /// The peer address of the last accepted connection, as text.
+    pub fn last_accepted(&self) -> Option<String> {
+        self.last_accepted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Waits for a client, runs the handshake when there is an authkey, and returns the
+    /// connection. A failed handshake is [`ListenerError::Authentication`]; the listener stays
+    /// usable. After [`close`](Self::close): [`ListenerError::Closed`].
+    pub fn accept(&self) -> Result<Connection, ListenerError> {
+        let (fd, peer): (OwnedFd, String) = {
+            let socket = self.socket.lock().unwrap_or_else(|e| e.into_inner());
+            match socket.as_ref().ok_or(ListenerError::Closed)? {
+                Socket::Unix(l) => {
+                    let (s, a) = l.accept()?;
+                    (s.into(), format!("{a:?}"))
+                }
+                Socket::Tcp(l) => {
+                    let (s, a) = l.accept()?;
+                    s.set_nodelay(true)?;
+                    (s.into(), a.to_string())
+                }
+            }
+        };
+        *self.last_accepted.lock().unwrap_or_else(|e| e.into_inner()) = Some(peer);
+        let conn = Connection::new(fd, true, true);
+        if let Some(key) = &self.authkey {
+            deliver_challenge(&conn, key)?;
+            answer_challenge(&conn, key)?;
+        }
+        Ok(conn)
+    }
+
+    /// Stops listening; a Unix socket file is removed. Closing twice is fine.
+    pub fn close(&self) {
+        let socket = self.socket.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if socket.is_some() {
+            if let Address::Unix(path) = &self.address {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Connects to a [`Listener`] (Python's `multiprocessing.connection.Client`). With an
+/// `authkey`, the handshake runs before this returns; a wrong key is
+/// [`ListenerError::Authentication`].
+#[doc(alias = "Client")]
+pub fn client(address: &Address, authkey: Option<&[u8]>) -> Result<Connection, ListenerError> {
+    let fd: OwnedFd = match address {
+        Address::Unix(path) => UnixStream::connect(path)?.into(),
+        Address::Abstract(name) => {
+            UnixStream::connect_addr(&net::SocketAddr::from_abstract_name(name)?)?.into()
+        }
+        Address::Tcp(addr) => {
+            let s = TcpStream::connect(addr)?;
+            s.set_nodelay(true)?;
+            s.into()
+        }
+    };
+    let conn = Connection::new(fd, true, true);
+    if let Some(key) = authkey {
+        answer_challenge(&conn, key)?;
+        deliver_challenge(&conn, key)?;
+    }
+    Ok(conn)
+}
+
+fn mac(authkey: &[u8], message: &[u8]) -> Vec<u8> {
+    // HMAC takes keys of any length, so `new_from_slice` cannot fail.
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(authkey)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+    m.update(message);
+    let mut out = DIGEST.to_vec();
+    out.extend_from_slice(&m.finalize().into_bytes());
+    out
+}
+
+fn handshake_recv(conn: &Connection) -> Result<Vec<u8>, ListenerError> {
+    conn.recv_bytes(Some(HANDSHAKE_MAX)).map_err(|e| match e {
+        RecvError::Io(e) => ListenerError::Io(e),
+        other => ListenerError::Authentication(AuthenticationError(format!(
+            "bad handshake message: {other}"
+        ))),
+    })
+}
+
+fn handshake_send(conn: &Connection, message: &[u8]) -> Result<(), ListenerError> {
+    conn.send_bytes(message, 0, None)
+        .map_err(|e| ListenerError::Io(io::Error::other(e.to_string())))
+}
+
+/// Challenges the peer to prove it knows `authkey`.
+fn deliver_challenge(conn: &Connection, authkey: &[u8]) -> Result<(), ListenerError> {
+    let mut message = DIGEST.to_vec();
+    let mut nonce = [0u8; NONCE_LEN];
+    sys::random_bytes(&mut nonce)?;
+    message.extend_from_slice(&nonce);
+    handshake_send(conn, &[CHALLENGE, &message].concat())?;
+    let response = handshake_recv(conn)?;
+    let expected = mac(authkey, &message);
+    // Constant-time comparison, as Python's `hmac.compare_digest`.
+    let same = response.len() == expected.len()
+        && response
+            .iter()
+            .zip(&expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if same {
+        handshake_send(conn, WELCOME)
+    } else {
+        let _ = handshake_send(conn, FAILURE);
+        Err(AuthenticationError("digest received was wrong".into()).into())
+    }
+}
+
+/// Answers the peer's challenge with `authkey`.
+fn answer_challenge(conn: &Connection, authkey: &[u8]) -> Result<(), ListenerError> {
+    let message = handshake_recv(conn)?;
+    let Some(body) = message.strip_prefix(CHALLENGE) else {
+        return Err(AuthenticationError(format!(
+            "protocol error, expected a challenge, got {} bytes",
+            message.len()
+        ))
+        .into());
+    };
+    if !body.starts_with(DIGEST) {
+        return Err(AuthenticationError("unsupported digest in the challenge".into()).into());
+    }
+    handshake_send(conn, &mac(authkey, body))?;
+    let verdict = handshake_recv(conn)?;
+    if verdict != WELCOME {
+        return Err(AuthenticationError("digest sent was rejected".into()).into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod test;

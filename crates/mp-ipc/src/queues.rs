@@ -1,0 +1,442 @@
+//! `Queue`, `JoinableQueue` and `SimpleQueue`: typed multi-producer, multi-consumer queues
+//! between processes, as CPython's `multiprocessing.queues`, on the shared-memory ring of
+//! [`ring`](crate::ring).
+//!
+//! Differences from Python, all on purpose:
+//! - Typed: a `Queue<T>` carries `T`s (serde), so a type error is a compile error, and an item
+//!   that cannot be serialised fails in `put` itself instead of being dropped by a feeder thread.
+//! - No feeder thread: `put` writes the item into shared memory before it returns, so a
+//!   process may exit right after `put` and nothing is lost or waited for (gh-73983), and
+//!   `empty()` is true or false at once, not after a delay.
+//! - A process killed inside `put` or `get` (even holding the queue's lock) does not wedge the
+//!   others: they go on, and the killed process's own item is the only one lost.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use mp_spawn::reduction;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{GetError, PutError, TaskDoneError};
+use crate::ring::{Ring, RingError};
+use crate::wait::{Inner, Waitable, Waiter};
+
+struct Shared {
+    ring: Ring,
+    /// `close` was called in this process (Python closes per process, too).
+    closed: AtomicBool,
+}
+
+/// A process-shared FIFO queue of `T`, as Python's `multiprocessing.Queue`.
+///
+/// Clone it to share it between threads; pass it as a `Process` argument, or send it through a
+/// [`Connection`](crate::Connection) or another queue, to share it with other processes.
+///
+/// ```
+/// use mp_ipc::Queue;
+/// use mp_spawn::Process;
+///
+/// fn worker(q: Queue<String>) {
+///     q.put("hello".to_string()).unwrap();
+/// }
+///
+/// let q = Queue::new()?;
+/// let mut p = Process::new(worker, (q.clone(),));
+/// p.start()?;
+/// assert_eq!(q.get()?, "hello");
+/// p.join()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Queue<T> {
+    shared: Arc<Shared>,
+    _items: PhantomData<fn(T) -> T>,
+}
+
+impl<T> Clone for Queue<T> {
+    fn clone(&self) -> Self {
+        Queue {
+            shared: Arc::clone(&self.shared),
+            _items: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for Queue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Queue")
+            .field("qsize", &self.shared.ring.len())
+            .field("maxsize", &self.shared.ring.maxsize())
+            .finish()
+    }
+}
+
+fn deadline_of(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.map(|t| Instant::now().checked_add(t).unwrap_or_else(far_future))
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
+}
+
+impl<T: Serialize + DeserializeOwned> Queue<T> {
+    /// An unbounded queue (Python's `Queue()`): `put` never waits.
+    pub fn new() -> std::io::Result<Self> {
+        Self::with_maxsize(0)
+    }
+
+    /// A queue of at most `maxsize` items (Python's `Queue(maxsize)`); 0 means unbounded.
+    pub fn with_maxsize(maxsize: usize) -> std::io::Result<Self> {
+        Ok(Queue {
+            shared: Arc::new(Shared {
+                ring: Ring::new(maxsize as u64)?,
+                closed: AtomicBool::new(false),
+            }),
+            _items: PhantomData,
+        })
+    }
+
+    /// Puts an item, waiting for room as long as it takes (Python's `put(obj)`).
+    pub fn put(&self, item: impl Borrow<T>) -> Result<(), PutError> {
+        self.put_inner(item.borrow(), None, false)
+    }
+
+    /// Puts an item, waiting at most `timeout` for room; then [`PutError::Full`]
+    /// (Python's `put(obj, timeout=t)`).
+    pub fn put_timeout(&self, item: impl Borrow<T>, timeout: Duration) -> Result<(), PutError> {
+        self.put_inner(item.borrow(), Some(timeout), false)
+    }
+
+    /// Puts an item if there is room now, else [`PutError::Full`] (Python's `put_nowait`).
+    pub fn put_nowait(&self, item: impl Borrow<T>) -> Result<(), PutError> {
+        self.put_inner(item.borrow(), Some(Duration::ZERO), false)
+    }
+
+    fn put_inner(
+        &self,
+        item: &T,
+        timeout: Option<Duration>,
+        counted: bool,
+    ) -> Result<(), PutError> {
+        if self.shared.closed.load(Ordering::Relaxed) {
+            return Err(PutError::Closed);
+        }
+        // Serialised here, on the caller's thread: an error is the caller's to see.
+        let dumped = reduction::dumps(item).map_err(PutError::Encode)?;
+        self.shared
+            .ring
+            .put(&dumped.bytes, &dumped.fds, deadline_of(timeout), counted)
+            .map_err(|e| match e {
+                RingError::Full => PutError::Full,
+                RingError::TooLarge(len) => PutError::TooLarge { len },
+                RingError::Io(e) => PutError::Io(e),
+                other => PutError::Io(std::io::Error::other(format!("{other:?}"))),
+            })
+    }
+
+    /// Takes the oldest item, waiting as long as it takes (Python's `get()`).
+    pub fn get(&self) -> Result<T, GetError> {
+        self.get_inner(None)
+    }
+
+    /// Takes the oldest item, waiting at most `timeout`; then [`GetError::Empty`].
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
+        self.get_inner(Some(timeout))
+    }
+
+    /// Takes the oldest item if there is one, else [`GetError::Empty`] (Python's `get_nowait`).
+    pub fn get_nowait(&self) -> Result<T, GetError> {
+        self.get_inner(Some(Duration::ZERO))
+    }
+
+    fn get_inner(&self, timeout: Option<Duration>) -> Result<T, GetError> {
+        if self.shared.closed.load(Ordering::Relaxed) {
+            return Err(GetError::Closed);
+        }
+        let decoded = self
+            .shared
+            .ring
+            .get(deadline_of(timeout), |bytes, fds| {
+                reduction::loads(bytes, fds)
+            })
+            .map_err(|e| match e {
+                RingError::Empty => GetError::Empty,
+                RingError::HandlesLost => GetError::HandlesLost,
+                RingError::Corrupt(m) => GetError::Corrupt(m.to_string()),
+                RingError::Io(e) => GetError::Io(e),
+                other => GetError::Corrupt(format!("{other:?}")),
+            })?;
+        decoded.map_err(GetError::Decode)
+    }
+
+    /// The number of items in the queue. Exact when read; other processes may change it at
+    /// any moment after.
+    pub fn qsize(&self) -> usize {
+        self.shared.ring.len() as usize
+    }
+
+    /// Whether the queue holds no item.
+    pub fn empty(&self) -> bool {
+        self.qsize() == 0
+    }
+
+    /// Whether a bounded queue holds `maxsize` items.
+    pub fn full(&self) -> bool {
+        let max = self.shared.ring.maxsize();
+        max > 0 && self.shared.ring.len() >= max
+    }
+
+    /// The bound given at creation (0: unbounded).
+    pub fn maxsize(&self) -> usize {
+        self.shared.ring.maxsize() as usize
+    }
+
+    /// Declares that this process will use the queue no more: later `put` and `get` on any
+    /// clone in this process fail with `Closed`. Other processes are not affected, and items
+    /// already put stay in the queue (there is no buffer to flush). Closing twice is fine.
+    pub fn close(&self) {
+        self.shared.closed.store(true, Ordering::Relaxed);
+    }
+
+    /// Nothing to wait for: `put` has finished writing when it returns. Kept for ports of
+    /// Python code (`join_thread`).
+    pub fn join_thread(&self) {}
+
+    /// Nothing to cancel: no background thread holds items (Python's `cancel_join_thread`).
+    pub fn cancel_join_thread(&self) {}
+
+    #[doc(hidden)]
+    /// Test hook: takes the queue's internal locks and never releases them.
+    pub fn hold_locks_forever(&self) -> std::io::Result<()> {
+        self.shared.ring.hold_locks_forever()
+    }
+}
+
+impl<T> Waitable for Queue<T> {
+    fn waiter(&self) -> Waiter<'_> {
+        Waiter(Inner::Ring(&self.shared.ring))
+    }
+}
+
+impl<T> Serialize for Queue<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.shared.ring.serialize(s)
+    }
+}
+
+impl<'de, T> Deserialize<'de> for Queue<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Queue {
+            shared: Arc::new(Shared {
+                ring: Ring::deserialize(d)?,
+                closed: AtomicBool::new(false),
+            }),
+            _items: PhantomData,
+        })
+    }
+}
+
+/// A [`Queue`] that counts unfinished items: every `put` adds one, [`task_done`] removes one,
+/// and [`join`] waits for zero (Python's `JoinableQueue`).
+///
+/// [`task_done`]: JoinableQueue::task_done
+/// [`join`]: JoinableQueue::join
+///
+/// ```
+/// let q = mp_ipc::JoinableQueue::<u32>::new()?;
+/// q.put(1)?;
+/// assert_eq!(q.get()?, 1);
+/// q.task_done()?;
+/// q.join();
+/// assert!(q.task_done().is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct JoinableQueue<T> {
+    queue: Queue<T>,
+}
+
+impl<T> Clone for JoinableQueue<T> {
+    fn clone(&self) -> Self {
+        JoinableQueue {
+            queue: self.queue.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinableQueue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinableQueue")
+            .field("queue", &self.queue)
+            .field(
+                "unfinished",
+                &self.queue.shared.ring.unfinished().load(Ordering::Relaxed),
+            )
+            .finish()
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
+    /// An unbounded joinable queue.
+    pub fn new() -> std::io::Result<Self> {
+        Self::with_maxsize(0)
+    }
+
+    /// A joinable queue of at most `maxsize` items; 0 means unbounded.
+    pub fn with_maxsize(maxsize: usize) -> std::io::Result<Self> {
+        Ok(JoinableQueue {
+            queue: Queue::with_maxsize(maxsize)?,
+        })
+    }
+
+    /// As [`Queue::put`]; the item also counts as unfinished until `task_done`.
+    pub fn put(&self, item: impl Borrow<T>) -> Result<(), PutError> {
+        self.queue.put_inner(item.borrow(), None, true)
+    }
+
+    /// As [`Queue::put_timeout`], counted.
+    pub fn put_timeout(&self, item: impl Borrow<T>, timeout: Duration) -> Result<(), PutError> {
+        self.queue.put_inner(item.borrow(), Some(timeout), true)
+    }
+
+    /// As [`Queue::put_nowait`], counted.
+    pub fn put_nowait(&self, item: impl Borrow<T>) -> Result<(), PutError> {
+        self.queue
+            .put_inner(item.borrow(), Some(Duration::ZERO), true)
+    }
+
+    /// Marks one item as processed; an error when every item already was.
+    pub fn task_done(&self) -> Result<(), TaskDoneError> {
+        let ring = &self.queue.shared.ring;
+        let counter = ring.unfinished();
+        counter
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .map_err(|_| TaskDoneError)?;
+        if counter.load(Ordering::SeqCst) == 0 {
+            ring.wake_joiners();
+        }
+        Ok(())
+    }
+
+    /// Waits until every item put has been marked done.
+    pub fn join(&self) {
+        self.queue.shared.ring.wait_unfinished_zero(None);
+    }
+
+    /// Waits at most `timeout`; whether every item was marked done.
+    pub fn join_timeout(&self, timeout: Duration) -> bool {
+        self.queue
+            .shared
+            .ring
+            .wait_unfinished_zero(deadline_of(Some(timeout)))
+    }
+}
+
+impl<T> std::ops::Deref for JoinableQueue<T> {
+    type Target = Queue<T>;
+
+    /// Everything but the counted `put`s: `get`, `qsize`, `close`...
+    fn deref(&self) -> &Queue<T> {
+        &self.queue
+    }
+}
+
+impl<T> Waitable for JoinableQueue<T> {
+    fn waiter(&self) -> Waiter<'_> {
+        self.queue.waiter()
+    }
+}
+
+impl<T> Serialize for JoinableQueue<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.queue.serialize(s)
+    }
+}
+
+impl<'de, T> Deserialize<'de> for JoinableQueue<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(JoinableQueue {
+            queue: Queue::deserialize(d)?,
+        })
+    }
+}
+
+/// The small queue: `put`, `get`, `empty`, `close`, no bound and no timeouts (Python's
+/// `SimpleQueue`). It shares [`Queue`]'s machinery, so it is as fast and as safe.
+///
+/// ```
+/// let q = mp_ipc::SimpleQueue::new()?;
+/// q.put("x".to_string())?;
+/// assert!(!q.empty());
+/// assert_eq!(q.get()?, "x");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct SimpleQueue<T> {
+    queue: Queue<T>,
+}
+
+impl<T> Clone for SimpleQueue<T> {
+    fn clone(&self) -> Self {
+        SimpleQueue {
+            queue: self.queue.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for SimpleQueue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("SimpleQueue").field(&self.queue).finish()
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
+    /// An empty queue.
+    pub fn new() -> std::io::Result<Self> {
+        Ok(SimpleQueue {
+            queue: Queue::new()?,
+        })
+    }
+
+    /// Puts an item (never waits).
+    pub fn put(&self, item: impl Borrow<T>) -> Result<(), PutError> {
+        self.queue.put(item)
+    }
+
+    /// Takes the oldest item, waiting for one.
+    pub fn get(&self) -> Result<T, GetError> {
+        self.queue.get()
+    }
+
+    /// Whether the queue holds no item.
+    pub fn empty(&self) -> bool {
+        self.queue.empty()
+    }
+
+    /// Closes this process's handle (as [`Queue::close`]).
+    pub fn close(&self) {
+        self.queue.close()
+    }
+}
+
+impl<T> Waitable for SimpleQueue<T> {
+    fn waiter(&self) -> Waiter<'_> {
+        self.queue.waiter()
+    }
+}
+
+impl<T> Serialize for SimpleQueue<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.queue.serialize(s)
+    }
+}
+
+impl<'de, T> Deserialize<'de> for SimpleQueue<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(SimpleQueue {
+            queue: Queue::deserialize(d)?,
+        })
+    }
+}
