@@ -31,7 +31,7 @@ const NONCE_LEN: usize = 40;
 const HANDSHAKE_MAX: usize = 256;
 
 /// Where a [`Listener`] listens (Python's address families on Linux).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Address {
     /// A Unix socket at a path (`AF_UNIX`, Python's default).
     Unix(PathBuf),

@@ -368,7 +368,7 @@ impl<'de, T> Deserialize<'de> for JoinableQueue<T> {
 /// `SimpleQueue`). It shares [`Queue`]'s machinery, so it is as fast and as safe.
 ///
 /// ```
-/// let q = mp_ipc::SimpleQueue::new()?;
+/// let q = mp_ipc::SimpleQueue::<String>::new()?;
 /// q.put("x".to_string())?;
 /// assert!(!q.empty());
 /// assert_eq!(q.get()?, "x");

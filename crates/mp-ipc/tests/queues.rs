@@ -406,15 +406,21 @@ fn threads_share_a_queue() {
             let q = q.clone();
             std::thread::spawn(move || {
                 let mut got = Vec::new();
-                while let Ok(item) = q.get_timeout(Duration::from_secs(2)) {
+                loop {
+                    let item = q.get_timeout(LONG).unwrap();
+                    if item.0 == u32::MAX {
+                        return got;
+                    }
                     got.push(item);
                 }
-                got
             })
         })
         .collect();
     for p in producers {
         p.join().unwrap();
+    }
+    for _ in 0..2 {
+        q.put((u32::MAX, 0)).unwrap();
     }
     let mut all: Vec<_> = consumers
         .into_iter()

@@ -17,6 +17,7 @@ pub(crate) fn ctx(method: StartMethod) -> Context {
 }
 
 /// A target that never returns (to be killed).
+#[allow(dead_code)] // not every test binary kills a process
 pub(crate) fn park_forever() {
     loop {
         std::thread::park();
