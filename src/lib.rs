@@ -16,7 +16,7 @@
 //!
 //! # Crates
 //! - [`spawn`]: processes, start methods (fork, spawn, forkserver), contexts.
-//! - [`ipc`]: Pipe, Queue, Listener/Client (in progress).
+//! - [`ipc`]: Pipe/Connection, Queue, JoinableQueue, SimpleQueue, wait, Listener/client.
 //! - [`shm`]: Value, Array, SharedMemory and process-shared locks (in progress).
 //! - [`pool`]: Pool and a joblib-style Parallel (in progress).
 
@@ -33,4 +33,9 @@ pub use mp_spawn::{
     ActiveChild, Context, ContextError, CurrentProcess, ParentProcess, Process, ProcessError,
     StartMethod, active_children, cpu_count, current_process, get_all_start_methods, get_context,
     get_start_method, parent_process, process_cpu_count, set_forkserver_preload, set_start_method,
+};
+
+pub use mp_ipc::{
+    Address, Connection, GetError, JoinableQueue, Listener, ListenerError, PutError, Queue,
+    RecvError, SendError, SimpleQueue, Waitable, client, pipe, wait,
 };

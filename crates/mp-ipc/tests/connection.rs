@@ -266,6 +266,9 @@ fn decode_error_keeps_the_connection() {
     let (a, b) = pipe(true).unwrap();
     a.send_bytes(&[0xff, 0xff, 0xff], 0, None).unwrap();
     assert!(matches!(b.recv::<String>(), Err(RecvError::Decode(_))));
+    // A value of another type is an error, not a value built from a prefix of it.
+    a.send(&[0u8, 1, 2]).unwrap();
+    assert!(matches!(b.recv::<Vec<u8>>(), Err(RecvError::Decode(_))));
     a.send(&"fine".to_string()).unwrap();
     assert_eq!(b.recv::<String>().unwrap(), "fine");
 }

@@ -152,13 +152,22 @@ pub fn dumps<T: Serialize + ?Sized>(value: &T) -> Result<Dumped<'_>, EncodeError
     Ok(Dumped { bytes, fds })
 }
 
-/// Deserialises a value from `bytes`, handing `fds` to its [`Fd`]s by index.
-/// Descriptors that no `Fd` claims are closed.
+/// Deserialises a value from `bytes`, handing `fds` to its [`Fd`]s by index. Every byte must
+/// belong to the value. Descriptors that no `Fd` claims are closed.
 pub fn loads<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<T, DecodeError> {
     let outer = SOURCE.with(|source| source.replace(Some(fds.into_iter().map(Some).collect())));
-    let value = postcard::from_bytes(bytes);
+    let value = postcard::take_from_bytes(bytes);
     SOURCE.with(|source| source.replace(outer));
-    value.map_err(|e| DecodeError(e.to_string()))
+    match value {
+        Ok((value, [])) => Ok(value),
+        // Left-over bytes mean the value was written as another type: say so, rather than
+        // hand back a value built from a prefix of it.
+        Ok((_, rest)) => Err(DecodeError(format!(
+            "{} bytes left over: the message holds another type",
+            rest.len()
+        ))),
+        Err(e) => Err(DecodeError(e.to_string())),
+    }
 }
 
 /// The most descriptors one message can carry.
