@@ -1,0 +1,150 @@
+"""Python's side of mp's ipc bench: Pipe and Queue round trips, Queue small-message
+throughput and 1 MiB throughput, with the fork start method (the fastest in Python), medians of
+repeated trials after a warm-up. Prints `<metric> <value>` lines:
+pipe_rtt_us, queue_rtt_us, queue_small_msgs_per_s, queue_1mib_gb_per_s, pipe_1mib_gb_per_s."""
+import multiprocessing as mp
+import statistics
+import sys
+import time
+
+MIB = 1 << 20
+
+
+def echo_pipe(conn):
+    while True:
+        v = conn.recv()
+        if v is None:
+            return
+        conn.send(v + 1)
+
+
+def echo_queue(req, rep):
+    while True:
+        v = req.get()
+        if v is None:
+            return
+        rep.put(v + 1)
+
+
+def produce(control, q):
+    while True:
+        n = control.get()
+        if n == 0:
+            return
+        for i in range(n):
+            q.put(i)
+
+
+def produce_big(control, q):
+    payload = bytes(MIB)
+    while True:
+        n = control.get()
+        if n == 0:
+            return
+        for _ in range(n):
+            q.put(payload)
+
+
+def send_big(control, conn):
+    payload = bytes(MIB)
+    while True:
+        n = control.get()
+        if n == 0:
+            return
+        for _ in range(n):
+            conn.send_bytes(payload)
+
+
+def median_rtt_us(call, rounds, per_round):
+    for _ in range(per_round):
+        call()
+    samples = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        for _ in range(per_round):
+            call()
+        samples.append((time.perf_counter() - t) / per_round)
+    return statistics.median(samples) * 1e6
+
+
+def median_rate(run, rounds, n):
+    run(n // 4)
+    samples = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        run(n)
+        samples.append(n / (time.perf_counter() - t))
+    return statistics.median(samples)
+
+
+def main():
+    quick = "--quick" in sys.argv
+    rounds = 5 if quick else 15
+    ctx = mp.get_context("fork")
+
+    a, b = ctx.Pipe()
+    p = ctx.Process(target=echo_pipe, args=(b,))
+    p.start()
+
+    def pipe_call():
+        a.send(7)
+        a.recv()
+
+    print(f"pipe_rtt_us {median_rtt_us(pipe_call, rounds, 2000):.2f}", flush=True)
+    a.send(None)
+    p.join()
+
+    req, rep = ctx.Queue(), ctx.Queue()
+    p = ctx.Process(target=echo_queue, args=(req, rep))
+    p.start()
+
+    def queue_call():
+        req.put(7)
+        rep.get()
+
+    print(f"queue_rtt_us {median_rtt_us(queue_call, rounds, 1000):.2f}", flush=True)
+    req.put(None)
+    p.join()
+
+    control, q = ctx.Queue(), ctx.Queue()
+    p = ctx.Process(target=produce, args=(control, q))
+    p.start()
+
+    def small(n):
+        control.put(n)
+        for _ in range(n):
+            q.get()
+
+    print(f"queue_small_msgs_per_s {median_rate(small, rounds, 50_000):.0f}", flush=True)
+    control.put(0)
+    p.join()
+
+    q = ctx.Queue()
+    p = ctx.Process(target=produce_big, args=(control, q))
+    p.start()
+
+    def big(n):
+        control.put(n)
+        for _ in range(n):
+            q.get()
+
+    print(f"queue_1mib_gb_per_s {median_rate(big, rounds, 100) * MIB / 1e9:.3f}", flush=True)
+    control.put(0)
+    p.join()
+
+    a, b = ctx.Pipe()
+    p = ctx.Process(target=send_big, args=(control, b))
+    p.start()
+
+    def big_pipe(n):
+        control.put(n)
+        for _ in range(n):
+            a.recv_bytes()
+
+    print(f"pipe_1mib_gb_per_s {median_rate(big_pipe, rounds, 100) * MIB / 1e9:.3f}", flush=True)
+    control.put(0)
+    p.join()
+
+
+if __name__ == "__main__":
+    main()
