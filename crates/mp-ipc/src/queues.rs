@@ -75,6 +75,22 @@ impl<T> fmt::Debug for Queue<T> {
     }
 }
 
+thread_local! {
+    static PUT_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A put buffer larger than this is given back rather than kept for the next item.
+const KEEP_BUFFER: usize = 1 << 20;
+
+fn put_error(e: RingError) -> PutError {
+    match e {
+        RingError::Full => PutError::Full,
+        RingError::TooLarge(len) => PutError::TooLarge { len },
+        RingError::Io(e) => PutError::Io(e),
+        other => PutError::Io(std::io::Error::other(format!("{other:?}"))),
+    }
+}
+
 fn deadline_of(timeout: Option<Duration>) -> Option<Instant> {
     timeout.map(|t| Instant::now().checked_add(t).unwrap_or_else(far_future))
 }
@@ -125,17 +141,22 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         if self.shared.closed.load(Ordering::Relaxed) {
             return Err(PutError::Closed);
         }
-        // Serialised here, on the caller's thread: an error is the caller's to see.
-        let dumped = reduction::dumps(item).map_err(PutError::Encode)?;
-        self.shared
-            .ring
-            .put(&dumped.bytes, &dumped.fds, deadline_of(timeout), counted)
-            .map_err(|e| match e {
-                RingError::Full => PutError::Full,
-                RingError::TooLarge(len) => PutError::TooLarge { len },
-                RingError::Io(e) => PutError::Io(e),
-                other => PutError::Io(std::io::Error::other(format!("{other:?}"))),
-            })
+        // Serialised here, on the caller's thread: an error is the caller's to see. The buffer
+        // is reused: one allocation per thread, not per item.
+        let mut buf = PUT_BUFFER.with(|b| std::mem::take(&mut *b.borrow_mut()));
+        buf.clear();
+        let result = reduction::dumps_into(item, &mut buf)
+            .map_err(PutError::Encode)
+            .and_then(|fds| {
+                self.shared
+                    .ring
+                    .put(&buf, &fds, deadline_of(timeout), counted)
+                    .map_err(put_error)
+            });
+        if buf.capacity() <= KEEP_BUFFER {
+            PUT_BUFFER.with(|b| *b.borrow_mut() = buf);
+        }
+        result
     }
 
     /// Takes the oldest item, waiting as long as it takes (Python's `get()`).

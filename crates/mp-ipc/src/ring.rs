@@ -135,6 +135,11 @@ pub(crate) struct Ring {
     fd_rx: Fd,
     /// Rung by producers while someone is in `wait`.
     bell: Fd,
+    /// The last `head` this process's producers saw (under the producer lock): free space is
+    /// at least what it implies, so the consumers' cache line is read only when that is short.
+    seen_head: AtomicU64,
+    /// The last `tail` this process's consumers saw (under the consumer lock).
+    seen_tail: AtomicU64,
 }
 
 /// The handles that make up a ring, as they travel to another process...
@@ -196,6 +201,8 @@ impl Ring {
             fd_tx: Fd::new(fd_tx),
             fd_rx: Fd::new(fd_rx),
             bell: Fd::new(bell),
+            seen_head: AtomicU64::new(0),
+            seen_tail: AtomicU64::new(0),
         };
         let shape = &ring.header().shape;
         shape.maxsize.store(maxsize, Ordering::Relaxed);
@@ -219,6 +226,8 @@ impl Ring {
             fd_tx: parts.fd_tx,
             fd_rx: parts.fd_rx,
             bell: parts.bell,
+            seen_head: AtomicU64::new(0),
+            seen_tail: AtomicU64::new(0),
         };
         if ring.header().shape.magic.load(Ordering::Acquire) != MAGIC {
             return Err(RingError::Corrupt("the shared memory is not an mp queue"));
@@ -319,8 +328,13 @@ impl Ring {
             let phys = (pos - l.2) & (l.1 - 1);
             let to_end = l.1 - phys;
             let total = if to_end < need { to_end + need } else { need };
-            let used = pos - h.consumers.head.load(Ordering::Acquire);
-            if used + total <= l.1 {
+            let seen = self.seen_head.load(Ordering::Relaxed);
+            if pos - seen + total <= l.1 {
+                break l;
+            }
+            let head = h.consumers.head.load(Ordering::Acquire);
+            self.seen_head.store(head, Ordering::Relaxed);
+            if pos - head + total <= l.1 {
                 break l;
             }
             self.grow(need)?;
@@ -355,9 +369,10 @@ impl Ring {
         let puts = h.producers.puts.load(Ordering::Relaxed);
         h.producers.puts.store(puts + 1, Ordering::Release);
         let seq = h.producers.put_seq.load(Ordering::Relaxed);
+        // Release is enough: `after_put` fences before it looks for sleepers.
         h.producers
             .put_seq
-            .store(seq.wrapping_add(1), Ordering::SeqCst);
+            .store(seq.wrapping_add(1), Ordering::Release);
         Ok(())
     }
 
@@ -433,14 +448,13 @@ impl Ring {
         let h = self.header();
         let mut take = Some(take);
         loop {
-            if self.has_items() {
-                let guard = self.lock_consumers()?;
-                if let Some(r) = self.pop(&guard, &mut take)? {
-                    drop(guard);
-                    self.after_get();
-                    return Ok(r);
-                }
+            let guard = self.lock_consumers()?;
+            if let Some(r) = self.pop(&guard, &mut take)? {
+                drop(guard);
+                self.after_get();
+                return Ok(r);
             }
+            drop(guard);
             let seq = &h.producers.put_seq;
             let waiters = &h.waiters.getters;
             if !self.wait_until(|| self.has_items(), seq, waiters, deadline) {
@@ -465,7 +479,12 @@ impl Ring {
         let (base, cap, origin) = self.layout();
         let mut pos = h.consumers.head.load(Ordering::Relaxed);
         loop {
-            let tail = h.producers.tail.load(Ordering::Acquire);
+            let mut tail = self.seen_tail.load(Ordering::Relaxed);
+            if tail <= pos || tail - pos > cap {
+                // Nothing known beyond `pos` (or the cache is from before a wrap): look.
+                tail = h.producers.tail.load(Ordering::Acquire);
+                self.seen_tail.store(tail, Ordering::Relaxed);
+            }
             if pos == tail {
                 if pos != h.consumers.head.load(Ordering::Relaxed) {
                     h.consumers.head.store(pos, Ordering::Release);
@@ -530,7 +549,7 @@ impl Ring {
         let gets = c.gets.load(Ordering::Relaxed);
         c.gets.store(gets + 1, Ordering::Release);
         let seq = c.get_seq.load(Ordering::Relaxed);
-        c.get_seq.store(seq.wrapping_add(1), Ordering::SeqCst);
+        c.get_seq.store(seq.wrapping_add(1), Ordering::Release);
     }
 
     fn take_fds(&self, ticket: u64) -> Result<Vec<OwnedFd>, RingError> {
@@ -555,6 +574,10 @@ impl Ring {
     }
 
     fn after_get(&self) {
+        if self.maxsize() == 0 {
+            // Only bounded queues have producers that sleep.
+            return;
+        }
         let h = self.header();
         fence(Ordering::SeqCst);
         if h.waiters.putters.load(Ordering::SeqCst) > 0 {

@@ -152,6 +152,23 @@ pub fn dumps<T: Serialize + ?Sized>(value: &T) -> Result<Dumped<'_>, EncodeError
     Ok(Dumped { bytes, fds })
 }
 
+/// As [`dumps`], but appends the bytes to `buf` (reused by callers that serialise often) and
+/// returns only the descriptors.
+pub fn dumps_into<'a, T: Serialize + ?Sized>(
+    value: &'a T,
+    buf: &mut Vec<u8>,
+) -> Result<Vec<BorrowedFd<'a>>, EncodeError> {
+    let outer = SINK.with(|sink| sink.replace(Some(Vec::new())));
+    let result = postcard::to_extend(value, std::mem::take(buf));
+    let raw = SINK.with(|sink| sink.replace(outer)).unwrap_or_default();
+    *buf = result.map_err(|e| EncodeError(e.to_string()))?;
+    Ok(raw
+        .into_iter()
+        // SAFETY: each fd belongs to an `Fd` inside `value`, which the returned borrow keeps alive.
+        .map(|fd| unsafe { BorrowedFd::borrow_raw(fd) })
+        .collect())
+}
+
 /// Deserialises a value from `bytes`, handing `fds` to its [`Fd`]s by index. Every byte must
 /// belong to the value. Descriptors that no `Fd` claims are closed.
 pub fn loads<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<T, DecodeError> {
