@@ -1,8 +1,8 @@
 //! `cargo xtask bench [--quick]`: mp's criterion benches and, in the same run, the same work in
 //! Python's multiprocessing and the bare OS, side by side.
 //!
-//! Today it covers process start+join (issue #2); the full report (every metric, JSON, chart)
-//! is issue #6.
+//! Today it covers process start+join and Pipe/Queue; the full report (every metric, JSON,
+//! chart) is issue #6.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -43,8 +43,9 @@ fn criterion_median_us(group: &str, name: &str) -> Option<f64> {
         .map(|ns| ns / 1000.0)
 }
 
-fn python_start_join(quick: bool) -> Result<Vec<(String, f64)>, String> {
-    let script = root().join("benches/python/start_join.py");
+/// Runs one of the Python comparison scripts; it prints `<key> <value>` lines.
+fn python_figures(script: &str, quick: bool) -> Result<Vec<(String, f64)>, String> {
+    let script = root().join("benches/python").join(script);
     let mut cmd = Command::new("python3");
     cmd.arg(script);
     if quick {
@@ -69,20 +70,28 @@ fn python_start_join(quick: bool) -> Result<Vec<(String, f64)>, String> {
 }
 
 fn bench(quick: bool) -> ExitCode {
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.current_dir(root())
-        .args(["bench", "--bench", "start_join", "--"]);
-    if quick {
-        cmd.args(["--warm-up-time", "0.5", "--measurement-time", "2"]);
-    }
-    match cmd.status() {
-        Ok(s) if s.success() => {}
-        _ => {
-            eprintln!("cargo bench failed");
-            return ExitCode::FAILURE;
+    for bench in ["start_join", "ipc"] {
+        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.current_dir(root())
+            .args(["bench", "--bench", bench, "--"]);
+        if quick {
+            cmd.args(["--warm-up-time", "0.5", "--measurement-time", "2"]);
+        }
+        match cmd.status() {
+            Ok(s) if s.success() => {}
+            _ => {
+                eprintln!("cargo bench --bench {bench} failed");
+                return ExitCode::FAILURE;
+            }
         }
     }
-    let python = python_start_join(quick);
+    start_join_table(quick);
+    ipc_table(quick);
+    ExitCode::SUCCESS
+}
+
+fn start_join_table(quick: bool) {
+    let python = python_figures("start_join.py", quick);
     if let Err(reason) = &python {
         println!("Python figures skipped: {reason}");
     }
@@ -113,5 +122,108 @@ fn bench(quick: bool) -> ExitCode {
             ratio(py(method), mp)
         );
     }
-    ExitCode::SUCCESS
+}
+
+/// Pipe and Queue figures: mp, Python and the OS baseline of the same run.
+fn ipc_table(quick: bool) {
+    let python = python_figures("ipc.py", quick);
+    if let Err(reason) = &python {
+        println!("Python figures skipped: {reason}");
+    }
+    let python = python.unwrap_or_default();
+    let py = |k: &str| python.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+    let us = |group: &str, name: &str| criterion_median_us(group, name);
+    // Per-message medians (us) turned into rates.
+    let per_s = |t: Option<f64>| t.map(|us| 1e6 / us);
+    let gb_s = |t: Option<f64>| t.map(|us| (1u64 << 20) as f64 / (us * 1e-6) / 1e9);
+    let show = |v: Option<f64>, unit: &str| match v {
+        Some(v) if unit == "msgs/s" => format!("{:.2}M msgs/s", v / 1e6),
+        Some(v) => format!("{v:.2} {unit}"),
+        None => "-".to_string(),
+    };
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
+        _ => "-".to_string(),
+    };
+    let rows: Vec<(&str, &str, Option<f64>, Option<f64>, Option<f64>, &str)> = vec![
+        (
+            "pipe round trip (u64)",
+            "us",
+            us("ipc_rtt", "pipe"),
+            py("pipe_rtt_us"),
+            us("ipc_rtt", "socketpair"),
+            "socketpair ping-pong",
+        ),
+        (
+            "queue round trip (u64)",
+            "us",
+            us("ipc_rtt", "queue"),
+            py("queue_rtt_us"),
+            None,
+            "",
+        ),
+        (
+            "queue 1 -> 1 (u64)",
+            "msgs/s",
+            per_s(us("queue_small", "1_to_1")),
+            py("queue_small_msgs_per_s"),
+            None,
+            "",
+        ),
+        (
+            "queue 2 -> 1 (u64)",
+            "msgs/s",
+            per_s(us("queue_small", "2_to_1")),
+            None,
+            None,
+            "",
+        ),
+        (
+            "queue 1 -> 2 (u64)",
+            "msgs/s",
+            per_s(us("queue_small", "1_to_2")),
+            None,
+            None,
+            "",
+        ),
+        (
+            "queue 1 MiB items",
+            "GB/s",
+            gb_s(us("one_mib", "queue")),
+            py("queue_1mib_gb_per_s"),
+            gb_s(us("one_mib", "memcpy")),
+            "memcpy",
+        ),
+        (
+            "pipe 1 MiB messages",
+            "GB/s",
+            gb_s(us("one_mib", "pipe")),
+            py("pipe_1mib_gb_per_s"),
+            gb_s(us("one_mib", "socketpair")),
+            "raw socketpair",
+        ),
+    ];
+    println!();
+    println!(
+        "| ipc (median) | mp | Python 3 | OS baseline | mp / baseline | speedup over Python |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (name, unit, mp, python, base, base_name) in rows {
+        let base_text = match base {
+            Some(_) => format!("{} ({base_name})", show(base, unit)),
+            None => "-".to_string(),
+        };
+        println!(
+            "| {name} | {} | {} | {base_text} | {} | {} |",
+            show(mp, unit),
+            show(python, unit),
+            ratio(mp, base),
+            // Times: how many times less; rates: how many times more.
+            if unit == "us" {
+                ratio(python, mp)
+            } else {
+                ratio(mp, python)
+            }
+        );
+    }
 }
