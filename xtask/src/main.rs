@@ -124,6 +124,16 @@ fn start_join_table(quick: bool) {
     }
 }
 
+/// (metric, unit, mp, Python, OS baseline, baseline's name)
+type Row<'a> = (
+    &'a str,
+    &'a str,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    &'a str,
+);
+
 /// Pipe and Queue figures: mp, Python and the OS baseline of the same run.
 fn ipc_table(quick: bool) {
     let python = python_figures("ipc.py", quick);
@@ -145,7 +155,7 @@ fn ipc_table(quick: bool) {
         (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
         _ => "-".to_string(),
     };
-    let rows: Vec<(&str, &str, Option<f64>, Option<f64>, Option<f64>, &str)> = vec![
+    let rows: Vec<Row<'_>> = vec![
         (
             "pipe round trip (u64)",
             "us",
