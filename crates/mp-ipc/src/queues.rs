@@ -333,10 +333,10 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     pub fn task_done(&self) -> Result<(), TaskDoneError> {
         let ring = &self.queue.shared.ring;
         let counter = ring.unfinished();
-        counter
+        let before = counter
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .map_err(|_| TaskDoneError)?;
-        if counter.load(Ordering::SeqCst) == 0 {
+        if before == 1 {
             ring.wake_joiners();
         }
         Ok(())
