@@ -109,31 +109,30 @@ fn finish<R: serde::Serialize + serde::de::DeserializeOwned + 'static>(mut p: Pr
 
 // --- small-message throughput ----------------------------------------------------------------
 
-/// Puts `n` u64s for every `n` read from `control`, until a 0.
-fn produce(control: Queue<u64>, q: Queue<u64>) {
+/// Runs `round(n)` for every `n` read from `control`, until a 0: how a bench child is driven.
+fn rounds(control: &Queue<u64>, mut round: impl FnMut(u64)) {
     loop {
         let n = control.get().expect("get");
         if n == 0 {
             return;
         }
-        for i in 0..n {
-            q.put(i).expect("put");
-        }
+        round(n);
     }
 }
 
-/// Takes `n` items for every `n` read from `control`, then says so on `done`, until a 0.
+/// Puts `n` u64s per round.
+fn produce(control: Queue<u64>, q: Queue<u64>) {
+    rounds(&control, |n| (0..n).for_each(|i| q.put(i).expect("put")));
+}
+
+/// Takes `n` items per round, then says so on `done`.
 fn consume(control: Queue<u64>, q: Queue<u64>, done: Queue<u64>) {
-    loop {
-        let n = control.get().expect("get");
-        if n == 0 {
-            return;
-        }
+    rounds(&control, |n| {
         for _ in 0..n {
             black_box(q.get().expect("get"));
         }
         done.put(n).expect("put");
-    }
+    });
 }
 
 fn small_messages(c: &mut Criterion) {
@@ -198,42 +197,24 @@ fn small_messages(c: &mut Criterion) {
 
 fn produce_big(control: Queue<u64>, q: Queue<serde_bytes::ByteBuf>) {
     let payload = serde_bytes::ByteBuf::from(vec![7u8; MIB]);
-    loop {
-        let n = control.get().expect("get");
-        if n == 0 {
-            return;
-        }
-        for _ in 0..n {
-            q.put(&payload).expect("put");
-        }
-    }
+    rounds(&control, |n| {
+        (0..n).for_each(|_| q.put(&payload).expect("put"))
+    });
 }
 
 fn send_big(control: Queue<u64>, conn: Connection) {
     let payload = vec![7u8; MIB];
-    loop {
-        let n = control.get().expect("get");
-        if n == 0 {
-            return;
-        }
-        for _ in 0..n {
-            conn.send_bytes(&payload, 0, None).expect("send");
-        }
-    }
+    rounds(&control, |n| {
+        (0..n).for_each(|_| conn.send_bytes(&payload, 0, None).expect("send"))
+    });
 }
 
 fn write_big(control: Queue<u64>, sock: Fd) {
     let mut s = UnixStream::from(sock.into_inner());
     let payload = vec![7u8; MIB];
-    loop {
-        let n = control.get().expect("get");
-        if n == 0 {
-            return;
-        }
-        for _ in 0..n {
-            s.write_all(&payload).expect("write");
-        }
-    }
+    rounds(&control, |n| {
+        (0..n).for_each(|_| s.write_all(&payload).expect("write"))
+    });
 }
 
 fn one_mib(c: &mut Criterion) {

@@ -26,33 +26,27 @@ def echo_queue(req, rep):
         rep.put(v + 1)
 
 
-def produce(control, q):
+def rounds(control, round_):
+    """Runs round_(n) for every n read from control, until a 0: how a bench child is driven."""
     while True:
         n = control.get()
         if n == 0:
             return
-        for i in range(n):
-            q.put(i)
+        round_(n)
+
+
+def produce(control, q):
+    rounds(control, lambda n: [q.put(i) for i in range(n)])
 
 
 def produce_big(control, q):
     payload = bytes(MIB)
-    while True:
-        n = control.get()
-        if n == 0:
-            return
-        for _ in range(n):
-            q.put(payload)
+    rounds(control, lambda n: [q.put(payload) for _ in range(n)])
 
 
 def send_big(control, conn):
     payload = bytes(MIB)
-    while True:
-        n = control.get()
-        if n == 0:
-            return
-        for _ in range(n):
-            conn.send_bytes(payload)
+    rounds(control, lambda n: [conn.send_bytes(payload) for _ in range(n)])
 
 
 def median_rtt_us(call, rounds, per_round):
