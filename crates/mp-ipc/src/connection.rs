@@ -160,15 +160,6 @@ impl Connection {
         if !self.writable {
             return Err(SendError::NotWritable);
         }
-        if fds.len() > reduction::MAX_FDS_PER_MSG {
-            return Err(SendError::Io(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "a message can carry at most {} handles",
-                    reduction::MAX_FDS_PER_MSG
-                ),
-            )));
-        }
         let guard = self.handle();
         let sock = guard.as_ref().ok_or(SendError::Closed)?.as_fd();
         let mut head = Vec::with_capacity(HEADER + payload.len().min(INLINE));

@@ -19,7 +19,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::connection::Connection;
-use crate::error::{AuthenticationError, ListenerError, RecvError};
+use crate::error::{AuthenticationError, ListenerError, RecvError, SendError};
 use crate::sys;
 
 const CHALLENGE: &[u8] = b"#CHALLENGE#";
@@ -234,8 +234,10 @@ fn handshake_recv(conn: &Connection) -> Result<Vec<u8>, ListenerError> {
 }
 
 fn handshake_send(conn: &Connection, message: &[u8]) -> Result<(), ListenerError> {
-    conn.send_bytes(message, 0, None)
-        .map_err(|e| ListenerError::Io(io::Error::other(e.to_string())))
+    conn.send_bytes(message, 0, None).map_err(|e| match e {
+        SendError::Io(e) => ListenerError::Io(e),
+        other => ListenerError::Io(io::Error::other(other.to_string())),
+    })
 }
 
 /// Challenges the peer to prove it knows `authkey`.

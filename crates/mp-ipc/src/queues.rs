@@ -280,14 +280,6 @@ pub struct JoinableQueue<T> {
     queue: Queue<T>,
 }
 
-impl<T> Clone for JoinableQueue<T> {
-    fn clone(&self) -> Self {
-        JoinableQueue {
-            queue: self.queue.clone(),
-        }
-    }
-}
-
 impl<T> fmt::Debug for JoinableQueue<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinableQueue")
@@ -365,26 +357,6 @@ impl<T> std::ops::Deref for JoinableQueue<T> {
     }
 }
 
-impl<T> Waitable for JoinableQueue<T> {
-    fn waiter(&self) -> Waiter<'_> {
-        self.queue.waiter()
-    }
-}
-
-impl<T> Serialize for JoinableQueue<T> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.queue.serialize(s)
-    }
-}
-
-impl<'de, T> Deserialize<'de> for JoinableQueue<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(JoinableQueue {
-            queue: Queue::deserialize(d)?,
-        })
-    }
-}
-
 /// The small queue: `put`, `get`, `empty`, `close`, no bound and no timeouts (Python's
 /// `SimpleQueue`). It shares [`Queue`]'s machinery, so it is as fast and as safe.
 ///
@@ -397,14 +369,6 @@ impl<'de, T> Deserialize<'de> for JoinableQueue<T> {
 /// ```
 pub struct SimpleQueue<T> {
     queue: Queue<T>,
-}
-
-impl<T> Clone for SimpleQueue<T> {
-    fn clone(&self) -> Self {
-        SimpleQueue {
-            queue: self.queue.clone(),
-        }
-    }
 }
 
 impl<T> fmt::Debug for SimpleQueue<T> {
@@ -442,22 +406,34 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
     }
 }
 
-impl<T> Waitable for SimpleQueue<T> {
-    fn waiter(&self) -> Waiter<'_> {
-        self.queue.waiter()
-    }
+/// The impls a queue wrapper takes straight from its inner [`Queue`]: cloning, `wait`, and
+/// travelling to other processes.
+macro_rules! delegate_to_queue {
+    ($($wrapper:ident),*) => {$(
+        impl<T> Clone for $wrapper<T> {
+            fn clone(&self) -> Self {
+                $wrapper { queue: self.queue.clone() }
+            }
+        }
+
+        impl<T> Waitable for $wrapper<T> {
+            fn waiter(&self) -> Waiter<'_> {
+                self.queue.waiter()
+            }
+        }
+
+        impl<T> Serialize for $wrapper<T> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                self.queue.serialize(s)
+            }
+        }
+
+        impl<'de, T> Deserialize<'de> for $wrapper<T> {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                Ok($wrapper { queue: Queue::deserialize(d)? })
+            }
+        }
+    )*};
 }
 
-impl<T> Serialize for SimpleQueue<T> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.queue.serialize(s)
-    }
-}
-
-impl<'de, T> Deserialize<'de> for SimpleQueue<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(SimpleQueue {
-            queue: Queue::deserialize(d)?,
-        })
-    }
-}
+delegate_to_queue!(JoinableQueue, SimpleQueue);
