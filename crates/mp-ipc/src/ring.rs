@@ -764,6 +764,6 @@ impl LockGuard<'_> {
 impl Drop for LockGuard<'_> {
     fn drop(&mut self) {
         // SAFETY: this thread took the mutex in `new`.
-        unsafe { sys::robust_mutex_unlock(self.mutex) };
+        let _ = unsafe { sys::robust_mutex_unlock(self.mutex) };
     }
 }

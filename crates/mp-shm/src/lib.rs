@@ -1,1 +1,70 @@
-//! mp-shm: not built yet (see the open issue). Part of mp, Python's multiprocessing for Rust.
+//! Shared state and locks between processes: the part of [mp](https://docs.rs/mp) that mirrors
+//! Python's `sharedctypes`, `shared_memory` and `synchronize`.
+//!
+//! | you want | use | Python |
+//! |---|---|---|
+//! | one number or struct, shared | [`Value`] (locked), [`RawValue`] | `Value`, `RawValue` |
+//! | a fixed array, shared | [`Array`] (locked), [`RawArray`] | `Array`, `RawArray` |
+//! | bytes any process can attach by name | [`SharedMemory`] | `shared_memory.SharedMemory` |
+//! | a list of mixed items by name | [`ShareableList`] | `shared_memory.ShareableList` |
+//! | mutual exclusion | [`Lock`], [`RLock`] | `Lock`, `RLock` |
+//! | counting, signalling, meeting | [`Semaphore`], [`BoundedSemaphore`], [`Event`], [`Condition`], [`Barrier`] | the same |
+//!
+//! ```
+//! use mp_shm::Value;
+//! use mp_spawn::get_context;
+//!
+//! fn add_fifty(counter: Value<i32>) {
+//!     for _ in 0..50 {
+//!         counter.update(|v| *v += 1).unwrap();
+//!     }
+//! }
+//!
+//! let counter = Value::new(0i32)?;
+//! let mut children: Vec<_> = (0..3)
+//!     .map(|_| get_context("forkserver").unwrap().process(add_fifty, (counter.clone(),)))
+//!     .collect();
+//! for c in &mut children {
+//!     c.start()?;
+//! }
+//! for c in &mut children {
+//!     c.join()?;
+//! }
+//! assert_eq!(counter.value()?, 150);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # When a process dies
+//! - **Holding a lock**: `Lock`, `RLock` and the locks of `Value` and `Array` are robust mutexes.
+//!   The next acquirer gets [`SyncError::OwnerDied`] (a guard still comes with
+//!   [`LockError::OwnerDied`]), repairs the data, and calls `clear_owner_died`. Python
+//!   deadlocks there.
+//! - **Leaks**: `Value`, `Array` and the locks live in anonymous memory (memfd) that the kernel
+//!   frees with its last user; nothing of theirs is ever in /dev/shm. A named
+//!   [`SharedMemory`] that its creator's process tree did not unlink is unlinked by the
+//!   resource tracker when the tree is gone, after SIGKILL too. Attaching never unlinks.
+//!
+//! Every object here is `Serialize + Deserialize` through `mp_spawn::reduction`: pass it as a
+//! process argument, or through a `Queue` or `Connection`, under any start method.
+
+#![cfg(all(target_os = "linux", target_env = "gnu"))]
+
+mod error;
+mod heap;
+mod resource_tracker;
+mod shareable_list;
+mod shared_memory;
+mod sharedctypes;
+mod synchronize;
+#[doc(hidden)]
+pub mod sys;
+
+pub use bytemuck::{Pod, Zeroable};
+pub use error::{ArrayError, IndexError, ListError, LockError, LockResult, ShmError, SyncError};
+pub use shareable_list::{Item, ShareableList};
+pub use shared_memory::{MAX_NAME_LEN, SharedMemory, ShmOptions};
+pub use sharedctypes::{Array, ArrayGuard, RawArray, RawValue, Value, ValueGuard};
+pub use synchronize::{
+    Barrier, BoundedSemaphore, Condition, ConditionGuard, ConditionLock, Event, Lock, LockGuard,
+    RLock, RLockGuard, Semaphore,
+};

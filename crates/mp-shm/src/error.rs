@@ -1,0 +1,272 @@
+//! The small error types of mp-shm, one per kind of failure.
+
+use std::fmt;
+use std::io;
+
+/// A lock, semaphore, condition or barrier operation failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SyncError {
+    /// A process or thread died holding the lock. Where an `acquire` returns this, the lock
+    /// **is now held** by the caller: repair the data it guards, call `clear_owner_died`, and
+    /// release. The mark stays until cleared, so every acquirer learns of the death
+    /// (std's `Mutex` poisoning, across processes). Python has no such outcome: it deadlocks.
+    OwnerDied,
+    /// Released, waited on or notified without holding the lock (Python: `ValueError`,
+    /// `AssertionError` or `RuntimeError`, by type).
+    NotHeld,
+    /// A `BoundedSemaphore` released above its initial value, or a counter at its limit
+    /// (Python: `ValueError('semaphore or lock released too many times')`).
+    TooManyReleases,
+    /// This thread already holds the lock, and taking it again would wait forever (a `Lock`)
+    /// or hand out a second mutable view of the same data (a `Value` or `Array` guard).
+    Reentrant,
+    /// The barrier is broken: aborted, reset while others waited, or a wait timed out
+    /// (Python: `BrokenBarrierError`).
+    BrokenBarrier,
+    /// The OS refused (creating the shared block, or an unexpected pthread error).
+    Os(io::Error),
+}
+
+impl fmt::Display for SyncError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SyncError::OwnerDied => f.write_str("the previous holder of the lock died holding it"),
+            SyncError::NotHeld => f.write_str("the lock is not held by this thread"),
+            SyncError::TooManyReleases => f.write_str("semaphore or lock released too many times"),
+            SyncError::Reentrant => f.write_str("this thread already holds the lock"),
+            SyncError::BrokenBarrier => f.write_str("the barrier is broken"),
+            SyncError::Os(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for SyncError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SyncError::Os(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for SyncError {
+    fn from(e: io::Error) -> Self {
+        SyncError::Os(e)
+    }
+}
+
+/// Taking a guard failed. Like std's `PoisonError`, [`LockError::OwnerDied`] still hands over
+/// the guard, so the caller can repair what the dead holder left half-written.
+pub enum LockError<G> {
+    /// A process died holding the lock; here is the guard anyway.
+    OwnerDied(G),
+    /// Any other failure; no guard.
+    Sync(SyncError),
+}
+
+/// The result of taking a guard.
+pub type LockResult<G> = Result<G, LockError<G>>;
+
+impl<G> LockError<G> {
+    /// The guard, if the lock was taken (after an owner death).
+    pub fn into_inner(self) -> Option<G> {
+        match self {
+            LockError::OwnerDied(g) => Some(g),
+            LockError::Sync(_) => None,
+        }
+    }
+
+    /// The failure without the guard (which is dropped, releasing the lock).
+    pub fn kind(&self) -> &SyncError {
+        match self {
+            LockError::OwnerDied(_) => &SyncError::OwnerDied,
+            LockError::Sync(e) => e,
+        }
+    }
+}
+
+impl<G> From<LockError<G>> for SyncError {
+    fn from(e: LockError<G>) -> Self {
+        match e {
+            LockError::OwnerDied(_) => SyncError::OwnerDied,
+            LockError::Sync(e) => e,
+        }
+    }
+}
+
+impl<G> fmt::Debug for LockError<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LockError::OwnerDied(_) => f.write_str("OwnerDied(..)"),
+            LockError::Sync(e) => f.debug_tuple("Sync").field(e).finish(),
+        }
+    }
+}
+
+impl<G> fmt::Display for LockError<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self.kind(), f)
+    }
+}
+
+impl<G> std::error::Error for LockError<G> {}
+
+/// An index past the end (Python: `IndexError`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexError {
+    /// The index asked for.
+    pub index: usize,
+    /// The length.
+    pub len: usize,
+}
+
+impl fmt::Display for IndexError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "index {} out of range for length {}",
+            self.index, self.len
+        )
+    }
+}
+
+impl std::error::Error for IndexError {}
+
+/// An element access of a locked [`Array`](crate::Array) failed.
+#[derive(Debug)]
+pub enum ArrayError {
+    /// The index is out of range.
+    Index(IndexError),
+    /// Taking the array's lock failed.
+    Sync(SyncError),
+}
+
+impl fmt::Display for ArrayError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ArrayError::Index(e) => e.fmt(f),
+            ArrayError::Sync(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ArrayError {}
+
+impl From<IndexError> for ArrayError {
+    fn from(e: IndexError) -> Self {
+        ArrayError::Index(e)
+    }
+}
+
+impl From<SyncError> for ArrayError {
+    fn from(e: SyncError) -> Self {
+        ArrayError::Sync(e)
+    }
+}
+
+/// A named shared-memory segment could not be made, opened or removed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ShmError {
+    /// `create` with a name that exists (Python: `FileExistsError`).
+    Exists(String),
+    /// `attach` or `unlink` of a name that does not exist (Python: `FileNotFoundError`).
+    NotFound(String),
+    /// `create` with size 0 (Python: `ValueError`).
+    ZeroSize,
+    /// The name is empty, too long, or holds a `/` or a NUL (Python: `ValueError` or `OSError`).
+    InvalidName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The segment is smaller than the type laid over it needs.
+    TooSmall {
+        /// Bytes needed.
+        need: usize,
+        /// Bytes the segment has.
+        have: usize,
+    },
+    /// Another OS error.
+    Os(io::Error),
+}
+
+impl fmt::Display for ShmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ShmError::Exists(n) => write!(f, "shared memory {n:?} already exists"),
+            ShmError::NotFound(n) => write!(f, "no shared memory named {n:?}"),
+            ShmError::ZeroSize => f.write_str("the size of a new segment must be above zero"),
+            ShmError::InvalidName { name, reason } => {
+                write!(f, "invalid shared memory name {name:?}: {reason}")
+            }
+            ShmError::TooSmall { need, have } => write!(
+                f,
+                "the segment has {have} bytes, fewer than the {need} needed"
+            ),
+            ShmError::Os(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ShmError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ShmError::Os(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// A [`ShareableList`](crate::ShareableList) operation failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ListError {
+    /// The index is out of range (Python: `IndexError`).
+    Index(IndexError),
+    /// A str or bytes item is longer than its slot (Python:
+    /// `ValueError('bytes/str item exceeds available storage')`).
+    ItemTooLong {
+        /// The item's encoded length.
+        len: usize,
+        /// The slot's capacity.
+        capacity: usize,
+    },
+    /// `index` found no such item (Python: `ValueError`).
+    NotInList,
+    /// The segment does not hold a well-formed list.
+    Malformed(String),
+    /// Making or opening the segment failed.
+    Shm(ShmError),
+}
+
+impl fmt::Display for ListError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListError::Index(e) => e.fmt(f),
+            ListError::ItemTooLong { len, capacity } => write!(
+                f,
+                "bytes/str item exceeds available storage ({len} > {capacity} bytes)"
+            ),
+            ListError::NotInList => f.write_str("value not in this container"),
+            ListError::Malformed(m) => write!(f, "malformed ShareableList: {m}"),
+            ListError::Shm(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ListError {}
+
+impl From<ShmError> for ListError {
+    fn from(e: ShmError) -> Self {
+        ListError::Shm(e)
+    }
+}
+
+impl From<IndexError> for ListError {
+    fn from(e: IndexError) -> Self {
+        ListError::Index(e)
+    }
+}

@@ -1,0 +1,125 @@
+//! The resource tracker: a small process that unlinks the named segments this process tree
+//! created and did not unlink, once every process of the tree is gone, however they ended
+//! (normal exit, panic, SIGKILL). Python's `resource_tracker` plays the same part.
+//!
+//! It is started on the first tracked [`SharedMemory`](crate::SharedMemory) create, as a fresh
+//! copy of the executable whose `.init_array` entry (below) runs the tracker before `main`.
+//! Its stdin is one end of a socket pair; the creator keeps the other end, and forked children
+//! inherit it, so the tracker sees end-of-file exactly when the last of them has exited. The
+//! messages are `R <name>\n` (register) and `U <name>\n` (unregister), each a single write of
+//! at most 260 bytes, so writers from several processes never interleave.
+//!
+//! Attaching never registers: only a creator's segments are tracked, so an attacher's exit
+//! never unlinks a segment that others use (Python before 3.13 did: gh-82300).
+
+use std::collections::BTreeSet;
+use std::ffi::{CStr, CString, c_char, c_int};
+use std::io::{self, Read};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use crate::sys;
+
+const MARK: &CStr = c"--mp-resource-tracker";
+
+static TRACKER: OnceLock<Result<OwnedFd, String>> = OnceLock::new();
+
+fn start() -> Result<OwnedFd, String> {
+    std::hint::black_box(&TRACKER_ENTRY);
+    let (ours, theirs) = sys::socketpair().map_err(|e| e.to_string())?;
+    let mut command = Command::new("/proc/self/exe");
+    command
+        .arg0("mp-resource-tracker")
+        .arg(MARK.to_str().unwrap_or_default())
+        .stdin(Stdio::from(theirs))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    // The child is never waited for: it outlives us by design and init reaps it.
+    command
+        .spawn()
+        .map(drop)
+        .map_err(|e| format!("cannot start the resource tracker: {e}"))?;
+    Ok(ours)
+}
+
+fn send(line: String) {
+    if let Ok(fd) = TRACKER.get_or_init(start) {
+        // A failure means the tracker is gone; the segment then lives until it is unlinked.
+        let _ = sys::send_all(fd.as_fd(), line.as_bytes());
+    }
+}
+
+/// Records that this process tree owns `name`, starting the tracker if needed.
+pub(crate) fn register(name: &str) -> io::Result<()> {
+    match TRACKER.get_or_init(start) {
+        Ok(fd) => sys::send_all(fd.as_fd(), format!("R {name}\n").as_bytes()),
+        Err(e) => Err(io::Error::other(e.clone())),
+    }
+}
+
+/// Records that `name` was unlinked (by anyone): the tracker forgets it.
+pub(crate) fn unregister(name: &str) {
+    if TRACKER.get().is_some() {
+        send(format!("U {name}\n"));
+    }
+}
+
+/// The tracker's life: read registrations until every writer is gone, then unlink the rest.
+fn serve() -> ! {
+    // Ctrl-C and a polite terminate go to the whole process group; the tracker must outlive
+    // the others to clean up after them (Python's tracker ignores them too).
+    sys::ignore_signal(libc::SIGINT);
+    sys::ignore_signal(libc::SIGTERM);
+    let mut live = BTreeSet::new();
+    let mut input = Vec::new();
+    let _ = io::stdin().lock().read_to_end(&mut input);
+    for line in input.split(|b| *b == b'\n') {
+        let Ok(line) = std::str::from_utf8(line) else {
+            continue;
+        };
+        match line.split_once(' ') {
+            Some(("R", name)) => {
+                live.insert(name.to_owned());
+            }
+            Some(("U", name)) => {
+                live.remove(name);
+            }
+            _ => {}
+        }
+    }
+    let mut cleaned = Vec::new();
+    for name in &live {
+        if let Ok(posix) = CString::new(format!("/{name}")) {
+            if sys::shm_unlink(&posix).is_ok() {
+                cleaned.push(name.as_str());
+            }
+        }
+    }
+    if !cleaned.is_empty() {
+        eprintln!(
+            "mp resource_tracker: unlinked {} shared memory segment(s) left at shutdown: {cleaned:?}",
+            cleaned.len()
+        );
+    }
+    sys::exit_now(0)
+}
+
+/// Called by the C runtime before `main`: returns at once unless this process is a tracker.
+extern "C" fn tracker_entry(argc: c_int, argv: *const *const c_char, _envp: *const *const c_char) {
+    if argc != 2 || argv.is_null() {
+        return;
+    }
+    // SAFETY: glibc passes main's argc and argv to .init_array functions: argv holds argc
+    // valid NUL-terminated strings.
+    let mark = unsafe { CStr::from_ptr(*argv.add(1)) };
+    if mark == MARK {
+        serve()
+    }
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static TRACKER_ENTRY: extern "C" fn(c_int, *const *const c_char, *const *const c_char) =
+    tracker_entry;

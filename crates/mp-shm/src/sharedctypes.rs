@@ -1,0 +1,664 @@
+//! Typed shared memory, as Python's `multiprocessing.sharedctypes`: [`Value`] and [`Array`]
+//! (guarded by a re-entrant lock, as Python's default), and [`RawValue`] and [`RawArray`]
+//! (no lock). The element type is any [`Pod`] type: the numbers, and `#[repr(C)]` structs that
+//! derive `Pod` and `Zeroable` (Python's ctypes `Structure`).
+
+use std::io;
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::*};
+
+use bytemuck::Pod;
+use mp_spawn::reduction::Fd;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::{ArrayError, IndexError, LockError, LockResult, SyncError};
+use crate::heap::Block;
+use crate::synchronize::{MutexBlock, RLock};
+
+fn bytes_for<T>(len: usize) -> io::Result<usize> {
+    len.checked_mul(std::mem::size_of::<T>())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "array too large"))
+}
+
+const _: () = assert!(crate::synchronize::DATA_OFFSET % 64 == 0);
+
+fn check_align<T>() -> io::Result<()> {
+    // The data sits at a 64-byte boundary of a page-aligned block.
+    if std::mem::align_of::<T>() > 64 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "element types aligned above 64 bytes are not supported",
+        ));
+    }
+    Ok(())
+}
+
+/// The lock and data of a `Value` or `Array`, and whether a guard of it is live in this process
+/// (only the lock's holder can have one, so a second guard would alias the first).
+#[derive(Debug)]
+struct Guarded {
+    lock: RLock,
+    block: Arc<MutexBlock>,
+    borrowed: AtomicBool,
+}
+
+impl Guarded {
+    fn new(bytes: usize) -> io::Result<Guarded> {
+        let block = Arc::new(MutexBlock::new(bytes)?);
+        Ok(Guarded {
+            lock: RLock::from_block(block.clone()),
+            block,
+            borrowed: AtomicBool::new(false),
+        })
+    }
+
+    fn attach(fd: Fd, bytes: usize) -> Result<Guarded, String> {
+        let block = Arc::new(MutexBlock::attach(fd, bytes)?);
+        Ok(Guarded {
+            lock: RLock::from_block(block.clone()),
+            block,
+            borrowed: AtomicBool::new(false),
+        })
+    }
+
+    /// Takes the lock for a short access: an owner death or a live guard is an error, and the
+    /// lock is not kept then.
+    fn enter(&self) -> Result<(), SyncError> {
+        match self.block.acquire_counted(true, None) {
+            Ok(_) if !self.borrowed.load(Relaxed) => Ok(()),
+            Ok(_) => {
+                self.block.release_counted()?;
+                Err(SyncError::Reentrant)
+            }
+            Err(SyncError::OwnerDied) => {
+                self.block.release_counted()?;
+                Err(SyncError::OwnerDied)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn leave(&self) {
+        let _ = self.block.release_counted();
+    }
+
+    /// Takes the lock for a guard.
+    fn guard<G>(&self, make: impl FnOnce() -> G) -> LockResult<G> {
+        let died = match self.block.acquire_counted(true, None) {
+            Ok(_) => false,
+            Err(SyncError::OwnerDied) => true,
+            Err(e) => return Err(LockError::Sync(e)),
+        };
+        if self.borrowed.swap(true, Relaxed) {
+            self.leave();
+            return Err(LockError::Sync(SyncError::Reentrant));
+        }
+        if died {
+            Err(LockError::OwnerDied(make()))
+        } else {
+            Ok(make())
+        }
+    }
+
+    fn unguard(&self) {
+        self.borrowed.store(false, Relaxed);
+        self.leave();
+    }
+
+    fn data<T>(&self) -> *mut T {
+        self.block.data().cast()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Value
+
+/// One `T` in shared memory, with a lock (Python's `multiprocessing.Value`).
+///
+/// A child's writes are seen by the parent, under every start method: clones, and copies sent
+/// to other processes, share the memory.
+///
+/// ```
+/// use mp_shm::Value;
+///
+/// let v = Value::new(0i32)?;
+/// v.update(|x| *x += 1)?; // one read-modify-write under the lock
+/// *v.lock().unwrap() += 1; // or through a guard
+/// assert_eq!(v.value()?, 2);
+/// v.set_value(7)?;
+/// assert_eq!(v.value()?, 7);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// `value()` and `set_value()` each take the lock once, as Python's `.value`, so
+/// `v.set_value(v.value()? + 1)` races with other writers; [`Value::update`] does not.
+pub struct Value<T> {
+    shared: Arc<Guarded>,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Value<T> {
+    fn clone(&self) -> Self {
+        Value {
+            shared: self.shared.clone(),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T: Pod> std::fmt::Debug for Value<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Value").finish_non_exhaustive()
+    }
+}
+
+impl<T: Pod> Value<T> {
+    /// A shared value, initialised to `value`.
+    pub fn new(value: T) -> io::Result<Value<T>> {
+        check_align::<T>()?;
+        let shared = Arc::new(Guarded::new(std::mem::size_of::<T>())?);
+        // SAFETY: the block has room for a T at an aligned offset, and nobody else sees it yet.
+        unsafe { shared.data::<T>().write_volatile(value) };
+        Ok(Value {
+            shared,
+            _t: PhantomData,
+        })
+    }
+
+    /// A copy of the value, read under the lock.
+    pub fn value(&self) -> Result<T, SyncError> {
+        self.shared.enter()?;
+        // SAFETY: the lock is held and no guard is live, so no one writes the T meanwhile.
+        let v = unsafe { self.shared.data::<T>().read_volatile() };
+        self.shared.leave();
+        Ok(v)
+    }
+
+    /// Stores `value` under the lock.
+    pub fn set_value(&self, value: T) -> Result<(), SyncError> {
+        self.shared.enter()?;
+        // SAFETY: as in `value`.
+        unsafe { self.shared.data::<T>().write_volatile(value) };
+        self.shared.leave();
+        Ok(())
+    }
+
+    /// Runs `f` on the value under the lock: the guarded read-modify-write.
+    pub fn update<R>(&self, f: impl FnOnce(&mut T) -> R) -> Result<R, SyncError> {
+        let mut guard = self.lock().map_err(SyncError::from)?;
+        Ok(f(&mut guard))
+    }
+
+    /// Takes the lock and returns a guard that derefs to the value.
+    /// [`SyncError::Reentrant`] if this thread already has a guard of it.
+    pub fn lock(&self) -> LockResult<ValueGuard<'_, T>> {
+        self.shared.guard(|| ValueGuard {
+            value: self,
+            _not_send: PhantomData,
+        })
+    }
+
+    /// The lock (Python's `get_lock()`), re-entrant: `value()` works while it is held.
+    pub fn get_lock(&self) -> &RLock {
+        &self.shared.lock
+    }
+}
+
+impl<T: Pod> Serialize for Value<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.shared.block.serialize(s)
+    }
+}
+
+impl<'de, T: Pod> Deserialize<'de> for Value<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        check_align::<T>().map_err(D::Error::custom)?;
+        let fd = Fd::deserialize(d)?;
+        let shared = Guarded::attach(fd, std::mem::size_of::<T>()).map_err(D::Error::custom)?;
+        Ok(Value {
+            shared: Arc::new(shared),
+            _t: PhantomData,
+        })
+    }
+}
+
+/// The lock of a [`Value`], and access to it, until dropped.
+#[derive(Debug)]
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct ValueGuard<'a, T: Pod> {
+    value: &'a Value<T>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<T: Pod> Deref for ValueGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the lock is held and this is the only guard (checked in `guard`), so no one
+        // else reads or writes the T while the reference lives.
+        unsafe { &*self.value.shared.data::<T>() }
+    }
+}
+
+impl<T: Pod> DerefMut for ValueGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as in `deref`; `&mut self` makes the reference unique in this process too.
+        unsafe { &mut *self.value.shared.data::<T>() }
+    }
+}
+
+impl<T: Pod> Drop for ValueGuard<'_, T> {
+    fn drop(&mut self) {
+        self.value.shared.unguard();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Array
+
+/// A fixed-length array of `T` in shared memory, with a lock (Python's `multiprocessing.Array`).
+///
+/// ```
+/// use mp_shm::Array;
+///
+/// let a = Array::from_slice(&[1i32, 2, 3])?;
+/// a.set(0, 10)?;
+/// assert_eq!(a.get(0)?, 10);
+/// assert!(a.get(3).is_err()); // out of range: a typed error
+/// a.lock().unwrap().iter_mut().for_each(|x| *x *= 2);
+/// assert_eq!(a.to_vec()?, [20, 4, 6]);
+/// let zeros = Array::<f64>::zeroed(4)?;
+/// assert_eq!(zeros.to_vec()?, [0.0; 4]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Array<T> {
+    shared: Arc<Guarded>,
+    len: usize,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Array<T> {
+    fn clone(&self) -> Self {
+        Array {
+            shared: self.shared.clone(),
+            len: self.len,
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T: Pod> std::fmt::Debug for Array<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Array")
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Pod> Array<T> {
+    /// A zero-filled array of `len` elements (Python: `Array('i', 10)`).
+    pub fn zeroed(len: usize) -> io::Result<Array<T>> {
+        check_align::<T>()?;
+        Ok(Array {
+            shared: Arc::new(Guarded::new(bytes_for::<T>(len)?)?),
+            len,
+            _t: PhantomData,
+        })
+    }
+
+    /// An array holding a copy of `items` (Python: `Array('i', range(50))`).
+    pub fn from_slice(items: &[T]) -> io::Result<Array<T>> {
+        let array = Array::zeroed(items.len())?;
+        // SAFETY: the block has room for `len` Ts at an aligned offset; nobody else sees it yet.
+        unsafe {
+            std::ptr::copy_nonoverlapping(items.as_ptr(), array.shared.data::<T>(), items.len())
+        };
+        Ok(array)
+    }
+
+    /// The number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the array has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn check(&self, index: usize) -> Result<(), IndexError> {
+        if index < self.len {
+            Ok(())
+        } else {
+            Err(IndexError {
+                index,
+                len: self.len,
+            })
+        }
+    }
+
+    /// A copy of element `index`, read under the lock.
+    pub fn get(&self, index: usize) -> Result<T, ArrayError> {
+        self.check(index)?;
+        self.shared.enter()?;
+        // SAFETY: in range (checked), under the lock, no guard live.
+        let v = unsafe { self.shared.data::<T>().add(index).read_volatile() };
+        self.shared.leave();
+        Ok(v)
+    }
+
+    /// Stores `value` at `index` under the lock.
+    pub fn set(&self, index: usize, value: T) -> Result<(), ArrayError> {
+        self.check(index)?;
+        self.shared.enter()?;
+        // SAFETY: as in `get`.
+        unsafe { self.shared.data::<T>().add(index).write_volatile(value) };
+        self.shared.leave();
+        Ok(())
+    }
+
+    /// A copy of the whole array, taken under the lock.
+    pub fn to_vec(&self) -> Result<Vec<T>, SyncError> {
+        self.shared.enter()?;
+        let mut out = Vec::with_capacity(self.len);
+        // SAFETY: `len` elements are in the block; under the lock, no guard live; `out` has
+        // room for `len` and they are initialised by the copy.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.shared.data::<T>(), out.as_mut_ptr(), self.len);
+            out.set_len(self.len);
+        }
+        self.shared.leave();
+        Ok(out)
+    }
+
+    /// Takes the lock and returns a guard that derefs to the elements as a slice.
+    pub fn lock(&self) -> LockResult<ArrayGuard<'_, T>> {
+        self.shared.guard(|| ArrayGuard {
+            array: self,
+            _not_send: PhantomData,
+        })
+    }
+
+    /// The lock (Python's `get_lock()`).
+    pub fn get_lock(&self) -> &RLock {
+        &self.shared.lock
+    }
+}
+
+impl<T: Pod> Serialize for Array<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (&*self.shared.block, self.len as u64).serialize(s)
+    }
+}
+
+impl<'de, T: Pod> Deserialize<'de> for Array<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        check_align::<T>().map_err(D::Error::custom)?;
+        let (fd, len) = <(Fd, u64)>::deserialize(d)?;
+        let len = usize::try_from(len).map_err(D::Error::custom)?;
+        let bytes = bytes_for::<T>(len).map_err(D::Error::custom)?;
+        let shared = Guarded::attach(fd, bytes).map_err(D::Error::custom)?;
+        Ok(Array {
+            shared: Arc::new(shared),
+            len,
+            _t: PhantomData,
+        })
+    }
+}
+
+/// The lock of an [`Array`], and access to its elements, until dropped.
+#[derive(Debug)]
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct ArrayGuard<'a, T: Pod> {
+    array: &'a Array<T>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<T: Pod> Deref for ArrayGuard<'_, T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        // SAFETY: `len` elements in the block; the lock is held and this is the only guard.
+        unsafe { std::slice::from_raw_parts(self.array.shared.data::<T>(), self.array.len) }
+    }
+}
+
+impl<T: Pod> DerefMut for ArrayGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        // SAFETY: as in `deref`; `&mut self` makes it unique in this process too.
+        unsafe { std::slice::from_raw_parts_mut(self.array.shared.data::<T>(), self.array.len) }
+    }
+}
+
+impl<T: Pod> Drop for ArrayGuard<'_, T> {
+    fn drop(&mut self) {
+        self.array.shared.unguard();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// RawValue and RawArray
+
+/// One `T` in shared memory without a lock (Python's `RawValue`, or `Value(..., lock=False)`).
+/// Reads and writes are whole-value volatile copies; a read-modify-write races with other
+/// writers (the unsynchronised counter of the tutorial).
+///
+/// ```
+/// use mp_shm::RawValue;
+///
+/// let v = RawValue::new(1.5f64)?;
+/// v.set(v.get() * 2.0);
+/// assert_eq!(v.get(), 3.0);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct RawValue<T> {
+    block: Arc<Block>,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for RawValue<T> {
+    fn clone(&self) -> Self {
+        RawValue {
+            block: self.block.clone(),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T: Pod> std::fmt::Debug for RawValue<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawValue").finish_non_exhaustive()
+    }
+}
+
+impl<T: Pod> RawValue<T> {
+    /// A shared value, initialised to `value`.
+    pub fn new(value: T) -> io::Result<RawValue<T>> {
+        check_align::<T>()?;
+        let block = Block::new(c"mp-value", std::mem::size_of::<T>().max(1))?;
+        // SAFETY: the block is page-aligned with room for a T; nobody else sees it yet.
+        unsafe { block.ptr().cast::<T>().write_volatile(value) };
+        Ok(RawValue {
+            block: Arc::new(block),
+            _t: PhantomData,
+        })
+    }
+
+    /// A copy of the value.
+    pub fn get(&self) -> T {
+        // SAFETY: an aligned T in the mapping; T is Pod, so any bytes another process wrote are
+        // a valid T, and a volatile copy is what a racing reader of shared memory can do.
+        unsafe { self.block.ptr().cast::<T>().read_volatile() }
+    }
+
+    /// Stores `value`.
+    pub fn set(&self, value: T) {
+        // SAFETY: as in `get`.
+        unsafe { self.block.ptr().cast::<T>().write_volatile(value) }
+    }
+}
+
+impl<T: Pod> Serialize for RawValue<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.block.serialize(s)
+    }
+}
+
+impl<'de, T: Pod> Deserialize<'de> for RawValue<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        check_align::<T>().map_err(D::Error::custom)?;
+        Ok(RawValue {
+            block: Arc::new(Block::deserialize_sized(d, std::mem::size_of::<T>())?),
+            _t: PhantomData,
+        })
+    }
+}
+
+/// A fixed-length array of `T` in shared memory without a lock (Python's `RawArray`).
+///
+/// ```
+/// use mp_shm::RawArray;
+///
+/// let a = RawArray::from_slice(&[1u8, 2, 3])?;
+/// a.set(2, 9)?;
+/// assert_eq!(a.to_vec(), [1, 2, 9]);
+/// assert!(a.set(3, 0).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct RawArray<T> {
+    block: Arc<Block>,
+    len: usize,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for RawArray<T> {
+    fn clone(&self) -> Self {
+        RawArray {
+            block: self.block.clone(),
+            len: self.len,
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T: Pod> std::fmt::Debug for RawArray<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawArray")
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Pod> RawArray<T> {
+    /// A zero-filled array of `len` elements.
+    pub fn zeroed(len: usize) -> io::Result<RawArray<T>> {
+        check_align::<T>()?;
+        let block = Block::new(c"mp-array", bytes_for::<T>(len)?.max(1))?;
+        Ok(RawArray {
+            block: Arc::new(block),
+            len,
+            _t: PhantomData,
+        })
+    }
+
+    /// An array holding a copy of `items`.
+    pub fn from_slice(items: &[T]) -> io::Result<RawArray<T>> {
+        let array = RawArray::zeroed(items.len())?;
+        // SAFETY: the block has room for `len` Ts; nobody else sees it yet.
+        unsafe {
+            std::ptr::copy_nonoverlapping(items.as_ptr(), array.as_ptr(), items.len());
+        }
+        Ok(array)
+    }
+
+    /// The number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the array has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The first element's address in this process.
+    pub fn as_ptr(&self) -> *mut T {
+        self.block.ptr().cast()
+    }
+
+    fn check(&self, index: usize) -> Result<(), IndexError> {
+        if index < self.len {
+            Ok(())
+        } else {
+            Err(IndexError {
+                index,
+                len: self.len,
+            })
+        }
+    }
+
+    /// A copy of element `index`.
+    pub fn get(&self, index: usize) -> Result<T, IndexError> {
+        self.check(index)?;
+        // SAFETY: in range; Pod, volatile (see RawValue::get).
+        Ok(unsafe { self.as_ptr().add(index).read_volatile() })
+    }
+
+    /// Stores `value` at `index`.
+    pub fn set(&self, index: usize, value: T) -> Result<(), IndexError> {
+        self.check(index)?;
+        // SAFETY: as in `get`.
+        unsafe { self.as_ptr().add(index).write_volatile(value) };
+        Ok(())
+    }
+
+    /// A copy of the whole array.
+    pub fn to_vec(&self) -> Vec<T> {
+        (0..self.len)
+            // SAFETY: in range; Pod, volatile (see RawValue::get).
+            .map(|i| unsafe { self.as_ptr().add(i).read_volatile() })
+            .collect()
+    }
+
+    /// The elements as a slice.
+    ///
+    /// # Safety
+    /// No process may write the array while the slice lives (for example: the writers have
+    /// been joined, or an outside lock or event orders them).
+    pub unsafe fn as_slice(&self) -> &[T] {
+        // SAFETY: `len` elements in the mapping; the caller excludes concurrent writers.
+        unsafe { std::slice::from_raw_parts(self.as_ptr(), self.len) }
+    }
+
+    /// The elements as a mutable slice.
+    ///
+    /// # Safety
+    /// No other process or thread may read or write the array while the slice lives.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn as_mut_slice(&self) -> &mut [T] {
+        // SAFETY: `len` elements in the mapping; the caller guarantees exclusive access.
+        unsafe { std::slice::from_raw_parts_mut(self.as_ptr(), self.len) }
+    }
+}
+
+impl<T: Pod> Serialize for RawArray<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (&*self.block, self.len as u64).serialize(s)
+    }
+}
+
+impl<'de, T: Pod> Deserialize<'de> for RawArray<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        check_align::<T>().map_err(D::Error::custom)?;
+        let (fd, len) = <(Fd, u64)>::deserialize(d)?;
+        let len = usize::try_from(len).map_err(D::Error::custom)?;
+        let bytes = bytes_for::<T>(len).map_err(D::Error::custom)?;
+        let block = Block::attach(fd, bytes).map_err(D::Error::custom)?;
+        Ok(RawArray {
+            block: Arc::new(block),
+            len,
+            _t: PhantomData,
+        })
+    }
+}
