@@ -13,7 +13,7 @@ use mp_spawn::reduction::{self, Fd};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 
-matrix!(
+mp_spawn::test_matrix!(
     child_sends_the_tutorial_list,
     boundaries_hold_across_processes,
     large_messages_both_ways,

@@ -8,7 +8,7 @@ use common::ctx;
 use mp_ipc::{Address, Listener, ListenerError, client};
 use mp_spawn::StartMethod;
 
-matrix!(client_in_a_child_process);
+mp_spawn::test_matrix!(client_in_a_child_process);
 
 fn tcp() -> Address {
     Address::Tcp("127.0.0.1:0".parse().unwrap())

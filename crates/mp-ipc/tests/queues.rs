@@ -10,7 +10,7 @@ use mp_ipc::{GetError, JoinableQueue, PutError, Queue, SimpleQueue, Waitable, pi
 use mp_spawn::StartMethod;
 use serde::{Deserialize, Serialize};
 
-matrix!(
+mp_spawn::test_matrix!(
     child_puts_parent_gets,
     many_producers_many_consumers,
     child_exits_right_after_putting_more_than_a_pipe_buffer,

@@ -43,6 +43,8 @@ mod popen_spawn;
 mod process;
 pub mod reduction;
 mod sys;
+#[doc(hidden)]
+pub mod testing;
 
 pub use context::{
     Context, StartMethod, get_all_start_methods, get_context, get_start_method, set_start_method,
