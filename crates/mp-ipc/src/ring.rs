@@ -174,9 +174,8 @@ impl serde::Serialize for Ring {
 
 impl<'de> serde::Deserialize<'de> for Ring {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::Error as _;
         let parts = Parts::deserialize(d)?;
-        Ring::from_parts(parts).map_err(|e| D::Error::custom(format!("{e:?}")))
+        Ring::from_parts(parts).map_err(|e| reduction::custom_error(format_args!("{e:?}")))
     }
 }
 

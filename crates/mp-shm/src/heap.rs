@@ -9,7 +9,7 @@ use std::io;
 use std::os::fd::AsFd;
 
 use mp_spawn::reduction::Fd;
-use serde::de::Error as _;
+use mp_spawn::reduction::custom_error;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::sys::{self, Mapping};
@@ -68,7 +68,7 @@ impl Block {
         need: usize,
     ) -> Result<Block, D::Error> {
         let fd = Fd::deserialize(d)?;
-        Block::attach(fd, need).map_err(D::Error::custom)
+        Block::attach(fd, need).map_err(custom_error)
     }
 }
 

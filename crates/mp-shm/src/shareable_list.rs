@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use serde::de::Error as _;
+use mp_spawn::reduction::custom_error;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{IndexError, ListError};
@@ -408,6 +408,6 @@ impl Serialize for ShareableList {
 impl<'de> Deserialize<'de> for ShareableList {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let name = String::deserialize(d)?;
-        ShareableList::attach(&name).map_err(D::Error::custom)
+        ShareableList::attach(&name).map_err(custom_error)
     }
 }

@@ -9,7 +9,7 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::AsFd;
 
-use serde::de::Error as _;
+use mp_spawn::reduction::custom_error;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{IndexError, ShmError};
@@ -285,6 +285,6 @@ impl Serialize for SharedMemory {
 impl<'de> Deserialize<'de> for SharedMemory {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let name = String::deserialize(d)?;
-        SharedMemory::attach(&name).map_err(D::Error::custom)
+        SharedMemory::attach(&name).map_err(custom_error)
     }
 }

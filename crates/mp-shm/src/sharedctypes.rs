@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering::*};
 
 use bytemuck::Pod;
 use mp_spawn::reduction::Fd;
-use serde::de::Error as _;
+use mp_spawn::reduction::custom_error;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{ArrayError, IndexError, LockError, LockResult, SyncError};
@@ -215,9 +215,9 @@ impl<T: Pod> Serialize for Value<T> {
 
 impl<'de, T: Pod> Deserialize<'de> for Value<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        check_align::<T>().map_err(D::Error::custom)?;
+        check_align::<T>().map_err(custom_error)?;
         let fd = Fd::deserialize(d)?;
-        let shared = Guarded::attach(fd, std::mem::size_of::<T>()).map_err(D::Error::custom)?;
+        let shared = Guarded::attach(fd, std::mem::size_of::<T>()).map_err(custom_error)?;
         Ok(Value {
             shared: Arc::new(shared),
             _t: PhantomData,
@@ -395,11 +395,11 @@ impl<T: Pod> Serialize for Array<T> {
 
 impl<'de, T: Pod> Deserialize<'de> for Array<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        check_align::<T>().map_err(D::Error::custom)?;
+        check_align::<T>().map_err(custom_error)?;
         let (fd, len) = <(Fd, u64)>::deserialize(d)?;
-        let len = usize::try_from(len).map_err(D::Error::custom)?;
-        let bytes = bytes_for::<T>(len).map_err(D::Error::custom)?;
-        let shared = Guarded::attach(fd, bytes).map_err(D::Error::custom)?;
+        let len = usize::try_from(len).map_err(custom_error)?;
+        let bytes = bytes_for::<T>(len).map_err(custom_error)?;
+        let shared = Guarded::attach(fd, bytes).map_err(custom_error)?;
         Ok(Array {
             shared: Arc::new(shared),
             len,
@@ -507,7 +507,7 @@ impl<T: Pod> Serialize for RawValue<T> {
 
 impl<'de, T: Pod> Deserialize<'de> for RawValue<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        check_align::<T>().map_err(D::Error::custom)?;
+        check_align::<T>().map_err(custom_error)?;
         Ok(RawValue {
             block: Arc::new(Block::deserialize_sized(d, std::mem::size_of::<T>())?),
             _t: PhantomData,
@@ -650,11 +650,11 @@ impl<T: Pod> Serialize for RawArray<T> {
 
 impl<'de, T: Pod> Deserialize<'de> for RawArray<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        check_align::<T>().map_err(D::Error::custom)?;
+        check_align::<T>().map_err(custom_error)?;
         let (fd, len) = <(Fd, u64)>::deserialize(d)?;
-        let len = usize::try_from(len).map_err(D::Error::custom)?;
-        let bytes = bytes_for::<T>(len).map_err(D::Error::custom)?;
-        let block = Block::attach(fd, bytes).map_err(D::Error::custom)?;
+        let len = usize::try_from(len).map_err(custom_error)?;
+        let bytes = bytes_for::<T>(len).map_err(custom_error)?;
+        let block = Block::attach(fd, bytes).map_err(custom_error)?;
         Ok(RawArray {
             block: Arc::new(block),
             len,

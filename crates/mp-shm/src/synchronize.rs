@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::*};
 use std::time::{Duration, Instant};
 
 use mp_spawn::reduction::Fd;
-use serde::de::Error as _;
+use mp_spawn::reduction::custom_error;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::{LockError, LockResult, SyncError};
@@ -99,7 +99,7 @@ impl MutexBlock {
         extra: usize,
     ) -> Result<MutexBlock, D::Error> {
         let fd = Fd::deserialize(d)?;
-        MutexBlock::attach(fd, extra).map_err(D::Error::custom)
+        MutexBlock::attach(fd, extra).map_err(custom_error)
     }
 
     /// Maps a block received from another process, checking it has room for `extra` bytes.

@@ -36,7 +36,11 @@ fn hold_until(lock: Lock, held: Event, go: Event) {
 }
 
 fn lock_held_by_a_child(m: StartMethod) {
-    let (lock, held, go) = (Lock::new().unwrap(), Event::new().unwrap(), Event::new().unwrap());
+    let (lock, held, go) = (
+        Lock::new().unwrap(),
+        Event::new().unwrap(),
+        Event::new().unwrap(),
+    );
     let mut p = ctx(m).process(hold_until, (lock.clone(), held.clone(), go.clone()));
     p.start().unwrap();
     assert!(held.wait(Some(LONG)));
@@ -88,7 +92,10 @@ fn lock_holder_exits_without_releasing(m: StartMethod) {
     let mut p = ctx(m).process(take_and_return, (lock.clone(),));
     p.start().unwrap();
     p.join().unwrap();
-    assert!(matches!(lock.acquire(true, Some(LONG)), Err(SyncError::OwnerDied)));
+    assert!(matches!(
+        lock.acquire(true, Some(LONG)),
+        Err(SyncError::OwnerDied)
+    ));
     lock.clear_owner_died();
     lock.release().unwrap();
 }
@@ -109,7 +116,10 @@ fn rlock_holder_killed_mid_recursion(m: StartMethod) {
     assert!(!lock.acquire(false, None).unwrap());
     p.kill().unwrap();
     p.join_timeout(LONG).unwrap_err();
-    assert!(matches!(lock.acquire(true, Some(LONG)), Err(SyncError::OwnerDied)));
+    assert!(matches!(
+        lock.acquire(true, Some(LONG)),
+        Err(SyncError::OwnerDied)
+    ));
     lock.clear_owner_died();
     // Ours now, at depth one: the dead holder's three levels are gone.
     assert!(lock.is_owned());
@@ -203,7 +213,10 @@ fn condition_notify_wakes_exactly_n(m: StartMethod) {
         cond.notify(1).unwrap();
     }
     assert!(woken.acquire(true, Some(LONG)));
-    assert!(!woken.acquire(true, Some(SHORT)), "notify(1) woke more than one");
+    assert!(
+        !woken.acquire(true, Some(SHORT)),
+        "notify(1) woke more than one"
+    );
     {
         let _guard = cond.lock().unwrap();
         cond.notify_all().unwrap();
@@ -212,7 +225,10 @@ fn condition_notify_wakes_exactly_n(m: StartMethod) {
         assert!(woken.acquire(true, Some(LONG)));
     }
     for c in &mut children {
-        assert!(c.join().unwrap(), "a waiter timed out instead of being notified");
+        assert!(
+            c.join().unwrap(),
+            "a waiter timed out instead of being notified"
+        );
     }
     // Without the lock: an error, as Python's RuntimeError.
     assert!(matches!(cond.notify(1), Err(SyncError::NotHeld)));
@@ -282,8 +298,14 @@ fn barrier_timeout_breaks_it_for_every_waiter(m: StartMethod) {
     while barrier.n_waiting() < 1 {
         std::thread::yield_now();
     }
-    assert!(matches!(barrier.wait(Some(SHORT)), Err(SyncError::BrokenBarrier)));
-    assert!(p.join().unwrap(), "the other waiter was not told the barrier broke");
+    assert!(matches!(
+        barrier.wait(Some(SHORT)),
+        Err(SyncError::BrokenBarrier)
+    ));
+    assert!(
+        p.join().unwrap(),
+        "the other waiter was not told the barrier broke"
+    );
     assert!(barrier.broken());
     barrier.reset().unwrap();
     assert!(!barrier.broken());
@@ -309,10 +331,15 @@ fn lock_in_process_semantics() {
     // Held by us: a non-blocking or timed acquire fails; a blocking one would never return.
     assert!(!lock.acquire(false, None).unwrap());
     assert!(!lock.acquire(true, Some(Duration::from_millis(1))).unwrap());
-    assert!(matches!(lock.acquire(true, None), Err(SyncError::Reentrant)));
+    assert!(matches!(
+        lock.acquire(true, None),
+        Err(SyncError::Reentrant)
+    ));
     // Another thread of this process cannot release it either.
     let other = lock.clone();
-    let released = std::thread::spawn(move || other.release().is_ok()).join().unwrap();
+    let released = std::thread::spawn(move || other.release().is_ok())
+        .join()
+        .unwrap();
     assert!(!released);
     lock.release().unwrap();
 }

@@ -27,13 +27,15 @@ use std::cell::RefCell;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::{fmt, io};
 
-use serde::de::{DeserializeOwned, Error as _};
+use serde::de::DeserializeOwned;
 use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::sys;
 
 thread_local! {
+    /// The message of the last custom decode error: postcard keeps only "custom error".
+    static LAST_CUSTOM: RefCell<Option<String>> = const { RefCell::new(None) };
     static SINK: RefCell<Option<Vec<RawFd>>> = const { RefCell::new(None) };
     static SOURCE: RefCell<Option<Vec<Option<OwnedFd>>>> = const { RefCell::new(None) };
 }
@@ -99,7 +101,7 @@ impl<'de> Deserialize<'de> for Fd {
                 .and_then(|fds| fds.get_mut(index).and_then(Option::take))
         });
         fd.map(Fd).ok_or_else(|| {
-            D::Error::custom(format!(
+            custom_error(format_args!(
                 "file descriptor #{index} is missing from the message"
             ))
         })
@@ -169,12 +171,24 @@ pub fn dumps_into<'a, T: Serialize + ?Sized>(
         .collect())
 }
 
+/// A deserialisation error whose message survives to the [`DecodeError`] of [`loads`] (the
+/// postcard format drops the text of `serde::de::Error::custom`). Types that check what they
+/// receive (sizes, ranges) report through this.
+pub fn custom_error<E: serde::de::Error>(msg: impl fmt::Display) -> E {
+    let text = msg.to_string();
+    let error = E::custom(&text);
+    LAST_CUSTOM.with(|last| *last.borrow_mut() = Some(text));
+    error
+}
+
 /// Deserialises a value from `bytes`, handing `fds` to its [`Fd`]s by index. Every byte must
 /// belong to the value. Descriptors that no `Fd` claims are closed.
 pub fn loads<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<T, DecodeError> {
     let outer = SOURCE.with(|source| source.replace(Some(fds.into_iter().map(Some).collect())));
+    LAST_CUSTOM.with(|last| last.borrow_mut().take());
     let value = postcard::take_from_bytes(bytes);
     SOURCE.with(|source| source.replace(outer));
+    let custom = LAST_CUSTOM.with(|last| last.borrow_mut().take());
     match value {
         Ok((value, [])) => Ok(value),
         // Left-over bytes mean the value was written as another type: say so, rather than
@@ -183,7 +197,7 @@ pub fn loads<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<T, 
             "{} bytes left over: the message holds another type",
             rest.len()
         ))),
-        Err(e) => Err(DecodeError(e.to_string())),
+        Err(e) => Err(DecodeError(custom.unwrap_or_else(|| e.to_string()))),
     }
 }
 
