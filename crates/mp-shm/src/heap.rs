@@ -27,6 +27,7 @@ pub(crate) struct Block {
 impl Block {
     /// A zero-filled block of `len` bytes.
     pub(crate) fn new(name: &CStr, len: usize) -> io::Result<Block> {
+        crate::resource_tracker::ensure_linked();
         let fd = sys::memfd(name, len as u64)?;
         let map = Mapping::new(fd.as_fd(), len)?;
         Ok(Block {

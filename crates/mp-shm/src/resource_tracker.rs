@@ -2,10 +2,13 @@
 //! created and did not unlink, once every process of the tree is gone, however they ended
 //! (normal exit, panic, SIGKILL). Python's `resource_tracker` plays the same part.
 //!
-//! It is started on the first tracked [`SharedMemory`](crate::SharedMemory) create, as a fresh
-//! copy of the executable whose `.init_array` entry (below) runs the tracker before `main`.
-//! Its stdin is one end of a socket pair; the creator keeps the other end, and forked children
-//! inherit it, so the tracker sees end-of-file exactly when the last of them has exited. The
+//! It is started on the first tracked [`SharedMemory`](crate::SharedMemory) create, or the
+//! first spawn or forkserver child (as Python's), as a fresh copy of the executable whose
+//! `.init_array` entry (below) runs the tracker before `main`. Its stdin is one end of a socket
+//! pair; the starting process keeps the other end, forked children inherit it, and spawn and
+//! forkserver children receive it (`mp_spawn::resources`), so the tracker sees end-of-file
+//! exactly when the last process of the tree has exited, and a segment a child made outlives
+//! that child. The
 //! messages are `R <name>\n` (register) and `U <name>\n` (unregister), each a single write of
 //! at most 260 bytes, so writers from several processes never interleave.
 //!
@@ -15,7 +18,7 @@
 use std::collections::BTreeSet;
 use std::ffi::{CStr, CString, c_char, c_int};
 use std::io::{self, Read};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{BorrowedFd, IntoRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -24,10 +27,35 @@ use crate::sys;
 
 const MARK: &CStr = c"--mp-resource-tracker";
 
-static TRACKER: OnceLock<Result<OwnedFd, String>> = OnceLock::new();
+/// The key under which the tracker's connection is shared with spawned children.
+const KEY: &str = "mp-shm/resource-tracker";
+
+static TRACKER: OnceLock<Result<BorrowedFd<'static>, String>> = OnceLock::new();
+
+/// This tree's tracker: the one a parent shared, or a new one.
+fn connect() -> Result<BorrowedFd<'static>, String> {
+    if let Some(fd) = mp_spawn::resources::inherited(KEY) {
+        return Ok(fd);
+    }
+    // The connection lives as long as this process: leak it into a 'static borrow.
+    let fd = start()?.into_raw_fd();
+    // SAFETY: `fd` was just leaked from an OwnedFd and is never closed.
+    Ok(unsafe { BorrowedFd::borrow_raw(fd) })
+}
+
+/// Shares the tracker with spawn and forkserver children (started at the first such child,
+/// as Python does), so that what they create lives as long as the tree, not as the child.
+fn provide() -> Option<BorrowedFd<'static>> {
+    TRACKER.get_or_init(connect).as_ref().ok().copied()
+}
+
+/// Keeps this module's `.init_array` entries in every program that uses mp-shm (the linker
+/// drops unreferenced objects, and their entries with them).
+pub(crate) fn ensure_linked() {
+    std::hint::black_box((&TRACKER_ENTRY, &SHARE_TRACKER));
+}
 
 fn start() -> Result<OwnedFd, String> {
-    std::hint::black_box(&TRACKER_ENTRY);
     let (ours, theirs) = sys::socketpair().map_err(|e| e.to_string())?;
     let mut command = Command::new("/proc/self/exe");
     command
@@ -45,16 +73,16 @@ fn start() -> Result<OwnedFd, String> {
 }
 
 fn send(line: String) {
-    if let Ok(fd) = TRACKER.get_or_init(start) {
+    if let Ok(fd) = TRACKER.get_or_init(connect) {
         // A failure means the tracker is gone; the segment then lives until it is unlinked.
-        let _ = sys::send_all(fd.as_fd(), line.as_bytes());
+        let _ = sys::send_all(*fd, line.as_bytes());
     }
 }
 
 /// Records that this process tree owns `name`, starting the tracker if needed.
 pub(crate) fn register(name: &str) -> io::Result<()> {
-    match TRACKER.get_or_init(start) {
-        Ok(fd) => sys::send_all(fd.as_fd(), format!("R {name}\n").as_bytes()),
+    match TRACKER.get_or_init(connect) {
+        Ok(fd) => sys::send_all(*fd, format!("R {name}\n").as_bytes()),
         Err(e) => Err(io::Error::other(e.clone())),
     }
 }
@@ -108,7 +136,7 @@ fn serve() -> ! {
 
 /// Called by the C runtime before `main`: returns at once unless this process is a tracker.
 extern "C" fn tracker_entry(argc: c_int, argv: *const *const c_char, _envp: *const *const c_char) {
-    if argc != 2 || argv.is_null() {
+    if argc < 2 || argv.is_null() {
         return;
     }
     // SAFETY: glibc passes main's argc and argv to .init_array functions: argv holds argc
@@ -118,6 +146,15 @@ extern "C" fn tracker_entry(argc: c_int, argv: *const *const c_char, _envp: *con
         serve()
     }
 }
+
+/// Called by the C runtime before `main` in every program that links mp-shm.
+extern "C" fn share_tracker() {
+    mp_spawn::resources::share_with_children(KEY, provide);
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static SHARE_TRACKER: extern "C" fn() = share_tracker;
 
 #[used]
 #[unsafe(link_section = ".init_array")]

@@ -16,7 +16,7 @@ use crate::error::{IndexError, ListError};
 use crate::shared_memory::SharedMemory;
 
 /// One item of a [`ShareableList`]: Python's item types.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Item {
     /// `int` (64-bit, as Python's `q` format).
     Int(i64),

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::process::{
     ChildSpec, ParentLink, Recipe, Target, child_name_for_panic, finish_children, global,
 };
-use crate::{channel, forkserver, reduction, sys};
+use crate::{channel, forkserver, reduction, resources, sys};
 
 pub(crate) const SPAWN_MARK: &CStr = c"--mp-spawn-child";
 pub(crate) const SERVER_MARK: &CStr = c"--mp-forkserver";
@@ -43,7 +43,8 @@ pub(crate) enum Outcome {
     Failed(String),
 }
 
-/// Everything a spawn or forkserver child needs; the fds `[lifeline, args' fds...]` ride along.
+/// Everything a spawn or forkserver child needs; the fds `[lifeline, shared..., args' fds...]`
+/// ride along (`shared`: see [`resources`]).
 #[derive(Serialize, Deserialize)]
 pub(crate) struct Bootstrap {
     magic: u64,
@@ -54,6 +55,7 @@ pub(crate) struct Bootstrap {
     daemon: bool,
     parent_name: String,
     parent_pid: u32,
+    shared: Vec<String>,
     args: Vec<u8>,
 }
 
@@ -67,11 +69,13 @@ pub(crate) fn exe_identity() -> std::io::Result<(u64, u64)> {
     Ok(*EXE.get_or_init(|| id))
 }
 
-/// The bootstrap message for a child, and a duplicate of this process's lifeline read end.
+/// The bootstrap message for a child, a duplicate of this process's lifeline read end, and the
+/// shared descriptors (to send right after the lifeline).
 pub(crate) fn message(
     spec: &ChildSpec<'_>,
     recipe: &Recipe<'_>,
-) -> std::io::Result<(Vec<u8>, OwnedFd)> {
+) -> std::io::Result<(Vec<u8>, OwnedFd, Vec<BorrowedFd<'static>>)> {
+    let (shared, shared_fds) = resources::collect();
     let (parent_name, lifeline) = {
         let mut g = global();
         let lifeline = g.lifeline_reader()?.try_clone_to_owned()?;
@@ -86,10 +90,11 @@ pub(crate) fn message(
         daemon: spec.daemon,
         parent_name,
         parent_pid: sys::getpid(),
+        shared,
         args: recipe.args.bytes.clone(),
     };
     let bytes = postcard::to_stdvec(&boot).map_err(std::io::Error::other)?;
-    Ok((bytes, lifeline))
+    Ok((bytes, lifeline, shared_fds))
 }
 
 /// The fixed point that code addresses are measured from.
@@ -247,6 +252,11 @@ pub(crate) fn child_main(payload: &[u8], fds: Vec<OwnedFd>, control: OwnedFd) ->
     if boot.daemon {
         watch_parent(lifeline.as_fd());
     }
+    let shared_fds: Vec<OwnedFd> = fds.by_ref().take(boot.shared.len()).collect();
+    if shared_fds.len() < boot.shared.len() {
+        fail("the bootstrap message lacks shared descriptors".to_owned());
+    }
+    resources::receive(boot.shared, shared_fds);
     global().become_child(
         boot.name.clone(),
         boot.identity,

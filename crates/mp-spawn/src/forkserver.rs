@@ -3,7 +3,7 @@
 //!
 //! The server is a spawned copy of the executable that stops before `main` (see `bootstrap`).
 //! Per child the parent sends the bootstrap message with the fds `[result channel, status pipe,
-//! lifeline, args' fds...]`; the server forks, answers with the pid and a pidfd (for race-free
+//! lifeline, shared..., args' fds...]`; the server forks, answers with the pid and a pidfd (for race-free
 //! signals), and writes the child's exit code into the status pipe when it reaps it. If the
 //! server dies, the next start brings up a new one; children of the old one keep running but
 //! their exit code is lost (their `join` reports an I/O error).
@@ -112,10 +112,11 @@ pub(crate) fn start(
     spec: &ChildSpec<'_>,
     recipe: &Recipe<'_>,
 ) -> Result<(Child, OwnedFd), ProcessError> {
-    let (boot, lifeline) = bootstrap::message(spec, recipe)?;
+    let (boot, lifeline, shared) = bootstrap::message(spec, recipe)?;
     let (ours, theirs) = sys::socketpair()?;
     let (status_r, status_w) = sys::pipe()?;
     let mut fds = vec![theirs.as_fd(), status_w.as_fd(), lifeline.as_fd()];
+    fds.extend(shared);
     fds.extend(recipe.args.fds.iter().copied());
     let mut server = lock(&SERVER);
     let mut retried = false;

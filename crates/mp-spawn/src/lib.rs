@@ -42,6 +42,7 @@ mod popen_fork;
 mod popen_spawn;
 mod process;
 pub mod reduction;
+pub mod resources;
 mod sys;
 #[doc(hidden)]
 pub mod testing;

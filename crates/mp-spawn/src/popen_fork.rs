@@ -3,11 +3,11 @@
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use crate::bootstrap;
 use crate::error::ProcessError;
 use crate::forkserver;
 use crate::process::{Child, ChildSpec, ParentLink, global};
 use crate::sys::{self, Forked};
+use crate::{bootstrap, resources};
 
 /// Forks a child that runs `body` (which reports on the result channel it is given) and exits.
 pub(crate) fn start(
@@ -17,6 +17,9 @@ pub(crate) fn start(
     let (ours, theirs) = sys::socketpair()?;
     let dev_null = sys::dev_null()?;
     bootstrap::install_panic_hook();
+    // A forked child inherits the shared descriptors as they are; make sure they exist (the
+    // resource tracker, say), so that it shares them as a spawned child would.
+    drop(resources::collect());
     // Unflushed output would be printed twice, once by each process.
     let _ = std::io::stdout().flush();
     // mp's own locks are held across the fork (forkserver first, then the global state, the

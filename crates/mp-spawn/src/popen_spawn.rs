@@ -31,13 +31,14 @@ pub(crate) fn start(
     spec: &ChildSpec<'_>,
     recipe: &Recipe<'_>,
 ) -> Result<(Child, OwnedFd), ProcessError> {
-    let (boot, lifeline) = bootstrap::message(spec, recipe)?;
+    let (boot, lifeline, shared) = bootstrap::message(spec, recipe)?;
     let (ours, theirs) = sys::socketpair()?;
     let pid = spawn_with_channel(SPAWN_MARK, &theirs)?;
     drop(theirs);
     let pidfd = sys::pidfd_open(pid)?;
     let child = Child::new(pid, spec.name.to_owned(), spec.daemon, pidfd, None);
     let mut fds = vec![lifeline.as_fd()];
+    fds.extend(shared);
     fds.extend(recipe.args.fds.iter().copied());
     match channel::send(ours.as_fd(), &boot, &fds) {
         // A child that died before reading is reported by `join`, with its exit code.

@@ -42,6 +42,7 @@ fn bootstrap(exe: (u64, u64), magic: u64) -> Vec<u8> {
         daemon: false,
         parent_name: "MainProcess".into(),
         parent_pid: sys::getpid(),
+        shared: Vec::new(),
         args: Vec::new(),
     };
     postcard::to_stdvec(&boot).unwrap()
