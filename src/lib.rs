@@ -17,7 +17,7 @@
 //! # Crates
 //! - [`spawn`]: processes, start methods (fork, spawn, forkserver), contexts.
 //! - [`ipc`]: Pipe/Connection, Queue, JoinableQueue, SimpleQueue, wait, Listener/client.
-//! - [`shm`]: Value, Array, SharedMemory and process-shared locks (in progress).
+//! - [`shm`]: Value, Array, SharedMemory, ShareableList, and robust process-shared locks.
 //! - [`pool`]: Pool and a joblib-style Parallel (in progress).
 
 #[doc(inline)]
@@ -38,4 +38,10 @@ pub use mp_spawn::{
 pub use mp_ipc::{
     Address, Connection, GetError, JoinableQueue, Listener, ListenerError, PutError, Queue,
     RecvError, SendError, SimpleQueue, Waitable, client, pipe, wait,
+};
+
+pub use mp_shm::{
+    Array, Barrier, BoundedSemaphore, Condition, Event, Item, Lock, LockError, Pod, RLock,
+    RawArray, RawValue, Semaphore, ShareableList, SharedMemory, ShmError, SyncError, Value,
+    Zeroable,
 };
