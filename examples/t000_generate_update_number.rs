@@ -13,15 +13,27 @@ fn generate_update_number(v: mp::Value<i32>) {
         std::thread::yield_now(); // widen the gap, as a busy machine would
         v.set_value(x + 1).expect("write");
     }
-    println!("{} data: {}", mp::current_process().name, v.value().expect("read"));
+    println!(
+        "{} data: {}",
+        mp::current_process().name,
+        v.value().expect("read")
+    );
 }
 
 fn generate_update_number_locked(v: mp::Value<i32>, numbers: mp::Array<i32>) {
     for _ in 0..50 {
         v.update(|x| *x += 1).expect("update");
-        numbers.lock().expect("lock").iter_mut().for_each(|n| *n += 1);
+        numbers
+            .lock()
+            .expect("lock")
+            .iter_mut()
+            .for_each(|n| *n += 1);
     }
-    println!("{} data: {}", mp::current_process().name, v.value().expect("read"));
+    println!(
+        "{} data: {}",
+        mp::current_process().name,
+        v.value().expect("read")
+    );
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -57,7 +69,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for p in &mut processes {
         p.join()?;
     }
-    println!("Final Data in parent process (locked) {}", share_value.value()?);
+    println!(
+        "Final Data in parent process (locked) {}",
+        share_value.value()?
+    );
     let numbers = share_numbers.to_vec()?;
     println!("Final numbers: {} .. {}", numbers[0], numbers[49]);
     Ok(())

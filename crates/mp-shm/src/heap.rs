@@ -59,6 +59,7 @@ impl Block {
         self
     }
 
+    #[inline]
     pub(crate) fn ptr(&self) -> *mut u8 {
         self.map.as_ref().map_or(std::ptr::null_mut(), Mapping::ptr)
     }

@@ -102,7 +102,20 @@ fn serve() -> ! {
     sys::ignore_signal(libc::SIGTERM);
     let mut live = BTreeSet::new();
     let mut input = Vec::new();
-    let _ = io::stdin().lock().read_to_end(&mut input);
+    let mut stdin = io::stdin().lock();
+    let mut chunk = [0u8; 64 * 1024];
+    // Read, then doze: a writer whose reader is asleep rather than waiting on the socket does
+    // not have to wake it, which keeps create and unlink cheap (the socket buffer holds
+    // thousands of messages meanwhile). End-of-file comes at most a doze (1 ms) late.
+    loop {
+        match stdin.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => input.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     for line in input.split(|b| *b == b'\n') {
         let Ok(line) = std::str::from_utf8(line) else {
             continue;

@@ -81,6 +81,36 @@ impl Guarded {
         }
     }
 
+    /// Runs `f` under the lock. The common case (this thread does not hold the lock) takes
+    /// the mutex directly, without the re-entrancy bookkeeping of `enter`.
+    #[inline]
+    fn exclusive<R>(&self, f: impl FnOnce() -> R) -> Result<R, SyncError> {
+        if self.block.held_by_me() {
+            self.enter()?;
+            let r = f();
+            self.leave();
+            return Ok(r);
+        }
+        struct Release<'a>(&'a MutexBlock);
+        impl Drop for Release<'_> {
+            #[inline]
+            fn drop(&mut self) {
+                let _ = self.0.release_once();
+            }
+        }
+        match self.block.take_forever() {
+            Ok(_) => {
+                let _release = Release(&self.block);
+                Ok(f())
+            }
+            Err(SyncError::OwnerDied) => {
+                self.block.release_once()?;
+                Err(SyncError::OwnerDied)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     fn leave(&self) {
         let _ = self.block.release_counted();
     }
@@ -170,26 +200,25 @@ impl<T: Pod> Value<T> {
 
     /// A copy of the value, read under the lock.
     pub fn value(&self) -> Result<T, SyncError> {
-        self.shared.enter()?;
         // SAFETY: the lock is held and no guard is live, so no one writes the T meanwhile.
-        let v = unsafe { self.shared.data::<T>().read_volatile() };
-        self.shared.leave();
-        Ok(v)
+        self.shared
+            .exclusive(|| unsafe { self.shared.data::<T>().read_volatile() })
     }
 
     /// Stores `value` under the lock.
     pub fn set_value(&self, value: T) -> Result<(), SyncError> {
-        self.shared.enter()?;
         // SAFETY: as in `value`.
-        unsafe { self.shared.data::<T>().write_volatile(value) };
-        self.shared.leave();
-        Ok(())
+        self.shared
+            .exclusive(|| unsafe { self.shared.data::<T>().write_volatile(value) })
     }
 
     /// Runs `f` on the value under the lock: the guarded read-modify-write.
+    #[inline]
     pub fn update<R>(&self, f: impl FnOnce(&mut T) -> R) -> Result<R, SyncError> {
-        let mut guard = self.lock().map_err(SyncError::from)?;
-        Ok(f(&mut guard))
+        // SAFETY: under the lock with no guard live (checked by `exclusive`), this is the only
+        // reference to the T, and it ends with the closure.
+        self.shared
+            .exclusive(|| f(unsafe { &mut *self.shared.data::<T>() }))
     }
 
     /// Takes the lock and returns a guard that derefs to the value.

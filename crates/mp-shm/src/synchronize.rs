@@ -35,13 +35,13 @@ fn timed_out(deadline: Option<Instant>) -> bool {
 // ---------------------------------------------------------------------------------------------
 // The robust mutex under Lock, RLock and the locks of Value and Array.
 
-/// The shared state of a lock; `holder` and `count` are only written by the holder.
+/// The shared state of a lock. Who holds it is the mutex's own business: a robust futex word
+/// holds its owner's thread id (the kernel's robust-futex ABI, and the first field of glibc's
+/// `pthread_mutex_t`), so there is nothing for us to keep in step.
 #[repr(C)]
 pub(crate) struct MutexState {
     mutex: UnsafeCell<libc::pthread_mutex_t>,
-    /// `sys::thread_identity()` of the holder, 0 when free.
-    holder: AtomicU64,
-    /// RLock recursion depth.
+    /// RLock recursion depth; only the holder writes it.
     count: AtomicU32,
     /// Sticky: a holder died, and nobody has called `clear_owner_died` since.
     owner_died: AtomicU32,
@@ -113,6 +113,7 @@ impl MutexBlock {
         })
     }
 
+    #[inline]
     fn state(&self) -> &MutexState {
         // SAFETY: the block starts with an initialised MutexState (checked size, page
         // alignment) and stays mapped while `self` lives; it is only reached through shared
@@ -126,15 +127,30 @@ impl MutexBlock {
         unsafe { self.block.ptr().add(DATA_OFFSET) }
     }
 
+    #[inline]
     fn mutex(&self) -> *mut libc::pthread_mutex_t {
         self.state().mutex.get()
     }
 
+    /// The thread id of the holder, 0 when free.
+    #[inline]
+    fn owner(&self) -> u32 {
+        owner_of(self.mutex())
+    }
+
+    #[inline]
     pub(crate) fn held_by_me(&self) -> bool {
-        self.state().holder.load(Relaxed) == sys::thread_identity()
+        self.owner() == sys::thread_id()
+    }
+
+    /// Takes the mutex, waiting as long as it takes (not re-entrant).
+    #[inline]
+    pub(crate) fn take_forever(&self) -> Result<bool, SyncError> {
+        self.take(Wait::Forever)
     }
 
     /// Takes the mutex (not re-entrant). `Ok(false)`: not taken in time.
+    #[inline]
     fn take(&self, wait: Wait) -> Result<bool, SyncError> {
         let m = self.mutex();
         // SAFETY: `m` is the initialised robust mutex of this block, mapped while self lives.
@@ -148,9 +164,8 @@ impl MutexBlock {
         let state = self.state();
         match locked {
             Locked::TimedOut => Ok(false),
+            Locked::AlreadyHeld => Err(SyncError::Reentrant),
             Locked::Clean => {
-                state.holder.store(sys::thread_identity(), Relaxed);
-                state.count.store(1, Relaxed);
                 if state.owner_died.load(Relaxed) != 0 {
                     Err(SyncError::OwnerDied)
                 } else {
@@ -158,8 +173,6 @@ impl MutexBlock {
                 }
             }
             Locked::OwnerDied => {
-                state.holder.store(sys::thread_identity(), Relaxed);
-                state.count.store(1, Relaxed);
                 state.owner_died.store(1, Relaxed);
                 Err(SyncError::OwnerDied)
             }
@@ -167,25 +180,27 @@ impl MutexBlock {
     }
 
     /// Releases the mutex entirely (whatever the recursion count).
+    #[inline]
     fn give(&self) -> Result<(), SyncError> {
         if !self.held_by_me() {
             return Err(SyncError::NotHeld);
         }
-        let state = self.state();
-        state.count.store(0, Relaxed);
-        state.holder.store(0, Relaxed);
+        self.state().count.store(0, Relaxed);
         // SAFETY: the robust mutex of this block, held by this thread (checked above).
         unsafe { sys::robust_mutex_unlock(self.mutex()) }.map_err(|_| SyncError::NotHeld)
     }
 
     /// Plain-lock acquire: a second acquire by the holder cannot succeed.
+    #[inline]
     pub(crate) fn acquire_once(
         &self,
         block: bool,
         timeout: Option<Duration>,
     ) -> Result<bool, SyncError> {
-        if self.held_by_me() {
-            return match Wait::new(block, timeout) {
+        let wait = Wait::new(block, timeout);
+        match self.take(wait) {
+            // Held by this thread already: Python blocks; we fail a wait that would never end.
+            Err(SyncError::Reentrant) => match wait {
                 Wait::Forever => Err(SyncError::Reentrant),
                 Wait::No => Ok(false),
                 Wait::Until(d) => {
@@ -193,9 +208,16 @@ impl MutexBlock {
                     std::thread::sleep(d.saturating_duration_since(Instant::now()));
                     Ok(false)
                 }
-            };
+            },
+            other => other,
         }
-        self.take(Wait::new(block, timeout))
+    }
+
+    /// Plain-lock release: the mutex itself checks the holder.
+    #[inline]
+    pub(crate) fn release_once(&self) -> Result<(), SyncError> {
+        // SAFETY: the robust mutex of this block; an unlock by a non-holder fails with EPERM.
+        unsafe { sys::robust_mutex_unlock(self.mutex()) }.map_err(|_| SyncError::NotHeld)
     }
 
     /// Re-entrant acquire.
@@ -213,7 +235,11 @@ impl MutexBlock {
             state.count.store(next, Relaxed);
             return Ok(true);
         }
-        self.take(Wait::new(block, timeout))
+        let taken = self.take(Wait::new(block, timeout));
+        if matches!(taken, Ok(true) | Err(SyncError::OwnerDied)) {
+            self.state().count.store(1, Relaxed);
+        }
+        taken
     }
 
     pub(crate) fn release_counted(&self) -> Result<(), SyncError> {
@@ -247,7 +273,7 @@ impl MutexBlock {
     }
 
     fn locked(&self) -> bool {
-        self.state().holder.load(Relaxed) != 0
+        self.owner() != 0
     }
 
     fn owner_died(&self) -> bool {
@@ -259,14 +285,19 @@ impl MutexBlock {
     }
 }
 
+/// The owner's thread id in a robust mutex's futex word (0 when free).
+#[inline]
+fn owner_of(m: *mut libc::pthread_mutex_t) -> u32 {
+    // SAFETY: the futex word is the first, 4-aligned field of glibc's pthread_mutex_t, in a live
+    // mapping; glibc and the kernel update it atomically, so an atomic read is the right view.
+    let word = unsafe { &*m.cast::<AtomicU32>() };
+    word.load(Relaxed) & libc::FUTEX_TID_MASK as u32
+}
+
 /// A block is kept mapped when a thread of this process holds its mutex (see `Block`).
 fn held_here(block: &Block) -> bool {
-    // SAFETY: called from Block's drop while the mapping, which starts with a MutexState, is
-    // still in place.
-    let holder = unsafe { &*block.ptr().cast::<MutexState>() }
-        .holder
-        .load(Relaxed);
-    holder != 0 && sys::identity_pid(holder) == sys::identity_pid(sys::thread_identity())
+    let owner = owner_of(block.ptr().cast());
+    owner != 0 && sys::is_thread_of_this_process(owner)
 }
 
 impl Serialize for MutexBlock {
@@ -321,16 +352,19 @@ impl Lock {
     ///
     /// `Err(SyncError::OwnerDied)` means the lock **is** held now, and a previous holder died
     /// holding it (see [`Lock::clear_owner_died`]).
+    #[inline]
     pub fn acquire(&self, block: bool, timeout: Option<Duration>) -> Result<bool, SyncError> {
         self.inner.acquire_once(block, timeout)
     }
 
     /// Releases the lock. [`SyncError::NotHeld`] if this thread does not hold it.
+    #[inline]
     pub fn release(&self) -> Result<(), SyncError> {
-        self.inner.give()
+        self.inner.release_once()
     }
 
     /// Takes the lock and returns a guard that releases it when dropped (Python's `with lock:`).
+    #[inline]
     pub fn lock(&self) -> LockResult<LockGuard<'_>> {
         guard(self.acquire(true, None), || LockGuard {
             lock: self,
@@ -354,6 +388,7 @@ impl Lock {
     }
 }
 
+#[inline]
 fn guard<G>(taken: Result<bool, SyncError>, make: impl FnOnce() -> G) -> LockResult<G> {
     match taken {
         Ok(true) => Ok(make()),
@@ -388,6 +423,7 @@ pub struct LockGuard<'a> {
 }
 
 impl Drop for LockGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         let _ = self.lock.release();
     }

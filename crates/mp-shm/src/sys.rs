@@ -29,6 +29,7 @@ fn cvt_retry(mut f: impl FnMut() -> c_int) -> io::Result<c_int> {
     }
 }
 
+#[inline]
 fn check(r: c_int) -> io::Result<()> {
     if r == 0 {
         Ok(())
@@ -153,6 +154,7 @@ impl Mapping {
     }
 
     /// The first byte (page-aligned).
+    #[inline]
     pub fn ptr(&self) -> *mut u8 {
         self.ptr.as_ptr()
     }
@@ -254,6 +256,7 @@ extern "C" fn forget_identity() {
 
 /// This thread's identity across processes: `pid << 32 | tid`, never 0. Thread ids are unique
 /// system-wide among live threads, and the pid tells whether a holder is in this process.
+#[inline]
 pub fn thread_identity() -> u64 {
     ME.with(|me| {
         let id = me.get();
@@ -273,7 +276,20 @@ pub fn thread_identity() -> u64 {
     })
 }
 
+/// This thread's id (the low half of [`thread_identity`]), as robust futex words hold it.
+#[inline]
+pub fn thread_id() -> u32 {
+    thread_identity() as u32
+}
+
+/// Whether `tid` is a live thread of this process.
+pub fn is_thread_of_this_process(tid: u32) -> bool {
+    // SAFETY: signal 0 only checks that the thread exists in our thread group; nothing is sent.
+    unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid as libc::pid_t, 0) == 0 }
+}
+
 /// The pid half of a [`thread_identity`].
+#[inline]
 pub fn identity_pid(id: u64) -> u32 {
     (id >> 32) as u32
 }
@@ -290,9 +306,13 @@ pub enum Locked {
     OwnerDied,
     /// The deadline passed (or the lock was busy and we were not to wait).
     TimedOut,
+    /// The calling thread already holds it (the mutexes are error-checking).
+    AlreadyHeld,
 }
 
-/// Initialises a `pthread_mutex_t` in shared memory as process-shared and robust.
+/// Initialises a `pthread_mutex_t` in shared memory as process-shared, robust and
+/// error-checking (a second lock by the holder fails instead of deadlocking, an unlock by
+/// anyone else fails: the checks cost nothing extra on a robust mutex).
 ///
 /// # Safety
 /// `m` must point to writable, suitably aligned memory that no one else uses yet.
@@ -310,12 +330,17 @@ pub unsafe fn robust_mutex_init(m: *mut libc::pthread_mutex_t) -> io::Result<()>
             &mut attr,
             libc::PTHREAD_MUTEX_ROBUST,
         ))?;
+        check(libc::pthread_mutexattr_settype(
+            &mut attr,
+            libc::PTHREAD_MUTEX_ERRORCHECK,
+        ))?;
         let r = check(libc::pthread_mutex_init(m, &attr));
         libc::pthread_mutexattr_destroy(&mut attr);
         r
     }
 }
 
+#[inline]
 fn robust_outcome(m: *mut libc::pthread_mutex_t, r: c_int) -> io::Result<Locked> {
     match r {
         0 => Ok(Locked::Clean),
@@ -325,6 +350,7 @@ fn robust_outcome(m: *mut libc::pthread_mutex_t, r: c_int) -> io::Result<Locked>
             Ok(Locked::OwnerDied)
         }
         libc::ETIMEDOUT | libc::EBUSY => Ok(Locked::TimedOut),
+        libc::EDEADLK => Ok(Locked::AlreadyHeld),
         e => Err(io::Error::from_raw_os_error(e)),
     }
 }
@@ -333,6 +359,7 @@ fn robust_outcome(m: *mut libc::pthread_mutex_t, r: c_int) -> io::Result<Locked>
 ///
 /// # Safety
 /// `m` must point to a mutex set up by [`robust_mutex_init`] in memory that stays mapped.
+#[inline]
 pub unsafe fn robust_mutex_lock(m: *mut libc::pthread_mutex_t) -> io::Result<Locked> {
     // SAFETY: the caller guarantees `m` is an initialised robust mutex.
     robust_outcome(m, unsafe { libc::pthread_mutex_lock(m) })
@@ -342,6 +369,7 @@ pub unsafe fn robust_mutex_lock(m: *mut libc::pthread_mutex_t) -> io::Result<Loc
 ///
 /// # Safety
 /// As [`robust_mutex_lock`].
+#[inline]
 pub unsafe fn robust_mutex_trylock(m: *mut libc::pthread_mutex_t) -> io::Result<Locked> {
     // SAFETY: the caller guarantees `m` is an initialised robust mutex.
     robust_outcome(m, unsafe { libc::pthread_mutex_trylock(m) })
@@ -383,6 +411,7 @@ pub unsafe fn robust_mutex_lock_until(
 ///
 /// # Safety
 /// `m` must point to a mutex set up by [`robust_mutex_init`] in memory that stays mapped.
+#[inline]
 pub unsafe fn robust_mutex_unlock(m: *mut libc::pthread_mutex_t) -> io::Result<()> {
     // SAFETY: the caller guarantees `m`; glibc checks the owner of a robust mutex.
     check(unsafe { libc::pthread_mutex_unlock(m) })
