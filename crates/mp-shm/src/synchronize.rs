@@ -291,7 +291,7 @@ fn owner_of(m: *mut libc::pthread_mutex_t) -> u32 {
     // SAFETY: the futex word is the first, 4-aligned field of glibc's pthread_mutex_t, in a live
     // mapping; glibc and the kernel update it atomically, so an atomic read is the right view.
     let word = unsafe { &*m.cast::<AtomicU32>() };
-    word.load(Relaxed) & libc::FUTEX_TID_MASK as u32
+    word.load(Relaxed) & libc::FUTEX_TID_MASK
 }
 
 /// A block is kept mapped when a thread of this process holds its mutex (see `Block`).
