@@ -1,8 +1,8 @@
 //! `cargo xtask bench [--quick]`: mp's criterion benches and, in the same run, the same work in
 //! Python's multiprocessing and the bare OS, side by side.
 //!
-//! Today it covers process start+join and Pipe/Queue; the full report (every metric, JSON,
-//! chart) is issue #6.
+//! Today it covers process start+join, Pipe/Queue, and shared memory and locks; the full
+//! report (every metric, JSON, chart) is issue #6.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -70,7 +70,7 @@ fn python_figures(script: &str, quick: bool) -> Result<Vec<(String, f64)>, Strin
 }
 
 fn bench(quick: bool) -> ExitCode {
-    for bench in ["start_join", "ipc"] {
+    for bench in ["start_join", "ipc", "shm"] {
         let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
         cmd.current_dir(root())
             .args(["bench", "--bench", bench, "--"]);
@@ -87,6 +87,7 @@ fn bench(quick: bool) -> ExitCode {
     }
     start_join_table(quick);
     ipc_table(quick);
+    shm_table(quick);
     ExitCode::SUCCESS
 }
 
@@ -146,15 +147,6 @@ fn ipc_table(quick: bool) {
     // Per-message medians (us) turned into rates.
     let per_s = |t: Option<f64>| t.map(|us| 1e6 / us);
     let gb_s = |t: Option<f64>| t.map(|us| (1u64 << 20) as f64 / (us * 1e-6) / 1e9);
-    let show = |v: Option<f64>, unit: &str| match v {
-        Some(v) if unit == "msgs/s" => format!("{:.2}M msgs/s", v / 1e6),
-        Some(v) => format!("{v:.2} {unit}"),
-        None => "-".to_string(),
-    };
-    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
-        _ => "-".to_string(),
-    };
     let rows: Vec<Row<'_>> = vec![
         (
             "pipe round trip (u64)",
@@ -213,12 +205,26 @@ fn ipc_table(quick: bool) {
             "raw socketpair",
         ),
     ];
+    print_table("ipc", &rows);
+}
+
+/// Prints one table: metric, mp, Python, the OS baseline, and the two ratios.
+fn print_table(title: &str, rows: &[Row<'_>]) {
+    let show = |v: Option<f64>, unit: &str| match v {
+        Some(v) if unit == "msgs/s" || unit == "ops/s" => format!("{:.2}M {unit}", v / 1e6),
+        Some(v) => format!("{v:.2} {unit}"),
+        None => "-".to_string(),
+    };
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
+        _ => "-".to_string(),
+    };
     println!();
     println!(
-        "| ipc (median) | mp | Python 3 | OS baseline | mp / baseline | speedup over Python |"
+        "| {title} (median) | mp | Python 3 | OS baseline | mp / baseline | speedup over Python |"
     );
     println!("|---|---|---|---|---|---|");
-    for (name, unit, mp, python, base, base_name) in rows {
+    for &(name, unit, mp, python, base, base_name) in rows {
         let base_text = match base {
             Some(_) => format!("{} ({base_name})", show(base, unit)),
             None => "-".to_string(),
@@ -229,11 +235,59 @@ fn ipc_table(quick: bool) {
             show(python, unit),
             ratio(mp, base),
             // Times: how many times less; rates: how many times more.
-            if unit == "us" {
+            if unit == "us" || unit == "ns" {
                 ratio(python, mp)
             } else {
                 ratio(mp, python)
             }
         );
     }
+}
+
+fn shm_table(quick: bool) {
+    let python = python_figures("shm.py", quick);
+    if let Err(reason) = &python {
+        println!("Python figures skipped: {reason}");
+    }
+    let python = python.unwrap_or_default();
+    let py = |k: &str| python.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+    let us = |group: &str, name: &str| criterion_median_us(group, name);
+    let ns = |t: Option<f64>| t.map(|us| us * 1e3);
+    let per_s = |t: Option<f64>| t.map(|us| 1e6 / us);
+    let gb_s = |t: Option<f64>| t.map(|us| (256u64 << 20) as f64 / (us * 1e-6) / 1e9);
+    let rows: Vec<Row<'_>> = vec![
+        (
+            "Value += 1 under its lock, 2 processes",
+            "ops/s",
+            per_s(us("value_lock", "incr_2proc")),
+            py("value_lock_incr_ops_per_s"),
+            per_s(us("value_lock", "pthread_2proc")),
+            "pthread mutex, 2 processes",
+        ),
+        (
+            "Lock acquire + release, uncontended",
+            "ns",
+            ns(us("lock_uncontended", "acquire_release")),
+            py("lock_uncontended_ns"),
+            ns(us("lock_uncontended", "pthread_robust")),
+            "robust pthread mutex",
+        ),
+        (
+            "SharedMemory 256 MiB: child fills, parent sums",
+            "GB/s",
+            gb_s(us("shm_fill", "256mib_child_fills_parent_sums")),
+            py("shm_fill_gb_per_s"),
+            gb_s(us("shm_fill", "256mib_one_process")),
+            "same work, one process",
+        ),
+        (
+            "SharedMemory create + unlink, 1 MiB",
+            "us",
+            us("shm_create", "1mib_create_unlink"),
+            py("shm_create_unlink_us"),
+            us("shm_create", "1mib_libc"),
+            "shm_open+ftruncate+mmap+munmap+unlink",
+        ),
+    ];
+    print_table("shm", &rows);
 }

@@ -1,0 +1,97 @@
+"""Python's side of mp's shm bench, with the fork start method, medians of repeated trials
+after a warm-up. Prints `<metric> <value>` lines: value_lock_incr_ops_per_s (Value('q') under
+its lock, 2 processes), lock_uncontended_ns, shm_fill_gb_per_s (256 MiB written by a child,
+checksummed by the parent with zlib.adler32), shm_create_unlink_us (1 MiB)."""
+import multiprocessing as mp
+import statistics
+import sys
+import time
+import zlib
+from multiprocessing import shared_memory
+
+MIB = 1 << 20
+
+
+def incr(v, n, start):
+    start.wait()
+    for _ in range(n):
+        with v.get_lock():
+            v.value += 1
+
+
+def value_lock(rounds, n):
+    samples = []
+    for _ in range(rounds):
+        v = mp.Value("q", 0)
+        start = mp.Event()
+        ps = [mp.Process(target=incr, args=(v, n, start)) for _ in range(2)]
+        for p in ps:
+            p.start()
+        t = time.perf_counter()
+        start.set()
+        for p in ps:
+            p.join()
+        samples.append(2 * n / (time.perf_counter() - t))
+    return statistics.median(samples)
+
+
+def lock_uncontended(rounds, n):
+    lock = mp.Lock()
+    samples = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        for _ in range(n):
+            lock.acquire()
+            lock.release()
+        samples.append((time.perf_counter() - t) / n * 1e9)
+    return statistics.median(samples)
+
+
+def fill(name, size, byte):
+    s = shared_memory.SharedMemory(name)
+    s.buf[:size] = bytes([byte]) * size
+    s.close()
+
+
+def shm_fill(rounds, size):
+    s = shared_memory.SharedMemory(create=True, size=size)
+    samples = []
+    try:
+        for i in range(rounds + 1):
+            t = time.perf_counter()
+            p = mp.Process(target=fill, args=(s.name, size, i % 250 + 1))
+            p.start()
+            p.join()
+            zlib.adler32(s.buf)
+            if i:  # the first round is the warm-up
+                samples.append(size / (time.perf_counter() - t) / 1e9)
+    finally:
+        s.close()
+        s.unlink()
+    return statistics.median(samples)
+
+
+def create_unlink(rounds, n):
+    samples = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        for _ in range(n):
+            s = shared_memory.SharedMemory(create=True, size=MIB)
+            s.close()
+            s.unlink()
+        samples.append((time.perf_counter() - t) / n * 1e6)
+    return statistics.median(samples)
+
+
+def main():
+    quick = "--quick" in sys.argv
+    rounds = 3 if quick else 7
+    mp.set_start_method("fork")
+    print(f"value_lock_incr_ops_per_s {value_lock(rounds, 100_000):.0f}", flush=True)
+    print(f"lock_uncontended_ns {lock_uncontended(rounds, 200_000):.1f}", flush=True)
+    print(f"shm_fill_gb_per_s {shm_fill(rounds, 256 * MIB):.3f}", flush=True)
+    print(f"shm_create_unlink_us {create_unlink(rounds, 500):.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
