@@ -254,7 +254,16 @@ impl<'de, T: Pod> Deserialize<'de> for Value<T> {
     }
 }
 
-/// The lock of a [`Value`], and access to it, until dropped.
+/// The lock of a [`Value`], and access to it, until dropped. Not `Send`: the thread that
+/// took the lock releases it.
+///
+/// ```compile_fail
+/// let v = mp_shm::Value::new(0u8).unwrap();
+/// let guard = v.lock().unwrap();
+/// std::thread::scope(|s| {
+///     s.spawn(move || drop(guard)); // a guard cannot move to another thread
+/// });
+/// ```
 #[derive(Debug)]
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct ValueGuard<'a, T: Pod> {
