@@ -11,20 +11,10 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use mp::spawn::reduction::Fd;
 use mp::{Connection, Process, Queue};
 
+mod common;
+use common::{ctx, start};
+
 const MIB: usize = 1 << 20;
-
-/// Forkserver children hold only what they are passed: under fork a child would also inherit
-/// the parent's end of every socket, and the end-of-file that stops it would never come.
-fn ctx() -> mp::Context {
-    mp::get_context("forkserver").expect("forkserver context")
-}
-
-fn start<R: serde::Serialize + serde::de::DeserializeOwned + 'static>(
-    mut p: Process<R>,
-) -> Process<R> {
-    p.start().expect("start");
-    p
-}
 
 // --- round trips ------------------------------------------------------------------------------
 

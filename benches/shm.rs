@@ -10,19 +10,11 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use mp::{Lock, Process, Queue, RawArray, SharedMemory, Value};
 
+mod common;
+use common::{ctx, start};
+
 const MIB: usize = 1 << 20;
 const FILL: usize = 256 * MIB;
-
-fn ctx() -> mp::Context {
-    mp::get_context("forkserver").expect("forkserver context")
-}
-
-fn start<R: serde::Serialize + serde::de::DeserializeOwned + 'static>(
-    mut p: Process<R>,
-) -> Process<R> {
-    p.start().expect("start");
-    p
-}
 
 /// Runs `round(n)` for every `n` on `control` until a 0, then reports each round on `done`.
 fn rounds(control: &Queue<u64>, done: &Queue<u64>, mut round: impl FnMut(u64)) {

@@ -91,13 +91,25 @@ fn bench(quick: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn start_join_table(quick: bool) {
-    let python = python_figures("start_join.py", quick);
-    if let Err(reason) = &python {
-        println!("Python figures skipped: {reason}");
+/// The figures of one Python script, or none (with the reason printed) when it cannot run.
+struct PythonFigures(Vec<(String, f64)>);
+
+impl PythonFigures {
+    fn run(script: &str, quick: bool) -> PythonFigures {
+        PythonFigures(python_figures(script, quick).unwrap_or_else(|reason| {
+            println!("Python figures skipped: {reason}");
+            Vec::new()
+        }))
     }
-    let python = python.unwrap_or_default();
-    let py = |m: &str| python.iter().find(|(k, _)| k == m).map(|(_, v)| *v);
+
+    fn get(&self, key: &str) -> Option<f64> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+    }
+}
+
+fn start_join_table(quick: bool) {
+    let python = PythonFigures::run("start_join.py", quick);
+    let py = |m: &str| python.get(m);
     let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0} us"));
     let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
@@ -137,12 +149,8 @@ type Row<'a> = (
 
 /// Pipe and Queue figures: mp, Python and the OS baseline of the same run.
 fn ipc_table(quick: bool) {
-    let python = python_figures("ipc.py", quick);
-    if let Err(reason) = &python {
-        println!("Python figures skipped: {reason}");
-    }
-    let python = python.unwrap_or_default();
-    let py = |k: &str| python.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+    let python = PythonFigures::run("ipc.py", quick);
+    let py = |k: &str| python.get(k);
     let us = |group: &str, name: &str| criterion_median_us(group, name);
     // Per-message medians (us) turned into rates.
     let per_s = |t: Option<f64>| t.map(|us| 1e6 / us);
@@ -245,12 +253,8 @@ fn print_table(title: &str, rows: &[Row<'_>]) {
 }
 
 fn shm_table(quick: bool) {
-    let python = python_figures("shm.py", quick);
-    if let Err(reason) = &python {
-        println!("Python figures skipped: {reason}");
-    }
-    let python = python.unwrap_or_default();
-    let py = |k: &str| python.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+    let python = PythonFigures::run("shm.py", quick);
+    let py = |k: &str| python.get(k);
     let us = |group: &str, name: &str| criterion_median_us(group, name);
     let ns = |t: Option<f64>| t.map(|us| us * 1e3);
     let per_s = |t: Option<f64>| t.map(|us| 1e6 / us);

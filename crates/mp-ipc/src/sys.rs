@@ -7,46 +7,13 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::Instant;
 
 pub(crate) use mp_shm::sys::{
-    Locked, Mapping, file_size, futex_wait, futex_wake, punch_hole, random_bytes,
-    robust_mutex_init, robust_mutex_lock, robust_mutex_unlock, yield_now,
+    Locked, Mapping, cvt, cvt_retry, file_size, futex_wait, futex_wake, punch_hole, random_bytes,
+    robust_mutex_init, robust_mutex_lock, robust_mutex_unlock, send_all, socketpair, yield_now,
 };
 
 /// An anonymous shared-memory file for a queue's ring.
 pub(crate) fn memfd(len: u64) -> io::Result<OwnedFd> {
     mp_shm::sys::memfd(c"mp-queue", len)
-}
-
-fn cvt(ret: c_int) -> io::Result<c_int> {
-    if ret == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
-
-fn cvt_retry(mut f: impl FnMut() -> c_int) -> io::Result<c_int> {
-    loop {
-        match cvt(f()) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other,
-        }
-    }
-}
-
-/// A close-on-exec Unix socket pair of the given type (`SOCK_STREAM`, `SOCK_SEQPACKET`).
-pub(crate) fn socketpair(kind: c_int) -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as c_int; 2];
-    // SAFETY: `fds` has room for the two descriptors socketpair writes.
-    cvt(unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            kind | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    })?;
-    // SAFETY: socketpair succeeded, so both descriptors are open and now owned by us.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 /// Shuts down one or both directions of a socket (`libc::SHUT_RD`, `SHUT_WR`, `SHUT_RDWR`).
@@ -67,23 +34,6 @@ pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
         };
         cvt(libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags)).map(drop)
     }
-}
-
-/// Writes all of `data`, without raising `SIGPIPE` on sockets.
-pub(crate) fn send_all(sock: BorrowedFd<'_>, mut data: &[u8]) -> io::Result<()> {
-    while !data.is_empty() {
-        // SAFETY: `data` is a valid readable buffer of the given length.
-        let n = cvt_retry(|| unsafe {
-            libc::send(
-                sock.as_raw_fd(),
-                data.as_ptr().cast(),
-                data.len(),
-                libc::MSG_NOSIGNAL,
-            ) as c_int
-        })?;
-        data = &data[n as usize..];
-    }
-    Ok(())
 }
 
 /// Appends up to `max` bytes read from `fd` to `buf`, without zero-filling them first.

@@ -121,6 +121,17 @@ pub struct IndexError {
     pub len: usize,
 }
 
+impl IndexError {
+    /// `Ok` when `index < len`.
+    pub fn check(index: usize, len: usize) -> Result<(), IndexError> {
+        if index < len {
+            Ok(())
+        } else {
+            Err(IndexError { index, len })
+        }
+    }
+}
+
 impl fmt::Display for IndexError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -182,13 +193,6 @@ pub enum ShmError {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// The segment is smaller than the type laid over it needs.
-    TooSmall {
-        /// Bytes needed.
-        need: usize,
-        /// Bytes the segment has.
-        have: usize,
-    },
     /// Another OS error.
     Os(io::Error),
 }
@@ -202,10 +206,6 @@ impl fmt::Display for ShmError {
             ShmError::InvalidName { name, reason } => {
                 write!(f, "invalid shared memory name {name:?}: {reason}")
             }
-            ShmError::TooSmall { need, have } => write!(
-                f,
-                "the segment has {have} bytes, fewer than the {need} needed"
-            ),
             ShmError::Os(e) => write!(f, "{e}"),
         }
     }

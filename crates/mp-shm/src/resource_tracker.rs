@@ -56,7 +56,7 @@ pub(crate) fn ensure_linked() {
 }
 
 fn start() -> Result<OwnedFd, String> {
-    let (ours, theirs) = sys::socketpair().map_err(|e| e.to_string())?;
+    let (ours, theirs) = sys::socketpair(libc::SOCK_STREAM).map_err(|e| e.to_string())?;
     let mut command = Command::new("/proc/self/exe");
     command
         .arg0("mp-resource-tracker")
@@ -72,25 +72,23 @@ fn start() -> Result<OwnedFd, String> {
     Ok(ours)
 }
 
-fn send(line: String) {
-    if let Ok(fd) = TRACKER.get_or_init(connect) {
-        // A failure means the tracker is gone; the segment then lives until it is unlinked.
-        let _ = sys::send_all(*fd, line.as_bytes());
-    }
-}
-
 /// Records that this process tree owns `name`, starting the tracker if needed.
 pub(crate) fn register(name: &str) -> io::Result<()> {
-    match TRACKER.get_or_init(connect) {
-        Ok(fd) => sys::send_all(*fd, format!("R {name}\n").as_bytes()),
-        Err(e) => Err(io::Error::other(e.clone())),
+    send(&format!("R {name}\n"))
+}
+
+/// Records that `name` was unlinked (by anyone): the tracker forgets it. A failure means the
+/// tracker is gone; there is then nothing to forget.
+pub(crate) fn unregister(name: &str) {
+    if TRACKER.get().is_some() {
+        let _ = send(&format!("U {name}\n"));
     }
 }
 
-/// Records that `name` was unlinked (by anyone): the tracker forgets it.
-pub(crate) fn unregister(name: &str) {
-    if TRACKER.get().is_some() {
-        send(format!("U {name}\n"));
+fn send(line: &str) -> io::Result<()> {
+    match TRACKER.get_or_init(connect) {
+        Ok(fd) => sys::send_all(*fd, line.as_bytes()),
+        Err(e) => Err(io::Error::other(e.clone())),
     }
 }
 

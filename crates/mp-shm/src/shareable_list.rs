@@ -253,17 +253,6 @@ impl ShareableList {
             .map_err(|_| ListError::Malformed("read past the end of the segment".into()))
     }
 
-    fn check(&self, index: usize) -> Result<(), IndexError> {
-        if index < self.len {
-            Ok(())
-        } else {
-            Err(IndexError {
-                index,
-                len: self.len,
-            })
-        }
-    }
-
     fn store(&self, index: usize, item: &Item, format: &str) -> Result<(), ListError> {
         let mut fmt = [0u8; WORD];
         fmt[..format.len()].copy_from_slice(format.as_bytes());
@@ -298,7 +287,7 @@ impl ShareableList {
 
     /// A copy of item `index`.
     pub fn get(&self, index: usize) -> Result<Item, ListError> {
-        self.check(index)?;
+        IndexError::check(index, self.len)?;
         let format = self.format_of(index)?;
         let at = self.data_start() + self.offsets[index];
         let mut code = [0u8];
@@ -346,7 +335,7 @@ impl ShareableList {
     /// Replaces item `index`. A str or bytes item must fit the slot the list was made with
     /// ([`ListError::ItemTooLong`]); the slot's size never changes.
     pub fn set(&self, index: usize, item: Item) -> Result<(), ListError> {
-        self.check(index)?;
+        IndexError::check(index, self.len)?;
         let format = match &item {
             Item::Str(_) | Item::Bytes(_) => {
                 let len = match &item {

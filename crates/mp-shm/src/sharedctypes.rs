@@ -25,6 +25,16 @@ fn bytes_for<T>(len: usize) -> io::Result<usize> {
 
 const _: () = assert!(crate::synchronize::DATA_OFFSET % 64 == 0);
 
+/// An array as it travels: its block's descriptor and its length, checked against `T`.
+/// Returns the descriptor, the length, and the bytes the block must have.
+fn array_parts<'de, T, D: Deserializer<'de>>(d: D) -> Result<(Fd, usize, usize), D::Error> {
+    check_align::<T>().map_err(custom_error)?;
+    let (fd, len) = <(Fd, u64)>::deserialize(d)?;
+    let len = usize::try_from(len).map_err(custom_error)?;
+    let bytes = bytes_for::<T>(len).map_err(custom_error)?;
+    Ok((fd, len, bytes))
+}
+
 fn check_align<T>() -> io::Result<()> {
     // The data sits at a 64-byte boundary of a page-aligned block.
     if std::mem::align_of::<T>() > 64 {
@@ -366,48 +376,33 @@ impl<T: Pod> Array<T> {
         self.len == 0
     }
 
-    fn check(&self, index: usize) -> Result<(), IndexError> {
-        if index < self.len {
-            Ok(())
-        } else {
-            Err(IndexError {
-                index,
-                len: self.len,
-            })
-        }
-    }
-
     /// A copy of element `index`, read under the lock.
     pub fn get(&self, index: usize) -> Result<T, ArrayError> {
-        self.check(index)?;
-        self.shared.enter()?;
+        IndexError::check(index, self.len)?;
         // SAFETY: in range (checked), under the lock, no guard live.
-        let v = unsafe { self.shared.data::<T>().add(index).read_volatile() };
-        self.shared.leave();
-        Ok(v)
+        Ok(self
+            .shared
+            .exclusive(|| unsafe { self.shared.data::<T>().add(index).read_volatile() })?)
     }
 
     /// Stores `value` at `index` under the lock.
     pub fn set(&self, index: usize, value: T) -> Result<(), ArrayError> {
-        self.check(index)?;
-        self.shared.enter()?;
+        IndexError::check(index, self.len)?;
         // SAFETY: as in `get`.
-        unsafe { self.shared.data::<T>().add(index).write_volatile(value) };
-        self.shared.leave();
-        Ok(())
+        Ok(self
+            .shared
+            .exclusive(|| unsafe { self.shared.data::<T>().add(index).write_volatile(value) })?)
     }
 
     /// A copy of the whole array, taken under the lock.
     pub fn to_vec(&self) -> Result<Vec<T>, SyncError> {
-        self.shared.enter()?;
         let mut out = Vec::with_capacity(self.len);
         // SAFETY: `len` elements are in the block; under the lock, no guard live; `out` has
         // room for `len` and they are initialised by the copy.
-        unsafe {
+        self.shared.exclusive(|| unsafe {
             std::ptr::copy_nonoverlapping(self.shared.data::<T>(), out.as_mut_ptr(), self.len);
             out.set_len(self.len);
-        }
-        self.shared.leave();
+        })?;
         Ok(out)
     }
 
@@ -433,10 +428,7 @@ impl<T: Pod> Serialize for Array<T> {
 
 impl<'de, T: Pod> Deserialize<'de> for Array<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        check_align::<T>().map_err(custom_error)?;
-        let (fd, len) = <(Fd, u64)>::deserialize(d)?;
-        let len = usize::try_from(len).map_err(custom_error)?;
-        let bytes = bytes_for::<T>(len).map_err(custom_error)?;
+        let (fd, len, bytes) = array_parts::<T, D>(d)?;
         let shared = Guarded::attach(fd, bytes).map_err(custom_error)?;
         Ok(Array {
             shared: Arc::new(shared),
@@ -625,27 +617,16 @@ impl<T: Pod> RawArray<T> {
         self.block.ptr().cast()
     }
 
-    fn check(&self, index: usize) -> Result<(), IndexError> {
-        if index < self.len {
-            Ok(())
-        } else {
-            Err(IndexError {
-                index,
-                len: self.len,
-            })
-        }
-    }
-
     /// A copy of element `index`.
     pub fn get(&self, index: usize) -> Result<T, IndexError> {
-        self.check(index)?;
+        IndexError::check(index, self.len)?;
         // SAFETY: in range; Pod, volatile (see RawValue::get).
         Ok(unsafe { self.as_ptr().add(index).read_volatile() })
     }
 
     /// Stores `value` at `index`.
     pub fn set(&self, index: usize, value: T) -> Result<(), IndexError> {
-        self.check(index)?;
+        IndexError::check(index, self.len)?;
         // SAFETY: as in `get`.
         unsafe { self.as_ptr().add(index).write_volatile(value) };
         Ok(())
@@ -688,10 +669,7 @@ impl<T: Pod> Serialize for RawArray<T> {
 
 impl<'de, T: Pod> Deserialize<'de> for RawArray<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        check_align::<T>().map_err(custom_error)?;
-        let (fd, len) = <(Fd, u64)>::deserialize(d)?;
-        let len = usize::try_from(len).map_err(custom_error)?;
-        let bytes = bytes_for::<T>(len).map_err(custom_error)?;
+        let (fd, len, bytes) = array_parts::<T, D>(d)?;
         let block = Block::attach(fd, bytes).map_err(custom_error)?;
         Ok(RawArray {
             block: Arc::new(block),

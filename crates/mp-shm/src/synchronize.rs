@@ -676,7 +676,8 @@ impl Semaphore {
         self.core.acquire(block, timeout)
     }
 
-    /// Gives one unit back (any process may). [`SyncError::TooManyReleases`] at `i32::MAX`.
+    /// Gives one unit back (any process may). [`SyncError::TooManyReleases`] at the bound
+    /// (`i32::MAX`, or a [`BoundedSemaphore`]'s initial value).
     pub fn release(&self) -> Result<(), SyncError> {
         self.core.release()
     }
@@ -700,31 +701,22 @@ impl Semaphore {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct BoundedSemaphore {
-    core: Arc<SemCore>,
-}
+pub struct BoundedSemaphore(Semaphore);
 
 impl BoundedSemaphore {
-    /// A bounded semaphore with the given initial (and maximum) value.
+    /// A bounded semaphore with the given initial (and maximum) value. It is a [`Semaphore`]
+    /// (as Python's subclass) whose `release` gives [`SyncError::TooManyReleases`] above it.
     pub fn new(value: u32) -> io::Result<BoundedSemaphore> {
-        Ok(BoundedSemaphore {
+        Ok(BoundedSemaphore(Semaphore {
             core: Arc::new(SemCore::new(value, value)?),
-        })
+        }))
     }
+}
 
-    /// As [`Semaphore::acquire`].
-    pub fn acquire(&self, block: bool, timeout: Option<Duration>) -> bool {
-        self.core.acquire(block, timeout)
-    }
-
-    /// Gives one unit back; [`SyncError::TooManyReleases`] above the initial value.
-    pub fn release(&self) -> Result<(), SyncError> {
-        self.core.release()
-    }
-
-    /// The current value.
-    pub fn get_value(&self) -> u32 {
-        self.core.value()
+impl std::ops::Deref for BoundedSemaphore {
+    type Target = Semaphore;
+    fn deref(&self) -> &Semaphore {
+        &self.0
     }
 }
 

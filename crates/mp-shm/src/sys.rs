@@ -12,7 +12,8 @@ use std::sync::Once;
 use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant, SystemTime};
 
-fn cvt(ret: c_int) -> io::Result<c_int> {
+/// A libc return value: -1 becomes the OS error.
+pub fn cvt(ret: c_int) -> io::Result<c_int> {
     if ret == -1 {
         Err(io::Error::last_os_error())
     } else {
@@ -20,7 +21,8 @@ fn cvt(ret: c_int) -> io::Result<c_int> {
     }
 }
 
-fn cvt_retry(mut f: impl FnMut() -> c_int) -> io::Result<c_int> {
+/// As [`cvt`], retrying calls interrupted by a signal.
+pub fn cvt_retry(mut f: impl FnMut() -> c_int) -> io::Result<c_int> {
     loop {
         match cvt(f()) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -241,57 +243,43 @@ pub fn futex_wake(word: &AtomicU32, n: i32) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Who is calling: (pid, tid), cached per thread.
+// Who is calling: the thread id, cached per thread.
 
 thread_local! {
-    static ME: Cell<u64> = const { Cell::new(0) };
+    static TID: Cell<u32> = const { Cell::new(0) };
 }
 
 static FORGET_AFTER_FORK: Once = Once::new();
 
-extern "C" fn forget_identity() {
-    // The forking thread is the child's only thread; its cached ids are the parent's.
-    ME.with(|me| me.set(0));
+extern "C" fn forget_thread_id() {
+    // The forking thread is the child's only thread; its cached id is the parent's.
+    TID.with(|tid| tid.set(0));
 }
 
-/// This thread's identity across processes: `pid << 32 | tid`, never 0. Thread ids are unique
-/// system-wide among live threads, and the pid tells whether a holder is in this process.
+/// This thread's id, as robust futex words hold it (unique system-wide among live threads).
 #[inline]
-pub fn thread_identity() -> u64 {
-    ME.with(|me| {
-        let id = me.get();
-        if id != 0 {
-            return id;
+pub fn thread_id() -> u32 {
+    TID.with(|cached| {
+        let tid = cached.get();
+        if tid != 0 {
+            return tid;
         }
         FORGET_AFTER_FORK.call_once(|| {
             // SAFETY: registering a plain extern "C" function with no state; it only touches
             // this thread's thread-local.
-            unsafe { libc::pthread_atfork(None, None, Some(forget_identity)) };
+            unsafe { libc::pthread_atfork(None, None, Some(forget_thread_id)) };
         });
-        // SAFETY: getpid and gettid have no preconditions.
-        let (pid, tid) = unsafe { (libc::getpid() as u32, libc::gettid() as u32) };
-        let id = (u64::from(pid) << 32) | u64::from(tid);
-        me.set(id);
-        id
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() } as u32;
+        cached.set(tid);
+        tid
     })
-}
-
-/// This thread's id (the low half of [`thread_identity`]), as robust futex words hold it.
-#[inline]
-pub fn thread_id() -> u32 {
-    thread_identity() as u32
 }
 
 /// Whether `tid` is a live thread of this process.
 pub fn is_thread_of_this_process(tid: u32) -> bool {
     // SAFETY: signal 0 only checks that the thread exists in our thread group; nothing is sent.
     unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid as libc::pid_t, 0) == 0 }
-}
-
-/// The pid half of a [`thread_identity`].
-#[inline]
-pub fn identity_pid(id: u64) -> u32 {
-    (id >> 32) as u32
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -418,16 +406,16 @@ pub unsafe fn robust_mutex_unlock(m: *mut libc::pthread_mutex_t) -> io::Result<(
 }
 
 // ---------------------------------------------------------------------------------------------
-// For the resource tracker
+// Sockets and signals (the resource tracker's, and mp-ipc's)
 
-/// A close-on-exec Unix stream socket pair.
-pub fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
+/// A close-on-exec Unix socket pair of the given type (`SOCK_STREAM`, `SOCK_SEQPACKET`).
+pub fn socketpair(kind: c_int) -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as c_int; 2];
     // SAFETY: `fds` has room for the two descriptors socketpair writes.
     cvt(unsafe {
         libc::socketpair(
             libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            kind | libc::SOCK_CLOEXEC,
             0,
             fds.as_mut_ptr(),
         )

@@ -5,6 +5,7 @@
 //! child, so that the tracker of the tree is not the test binary's own.
 
 use std::io::{BufRead, BufReader};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -45,14 +46,45 @@ fn exists(name: &str) -> bool {
     Path::new("/dev/shm").join(name).exists()
 }
 
-/// Waits (bounded) for the tracker to unlink `name` after its creator's death.
+/// Waits (bounded) for the tracker to unlink `name` after its creator's death: woken by
+/// inotify on each deletion in /dev/shm, not by polling.
 fn gone_soon(name: &str) -> bool {
+    // SAFETY: inotify_init1 returns a new descriptor or -1.
+    let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
+    assert!(
+        fd >= 0,
+        "inotify_init1: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: the descriptor is new and ours.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: a valid C string and our inotify descriptor.
+    let watch =
+        unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c"/dev/shm".as_ptr(), libc::IN_DELETE) };
+    assert!(
+        watch >= 0,
+        "inotify_add_watch: {}",
+        std::io::Error::last_os_error()
+    );
     let deadline = Instant::now() + LONG;
+    // Checked after the watch is in place, so no deletion goes unseen.
     while exists(name) {
-        if Instant::now() > deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(5));
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(i32::MAX as u128) as i32) };
+        let mut events = [0u8; 4096];
+        if pfd.revents != 0 {
+            // SAFETY: reading inotify events into a local buffer of the given size.
+            unsafe { libc::read(fd.as_raw_fd(), events.as_mut_ptr().cast(), events.len()) };
+        }
     }
     true
 }
@@ -61,9 +93,13 @@ enum End {
     Park,
     Panic,
     Return,
+    Forget,
 }
 
 fn create_then(end: u8, track: bool, out: RawArray<u8>, ready: Event) {
+    if end == End::Forget as u8 {
+        return create_unlink_recreate(&out, &ready);
+    }
     let shm = SharedMemory::options()
         .track(track)
         .create(1 << 20)
@@ -198,9 +234,11 @@ fn untracked_segment_outlives_its_creator(m: StartMethod) {
     assert!(!exists(&name));
 }
 
-fn create_unlink_recreate(out: RawArray<u8>, ready: Event) {
-    // Unlinked by us, then made again by someone else (here: untracked, by us): the tracker
-    // must not unlink the new one, which it was told to forget.
+/// Tracked, unlinked, then made again, untracked, under the same name: the tracker was told
+/// to forget the name and must leave the new segment alone. A tracked sentinel whose name sorts
+/// after every `psm_` name is unlinked last at the end of the tree, so its disappearance says
+/// that the tracker has done its pass.
+fn create_unlink_recreate(out: &RawArray<u8>, ready: &Event) {
     let shm = SharedMemory::create(4096).unwrap();
     let name = shm.name().to_owned();
     shm.unlink().unwrap();
@@ -209,23 +247,20 @@ fn create_unlink_recreate(out: RawArray<u8>, ready: Event) {
         .track(false)
         .create(4096)
         .unwrap();
-    publish(again.name(), &out, &ready);
+    let sentinel = SharedMemory::options()
+        .name(format!("zz_mp_sentinel_{}", std::process::id()))
+        .create(1)
+        .unwrap();
+    publish(&format!("{} {}", again.name(), sentinel.name()), out, ready);
 }
 
 fn unlinked_segment_is_forgotten(m: StartMethod) {
-    let (out, ready) = (RawArray::<u8>::zeroed(64).unwrap(), Event::new().unwrap());
-    let mut p = ctx(m).process(create_unlink_recreate, (out.clone(), ready.clone()));
-    p.start().unwrap();
-    let name = read_name(&out, &ready);
-    p.join().unwrap();
-    // Give a wrong tracker every chance to act: attach until its socket is surely closed.
-    let deadline = Instant::now() + Duration::from_millis(300);
-    while Instant::now() < deadline {
-        assert!(
-            exists(&name),
-            "the tracker unlinked a segment it was told to forget"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    SharedMemory::attach(&name).unwrap().unlink().unwrap();
+    let names = run_tree(m, End::Forget);
+    let (name, sentinel) = names.split_once(' ').unwrap();
+    assert!(gone_soon(sentinel), "the tree's tracker never did its pass");
+    assert!(
+        exists(name),
+        "the tracker unlinked a segment it was told to forget"
+    );
+    SharedMemory::attach(name).unwrap().unlink().unwrap();
 }
