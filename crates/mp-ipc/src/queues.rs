@@ -14,6 +14,7 @@
 use std::borrow::Borrow;
 use std::fmt;
 use std::marker::PhantomData;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -88,6 +89,16 @@ fn put_error(e: RingError) -> PutError {
         RingError::TooLarge(len) => PutError::TooLarge { len },
         RingError::Io(e) => PutError::Io(e),
         other => PutError::Io(std::io::Error::other(format!("{other:?}"))),
+    }
+}
+
+fn get_error(e: RingError) -> GetError {
+    match e {
+        RingError::Empty => GetError::Empty,
+        RingError::HandlesLost => GetError::HandlesLost,
+        RingError::Corrupt(m) => GetError::Corrupt(m.to_string()),
+        RingError::Io(e) => GetError::Io(e),
+        other => GetError::Corrupt(format!("{other:?}")),
     }
 }
 
@@ -184,13 +195,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             .get(deadline_of(timeout), |bytes, fds| {
                 reduction::loads(bytes, fds)
             })
-            .map_err(|e| match e {
-                RingError::Empty => GetError::Empty,
-                RingError::HandlesLost => GetError::HandlesLost,
-                RingError::Corrupt(m) => GetError::Corrupt(m.to_string()),
-                RingError::Io(e) => GetError::Io(e),
-                other => GetError::Corrupt(format!("{other:?}")),
-            })?;
+            .map_err(get_error)?;
         decoded.map_err(GetError::Decode)
     }
 
@@ -229,6 +234,36 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 
     /// Nothing to cancel: no background thread holds items (Python's `cancel_join_thread`).
     pub fn cancel_join_thread(&self) {}
+
+    /// Puts an item already serialised (with the handles it carries), for layers that frame
+    /// their own messages (mp-pool): no second encoding, one copy into shared memory.
+    #[doc(hidden)]
+    pub fn put_bytes(&self, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> Result<(), PutError> {
+        if self.shared.closed.load(Ordering::Relaxed) {
+            return Err(PutError::Closed);
+        }
+        self.shared
+            .ring
+            .put(bytes, fds, None, false)
+            .map_err(put_error)
+    }
+
+    /// Takes the oldest item as bytes borrowed from shared memory, waiting at most `timeout`
+    /// (`None`: forever); `take` decodes it in place.
+    #[doc(hidden)]
+    pub fn get_bytes<R>(
+        &self,
+        timeout: Option<Duration>,
+        take: impl FnOnce(&[u8], Vec<OwnedFd>) -> R,
+    ) -> Result<R, GetError> {
+        if self.shared.closed.load(Ordering::Relaxed) {
+            return Err(GetError::Closed);
+        }
+        self.shared
+            .ring
+            .get(deadline_of(timeout), take)
+            .map_err(get_error)
+    }
 
     #[doc(hidden)]
     /// Test hook: takes the queue's internal locks and never releases them.

@@ -1,1 +1,53 @@
-//! mp-pool: not built yet (see the open issue). Part of mp, Python's multiprocessing for Rust.
+//! Worker pools: the `Pool` of [mp](https://docs.rs/mp), Python's `multiprocessing` for Rust,
+//! and a joblib-style [`Parallel`].
+//!
+//! ```
+//! use mp_pool::Pool;
+//!
+//! fn square(x: u64) -> u64 {
+//!     x * x
+//! }
+//!
+//! let pool = Pool::new(2)?;
+//! assert_eq!(pool.map(square, [1, 2, 3])?, [1, 4, 9]);
+//! let lazy: Vec<u64> = pool.imap(square, 0..).take(3).collect::<Result<_, _>>()?;
+//! assert_eq!(lazy, [0, 1, 4]);
+//! assert_eq!(pool.apply_async(square, (7,))?.get()?, 49);
+//! # Ok::<(), mp_pool::PoolError>(())
+//! ```
+//!
+//! | Python | here |
+//! |---|---|
+//! | `Pool(processes, initializer, initargs, maxtasksperchild, context)` | [`Pool::new`], [`Pool::builder`] |
+//! | `map`, `map_async`, `starmap`, `starmap_async` | [`Pool::map`], [`Pool::map_async`], [`Pool::starmap`], [`Pool::starmap_async`] |
+//! | `imap`, `imap_unordered` (lazy here) | [`Pool::imap`], [`Pool::imap_unordered`] → [`IMap`] |
+//! | `apply`, `apply_async` → `AsyncResult` | [`Pool::apply`], [`Pool::apply_async`] → [`AsyncResult`] |
+//! | `chunksize=` | [`Pool::chunksize`]`(n).map(...)` |
+//! | `close`, `terminate`, `join`, `with` | [`Pool::close`], [`Pool::terminate`], [`Pool::join`], drop |
+//! | joblib `Parallel(n_jobs)(delayed(f)(x) for x in xs)` | [`Parallel::new`]`(n_jobs).run(f, xs)` |
+//!
+//! # What does not hang here
+//! - A worker that dies (SIGKILL, OOM, abort, segfault) fails the one chunk it was running
+//!   with [`PoolError::WorkerDied`]; a new worker takes its place (Python hangs, gh-66587).
+//! - A panic comes back as [`PoolError::Panicked`] with its message and location.
+//! - Ctrl-C during a wait returns [`PoolError::Interrupted`] and stops the workers, which
+//!   print nothing (bpo-8296).
+//! - `imap` reads its input lazily (gh-84291), and a pool works inside a pool worker.
+
+#![cfg(all(target_os = "linux", target_env = "gnu"))]
+
+mod error;
+mod imap;
+mod interrupt;
+mod parallel;
+mod pool;
+mod result;
+mod sys;
+mod task;
+mod worker;
+
+pub use error::PoolError;
+pub use imap::IMap;
+pub use parallel::{Parallel, ReturnAs};
+pub use pool::{Pool, PoolBuilder, Submit};
+pub use result::AsyncResult;

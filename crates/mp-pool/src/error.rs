@@ -1,0 +1,180 @@
+//! What can go wrong with a pool or one of its tasks: one small error type, as crossbeam's.
+
+use std::fmt;
+use std::io;
+
+use mp_spawn::ProcessError;
+
+/// Why a pool call, or one of its tasks, did not produce a value.
+///
+/// Task failures name the task by the index of its input (for `map`, the item's position;
+/// for `apply`, 0), so that a failure can be traced to the data that caused it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum PoolError {
+    /// The task panicked in its worker. The worker survives and takes the next task.
+    Panicked {
+        /// The index of the input item whose call panicked.
+        index: usize,
+        /// The panic message, with its location (`panicked at src/x.rs:3:5: ...`).
+        message: String,
+    },
+    /// The worker running the task died (SIGKILL, the OOM killer, abort, a segfault, or an
+    /// `exit` inside the task). A new worker took its place; the other tasks went on.
+    WorkerDied {
+        /// The index of the first input item of the task (a chunk under `map`).
+        index: usize,
+        /// How many input items the task held.
+        len: usize,
+        /// The worker's pid.
+        pid: u32,
+        /// Its exit code: `-signal` when a signal killed it, as Python's `exitcode`.
+        exitcode: i32,
+    },
+    /// The pool's initializer panicked in a worker; the pool stops taking tasks, since
+    /// every new worker would fail the same way (Python restarts them forever).
+    Initializer {
+        /// The panic message.
+        message: String,
+    },
+    /// `get` or `next` waited the whole timeout (Python's `multiprocessing.TimeoutError`).
+    Timeout,
+    /// SIGINT (Ctrl-C) arrived while the caller waited; the pool was terminated.
+    Interrupted,
+    /// The pool was terminated (or dropped) before the task finished.
+    Terminated,
+    /// The pool no longer takes tasks: it was closed or terminated (Python: `ValueError('Pool
+    /// not running')`).
+    NotRunning,
+    /// `join` was called before `close` or `terminate` (Python: `ValueError('Pool is still
+    /// running')`).
+    StillRunning,
+    /// A bad setting: no processes, a zero `maxtasksperchild`, a zero chunksize.
+    InvalidArgument(&'static str),
+    /// An argument could not be serialised (reported at submission, nothing was sent).
+    Encode(String),
+    /// A value could not be deserialised (an argument in the worker, or a result here).
+    Decode(String),
+    /// A worker could not be started.
+    Process(ProcessError),
+    /// An operating-system call failed.
+    Io(io::Error),
+}
+
+impl PoolError {
+    /// Whether this is a failure of the task itself (a panic or its worker's death), as
+    /// opposed to a failure of the pool or of the call.
+    pub fn is_task_failure(&self) -> bool {
+        matches!(self, Self::Panicked { .. } | Self::WorkerDied { .. })
+    }
+
+    /// A copy for a second reader of the same failure (`get` may be called again).
+    pub(crate) fn duplicate(&self) -> PoolError {
+        match self {
+            Self::Panicked { index, message } => Self::Panicked {
+                index: *index,
+                message: message.clone(),
+            },
+            Self::WorkerDied {
+                index,
+                len,
+                pid,
+                exitcode,
+            } => Self::WorkerDied {
+                index: *index,
+                len: *len,
+                pid: *pid,
+                exitcode: *exitcode,
+            },
+            Self::Initializer { message } => Self::Initializer {
+                message: message.clone(),
+            },
+            Self::Timeout => Self::Timeout,
+            Self::Interrupted => Self::Interrupted,
+            Self::Terminated => Self::Terminated,
+            Self::NotRunning => Self::NotRunning,
+            Self::StillRunning => Self::StillRunning,
+            Self::InvalidArgument(m) => Self::InvalidArgument(m),
+            Self::Encode(m) => Self::Encode(m.clone()),
+            Self::Decode(m) => Self::Decode(m.clone()),
+            Self::Process(e) => Self::Io(io::Error::other(e.to_string())),
+            Self::Io(e) => Self::Io(io::Error::new(e.kind(), e.to_string())),
+        }
+    }
+}
+
+/// The name of a signal that kills workers, for messages.
+pub(crate) fn signal_name(signal: i32) -> Option<&'static str> {
+    Some(match signal {
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGILL => "SIGILL",
+        libc::SIGINT => "SIGINT",
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGPIPE => "SIGPIPE",
+        _ => return None,
+    })
+}
+
+impl fmt::Display for PoolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Panicked { index, message } => write!(f, "task {index} {message}"),
+            Self::WorkerDied {
+                index,
+                len,
+                pid,
+                exitcode,
+            } => {
+                let task = if *len > 1 {
+                    format!("task {index} (items {index}..{})", index + len)
+                } else {
+                    format!("task {index}")
+                };
+                write!(f, "the worker (pid {pid}) running {task} ")?;
+                match (*exitcode < 0).then(|| signal_name(-exitcode)) {
+                    Some(Some(name)) => write!(f, "was killed by {name} (exit code {exitcode})"),
+                    Some(None) => write!(f, "was killed by signal {} (exit code {exitcode})", -exitcode),
+                    None => write!(f, "exited with code {exitcode}"),
+                }
+            }
+            Self::Initializer { message } => write!(f, "the pool's initializer {message}"),
+            Self::Timeout => f.write_str("timed out waiting for the result"),
+            Self::Interrupted => f.write_str("interrupted (SIGINT); the pool was terminated"),
+            Self::Terminated => f.write_str("the pool was terminated before the task finished"),
+            Self::NotRunning => f.write_str("the pool is not running"),
+            Self::StillRunning => f.write_str("the pool is still running: close or terminate it first"),
+            Self::InvalidArgument(m) => f.write_str(m),
+            Self::Encode(m) => write!(f, "cannot serialize an argument: {m}"),
+            Self::Decode(m) => write!(f, "cannot deserialize a value: {m}"),
+            Self::Process(e) => write!(f, "cannot start a worker: {e}"),
+            Self::Io(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for PoolError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Process(e) => Some(e),
+            Self::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for PoolError {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+impl From<ProcessError> for PoolError {
+    fn from(e: ProcessError) -> Self {
+        Self::Process(e)
+    }
+}

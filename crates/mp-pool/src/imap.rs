@@ -1,0 +1,208 @@
+//! [`IMap`]: the lazy iterator of `imap` and `imap_unordered` (CPython's `IMapIterator`,
+//! with the bounded look-ahead that Python gains only in 3.15, gh-64192).
+//!
+//! The input is read on the caller's thread, inside `next`, only while fewer than
+//! `buffersize` chunks are in flight: an endless iterator works, in bounded memory, and the
+//! input needs to be neither `Send` nor sized.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::PoolError;
+use crate::pool::{Pool, Prepared};
+use crate::result::{Job, Part};
+
+/// The output of [`Pool::imap`] and [`Pool::imap_unordered`]: one `Result` per input item (a
+/// chunk that fails yields one `Err` for the whole chunk, then the output goes on).
+pub struct IMap<'p, I, R> {
+    pool: &'p Pool,
+    input: Option<I>,
+    job: Arc<Job>,
+    entry: i64,
+    chunksize: usize,
+    buffersize: usize,
+    ordered: bool,
+    /// Chunks submitted, and chunks handed to the caller.
+    submitted: usize,
+    taken: usize,
+    /// Items read from the input.
+    read: usize,
+    /// Ordered mode: chunks that finished ahead of their turn.
+    early: BTreeMap<usize, Result<Part, PoolError>>,
+    /// Values of the current chunk, not yet yielded.
+    values: VecDeque<R>,
+    /// A failure of the pool itself ends the output after it is yielded.
+    ended: bool,
+    _values: PhantomData<fn() -> R>,
+}
+
+impl<I, R> fmt::Debug for IMap<'_, I, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IMap")
+            .field("ordered", &self.ordered)
+            .field("chunksize", &self.chunksize)
+            .field("in_flight", &(self.submitted - self.taken))
+            .finish()
+    }
+}
+
+impl<'p, I, T, R> IMap<'p, I, R>
+where
+    I: Iterator<Item = T>,
+    T: Serialize,
+    R: DeserializeOwned,
+{
+    pub(crate) fn new(
+        pool: &'p Pool,
+        input: I,
+        entry: i64,
+        chunksize: usize,
+        buffersize: usize,
+        ordered: bool,
+    ) -> Self {
+        IMap {
+            pool,
+            input: Some(input),
+            job: Job::new(None),
+            entry,
+            chunksize: chunksize.max(1),
+            buffersize: buffersize.max(1),
+            ordered,
+            submitted: 0,
+            taken: 0,
+            read: 0,
+            early: BTreeMap::new(),
+            values: VecDeque::new(),
+            ended: false,
+            _values: PhantomData,
+        }
+    }
+
+    /// Reads and submits input while fewer than `buffersize` chunks are in flight.
+    fn top_up(&mut self) -> Result<(), PoolError> {
+        while self.submitted - self.taken < self.buffersize {
+            let Some(input) = self.input.as_mut() else {
+                return Ok(());
+            };
+            let items: Vec<T> = input.by_ref().take(self.chunksize).collect();
+            if items.is_empty() {
+                self.input = None;
+                for callback in self.job.set_expected(self.submitted) {
+                    callback();
+                }
+                return Ok(());
+            }
+            let chunk = self.submitted;
+            let index = self.read;
+            self.read += items.len();
+            self.submitted += 1;
+            let prepared = Prepared::encode(self.entry, chunk, index, &items);
+            match prepared {
+                Ok(prepared) => self.pool.inner().submit(&self.job, vec![prepared])?,
+                // This chunk fails alone; the ones after it still run.
+                Err(e) => {
+                    for callback in self.job.finish(chunk, Err(e)) {
+                        callback();
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The next value, waiting at most `timeout`; `Some(Err(PoolError::Timeout))` if it did
+    /// not come in time (the iterator can be resumed). Python's `next(timeout)`.
+    pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<R, PoolError>> {
+        self.next_until(Some(Instant::now() + timeout))
+    }
+
+    fn next_until(&mut self, deadline: Option<Instant>) -> Option<Result<R, PoolError>> {
+        if let Some(value) = self.values.pop_front() {
+            return Some(Ok(value));
+        }
+        if self.ended {
+            return None;
+        }
+        if let Err(e) = self.top_up() {
+            self.ended = true;
+            return Some(Err(e));
+        }
+        if self.input.is_none() && self.taken == self.submitted {
+            return None;
+        }
+        let part = match self.take_part(deadline) {
+            Ok(part) => part,
+            Err(e @ PoolError::Timeout) => return Some(Err(e)),
+            Err(e) => {
+                self.ended = true;
+                return Some(Err(e));
+            }
+        };
+        self.taken += 1;
+        let result = part.and_then(|mut part| part.decode::<R>());
+        match result {
+            Ok(values) => {
+                self.values = values.into();
+                // An empty chunk cannot happen; keep going rather than end early if it did.
+                self.values
+                    .pop_front()
+                    .map(Ok)
+                    .or_else(|| self.next_until(deadline))
+            }
+            Err(e @ (PoolError::Terminated | PoolError::Interrupted)) => {
+                self.ended = true;
+                Some(Err(e))
+            }
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    /// Waits for the next chunk to hand out: the next in order, or the next to finish.
+    fn take_part(&mut self, deadline: Option<Instant>) -> Result<Result<Part, PoolError>, PoolError> {
+        let want = self.taken;
+        if self.ordered {
+            if let Some(part) = self.early.remove(&want) {
+                return Ok(part);
+            }
+        }
+        let ordered = self.ordered;
+        let mut st = self.job.wait_for(deadline, |st| {
+            if ordered {
+                st.done.iter().any(|(chunk, _)| *chunk == want)
+            } else {
+                !st.done.is_empty()
+            }
+        })?;
+        if !ordered {
+            return Ok(st.done.pop_front().map(|(_, r)| r).expect("waited for it"));
+        }
+        // Keep the chunks that came early, so the next calls need not wait for them.
+        while let Some((chunk, result)) = st.done.pop_front() {
+            if chunk == want {
+                drop(st);
+                return Ok(result);
+            }
+            self.early.insert(chunk, result);
+        }
+        unreachable!("waited for chunk {want}")
+    }
+}
+
+impl<I, T, R> Iterator for IMap<'_, I, R>
+where
+    I: Iterator<Item = T>,
+    T: Serialize,
+    R: DeserializeOwned,
+{
+    type Item = Result<R, PoolError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_until(None)
+    }
+}

@@ -1,0 +1,139 @@
+//! Ctrl-C: a SIGINT that arrives while a thread waits on a pool ends that wait with
+//! [`PoolError::Interrupted`](crate::PoolError::Interrupted) and terminates the pools of this
+//! process, so that nothing hangs and no worker prints a traceback (workers ignore SIGINT;
+//! bpo-8296). A SIGINT that arrives while nobody waits ends the program as it always does.
+//!
+//! The handler is installed while a pool exists, and only if SIGINT has its default
+//! disposition: a program with its own handler keeps it (and gets no `Interrupted`).
+//! The handler writes a byte to a pipe; a watcher thread does the rest outside the handler.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use crate::pool::Inner;
+use crate::result::Job;
+use crate::sys;
+
+/// Bumped by every SIGINT that interrupted waiters.
+static EPOCH: AtomicU64 = AtomicU64::new(0);
+/// The process whose handler is installed: a forked worker inherits the registry below but
+/// not the watcher thread, and must leave both alone.
+static OWNER: AtomicU32 = AtomicU32::new(0);
+
+struct Registry {
+    /// The handler is installed (and the watcher runs).
+    installed: bool,
+    /// The write end stays open for the handler; the watcher holds the read end.
+    writer: Option<OwnedFd>,
+    pools: Vec<Weak<Inner>>,
+    waiters: Vec<(u64, Weak<Job>)>,
+    next_waiter: u64,
+}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    installed: false,
+    writer: None,
+    pools: Vec::new(),
+    waiters: Vec::new(),
+    next_waiter: 0,
+});
+
+fn registry() -> MutexGuard<'static, Registry> {
+    REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn ours() -> bool {
+    OWNER.load(Ordering::Relaxed) == std::process::id()
+}
+
+/// Registers a new pool, installing the handler on first use.
+pub(crate) fn register_pool(pool: &Arc<Inner>) {
+    let mut reg = registry();
+    let pid = std::process::id();
+    if OWNER.load(Ordering::Relaxed) != pid {
+        // First pool of this process (or of a forked worker: start afresh).
+        OWNER.store(pid, Ordering::Relaxed);
+        reg.installed = false;
+        reg.writer = None;
+        reg.pools.clear();
+        reg.waiters.clear();
+    }
+    if !reg.installed {
+        if let Ok((reader, writer)) = sys::pipe() {
+            if matches!(sys::catch_sigint(writer.as_fd()), Ok(true)) {
+                reg.writer = Some(writer);
+                reg.installed = true;
+                let spawned = std::thread::Builder::new()
+                    .name("mp-pool-sigint".into())
+                    .spawn(move || watch_sigint(reader));
+                if spawned.is_err() {
+                    sys::default_sigint();
+                    reg.installed = false;
+                }
+            }
+        }
+    }
+    reg.pools.retain(|p| p.strong_count() > 0);
+    reg.pools.push(Arc::downgrade(pool));
+}
+
+fn watch_sigint(reader: OwnedFd) {
+    while sys::read_byte(reader.as_fd()) {
+        let (pools, waiters) = {
+            let reg = registry();
+            let waiters: Vec<Arc<Job>> = reg.waiters.iter().filter_map(|(_, w)| w.upgrade()).collect();
+            let pools: Vec<Arc<Inner>> = reg.pools.iter().filter_map(Weak::upgrade).collect();
+            (pools, waiters)
+        };
+        if waiters.is_empty() {
+            // Nobody waits on a pool: Ctrl-C means what it always means.
+            sys::default_sigint();
+            sys::raise_sigint();
+            return;
+        }
+        EPOCH.fetch_add(1, Ordering::SeqCst);
+        for pool in pools {
+            pool.terminate_all();
+        }
+        for job in waiters {
+            job.wake();
+        }
+    }
+}
+
+/// A thread's wait on a job, registered so that SIGINT can end it.
+pub(crate) struct Watch {
+    id: Option<u64>,
+    epoch: u64,
+}
+
+impl Watch {
+    pub(crate) fn begin(job: &Arc<Job>) -> Watch {
+        let epoch = EPOCH.load(Ordering::SeqCst);
+        if !ours() {
+            return Watch { id: None, epoch };
+        }
+        let mut reg = registry();
+        if !reg.installed {
+            return Watch { id: None, epoch };
+        }
+        let id = reg.next_waiter;
+        reg.next_waiter += 1;
+        reg.waiters.push((id, Arc::downgrade(job)));
+        Watch { id: Some(id), epoch }
+    }
+
+    /// Whether a SIGINT arrived since the wait began.
+    pub(crate) fn interrupted(&self) -> bool {
+        EPOCH.load(Ordering::SeqCst) != self.epoch
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            registry().waiters.retain(|(i, _)| *i != id);
+        }
+    }
+}

@@ -1,0 +1,1 @@
+pub struct Parallel; pub enum ReturnAs {}

@@ -1,0 +1,345 @@
+//! What a submission hands back: [`AsyncResult`] (CPython's `ApplyResult` and `MapResult`),
+//! and the [`Job`] behind it, which the pool's thread fills in chunk by chunk.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::marker::PhantomData;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use mp_spawn::reduction;
+use serde::de::DeserializeOwned;
+
+use crate::error::PoolError;
+use crate::interrupt;
+
+/// The encoded results of one chunk, as a worker sent them.
+#[derive(Debug)]
+pub(crate) struct Part {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) fds: Vec<OwnedFd>,
+}
+
+impl Part {
+    /// Decodes the chunk's values. The handles go to the first reader; a second decode of a
+    /// part that carried handles fails.
+    pub(crate) fn decode<R: DeserializeOwned>(&mut self) -> Result<Vec<R>, PoolError> {
+        reduction::loads(&self.bytes, std::mem::take(&mut self.fds))
+            .map_err(|e| PoolError::Decode(e.0))
+    }
+}
+
+/// A callback attached to a job, called with the settled job and no lock held.
+pub(crate) type Callback = Box<dyn FnOnce(&Job) + Send>;
+/// A callback bound to its job, to be run by whoever settled it, after releasing the pool's
+/// locks.
+pub(crate) type Deferred = Box<dyn FnOnce() + Send>;
+
+/// The chunks of one submission, as they finish.
+#[derive(Default)]
+pub(crate) struct JobState {
+    /// Finished chunks in completion order: (chunk number, its values or its failure).
+    pub(crate) done: VecDeque<(usize, Result<Part, PoolError>)>,
+    /// How many chunks the job has, once known (an `imap` learns it when its input ends).
+    pub(crate) expected: Option<usize>,
+    /// How many chunks have finished, taken or not.
+    pub(crate) finished: usize,
+    callbacks: Vec<Callback>,
+}
+
+impl JobState {
+    fn settled(&self) -> bool {
+        self.expected == Some(self.finished)
+    }
+}
+
+/// One submission: an `apply`, a `map` or an `imap`.
+pub(crate) struct Job {
+    state: Mutex<JobState>,
+    cond: Condvar,
+    /// Set once every chunk has finished: read without the lock by spinning waiters.
+    settled: AtomicBool,
+}
+
+impl fmt::Debug for Job {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Job")
+            .field("settled", &self.settled.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// How long a waiter spins on `settled` before it sleeps: a short task's result then costs no
+/// wake-up of the caller.
+const SPIN: Duration = Duration::from_micros(50);
+
+impl Job {
+    pub(crate) fn new(expected: Option<usize>) -> Arc<Job> {
+        Arc::new(Job {
+            state: Mutex::new(JobState {
+                expected,
+                ..JobState::default()
+            }),
+            cond: Condvar::new(),
+            settled: AtomicBool::new(expected == Some(0)),
+        })
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, JobState> {
+        lock(&self.state)
+    }
+
+    /// Records a finished chunk. Returns the callbacks to run (outside every pool lock) if
+    /// this settled the job.
+    pub(crate) fn finish(
+        self: &Arc<Self>,
+        chunk: usize,
+        result: Result<Part, PoolError>,
+    ) -> Vec<Deferred> {
+        let mut st = self.lock();
+        st.done.push_back((chunk, result));
+        st.finished += 1;
+        self.after_change(st)
+    }
+
+    /// Declares the number of chunks (an `imap` whose input has ended).
+    pub(crate) fn set_expected(self: &Arc<Self>, chunks: usize) -> Vec<Deferred> {
+        let mut st = self.lock();
+        st.expected = Some(chunks);
+        self.after_change(st)
+    }
+
+    fn after_change(self: &Arc<Self>, mut st: MutexGuard<'_, JobState>) -> Vec<Deferred> {
+        let callbacks = if st.settled() {
+            self.settled.store(true, Ordering::Release);
+            std::mem::take(&mut st.callbacks)
+        } else {
+            Vec::new()
+        };
+        drop(st);
+        self.cond.notify_all();
+        callbacks
+            .into_iter()
+            .map(|callback| {
+                let job = Arc::clone(self);
+                Box::new(move || callback(&job)) as Deferred
+            })
+            .collect()
+    }
+
+    pub(crate) fn is_settled(&self) -> bool {
+        self.settled.load(Ordering::Acquire)
+    }
+
+    /// Runs `callback` when the job settles: now, on this thread, if it already has.
+    pub(crate) fn on_settled(&self, callback: Callback) {
+        let mut st = self.lock();
+        if st.settled() {
+            drop(st);
+            callback(self);
+        } else {
+            st.callbacks.push(callback);
+        }
+    }
+
+    /// Waits until `ready(state)` holds or the deadline passes; SIGINT ends the wait too
+    /// (see [`interrupt`]). Returns the guard and whether `ready` holds.
+    pub(crate) fn wait_for(
+        self: &Arc<Self>,
+        deadline: Option<Instant>,
+        mut ready: impl FnMut(&JobState) -> bool,
+    ) -> Result<MutexGuard<'_, JobState>, PoolError> {
+        // Spin briefly first, without the lock, when waiting for the whole job.
+        let spin_until = Instant::now() + SPIN;
+        while !self.is_settled() && Instant::now() < spin_until {
+            std::hint::spin_loop();
+        }
+        let _watch = interrupt::Watch::begin(self);
+        let mut st = self.lock();
+        loop {
+            if ready(&st) {
+                return Ok(st);
+            }
+            if _watch.interrupted() {
+                return Err(PoolError::Interrupted);
+            }
+            st = match deadline {
+                None => self.cond.wait(st).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return Err(PoolError::Timeout);
+                    }
+                    self.cond
+                        .wait_timeout(st, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+        }
+    }
+
+    /// Wakes every waiter (an interrupt).
+    pub(crate) fn wake(&self) {
+        let _st = self.lock();
+        self.cond.notify_all();
+    }
+}
+
+/// Decodes a settled job into the caller's type.
+type Decode<T> = fn(&mut JobState) -> Result<T, PoolError>;
+
+/// The result of an `apply_async`, `map_async` or `starmap_async` (Python's `AsyncResult`):
+/// wait for it, poll it, or attach callbacks.
+///
+/// It does not borrow the pool. If the pool is terminated or dropped first, [`get`] returns
+/// [`PoolError::Terminated`], as the tasks of Python's `with Pool()` block are killed at its end.
+///
+/// ```
+/// use mp_pool::Pool;
+///
+/// fn add(a: u64, b: u64) -> u64 { a + b }
+///
+/// let pool = Pool::new(2)?;
+/// let sum = pool.apply_async(add, (2, 3))?;
+/// assert_eq!(sum.get()?, 5);
+/// assert!(sum.successful()?);
+/// # Ok::<(), mp_pool::PoolError>(())
+/// ```
+///
+/// [`get`]: AsyncResult::get
+pub struct AsyncResult<T> {
+    job: Arc<Job>,
+    decode: Decode<T>,
+    _value: PhantomData<fn() -> T>,
+}
+
+impl<T> fmt::Debug for AsyncResult<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncResult")
+            .field("ready", &self.job.is_settled())
+            .finish()
+    }
+}
+
+/// The value of a single-chunk job holding one call.
+pub(crate) fn decode_one<R: DeserializeOwned>(st: &mut JobState) -> Result<R, PoolError> {
+    decode_all::<R>(st)?
+        .pop()
+        .ok_or_else(|| PoolError::Decode("a task sent back no value".into()))
+}
+
+/// The values of every chunk, in input order; the failure of the lowest failed chunk (in
+/// input order, so the same input always reports the same error).
+pub(crate) fn decode_all<R: DeserializeOwned>(st: &mut JobState) -> Result<Vec<R>, PoolError> {
+    let mut parts: Vec<&mut (usize, Result<Part, PoolError>)> = st.done.iter_mut().collect();
+    parts.sort_unstable_by_key(|(chunk, _)| *chunk);
+    if let Some((_, Err(e))) = parts.iter().find(|(_, r)| r.is_err()) {
+        return Err(e.duplicate());
+    }
+    let mut values = Vec::new();
+    for (_, part) in parts {
+        if let Ok(part) = part {
+            if values.is_empty() {
+                values = part.decode()?;
+            } else {
+                values.extend(part.decode::<R>()?);
+            }
+        }
+    }
+    Ok(values)
+}
+
+impl<T> AsyncResult<T> {
+    pub(crate) fn new(job: Arc<Job>, decode: Decode<T>) -> Self {
+        AsyncResult {
+            job,
+            decode,
+            _value: PhantomData,
+        }
+    }
+
+    /// Waits for the value, as long as it takes. Returns the value, or why there is none: a
+    /// panic or a worker's death in the task, a termination of the pool, Ctrl-C. May be called
+    /// again (the value is decoded anew; handles inside it go to the first caller).
+    pub fn get(&self) -> Result<T, PoolError> {
+        self.get_until(None)
+    }
+
+    /// As [`get`](Self::get), waiting at most `timeout`; then [`PoolError::Timeout`], and the
+    /// result can still be waited for.
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, PoolError> {
+        self.get_until(Some(Instant::now() + timeout))
+    }
+
+    fn get_until(&self, deadline: Option<Instant>) -> Result<T, PoolError> {
+        let mut st = self.job.wait_for(deadline, JobState::settled)?;
+        (self.decode)(&mut st)
+    }
+
+    /// Waits until the result is ready or `timeout` passes (`None`: forever). Returns whether
+    /// it is ready. Python's `wait` returns nothing; call [`ready`](Self::ready) there.
+    pub fn wait(&self, timeout: Option<Duration>) -> bool {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        self.job.wait_for(deadline, JobState::settled).is_ok()
+    }
+
+    /// Whether the result has arrived (successful or not).
+    pub fn ready(&self) -> bool {
+        self.job.is_settled()
+    }
+
+    /// Whether the call completed without a failure; `Err(PoolError::StillRunning)` before it
+    /// is ready (Python raises `ValueError`).
+    pub fn successful(&self) -> Result<bool, PoolError> {
+        if !self.ready() {
+            return Err(PoolError::StillRunning);
+        }
+        Ok(self.job.lock().done.iter().all(|(_, r)| r.is_ok()))
+    }
+}
+
+impl<T: 'static> AsyncResult<T> {
+    /// Calls `callback` with the value once it has arrived, on the pool's thread (Python's
+    /// `callback`); at once on this thread if it already has. Keep it short: it holds up the
+    /// delivery of other results. Not called on failure.
+    pub fn callback(self, callback: impl FnOnce(&T) + Send + 'static) -> Self {
+        let decode = self.decode;
+        self.job.on_settled(Box::new(move |job| {
+            let value = decode(&mut job.lock());
+            if let Ok(value) = value {
+                callback(&value);
+            }
+        }));
+        self
+    }
+
+    /// Calls `callback` with the failure, if the call fails (Python's `error_callback`).
+    pub fn error_callback(self, callback: impl FnOnce(&PoolError) + Send + 'static) -> Self {
+        let decode = self.decode;
+        self.job.on_settled(Box::new(move |job| {
+            let mut st = job.lock();
+            let failure = st
+                .done
+                .iter()
+                .filter_map(|(chunk, r)| Some((chunk, r.as_ref().err()?)))
+                .min_by_key(|(chunk, _)| **chunk)
+                .map(|(_, e)| e.duplicate());
+            let failure = match failure {
+                Some(e) => Some(e),
+                None => decode(&mut st).err(),
+            };
+            drop(st);
+            if let Some(e) = failure {
+                callback(&e);
+            }
+        }));
+        self
+    }
+}

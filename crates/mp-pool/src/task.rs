@@ -1,0 +1,200 @@
+//! A task on the wire, and how a worker finds the function to run.
+//!
+//! The parent names a function by the offset of a monomorphised trampoline from [`anchor`];
+//! the worker adds its own `anchor` address (ASLR moves the image, not the distances in it).
+//! That is sound because every worker runs the parent's executable image: mp-spawn forks it,
+//! or re-executes it after checking its identity, and a worker never takes frames from
+//! anyone but its pool.
+//!
+//! Frames are raw bytes in the queues' shared memory (one copy each way, no second encoding):
+//! - to a worker: `TASK id:u64 entry:i64 payload`, where the payload is the postcard encoding
+//!   of the chunk's argument tuples, or `STOP`;
+//! - to the pool: `RESULT slot:u32 id:u64 status:u8 body`, `DIED slot:u32 generation:u32`
+//!   (from the pool's monitor thread), `INIT_FAILED slot:u32 message`, or `WAKE`.
+
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::panic::{self, AssertUnwindSafe};
+
+use mp_spawn::Target;
+use mp_spawn::reduction;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub(crate) const TASK: u8 = 1;
+pub(crate) const STOP: u8 = 2;
+
+pub(crate) const RESULT: u8 = 1;
+pub(crate) const DIED: u8 = 2;
+pub(crate) const INIT_FAILED: u8 = 3;
+pub(crate) const WAKE: u8 = 4;
+
+/// `TASK` + id + entry.
+pub(crate) const TASK_HEADER: usize = 17;
+/// `RESULT` + slot + id + status.
+pub(crate) const RESULT_HEADER: usize = 14;
+pub(crate) const STATUS_AT: usize = 13;
+
+/// The body is the postcard encoding of the chunk's `Vec` of return values.
+pub(crate) const OK: u8 = 0;
+/// The body is the offset of the item in the chunk (u64) and the panic message.
+pub(crate) const PANICKED: u8 = 1;
+/// The body is a message: the results could not be serialised.
+pub(crate) const ENCODE_FAILED: u8 = 2;
+/// The body is a message: the arguments could not be deserialised.
+pub(crate) const DECODE_FAILED: u8 = 3;
+
+/// Sends a finished result frame (its bytes and the handles the values carry).
+pub(crate) type Send<'s> = &'s mut dyn FnMut(&[u8], &[BorrowedFd<'_>]);
+/// A decoded chunk, ready to run: appends status and body to the frame and sends it.
+pub(crate) type Thunk = Box<dyn FnOnce(&mut Vec<u8>, Send<'_>)>;
+/// Decodes a chunk (in place, from the queue's shared memory).
+pub(crate) type Entry = fn(&[u8], Vec<OwnedFd>) -> Result<Thunk, String>;
+/// Decodes an initializer's arguments and calls it.
+pub(crate) type InitEntry = fn(&[u8], Vec<OwnedFd>) -> Result<(), String>;
+
+fn anchor() {}
+
+fn anchor_addr() -> i64 {
+    anchor as fn() as usize as i64
+}
+
+/// The offset that names `run_chunk::<F, A>` in every worker.
+pub(crate) fn entry_offset<F, A>() -> i64
+where
+    F: Target<A> + Copy,
+    A: DeserializeOwned + 'static,
+    F::Output: Serialize,
+{
+    run_chunk::<F, A> as Entry as usize as i64 - anchor_addr()
+}
+
+/// The offset that names `run_init::<F, A>` in every worker.
+pub(crate) fn init_offset<F, A>() -> i64
+where
+    F: Target<A> + Copy,
+    A: DeserializeOwned,
+{
+    run_init::<F, A> as InitEntry as usize as i64 - anchor_addr()
+}
+
+/// The chunk entry at `offset`.
+///
+/// # Safety
+/// `offset` must come from [`entry_offset`] in a process running the same executable image.
+pub(crate) unsafe fn entry_at(offset: i64) -> Entry {
+    // SAFETY: the caller guarantees that the offset was computed from `anchor` in this image,
+    // so anchor + offset is the address of a function of type `Entry`.
+    unsafe { std::mem::transmute::<usize, Entry>((anchor_addr() + offset) as usize) }
+}
+
+/// The initializer entry at `offset`.
+///
+/// # Safety
+/// `offset` must come from [`init_offset`] in a process running the same executable image.
+pub(crate) unsafe fn init_entry_at(offset: i64) -> InitEntry {
+    // SAFETY: as in `entry_at`.
+    unsafe { std::mem::transmute::<usize, InitEntry>((anchor_addr() + offset) as usize) }
+}
+
+/// A value of the zero-sized function type `F`.
+fn conjure<F>() -> F {
+    const {
+        assert!(
+            std::mem::size_of::<F>() == 0,
+            "a pool needs a fn item or a non-capturing closure, so that every worker can find \
+             it; pass state through the arguments"
+        )
+    };
+    // SAFETY: F is zero-sized (asserted above), and is a fn item or closure type, which is
+    // inhabited and has no bytes to initialise; the parent held a value of it.
+    unsafe { std::mem::zeroed() }
+}
+
+fn run_chunk<F, A>(payload: &[u8], fds: Vec<OwnedFd>) -> Result<Thunk, String>
+where
+    F: Target<A> + Copy,
+    A: DeserializeOwned + 'static,
+    F::Output: Serialize,
+{
+    let items: Vec<A> = reduction::loads(payload, fds).map_err(|e| e.to_string())?;
+    Ok(Box::new(move |frame: &mut Vec<u8>, send: Send<'_>| {
+        let f: F = conjure();
+        let mut out = Vec::with_capacity(items.len());
+        for (offset, args) in items.into_iter().enumerate() {
+            match panic::catch_unwind(AssertUnwindSafe(|| f.call(args))) {
+                Ok(value) => out.push(value),
+                Err(payload) => {
+                    frame[STATUS_AT] = PANICKED;
+                    frame.extend_from_slice(&(offset as u64).to_le_bytes());
+                    frame.extend_from_slice(panic_message(&*payload).as_bytes());
+                    return send(frame, &[]);
+                }
+            }
+        }
+        let len = frame.len();
+        match reduction::dumps_into(&out, frame) {
+            Ok(fds) => send(frame, &fds),
+            Err(e) => {
+                frame.truncate(len);
+                frame[STATUS_AT] = ENCODE_FAILED;
+                frame.extend_from_slice(e.0.as_bytes());
+                send(frame, &[]);
+            }
+        }
+    }))
+}
+
+fn run_init<F, A>(payload: &[u8], fds: Vec<OwnedFd>) -> Result<(), String>
+where
+    F: Target<A> + Copy,
+    A: DeserializeOwned,
+{
+    let args: A = reduction::loads(payload, fds).map_err(|e| e.to_string())?;
+    let f: F = conjure();
+    panic::catch_unwind(AssertUnwindSafe(|| {
+        f.call(args);
+    }))
+    .map_err(|payload| panic_message(&*payload))
+}
+
+thread_local! {
+    /// The last panic of this thread, as the worker's panic hook recorded it.
+    static LAST_PANIC: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Makes panics in this process (a worker) silent: their message, with its location, travels
+/// back to the caller instead of being printed here.
+pub(crate) fn capture_panics() {
+    panic::set_hook(Box::new(|info| {
+        let text = info.to_string();
+        LAST_PANIC.with(|last| *last.borrow_mut() = Some(text));
+    }));
+}
+
+fn panic_message(payload: &(dyn std::any::Any + std::marker::Send)) -> String {
+    LAST_PANIC
+        .with(|last| last.borrow_mut().take())
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| format!("panicked: {s}")))
+        .or_else(|| payload.downcast_ref::<String>().map(|s| format!("panicked: {s}")))
+        .unwrap_or_else(|| "panicked".to_owned())
+}
+
+/// Appends a little-endian u32.
+pub(crate) fn put_u32(buf: &mut Vec<u8>, v: u32) {
+    buf.extend_from_slice(&v.to_le_bytes());
+}
+
+/// Appends a little-endian u64.
+pub(crate) fn put_u64(buf: &mut Vec<u8>, v: u64) {
+    buf.extend_from_slice(&v.to_le_bytes());
+}
+
+/// Reads a little-endian u32 at `at`, if the frame is long enough.
+pub(crate) fn get_u32(buf: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(buf.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// Reads a little-endian u64 at `at`, if the frame is long enough.
+pub(crate) fn get_u64(buf: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(buf.get(at..at + 8)?.try_into().ok()?))
+}

@@ -1,0 +1,125 @@
+//! The worker process's loop (CPython's `pool.worker`): take a frame from its own queue, run
+//! the chunk, put the result on the pool's queue; stop on `STOP`, after `maxtasksperchild`
+//! chunks, or when the pool is gone.
+
+use std::os::fd::AsFd;
+
+use mp_ipc::Queue;
+use mp_spawn::reduction::Fd;
+use serde::{Deserialize, Serialize};
+
+use crate::task::{self, Thunk};
+
+/// The initializer, as it travels to each worker.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct InitSpec {
+    pub(crate) entry: i64,
+    pub(crate) args: Vec<u8>,
+    pub(crate) fds: Vec<Fd>,
+}
+
+impl InitSpec {
+    pub(crate) fn try_clone(&self) -> std::io::Result<InitSpec> {
+        Ok(InitSpec {
+            entry: self.entry,
+            args: self.args.clone(),
+            fds: self
+                .fds
+                .iter()
+                .map(|fd| fd.as_fd().try_clone_to_owned().map(Fd::new))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+/// Everything a worker needs: its slot (to sign its results), its own task queue, the pool's
+/// result queue, the initializer and its task budget.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct WorkerArgs {
+    pub(crate) slot: u32,
+    pub(crate) tasks: Queue<()>,
+    pub(crate) results: Queue<()>,
+    pub(crate) init: Option<InitSpec>,
+    pub(crate) maxtasks: Option<u64>,
+}
+
+enum Taken {
+    Run(u64, Thunk),
+    Undecodable(u64, String),
+    Stop,
+}
+
+/// The worker's main function.
+pub(crate) fn worker_main(args: WorkerArgs) {
+    // Ctrl-C goes to the whole foreground process group: the pool's owner decides what it
+    // means and stops the workers itself, so they print nothing (bpo-8296).
+    mp_shm::sys::ignore_signal(libc::SIGINT);
+    task::capture_panics();
+    let WorkerArgs {
+        slot,
+        tasks,
+        results,
+        init,
+        maxtasks,
+    } = args;
+
+    if let Some(init) = init {
+        let fds = init.fds.into_iter().map(Fd::into_inner).collect();
+        // SAFETY: the offset was made by `init_offset` in the pool's process, which runs this
+        // same executable image (mp-spawn forks it or checks the image it re-executes).
+        let entry = unsafe { task::init_entry_at(init.entry) };
+        if let Err(message) = entry(&init.args, fds) {
+            let mut frame = vec![task::INIT_FAILED];
+            task::put_u32(&mut frame, slot);
+            frame.extend_from_slice(message.as_bytes());
+            let _ = results.put_bytes(&frame, &[]);
+            return;
+        }
+    }
+
+    let mut frame = Vec::new();
+    let mut done = 0u64;
+    while maxtasks.is_none_or(|max| done < max) {
+        let taken = tasks.get_bytes(None, |bytes, fds| {
+            match (bytes.first(), task::get_u64(bytes, 1), task::get_u64(bytes, 9)) {
+                (Some(&task::TASK), Some(id), Some(entry)) => {
+                    // SAFETY: task frames come only from this worker's pool, which computed the
+                    // offset with `entry_offset` in the same executable image.
+                    let entry = unsafe { task::entry_at(entry as i64) };
+                    match entry(&bytes[task::TASK_HEADER..], fds) {
+                        Ok(thunk) => Taken::Run(id, thunk),
+                        Err(message) => Taken::Undecodable(id, message),
+                    }
+                }
+                _ => Taken::Stop,
+            }
+        });
+        let (id, outcome) = match taken {
+            Ok(Taken::Run(id, thunk)) => (id, Ok(thunk)),
+            Ok(Taken::Undecodable(id, message)) => (id, Err(message)),
+            // STOP, or the queue is unusable: the pool will see this worker exit.
+            Ok(Taken::Stop) | Err(_) => return,
+        };
+        frame.clear();
+        frame.push(task::RESULT);
+        task::put_u32(&mut frame, slot);
+        task::put_u64(&mut frame, id);
+        frame.push(task::OK);
+        let mut send = |bytes: &[u8], fds: &[std::os::fd::BorrowedFd<'_>]| {
+            // If the pool is gone there is nobody to tell; its lifeline ends this process.
+            let _ = results.put_bytes(bytes, fds);
+        };
+        match outcome {
+            Ok(thunk) => thunk(&mut frame, &mut send),
+            Err(message) => {
+                frame[task::STATUS_AT] = task::DECODE_FAILED;
+                frame.extend_from_slice(message.as_bytes());
+                send(&frame, &[]);
+            }
+        }
+        if frame.capacity() > 1 << 20 {
+            frame = Vec::new();
+        }
+        done += 1;
+    }
+}
