@@ -21,7 +21,7 @@ use crate::result::{Job, Part};
 /// The output of [`Pool::imap`] and [`Pool::imap_unordered`]: one `Result` per input item (a
 /// chunk that fails yields one `Err` for the whole chunk, then the output goes on).
 pub struct IMap<'p, I, R> {
-    pool: &'p Pool,
+    pool: PoolRef<'p>,
     input: Option<I>,
     job: Arc<Job>,
     entry: i64,
@@ -52,6 +52,22 @@ impl<I, R> fmt::Debug for IMap<'_, I, R> {
     }
 }
 
+/// The pool an `IMap` submits to: borrowed from the caller, or owned (by a `Parallel`
+/// generator, which made the pool for it).
+pub(crate) enum PoolRef<'p> {
+    Borrowed(&'p Pool),
+    Owned(Box<Pool>),
+}
+
+impl PoolRef<'_> {
+    fn get(&self) -> &Pool {
+        match self {
+            PoolRef::Borrowed(pool) => pool,
+            PoolRef::Owned(pool) => pool,
+        }
+    }
+}
+
 impl<'p, I, T, R> IMap<'p, I, R>
 where
     I: Iterator<Item = T>,
@@ -59,7 +75,7 @@ where
     R: DeserializeOwned,
 {
     pub(crate) fn new(
-        pool: &'p Pool,
+        pool: PoolRef<'p>,
         input: I,
         entry: i64,
         chunksize: usize,
@@ -104,7 +120,7 @@ where
             self.submitted += 1;
             let prepared = Prepared::encode(self.entry, chunk, index, &items);
             match prepared {
-                Ok(prepared) => self.pool.inner().submit(&self.job, vec![prepared])?,
+                Ok(prepared) => self.pool.get().inner().submit(&self.job, vec![prepared])?,
                 // This chunk fails alone; the ones after it still run.
                 Err(e) => {
                     for callback in self.job.finish(chunk, Err(e)) {

@@ -48,6 +48,6 @@ mod worker;
 
 pub use error::PoolError;
 pub use imap::IMap;
-pub use parallel::{Parallel, ReturnAs};
+pub use parallel::Parallel;
 pub use pool::{Pool, PoolBuilder, Submit};
 pub use result::AsyncResult;

@@ -1,1 +1,254 @@
-pub struct Parallel; pub enum ReturnAs {}
+//! [`Parallel`]: joblib's `Parallel(n_jobs)(delayed(f)(*args) for args in calls)` over a
+//! [`Pool`] made for the call.
+
+use std::panic::{self, AssertUnwindSafe};
+
+use mp_spawn::{Context, Target};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::PoolError;
+use crate::imap::{IMap, PoolRef};
+use crate::pool::Pool;
+use crate::task;
+
+/// joblib's `Parallel`: runs one function over a batch of argument tuples on `n_jobs`
+/// processes, and returns the values as a list or as an iterator.
+///
+/// | joblib | here |
+/// |---|---|
+/// | `Parallel(n_jobs=4)(delayed(f)(a, b) for a, b in calls)` | `Parallel::new(4).run(f, calls)` |
+/// | `return_as="generator"` | [`Parallel::iter`] |
+/// | `return_as="generator_unordered"` | [`Parallel::iter_unordered`] |
+/// | `batch_size=n` | [`Parallel::batch_size`] |
+/// | `verbose=` | [`Parallel::progress`] (an indicatif bar; feature `progress`) |
+///
+/// ```
+/// use mp_pool::Parallel;
+///
+/// fn power(base: u64, exp: u32) -> u64 {
+///     base.pow(exp)
+/// }
+///
+/// let calls = (1..=4).map(|b| (b, 2));
+/// assert_eq!(Parallel::new(2).run(power, calls)?, [1, 4, 9, 16]);
+/// # Ok::<(), mp_pool::PoolError>(())
+/// ```
+///
+/// `n_jobs` follows joblib: `-1` is every CPU this process may use, `-2` all but one (and so
+/// on), `1` runs the calls in this process one after the other (for debugging), `0` is an
+/// error.
+#[derive(Debug, Clone)]
+pub struct Parallel {
+    n_jobs: isize,
+    batch_size: Option<usize>,
+    context: Option<Context>,
+    progress: bool,
+}
+
+impl Parallel {
+    /// A runner on `n_jobs` processes.
+    pub fn new(n_jobs: isize) -> Self {
+        Parallel {
+            n_jobs,
+            batch_size: None,
+            context: None,
+            progress: false,
+        }
+    }
+
+    /// How many calls travel to a worker at once (joblib's `batch_size`). By default, as
+    /// `Pool.map`: a quarter of each worker's share for lists, one for iterators.
+    pub fn batch_size(mut self, calls: usize) -> Self {
+        self.batch_size = Some(calls.max(1));
+        self
+    }
+
+    /// The start method of the workers.
+    pub fn context(mut self, context: Context) -> Self {
+        self.context = Some(context);
+        self
+    }
+
+    /// Shows a progress bar on stderr while [`run`](Parallel::run) works (feature
+    /// `progress`; joblib's `verbose`).
+    #[cfg(feature = "progress")]
+    pub fn progress(mut self, on: bool) -> Self {
+        self.progress = on;
+        self
+    }
+
+    /// The number of worker processes `n_jobs` stands for.
+    pub fn workers(&self) -> Result<usize, PoolError> {
+        let cpus = mp_spawn::process_cpu_count() as isize;
+        match self.n_jobs {
+            0 => Err(PoolError::InvalidArgument(
+                "n_jobs == 0 has no meaning (use 1 for a serial run)",
+            )),
+            n if n > 0 => Ok(n as usize),
+            n => Ok((cpus + 1 + n).max(1) as usize),
+        }
+    }
+
+    fn pool(&self) -> Result<Pool, PoolError> {
+        let mut builder = Pool::builder().processes(self.workers()?);
+        if let Some(ctx) = self.context {
+            builder = builder.context(ctx);
+        }
+        builder.build()
+    }
+
+    /// Calls `f(args...)` for every tuple and returns the values in call order. Every call
+    /// runs; then the failure of the first failed call (in call order) is returned.
+    pub fn run<F, A>(
+        &self,
+        f: F,
+        calls: impl IntoIterator<Item = A>,
+    ) -> Result<Vec<F::Output>, PoolError>
+    where
+        F: Target<A> + Copy,
+        A: Serialize + DeserializeOwned + 'static,
+        F::Output: Serialize + DeserializeOwned + 'static,
+    {
+        if self.workers()? == 1 && self.n_jobs == 1 {
+            return run_serially(f, calls);
+        }
+        let pool = self.pool()?;
+        if self.progress {
+            let calls: Vec<A> = calls.into_iter().collect();
+            let total = calls.len();
+            let iter = IMap::new(
+                PoolRef::Borrowed(&pool),
+                calls.into_iter(),
+                task::entry_offset::<F, A>(),
+                self.batch_size.unwrap_or(1),
+                4 * pool.processes(),
+                true,
+            );
+            return collect_with_progress(iter, total);
+        }
+        match self.batch_size {
+            Some(batch) => pool.chunksize(batch).starmap(f, calls),
+            None => pool.starmap(f, calls),
+        }
+    }
+
+    /// The values as an iterator, in call order (joblib's `return_as="generator"`): calls are
+    /// read lazily, so the batch may be endless. The iterator owns the workers.
+    pub fn iter<F, A, I>(&self, f: F, calls: I) -> Result<IMap<'static, I::IntoIter, F::Output>, PoolError>
+    where
+        F: Target<A> + Copy,
+        I: IntoIterator<Item = A>,
+        A: Serialize + DeserializeOwned + 'static,
+        F::Output: Serialize + DeserializeOwned + 'static,
+    {
+        self.iterate(f, calls, true)
+    }
+
+    /// As [`iter`](Parallel::iter), in the order calls finish (joblib's
+    /// `return_as="generator_unordered"`).
+    pub fn iter_unordered<F, A, I>(
+        &self,
+        f: F,
+        calls: I,
+    ) -> Result<IMap<'static, I::IntoIter, F::Output>, PoolError>
+    where
+        F: Target<A> + Copy,
+        I: IntoIterator<Item = A>,
+        A: Serialize + DeserializeOwned + 'static,
+        F::Output: Serialize + DeserializeOwned + 'static,
+    {
+        self.iterate(f, calls, false)
+    }
+
+    fn iterate<F, A, I>(
+        &self,
+        f: F,
+        calls: I,
+        ordered: bool,
+    ) -> Result<IMap<'static, I::IntoIter, F::Output>, PoolError>
+    where
+        F: Target<A> + Copy,
+        I: IntoIterator<Item = A>,
+        A: Serialize + DeserializeOwned + 'static,
+        F::Output: Serialize + DeserializeOwned + 'static,
+    {
+        let _ = f;
+        let pool = self.pool()?;
+        let buffer = 2 * pool.processes();
+        Ok(IMap::new(
+            PoolRef::Owned(Box::new(pool)),
+            calls.into_iter(),
+            task::entry_offset::<F, A>(),
+            self.batch_size.unwrap_or(1),
+            buffer,
+            ordered,
+        ))
+    }
+}
+
+/// `n_jobs=1`: a plain loop in this process, as joblib's, with panics caught as a pool's are.
+fn run_serially<F, A>(f: F, calls: impl IntoIterator<Item = A>) -> Result<Vec<F::Output>, PoolError>
+where
+    F: Target<A> + Copy,
+{
+    let mut values = Vec::new();
+    let mut first_error = None;
+    for (index, args) in calls.into_iter().enumerate() {
+        match panic::catch_unwind(AssertUnwindSafe(|| f.call(args))) {
+            Ok(value) => values.push(value),
+            Err(payload) => {
+                if first_error.is_none() {
+                    let message = payload
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| payload.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    first_error = Some(PoolError::Panicked {
+                        index,
+                        message: format!("panicked: {message}"),
+                    });
+                }
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(values),
+    }
+}
+
+#[cfg(feature = "progress")]
+fn collect_with_progress<I, A, R>(iter: IMap<'_, I, R>, total: usize) -> Result<Vec<R>, PoolError>
+where
+    I: Iterator<Item = A>,
+    A: Serialize,
+    R: DeserializeOwned,
+{
+    let bar = indicatif::ProgressBar::new(total as u64);
+    let mut values = Vec::with_capacity(total);
+    let mut first_error = None;
+    for value in iter {
+        match value {
+            Ok(v) => values.push(v),
+            Err(e) if first_error.is_none() => first_error = Some(e),
+            Err(_) => {}
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(values),
+    }
+}
+
+#[cfg(not(feature = "progress"))]
+fn collect_with_progress<I, A, R>(iter: IMap<'_, I, R>, _total: usize) -> Result<Vec<R>, PoolError>
+where
+    I: Iterator<Item = A>,
+    A: Serialize,
+    R: DeserializeOwned,
+{
+    iter.collect()
+}

@@ -30,7 +30,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::PoolError;
-use crate::imap::IMap;
+use crate::imap::{IMap, PoolRef};
 use crate::result::{AsyncResult, Deferred, Job, Part, decode_all, decode_one};
 use crate::task;
 use crate::worker::{self, InitSpec, WorkerArgs};
@@ -327,6 +327,7 @@ impl Pool {
     }
 
     fn start(config: Config) -> Result<Pool, PoolError> {
+        task::install_panic_capture();
         let results = Queue::<()>::new()?;
         let (wake_rx, wake_tx) = sys::pipe()?;
         let (watch_tx, watch_rx) = mpsc::channel();
@@ -675,7 +676,7 @@ impl<'p> Submit<'p> {
     {
         let _ = f;
         IMap::new(
-            self.pool,
+            PoolRef::Borrowed(self.pool),
             items.into_iter(),
             task::entry_offset::<F, (T,)>(),
             self.chunksize.unwrap_or(1),
@@ -694,7 +695,7 @@ impl<'p> Submit<'p> {
     {
         let _ = f;
         IMap::new(
-            self.pool,
+            PoolRef::Borrowed(self.pool),
             items.into_iter(),
             task::entry_offset::<F, (T,)>(),
             self.chunksize.unwrap_or(1),

@@ -14,6 +14,8 @@
 
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use mp_spawn::Target;
 use mp_spawn::reduction;
@@ -162,13 +164,35 @@ thread_local! {
     static LAST_PANIC: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
 }
 
-/// Makes panics in this process (a worker) silent: their message, with its location, travels
-/// back to the caller instead of being printed here.
-pub(crate) fn capture_panics() {
-    panic::set_hook(Box::new(|info| {
-        let text = info.to_string();
-        LAST_PANIC.with(|last| *last.borrow_mut() = Some(text));
-    }));
+/// Set in a worker process: its panics are recorded for the caller, not printed.
+static IN_WORKER: AtomicBool = AtomicBool::new(false);
+
+/// Installs the panic hook that makes a worker's panics silent: their message, with its
+/// location, travels back to the caller instead of being printed in the worker. Outside a
+/// worker it hands over to the hook it wraps. Installed once, before the first worker is
+/// forked: a forked child must not call `set_hook`, whose lock another thread of the parent
+/// may have held at the fork (while printing a panic).
+pub(crate) fn install_panic_capture() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // mp-spawn's hook ("Process name:" before a child's panic) goes inside ours.
+        mp_spawn::install_panic_hook();
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if IN_WORKER.load(Ordering::Relaxed) {
+                let text = info.to_string();
+                LAST_PANIC.with(|last| *last.borrow_mut() = Some(text));
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Marks this process as a worker (see [`install_panic_capture`]).
+pub(crate) fn become_worker() {
+    install_panic_capture();
+    IN_WORKER.store(true, Ordering::Relaxed);
 }
 
 fn panic_message(payload: &(dyn std::any::Any + std::marker::Send)) -> String {

@@ -54,7 +54,7 @@ pub(crate) fn worker_main(args: WorkerArgs) {
     // Ctrl-C goes to the whole foreground process group: the pool's owner decides what it
     // means and stops the workers itself, so they print nothing (bpo-8296).
     mp_shm::sys::ignore_signal(libc::SIGINT);
-    task::capture_panics();
+    task::become_worker();
     let WorkerArgs {
         slot,
         tasks,

@@ -52,6 +52,8 @@ pub use context::{
 };
 pub use error::{ContextError, ProcessError};
 #[doc(hidden)]
+pub use bootstrap::install_panic_hook;
+#[doc(hidden)]
 pub use forkserver::forkserver_pid;
 pub use forkserver::set_forkserver_preload;
 pub use process::{
