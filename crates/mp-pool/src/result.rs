@@ -160,14 +160,16 @@ impl Job {
         while !self.is_settled() && Instant::now() < spin_until {
             std::hint::spin_loop();
         }
-        let _watch = interrupt::Watch::begin(self);
+        let watch = interrupt::Watch::begin(self);
         let mut st = self.lock();
         loop {
+            // Ctrl-C first: the interrupt also terminated the pool, which settles the job
+            // with `Terminated`, and the caller should learn why.
+            if watch.interrupted() {
+                return Err(PoolError::Interrupted);
+            }
             if ready(&st) {
                 return Ok(st);
-            }
-            if _watch.interrupted() {
-                return Err(PoolError::Interrupted);
             }
             st = match deadline {
                 None => self.cond.wait(st).unwrap_or_else(|e| e.into_inner()),
