@@ -18,7 +18,7 @@
 //! - [`spawn`]: processes, start methods (fork, spawn, forkserver), contexts.
 //! - [`ipc`]: Pipe/Connection, Queue, JoinableQueue, SimpleQueue, wait, Listener/client.
 //! - [`shm`]: Value, Array, SharedMemory, ShareableList, and robust process-shared locks.
-//! - [`pool`]: Pool and a joblib-style Parallel (in progress).
+//! - [`pool`]: Pool, AsyncResult, lazy imap, and a joblib-style Parallel.
 
 #[doc(inline)]
 pub use mp_ipc as ipc;
@@ -45,3 +45,5 @@ pub use mp_shm::{
     RawArray, RawValue, Semaphore, ShareableList, SharedMemory, ShmError, SyncError, Value,
     Zeroable,
 };
+
+pub use mp_pool::{AsyncResult, IMap, Parallel, Pool, PoolBuilder, PoolError};

@@ -231,8 +231,10 @@ struct State {
     next_id: u64,
     generation: u32,
     started: usize,
-    /// The initializer failed: no worker can take tasks.
+    /// The initializer failed, or workers die as they start: no worker can take tasks.
     broken: Option<String>,
+    /// Workers that died in a row without taking a task (reset by every result).
+    early_deaths: usize,
 }
 
 /// What the monitor thread is told.
@@ -342,6 +344,7 @@ impl Pool {
                 generation: 0,
                 started: 0,
                 broken: None,
+                early_deaths: 0,
             }),
             results: results.clone(),
             config,
@@ -966,6 +969,7 @@ impl Inner {
                 worker.outstanding.remove(at);
             }
         }
+        st.early_deaths = 0;
         // A chunk failed by `terminate` has no task any more.
         let Some(task) = st.tasks.remove(&id) else {
             return Vec::new();
@@ -1022,6 +1026,18 @@ impl Inner {
         }
         for id in outstanding.into_iter().rev() {
             st.pending.push_front(id);
+        }
+        if taken == 0 {
+            st.early_deaths += 1;
+            // Workers that die before they take anything (a crash in the initializer, say)
+            // would be replaced forever, as Python's are: give up instead.
+            if st.early_deaths > 2 * self.config.processes + 2 {
+                let message = format!(
+                    "{} workers in a row died before taking a task (the last: exit code {exitcode})",
+                    st.early_deaths
+                );
+                callbacks.extend(self.on_init_failed(st, message));
+            }
         }
         let needed = match st.status {
             Status::Running => true,

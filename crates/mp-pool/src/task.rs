@@ -54,6 +54,9 @@ pub(crate) type Entry = fn(&[u8], Vec<OwnedFd>) -> Result<Thunk, String>;
 /// Decodes an initializer's arguments and calls it.
 pub(crate) type InitEntry = fn(&[u8], Vec<OwnedFd>) -> Result<(), String>;
 
+/// The fixed point that code addresses are measured from. Never inlined: a small function may
+/// otherwise get a local copy in each codegen unit, each at its own address.
+#[inline(never)]
 fn anchor() {}
 
 fn anchor_addr() -> i64 {

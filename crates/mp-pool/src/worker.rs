@@ -8,7 +8,7 @@ use mp_ipc::Queue;
 use mp_spawn::reduction::Fd;
 use serde::{Deserialize, Serialize};
 
-use crate::task::{self, Thunk};
+use crate::task;
 
 /// The initializer, as it travels to each worker.
 #[derive(Debug, Serialize, Deserialize)]
@@ -43,12 +43,6 @@ pub(crate) struct WorkerArgs {
     pub(crate) maxtasks: Option<u64>,
 }
 
-enum Taken {
-    Run(u64, Thunk),
-    Undecodable(u64, String),
-    Stop,
-}
-
 /// The worker's main function.
 pub(crate) fn worker_main(args: WorkerArgs) {
     // Ctrl-C goes to the whole foreground process group: the pool's owner decides what it
@@ -80,26 +74,25 @@ pub(crate) fn worker_main(args: WorkerArgs) {
     let mut frame = Vec::new();
     let mut done = 0u64;
     while maxtasks.is_none_or(|max| done < max) {
-        let taken = tasks.get_bytes(None, |bytes, fds| {
-            match (bytes.first(), task::get_u64(bytes, 1), task::get_u64(bytes, 9)) {
-                (Some(&task::TASK), Some(id), Some(entry)) => {
-                    // SAFETY: task frames come only from this worker's pool, which computed the
-                    // offset with `entry_offset` in the same executable image.
-                    let entry = unsafe { task::entry_at(entry as i64) };
-                    match entry(&bytes[task::TASK_HEADER..], fds) {
-                        Ok(thunk) => Taken::Run(id, thunk),
-                        Err(message) => Taken::Undecodable(id, message),
-                    }
-                }
-                _ => Taken::Stop,
-            }
-        });
-        let (id, outcome) = match taken {
-            Ok(Taken::Run(id, thunk)) => (id, Ok(thunk)),
-            Ok(Taken::Undecodable(id, message)) => (id, Err(message)),
-            // STOP, or the queue is unusable: the pool will see this worker exit.
-            Ok(Taken::Stop) | Err(_) => return,
+        // The frame is copied out before it is decoded: a worker that dies decoding it (a
+        // bad `Deserialize`) has taken it, and the pool must not hand it to the next worker.
+        let taken = tasks.get_bytes(None, |bytes, fds| (bytes.to_vec(), fds));
+        let (bytes, fds) = match taken {
+            Ok(taken) => taken,
+            // The queue is unusable: the pool will see this worker exit.
+            Err(_) => return,
         };
+        let (id, outcome) = match (bytes.first(), task::get_u64(&bytes, 1), task::get_u64(&bytes, 9)) {
+            (Some(&task::TASK), Some(id), Some(entry)) => {
+                // SAFETY: task frames come only from this worker's pool, which computed the
+                // offset with `entry_offset` in the same executable image.
+                let entry = unsafe { task::entry_at(entry as i64) };
+                (id, entry(&bytes[task::TASK_HEADER..], fds))
+            }
+            // STOP.
+            _ => return,
+        };
+        drop(bytes);
         frame.clear();
         frame.push(task::RESULT);
         task::put_u32(&mut frame, slot);

@@ -433,3 +433,25 @@ mp_spawn::test_matrix!(
     drop_terminates,
     large_arguments_and_results,
 );
+
+fn crashing_initializer() {
+    std::process::abort();
+}
+
+fn initializer_crash_does_not_respawn_forever(m: StartMethod) {
+    let pool = Pool::builder()
+        .processes(1)
+        .initializer(crashing_initializer, ())
+        .context(ctx(m))
+        .build()
+        .unwrap();
+    match pool.map(square, 0..4) {
+        Err(PoolError::Initializer { message }) => assert!(message.contains("died"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+mod crash_loop {
+    mp_spawn::test_matrix!(initializer_crash_does_not_respawn_forever);
+    use super::initializer_crash_does_not_respawn_forever;
+}
