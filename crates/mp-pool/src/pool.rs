@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use mp_ipc::Queue;
 use mp_spawn::reduction;
@@ -36,9 +37,20 @@ use crate::task;
 use crate::worker::{self, InitSpec, WorkerArgs};
 use crate::{interrupt, sys};
 
-/// How many chunks a worker may hold at once: the one it runs and the next, so that it never
-/// waits for the owner between two chunks. More would let a slow chunk hold back others.
-const DEPTH: usize = 2;
+/// How many chunks a worker may hold at least: the one it runs and the next, so that it never
+/// waits for the owner between two chunks.
+const MIN_DEPTH: usize = 2;
+/// At most.
+const MAX_DEPTH: usize = 64;
+/// How much work (by the measured time per chunk) a worker may have queued: short chunks are
+/// queued deeper, so the owner's thread need not keep up chunk by chunk, while a slow chunk
+/// never holds back more than this much work behind it.
+const QUEUED_WORK: Duration = Duration::from_millis(1);
+/// How long the handler and an idle worker poll their queue before they sleep: a result or a
+/// task that comes within this time costs no wake-up (tens of microseconds on a small VM).
+const POLL: Duration = Duration::from_micros(50);
+/// The most messages the handler takes under one lock.
+const BATCH: usize = 256;
 
 /// Settings of a [`Pool`] (Python's `Pool(processes, initializer, initargs,
 /// maxtasksperchild, context)`).
@@ -173,6 +185,8 @@ struct Task {
     /// The `TASK` frame, kept until the result arrives so that it can go to another worker.
     frame: Vec<u8>,
     fds: Vec<OwnedFd>,
+    /// When it went into a worker's queue.
+    sent: Option<Instant>,
 }
 
 /// A chunk ready to be submitted.
@@ -221,6 +235,8 @@ struct Worker {
     /// Chunks it may still be sent under `maxtasksperchild`.
     budget: Option<u64>,
     stopping: bool,
+    /// When its last result arrived: a chunk queued before it started then.
+    last_result: Instant,
 }
 
 struct State {
@@ -235,6 +251,21 @@ struct State {
     broken: Option<String>,
     /// Workers that died in a row without taking a task (reset by every result).
     early_deaths: usize,
+    /// The time a chunk takes in a worker (a moving average), once measured.
+    chunk_time: Option<Duration>,
+}
+
+impl State {
+    /// How many chunks a worker may hold: about `QUEUED_WORK` of them.
+    fn depth(&self) -> usize {
+        match self.chunk_time {
+            Some(t) if !t.is_zero() => {
+                ((QUEUED_WORK.as_nanos() / t.as_nanos()) as usize).clamp(MIN_DEPTH, MAX_DEPTH)
+            }
+            Some(_) => MAX_DEPTH,
+            None => MIN_DEPTH,
+        }
+    }
 }
 
 /// What the monitor thread is told.
@@ -345,6 +376,7 @@ impl Pool {
                 started: 0,
                 broken: None,
                 early_deaths: 0,
+                chunk_time: None,
             }),
             results: results.clone(),
             config,
@@ -659,13 +691,23 @@ impl<'p> Submit<'p> {
         items: Vec<T>,
     ) -> Result<AsyncResult<Vec<R>>, PoolError> {
         let chunksize = self.map_chunksize(items.len());
-        let chunks = items
-            .chunks(chunksize)
-            .enumerate()
-            .map(|(chunk, slice)| Prepared::encode(entry, chunk, chunk * chunksize, slice))
-            .collect::<Result<Vec<_>, _>>()?;
-        let job = Job::new(Some(chunks.len()));
-        self.pool.inner.submit(&job, chunks)?;
+        let job = Job::new(Some(items.len().div_ceil(chunksize)));
+        // Chunks go out in small groups as they are encoded, so that workers start on the
+        // first ones while the rest are encoded.
+        let mut group = Vec::new();
+        let mut group_bytes = 0;
+        for (chunk, slice) in items.chunks(chunksize).enumerate() {
+            let prepared = Prepared::encode(entry, chunk, chunk * chunksize, slice)?;
+            group_bytes += prepared.frame.len();
+            group.push(prepared);
+            if group.len() >= 64 || group_bytes >= 1 << 16 {
+                self.pool.inner.submit(&job, std::mem::take(&mut group))?;
+                group_bytes = 0;
+            }
+        }
+        if !group.is_empty() {
+            self.pool.inner.submit(&job, group)?;
+        }
         Ok(AsyncResult::new(job, decode_all::<R>))
     }
 
@@ -778,6 +820,7 @@ impl Inner {
                     len: chunk.len,
                     frame: chunk.frame,
                     fds: chunk.fds,
+                    sent: None,
                 },
             );
             st.pending.push_back(id);
@@ -791,6 +834,7 @@ impl Inner {
     /// Sends pending chunks to the workers with room, the least loaded first.
     fn dispatch(&self, st: &mut State) -> Vec<Deferred> {
         let mut callbacks = Vec::new();
+        let depth = st.depth();
         while let Some(&id) = st.pending.front() {
             let best = st
                 .workers
@@ -798,18 +842,19 @@ impl Inner {
                 .enumerate()
                 .filter_map(|(slot, w)| Some((slot, w.as_ref()?)))
                 .filter(|(_, w)| {
-                    !w.stopping && w.outstanding.len() < DEPTH && w.budget != Some(0)
+                    !w.stopping && w.outstanding.len() < depth && w.budget != Some(0)
                 })
                 .min_by_key(|(_, w)| w.outstanding.len())
                 .map(|(slot, _)| slot);
             let Some(slot) = best else { break };
             st.pending.pop_front();
-            let Some(task) = st.tasks.get(&id) else {
+            let Some(task) = st.tasks.get_mut(&id) else {
                 continue;
             };
             let Some(worker) = st.workers[slot].as_mut() else {
                 continue;
             };
+            task.sent = Some(Instant::now());
             let fds: Vec<BorrowedFd<'_>> = task.fds.iter().map(AsFd::as_fd).collect();
             match worker.tasks.put_bytes(&task.frame, &fds) {
                 Ok(()) => {
@@ -873,6 +918,7 @@ impl Inner {
             outstanding: VecDeque::new(),
             budget: self.config.maxtasks,
             stopping: false,
+            last_result: Instant::now(),
         });
         Ok(())
     }
@@ -919,28 +965,40 @@ impl Inner {
     /// The handler thread: results, deaths, replacements, until the pool is shut down and
     /// every worker has exited.
     fn handle_results(&self) {
+        let mut msgs = Vec::with_capacity(BATCH);
         loop {
-            let msg = match self.results.get_bytes(None, Msg::parse) {
-                Ok(msg) => msg,
+            crate::result::spin_until(Instant::now() + POLL, || self.results.qsize() > 0);
+            match self.results.get_bytes(None, Msg::parse) {
+                Ok(msg) => msgs.push(msg),
                 // The queue is broken: nothing more can arrive. Fail what is left.
                 Err(_) => {
                     self.terminate_all();
                     break;
                 }
-            };
+            }
+            // Whatever else has arrived, under one lock.
+            while msgs.len() < BATCH && self.results.qsize() > 0 {
+                match self.results.get_bytes(Some(Duration::ZERO), Msg::parse) {
+                    Ok(msg) => msgs.push(msg),
+                    Err(_) => break,
+                }
+            }
             let mut st = self.lock();
-            let mut callbacks = match msg {
-                Msg::Result {
-                    slot,
-                    id,
-                    status,
-                    body,
-                    fds,
-                } => self.on_result(&mut st, slot, id, status, body, fds),
-                Msg::Died { slot, generation } => self.on_died(&mut st, slot, generation),
-                Msg::InitFailed { message } => self.on_init_failed(&mut st, message),
-                Msg::Wake => Vec::new(),
-            };
+            let mut callbacks = Vec::new();
+            for msg in msgs.drain(..) {
+                callbacks.extend(match msg {
+                    Msg::Result {
+                        slot,
+                        id,
+                        status,
+                        body,
+                        fds,
+                    } => self.on_result(&mut st, slot, id, status, body, fds),
+                    Msg::Died { slot, generation } => self.on_died(&mut st, slot, generation),
+                    Msg::InitFailed { message } => self.on_init_failed(&mut st, message),
+                    Msg::Wake => Vec::new(),
+                });
+            }
             callbacks.extend(self.dispatch(&mut st));
             self.stop_idle_workers(&mut st);
             let finished = st.status != Status::Running && st.workers.iter().all(Option::is_none);
@@ -964,16 +1022,29 @@ impl Inner {
         body: Vec<u8>,
         fds: Vec<OwnedFd>,
     ) -> Vec<Deferred> {
-        if let Some(Some(worker)) = st.workers.get_mut(slot as usize) {
-            if let Some(at) = worker.outstanding.iter().position(|&o| o == id) {
-                worker.outstanding.remove(at);
-            }
-        }
         st.early_deaths = 0;
         // A chunk failed by `terminate` has no task any more.
         let Some(task) = st.tasks.remove(&id) else {
             return Vec::new();
         };
+        let now = Instant::now();
+        let mut took = None;
+        if let Some(Some(worker)) = st.workers.get_mut(slot as usize) {
+            if let Some(at) = worker.outstanding.iter().position(|&o| o == id) {
+                worker.outstanding.remove(at);
+            }
+            // It started when it was sent, or when the worker finished the chunk before it.
+            if let Some(sent) = task.sent {
+                took = Some(now.saturating_duration_since(sent.max(worker.last_result)));
+            }
+            worker.last_result = now;
+        }
+        if let Some(took) = took {
+            st.chunk_time = Some(match st.chunk_time {
+                None => took,
+                Some(avg) => (avg * 7 + took) / 8,
+            });
+        }
         let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
         let result = match status {
             task::OK => Ok(Part { bytes: body, fds }),

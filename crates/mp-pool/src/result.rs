@@ -61,6 +61,8 @@ pub(crate) struct Job {
     cond: Condvar,
     /// Set once every chunk has finished: read without the lock by spinning waiters.
     settled: AtomicBool,
+    /// An `imap`: its reader waits for each chunk, not for the whole job.
+    streaming: bool,
 }
 
 impl fmt::Debug for Job {
@@ -88,6 +90,7 @@ impl Job {
             }),
             cond: Condvar::new(),
             settled: AtomicBool::new(expected == Some(0)),
+            streaming: expected.is_none(),
         })
     }
 
@@ -116,14 +119,19 @@ impl Job {
     }
 
     fn after_change(self: &Arc<Self>, mut st: MutexGuard<'_, JobState>) -> Vec<Deferred> {
-        let callbacks = if st.settled() {
+        let settled = st.settled();
+        let callbacks = if settled {
             self.settled.store(true, Ordering::Release);
             std::mem::take(&mut st.callbacks)
         } else {
             Vec::new()
         };
         drop(st);
-        self.cond.notify_all();
+        // A `get` waits for the whole job: waking it for every chunk of a long `map` would
+        // cost a context switch per chunk. An `imap` waits for each chunk.
+        if settled || self.streaming {
+            self.cond.notify_all();
+        }
         callbacks
             .into_iter()
             .map(|callback| {
@@ -155,10 +163,10 @@ impl Job {
         deadline: Option<Instant>,
         mut ready: impl FnMut(&JobState) -> bool,
     ) -> Result<MutexGuard<'_, JobState>, PoolError> {
-        // Spin briefly first, without the lock, when waiting for the whole job.
-        let spin_until = Instant::now() + SPIN;
-        while !self.is_settled() && Instant::now() < spin_until {
-            std::hint::spin_loop();
+        // Spin briefly first, without the lock, when waiting for the whole job: a short
+        // task's result then costs no wake-up. Yielding lets the worker have the core.
+        if !self.streaming {
+            spin_until(Instant::now() + SPIN, || self.is_settled());
         }
         let watch = interrupt::Watch::begin(self);
         let mut st = self.lock();
@@ -191,6 +199,22 @@ impl Job {
     pub(crate) fn wake(&self) {
         let _st = self.lock();
         self.cond.notify_all();
+    }
+}
+
+/// Waits for `ready` until `until`, spinning and yielding the core in turn; returns `ready()`.
+pub(crate) fn spin_until(until: Instant, mut ready: impl FnMut() -> bool) -> bool {
+    loop {
+        for _ in 0..64 {
+            if ready() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        if Instant::now() >= until {
+            return ready();
+        }
+        std::thread::yield_now();
     }
 }
 
@@ -245,13 +269,14 @@ pub(crate) fn decode_all<R: DeserializeOwned>(st: &mut JobState) -> Result<Vec<R
     if let Some((_, Err(e))) = parts.iter().find(|(_, r)| r.is_err()) {
         return Err(e.duplicate());
     }
-    let mut values = Vec::new();
+    let mut values: Vec<R> = Vec::new();
     for (_, part) in parts {
         if let Ok(part) = part {
+            let decoded = part.decode::<R>()?;
             if values.is_empty() {
-                values = part.decode()?;
+                values = decoded;
             } else {
-                values.extend(part.decode::<R>()?);
+                values.extend(decoded);
             }
         }
     }

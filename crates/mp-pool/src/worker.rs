@@ -3,6 +3,10 @@
 //! chunks, or when the pool is gone.
 
 use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+/// How long an idle worker polls its queue before it sleeps.
+const POLL: Duration = Duration::from_micros(50);
 
 use mp_ipc::Queue;
 use mp_spawn::reduction::Fd;
@@ -76,6 +80,8 @@ pub(crate) fn worker_main(args: WorkerArgs) {
     while maxtasks.is_none_or(|max| done < max) {
         // The frame is copied out before it is decoded: a worker that dies decoding it (a
         // bad `Deserialize`) has taken it, and the pool must not hand it to the next worker.
+        // Idle: poll a moment before sleeping, so that the next task costs no wake-up.
+        crate::result::spin_until(Instant::now() + POLL, || tasks.qsize() > 0);
         let taken = tasks.get_bytes(None, |bytes, fds| (bytes.to_vec(), fds));
         let (bytes, fds) = match taken {
             Ok(taken) => taken,
