@@ -9,8 +9,11 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group};
 use mp::Pool;
 
-mod common;
-use common::ctx;
+/// Forkserver workers, as the other benches use (under fork a worker would inherit every
+/// descriptor of the bench process).
+fn ctx() -> mp::Context {
+    mp::get_context("forkserver").expect("forkserver context")
+}
 
 fn identity(x: u64) -> u64 {
     x
@@ -51,7 +54,12 @@ fn map(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("pool_apply");
     g.bench_function("apply_async_get", |b| {
-        b.iter(|| pool.apply_async(identity, (7,)).expect("apply").get().expect("get"))
+        b.iter(|| {
+            pool.apply_async(identity, (7,))
+                .expect("apply")
+                .get()
+                .expect("get")
+        })
     });
     g.finish();
 }
@@ -65,7 +73,10 @@ fn cpu(c: &mut Criterion) {
     });
     g.bench_function("pool_2_workers_4_jobs", |b| {
         b.iter(|| {
-            let out = pool.chunksize(1).map(sum_squares, [CPU_JOB; 4]).expect("map");
+            let out = pool
+                .chunksize(1)
+                .map(sum_squares, [CPU_JOB; 4])
+                .expect("map");
             out.into_iter().sum::<u128>()
         })
     });
@@ -81,7 +92,7 @@ fn procspawn_pool(c: &mut Criterion) {
             let handles: Vec<_> = (0..2_000u64).map(|x| pool.spawn(x, identity)).collect();
             handles
                 .into_iter()
-                .map(|mut h| h.join().expect("join"))
+                .map(|h| h.join().expect("join"))
                 .sum::<u64>()
         })
     });

@@ -11,7 +11,10 @@ fn task(idx: String, count: u128) -> (String, u128) {
 }
 
 fn python_list(result: &[(String, u128)]) -> String {
-    let items: Vec<String> = result.iter().map(|(i, v)| format!("('{i}', {v})")).collect();
+    let items: Vec<String> = result
+        .iter()
+        .map(|(i, v)| format!("('{i}', {v})"))
+        .collect();
     format!("[{}]", items.join(", "))
 }
 
@@ -27,7 +30,10 @@ fn main() -> Result<(), mp::PoolError> {
     println!("End Time : {}s", start.elapsed().as_secs_f64());
 
     let start = Instant::now();
-    let result: Vec<_> = job.into_iter().map(|(idx, count)| task(idx, count)).collect();
+    let result: Vec<_> = job
+        .into_iter()
+        .map(|(idx, count)| task(idx, count))
+        .collect();
     println!("{}", python_list(&result));
     println!("End Time : {}s", start.elapsed().as_secs_f64());
     Ok(())

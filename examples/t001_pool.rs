@@ -13,7 +13,10 @@ fn task(pairs: (String, u128)) -> (String, u128) {
 
 /// `[('첫 번째', 333333283333335000000), ...]`, as Python prints a list of tuples.
 fn python_list(result: &[(String, u128)]) -> String {
-    let items: Vec<String> = result.iter().map(|(i, v)| format!("('{i}', {v})")).collect();
+    let items: Vec<String> = result
+        .iter()
+        .map(|(i, v)| format!("('{i}', {v})"))
+        .collect();
     format!("[{}]", items.join(", "))
 }
 

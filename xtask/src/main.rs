@@ -1,7 +1,7 @@
 //! `cargo xtask bench [--quick]`: mp's criterion benches and, in the same run, the same work in
 //! Python's multiprocessing and the bare OS, side by side.
 //!
-//! Today it covers process start+join, Pipe/Queue, and shared memory and locks; the full
+//! Today it covers process start+join, Pipe/Queue, shared memory and locks, and pools; the full
 //! report (every metric, JSON, chart) is issue #6.
 
 use std::path::{Path, PathBuf};
@@ -70,7 +70,7 @@ fn python_figures(script: &str, quick: bool) -> Result<Vec<(String, f64)>, Strin
 }
 
 fn bench(quick: bool) -> ExitCode {
-    for bench in ["start_join", "ipc", "shm"] {
+    for bench in ["start_join", "ipc", "shm", "pool"] {
         let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
         cmd.current_dir(root())
             .args(["bench", "--bench", bench, "--"]);
@@ -88,6 +88,7 @@ fn bench(quick: bool) -> ExitCode {
     start_join_table(quick);
     ipc_table(quick);
     shm_table(quick);
+    pool_table(quick);
     ExitCode::SUCCESS
 }
 
@@ -294,4 +295,46 @@ fn shm_table(quick: bool) {
         ),
     ];
     print_table("shm", &rows);
+}
+
+fn pool_table(quick: bool) {
+    let python = PythonFigures::run("pool.py", quick);
+    let py = |k: &str| python.get(k);
+    let us = |group: &str, name: &str| criterion_median_us(group, name);
+    let tasks_per_s = |t: Option<f64>, n: f64| t.map(|us| n / (us * 1e-6));
+    let rows: Vec<Row<'_>> = vec![
+        (
+            "map, 200k trivial tasks, default chunksize, 2 workers",
+            "ops/s",
+            tasks_per_s(us("pool_map", "200k_default_chunksize"), 200_000.0),
+            py("map_200k_tasks_per_s"),
+            None,
+            "",
+        ),
+        (
+            "map, 20k trivial tasks, chunksize 1, 2 workers",
+            "ops/s",
+            tasks_per_s(us("pool_map", "20k_chunksize_1"), 20_000.0),
+            py("map_20k_c1_tasks_per_s"),
+            tasks_per_s(us("procspawn_pool", "2k_tasks"), 2_000.0),
+            "procspawn pool, 2k tasks",
+        ),
+        (
+            "apply_async(...).get() round trip",
+            "us",
+            us("pool_apply", "apply_async_get"),
+            py("apply_rtt_us"),
+            us("procspawn_pool", "apply_rtt"),
+            "procspawn pool spawn+join",
+        ),
+        (
+            "4 x sum of i*i (i < 10^7), 2 workers",
+            "us",
+            us("pool_cpu", "pool_2_workers_4_jobs"),
+            py("cpu_pool_s").map(|s| s * 1e6),
+            us("pool_cpu", "serial_4_jobs"),
+            "the same, serially",
+        ),
+    ];
+    print_table("pool", &rows);
 }

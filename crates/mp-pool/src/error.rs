@@ -138,7 +138,11 @@ impl fmt::Display for PoolError {
                 write!(f, "the worker (pid {pid}) running {task} ")?;
                 match (*exitcode < 0).then(|| signal_name(-exitcode)) {
                     Some(Some(name)) => write!(f, "was killed by {name} (exit code {exitcode})"),
-                    Some(None) => write!(f, "was killed by signal {} (exit code {exitcode})", -exitcode),
+                    Some(None) => write!(
+                        f,
+                        "was killed by signal {} (exit code {exitcode})",
+                        -exitcode
+                    ),
                     None => write!(f, "exited with code {exitcode}"),
                 }
             }
@@ -147,7 +151,9 @@ impl fmt::Display for PoolError {
             Self::Interrupted => f.write_str("interrupted (SIGINT); the pool was terminated"),
             Self::Terminated => f.write_str("the pool was terminated before the task finished"),
             Self::NotRunning => f.write_str("the pool is not running"),
-            Self::StillRunning => f.write_str("the pool is still running: close or terminate it first"),
+            Self::StillRunning => {
+                f.write_str("the pool is still running: close or terminate it first")
+            }
             Self::InvalidArgument(m) => f.write_str(m),
             Self::Encode(m) => write!(f, "cannot serialize an argument: {m}"),
             Self::Decode(m) => write!(f, "cannot deserialize a value: {m}"),

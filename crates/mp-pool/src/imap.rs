@@ -180,7 +180,10 @@ where
     }
 
     /// Waits for the next chunk to hand out: the next in order, or the next to finish.
-    fn take_part(&mut self, deadline: Option<Instant>) -> Result<Result<Part, PoolError>, PoolError> {
+    fn take_part(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Result<Result<Part, PoolError>, PoolError> {
         let want = self.taken;
         if self.ordered {
             if let Some(part) = self.early.remove(&want) {

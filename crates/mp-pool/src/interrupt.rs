@@ -82,7 +82,11 @@ fn watch_sigint(reader: OwnedFd) {
     while sys::read_byte(reader.as_fd()) {
         let (pools, waiters) = {
             let reg = registry();
-            let waiters: Vec<Arc<Job>> = reg.waiters.iter().filter_map(|(_, w)| w.upgrade()).collect();
+            let waiters: Vec<Arc<Job>> = reg
+                .waiters
+                .iter()
+                .filter_map(|(_, w)| w.upgrade())
+                .collect();
             let pools: Vec<Arc<Inner>> = reg.pools.iter().filter_map(Weak::upgrade).collect();
             (pools, waiters)
         };
@@ -121,7 +125,10 @@ impl Watch {
         let id = reg.next_waiter;
         reg.next_waiter += 1;
         reg.waiters.push((id, Arc::downgrade(job)));
-        Watch { id: Some(id), epoch }
+        Watch {
+            id: Some(id),
+            epoch,
+        }
     }
 
     /// Whether a SIGINT arrived since the wait began.

@@ -135,7 +135,11 @@ impl Parallel {
 
     /// The values as an iterator, in call order (joblib's `return_as="generator"`): calls are
     /// read lazily, so the batch may be endless. The iterator owns the workers.
-    pub fn iter<F, A, I>(&self, f: F, calls: I) -> Result<IMap<'static, I::IntoIter, F::Output>, PoolError>
+    pub fn iter<F, A, I>(
+        &self,
+        f: F,
+        calls: I,
+    ) -> Result<IMap<'static, I::IntoIter, F::Output>, PoolError>
     where
         F: Target<A> + Copy,
         I: IntoIterator<Item = A>,

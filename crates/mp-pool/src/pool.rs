@@ -270,7 +270,11 @@ impl State {
 
 /// What the monitor thread is told.
 enum Watch {
-    Add { slot: u32, generation: u32, sentinel: OwnedFd },
+    Add {
+        slot: u32,
+        generation: u32,
+        sentinel: OwnedFd,
+    },
     Stop,
 }
 
@@ -465,7 +469,11 @@ impl Pool {
     /// Applies `f` to every item, in parallel, and returns the values in input order (Python's
     /// `map`). The input is split into chunks of `ceil(n / (4 × workers))` items, as Python
     /// does; choose another size with [`chunksize`](Pool::chunksize).
-    pub fn map<F, T, R>(&self, f: F, items: impl IntoIterator<Item = T>) -> Result<Vec<R>, PoolError>
+    pub fn map<F, T, R>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = T>,
+    ) -> Result<Vec<R>, PoolError>
     where
         F: Fn(T) -> R + Copy + Send + 'static,
         T: Serialize + DeserializeOwned + 'static,
@@ -841,9 +849,7 @@ impl Inner {
                 .iter()
                 .enumerate()
                 .filter_map(|(slot, w)| Some((slot, w.as_ref()?)))
-                .filter(|(_, w)| {
-                    !w.stopping && w.outstanding.len() < depth && w.budget != Some(0)
-                })
+                .filter(|(_, w)| !w.stopping && w.outstanding.len() < depth && w.budget != Some(0))
                 .min_by_key(|(_, w)| w.outstanding.len())
                 .map(|(slot, _)| slot);
             let Some(slot) = best else { break };
@@ -1120,7 +1126,9 @@ impl Inner {
                 // No worker can be started: fail what waits, rather than wait forever.
                 if st.workers.iter().all(Option::is_none) {
                     let message = e.to_string();
-                    callbacks.extend(fail_all(st, |_| PoolError::Io(std::io::Error::other(message.clone()))));
+                    callbacks.extend(fail_all(st, |_| {
+                        PoolError::Io(std::io::Error::other(message.clone()))
+                    }));
                 }
             }
         }
@@ -1166,8 +1174,10 @@ fn monitor_loop(results: Queue<()>, watches: mpsc::Receiver<Watch>, mut wake: Fi
         }
         let mut objects: Vec<BorrowedFd<'_>> = vec![wake.as_fd()];
         objects.extend(watched.iter().map(|(_, _, fd)| fd.as_fd()));
-        let refs: Vec<&dyn mp_ipc::Waitable> =
-            objects.iter().map(|fd| fd as &dyn mp_ipc::Waitable).collect();
+        let refs: Vec<&dyn mp_ipc::Waitable> = objects
+            .iter()
+            .map(|fd| fd as &dyn mp_ipc::Waitable)
+            .collect();
         let ready = match mp_ipc::wait(&refs, None) {
             Ok(ready) => ready,
             Err(_) => return,

@@ -201,8 +201,16 @@ pub(crate) fn become_worker() {
 fn panic_message(payload: &(dyn std::any::Any + std::marker::Send)) -> String {
     LAST_PANIC
         .with(|last| last.borrow_mut().take())
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| format!("panicked: {s}")))
-        .or_else(|| payload.downcast_ref::<String>().map(|s| format!("panicked: {s}")))
+        .or_else(|| {
+            payload
+                .downcast_ref::<&str>()
+                .map(|s| format!("panicked: {s}"))
+        })
+        .or_else(|| {
+            payload
+                .downcast_ref::<String>()
+                .map(|s| format!("panicked: {s}"))
+        })
         .unwrap_or_else(|| "panicked".to_owned())
 }
 

@@ -88,7 +88,11 @@ pub(crate) fn worker_main(args: WorkerArgs) {
             // The queue is unusable: the pool will see this worker exit.
             Err(_) => return,
         };
-        let (id, outcome) = match (bytes.first(), task::get_u64(&bytes, 1), task::get_u64(&bytes, 9)) {
+        let (id, outcome) = match (
+            bytes.first(),
+            task::get_u64(&bytes, 1),
+            task::get_u64(&bytes, 9),
+        ) {
             (Some(&task::TASK), Some(id), Some(entry)) => {
                 // SAFETY: task frames come only from this worker's pool, which computed the
                 // offset with `entry_offset` in the same executable image.

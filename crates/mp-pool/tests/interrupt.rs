@@ -57,7 +57,10 @@ fn sigint_child() {
     assert!(matches!(result, Err(PoolError::Interrupted)), "{result:?}");
     assert!(waited < Duration::from_secs(20), "took {waited:?}");
     // The pool is stopped, its workers gone.
-    assert!(matches!(pool.apply(sleep_ms, (1,)), Err(PoolError::NotRunning)));
+    assert!(matches!(
+        pool.apply(sleep_ms, (1,)),
+        Err(PoolError::NotRunning)
+    ));
     pool.join().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while workers.iter().any(|&p| pid_alive(p)) {
@@ -84,7 +87,13 @@ fn sigint_idle_child() {
 
 fn run_child(test: &str, method: StartMethod) -> std::process::Output {
     Command::new(std::env::current_exe().unwrap())
-        .args([test, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            test,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("MP_TEST_METHOD", method.name())
         .output()
         .unwrap()
@@ -97,7 +106,10 @@ fn sigint_interrupts_map(m: StartMethod) {
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("INTERRUPTED-OK"), "{stdout}\n{stderr}");
     // No worker printed anything: no panic, no "Process ...:" line, no traceback.
-    assert!(!stderr.contains("panicked") && !stderr.contains("Process "), "{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("Process "),
+        "{stderr}"
+    );
 }
 
 fn sigint_without_waiter_ends_the_program(m: StartMethod) {
@@ -107,4 +119,7 @@ fn sigint_without_waiter_ends_the_program(m: StartMethod) {
     assert!(!String::from_utf8_lossy(&out.stdout).contains("SURVIVED"));
 }
 
-mp_spawn::test_matrix!(sigint_interrupts_map, sigint_without_waiter_ends_the_program);
+mp_spawn::test_matrix!(
+    sigint_interrupts_map,
+    sigint_without_waiter_ends_the_program
+);

@@ -62,7 +62,10 @@ fn n_jobs_follows_joblib() {
     assert_eq!(Parallel::new(-2).workers().unwrap(), (cpus - 1).max(1));
     assert_eq!(Parallel::new(-100).workers().unwrap(), 1);
     assert_eq!(Parallel::new(3).workers().unwrap(), 3);
-    assert!(matches!(Parallel::new(0).workers(), Err(PoolError::InvalidArgument(_))));
+    assert!(matches!(
+        Parallel::new(0).workers(),
+        Err(PoolError::InvalidArgument(_))
+    ));
     // n_jobs=1 is a plain loop in this process.
     assert_eq!(Parallel::new(1).run(power, [(2, 10)]).unwrap(), [1024]);
     assert!(matches!(

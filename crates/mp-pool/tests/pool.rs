@@ -11,7 +11,11 @@ use mp_spawn::StartMethod;
 use mp_spawn::testing::ctx;
 
 fn pool(m: StartMethod, n: usize) -> Pool {
-    Pool::builder().processes(n).context(ctx(m)).build().unwrap()
+    Pool::builder()
+        .processes(n)
+        .context(ctx(m))
+        .build()
+        .unwrap()
 }
 
 fn square(x: u64) -> u64 {
@@ -56,7 +60,11 @@ fn abort_on_3(x: u64) -> u64 {
 }
 
 fn check_result(x: u64) -> Result<u64, String> {
-    if x == 2 { Err(format!("no {x}")) } else { Ok(x) }
+    if x == 2 {
+        Err(format!("no {x}"))
+    } else {
+        Ok(x)
+    }
 }
 
 /// Reports its pid on `q`, then waits to be killed.
@@ -103,7 +111,10 @@ fn pid_alive(pid: u32) -> bool {
 fn wait_gone(pids: &[u32]) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while pids.iter().any(|&p| pid_alive(p)) {
-        assert!(Instant::now() < deadline, "workers {pids:?} are still alive");
+        assert!(
+            Instant::now() < deadline,
+            "workers {pids:?} are still alive"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -113,7 +124,10 @@ fn wait_gone(pids: &[u32]) {
 fn map_apply_starmap(m: StartMethod) {
     let pool = pool(m, 2);
     assert_eq!(pool.map(square, [1, 2, 3]).unwrap(), [1, 4, 9]);
-    assert_eq!(pool.map(square, Vec::<u64>::new()).unwrap(), Vec::<u64>::new());
+    assert_eq!(
+        pool.map(square, Vec::<u64>::new()).unwrap(),
+        Vec::<u64>::new()
+    );
     let expected: Vec<u64> = (0..1000).map(|x| x * x).collect();
     assert_eq!(pool.map(square, 0..1000).unwrap(), expected);
     assert_eq!(pool.chunksize(1).map(square, 0..1000).unwrap(), expected);
@@ -146,7 +160,10 @@ fn panics_come_back_and_map_waits_for_all(m: StartMethod) {
             // The lowest failed index, whatever finished first.
             assert_eq!(*index, 1);
             assert!(message.contains("odd input 1"), "{message}");
-            assert!(message.contains("tests/pool.rs"), "the location is kept: {message}");
+            assert!(
+                message.contains("tests/pool.rs"),
+                "the location is kept: {message}"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -192,21 +209,32 @@ fn worker_killed_mid_map(m: StartMethod) {
 fn e_display_names_signal(pool: &Pool) -> bool {
     let e = pool.apply(segfault, (1,)).unwrap_err();
     let text = e.to_string();
-    assert!(text.contains("SIGSEGV") && text.contains("task 0"), "{text}");
+    assert!(
+        text.contains("SIGSEGV") && text.contains("task 0"),
+        "{text}"
+    );
     true
 }
 
 fn worker_killed_mid_imap_unordered(m: StartMethod) {
     let pool = pool(m, 2);
-    let results: Vec<Result<u64, PoolError>> = pool
-        .imap_unordered(abort_on_3, 0..12)
-        .collect();
+    let results: Vec<Result<u64, PoolError>> = pool.imap_unordered(abort_on_3, 0..12).collect();
     assert_eq!(results.len(), 12);
-    let ok: HashSet<u64> = results.iter().filter_map(|r| r.as_ref().ok().copied()).collect();
+    let ok: HashSet<u64> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok().copied())
+        .collect();
     assert_eq!(ok, (0..12).filter(|&x| x != 3).collect());
     let failed: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
     assert!(
-        matches!(failed[..], [PoolError::WorkerDied { index: 3, exitcode: -6, .. }]),
+        matches!(
+            failed[..],
+            [PoolError::WorkerDied {
+                index: 3,
+                exitcode: -6,
+                ..
+            }]
+        ),
         "{failed:?}"
     );
 }
@@ -220,7 +248,12 @@ fn worker_killed_from_outside(m: StartMethod) {
     // SAFETY: SIGKILL to one of our own workers.
     assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
     match parked.get_timeout(Duration::from_secs(10)) {
-        Err(PoolError::WorkerDied { pid: p, exitcode: -9, index: 0, .. }) => assert_eq!(p, pid),
+        Err(PoolError::WorkerDied {
+            pid: p,
+            exitcode: -9,
+            index: 0,
+            ..
+        }) => assert_eq!(p, pid),
         other => panic!("{other:?}"),
     }
     assert_eq!(others.get().unwrap()[7], 49);
@@ -248,7 +281,12 @@ fn initializer_runs_once_per_worker(m: StartMethod) {
         .context(ctx(m))
         .build()
         .unwrap();
-    let used: HashSet<u32> = pool.chunksize(1).map(pid_of, 0..40).unwrap().into_iter().collect();
+    let used: HashSet<u32> = pool
+        .chunksize(1)
+        .map(pid_of, 0..40)
+        .unwrap()
+        .into_iter()
+        .collect();
     pool.close();
     pool.join().unwrap();
     let mut initialised = HashSet::new();
@@ -271,7 +309,10 @@ fn initializer_panic_fails_tasks(m: StartMethod) {
         // The failure may come before the submission.
         other => panic!("{other:?}"),
     }
-    assert!(matches!(pool.apply(square, (1,)), Err(PoolError::Initializer { .. })));
+    assert!(matches!(
+        pool.apply(square, (1,)),
+        Err(PoolError::Initializer { .. })
+    ));
 }
 
 fn workers_are_named_daemons(m: StartMethod) {
@@ -324,7 +365,10 @@ fn imap_is_lazy_and_endless(m: StartMethod) {
 fn imap_next_timeout(m: StartMethod) {
     let pool = pool(m, 1);
     let mut it = pool.imap(sleep_ms, [300, 1]);
-    assert!(matches!(it.next_timeout(Duration::from_millis(10)), Some(Err(PoolError::Timeout))));
+    assert!(matches!(
+        it.next_timeout(Duration::from_millis(10)),
+        Some(Err(PoolError::Timeout))
+    ));
     assert_eq!(it.next().unwrap().unwrap(), 300);
     assert_eq!(it.next().unwrap().unwrap(), 1);
     assert!(it.next().is_none());
@@ -333,7 +377,10 @@ fn imap_next_timeout(m: StartMethod) {
 fn get_timeout_then_get(m: StartMethod) {
     let pool = pool(m, 1);
     let r = pool.apply_async(sleep_ms, (200,)).unwrap();
-    assert!(matches!(r.get_timeout(Duration::from_millis(5)), Err(PoolError::Timeout)));
+    assert!(matches!(
+        r.get_timeout(Duration::from_millis(5)),
+        Err(PoolError::Timeout)
+    ));
     assert!(!r.ready());
     assert!(matches!(r.successful(), Err(PoolError::StillRunning)));
     assert_eq!(r.get().unwrap(), 200);
@@ -364,9 +411,16 @@ fn close_join_terminate(m: StartMethod) {
     let pending = pool.map_async(sleep_ms, [50, 50, 50]).unwrap();
     let pids = pool.pids();
     pool.close();
-    assert!(matches!(pool.apply(square, (1,)), Err(PoolError::NotRunning)));
+    assert!(matches!(
+        pool.apply(square, (1,)),
+        Err(PoolError::NotRunning)
+    ));
     pool.join().unwrap();
-    assert_eq!(pending.get().unwrap(), [50, 50, 50], "close lets the work finish");
+    assert_eq!(
+        pending.get().unwrap(),
+        [50, 50, 50],
+        "close lets the work finish"
+    );
     wait_gone(&pids);
 
     let pool = self::pool(m, 2);

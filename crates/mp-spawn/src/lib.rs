@@ -47,12 +47,12 @@ mod sys;
 #[doc(hidden)]
 pub mod testing;
 
+#[doc(hidden)]
+pub use bootstrap::install_panic_hook;
 pub use context::{
     Context, StartMethod, get_all_start_methods, get_context, get_start_method, set_start_method,
 };
 pub use error::{ContextError, ProcessError};
-#[doc(hidden)]
-pub use bootstrap::install_panic_hook;
 #[doc(hidden)]
 pub use forkserver::forkserver_pid;
 pub use forkserver::set_forkserver_preload;
