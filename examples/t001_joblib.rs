@@ -1,6 +1,8 @@
 //! Post 001, `joblib`: `Parallel(n_jobs=4)(delayed(task)(idx, count) for idx, count in job)`,
 //! then the same serially. `Parallel::run(task, calls)` is joblib's call with `delayed`: the
 //! function once, and the argument tuples.
+mod common;
+
 use std::time::Instant;
 
 fn task(idx: String, count: u128) -> (String, u128) {
@@ -8,14 +10,6 @@ fn task(idx: String, count: u128) -> (String, u128) {
     // black_box: without it LLVM replaces the loop by the closed form.
     let logic = (0..count).map(|i| std::hint::black_box(i) * i).sum();
     (idx, logic)
-}
-
-fn python_list(result: &[(String, u128)]) -> String {
-    let items: Vec<String> = result
-        .iter()
-        .map(|(i, v)| format!("('{i}', {v})"))
-        .collect();
-    format!("[{}]", items.join(", "))
 }
 
 fn main() -> Result<(), mp::PoolError> {
@@ -26,7 +20,7 @@ fn main() -> Result<(), mp::PoolError> {
 
     let start = Instant::now();
     let result = mp::Parallel::new(4).run(task, job.clone())?;
-    println!("{}", python_list(&result));
+    println!("{}", common::python_pairs(&result));
     println!("End Time : {}s", start.elapsed().as_secs_f64());
 
     let start = Instant::now();
@@ -34,7 +28,7 @@ fn main() -> Result<(), mp::PoolError> {
         .into_iter()
         .map(|(idx, count)| task(idx, count))
         .collect();
-    println!("{}", python_list(&result));
+    println!("{}", common::python_pairs(&result));
     println!("End Time : {}s", start.elapsed().as_secs_f64());
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! Post 001, `Pool`: `Pool(processes=2).map(task, job)` over the four jobs, then the same
 //! serially, with timings. The sum is 333333283333335000000, beyond u64: u128 here, as
 //! Python's big int. `task` takes the pair as Python's does; the list prints as Python's.
+mod common;
+
 use std::time::Instant;
 
 fn task(pairs: (String, u128)) -> (String, u128) {
@@ -9,15 +11,6 @@ fn task(pairs: (String, u128)) -> (String, u128) {
     // black_box: without it LLVM replaces the loop by the closed form.
     let logic = (0..count).map(|i| std::hint::black_box(i) * i).sum();
     (idx, logic)
-}
-
-/// `[('첫 번째', 333333283333335000000), ...]`, as Python prints a list of tuples.
-fn python_list(result: &[(String, u128)]) -> String {
-    let items: Vec<String> = result
-        .iter()
-        .map(|(i, v)| format!("('{i}', {v})"))
-        .collect();
-    format!("[{}]", items.join(", "))
 }
 
 fn main() -> Result<(), mp::PoolError> {
@@ -29,12 +22,12 @@ fn main() -> Result<(), mp::PoolError> {
     let start = Instant::now();
     let p = mp::Pool::new(2)?;
     let result = p.map(task, job.clone())?;
-    println!("{}", python_list(&result));
+    println!("{}", common::python_pairs(&result));
     println!("End Time : {}s", start.elapsed().as_secs_f64());
 
     let start = Instant::now();
     let result: Vec<_> = job.into_iter().map(task).collect();
-    println!("{}", python_list(&result));
+    println!("{}", common::python_pairs(&result));
     println!("End Time : {}s", start.elapsed().as_secs_f64());
     Ok(())
 }

@@ -53,3 +53,9 @@ pub(crate) fn py_bool(b: bool) -> &'static str {
 pub(crate) fn log_info(message: &str) {
     eprintln!("{}: {message}", hms());
 }
+
+/// `[('첫 번째', 333333283333335000000), ...]`, as Python prints a list of (str, int) tuples.
+pub(crate) fn python_pairs(pairs: &[(String, u128)]) -> String {
+    let items: Vec<String> = pairs.iter().map(|(s, n)| format!("('{s}', {n})")).collect();
+    format!("[{}]", items.join(", "))
+}
