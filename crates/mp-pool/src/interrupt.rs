@@ -5,9 +5,11 @@
 //!
 //! The handler is installed while a pool exists, and only if SIGINT has its default
 //! disposition: a program with its own handler keeps it (and gets no `Interrupted`).
-//! The handler writes a byte to a pipe; a watcher thread does the rest outside the handler.
+//! The handler sends a byte on a socket; a watcher thread does the rest outside the handler.
 
+use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
@@ -60,7 +62,7 @@ pub(crate) fn register_pool(pool: &Arc<Inner>) {
         reg.waiters.clear();
     }
     if !reg.installed {
-        if let Ok((reader, writer)) = sys::pipe() {
+        if let Ok((reader, writer)) = mp_shm::sys::socketpair(libc::SOCK_STREAM) {
             if matches!(sys::catch_sigint(writer.as_fd()), Ok(true)) {
                 reg.writer = Some(writer);
                 reg.installed = true;
@@ -79,7 +81,9 @@ pub(crate) fn register_pool(pool: &Arc<Inner>) {
 }
 
 fn watch_sigint(reader: OwnedFd) {
-    while sys::read_byte(reader.as_fd()) {
+    let mut reader = UnixStream::from(reader);
+    let mut byte = [0u8; 1];
+    while reader.read_exact(&mut byte).is_ok() {
         let (pools, waiters) = {
             let reg = registry();
             let waiters: Vec<Arc<Job>> = reg

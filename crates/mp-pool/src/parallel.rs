@@ -110,7 +110,7 @@ impl Parallel {
         A: Serialize + DeserializeOwned + 'static,
         F::Output: Serialize + DeserializeOwned + 'static,
     {
-        if self.workers()? == 1 && self.n_jobs == 1 {
+        if self.n_jobs == 1 {
             return run_serially(f, calls);
         }
         let pool = self.pool()?;

@@ -15,9 +15,9 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -32,10 +32,10 @@ use serde::de::DeserializeOwned;
 
 use crate::error::PoolError;
 use crate::imap::{IMap, PoolRef};
+use crate::interrupt;
 use crate::result::{AsyncResult, Deferred, Job, Part, decode_all, decode_one};
 use crate::task;
 use crate::worker::{self, InitSpec, WorkerArgs};
-use crate::{interrupt, sys};
 
 /// How many chunks a worker may hold at least: the one it runs and the next, so that it never
 /// waits for the owner between two chunks.
@@ -282,7 +282,8 @@ pub(crate) struct Inner {
     state: Mutex<State>,
     results: Queue<()>,
     config: Config,
-    monitor: Mutex<(mpsc::Sender<Watch>, File)>,
+    /// Tells the monitor thread about new workers; the socket wakes it from its wait.
+    monitor: Mutex<(mpsc::Sender<Watch>, UnixStream)>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -366,7 +367,7 @@ impl Pool {
     fn start(config: Config) -> Result<Pool, PoolError> {
         task::install_panic_capture();
         let results = Queue::<()>::new()?;
-        let (wake_rx, wake_tx) = sys::pipe()?;
+        let (wake_rx, wake_tx) = mp_shm::sys::socketpair(libc::SOCK_STREAM)?;
         let (watch_tx, watch_rx) = mpsc::channel();
         let processes = config.processes;
         let inner = Arc::new(Inner {
@@ -384,27 +385,30 @@ impl Pool {
             }),
             results: results.clone(),
             config,
-            monitor: Mutex::new((watch_tx, File::from(wake_tx))),
+            monitor: Mutex::new((watch_tx, UnixStream::from(wake_tx))),
         });
         let monitor = std::thread::Builder::new()
             .name("mp-pool-monitor".into())
-            .spawn(move || monitor_loop(results, watch_rx, File::from(wake_rx)))?;
+            .spawn(move || monitor_loop(results, watch_rx, UnixStream::from(wake_rx)))?;
         let pool = Pool {
             inner: Arc::clone(&inner),
             threads: Mutex::new(vec![monitor]),
             joined: AtomicBool::new(false),
         };
+        // The handler runs before any worker exists: if a worker cannot be started, dropping
+        // `pool` terminates the ones that were, and the handler reaps them and stops the
+        // monitor (without a handler, `join` would wait for the monitor forever).
+        let handler_inner = Arc::clone(&inner);
+        let handler = std::thread::Builder::new()
+            .name("mp-pool-handler".into())
+            .spawn(move || handler_inner.handle_results())?;
+        lock(&pool.threads).push(handler);
         {
             let mut st = lock(&inner.state);
             for slot in 0..processes {
                 inner.start_worker(&mut st, slot)?;
             }
         }
-        let handler_inner = Arc::clone(&inner);
-        let handler = std::thread::Builder::new()
-            .name("mp-pool-handler".into())
-            .spawn(move || handler_inner.handle_results())?;
-        lock(&pool.threads).push(handler);
         interrupt::register_pool(&inner);
         Ok(pool)
     }
@@ -719,6 +723,23 @@ impl<'p> Submit<'p> {
         Ok(AsyncResult::new(job, decode_all::<R>))
     }
 
+    /// An `imap` of `entry` over `items` with this call's options.
+    fn lazy<I, T, R>(self, entry: i64, items: I, ordered: bool) -> IMap<'p, I, R>
+    where
+        I: Iterator<Item = T>,
+        T: Serialize,
+        R: DeserializeOwned,
+    {
+        IMap::new(
+            PoolRef::Borrowed(self.pool),
+            items,
+            entry,
+            self.chunksize.unwrap_or(1),
+            self.buffersize.unwrap_or(2 * self.pool.processes()),
+            ordered,
+        )
+    }
+
     /// See [`Pool::imap`].
     pub fn imap<F, T, R, I>(self, f: F, items: I) -> IMap<'p, I::IntoIter, R>
     where
@@ -728,14 +749,7 @@ impl<'p> Submit<'p> {
         R: Serialize + DeserializeOwned + 'static,
     {
         let _ = f;
-        IMap::new(
-            PoolRef::Borrowed(self.pool),
-            items.into_iter(),
-            task::entry_offset::<F, (T,)>(),
-            self.chunksize.unwrap_or(1),
-            self.buffersize.unwrap_or(2 * self.pool.processes()),
-            true,
-        )
+        self.lazy(task::entry_offset::<F, (T,)>(), items.into_iter(), true)
     }
 
     /// See [`Pool::imap_unordered`].
@@ -747,14 +761,7 @@ impl<'p> Submit<'p> {
         R: Serialize + DeserializeOwned + 'static,
     {
         let _ = f;
-        IMap::new(
-            PoolRef::Borrowed(self.pool),
-            items.into_iter(),
-            task::entry_offset::<F, (T,)>(),
-            self.chunksize.unwrap_or(1),
-            self.buffersize.unwrap_or(2 * self.pool.processes()),
-            false,
-        )
+        self.lazy(task::entry_offset::<F, (T,)>(), items.into_iter(), false)
     }
 }
 
@@ -973,7 +980,7 @@ impl Inner {
     fn handle_results(&self) {
         let mut msgs = Vec::with_capacity(BATCH);
         loop {
-            crate::result::spin_until(Instant::now() + POLL, || self.results.qsize() > 0);
+            crate::result::spin_for(POLL, || self.results.qsize() > 0);
             match self.results.get_bytes(None, Msg::parse) {
                 Ok(msg) => msgs.push(msg),
                 // The queue is broken: nothing more can arrive. Fail what is left.
@@ -1126,7 +1133,7 @@ impl Inner {
                 // No worker can be started: fail what waits, rather than wait forever.
                 if st.workers.iter().all(Option::is_none) {
                     let message = e.to_string();
-                    callbacks.extend(fail_all(st, |_| {
+                    callbacks.extend(fail_all(st, || {
                         PoolError::Io(std::io::Error::other(message.clone()))
                     }));
                 }
@@ -1137,28 +1144,27 @@ impl Inner {
 
     fn on_init_failed(&self, st: &mut State, message: String) -> Vec<Deferred> {
         st.broken = Some(message.clone());
-        fail_all(st, |_| PoolError::Initializer {
+        fail_all(st, || PoolError::Initializer {
             message: message.clone(),
         })
     }
 }
 
-fn fail_all(st: &mut State, error: impl Fn(&Task) -> PoolError) -> Vec<Deferred> {
+fn fail_all(st: &mut State, error: impl Fn() -> PoolError) -> Vec<Deferred> {
     st.pending.clear();
     for worker in st.workers.iter_mut().flatten() {
         worker.outstanding.clear();
     }
     let mut callbacks = Vec::new();
     for (_, task) in st.tasks.drain() {
-        let e = error(&task);
-        callbacks.extend(task.job.finish(task.chunk, Err(e)));
+        callbacks.extend(task.job.finish(task.chunk, Err(error())));
     }
     callbacks
 }
 
 /// The monitor thread: waits on the workers' sentinels and reports each death on the result
 /// queue, after the results the worker sent before it died.
-fn monitor_loop(results: Queue<()>, watches: mpsc::Receiver<Watch>, mut wake: File) {
+fn monitor_loop(results: Queue<()>, watches: mpsc::Receiver<Watch>, mut wake: UnixStream) {
     let mut watched: Vec<(u32, u32, OwnedFd)> = Vec::new();
     loop {
         loop {

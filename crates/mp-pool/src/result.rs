@@ -166,7 +166,7 @@ impl Job {
         // Spin briefly first, without the lock, when waiting for the whole job: a short
         // task's result then costs no wake-up. Yielding lets the worker have the core.
         if !self.streaming {
-            spin_until(Instant::now() + SPIN, || self.is_settled());
+            spin_for(SPIN, || self.is_settled());
         }
         let watch = interrupt::Watch::begin(self);
         let mut st = self.lock();
@@ -202,8 +202,11 @@ impl Job {
     }
 }
 
-/// Waits for `ready` until `until`, spinning and yielding the core in turn; returns `ready()`.
-pub(crate) fn spin_until(until: Instant, mut ready: impl FnMut() -> bool) -> bool {
+/// Waits up to `limit` for `ready`, spinning and yielding the core in turn; returns
+/// `ready()`. The clock is read only once `ready` has failed 64 times (the common case, work
+/// already there, costs no clock read).
+pub(crate) fn spin_for(limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let mut until = None;
     loop {
         for _ in 0..64 {
             if ready() {
@@ -211,7 +214,8 @@ pub(crate) fn spin_until(until: Instant, mut ready: impl FnMut() -> bool) -> boo
             }
             std::hint::spin_loop();
         }
-        if Instant::now() >= until {
+        let now = Instant::now();
+        if now >= *until.get_or_insert(now + limit) {
             return ready();
         }
         std::thread::yield_now();

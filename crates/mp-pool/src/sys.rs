@@ -1,52 +1,36 @@
-//! The few OS calls of the pool: SIGINT's disposition and a self-pipe to leave the handler.
+//! The few OS calls of the pool: SIGINT's disposition, and the byte its handler sends to
+//! the watcher thread.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 
-/// The write end of the self-pipe, for the signal handler (-1: none yet).
-static SELF_PIPE: AtomicI32 = AtomicI32::new(-1);
-
-/// A close-on-exec pipe: (read end, write end).
-pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
-    mp_shm::sys::cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
-    // SAFETY: pipe2 succeeded, so both descriptors are open and owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-/// Blocks until a byte arrives; false at end of file or on an error.
-pub(crate) fn read_byte(fd: BorrowedFd<'_>) -> bool {
-    let mut byte = 0u8;
-    loop {
-        // SAFETY: reads at most one byte into a live local.
-        let n = unsafe { libc::read(fd.as_raw_fd(), (&raw mut byte).cast(), 1) };
-        if n == 1 {
-            return true;
-        }
-        if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-            continue;
-        }
-        return false;
-    }
-}
+/// The socket the signal handler writes to (-1: none yet).
+static WAKE_SOCKET: AtomicI32 = AtomicI32::new(-1);
 
 extern "C" fn on_sigint(_: libc::c_int) {
-    let fd = SELF_PIPE.load(Ordering::Relaxed);
+    let fd = WAKE_SOCKET.load(Ordering::Relaxed);
     if fd >= 0 {
         let byte = 1u8;
-        // SAFETY: write(2) is async-signal-safe; `byte` lives across the call. A full pipe
-        // drops the byte, which is fine: one pending byte already wakes the watcher.
-        unsafe { libc::write(fd, (&raw const byte).cast(), 1) };
+        // SAFETY: send(2) is async-signal-safe; `byte` lives across the call. MSG_DONTWAIT: a
+        // full socket drops the byte instead of blocking the handler, which is fine, since one
+        // pending byte already wakes the watcher.
+        unsafe {
+            libc::send(
+                fd,
+                (&raw const byte).cast(),
+                1,
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
     }
 }
 
-/// Installs the SIGINT handler, writing to `pipe_writer`, if SIGINT still has its default
+/// Installs the SIGINT handler, writing to the socket `writer`, if SIGINT still has its default
 /// disposition. Returns whether it did (a program that handles SIGINT itself keeps its
 /// handler, and a worker that ignores it keeps ignoring it).
-pub(crate) fn catch_sigint(pipe_writer: BorrowedFd<'_>) -> io::Result<bool> {
-    SELF_PIPE.store(pipe_writer.as_raw_fd(), Ordering::Relaxed);
+pub(crate) fn catch_sigint(writer: BorrowedFd<'_>) -> io::Result<bool> {
+    WAKE_SOCKET.store(writer.as_raw_fd(), Ordering::Relaxed);
     // SAFETY: a zeroed sigaction is a valid value to be filled by sigaction(2).
     let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
     // SAFETY: querying the disposition with a null new action only writes `old`.

@@ -47,10 +47,9 @@ pub(crate) const DECODE_FAILED: u8 = 3;
 
 /// Sends a finished result frame (its bytes and the handles the values carry).
 pub(crate) type Send<'s> = &'s mut dyn FnMut(&[u8], &[BorrowedFd<'_>]);
-/// A decoded chunk, ready to run: appends status and body to the frame and sends it.
-pub(crate) type Thunk = Box<dyn FnOnce(&mut Vec<u8>, Send<'_>)>;
-/// Decodes a chunk (in place, from the queue's shared memory).
-pub(crate) type Entry = fn(&[u8], Vec<OwnedFd>) -> Result<Thunk, String>;
+/// Decodes a chunk's arguments, runs it, and sends the result frame: `frame` holds the
+/// `RESULT` header, and the entry sets the status and appends the body.
+pub(crate) type Entry = fn(&[u8], Vec<OwnedFd>, &mut Vec<u8>, Send<'_>);
 /// Decodes an initializer's arguments and calls it.
 pub(crate) type InitEntry = fn(&[u8], Vec<OwnedFd>) -> Result<(), String>;
 
@@ -115,38 +114,43 @@ fn conjure<F>() -> F {
     unsafe { std::mem::zeroed() }
 }
 
-fn run_chunk<F, A>(payload: &[u8], fds: Vec<OwnedFd>) -> Result<Thunk, String>
+fn run_chunk<F, A>(payload: &[u8], fds: Vec<OwnedFd>, frame: &mut Vec<u8>, send: Send<'_>)
 where
     F: Target<A> + Copy,
     A: DeserializeOwned + 'static,
     F::Output: Serialize,
 {
-    let items: Vec<A> = reduction::loads(payload, fds).map_err(|e| e.to_string())?;
-    Ok(Box::new(move |frame: &mut Vec<u8>, send: Send<'_>| {
-        let f: F = conjure();
-        let mut out = Vec::with_capacity(items.len());
-        for (offset, args) in items.into_iter().enumerate() {
-            match panic::catch_unwind(AssertUnwindSafe(|| f.call(args))) {
-                Ok(value) => out.push(value),
-                Err(payload) => {
-                    frame[STATUS_AT] = PANICKED;
-                    frame.extend_from_slice(&(offset as u64).to_le_bytes());
-                    frame.extend_from_slice(panic_message(&*payload).as_bytes());
-                    return send(frame, &[]);
-                }
+    let items: Vec<A> = match reduction::loads(payload, fds) {
+        Ok(items) => items,
+        Err(e) => {
+            frame[STATUS_AT] = DECODE_FAILED;
+            frame.extend_from_slice(e.to_string().as_bytes());
+            return send(frame, &[]);
+        }
+    };
+    let f: F = conjure();
+    let mut out = Vec::with_capacity(items.len());
+    for (offset, args) in items.into_iter().enumerate() {
+        match panic::catch_unwind(AssertUnwindSafe(|| f.call(args))) {
+            Ok(value) => out.push(value),
+            Err(payload) => {
+                frame[STATUS_AT] = PANICKED;
+                frame.extend_from_slice(&(offset as u64).to_le_bytes());
+                frame.extend_from_slice(panic_message(&*payload).as_bytes());
+                return send(frame, &[]);
             }
         }
-        let len = frame.len();
-        match reduction::dumps_into(&out, frame) {
-            Ok(fds) => send(frame, &fds),
-            Err(e) => {
-                frame.truncate(len);
-                frame[STATUS_AT] = ENCODE_FAILED;
-                frame.extend_from_slice(e.0.as_bytes());
-                send(frame, &[]);
-            }
+    }
+    let len = frame.len();
+    match reduction::dumps_into(&out, frame) {
+        Ok(fds) => send(frame, &fds),
+        Err(e) => {
+            frame.truncate(len);
+            frame[STATUS_AT] = ENCODE_FAILED;
+            frame.extend_from_slice(e.0.as_bytes());
+            send(frame, &[]);
         }
-    }))
+    }
 }
 
 fn run_init<F, A>(payload: &[u8], fds: Vec<OwnedFd>) -> Result<(), String>

@@ -3,7 +3,7 @@
 //! chunks, or when the pool is gone.
 
 use std::os::fd::AsFd;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long an idle worker polls its queue before it sleeps.
 const POLL: Duration = Duration::from_micros(50);
@@ -76,33 +76,30 @@ pub(crate) fn worker_main(args: WorkerArgs) {
     }
 
     let mut frame = Vec::new();
+    let mut taken = Vec::new();
     let mut done = 0u64;
     while maxtasks.is_none_or(|max| done < max) {
+        // Idle: poll a moment before sleeping, so that the next task costs no wake-up.
+        crate::result::spin_for(POLL, || tasks.qsize() > 0);
         // The frame is copied out before it is decoded: a worker that dies decoding it (a
         // bad `Deserialize`) has taken it, and the pool must not hand it to the next worker.
-        // Idle: poll a moment before sleeping, so that the next task costs no wake-up.
-        crate::result::spin_until(Instant::now() + POLL, || tasks.qsize() > 0);
-        let taken = tasks.get_bytes(None, |bytes, fds| (bytes.to_vec(), fds));
-        let (bytes, fds) = match taken {
-            Ok(taken) => taken,
+        let fds = tasks.get_bytes(None, |bytes, fds| {
+            taken.clear();
+            taken.extend_from_slice(bytes);
+            fds
+        });
+        let Ok(fds) = fds else {
             // The queue is unusable: the pool will see this worker exit.
-            Err(_) => return,
+            return;
         };
-        let (id, outcome) = match (
-            bytes.first(),
-            task::get_u64(&bytes, 1),
-            task::get_u64(&bytes, 9),
-        ) {
-            (Some(&task::TASK), Some(id), Some(entry)) => {
-                // SAFETY: task frames come only from this worker's pool, which computed the
-                // offset with `entry_offset` in the same executable image.
-                let entry = unsafe { task::entry_at(entry as i64) };
-                (id, entry(&bytes[task::TASK_HEADER..], fds))
-            }
+        let (Some(&task::TASK), Some(id), Some(entry)) = (
+            taken.first(),
+            task::get_u64(&taken, 1),
+            task::get_u64(&taken, 9),
+        ) else {
             // STOP.
-            _ => return,
+            return;
         };
-        drop(bytes);
         frame.clear();
         frame.push(task::RESULT);
         task::put_u32(&mut frame, slot);
@@ -112,16 +109,15 @@ pub(crate) fn worker_main(args: WorkerArgs) {
             // If the pool is gone there is nobody to tell; its lifeline ends this process.
             let _ = results.put_bytes(bytes, fds);
         };
-        match outcome {
-            Ok(thunk) => thunk(&mut frame, &mut send),
-            Err(message) => {
-                frame[task::STATUS_AT] = task::DECODE_FAILED;
-                frame.extend_from_slice(message.as_bytes());
-                send(&frame, &[]);
+        // SAFETY: task frames come only from this worker's pool, which computed the offset
+        // with `entry_offset` in the same executable image.
+        let entry = unsafe { task::entry_at(entry as i64) };
+        entry(&taken[task::TASK_HEADER..], fds, &mut frame, &mut send);
+        // Keep the buffers for the next task, unless a large one came by.
+        for buf in [&mut frame, &mut taken] {
+            if buf.capacity() > 1 << 20 {
+                *buf = Vec::new();
             }
-        }
-        if frame.capacity() > 1 << 20 {
-            frame = Vec::new();
         }
         done += 1;
     }
