@@ -223,7 +223,7 @@ impl Connection {
         let guard = self.handle();
         let sock = guard.as_ref().ok_or(RecvError::Closed)?.as_fd();
         let deadline = timeout.map(|t| Instant::now() + t);
-        Ok(sys::poll_in(&[sock], deadline)?[0])
+        Ok(mp_spawn::poll_readable_until(&[sock], deadline)?[0])
     }
 
     fn recv_frame(&self, limit: u64) -> Result<(Vec<u8>, Vec<OwnedFd>), RecvError> {

@@ -4,7 +4,6 @@
 use std::ffi::c_int;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::time::Instant;
 
 pub(crate) use mp_shm::sys::{
     Locked, Mapping, cvt, cvt_retry, file_size, futex_wait, futex_wake, punch_hole, random_bytes,
@@ -50,48 +49,6 @@ pub(crate) fn read_append(fd: BorrowedFd<'_>, buf: &mut Vec<u8>, max: usize) -> 
     // SAFETY: the kernel initialised the first `n` bytes of the spare capacity.
     unsafe { buf.set_len(buf.len() + n) };
     Ok(n)
-}
-
-/// Milliseconds for poll, rounded up so that a short timeout waits rather than spins.
-fn poll_ms(deadline: Option<Instant>) -> c_int {
-    match deadline {
-        None => -1,
-        Some(d) => {
-            let left = d.saturating_duration_since(Instant::now());
-            left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as c_int
-        }
-    }
-}
-
-/// Waits until some of `fds` are readable (or hung up), or the deadline passes.
-/// Returns which ones are ready; all false on timeout.
-pub(crate) fn poll_in(fds: &[BorrowedFd<'_>], deadline: Option<Instant>) -> io::Result<Vec<bool>> {
-    let mut pfds: Vec<libc::pollfd> = fds
-        .iter()
-        .map(|fd| libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
-    loop {
-        // SAFETY: `pfds` is a valid array of pollfd of the given length.
-        let r = unsafe {
-            libc::poll(
-                pfds.as_mut_ptr(),
-                pfds.len() as libc::nfds_t,
-                poll_ms(deadline),
-            )
-        };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        return Ok(pfds.iter().map(|p| p.revents != 0).collect());
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

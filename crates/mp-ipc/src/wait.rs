@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use crate::connection::Connection;
 use crate::ring::Ring;
-use crate::sys;
 
 /// Something [`wait`] can watch: a [`Connection`] (readable: a message or end-of-file is
 /// there), a queue (an item is there), or a descriptor such as `Process::sentinel()` (readable:
@@ -99,9 +98,9 @@ fn wait_inner(waiters: &[Inner<'_>], deadline: Option<Instant>) -> io::Result<Ve
         let mut ready: Vec<usize> = Vec::new();
         let readiness = if first {
             first = false;
-            sys::poll_in(&fds, Some(Instant::now()))?
+            mp_spawn::poll_readable_until(&fds, Some(Instant::now()))?
         } else {
-            sys::poll_in(&fds, deadline)?
+            mp_spawn::poll_readable_until(&fds, deadline)?
         };
         for (k, (i, _)) in polled.iter().enumerate() {
             let is_ready = match &waiters[*i] {

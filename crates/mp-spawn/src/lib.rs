@@ -60,3 +60,5 @@ pub use process::{
     ActiveChild, CurrentProcess, ParentProcess, Process, Target, active_children, cpu_count,
     current_process, parent_process, process_cpu_count,
 };
+#[doc(hidden)]
+pub use sys::poll_readable_until;

@@ -176,6 +176,15 @@ pub(crate) fn poll_readable(
     fds: &[BorrowedFd<'_>],
     timeout: Option<Duration>,
 ) -> io::Result<Vec<bool>> {
+    poll_readable_until(fds, timeout.map(|t| std::time::Instant::now() + t))
+}
+
+/// As `poll_readable`, until a deadline (`None`: forever); a past deadline does not wait.
+/// Shared with mp-ipc (hidden from the docs).
+pub fn poll_readable_until(
+    fds: &[BorrowedFd<'_>],
+    deadline: Option<std::time::Instant>,
+) -> io::Result<Vec<bool>> {
     let mut pfds: Vec<libc::pollfd> = fds
         .iter()
         .map(|fd| libc::pollfd {
@@ -184,7 +193,6 @@ pub(crate) fn poll_readable(
             revents: 0,
         })
         .collect();
-    let deadline = timeout.map(|t| std::time::Instant::now() + t);
     loop {
         let ms = match deadline {
             None => -1,
