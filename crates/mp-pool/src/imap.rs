@@ -71,8 +71,8 @@ impl PoolRef<'_> {
 impl<'p, I, T, R> IMap<'p, I, R>
 where
     I: Iterator<Item = T>,
-    T: Serialize,
-    R: DeserializeOwned,
+    T: Serialize + 'static,
+    R: DeserializeOwned + 'static,
 {
     pub(crate) fn new(
         pool: PoolRef<'p>,
@@ -216,8 +216,8 @@ where
 impl<I, T, R> Iterator for IMap<'_, I, R>
 where
     I: Iterator<Item = T>,
-    T: Serialize,
-    R: DeserializeOwned,
+    T: Serialize + 'static,
+    R: DeserializeOwned + 'static,
 {
     type Item = Result<R, PoolError>;
 

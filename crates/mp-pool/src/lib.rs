@@ -40,6 +40,7 @@ mod error;
 mod imap;
 mod interrupt;
 mod parallel;
+mod plain;
 mod pool;
 mod result;
 mod sys;

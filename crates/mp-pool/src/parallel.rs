@@ -226,8 +226,8 @@ where
 fn collect_with_progress<I, A, R>(iter: IMap<'_, I, R>, total: usize) -> Result<Vec<R>, PoolError>
 where
     I: Iterator<Item = A>,
-    A: Serialize,
-    R: DeserializeOwned,
+    A: Serialize + 'static,
+    R: DeserializeOwned + 'static,
 {
     let bar = indicatif::ProgressBar::new(total as u64);
     let mut values = Vec::with_capacity(total);
@@ -251,8 +251,8 @@ where
 fn collect_with_progress<I, A, R>(iter: IMap<'_, I, R>, _total: usize) -> Result<Vec<R>, PoolError>
 where
     I: Iterator<Item = A>,
-    A: Serialize,
-    R: DeserializeOwned,
+    A: Serialize + 'static,
+    R: DeserializeOwned + 'static,
 {
     iter.collect()
 }

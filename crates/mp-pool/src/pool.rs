@@ -33,6 +33,7 @@ use serde::de::DeserializeOwned;
 use crate::error::PoolError;
 use crate::imap::{IMap, PoolRef};
 use crate::interrupt;
+use crate::plain;
 use crate::result::{AsyncResult, Deferred, Job, Part, decode_all, decode_one};
 use crate::task;
 use crate::worker::{self, InitSpec, WorkerArgs};
@@ -200,7 +201,7 @@ pub(crate) struct Prepared {
 
 impl Prepared {
     /// Encodes the argument tuples of one chunk for `entry`.
-    pub(crate) fn encode<A: Serialize>(
+    pub(crate) fn encode<A: Serialize + 'static>(
         entry: i64,
         chunk: usize,
         index: usize,
@@ -210,11 +211,15 @@ impl Prepared {
         frame.push(task::TASK);
         task::put_u64(&mut frame, 0); // the id, set at submission
         frame.extend_from_slice(&entry.to_le_bytes());
-        let fds = reduction::dumps_into(items, &mut frame)
-            .map_err(|e| PoolError::Encode(e.0))?
-            .into_iter()
-            .map(|fd| fd.try_clone_to_owned())
-            .collect::<Result<_, _>>()?;
+        let fds = if plain::encode(items, &mut frame) {
+            Vec::new()
+        } else {
+            reduction::dumps_into(items, &mut frame)
+                .map_err(|e| PoolError::Encode(e.0))?
+                .into_iter()
+                .map(|fd| fd.try_clone_to_owned())
+                .collect::<Result<_, _>>()?
+        };
         Ok(Prepared {
             chunk,
             index,
@@ -697,7 +702,7 @@ impl<'p> Submit<'p> {
         self.submit_all(task::entry_offset::<F, A>(), items.into_iter().collect())
     }
 
-    fn submit_all<T: Serialize, R: DeserializeOwned>(
+    fn submit_all<T: Serialize + 'static, R: DeserializeOwned + 'static>(
         self,
         entry: i64,
         items: Vec<T>,
@@ -727,8 +732,8 @@ impl<'p> Submit<'p> {
     fn lazy<I, T, R>(self, entry: i64, items: I, ordered: bool) -> IMap<'p, I, R>
     where
         I: Iterator<Item = T>,
-        T: Serialize,
-        R: DeserializeOwned,
+        T: Serialize + 'static,
+        R: DeserializeOwned + 'static,
     {
         IMap::new(
             PoolRef::Borrowed(self.pool),

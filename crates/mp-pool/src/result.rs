@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::PoolError;
 use crate::interrupt;
+use crate::plain;
 
 /// The encoded results of one chunk, as a worker sent them.
 #[derive(Debug)]
@@ -25,7 +26,10 @@ pub(crate) struct Part {
 impl Part {
     /// Decodes the chunk's values. The handles go to the first reader; a second decode of a
     /// part that carried handles fails.
-    pub(crate) fn decode<R: DeserializeOwned>(&mut self) -> Result<Vec<R>, PoolError> {
+    pub(crate) fn decode<R: DeserializeOwned + 'static>(&mut self) -> Result<Vec<R>, PoolError> {
+        if let Some(values) = plain::decode(&self.bytes) {
+            return values.map_err(PoolError::Decode);
+        }
         reduction::loads(&self.bytes, std::mem::take(&mut self.fds))
             .map_err(|e| PoolError::Decode(e.0))
     }
@@ -259,7 +263,7 @@ impl<T> fmt::Debug for AsyncResult<T> {
 }
 
 /// The value of a single-chunk job holding one call.
-pub(crate) fn decode_one<R: DeserializeOwned>(st: &mut JobState) -> Result<R, PoolError> {
+pub(crate) fn decode_one<R: DeserializeOwned + 'static>(st: &mut JobState) -> Result<R, PoolError> {
     decode_all::<R>(st)?
         .pop()
         .ok_or_else(|| PoolError::Decode("a task sent back no value".into()))
@@ -267,7 +271,9 @@ pub(crate) fn decode_one<R: DeserializeOwned>(st: &mut JobState) -> Result<R, Po
 
 /// The values of every chunk, in input order; the failure of the lowest failed chunk (in
 /// input order, so the same input always reports the same error).
-pub(crate) fn decode_all<R: DeserializeOwned>(st: &mut JobState) -> Result<Vec<R>, PoolError> {
+pub(crate) fn decode_all<R: DeserializeOwned + 'static>(
+    st: &mut JobState,
+) -> Result<Vec<R>, PoolError> {
     let mut parts: Vec<&mut (usize, Result<Part, PoolError>)> = st.done.iter_mut().collect();
     parts.sort_unstable_by_key(|(chunk, _)| *chunk);
     if let Some((_, Err(e))) = parts.iter().find(|(_, r)| r.is_err()) {

@@ -20,6 +20,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use mp_spawn::Target;
 use mp_spawn::reduction;
 use serde::Serialize;
+
+use crate::plain;
 use serde::de::DeserializeOwned;
 
 pub(crate) const TASK: u8 = 1;
@@ -120,7 +122,11 @@ where
     A: DeserializeOwned + 'static,
     F::Output: Serialize,
 {
-    let items: Vec<A> = match reduction::loads(payload, fds) {
+    let decoded = match plain::decode(payload) {
+        Some(values) => values.map_err(reduction::DecodeError),
+        None => reduction::loads(payload, fds),
+    };
+    let items: Vec<A> = match decoded {
         Ok(items) => items,
         Err(e) => {
             frame[STATUS_AT] = DECODE_FAILED;
@@ -140,6 +146,9 @@ where
                 return send(frame, &[]);
             }
         }
+    }
+    if plain::encode(&out, frame) {
+        return send(frame, &[]);
     }
     let len = frame.len();
     match reduction::dumps_into(&out, frame) {

@@ -146,6 +146,38 @@ fn map_apply_starmap(m: StartMethod) {
     assert_eq!(s.get().unwrap(), [2]);
 }
 
+fn negate_bits(x: f64) -> f64 {
+    -x
+}
+
+fn to_i8(x: i64) -> i8 {
+    x as i8
+}
+
+fn wide(x: u8, y: i128) -> (u8, i128) {
+    (x, y)
+}
+
+/// Plain numbers take the raw-bytes path (see `plain.rs`); every value and sign must survive,
+/// in every direction, beside types that still go through serde.
+fn plain_numbers_keep_every_value(m: StartMethod) {
+    let pool = pool(m, 2);
+    let floats = [0.5, -0.0, f64::INFINITY, f64::NAN, f64::MIN_POSITIVE, 1e300];
+    let out = pool.chunksize(2).map(negate_bits, floats).unwrap();
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&out), bits(&floats.map(|x| -x)));
+    let out = pool.map(to_i8, -300..300i64).unwrap();
+    assert_eq!(out, (-300..300i64).map(|x| x as i8).collect::<Vec<_>>());
+    assert_eq!(pool.apply(to_i8, (-1,)).unwrap(), -1);
+    assert_eq!(pool.starmap(negate_bits, [(2.0,)]).unwrap(), [-2.0]);
+    assert_eq!(
+        pool.starmap(wide, [(255, i128::MIN)]).unwrap(),
+        [(255, i128::MIN)]
+    );
+    let squares: Vec<u64> = pool.imap(square, 0..100u64).map(Result::unwrap).collect();
+    assert_eq!(squares, (0..100).map(|x| x * x).collect::<Vec<_>>());
+}
+
 fn result_values_stay_typed(m: StartMethod) {
     let pool = pool(m, 2);
     let out = pool.map(check_result, 0..4).unwrap();
@@ -468,6 +500,7 @@ fn invalid_settings_are_errors() {
 
 mp_spawn::test_matrix!(
     map_apply_starmap,
+    plain_numbers_keep_every_value,
     result_values_stay_typed,
     panics_come_back_and_map_waits_for_all,
     worker_killed_mid_map,
