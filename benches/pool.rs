@@ -1,19 +1,16 @@
 //! Pool: `map` of a trivial function over 200k items at the default chunksize and over 20k
-//! items at chunksize 1, the `apply_async(...).get()` round trip, and the tutorial's CPU job
-//! (4 × the sum of i*i for i < 10^7) on 2 workers beside the same work serially; and
-//! procspawn's pool on the same tasks, in the same run.
+//! items at chunksize 1, the `apply_async(...).get()` round trip, the tutorial's CPU job
+//! (4 × the sum of i*i for i < 10^7) on 2 workers beside the same work serially and on 2
+//! threads (the machine's limit), and `Parallel` over 20k calls; and procspawn's pool on the
+//! same tasks, in the same run.
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{Criterion, criterion_group};
-use mp::Pool;
+use mp::{Parallel, Pool};
 
-/// Forkserver workers, as the other benches use (under fork a worker would inherit every
-/// descriptor of the bench process).
-fn ctx() -> mp::Context {
-    mp::get_context("forkserver").expect("forkserver context")
-}
+mod common;
+use common::{ctx, tune};
 
 fn identity(x: u64) -> u64 {
     x
@@ -37,7 +34,7 @@ fn pool() -> Pool {
 fn map(c: &mut Criterion) {
     let pool = pool();
     let mut g = c.benchmark_group("pool_map");
-    g.sample_size(30);
+    tune(&mut g, 30, 5);
     g.bench_function("200k_default_chunksize", |b| {
         b.iter(|| {
             let out = pool.map(identity, 0..200_000u64).expect("map");
@@ -53,6 +50,7 @@ fn map(c: &mut Criterion) {
     g.finish();
 
     let mut g = c.benchmark_group("pool_apply");
+    tune(&mut g, 100, 5);
     g.bench_function("apply_async_get", |b| {
         b.iter(|| {
             pool.apply_async(identity, (7,))
@@ -67,9 +65,17 @@ fn map(c: &mut Criterion) {
 fn cpu(c: &mut Criterion) {
     let pool = pool();
     let mut g = c.benchmark_group("pool_cpu");
-    g.sample_size(10).measurement_time(Duration::from_secs(8));
+    tune(&mut g, 10, 8);
     g.bench_function("serial_4_jobs", |b| {
         b.iter(|| (0..4).map(|_| sum_squares(CPU_JOB)).sum::<u128>())
+    });
+    g.bench_function("threads_2_4_jobs", |b| {
+        b.iter(|| {
+            std::thread::scope(|s| {
+                let halves = [s.spawn(two_jobs), s.spawn(two_jobs)];
+                halves.map(|h| h.join().expect("join")).iter().sum::<u128>()
+            })
+        })
     });
     g.bench_function("pool_2_workers_4_jobs", |b| {
         b.iter(|| {
@@ -83,10 +89,59 @@ fn cpu(c: &mut Criterion) {
     g.finish();
 }
 
+fn two_jobs() -> u128 {
+    sum_squares(CPU_JOB) + sum_squares(CPU_JOB)
+}
+
+fn identity_chunk(items: Vec<u64>) -> Vec<u64> {
+    items.into_iter().map(identity).collect()
+}
+
+fn parallel(c: &mut Criterion) {
+    let mut g = c.benchmark_group("parallel");
+    tune(&mut g, 10, 5);
+    // joblib's Parallel(n_jobs=2)(delayed(identity)(i) for i in range(20_000)); like a first
+    // joblib call, each run starts its workers.
+    g.bench_function("20k_calls_2_jobs", |b| {
+        b.iter(|| {
+            let out = Parallel::new(2)
+                .context(ctx())
+                .run(identity, (0..20_000u64).map(|i| (i,)))
+                .expect("run");
+            assert_eq!(out.len(), 20_000);
+        })
+    });
+    g.finish();
+}
+
 fn procspawn_pool(c: &mut Criterion) {
     let pool = procspawn::Pool::new(2).expect("procspawn pool");
     let mut g = c.benchmark_group("procspawn_pool");
-    g.sample_size(10);
+    tune(&mut g, 10, 5);
+    // What a procspawn user writes for a 200k-item map: the same 8 chunks as mp's default.
+    g.bench_function("200k_in_8_chunks", |b| {
+        b.iter(|| {
+            let items: Vec<u64> = (0..200_000).collect();
+            let handles: Vec<_> = items
+                .chunks(25_000)
+                .map(|c| pool.spawn(c.to_vec(), identity_chunk))
+                .collect();
+            let out: Vec<u64> = handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("join"))
+                .collect();
+            assert_eq!(out.len(), 200_000);
+        })
+    });
+    g.bench_function("cpu_4_jobs", |b| {
+        b.iter(|| {
+            let handles: Vec<_> = (0..4).map(|_| pool.spawn(CPU_JOB, sum_squares)).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("join"))
+                .sum::<u128>()
+        })
+    });
     g.bench_function("2k_tasks", |b| {
         b.iter(|| {
             let handles: Vec<_> = (0..2_000u64).map(|x| pool.spawn(x, identity)).collect();
@@ -103,7 +158,7 @@ fn procspawn_pool(c: &mut Criterion) {
     pool.shutdown();
 }
 
-criterion_group!(benches, map, cpu, procspawn_pool);
+criterion_group!(benches, map, cpu, parallel, procspawn_pool);
 
 fn main() {
     // procspawn re-executes this binary for its workers and catches them here.

@@ -5,13 +5,13 @@
 
 use std::ffi::CString;
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use mp::{Lock, Process, Queue, RawArray, SharedMemory, Value};
 
 mod common;
-use common::{ctx, start};
+use common::{ctx, start, tune};
 
 const MIB: usize = 1 << 20;
 const FILL: usize = 256 * MIB;
@@ -90,10 +90,7 @@ fn two_processes(b: &mut criterion::Bencher<'_>, controls: &[Queue<u64>; 2], don
 
 fn value_lock(c: &mut Criterion) {
     let mut group = c.benchmark_group("value_lock");
-    group
-        .sample_size(20)
-        .measurement_time(Duration::from_secs(3))
-        .warm_up_time(Duration::from_secs(1));
+    tune(&mut group, 20, 3);
 
     let controls = [Queue::new().expect("queue"), Queue::new().expect("queue")];
     let done = Queue::new().expect("queue");
@@ -129,9 +126,7 @@ fn finish(children: Vec<Process<()>>, controls: &[Queue<u64>]) {
 
 fn lock_uncontended(c: &mut Criterion) {
     let mut group = c.benchmark_group("lock_uncontended");
-    group
-        .measurement_time(Duration::from_secs(2))
-        .warm_up_time(Duration::from_millis(500));
+    tune(&mut group, 100, 2);
     let lock = Lock::new().expect("lock");
     group.bench_function("acquire_release", |b| {
         b.iter(|| {
@@ -207,10 +202,7 @@ fn checksum(bytes: &[u8]) -> u64 {
 
 fn shm_fill(c: &mut Criterion) {
     let mut group = c.benchmark_group("shm_fill");
-    group
-        .sample_size(10)
-        .measurement_time(Duration::from_secs(5))
-        .warm_up_time(Duration::from_secs(1));
+    tune(&mut group, 10, 5);
     let mut shm = SharedMemory::create(FILL).expect("create");
     let (control, done) = (Queue::new().expect("queue"), Queue::new().expect("queue"));
     let child = start(ctx().process(
@@ -251,9 +243,7 @@ fn shm_fill(c: &mut Criterion) {
 
 fn shm_create(c: &mut Criterion) {
     let mut group = c.benchmark_group("shm_create");
-    group
-        .measurement_time(Duration::from_secs(2))
-        .warm_up_time(Duration::from_millis(500));
+    tune(&mut group, 100, 2);
     group.bench_function("1mib_create_unlink", |b| {
         b.iter(|| {
             let shm = SharedMemory::create(MIB).expect("create");

@@ -1,10 +1,14 @@
-//! Start+join of a trivial target per start method, beside the OS baselines measured in the
-//! same run: a bare `fork` + `_exit` + `waitpid`, and a bare fork+exec of this same binary.
+//! Start+join of a trivial target per start method, beside the Rust peer (procspawn's
+//! `spawn` + `join`, which re-executes the binary as our spawn does) and the OS baselines
+//! measured in the same run: a bare `fork` + `_exit` + `waitpid`, and a bare fork+exec of this
+//! same binary.
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{Criterion, criterion_group};
+
+mod common;
+use common::tune;
 
 /// argv[1] that makes this binary exit at once (the fork+exec baseline).
 const BARE_EXIT: &str = "--bare-exit";
@@ -15,10 +19,7 @@ fn trivial(x: u64) -> u64 {
 
 fn start_join(c: &mut Criterion) {
     let mut group = c.benchmark_group("start_join");
-    group
-        .sample_size(40)
-        .measurement_time(Duration::from_secs(4))
-        .warm_up_time(Duration::from_secs(1));
+    tune(&mut group, 40, 4);
     for method in ["fork", "spawn", "forkserver"] {
         let ctx = mp::get_context(method).expect("a known method");
         group.bench_function(method, |b| {
@@ -42,6 +43,12 @@ fn start_join(c: &mut Criterion) {
             unsafe { libc::waitpid(pid, &mut status, 0) };
         })
     });
+    group.bench_function("procspawn", |b| {
+        b.iter(|| {
+            let child = procspawn::spawn(black_box(1u64), trivial);
+            assert_eq!(child.join().expect("join"), 2);
+        })
+    });
     group.bench_function("bare_fork_exec_self", |b| {
         b.iter(|| {
             let status = std::process::Command::new("/proc/self/exe")
@@ -60,6 +67,8 @@ fn main() {
     if std::env::args().nth(1).as_deref() == Some(BARE_EXIT) {
         return;
     }
+    // procspawn re-executes this binary for its children and catches them here.
+    procspawn::init();
     benches();
     Criterion::default().configure_from_args().final_summary();
 }

@@ -1,11 +1,12 @@
 """Python's side of mp's ipc bench: Pipe and Queue round trips, Queue small-message
 throughput and 1 MiB throughput, with the fork start method (the fastest in Python), medians of
-repeated trials after a warm-up. Prints `<metric> <value>` lines:
+repeated trials after a warm-up. Prints `<metric> <median> <spread_%>` lines (stats.py):
 pipe_rtt_us, queue_rtt_us, queue_small_msgs_per_s, queue_1mib_gb_per_s, pipe_1mib_gb_per_s."""
 import multiprocessing as mp
-import statistics
 import sys
 import time
+
+from stats import emit
 
 MIB = 1 << 20
 
@@ -49,7 +50,7 @@ def send_big(control, conn):
     rounds(control, lambda n: [conn.send_bytes(payload) for _ in range(n)])
 
 
-def median_rtt_us(call, rounds, per_round):
+def rtt_us(call, rounds, per_round):
     for _ in range(per_round):
         call()
     samples = []
@@ -58,17 +59,17 @@ def median_rtt_us(call, rounds, per_round):
         for _ in range(per_round):
             call()
         samples.append((time.perf_counter() - t) / per_round)
-    return statistics.median(samples) * 1e6
+    return [s * 1e6 for s in samples]
 
 
-def median_rate(run, rounds, n):
+def rates(run, rounds, n):
     run(n // 4)
     samples = []
     for _ in range(rounds):
         t = time.perf_counter()
         run(n)
         samples.append(n / (time.perf_counter() - t))
-    return statistics.median(samples)
+    return samples
 
 
 def main():
@@ -84,7 +85,7 @@ def main():
         a.send(7)
         a.recv()
 
-    print(f"pipe_rtt_us {median_rtt_us(pipe_call, rounds, 2000):.2f}", flush=True)
+    emit("pipe_rtt_us", rtt_us(pipe_call, rounds, 2000))
     a.send(None)
     p.join()
 
@@ -96,7 +97,7 @@ def main():
         req.put(7)
         rep.get()
 
-    print(f"queue_rtt_us {median_rtt_us(queue_call, rounds, 1000):.2f}", flush=True)
+    emit("queue_rtt_us", rtt_us(queue_call, rounds, 1000))
     req.put(None)
     p.join()
 
@@ -109,7 +110,7 @@ def main():
         for _ in range(n):
             q.get()
 
-    print(f"queue_small_msgs_per_s {median_rate(small, rounds, 50_000):.0f}", flush=True)
+    emit("queue_small_msgs_per_s", rates(small, rounds, 50_000))
     control.put(0)
     p.join()
 
@@ -122,7 +123,7 @@ def main():
         for _ in range(n):
             q.get()
 
-    print(f"queue_1mib_gb_per_s {median_rate(big, rounds, 100) * MIB / 1e9:.3f}", flush=True)
+    emit("queue_1mib_gb_per_s", [r * MIB / 1e9 for r in rates(big, rounds, 100)])
     control.put(0)
     p.join()
 
@@ -135,7 +136,7 @@ def main():
         for _ in range(n):
             a.recv_bytes()
 
-    print(f"pipe_1mib_gb_per_s {median_rate(big_pipe, rounds, 100) * MIB / 1e9:.3f}", flush=True)
+    emit("pipe_1mib_gb_per_s", [r * MIB / 1e9 for r in rates(big_pipe, rounds, 100)])
     control.put(0)
     p.join()
 

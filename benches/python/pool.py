@@ -1,13 +1,15 @@
 """Python's side of mp's pool bench: a persistent Pool(2) (the default fork context), medians
-of repeated trials after a warm-up. Prints `<metric> <value>` lines:
+of repeated trials after a warm-up. Prints `<metric> <median> <spread_%>` lines (stats.py):
 map_200k_tasks_per_s (map of a trivial function over 200k items, default chunksize),
 map_20k_c1_tasks_per_s (the same over 20k items, chunksize 1), apply_rtt_us
-(apply_async(...).get()), cpu_serial_s and cpu_pool_s (4 x sum(i*i for i < 10**7) serially and
-on 2 workers), and the same with joblib.Parallel(n_jobs=2) when joblib is installed."""
+(apply_async(...).get()), cpu_serial_s, cpu_pool_s and cpu_speedup (4 x sum(i*i for i < 10**7)
+serially and on 2 workers), and joblib_20k_tasks_per_s (joblib.Parallel(n_jobs=2) over 20k
+delayed calls) when joblib is installed."""
 import multiprocessing as mp
-import statistics
 import sys
 import time
+
+from stats import emit
 
 
 def identity(x):
@@ -18,40 +20,45 @@ def sum_squares(count):
     return sum(i * i for i in range(count))
 
 
-def median_time(fn, rounds):
+def times(fn, rounds):
+    """Seconds per call of fn, one sample per round, after one warm-up call."""
     fn()
     samples = []
     for _ in range(rounds):
         t = time.perf_counter()
         fn()
         samples.append(time.perf_counter() - t)
-    return statistics.median(samples)
+    return samples
 
 
 def main():
     quick = "--quick" in sys.argv
     rounds = 3 if quick else 7
     with mp.Pool(2) as pool:
-        t = median_time(lambda: pool.map(identity, range(200_000)), rounds)
-        print(f"map_200k_tasks_per_s {200_000 / t}")
-        t = median_time(lambda: pool.map(identity, range(20_000), chunksize=1), rounds)
-        print(f"map_20k_c1_tasks_per_s {20_000 / t}")
+        t = times(lambda: pool.map(identity, range(200_000)), rounds)
+        emit("map_200k_tasks_per_s", [200_000 / s for s in t])
+        t = times(lambda: pool.map(identity, range(20_000), chunksize=1), rounds)
+        emit("map_20k_c1_tasks_per_s", [20_000 / s for s in t])
         n = 300 if quick else 2000
-        t = median_time(lambda: [pool.apply_async(identity, (7,)).get() for _ in range(n)], rounds)
-        print(f"apply_rtt_us {t / n * 1e6}")
+        t = times(lambda: [pool.apply_async(identity, (7,)).get() for _ in range(n)], rounds)
+        emit("apply_rtt_us", [s / n * 1e6 for s in t])
+        # The quick run does a tenth of the work and scales it up.
         count = 10**6 if quick else 10**7
-        t_pool = median_time(lambda: pool.map(sum_squares, [count] * 4, chunksize=1), 1 if quick else 3)
-    t_serial = median_time(lambda: [sum_squares(count) for _ in range(4)], 1 if quick else 3)
+        cpu_rounds = 3 if quick else 5
+        t_pool = times(lambda: pool.map(sum_squares, [count] * 4, chunksize=1), cpu_rounds)
+    t_serial = times(lambda: [sum_squares(count) for _ in range(4)], cpu_rounds)
     scale = 10**7 / count
-    print(f"cpu_serial_s {t_serial * scale}")
-    print(f"cpu_pool_s {t_pool * scale}")
+    emit("cpu_serial_s", [s * scale for s in t_serial])
+    emit("cpu_pool_s", [s * scale for s in t_pool])
+    # Serial and pool trials alternate in no order; pair them by rank.
+    emit("cpu_speedup", [s / p for s, p in zip(sorted(t_serial), sorted(t_pool))])
     try:
         from joblib import Parallel, delayed
     except ImportError:
         print("joblib not installed: joblib figures skipped", file=sys.stderr)
         return
-    t = median_time(lambda: Parallel(n_jobs=2)(delayed(identity)(i) for i in range(20_000)), rounds)
-    print(f"joblib_20k_tasks_per_s {20_000 / t}")
+    t = times(lambda: Parallel(n_jobs=2)(delayed(identity)(i) for i in range(20_000)), rounds)
+    emit("joblib_20k_tasks_per_s", [20_000 / s for s in t])
 
 
 if __name__ == "__main__":

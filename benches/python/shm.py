@@ -1,13 +1,14 @@
 """Python's side of mp's shm bench, with the fork start method, medians of repeated trials
-after a warm-up. Prints `<metric> <value>` lines: value_lock_incr_ops_per_s (Value('q') under
+after a warm-up. Prints `<metric> <median> <spread_%>` lines (stats.py): value_lock_incr_ops_per_s (Value('q') under
 its lock, 2 processes), lock_uncontended_ns, shm_fill_gb_per_s (256 MiB written by a child,
 checksummed by the parent with zlib.adler32), shm_create_unlink_us (1 MiB)."""
 import multiprocessing as mp
-import statistics
 import sys
 import time
 import zlib
 from multiprocessing import shared_memory
+
+from stats import emit
 
 MIB = 1 << 20
 
@@ -32,7 +33,7 @@ def value_lock(rounds, n):
         for p in ps:
             p.join()
         samples.append(2 * n / (time.perf_counter() - t))
-    return statistics.median(samples)
+    return samples
 
 
 def lock_uncontended(rounds, n):
@@ -44,7 +45,7 @@ def lock_uncontended(rounds, n):
             lock.acquire()
             lock.release()
         samples.append((time.perf_counter() - t) / n * 1e9)
-    return statistics.median(samples)
+    return samples
 
 
 def fill(name, size, byte):
@@ -68,7 +69,7 @@ def shm_fill(rounds, size):
     finally:
         s.close()
         s.unlink()
-    return statistics.median(samples)
+    return samples
 
 
 def create_unlink(rounds, n):
@@ -80,17 +81,17 @@ def create_unlink(rounds, n):
             s.close()
             s.unlink()
         samples.append((time.perf_counter() - t) / n * 1e6)
-    return statistics.median(samples)
+    return samples
 
 
 def main():
     quick = "--quick" in sys.argv
     rounds = 3 if quick else 7
     mp.set_start_method("fork")
-    print(f"value_lock_incr_ops_per_s {value_lock(rounds, 100_000):.0f}", flush=True)
-    print(f"lock_uncontended_ns {lock_uncontended(rounds, 200_000):.1f}", flush=True)
-    print(f"shm_fill_gb_per_s {shm_fill(rounds, 256 * MIB):.3f}", flush=True)
-    print(f"shm_create_unlink_us {create_unlink(rounds, 500):.2f}", flush=True)
+    emit("value_lock_incr_ops_per_s", value_lock(rounds, 100_000))
+    emit("lock_uncontended_ns", lock_uncontended(rounds, 200_000))
+    emit("shm_fill_gb_per_s", shm_fill(rounds, 256 * MIB))
+    emit("shm_create_unlink_us", create_unlink(rounds, 500))
 
 
 if __name__ == "__main__":

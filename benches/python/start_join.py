@@ -1,9 +1,11 @@
 """Python's side of mp's start_join bench: Process start+join of a trivial target per start
-method, median of repeated trials after a warm-up. Prints `<method> <median_us>` lines."""
+method, median of repeated trials after a warm-up. Prints `<method> <median_us> <spread_%>`
+lines (see stats.py)."""
 import multiprocessing as mp
-import statistics
 import sys
 import time
+
+from stats import emit
 
 
 def trivial(x):
@@ -26,7 +28,7 @@ def main():
             p.start()
             p.join()
             samples.append(time.perf_counter() - t)
-        print(f"{method} {statistics.median(samples) * 1e6:.1f}", flush=True)
+        emit(method, [s * 1e6 for s in samples])
 
 
 if __name__ == "__main__":
