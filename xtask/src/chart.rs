@@ -58,7 +58,7 @@ pub(crate) fn draw(path: &Path, metrics: &[Metric], title: &str) -> Result<(), S
         10f64.powf(hi.log10().ceil().max(1.0)),
     );
 
-    let (width, row_h, top, left, right) = (1500i32, 64i32, 110i32, 520i32, 40i32);
+    let (width, row_h, top, left, right) = (1600i32, 64i32, 110i32, 600i32, 40i32);
     let height = top + row_h * rows.len() as i32 + 60;
     let root = BitMapBackend::new(path, (width as u32, height as u32)).into_drawing_area();
     let err = |e: DrawingAreaErrorKind<_>| e.to_string();
@@ -110,8 +110,9 @@ pub(crate) fn draw(path: &Path, metrics: &[Metric], title: &str) -> Result<(), S
     }
     for (i, (m, rel)) in rows.iter().enumerate() {
         let y0 = top + i as i32 * row_h;
-        text(m.key, (10, y0 + 8), 15, &BLACK)?;
-        text(m.unit, (10, y0 + 30), 13, &RGBColor(100, 100, 100))?;
+        text(m.label, (10, y0 + 8), 15, &BLACK)?;
+        let detail = format!("{} ({}, {} is better)", m.key, m.unit, m.better.as_str());
+        text(&detail, (10, y0 + 30), 13, &RGBColor(100, 100, 100))?;
         for (j, (v, (_, color))) in rel.iter().zip(SERIES).enumerate() {
             let y = y0 + 4 + j as i32 * 14;
             match v {

@@ -78,7 +78,7 @@ fn bench(quick: bool, no_bench: bool) -> ExitCode {
         date: run_capture(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"]))
             .map(|d| d.trim().to_string())
             .unwrap_or_default(),
-        mode: if quick { "Quick" } else { "Full" },
+        mode: if quick { "quick" } else { "full" },
         machine: machine(inputs.cpus, &python.description),
     };
 
@@ -101,8 +101,7 @@ fn bench(quick: bool, no_bench: bool) -> ExitCode {
     }
     let title = format!(
         "mp beside Python, its Rust peers and the OS ({} run, {})",
-        run.mode.to_lowercase(),
-        run.date
+        run.mode, run.date
     );
     if let Err(e) = chart::draw(&dir.join("chart.png"), &metrics, &title) {
         eprintln!("could not draw the chart: {e}");

@@ -99,8 +99,9 @@ pub(crate) fn markdown(
     metrics: &[Metric],
     baselines: &[(&str, &str, Result<Figure, String>)],
 ) -> String {
+    let flag = if run.mode == "quick" { " --quick" } else { "" };
     let mut out = format!(
-        "# mp benchmark report\n\n{} run of `cargo xtask bench`, {}.\n\n",
+        "# mp benchmark report\n\n`cargo xtask bench{flag}` ({} run), {}.\n\n",
         run.mode, run.date
     );
     for (k, v) in &run.machine {
