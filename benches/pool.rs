@@ -69,7 +69,11 @@ fn cpu(c: &mut Criterion) {
     let mut g = c.benchmark_group("pool_cpu");
     tune(&mut g, 10, 8);
     g.bench_function("serial_4_jobs", |b| {
-        b.iter(|| (0..4).map(|_| sum_squares(black_box(CPU_JOB))).sum::<u128>())
+        b.iter(|| {
+            (0..4)
+                .map(|_| sum_squares(black_box(CPU_JOB)))
+                .sum::<u128>()
+        })
     });
     g.bench_function("threads_2_4_jobs", |b| {
         b.iter(|| {
