@@ -42,6 +42,16 @@ pub struct IMap<'p, I, R> {
     _values: PhantomData<fn() -> R>,
 }
 
+/// Dropping an `IMap` before its end reads no more input and cancels its chunks that no
+/// worker holds yet (Python's `imap` keeps feeding the pool after its iterator is gone).
+impl<I, R> Drop for IMap<'_, I, R> {
+    fn drop(&mut self) {
+        if self.submitted > self.taken {
+            self.pool.get().inner().cancel_pending(&self.job);
+        }
+    }
+}
+
 impl<I, R> fmt::Debug for IMap<'_, I, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IMap")

@@ -851,6 +851,22 @@ impl Inner {
         Ok(())
     }
 
+    /// Forgets the chunks of `job` that are not in a worker's queue yet: an `imap` dropped
+    /// before its end. The chunks that workers already hold still run, and their results are
+    /// dropped.
+    pub(crate) fn cancel_pending(&self, job: &Arc<Job>) {
+        let mut st = self.lock();
+        let State { pending, tasks, .. } = &mut *st;
+        pending.retain(|id| match tasks.get(id) {
+            Some(task) if Arc::ptr_eq(&task.job, job) => {
+                tasks.remove(id);
+                false
+            }
+            _ => true,
+        });
+        self.stop_idle_workers(&mut st);
+    }
+
     /// Sends pending chunks to the workers with room, the least loaded first.
     fn dispatch(&self, st: &mut State) -> Vec<Deferred> {
         let mut callbacks = Vec::new();

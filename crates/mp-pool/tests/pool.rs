@@ -393,6 +393,32 @@ fn imap_is_lazy_and_endless(m: StartMethod) {
     assert_eq!(unordered, (0..30).map(|x| x * x).collect::<Vec<_>>());
 }
 
+fn record_slowly((done, x): (Queue<u64>, u64)) -> u64 {
+    std::thread::sleep(Duration::from_millis(20));
+    done.put(x).unwrap();
+    x
+}
+
+fn dropped_imap_cancels_its_queued_chunks(m: StartMethod) {
+    let pool = pool(m, 1);
+    let done = Queue::new().unwrap();
+    let items = (0..40u64).map(|x| (done.clone(), x));
+    let mut it = pool.chunksize(1).buffersize(40).imap(record_slowly, items);
+    assert_eq!(it.next().unwrap().unwrap(), 0);
+    drop(it);
+    // join waits for every task still queued: only those a worker already held may run.
+    pool.close();
+    pool.join().unwrap();
+    let mut ran = 0;
+    while done.get_nowait().is_ok() {
+        ran += 1;
+    }
+    assert!(
+        (1..=10).contains(&ran),
+        "{ran} of 40 tasks ran after the drop"
+    );
+}
+
 fn imap_next_timeout(m: StartMethod) {
     let pool = pool(m, 1);
     let mut it = pool.imap(sleep_ms, [300, 1]);
@@ -512,6 +538,7 @@ mp_spawn::test_matrix!(
     workers_are_named_daemons,
     nested_pool,
     imap_is_lazy_and_endless,
+    dropped_imap_cancels_its_queued_chunks,
     imap_next_timeout,
     get_timeout_then_get,
     callbacks,
