@@ -69,7 +69,9 @@ fn bench(quick: bool, no_bench: bool) -> ExitCode {
     let inputs = Inputs {
         root: &root,
         python: &figures,
-        python_missing: "Python figures not available (see the run's output)",
+        python_missing: python
+            .missing()
+            .unwrap_or("the script failed (see the run's output)"),
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     let metrics = inputs.metrics();

@@ -47,6 +47,11 @@ impl Python {
         }
     }
 
+    /// Why no script can run, if none can.
+    pub(crate) fn missing(&self) -> Option<&str> {
+        self.interpreter.as_ref().err().map(String::as_str)
+    }
+
     /// Runs `benches/python/<script>` and returns its figures; none (with the reason printed)
     /// if it cannot run.
     pub(crate) fn run(&self, root: &Path, script: &str, quick: bool) -> HashMap<String, Figure> {
