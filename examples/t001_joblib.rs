@@ -5,18 +5,10 @@ mod common;
 
 use std::time::Instant;
 
-fn task(idx: String, count: u128) -> (String, u128) {
-    println!("PID : {}", std::process::id());
-    // black_box: without it LLVM replaces the loop by the closed form.
-    let logic = (0..count).map(|i| std::hint::black_box(i) * i).sum();
-    (idx, logic)
-}
+use common::post001_task as task;
 
 fn main() -> Result<(), mp::PoolError> {
-    let job: Vec<(String, u128)> = ["첫 번째", "두 번째", "세 번째", "네 번째"]
-        .into_iter()
-        .map(|idx| (idx.to_string(), 10u128.pow(7)))
-        .collect();
+    let job = common::post001_jobs();
 
     let start = Instant::now();
     let result = mp::Parallel::new(4).run(task, job.clone())?;

@@ -3,28 +3,19 @@
 //! Python's big int. Rust has no `freeze_support()` to call: nothing is needed in `main`.
 //! At 10^7 a job takes Rust milliseconds (Python: seconds), so process start-up is a visible
 //! share of the parallel time; raise `count` to see the two cores at work.
+mod common;
+
 use std::time::Instant;
 
-fn task(idx: String, count: u128) -> (String, u128) {
-    println!("PID : {}", std::process::id());
-    // black_box: without it LLVM replaces the loop by the closed form, and there is no work
-    // left to parallelise.
-    let logic = (0..count).map(|i| std::hint::black_box(i) * i).sum();
-    (idx, logic)
-}
+use common::post001_task as task;
 
 fn main() -> Result<(), mp::ProcessError> {
-    let job = [
-        ("첫 번째", 10u128.pow(7)),
-        ("두 번째", 10u128.pow(7)),
-        ("세 번째", 10u128.pow(7)),
-        ("네 번째", 10u128.pow(7)),
-    ];
+    let job = common::post001_jobs();
 
     let start = Instant::now();
     let mut process = Vec::new();
-    for (idx, count) in job {
-        let mut p = mp::Process::new(task, (idx.to_string(), count));
+    for (idx, count) in job.clone() {
+        let mut p = mp::Process::new(task, (idx, count));
         p.start()?;
         process.push(p);
     }
@@ -35,7 +26,7 @@ fn main() -> Result<(), mp::ProcessError> {
 
     let start = Instant::now();
     for (idx, count) in job {
-        task(idx.to_string(), count);
+        task(idx, count);
     }
     println!("End Time : {}s", start.elapsed().as_secs_f64());
     Ok(())

@@ -2,8 +2,8 @@
 of repeated trials after a warm-up. Prints `<metric> <median> <spread_%>` lines (stats.py):
 map_200k_tasks_per_s (map of a trivial function over 200k items, default chunksize),
 map_20k_c1_tasks_per_s (the same over 20k items, chunksize 1), apply_rtt_us
-(apply_async(...).get()), cpu_serial_s, cpu_pool_s and cpu_speedup (4 x sum(i*i for i < 10**7)
-serially and on 2 workers), and joblib_20k_tasks_per_s (joblib.Parallel(n_jobs=2) over 20k
+(apply_async(...).get()), cpu_serial_s and cpu_pool_s (4 x sum(i*i for i < 10**7) serially and
+on 2 workers; the report divides them), and joblib_20k_tasks_per_s (joblib.Parallel(n_jobs=2) over 20k
 delayed calls) when joblib is installed."""
 import multiprocessing as mp
 import sys
@@ -50,8 +50,6 @@ def main():
     scale = 10**7 / count
     emit("cpu_serial_s", [s * scale for s in t_serial])
     emit("cpu_pool_s", [s * scale for s in t_pool])
-    # Serial and pool trials alternate in no order; pair them by rank.
-    emit("cpu_speedup", [s / p for s, p in zip(sorted(t_serial), sorted(t_pool))])
     try:
         from joblib import Parallel, delayed
     except ImportError:

@@ -1,4 +1,5 @@
-//! Helpers shared by the tutorial ports: Python's time formats and booleans.
+//! Helpers shared by the tutorial ports: Python's time formats and booleans, and post 001's
+//! jobs.
 #![allow(dead_code)]
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -58,4 +59,22 @@ pub(crate) fn log_info(message: &str) {
 pub(crate) fn python_pairs(pairs: &[(String, u128)]) -> String {
     let items: Vec<String> = pairs.iter().map(|(s, n)| format!("('{s}', {n})")).collect();
     format!("[{}]", items.join(", "))
+}
+
+/// Post 001's four jobs: `[('첫 번째', 10**7), ('두 번째', 10**7), ...]`.
+pub(crate) fn post001_jobs() -> Vec<(String, u128)> {
+    ["첫 번째", "두 번째", "세 번째", "네 번째"]
+        .into_iter()
+        .map(|idx| (idx.to_string(), 10u128.pow(7)))
+        .collect()
+}
+
+/// Post 001's task: prints its PID, then returns `(idx, sum(i**2 for i in range(count)))`.
+/// The sum is 333333283333335000000 for 10**7, beyond u64: u128 here, as Python's big int.
+pub(crate) fn post001_task(idx: String, count: u128) -> (String, u128) {
+    println!("PID : {}", std::process::id());
+    // black_box: without it LLVM replaces the loop by the closed form, and there is no work
+    // left to parallelise.
+    let logic = (0..count).map(|i| std::hint::black_box(i) * i).sum();
+    (idx, logic)
 }

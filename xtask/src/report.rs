@@ -15,16 +15,12 @@ pub(crate) struct Run {
 
 /// A figure for a table: three significant digits, large rates in k/M/G, and the spread.
 pub(crate) fn show(figure: &Figure, unit: &str) -> String {
+    // Counts per second get a k/M/G prefix; GB/s and times are shown as they are.
+    let count_rate = unit.ends_with("/s") && !unit.starts_with("GB");
     let (scaled, prefix) = match figure.value.abs() {
-        v if unit.ends_with("/s") && !unit.starts_with("GB") && v >= 1e9 => {
-            (figure.value / 1e9, "G")
-        }
-        v if unit.ends_with("/s") && !unit.starts_with("GB") && v >= 1e6 => {
-            (figure.value / 1e6, "M")
-        }
-        v if unit.ends_with("/s") && !unit.starts_with("GB") && v >= 1e3 => {
-            (figure.value / 1e3, "k")
-        }
+        v if count_rate && v >= 1e9 => (figure.value / 1e9, "G"),
+        v if count_rate && v >= 1e6 => (figure.value / 1e6, "M"),
+        v if count_rate && v >= 1e3 => (figure.value / 1e3, "k"),
         _ => (figure.value, ""),
     };
     let digits = match scaled.abs() {
