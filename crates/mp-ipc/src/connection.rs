@@ -222,7 +222,7 @@ impl Connection {
         }
         let guard = self.handle();
         let sock = guard.as_ref().ok_or(RecvError::Closed)?.as_fd();
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = mp_spawn::deadline::of(timeout);
         Ok(mp_spawn::poll_readable_until(&[sock], deadline)?[0])
     }
 

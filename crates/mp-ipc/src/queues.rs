@@ -102,14 +102,6 @@ fn get_error(e: RingError) -> GetError {
     }
 }
 
-fn deadline_of(timeout: Option<Duration>) -> Option<Instant> {
-    timeout.map(|t| Instant::now().checked_add(t).unwrap_or_else(far_future))
-}
-
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
-}
-
 impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// An unbounded queue (Python's `Queue()`): `put` never waits.
     pub fn new() -> std::io::Result<Self> {
@@ -161,7 +153,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             .and_then(|fds| {
                 self.shared
                     .ring
-                    .put(&buf, &fds, deadline_of(timeout), counted)
+                    .put(&buf, &fds, mp_spawn::deadline::of(timeout), counted)
                     .map_err(put_error)
             });
         if buf.capacity() <= KEEP_BUFFER {
@@ -192,7 +184,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         let decoded = self
             .shared
             .ring
-            .get(deadline_of(timeout), |bytes, fds| {
+            .get(mp_spawn::deadline::of(timeout), |bytes, fds| {
                 reduction::loads(bytes, fds)
             })
             .map_err(get_error)?;
@@ -261,7 +253,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         }
         self.shared
             .ring
-            .get(deadline_of(timeout), take)
+            .get(mp_spawn::deadline::of(timeout), take)
             .map_err(get_error)
     }
 
@@ -379,7 +371,7 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
         self.queue
             .shared
             .ring
-            .wait_unfinished_zero(deadline_of(Some(timeout)))
+            .wait_unfinished_zero(mp_spawn::deadline::of(Some(timeout)))
     }
 }
 

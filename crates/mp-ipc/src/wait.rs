@@ -50,7 +50,7 @@ impl Waitable for BorrowedFd<'_> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> io::Result<Vec<usize>> {
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let deadline = mp_spawn::deadline::of(timeout);
     let waiters: Vec<Inner<'_>> = objects.iter().map(|o| o.waiter().0).collect();
     let rings: Vec<&Ring> = waiters
         .iter()

@@ -20,13 +20,7 @@ use crate::error::{LockError, LockResult, SyncError};
 use crate::heap::Block;
 use crate::sys::{self, Locked};
 
-fn deadline(timeout: Option<Duration>) -> Option<Instant> {
-    timeout.map(|t| Instant::now().checked_add(t).unwrap_or_else(far_future))
-}
-
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
-}
+use mp_spawn::deadline::of as deadline;
 
 fn timed_out(deadline: Option<Instant>) -> bool {
     deadline.is_some_and(|d| Instant::now() >= d)

@@ -36,6 +36,8 @@
 mod bootstrap;
 mod channel;
 mod context;
+#[doc(hidden)]
+pub mod deadline;
 mod error;
 mod forkserver;
 mod popen_fork;

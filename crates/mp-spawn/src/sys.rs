@@ -176,7 +176,7 @@ pub(crate) fn poll_readable(
     fds: &[BorrowedFd<'_>],
     timeout: Option<Duration>,
 ) -> io::Result<Vec<bool>> {
-    poll_readable_until(fds, timeout.map(|t| std::time::Instant::now() + t))
+    poll_readable_until(fds, crate::deadline::of(timeout))
 }
 
 /// As `poll_readable`, until a deadline (`None`: forever); a past deadline does not wait.
