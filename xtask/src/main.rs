@@ -3,6 +3,9 @@
 //! ipc-channel) and in bare OS baselines. Prints one table and writes
 //! `target/bench-report/{report.md, report.json, chart.png}`.
 //!
+//! `cargo xtask stress [--runs N] [--hogs N]`: the test suite N times beside CPU hogs (see
+//! `stress`).
+//!
 //! `--quick` shortens every criterion group (`MP_BENCH_QUICK`) and every Python script
 //! (`--quick`); `--no-bench` reuses the criterion samples of the last run (to redo the report).
 
@@ -11,6 +14,7 @@ mod figures;
 mod metrics;
 mod python;
 mod report;
+mod stress;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -28,8 +32,20 @@ fn main() -> ExitCode {
     let flag = |f: &str| args.iter().any(|a| a == f);
     match args.first().map(String::as_str) {
         Some("bench") => bench(flag("--quick"), flag("--no-bench")),
+        Some("stress") => {
+            let number = |f: &str, default: usize| {
+                args.iter()
+                    .position(|a| a == f)
+                    .and_then(|i| args.get(i + 1)?.parse().ok())
+                    .unwrap_or(default)
+            };
+            stress::stress(number("--runs", 3), number("--hogs", 2))
+        }
+        Some("hog") => stress::hog(),
         _ => {
-            eprintln!("usage: cargo xtask bench [--quick] [--no-bench]");
+            eprintln!(
+                "usage: cargo xtask bench [--quick] [--no-bench] | cargo xtask stress [--runs N] [--hogs N]"
+            );
             ExitCode::FAILURE
         }
     }

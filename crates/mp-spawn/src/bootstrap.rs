@@ -204,14 +204,20 @@ pub fn install_panic_hook() {
 }
 
 /// Sets up the death watch of a daemon child: it is killed when the parent process dies.
-pub(crate) fn watch_parent(lifeline: BorrowedFd<'_>) {
-    if sys::kill_me_when_hung_up(lifeline).is_err()
-        || sys::poll_readable(&[lifeline], Some(std::time::Duration::ZERO))
+/// Returns the lifeline to keep (this child's own open file description of it).
+pub(crate) fn watch_parent(lifeline: OwnedFd) -> OwnedFd {
+    match sys::kill_me_when_hung_up(lifeline.as_fd()) {
+        Ok(own) if !sys::poll_readable(&[own.as_fd()], Some(std::time::Duration::ZERO))
             .map(|r| r[0])
-            .unwrap_or(true)
-    {
+            .unwrap_or(true) =>
+        {
+            own
+        }
         // The parent died before the watch was set (or it cannot be set): die as it would.
-        sys::kill_self(libc::SIGKILL);
+        _ => {
+            sys::kill_self(libc::SIGKILL);
+            sys::exit_now(1)
+        }
     }
 }
 
@@ -246,11 +252,11 @@ pub(crate) fn child_main(payload: &[u8], fds: Vec<OwnedFd>, control: OwnedFd) ->
         Err(e) => fail(format!("cannot identify the executable: {e}")),
     }
     let mut fds = fds.into_iter();
-    let Some(lifeline) = fds.next() else {
+    let Some(mut lifeline) = fds.next() else {
         fail("the bootstrap message lacks the parent's lifeline".to_owned())
     };
     if boot.daemon {
-        watch_parent(lifeline.as_fd());
+        lifeline = watch_parent(lifeline);
     }
     let shared_fds: Vec<OwnedFd> = fds.by_ref().take(boot.shared.len()).collect();
     if shared_fds.len() < boot.shared.len() {

@@ -35,11 +35,9 @@ pub(crate) fn start(
         Forked::Child => {
             drop(ours);
             forkserver::forget_in_child(server);
-            let lifeline = g.take_parent_lifeline();
+            let mut lifeline = g.take_parent_lifeline();
             if spec.daemon {
-                if let Some(fd) = &lifeline {
-                    bootstrap::watch_parent(fd.as_fd());
-                }
+                lifeline = lifeline.map(bootstrap::watch_parent);
             }
             let parent = ParentLink {
                 name: g.name.to_string(),

@@ -417,9 +417,16 @@ pub(crate) fn spawn_self(argv: &[&CStr], fd_maps: &[(RawFd, RawFd)]) -> io::Resu
 /// Arranges for SIGKILL to reach this process as soon as the write end of the `lifeline` pipe
 /// closes everywhere, that is when the parent process dies however it dies. The kernel sends
 /// the signal (O_ASYNC + F_SETSIG), so no watcher thread is needed.
-pub(crate) fn kill_me_when_hung_up(lifeline: BorrowedFd<'_>) -> io::Result<()> {
+///
+/// Returns the descriptor to keep open for as long as the watch should last: a new open file
+/// description of the same pipe. The owner and the signal that `F_SETOWN`/`F_SETSIG` set belong
+/// to an open file description, not to a descriptor, and every child of one parent inherits
+/// (fork) or receives (`SCM_RIGHTS`) the same description of the lifeline: set on it, each
+/// child would take the signal over from the previous one, and only the last would be killed.
+pub(crate) fn kill_me_when_hung_up(lifeline: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     const F_SETSIG: c_int = 10;
-    let fd = lifeline.as_raw_fd();
+    let own = reopen_pipe_end(lifeline)?;
+    let fd = own.as_raw_fd();
     // SAFETY: fcntl on an fd we own, with integer arguments.
     unsafe {
         cvt(libc::fcntl(fd, libc::F_SETOWN, libc::getpid()))?;
@@ -427,7 +434,39 @@ pub(crate) fn kill_me_when_hung_up(lifeline: BorrowedFd<'_>) -> io::Result<()> {
         let fl = cvt(libc::fcntl(fd, libc::F_GETFL))?;
         cvt(libc::fcntl(fd, libc::F_SETFL, fl | libc::O_ASYNC))?;
     }
-    Ok(())
+    Ok(own)
+}
+
+/// Opens the read end of a pipe again, through `/proc/self/fd`: a new open file description
+/// (close-on-exec, non-blocking, so that the open does not wait for a writer if the parent has
+/// already gone). Allocates nothing: it runs in forked children.
+fn reopen_pipe_end(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    let mut path = *b"/proc/self/fd/\0\0\0\0\0\0\0\0\0\0\0\0";
+    let prefix = b"/proc/self/fd/".len();
+    let mut digits = [0u8; 10];
+    let mut n = fd.as_raw_fd() as u32;
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for (i, d) in digits[..len].iter().rev().enumerate() {
+        path[prefix + i] = *d;
+    }
+    // SAFETY: `path` is NUL-terminated (at most 10 digits follow the prefix in a 26-byte buffer
+    // of zeros); open returns a new fd or -1.
+    let new = cvt_retry(|| unsafe {
+        libc::open(
+            path.as_ptr().cast(),
+            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK,
+        )
+    })?;
+    // SAFETY: open succeeded: `new` is a fresh fd owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
 /// /dev/null, opened once per process (close-on-exec).

@@ -49,23 +49,33 @@ fn finish_later(out: Fd) {
         .unwrap();
 }
 
-/// Starts a daemon that never ends, reports (daemon pid, forkserver pid or 0), then `then`.
+/// How many daemons the middle process starts: several, since they share their parent's
+/// lifeline and a watch set on its shared open file description protected only the last one.
+const DAEMONS: usize = 3;
+
+/// Starts daemons that never end, reports (forkserver pid or 0, daemon pids...), then `then`.
 fn middle(method: String, report: Fd, joined: Option<Fd>, then: u8) {
     let ctx = get_context(&method).unwrap();
-    let mut daemon = ctx.process(park_forever, ()).with_daemon(true);
-    daemon.start().unwrap();
+    let mut daemons: Vec<_> = (0..DAEMONS)
+        .map(|_| ctx.process(park_forever, ()).with_daemon(true))
+        .collect();
+    for daemon in &mut daemons {
+        daemon.start().unwrap();
+    }
     if let Some(out) = joined {
         let mut other = ctx.process(finish_later, (out,));
         other.start().unwrap();
         std::mem::forget(other); // not joined here: the exit must join it
     }
     let server = mp_spawn::forkserver_pid().unwrap_or(0);
+    let mut pids = server.to_le_bytes().to_vec();
+    for daemon in &daemons {
+        pids.extend(daemon.pid().unwrap().to_le_bytes());
+    }
     let mut report = std::fs::File::from(report.into_inner());
-    report
-        .write_all(&[daemon.pid().unwrap().to_le_bytes(), server.to_le_bytes()].concat())
-        .unwrap();
+    report.write_all(&pids).unwrap();
     drop(report);
-    std::mem::forget(daemon);
+    std::mem::forget(daemons);
     match then {
         0 => park_forever(),
         1 => {}
@@ -74,7 +84,12 @@ fn middle(method: String, report: Fd, joined: Option<Fd>, then: u8) {
     }
 }
 
-fn start_middle(m: StartMethod, joined: Option<Fd>, then: u8) -> (mp_spawn::Process<()>, u32, u32) {
+/// Starts the middle process; returns it, its daemons' pids and its forkserver's pid (or 0).
+fn start_middle(
+    m: StartMethod,
+    joined: Option<Fd>,
+    then: u8,
+) -> (mp_spawn::Process<()>, Vec<u32>, u32) {
     let (mut reader, writer) = pipe();
     let args = (
         m.name().to_string(),
@@ -84,10 +99,14 @@ fn start_middle(m: StartMethod, joined: Option<Fd>, then: u8) -> (mp_spawn::Proc
     );
     let mut p = get_context(m.name()).unwrap().process(middle, args);
     p.start().unwrap();
-    let mut buf = [0u8; 8];
+    let mut buf = [0u8; 4 * (DAEMONS + 1)];
     reader.read_exact(&mut buf).unwrap();
-    let pid = |b: &[u8]| u32::from_le_bytes(b.try_into().unwrap());
-    (p, pid(&buf[..4]), pid(&buf[4..]))
+    let mut pids: Vec<u32> = buf
+        .chunks(4)
+        .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    let server = pids.remove(0);
+    (p, pids, server)
 }
 
 /// Waits for `pid` to end (pidfd: works whoever its parent is) and reaps it if it is ours.
@@ -125,7 +144,7 @@ fn is_gone(pid: u32) -> bool {
 }
 
 fn daemon_dies_when_parent_is_killed(m: StartMethod) {
-    let (mut middle, daemon, server) = start_middle(m, None, 0);
+    let (mut middle, daemons, server) = start_middle(m, None, 0);
     middle.kill().unwrap();
     assert!(matches!(
         middle.join(),
@@ -134,16 +153,20 @@ fn daemon_dies_when_parent_is_killed(m: StartMethod) {
     if server != 0 {
         wait_gone(server);
     }
-    wait_gone(daemon);
-    assert!(is_gone(daemon));
+    for daemon in daemons {
+        wait_gone(daemon);
+        assert!(is_gone(daemon));
+    }
 }
 
 fn parent_exit_terminates_daemons_and_joins_others(m: StartMethod) {
     let (mut reader, writer) = pipe();
-    let (mut middle, daemon, _) = start_middle(m, Some(Fd::from(OwnedFd::from(writer))), 1);
+    let (mut middle, daemons, _) = start_middle(m, Some(Fd::from(OwnedFd::from(writer))), 1);
     middle.join().unwrap();
-    // The middle process terminated and reaped its daemon before it exited ...
-    assert!(is_gone(daemon), "daemon {daemon} outlived its parent");
+    // The middle process terminated and reaped its daemons before it exited ...
+    for daemon in daemons {
+        assert!(is_gone(daemon), "daemon {daemon} outlived its parent");
+    }
     // ... and joined the other child, whose output is therefore already there.
     let mut pfd = libc::pollfd {
         fd: reader.as_raw_fd(),
@@ -159,29 +182,35 @@ fn parent_exit_terminates_daemons_and_joins_others(m: StartMethod) {
 }
 
 fn parent_exit_101(m: StartMethod) {
-    let (mut middle, daemon, _) = start_middle(m, None, 2);
+    let (mut middle, daemons, _) = start_middle(m, None, 2);
     assert!(matches!(
         middle.join(),
         Err(ProcessError::Exited { code: 101 })
     ));
-    assert!(is_gone(daemon), "daemon {daemon} outlived its parent");
+    for daemon in daemons {
+        assert!(is_gone(daemon), "daemon {daemon} outlived its parent");
+    }
 }
 
 fn parent_panic(m: StartMethod) {
-    let (mut middle, daemon, _) = start_middle(m, None, 3);
+    let (mut middle, daemons, _) = start_middle(m, None, 3);
     assert!(matches!(middle.join(), Err(ProcessError::Panicked { .. })));
-    assert!(is_gone(daemon), "daemon {daemon} outlived its parent");
+    for daemon in daemons {
+        assert!(is_gone(daemon), "daemon {daemon} outlived its parent");
+    }
 }
 
-/// Reports its pid, waits for its parent to die, then reports what `is_alive` says.
+/// Asks `is_alive` while its parent surely lives (the test kills the parent only once it has
+/// read this child's first report), waits for the parent to die, then asks again.
 fn outlive_parent(out: Fd) {
     let mut out = std::fs::File::from(out.into_inner());
     let parent = mp_spawn::parent_process().expect("a child has a parent");
-    out.write_all(&std::process::id().to_le_bytes()).unwrap();
     let was_alive = parent.is_alive();
+    let mut first = std::process::id().to_le_bytes().to_vec();
+    first.push(u8::from(was_alive));
+    out.write_all(&first).unwrap();
     assert!(parent.join(None));
-    out.write_all(&[u8::from(was_alive), u8::from(parent.is_alive())])
-        .unwrap();
+    out.write_all(&[u8::from(parent.is_alive())]).unwrap();
 }
 
 fn parent_of_survivor(method: String, out: Fd) {
@@ -200,12 +229,16 @@ fn child_sees_its_parent_die(m: StartMethod) {
         .unwrap()
         .process(parent_of_survivor, args);
     middle.start().unwrap();
-    let mut pid = [0u8; 4];
-    reader.read_exact(&mut pid).unwrap();
+    let mut first = [0u8; 5];
+    reader.read_exact(&mut first).unwrap();
     middle.kill().unwrap();
     let _ = middle.join();
-    let mut verdict = [0u8; 2];
-    reader.read_exact(&mut verdict).unwrap();
-    assert_eq!(verdict, [1, 0], "alive before the parent died, dead after");
-    wait_gone(u32::from_le_bytes(pid));
+    let mut after = [0u8; 1];
+    reader.read_exact(&mut after).unwrap();
+    assert_eq!(
+        [first[4], after[0]],
+        [1, 0],
+        "alive before the parent died, dead after"
+    );
+    wait_gone(u32::from_le_bytes(first[..4].try_into().unwrap()));
 }
