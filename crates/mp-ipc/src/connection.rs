@@ -131,8 +131,11 @@ impl Connection {
 
     /// Sends a value (any serde type, with the handles inside it).
     pub fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), SendError> {
+        // The message owns duplicates of its descriptors: a handle closed by another thread
+        // after serialisation still sends the file it held.
         let dumped = reduction::dumps(value).map_err(SendError::Encode)?;
-        self.send_frame(&dumped.bytes, &dumped.fds)
+        let fds: Vec<BorrowedFd<'_>> = dumped.fds.iter().map(AsFd::as_fd).collect();
+        self.send_frame(&dumped.bytes, &fds)
     }
 
     /// Sends `buf[offset..offset + size]` (all of the rest when `size` is `None`) as one
