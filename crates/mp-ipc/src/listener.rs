@@ -37,6 +37,12 @@ const NONCE_LEN: usize = 40;
 const HANDSHAKE_MAX: usize = 256;
 /// How long [`Listener::accept`] waits, by default, for a client to finish the authkey
 /// handshake (Python waits forever).
+///
+/// ```
+/// let listener = mp_ipc::Listener::new(Some(b"key"))?;
+/// assert_eq!(listener.handshake_timeout(), Some(mp_ipc::DEFAULT_HANDSHAKE_TIMEOUT));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where a [`Listener`] listens (Python's address families on Linux).
@@ -220,7 +226,8 @@ impl Listener {
     }
 
     /// How long [`accept`](Self::accept) waits for a client to finish the authkey handshake
-    /// (`None`: forever, as Python). Default [`DEFAULT_HANDSHAKE_TIMEOUT`].
+    /// (`None`: forever, as Python). Default [`DEFAULT_HANDSHAKE_TIMEOUT`]; see
+    /// [`set_handshake_timeout`](Self::set_handshake_timeout) for an example.
     pub fn handshake_timeout(&self) -> Option<Duration> {
         *self
             .handshake_timeout
