@@ -12,7 +12,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock, RwLockReadGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mp_spawn::reduction::{self, Fd};
 use serde::de::DeserializeOwned;
@@ -131,8 +131,11 @@ impl Connection {
 
     /// Sends a value (any serde type, with the handles inside it).
     pub fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), SendError> {
+        // The message owns duplicates of its descriptors: a handle closed by another thread
+        // after serialisation still sends the file it held.
         let dumped = reduction::dumps(value).map_err(SendError::Encode)?;
-        self.send_frame(&dumped.bytes, &dumped.fds)
+        let fds: Vec<BorrowedFd<'_>> = dumped.fds.iter().map(AsFd::as_fd).collect();
+        self.send_frame(&dumped.bytes, &fds)
     }
 
     /// Sends `buf[offset..offset + size]` (all of the rest when `size` is `None`) as one
@@ -182,7 +185,7 @@ impl Connection {
     /// [`RecvError::Eof`] once the peer is closed and nothing is left.
     pub fn recv<T: DeserializeOwned>(&self) -> Result<T, RecvError> {
         let limit = self.max_message.load(Ordering::Relaxed);
-        let (bytes, fds) = self.recv_frame(limit)?;
+        let (bytes, fds) = self.recv_frame(limit, Stop::NEVER)?;
         reduction::loads(&bytes, fds).map_err(RecvError::Decode)
     }
 
@@ -191,7 +194,20 @@ impl Connection {
     pub fn recv_bytes(&self, maxlength: Option<usize>) -> Result<Vec<u8>, RecvError> {
         let limit = self.max_message.load(Ordering::Relaxed);
         let limit = maxlength.map_or(limit, |m| limit.min(m as u64));
-        Ok(self.recv_frame(limit)?.0)
+        Ok(self.recv_frame(limit, Stop::NEVER)?.0)
+    }
+
+    /// As [`recv_bytes`](Self::recv_bytes), for the listener's handshake: the whole message
+    /// must arrive by `stop.deadline` (else `Io(TimedOut)`), and `stop.cancel` becoming
+    /// readable ends the wait with [`RecvError::Closed`]. The connection is unusable after
+    /// either.
+    pub(crate) fn recv_bytes_until(
+        &self,
+        maxlength: usize,
+        stop: Stop<'_>,
+    ) -> Result<Vec<u8>, RecvError> {
+        let limit = self.max_message.load(Ordering::Relaxed);
+        Ok(self.recv_frame(limit.min(maxlength as u64), stop)?.0)
     }
 
     /// Receives one message into `buf[offset..]` and returns its length. When it does not fit,
@@ -204,7 +220,7 @@ impl Connection {
             });
         }
         let limit = self.max_message.load(Ordering::Relaxed);
-        let (bytes, _) = self.recv_frame(limit)?;
+        let (bytes, _) = self.recv_frame(limit, Stop::NEVER)?;
         let room = &mut buf[offset..];
         if bytes.len() > room.len() {
             return Err(RecvError::BufferTooShort(bytes));
@@ -226,7 +242,7 @@ impl Connection {
         Ok(mp_spawn::poll_readable_until(&[sock], deadline)?[0])
     }
 
-    fn recv_frame(&self, limit: u64) -> Result<(Vec<u8>, Vec<OwnedFd>), RecvError> {
+    fn recv_frame(&self, limit: u64, stop: Stop<'_>) -> Result<(Vec<u8>, Vec<OwnedFd>), RecvError> {
         if !self.readable {
             return Err(RecvError::NotReadable);
         }
@@ -236,10 +252,13 @@ impl Connection {
         if self.broken.load(Ordering::Relaxed) {
             return Err(RecvError::Broken);
         }
-        let result = read_frame(sock, limit);
+        let result = read_frame(sock, limit, stop);
         if matches!(
             result,
-            Err(RecvError::TooLarge { .. } | RecvError::Malformed(_) | RecvError::Io(_))
+            Err(RecvError::TooLarge { .. }
+                | RecvError::Malformed(_)
+                | RecvError::Io(_)
+                | RecvError::Closed)
         ) {
             self.broken.store(true, Ordering::Relaxed);
         }
@@ -247,12 +266,56 @@ impl Connection {
     }
 }
 
+/// When a read gives up before the frame is complete (the listener's handshake).
+#[derive(Clone, Copy)]
+pub(crate) struct Stop<'a> {
+    /// The whole frame must have arrived by then (`None`: no deadline).
+    pub(crate) deadline: Option<Instant>,
+    /// Readable once the wait must end (the listener's close doorbell).
+    pub(crate) cancel: Option<BorrowedFd<'a>>,
+}
+
+impl Stop<'_> {
+    pub(crate) const NEVER: Stop<'static> = Stop {
+        deadline: None,
+        cancel: None,
+    };
+
+    /// Waits until `sock` is readable, so that the next read does not block past the deadline
+    /// (a peer that drips one byte at a time still meets it). Nothing to do without a stop.
+    fn wait(&self, sock: BorrowedFd<'_>) -> Result<(), RecvError> {
+        if self.deadline.is_none() && self.cancel.is_none() {
+            return Ok(());
+        }
+        let mut fds = vec![sock];
+        fds.extend(self.cancel);
+        loop {
+            let ready = mp_spawn::poll_readable_until(&fds, self.deadline)?;
+            if ready.get(1) == Some(&true) {
+                return Err(RecvError::Closed);
+            }
+            if ready[0] {
+                return Ok(());
+            }
+            if self.deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(RecvError::Io(io::ErrorKind::TimedOut.into()));
+            }
+            // Woken early (poll caps a far deadline at about 24 days): wait again.
+        }
+    }
+}
+
 /// Reads one frame. Every failure after the first byte leaves the stream position unknown.
-fn read_frame(sock: BorrowedFd<'_>, limit: u64) -> Result<(Vec<u8>, Vec<OwnedFd>), RecvError> {
+fn read_frame(
+    sock: BorrowedFd<'_>,
+    limit: u64,
+    stop: Stop<'_>,
+) -> Result<(Vec<u8>, Vec<OwnedFd>), RecvError> {
     let mut fds = Vec::new();
     let mut head = [0u8; HEADER];
     let mut got = 0;
     while got < HEADER {
+        stop.wait(sock)?;
         match reduction::recv_with_fds(sock, &mut head[got..], &mut fds)? {
             0 if got == 0 => return Err(RecvError::Eof),
             0 => {
@@ -299,6 +362,7 @@ fn read_frame(sock: BorrowedFd<'_>, limit: u64) -> Result<(Vec<u8>, Vec<OwnedFd>
     let mut payload = Vec::new();
     while payload.len() < len {
         let want = (len - payload.len()).min(READ_CHUNK.max(payload.len()));
+        stop.wait(sock)?;
         match sys::read_append(sock, &mut payload, want)? {
             0 => {
                 return Err(RecvError::Malformed(format!(

@@ -123,6 +123,9 @@ pub enum ListenerError {
     Closed,
     /// The authkey challenge failed.
     Authentication(AuthenticationError),
+    /// `accept`: the client did not finish the authkey handshake within the listener's
+    /// [handshake timeout](crate::Listener::set_handshake_timeout); it was dropped.
+    HandshakeTimeout,
     /// The address is malformed, in use, or unreachable, or another OS error.
     Io(io::Error),
 }
@@ -233,6 +236,9 @@ display!(
     match self {
         ListenerError::Closed => f.write_str("the listener is closed"),
         ListenerError::Authentication(e) => e.fmt(f),
+        ListenerError::HandshakeTimeout => {
+            f.write_str("the client did not finish the authentication handshake in time")
+        }
         ListenerError::Io(e) => e.fmt(f),
     }
 );

@@ -49,6 +49,6 @@ pub use connection::{Connection, DEFAULT_MAX_MESSAGE_SIZE, pipe};
 pub use error::{
     AuthenticationError, GetError, ListenerError, PutError, RecvError, SendError, TaskDoneError,
 };
-pub use listener::{Address, Listener, client};
+pub use listener::{Address, DEFAULT_HANDSHAKE_TIMEOUT, Listener, client};
 pub use queues::{JoinableQueue, Queue, SimpleQueue};
 pub use wait::{Waitable, Waiter, wait};

@@ -6,19 +6,25 @@
 //! `#CHALLENGE#`); the server replies `#WELCOME#` or `#FAILURE#`. Then the roles swap, so
 //! each side proves the other knows the key. A wrong key fails on both sides with
 //! [`AuthenticationError`], before any data is exchanged.
+//!
+//! Unlike Python, the listener's side of the handshake has a deadline
+//! ([`Listener::set_handshake_timeout`], [`DEFAULT_HANDSHAKE_TIMEOUT`] by default): `accept`
+//! runs one handshake at a time, so a client that connects and stays silent would otherwise
+//! hold every other client back forever.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{self, UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
+use std::time::Duration;
 use std::{fmt, io};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::connection::Connection;
+use crate::connection::{Connection, Stop};
 use crate::error::{AuthenticationError, ListenerError, RecvError, SendError};
 use crate::sys;
 
@@ -29,6 +35,15 @@ const DIGEST: &[u8] = b"{sha256}";
 const NONCE_LEN: usize = 40;
 /// The longest handshake message either side accepts (as Python's `recv_bytes(256)`).
 const HANDSHAKE_MAX: usize = 256;
+/// How long [`Listener::accept`] waits, by default, for a client to finish the authkey
+/// handshake (Python waits forever).
+///
+/// ```
+/// let listener = mp_ipc::Listener::new(Some(b"key"))?;
+/// assert_eq!(listener.handshake_timeout(), Some(mp_ipc::DEFAULT_HANDSHAKE_TIMEOUT));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where a [`Listener`] listens (Python's address families on Linux).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -69,6 +84,33 @@ enum Socket {
     Tcp(TcpListener),
 }
 
+impl Socket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Socket::Unix(l) => l.as_fd(),
+            Socket::Tcp(l) => l.as_fd(),
+        }
+    }
+
+    /// Takes a queued connection without blocking (the socket is non-blocking, so that a
+    /// client taken by another thread between poll and accept is `WouldBlock`, not a hang).
+    fn accept(&self) -> io::Result<(OwnedFd, String)> {
+        match self {
+            Socket::Unix(l) => {
+                let (s, a) = l.accept()?;
+                s.set_nonblocking(false)?;
+                Ok((s.into(), format!("{a:?}")))
+            }
+            Socket::Tcp(l) => {
+                let (s, a) = l.accept()?;
+                s.set_nonblocking(false)?;
+                s.set_nodelay(true)?;
+                Ok((s.into(), a.to_string()))
+            }
+        }
+    }
+}
+
 /// A listening socket that hands out authenticated [`Connection`]s (Python's
 /// `multiprocessing.connection.Listener`).
 ///
@@ -86,18 +128,28 @@ enum Socket {
 /// t.join().unwrap();
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// `Sync`: [`close`](Self::close) from another thread wakes a blocked `accept`, which then
+/// returns [`ListenerError::Closed`].
 #[derive(Debug)]
 pub struct Listener {
-    socket: Mutex<Option<Socket>>,
+    /// `accept` holds the read lock while it polls and accepts, so that `close` (the write
+    /// lock) cannot close the socket under it, nor the OS reuse its number.
+    socket: RwLock<Option<Socket>>,
+    /// An eventfd that `close` rings (and never drains): it wakes every `accept` blocked in
+    /// poll or in a handshake, so that they release the read lock.
+    closing: OwnedFd,
     address: Address,
     authkey: Option<Vec<u8>>,
     last_accepted: Mutex<Option<String>>,
+    handshake_timeout: Mutex<Option<Duration>>,
 }
 
 impl Listener {
     /// Listens on `address`. An address already in use is an error (`AddrInUse`).
     /// With an `authkey`, every connection must pass the handshake before `accept` returns it.
     pub fn bind(address: &Address, authkey: Option<&[u8]>) -> Result<Listener, ListenerError> {
+        let closing = sys::eventfd()?;
         let (socket, address) = match address {
             Address::Unix(path) => (Socket::Unix(UnixListener::bind(path)?), address.clone()),
             Address::Abstract(name) => {
@@ -113,12 +165,39 @@ impl Listener {
                 (Socket::Tcp(l), Address::Tcp(bound))
             }
         };
-        Ok(Listener {
-            socket: Mutex::new(Some(socket)),
+        // Dropped on error, which removes a Unix socket file.
+        let listener = Listener::with(socket, address, closing, authkey);
+        listener.nonblocking()?;
+        Ok(listener)
+    }
+
+    fn with(
+        socket: Socket,
+        address: Address,
+        closing: OwnedFd,
+        authkey: Option<&[u8]>,
+    ) -> Listener {
+        Listener {
+            socket: RwLock::new(Some(socket)),
+            closing,
             address,
             authkey: authkey.map(<[u8]>::to_vec),
             last_accepted: Mutex::new(None),
-        })
+            handshake_timeout: Mutex::new(Some(DEFAULT_HANDSHAKE_TIMEOUT)),
+        }
+    }
+
+    fn nonblocking(&self) -> io::Result<()> {
+        match self
+            .socket
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            Some(Socket::Unix(l)) => l.set_nonblocking(true),
+            Some(Socket::Tcp(l)) => l.set_nonblocking(true),
+            None => Ok(()),
+        }
     }
 
     /// Listens on a fresh Unix socket in the temporary directory (Python's `Listener()`).
@@ -146,36 +225,92 @@ impl Listener {
             .clone()
     }
 
+    /// How long [`accept`](Self::accept) waits for a client to finish the authkey handshake
+    /// (`None`: forever, as Python). Default [`DEFAULT_HANDSHAKE_TIMEOUT`]; see
+    /// [`set_handshake_timeout`](Self::set_handshake_timeout) for an example.
+    pub fn handshake_timeout(&self) -> Option<Duration> {
+        *self
+            .handshake_timeout
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets how long [`accept`](Self::accept) waits for a client to finish the authkey
+    /// handshake; after it, `accept` drops the client and returns
+    /// [`ListenerError::HandshakeTimeout`]. `None` (or a huge duration) waits forever, as
+    /// Python does. Applies to the next `accept`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let listener = mp_ipc::Listener::new(Some(b"key"))?;
+    /// listener.set_handshake_timeout(Some(Duration::from_secs(1)));
+    /// assert_eq!(listener.handshake_timeout(), Some(Duration::from_secs(1)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_handshake_timeout(&self, timeout: Option<Duration>) {
+        *self
+            .handshake_timeout
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = timeout;
+    }
+
     /// Waits for a client, runs the handshake when there is an authkey, and returns the
-    /// connection. A failed handshake is [`ListenerError::Authentication`]; the listener stays
-    /// usable. After [`close`](Self::close): [`ListenerError::Closed`].
+    /// connection.
+    ///
+    /// A failed handshake is [`ListenerError::Authentication`], and a client that does not
+    /// finish it within the [handshake timeout](Self::set_handshake_timeout) is
+    /// [`ListenerError::HandshakeTimeout`]; either way that client is dropped and the listener
+    /// stays usable: the next `accept` takes the next client. After [`close`](Self::close),
+    /// also one made by another thread during the wait: [`ListenerError::Closed`].
     pub fn accept(&self) -> Result<Connection, ListenerError> {
-        let (fd, peer): (OwnedFd, String) = {
-            let socket = self.socket.lock().unwrap_or_else(|e| e.into_inner());
-            match socket.as_ref().ok_or(ListenerError::Closed)? {
-                Socket::Unix(l) => {
-                    let (s, a) = l.accept()?;
-                    (s.into(), format!("{a:?}"))
-                }
-                Socket::Tcp(l) => {
-                    let (s, a) = l.accept()?;
-                    s.set_nodelay(true)?;
-                    (s.into(), a.to_string())
-                }
-            }
-        };
+        let (fd, peer) = self.next_client()?;
         *self.last_accepted.lock().unwrap_or_else(|e| e.into_inner()) = Some(peer);
         let conn = Connection::new(fd, true, true);
         if let Some(key) = &self.authkey {
-            deliver_challenge(&conn, key)?;
-            answer_challenge(&conn, key)?;
+            let stop = Stop {
+                deadline: mp_spawn::deadline::of(self.handshake_timeout()),
+                cancel: Some(self.closing.as_fd()),
+            };
+            deliver_challenge(&conn, key, stop)?;
+            answer_challenge(&conn, key, stop)?;
         }
         Ok(conn)
     }
 
-    /// Stops listening; a Unix socket file is removed. Closing twice is fine.
+    /// Waits for a queued connection, or for `close`.
+    fn next_client(&self) -> Result<(OwnedFd, String), ListenerError> {
+        let guard = self.socket.read().unwrap_or_else(|e| e.into_inner());
+        let socket = guard.as_ref().ok_or(ListenerError::Closed)?;
+        loop {
+            let ready =
+                mp_spawn::poll_readable_until(&[socket.as_fd(), self.closing.as_fd()], None)?;
+            if ready[1] {
+                return Err(ListenerError::Closed);
+            }
+            if !ready[0] {
+                continue;
+            }
+            match socket.accept() {
+                Ok(client) => return Ok(client),
+                // Another thread took it, or the client gave up while queued.
+                Err(e)
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        || e.kind() == io::ErrorKind::ConnectionAborted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Stops listening; a Unix socket file is removed. Closing twice is fine. An `accept`
+    /// blocked in another thread returns [`ListenerError::Closed`].
     pub fn close(&self) {
-        let socket = self.socket.lock().unwrap_or_else(|e| e.into_inner()).take();
+        // Ring first: blocked `accept`s let go of the read lock that the write lock waits for.
+        sys::eventfd_ring(self.closing.as_fd());
+        let socket = self
+            .socket
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         if socket.is_some() {
             if let Address::Unix(path) = &self.address {
                 let _ = std::fs::remove_file(path);
@@ -208,8 +343,9 @@ pub fn client(address: &Address, authkey: Option<&[u8]>) -> Result<Connection, L
     };
     let conn = Connection::new(fd, true, true);
     if let Some(key) = authkey {
-        answer_challenge(&conn, key)?;
-        deliver_challenge(&conn, key)?;
+        // No deadline on this side, as Python: a busy server may take its time to accept.
+        answer_challenge(&conn, key, Stop::NEVER)?;
+        deliver_challenge(&conn, key, Stop::NEVER)?;
     }
     Ok(conn)
 }
@@ -224,13 +360,19 @@ fn mac(authkey: &[u8], message: &[u8]) -> Vec<u8> {
     out
 }
 
-fn handshake_recv(conn: &Connection) -> Result<Vec<u8>, ListenerError> {
-    conn.recv_bytes(Some(HANDSHAKE_MAX)).map_err(|e| match e {
-        RecvError::Io(e) => ListenerError::Io(e),
-        other => ListenerError::Authentication(AuthenticationError(format!(
-            "bad handshake message: {other}"
-        ))),
-    })
+fn handshake_recv(conn: &Connection, stop: Stop<'_>) -> Result<Vec<u8>, ListenerError> {
+    conn.recv_bytes_until(HANDSHAKE_MAX, stop)
+        .map_err(|e| match e {
+            RecvError::Io(e) if e.kind() == io::ErrorKind::TimedOut => {
+                ListenerError::HandshakeTimeout
+            }
+            // The only `Closed` here is the listener's close doorbell.
+            RecvError::Closed => ListenerError::Closed,
+            RecvError::Io(e) => ListenerError::Io(e),
+            other => ListenerError::Authentication(AuthenticationError(format!(
+                "bad handshake message: {other}"
+            ))),
+        })
 }
 
 fn handshake_send(conn: &Connection, message: &[u8]) -> Result<(), ListenerError> {
@@ -241,13 +383,17 @@ fn handshake_send(conn: &Connection, message: &[u8]) -> Result<(), ListenerError
 }
 
 /// Challenges the peer to prove it knows `authkey`.
-fn deliver_challenge(conn: &Connection, authkey: &[u8]) -> Result<(), ListenerError> {
+fn deliver_challenge(
+    conn: &Connection,
+    authkey: &[u8],
+    stop: Stop<'_>,
+) -> Result<(), ListenerError> {
     let mut message = DIGEST.to_vec();
     let mut nonce = [0u8; NONCE_LEN];
     sys::random_bytes(&mut nonce)?;
     message.extend_from_slice(&nonce);
     handshake_send(conn, &[CHALLENGE, &message].concat())?;
-    let response = handshake_recv(conn)?;
+    let response = handshake_recv(conn, stop)?;
     let expected = mac(authkey, &message);
     // Constant-time comparison, as Python's `hmac.compare_digest`.
     let same = response.len() == expected.len()
@@ -265,8 +411,12 @@ fn deliver_challenge(conn: &Connection, authkey: &[u8]) -> Result<(), ListenerEr
 }
 
 /// Answers the peer's challenge with `authkey`.
-fn answer_challenge(conn: &Connection, authkey: &[u8]) -> Result<(), ListenerError> {
-    let message = handshake_recv(conn)?;
+fn answer_challenge(
+    conn: &Connection,
+    authkey: &[u8],
+    stop: Stop<'_>,
+) -> Result<(), ListenerError> {
+    let message = handshake_recv(conn, stop)?;
     let Some(body) = message.strip_prefix(CHALLENGE) else {
         return Err(AuthenticationError(format!(
             "protocol error, expected a challenge, got {} bytes",
@@ -278,7 +428,7 @@ fn answer_challenge(conn: &Connection, authkey: &[u8]) -> Result<(), ListenerErr
         return Err(AuthenticationError("unsupported digest in the challenge".into()).into());
     }
     handshake_send(conn, &mac(authkey, body))?;
-    let verdict = handshake_recv(conn)?;
+    let verdict = handshake_recv(conn, stop)?;
     if verdict != WELCOME {
         return Err(AuthenticationError("digest sent was rejected".into()).into());
     }

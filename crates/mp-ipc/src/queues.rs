@@ -14,7 +14,7 @@
 use std::borrow::Borrow;
 use std::fmt;
 use std::marker::PhantomData;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -151,6 +151,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         let result = reduction::dumps_into(item, &mut buf)
             .map_err(PutError::Encode)
             .and_then(|fds| {
+                let fds: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
                 self.shared
                     .ring
                     .put(&buf, &fds, mp_spawn::deadline::of(timeout), counted)

@@ -279,12 +279,7 @@ fn raw_pair() -> (Connection, UnixStream) {
     // A connection is (fd, readable, writable) on the wire.
     let wire = (Fd::new(ours.into()), true, true);
     let dumped = reduction::dumps(&wire).unwrap();
-    let fds = dumped
-        .fds
-        .iter()
-        .map(|fd| fd.try_clone_to_owned().unwrap())
-        .collect();
-    (reduction::loads(&dumped.bytes, fds).unwrap(), theirs)
+    (reduction::loads(&dumped.bytes, dumped.fds).unwrap(), theirs)
 }
 
 fn header(magic: u32, nfds: u32, len: u64) -> Vec<u8> {

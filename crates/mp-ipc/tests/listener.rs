@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::io::Read;
 use std::time::Duration;
 
 use common::ctx;
@@ -151,4 +152,166 @@ fn accept_after_close_and_address_in_use() {
     ));
     drop(first);
     assert!(!path.exists());
+}
+
+const GUARD: Duration = Duration::from_secs(30);
+
+/// A client that connects and never answers the challenge holds `accept` only until the
+/// handshake deadline: it gets a typed error (and the silent client is hung up on), and the
+/// next good client, which queued behind it, is accepted.
+#[test]
+fn a_silent_client_times_out_and_the_next_client_is_accepted() {
+    for address in [
+        tcp(),
+        Address::Abstract(format!("mp-test-silent-{}", std::process::id()).into_bytes()),
+    ] {
+        let listener = Listener::bind(&address, Some(b"key")).unwrap();
+        assert_eq!(
+            listener.handshake_timeout(),
+            Some(mp_ipc::DEFAULT_HANDSHAKE_TIMEOUT)
+        );
+        listener.set_handshake_timeout(Some(Duration::from_millis(50)));
+        let address = listener.address().clone();
+        // Queued first: connect returns once the kernel has queued the connection.
+        let mut silent = raw_connect(&address);
+        let good = std::thread::spawn(move || talk(address, Some(b"key".to_vec())));
+        match listener.accept() {
+            Err(ListenerError::HandshakeTimeout) => {}
+            other => panic!("{other:?}"),
+        }
+        // The silent client got the challenge, then end-of-file: the server dropped it.
+        silent.set_read_timeout(Some(GUARD)).unwrap();
+        let mut got = Vec::new();
+        std::io::Read::read_to_end(&mut silent, &mut got).unwrap();
+        assert!(got.windows(11).any(|w| w == b"#CHALLENGE#"));
+        // The good client must not race the short deadline on a loaded machine.
+        listener.set_handshake_timeout(Some(GUARD));
+        let conn = listener.accept().unwrap();
+        assert_eq!(conn.recv::<String>().unwrap(), "ping");
+        conn.send(&"pong".to_string()).unwrap();
+        assert_eq!(good.join().unwrap(), "pong");
+    }
+}
+
+/// A raw connection that will never speak.
+fn raw_connect(address: &Address) -> Box<dyn ReadStream> {
+    match address {
+        Address::Tcp(a) => Box::new(std::net::TcpStream::connect(a).unwrap()),
+        Address::Abstract(name) => {
+            use std::os::linux::net::SocketAddrExt;
+            let a = std::os::unix::net::SocketAddr::from_abstract_name(name).unwrap();
+            Box::new(std::os::unix::net::UnixStream::connect_addr(&a).unwrap())
+        }
+        Address::Unix(p) => Box::new(std::os::unix::net::UnixStream::connect(p).unwrap()),
+    }
+}
+
+trait ReadStream: std::io::Read {
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()>;
+}
+
+impl ReadStream for std::net::TcpStream {
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        std::net::TcpStream::set_read_timeout(self, t)
+    }
+}
+
+impl ReadStream for std::os::unix::net::UnixStream {
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        std::os::unix::net::UnixStream::set_read_timeout(self, t)
+    }
+}
+
+/// `close` from another thread wakes an `accept` blocked waiting for a client; it returns
+/// `Closed`, and `close` itself does not wait for a client.
+#[test]
+fn close_from_another_thread_wakes_accept() {
+    for address in [tcp(), Address::Unix(unix_path("wake"))] {
+        let listener = std::sync::Arc::new(Listener::bind(&address, Some(b"key")).unwrap());
+        let (started, is_started) = std::sync::mpsc::channel();
+        let (done, is_done) = std::sync::mpsc::channel();
+        let l = listener.clone();
+        std::thread::spawn(move || {
+            started.send(()).unwrap();
+            done.send(l.accept().map(drop)).unwrap();
+        });
+        is_started.recv().unwrap();
+        // Whether accept is already blocked or not yet called, it must end with `Closed`.
+        let (closed, is_closed) = std::sync::mpsc::channel();
+        let l = listener.clone();
+        std::thread::spawn(move || {
+            l.close();
+            closed.send(()).unwrap();
+        });
+        is_closed.recv_timeout(GUARD).expect("close did not return");
+        match is_done.recv_timeout(GUARD).expect("accept was not woken") {
+            Err(ListenerError::Closed) => {}
+            other => panic!("{other:?}"),
+        }
+        if let Address::Unix(path) = &address {
+            assert!(!path.exists());
+        }
+    }
+}
+
+/// `close` also ends a handshake in progress with a silent client.
+#[test]
+fn close_ends_a_handshake_in_progress() {
+    let listener = std::sync::Arc::new(Listener::bind(&tcp(), Some(b"key")).unwrap());
+    listener.set_handshake_timeout(None);
+    let mut silent = raw_connect(listener.address());
+    let (done, is_done) = std::sync::mpsc::channel();
+    let l = listener.clone();
+    std::thread::spawn(move || done.send(l.accept().map(drop)).unwrap());
+    // The challenge has been sent: accept is inside the handshake.
+    let mut head = [0u8; 16];
+    silent.set_read_timeout(Some(GUARD)).unwrap();
+    silent.read_exact(&mut head).unwrap();
+    listener.close();
+    match is_done.recv_timeout(GUARD).expect("accept was not woken") {
+        Err(ListenerError::Closed) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A huge handshake timeout means no deadline: no `Instant` overflow, the handshake works.
+#[test]
+fn a_huge_handshake_timeout_does_not_panic() {
+    let listener = Listener::bind(&tcp(), Some(b"key")).unwrap();
+    listener.set_handshake_timeout(Some(Duration::MAX));
+    assert_eq!(listener.handshake_timeout(), Some(Duration::MAX));
+    let address = listener.address().clone();
+    let good = std::thread::spawn(move || talk(address, Some(b"key".to_vec())));
+    let conn = listener.accept().unwrap();
+    assert_eq!(conn.recv::<String>().unwrap(), "ping");
+    conn.send(&"pong".to_string()).unwrap();
+    assert_eq!(good.join().unwrap(), "pong");
+}
+
+/// A wrong key is still an authentication error under a handshake deadline, and the
+/// listener goes on.
+#[test]
+fn a_wrong_key_is_still_an_authentication_error_with_a_deadline() {
+    let listener = Listener::bind(&tcp(), Some(b"right")).unwrap();
+    listener.set_handshake_timeout(Some(GUARD));
+    let address = listener.address().clone();
+    let a = address.clone();
+    let bad = std::thread::spawn(move || client(&a, Some(b"wrong")).map(drop));
+    assert!(matches!(
+        listener.accept(),
+        Err(ListenerError::Authentication(_))
+    ));
+    assert!(matches!(
+        bad.join().unwrap(),
+        Err(ListenerError::Authentication(_))
+    ));
+    let good = std::thread::spawn(move || talk(address, Some(b"right".to_vec())));
+    let conn = listener.accept().unwrap();
+    assert_eq!(conn.recv::<String>().unwrap(), "ping");
+    conn.send(&"pong".to_string()).unwrap();
+    assert_eq!(good.join().unwrap(), "pong");
+}
+
+fn unix_path(tag: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("mp-test-{tag}-{}.sock", std::process::id()))
 }

@@ -101,17 +101,10 @@ impl PoolBuilder {
         let _ = initializer;
         let spec = reduction::dumps(&args)
             .map_err(|e| PoolError::Encode(e.0))
-            .and_then(|dumped| {
-                let fds = dumped
-                    .fds
-                    .iter()
-                    .map(|fd| fd.try_clone_to_owned().map(reduction::Fd::new))
-                    .collect::<Result<_, _>>()?;
-                Ok(InitSpec {
-                    entry: task::init_offset::<F, A>(),
-                    args: dumped.bytes,
-                    fds,
-                })
+            .map(|dumped| InitSpec {
+                entry: task::init_offset::<F, A>(),
+                args: dumped.bytes,
+                fds: dumped.fds.into_iter().map(reduction::Fd::new).collect(),
             });
         self.init = Some(spec);
         self
@@ -214,11 +207,7 @@ impl Prepared {
         let fds = if plain::encode(items, &mut frame) {
             Vec::new()
         } else {
-            reduction::dumps_into(items, &mut frame)
-                .map_err(|e| PoolError::Encode(e.0))?
-                .into_iter()
-                .map(|fd| fd.try_clone_to_owned())
-                .collect::<Result<_, _>>()?
+            reduction::dumps_into(items, &mut frame).map_err(|e| PoolError::Encode(e.0))?
         };
         Ok(Prepared {
             chunk,

@@ -12,7 +12,7 @@
 //! - to the pool: `RESULT slot:u32 id:u64 status:u8 body`, `DIED slot:u32 generation:u32`
 //!   (from the pool's monitor thread), `INIT_FAILED slot:u32 message`, or `WAKE`.
 
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -152,7 +152,7 @@ where
     }
     let len = frame.len();
     match reduction::dumps_into(&out, frame) {
-        Ok(fds) => send(frame, &fds),
+        Ok(fds) => send(frame, &fds.iter().map(AsFd::as_fd).collect::<Vec<_>>()),
         Err(e) => {
             frame.truncate(len);
             frame[STATUS_AT] = ENCODE_FAILED;

@@ -208,7 +208,7 @@ fn a_block_smaller_than_the_type_is_refused() {
     let fds = packed
         .fds
         .iter()
-        .map(|fd| fd.try_clone_to_owned().unwrap())
+        .map(|fd| fd.try_clone().unwrap())
         .collect();
     let err = loads::<RawValue<u64>>(&packed.bytes, fds).unwrap_err();
     assert!(err.to_string().contains("fewer than"), "{err}");
@@ -219,7 +219,7 @@ fn a_block_smaller_than_the_type_is_refused() {
     let fds = packed
         .fds
         .iter()
-        .map(|fd| fd.try_clone_to_owned().unwrap())
+        .map(|fd| fd.try_clone().unwrap())
         .collect();
     assert!(loads::<Array<u32>>(&packed.bytes, fds).is_err());
 }

@@ -73,7 +73,7 @@ pub(crate) fn exe_identity() -> std::io::Result<(u64, u64)> {
 /// shared descriptors (to send right after the lifeline).
 pub(crate) fn message(
     spec: &ChildSpec<'_>,
-    recipe: &Recipe<'_>,
+    recipe: &Recipe,
 ) -> std::io::Result<(Vec<u8>, OwnedFd, Vec<BorrowedFd<'static>>)> {
     let (shared, shared_fds) = resources::collect();
     let (parent_name, lifeline) = {
@@ -156,7 +156,8 @@ pub(crate) fn run_target<R: Serialize>(body: impl FnOnce() -> R, control: Borrow
     match panic::catch_unwind(AssertUnwindSafe(body)) {
         Ok(value) => match reduction::dumps(&value) {
             Ok(dumped) => {
-                send_outcome(control, &Outcome::Returned(dumped.bytes), &dumped.fds);
+                let fds: Vec<_> = dumped.fds.iter().map(AsFd::as_fd).collect();
+                send_outcome(control, &Outcome::Returned(dumped.bytes), &fds);
                 0
             }
             Err(e) => report_failure(control, &format!("cannot serialize the return value: {e}")),

@@ -110,14 +110,14 @@ fn is_disconnect(e: &std::io::Error) -> bool {
 
 pub(crate) fn start(
     spec: &ChildSpec<'_>,
-    recipe: &Recipe<'_>,
+    recipe: &Recipe,
 ) -> Result<(Child, OwnedFd), ProcessError> {
     let (boot, lifeline, shared) = bootstrap::message(spec, recipe)?;
     let (ours, theirs) = sys::socketpair()?;
     let (status_r, status_w) = sys::pipe()?;
     let mut fds = vec![theirs.as_fd(), status_w.as_fd(), lifeline.as_fd()];
     fds.extend(shared);
-    fds.extend(recipe.args.fds.iter().copied());
+    fds.extend(recipe.args.fds.iter().map(AsFd::as_fd));
     let mut server = lock(&SERVER);
     let mut retried = false;
     let (pid, pidfd) = loop {

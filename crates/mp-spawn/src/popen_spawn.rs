@@ -29,7 +29,7 @@ pub(crate) fn spawn_with_channel(mark: &CStr, fd: &OwnedFd) -> std::io::Result<u
 
 pub(crate) fn start(
     spec: &ChildSpec<'_>,
-    recipe: &Recipe<'_>,
+    recipe: &Recipe,
 ) -> Result<(Child, OwnedFd), ProcessError> {
     let (boot, lifeline, shared) = bootstrap::message(spec, recipe)?;
     let (ours, theirs) = sys::socketpair()?;
@@ -39,7 +39,7 @@ pub(crate) fn start(
     let child = Child::new(pid, spec.name.to_owned(), spec.daemon, pidfd, None);
     let mut fds = vec![lifeline.as_fd()];
     fds.extend(shared);
-    fds.extend(recipe.args.fds.iter().copied());
+    fds.extend(recipe.args.fds.iter().map(AsFd::as_fd));
     match channel::send(ours.as_fd(), &boot, &fds) {
         // A child that died before reading is reported by `join`, with its exit code.
         Ok(()) => {}

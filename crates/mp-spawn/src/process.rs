@@ -51,9 +51,9 @@ impl_target!(A1, A2, A3, A4, A5, A6, A7);
 impl_target!(A1, A2, A3, A4, A5, A6, A7, A8);
 
 /// What a spawn or forkserver child needs to find and call its target.
-pub(crate) struct Recipe<'a> {
+pub(crate) struct Recipe {
     pub(crate) entry: i64,
-    pub(crate) args: Dumped<'a>,
+    pub(crate) args: Dumped,
 }
 
 /// The target and its arguments, erased over their types.
@@ -61,7 +61,7 @@ pub(crate) trait Launch<R>: Send {
     /// Runs the target here (in a forked child).
     fn run(self: Box<Self>) -> R;
     /// How a fresh process finds the target again, if it can.
-    fn recipe(&self, method: StartMethod) -> Result<Recipe<'_>, ProcessError>;
+    fn recipe(&self, method: StartMethod) -> Result<Recipe, ProcessError>;
 }
 
 struct FnLaunch<F, A> {
@@ -79,7 +79,7 @@ where
         self.target.call(self.args)
     }
 
-    fn recipe(&self, _: StartMethod) -> Result<Recipe<'_>, ProcessError> {
+    fn recipe(&self, _: StartMethod) -> Result<Recipe, ProcessError> {
         Ok(Recipe {
             entry: bootstrap::entry_offset::<F, A>(),
             args: reduction::dumps(&self.args)?,
@@ -97,7 +97,7 @@ where
         (self.0)()
     }
 
-    fn recipe(&self, method: StartMethod) -> Result<Recipe<'_>, ProcessError> {
+    fn recipe(&self, method: StartMethod) -> Result<Recipe, ProcessError> {
         Err(ProcessError::ClosureNeedsFork { method })
     }
 }

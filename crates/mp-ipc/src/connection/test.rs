@@ -32,6 +32,6 @@ fn growth_is_bounded_by_what_arrives() {
     drop(guard);
     a.close();
     let guard = b.handle();
-    let r = read_frame(guard.as_ref().unwrap().as_fd(), u64::MAX);
+    let r = read_frame(guard.as_ref().unwrap().as_fd(), u64::MAX, Stop::NEVER);
     assert!(matches!(r, Err(RecvError::Malformed(_))), "{r:?}");
 }

@@ -17,10 +17,10 @@ fn mac_is_hmac_sha256_with_the_digest_prefix() {
 fn handshake_in_both_directions_over_a_pipe() {
     let (a, b) = crate::pipe(true).unwrap();
     let t = std::thread::spawn(move || {
-        deliver_challenge(&a, b"k").unwrap();
-        answer_challenge(&a, b"k").unwrap();
+        deliver_challenge(&a, b"k", Stop::NEVER).unwrap();
+        answer_challenge(&a, b"k", Stop::NEVER).unwrap();
     });
-    answer_challenge(&b, b"k").unwrap();
-    deliver_challenge(&b, b"k").unwrap();
+    answer_challenge(&b, b"k", Stop::NEVER).unwrap();
+    deliver_challenge(&b, b"k", Stop::NEVER).unwrap();
     t.join().unwrap();
 }
