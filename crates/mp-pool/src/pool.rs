@@ -344,6 +344,12 @@ fn run(callbacks: Vec<Deferred>) {
 /// it**, as the end of Python's `with Pool() as p:` block does: results still outstanding
 /// fail with [`PoolError::Terminated`]. Workers are daemons: they also end when the owner
 /// process ends, however it ends.
+///
+/// # The fork start method
+/// Every worker, first or replacement, is a fork of the thread that built the pool, as it was
+/// then: a helper process forked at that moment forks them all. So a replacement has the
+/// same stack as the first workers, and no lock that another thread takes later is held in
+/// it. Build the pool before other threads take locks its tasks need.
 pub struct Pool {
     inner: Arc<Inner>,
     threads: Mutex<Vec<JoinHandle<()>>>,
