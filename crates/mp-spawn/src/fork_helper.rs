@@ -39,6 +39,11 @@ const EXIT_GRACE: Duration = Duration::from_secs(5);
 /// the first ones: a `fork()` from a helper thread would give them that thread's small stack
 /// and the locks other threads held at that moment.
 ///
+/// The helper runs until this value, its clones and every [`Process`] made through it are
+/// dropped; then it exits and is reaped (a process still running then keeps running, but
+/// its exit code is lost). It dies with its creator, as a daemon child does. A dead helper
+/// cannot be replaced, since the snapshot is gone: `start` then returns an I/O error.
+///
 /// ```
 /// fn double(x: u64) -> u64 {
 ///     x * 2
