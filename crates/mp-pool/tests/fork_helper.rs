@@ -144,7 +144,67 @@ fn replacement_misses_locks_held_by_other_threads(m: StartMethod) {
     assert!(ran.contains(&new));
 }
 
+/// Builds a fork-method pool, reports the pids of its helper and its worker, and waits to be
+/// killed.
+fn pool_owner(report: Queue<u32>) {
+    let pool = Pool::builder()
+        .processes(1)
+        .context(ctx(StartMethod::Fork))
+        .build()
+        .unwrap();
+    report.put(pool.fork_helper_pid().unwrap()).unwrap();
+    report.put(pool.pids()[0]).unwrap();
+    mp_spawn::testing::park_forever();
+}
+
+/// Waits for `pid` to end (its pidfd turns readable, whoever its parent is), then reaps it if
+/// it came back to this process (a child subreaper).
+fn wait_gone(pid: u32) {
+    // SAFETY: pidfd_open with a pid and no flags.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as i32, 0) };
+    if fd >= 0 {
+        let mut pfd = libc::pollfd {
+            fd: fd as i32,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd (hang guard: 60 s); then close the fd we opened.
+        unsafe {
+            assert_eq!(
+                libc::poll(&mut pfd, 1, 60_000),
+                1,
+                "process {pid} is still alive"
+            );
+            libc::close(fd as i32);
+        }
+    }
+    let mut status = 0;
+    // SAFETY: waitpid on one pid; ECHILD (not ours) is fine.
+    unsafe { libc::waitpid(pid as i32, &mut status, libc::WNOHANG) };
+}
+
+/// The owner of a fork-method pool is killed: its helper and its worker die too.
+fn fork_pool_dies_with_its_owner(m: StartMethod) {
+    // Orphans come back to this process, to be reaped here rather than left to init.
+    // SAFETY: prctl with integer arguments.
+    let made_subreaper = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    assert_eq!(made_subreaper, 0);
+    let report = Queue::new().unwrap();
+    let mut owner = ctx(m).process(pool_owner, (report.clone(),));
+    owner.start().unwrap();
+    let helper = report.get_timeout(GUARD).unwrap();
+    let worker = report.get_timeout(GUARD).unwrap();
+    owner.kill().unwrap();
+    assert!(matches!(
+        owner.join(),
+        Err(mp_spawn::ProcessError::Killed { signal: 9 })
+    ));
+    wait_gone(helper);
+    wait_gone(worker);
+}
+
 mp_spawn::test_matrix!(
     replacement_has_the_creators_stack,
     replacement_misses_locks_held_by_other_threads,
+    fork_pool_dies_with_its_owner,
 );
