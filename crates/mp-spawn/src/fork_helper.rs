@@ -2,8 +2,8 @@
 //!
 //! The fork start method copies whichever thread calls `fork`: its stack (a spawned thread's
 //! is 2 MiB by default) and the locks other threads hold at that moment. A fork-method pool
-//! that replaces workers from a helper thread therefore made replacements unlike the first
-//! workers. A fork helper is forked once, from the thread that creates it, and stays
+//! that forked replacement workers from its handler thread therefore made them unlike the
+//! first workers. A fork helper is forked once, from the thread that creates it, and stays
 //! single-threaded; every child it forks for us is a copy of that one snapshot, on that
 //! thread's stack. It speaks the forkserver's protocol (`forkserver::serve_requests`): the
 //! request is the bootstrap message (entry offset and arguments, valid since the helper runs
