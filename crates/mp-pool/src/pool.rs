@@ -278,6 +278,9 @@ pub(crate) struct Inner {
     config: Config,
     /// Tells the monitor thread about new workers; the socket wakes it from its wait.
     monitor: Mutex<(mpsc::Sender<Watch>, UnixStream)>,
+    /// Under the fork method, forks every worker (see `mp_spawn::ForkServer`); dropped once
+    /// the workers are gone.
+    fork_helper: Mutex<Option<mp_spawn::ForkServer>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -330,6 +333,12 @@ fn run(callbacks: Vec<Deferred>) {
 /// it**, as the end of Python's `with Pool() as p:` block does: results still outstanding
 /// fail with [`PoolError::Terminated`]. Workers are daemons: they also end when the owner
 /// process ends, however it ends.
+///
+/// # The fork start method
+/// Every worker, first or replacement, is a fork of the thread that built the pool, as it was
+/// then: a helper process forked at that moment forks them all. So a replacement has the
+/// same stack as the first workers, and no lock that another thread takes later is held in
+/// it. Build the pool before other threads take locks its tasks need.
 pub struct Pool {
     inner: Arc<Inner>,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -360,6 +369,13 @@ impl Pool {
 
     fn start(config: Config) -> Result<Pool, PoolError> {
         task::install_panic_capture();
+        // Forked first, from the caller's thread: the first workers and every replacement
+        // are forks of this one snapshot, not of whichever thread starts them (the handler's
+        // small stack, locks that other threads hold at that moment).
+        let fork_helper = match config.ctx.start_method() {
+            StartMethod::Fork => Some(mp_spawn::ForkServer::start()?),
+            _ => None,
+        };
         let results = Queue::<()>::new()?;
         let (wake_rx, wake_tx) = mp_shm::sys::socketpair(libc::SOCK_STREAM)?;
         let (watch_tx, watch_rx) = mpsc::channel();
@@ -380,6 +396,7 @@ impl Pool {
             results: results.clone(),
             config,
             monitor: Mutex::new((watch_tx, UnixStream::from(wake_tx))),
+            fork_helper: Mutex::new(fork_helper),
         });
         let monitor = std::thread::Builder::new()
             .name("mp-pool-monitor".into())
@@ -410,6 +427,14 @@ impl Pool {
     /// The number of workers.
     pub fn processes(&self) -> usize {
         self.inner.config.processes
+    }
+
+    /// The pid of the process that forks the workers of a fork-method pool (for tests).
+    #[doc(hidden)]
+    pub fn fork_helper_pid(&self) -> Option<u32> {
+        lock(&self.inner.fork_helper)
+            .as_ref()
+            .map(mp_spawn::ForkServer::pid)
     }
 
     /// The pids of the live workers (they change as workers are replaced).
@@ -582,6 +607,8 @@ impl Pool {
         for thread in threads {
             let _ = thread.join();
         }
+        // Every worker has been reaped: the helper has nothing left to fork or report.
+        drop(lock(&self.inner.fork_helper).take());
         self.joined.store(true, Ordering::Release);
         Ok(())
     }
@@ -913,10 +940,11 @@ impl Inner {
             maxtasks: self.config.maxtasks,
         };
         st.started += 1;
-        let mut process = self
-            .config
-            .ctx
-            .process(worker::worker_main, (args,))
+        let process = match &*lock(&self.fork_helper) {
+            Some(helper) => helper.process(worker::worker_main, (args,)),
+            None => self.config.ctx.process(worker::worker_main, (args,)),
+        };
+        let mut process = process
             .with_name(format!("{}-{}", self.config.prefix, st.started))
             .with_daemon(true);
         process.start()?;

@@ -8,7 +8,7 @@
 //! server dies, the next start brings up a new one; children of the old one keep running but
 //! their exit code is lost (their `join` reports an I/O error).
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -86,13 +86,15 @@ fn retire(server: Server, kill: bool) {
     let _ = sys::reap_pidfd(server.pidfd.as_fd());
 }
 
-fn request(
-    server: &Server,
+/// One start request to a server (the forkserver or a fork helper): the pid and pidfd of the
+/// child it forked.
+pub(crate) fn request(
+    sock: BorrowedFd<'_>,
     boot: &[u8],
-    fds: &[std::os::fd::BorrowedFd<'_>],
+    fds: &[BorrowedFd<'_>],
 ) -> std::io::Result<(u32, OwnedFd)> {
-    channel::send(server.sock.as_fd(), boot, fds)?;
-    let (payload, mut fds) = channel::recv(server.sock.as_fd(), 1 << 16)?;
+    channel::send(sock, boot, fds)?;
+    let (payload, mut fds) = channel::recv(sock, 1 << 16)?;
     match postcard::from_bytes::<Reply>(&payload).map_err(std::io::Error::other)? {
         Reply::Started { pid } => Ok((
             pid,
@@ -103,7 +105,7 @@ fn request(
     }
 }
 
-fn is_disconnect(e: &std::io::Error) -> bool {
+pub(crate) fn is_disconnect(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
     matches!(e.kind(), BrokenPipe | ConnectionReset | UnexpectedEof)
 }
@@ -112,30 +114,44 @@ pub(crate) fn start(
     spec: &ChildSpec<'_>,
     recipe: &Recipe,
 ) -> Result<(Child, OwnedFd), ProcessError> {
+    start_with(spec, recipe, |boot, fds| {
+        let mut server = lock(&SERVER);
+        let mut retried = false;
+        loop {
+            if server.is_none() {
+                *server = Some(launch()?);
+            }
+            let sock = server.as_ref().expect("launched above").sock.as_fd();
+            match request(sock, boot, fds) {
+                Ok(started) => return Ok(started),
+                Err(e) if !retried && is_disconnect(&e) => {
+                    retried = true;
+                    if let Some(dead) = server.take() {
+                        retire(dead, true);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    })
+}
+
+/// Starts a child through a server: builds the bootstrap message and the descriptors
+/// `[result channel, status pipe, lifeline, shared..., args' fds...]`, has `send` deliver them
+/// (it answers the child's pid and pidfd), and keeps the read end of the status pipe, into
+/// which the server writes the exit code.
+pub(crate) fn start_with(
+    spec: &ChildSpec<'_>,
+    recipe: &Recipe,
+    send: impl FnOnce(&[u8], &[BorrowedFd<'_>]) -> std::io::Result<(u32, OwnedFd)>,
+) -> Result<(Child, OwnedFd), ProcessError> {
     let (boot, lifeline, shared) = bootstrap::message(spec, recipe)?;
     let (ours, theirs) = sys::socketpair()?;
     let (status_r, status_w) = sys::pipe()?;
     let mut fds = vec![theirs.as_fd(), status_w.as_fd(), lifeline.as_fd()];
     fds.extend(shared);
     fds.extend(recipe.args.fds.iter().map(AsFd::as_fd));
-    let mut server = lock(&SERVER);
-    let mut retried = false;
-    let (pid, pidfd) = loop {
-        if server.is_none() {
-            *server = Some(launch()?);
-        }
-        match request(server.as_ref().expect("launched above"), &boot, &fds) {
-            Ok(started) => break started,
-            Err(e) if !retried && is_disconnect(&e) => {
-                retried = true;
-                if let Some(dead) = server.take() {
-                    retire(dead, true);
-                }
-            }
-            Err(e) => return Err(e.into()),
-        }
-    };
-    drop(server);
+    let (pid, pidfd) = send(&boot, &fds)?;
     Ok((
         Child::new(
             pid,
@@ -191,11 +207,20 @@ pub(crate) fn serve(sock: OwnedFd) -> ! {
         sys::exit_now(1);
     }
     bootstrap::install_panic_hook();
-    let _ = sys::dev_null();
     for hook in hello.preload {
         // SAFETY: the executable identity matched, so each offset designates the same fn here.
         unsafe { bootstrap::call_hook(hook) };
     }
+    serve_requests(sock)
+}
+
+/// The request loop of a server: the forkserver, or a fork helper (see `fork_helper`). It
+/// must run in a single-threaded process, and never returns.
+pub(crate) fn serve_requests(sock: OwnedFd) -> ! {
+    sys::set_signal_ignored(libc::SIGPIPE, true);
+    // Ctrl-C reaches the whole process group; the parent decides what its children do.
+    sys::set_signal_ignored(libc::SIGINT, true);
+    let _ = sys::dev_null();
     let mut kids: Vec<Kid> = Vec::new();
     loop {
         let mut watch = vec![sock.as_fd()];
@@ -227,7 +252,8 @@ pub(crate) fn serve(sock: OwnedFd) -> ! {
             );
             continue;
         };
-        // SAFETY: this server is single-threaded (it runs before main and starts no thread).
+        // SAFETY: this server is single-threaded: the forkserver runs before main, a fork
+        // helper is a fork of one thread, and neither starts a thread.
         match unsafe { sys::fork() } {
             Ok(Forked::Child) => {
                 drop(sock);

@@ -39,6 +39,7 @@ mod context;
 #[doc(hidden)]
 pub mod deadline;
 mod error;
+mod fork_helper;
 mod forkserver;
 mod popen_fork;
 mod popen_spawn;
@@ -55,6 +56,8 @@ pub use context::{
     Context, StartMethod, get_all_start_methods, get_context, get_start_method, set_start_method,
 };
 pub use error::{ContextError, ProcessError};
+#[doc(hidden)]
+pub use fork_helper::ForkServer;
 #[doc(hidden)]
 pub use forkserver::forkserver_pid;
 pub use forkserver::set_forkserver_preload;

@@ -13,7 +13,7 @@ use crate::bootstrap::{self, Outcome};
 use crate::context::{StartMethod, get_start_method};
 use crate::error::ProcessError;
 use crate::reduction::{self, Dumped};
-use crate::{channel, forkserver, popen_fork, popen_spawn, sys};
+use crate::{channel, fork_helper, forkserver, popen_fork, popen_spawn, sys};
 
 /// A function that a process can run with the arguments `Args` (a tuple, as Python's `args`).
 ///
@@ -358,6 +358,9 @@ pub struct Process<R = ()> {
     outcome: Option<(Outcome, Vec<OwnedFd>)>,
     joined: bool,
     closed: bool,
+    /// Started through a fork helper instead of its start method (`ForkServer::process`);
+    /// kept while the process lives, so that the helper can report its exit code.
+    helper: Option<Arc<fork_helper::Helper>>,
     _value: PhantomData<fn() -> R>,
 }
 
@@ -403,6 +406,17 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
         Self::unstarted(method, Box::new(FnLaunch { target, args }))
     }
 
+    /// A process that the fork helper `helper` forks when it starts.
+    pub(crate) fn through_helper<F, A>(helper: Arc<fork_helper::Helper>, target: F, args: A) -> Self
+    where
+        F: Target<A, Output = R>,
+        A: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let mut process = Self::with_method(Some(StartMethod::Fork), target, args);
+        process.helper = Some(helper);
+        process
+    }
+
     pub(crate) fn closure_with_method<C>(method: Option<StartMethod>, closure: C) -> Self
     where
         C: FnOnce() -> R + Send + 'static,
@@ -435,6 +449,7 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
             outcome: None,
             joined: false,
             closed: false,
+            helper: None,
             _value: PhantomData,
         }
     }
@@ -469,10 +484,12 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
             daemon: self.daemon,
         };
         let started = match method {
-            StartMethod::Fork => popen_fork::start(&spec, move |control| {
-                bootstrap::run_target(move || launch.run(), control)
-            }),
-            StartMethod::Spawn | StartMethod::Forkserver => {
+            StartMethod::Fork if self.helper.is_none() => {
+                popen_fork::start(&spec, move |control| {
+                    bootstrap::run_target(move || launch.run(), control)
+                })
+            }
+            _ => {
                 let recipe = match launch.recipe(method) {
                     Ok(recipe) => recipe,
                     Err(e) => {
@@ -480,7 +497,9 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
                         return Err(e);
                     }
                 };
-                if method == StartMethod::Spawn {
+                if let Some(helper) = &self.helper {
+                    helper.start(&spec, &recipe)
+                } else if method == StartMethod::Spawn {
                     popen_spawn::start(&spec, &recipe)
                 } else {
                     forkserver::start(&spec, &recipe)
