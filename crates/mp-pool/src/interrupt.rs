@@ -42,6 +42,13 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
 });
 
 fn registry() -> MutexGuard<'static, Registry> {
+    static HELD_ACROSS_FORK: std::sync::Once = std::sync::Once::new();
+    // A pool made in a forked child takes this lock: no fork may copy it held.
+    HELD_ACROSS_FORK.call_once(|| mp_spawn::hold_across_fork(|| Box::new(lock_registry())));
+    lock_registry()
+}
+
+fn lock_registry() -> MutexGuard<'static, Registry> {
     REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
 }
 

@@ -175,7 +175,9 @@ pub(crate) fn run_target<R: Serialize>(body: impl FnOnce() -> R, control: Borrow
 }
 
 fn report_failure(control: BorrowedFd<'_>, message: &str) -> i32 {
-    eprintln!("Process {}: {message}", global().name);
+    // The name first: mp never prints while it holds its own state (see `atfork`).
+    let name = global().name.to_string();
+    eprintln!("Process {name}: {message}");
     send_outcome(control, &Outcome::Failed(message.to_owned()), &[]);
     1
 }
@@ -208,9 +210,10 @@ pub fn install_panic_hook() {
 /// Returns the lifeline to keep (this child's own open file description of it).
 pub(crate) fn watch_parent(lifeline: OwnedFd) -> OwnedFd {
     match sys::kill_me_when_hung_up(lifeline.as_fd()) {
-        Ok(own) if !sys::poll_readable(&[own.as_fd()], Some(std::time::Duration::ZERO))
-            .map(|r| r[0])
-            .unwrap_or(true) =>
+        Ok(own)
+            if !sys::poll_readable(&[own.as_fd()], Some(std::time::Duration::ZERO))
+                .map(|r| r[0])
+                .unwrap_or(true) =>
         {
             own
         }
@@ -284,6 +287,7 @@ pub(crate) fn child_main(payload: &[u8], fds: Vec<OwnedFd>, control: OwnedFd) ->
 }
 
 fn spawned_child(control: OwnedFd) -> ! {
+    crate::context::force_start_method(crate::StartMethod::Spawn);
     // Rust's runtime ignores SIGPIPE before `main`; a child that never reaches `main` does it here.
     sys::set_signal_ignored(libc::SIGPIPE, true);
     // Keep the low fd numbers free for the target, as in a fresh program.

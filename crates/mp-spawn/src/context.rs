@@ -7,7 +7,7 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -57,7 +57,28 @@ impl FromStr for StartMethod {
 }
 
 const DEFAULT_METHOD: StartMethod = StartMethod::Forkserver;
-static CHOSEN: Mutex<Option<StartMethod>> = Mutex::new(None);
+/// The chosen default: 0 while none was set, else the method's code. An atomic, not a lock:
+/// a forked child reads and forces it, and must never find it held by another thread.
+static CHOSEN: AtomicU8 = AtomicU8::new(0);
+
+impl StartMethod {
+    const fn code(self) -> u8 {
+        match self {
+            Self::Fork => 1,
+            Self::Spawn => 2,
+            Self::Forkserver => 3,
+        }
+    }
+
+    const fn from_code(code: u8) -> Option<Self> {
+        match code {
+            1 => Some(Self::Fork),
+            2 => Some(Self::Spawn),
+            3 => Some(Self::Forkserver),
+            _ => None,
+        }
+    }
+}
 
 /// A start method to create processes with; contexts of different methods work side by side.
 ///
@@ -135,20 +156,25 @@ pub fn get_context(method: &str) -> Result<Context, ContextError> {
 /// Sets the default start method; a second call is an error unless `force` is true.
 pub fn set_start_method(method: &str, force: bool) -> Result<(), ContextError> {
     let method: StartMethod = method.parse()?;
-    let mut chosen = CHOSEN.lock().unwrap_or_else(|e| e.into_inner());
-    if chosen.is_some() && !force {
-        return Err(ContextError::AlreadySet);
+    if force {
+        CHOSEN.store(method.code(), Ordering::Relaxed);
+        return Ok(());
     }
-    *chosen = Some(method);
-    Ok(())
+    CHOSEN
+        .compare_exchange(0, method.code(), Ordering::Relaxed, Ordering::Relaxed)
+        .map(drop)
+        .map_err(|_| ContextError::AlreadySet)
+}
+
+/// In a child: its default start method becomes the one that started it, as Python's
+/// `_bootstrap` forces it (so a child's `get_start_method()` names its own method).
+pub(crate) fn force_start_method(method: StartMethod) {
+    CHOSEN.store(method.code(), Ordering::Relaxed);
 }
 
 /// The default start method: the one set by `set_start_method`, or forkserver.
 pub fn get_start_method() -> StartMethod {
-    CHOSEN
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .unwrap_or(DEFAULT_METHOD)
+    StartMethod::from_code(CHOSEN.load(Ordering::Relaxed)).unwrap_or(DEFAULT_METHOD)
 }
 
 /// Every start method, the default first: `["forkserver", "fork", "spawn"]`.

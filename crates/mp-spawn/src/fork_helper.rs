@@ -14,8 +14,7 @@
 //! dies with its creator (it watches the creator's lifeline, as a daemon child does), and it
 //! is reaped when the last of those values is dropped.
 
-use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,9 +22,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::ProcessError;
-use crate::process::{Child, ChildSpec, ParentLink, Process, Recipe, Target, global, lock};
+use crate::process::{Child, ChildSpec, Process, Recipe, Target, global, lock};
 use crate::sys::{self, Forked};
-use crate::{bootstrap, forkserver};
+use crate::{forkserver, popen_fork};
 
 /// How long a dropped helper may take to exit on its own before it is killed (it exits as
 /// soon as it reads the end of its socket; this only guards against a stopped helper).
@@ -81,40 +80,20 @@ impl ForkServer {
     /// the children will need.
     pub fn start() -> Result<ForkServer, ProcessError> {
         let (ours, theirs) = sys::socketpair()?;
-        let dev_null = sys::dev_null()?;
-        bootstrap::install_panic_hook();
-        // Unflushed output would be printed by the helper's children too.
-        let _ = std::io::stdout().flush();
-        // mp's own locks are held across the fork, in the order `popen_fork` takes them, so
-        // that the helper finds them consistent.
-        let server = forkserver::lock_for_fork();
-        let mut g = global();
-        g.lifeline_reader()?;
+        let identity = global().identity.clone();
+        let spec = ChildSpec {
+            name: "ForkHelper",
+            identity: &identity,
+            // A daemon: it watches the creator's lifeline and dies with it.
+            daemon: true,
+        };
         let parent_pid = sys::getpid();
-        // SAFETY: the child only resets mp's state, whose locks this thread holds, then serves
-        // requests with that state (socket I/O, fork); it never takes a lock another thread
-        // might have held. The copy being of this thread alone is the point.
-        match unsafe { sys::fork() }? {
+        match popen_fork::fork_child(&spec)? {
             Forked::Child => {
                 drop(ours);
-                forkserver::forget_in_child(server);
-                // Our copy of the write end is closed here, so the lifeline hangs up when the
-                // creator dies; the helper, as a daemon, dies then too.
-                let lifeline = g.take_parent_lifeline().map(bootstrap::watch_parent);
-                let parent = ParentLink {
-                    name: g.name.to_string(),
-                    pid: parent_pid,
-                    lifeline,
-                };
-                let identity = g.identity.clone();
-                g.become_child("ForkHelper".to_owned(), identity, true, parent);
-                drop(g);
-                let _ = sys::stdin_to(dev_null);
                 forkserver::serve_requests(theirs)
             }
             Forked::Parent(pid) => {
-                drop(g);
-                drop(server);
                 drop(theirs);
                 // Without a pidfd the helper could not be reaped: `ours` closes on return,
                 // the helper exits, and the pid stays a zombie only until we exit.
@@ -185,8 +164,7 @@ impl Drop for Helper {
         let sock = self.sock.get_mut().unwrap_or_else(|e| e.into_inner());
         // shutdown, not close: other children forked from the creator may hold copies of
         // this socket, and the helper must see the end of the stream all the same.
-        // SAFETY: shutdown(2) on a socket this value owns; it closes no descriptor.
-        unsafe { libc::shutdown(sock.as_raw_fd(), libc::SHUT_RDWR) };
+        let _ = sys::shutdown(sock.as_fd());
         let exited = sys::poll_readable(&[self.pidfd.as_fd()], Some(EXIT_GRACE))
             .map(|r| r[0])
             .unwrap_or(false);

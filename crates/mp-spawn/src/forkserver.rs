@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bootstrap::{self, MAGIC, SERVER_MARK};
 use crate::channel;
+use crate::context::{self, StartMethod};
 use crate::error::ProcessError;
 use crate::popen_spawn::spawn_with_channel;
 use crate::process::{Child, ChildSpec, Recipe, lock};
@@ -194,6 +195,8 @@ struct Kid {
 
 /// The server's loop; runs before `main` in the server process and never returns.
 pub(crate) fn serve(sock: OwnedFd) -> ! {
+    // Its children inherit this: their `get_start_method()` says forkserver.
+    context::force_start_method(StartMethod::Forkserver);
     sys::set_signal_ignored(libc::SIGPIPE, true);
     // Ctrl-C reaches the whole process group; the parent decides what its children do.
     sys::set_signal_ignored(libc::SIGINT, true);

@@ -33,6 +33,7 @@
 
 #![cfg(all(target_os = "linux", target_env = "gnu"))]
 
+mod atfork;
 mod bootstrap;
 mod channel;
 mod context;
@@ -50,6 +51,9 @@ mod sys;
 #[doc(hidden)]
 pub mod testing;
 
+pub use atfork::set_fork_warning;
+#[doc(hidden)]
+pub use atfork::{Hold, hold_across_fork};
 #[doc(hidden)]
 pub use bootstrap::install_panic_hook;
 pub use context::{

@@ -1,13 +1,12 @@
 //! The fork start method: the child is a copy of the caller and runs the target in place.
 
-use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
+use crate::context::{StartMethod, force_start_method};
 use crate::error::ProcessError;
-use crate::forkserver;
 use crate::process::{Child, ChildSpec, ParentLink, global};
 use crate::sys::{self, Forked};
-use crate::{bootstrap, resources};
+use crate::{atfork, bootstrap, forkserver, resources};
 
 /// Forks a child that runs `body` (which reports on the result channel it is given) and exits.
 pub(crate) fn start(
@@ -15,49 +14,13 @@ pub(crate) fn start(
     body: impl FnOnce(BorrowedFd<'_>) -> i32,
 ) -> Result<(Child, OwnedFd), ProcessError> {
     let (ours, theirs) = sys::socketpair()?;
-    let dev_null = sys::dev_null()?;
-    bootstrap::install_panic_hook();
-    // A forked child inherits the shared descriptors as they are; make sure they exist (the
-    // resource tracker, say), so that it shares them as a spawned child would.
-    drop(resources::collect());
-    // Unflushed output would be printed twice, once by each process.
-    let _ = std::io::stdout().flush();
-    // mp's own locks are held across the fork (forkserver first, then the global state, the
-    // order used everywhere), so that the child finds them in a consistent state.
-    let server = forkserver::lock_for_fork();
-    let mut g = global();
-    g.lifeline_reader()?;
-    let parent_pid = sys::getpid();
-    // SAFETY: the child touches only mp's state, whose locks this thread holds, and then runs
-    // the target; a target that needs locks held by other threads of a multi-threaded parent is
-    // the documented hazard of the fork start method.
-    match unsafe { sys::fork() }? {
+    match fork_child(spec)? {
         Forked::Child => {
             drop(ours);
-            forkserver::forget_in_child(server);
-            let mut lifeline = g.take_parent_lifeline();
-            if spec.daemon {
-                lifeline = lifeline.map(bootstrap::watch_parent);
-            }
-            let parent = ParentLink {
-                name: g.name.to_string(),
-                pid: parent_pid,
-                lifeline,
-            };
-            g.become_child(
-                spec.name.to_owned(),
-                spec.identity.to_vec(),
-                spec.daemon,
-                parent,
-            );
-            drop(g);
-            let _ = sys::stdin_to(dev_null);
             let code = body(theirs.as_fd());
             bootstrap::finish(code)
         }
         Forked::Parent(pid) => {
-            drop(g);
-            drop(server);
             drop(theirs);
             let pidfd = sys::pidfd_open(pid)?;
             Ok((
@@ -66,4 +29,57 @@ pub(crate) fn start(
             ))
         }
     }
+}
+
+/// Forks a child of this process, as `spec` describes it. Returns `Forked::Child` in the
+/// child, whose mp state is then that of a child (its name, its parent, the death watch of a
+/// daemon, stdin on /dev/null, start method fork), and the pid in the parent.
+///
+/// Every lock that mp's child path takes is held across the `fork()` call (see `atfork`), so
+/// the child never finds one held by a thread it does not have.
+pub(crate) fn fork_child(spec: &ChildSpec<'_>) -> Result<Forked, ProcessError> {
+    atfork::warn_if_threaded();
+    let dev_null = sys::dev_null()?;
+    bootstrap::install_panic_hook();
+    // Caches a child may fill are filled here, so that no other thread is filling them at the
+    // fork: the executable's identity, and the shared descriptors (the resource tracker, say),
+    // which a forked child inherits as they are.
+    bootstrap::exe_identity()?;
+    drop(resources::collect());
+    let mut held = atfork::Held::take();
+    let server = forkserver::lock_for_fork();
+    let mut g = global();
+    g.lifeline_reader()?;
+    let shared = resources::lock_for_fork();
+    held.take_registered();
+    let parent_pid = sys::getpid();
+    // SAFETY: the child touches only state whose locks this thread holds across the fork (mp's
+    // own, std's stdout and stderr, and those registered with `atfork`); a target that needs
+    // locks held by other threads of a multi-threaded parent is the documented hazard of the
+    // fork start method (and the reason for `atfork::warn_if_threaded`).
+    let forked = unsafe { sys::fork() }?;
+    if let Forked::Child = forked {
+        forkserver::forget_in_child(server);
+        let mut lifeline = g.take_parent_lifeline();
+        if spec.daemon {
+            lifeline = lifeline.map(bootstrap::watch_parent);
+        }
+        let parent = ParentLink {
+            name: g.name.to_string(),
+            pid: parent_pid,
+            lifeline,
+        };
+        g.become_child(
+            spec.name.to_owned(),
+            spec.identity.to_vec(),
+            spec.daemon,
+            parent,
+        );
+        force_start_method(StartMethod::Fork);
+        let _ = sys::stdin_to(dev_null);
+    }
+    drop(shared);
+    drop(g);
+    drop(held);
+    Ok(forked)
 }

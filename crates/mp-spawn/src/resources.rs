@@ -22,6 +22,11 @@ fn shared() -> std::sync::MutexGuard<'static, BTreeMap<String, Entry>> {
     SHARED.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The registry's lock, held across a fork (see `atfork`).
+pub(crate) fn lock_for_fork() -> std::sync::MutexGuard<'static, impl Sized> {
+    shared()
+}
+
 /// Asks that `provider`'s descriptor be sent, under `key`, to every spawn and forkserver child
 /// started from now on. A descriptor this process received under `key` is passed on until
 /// then.

@@ -345,6 +345,14 @@ pub(crate) fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Ends both directions of a socket for every holder of it (`shutdown(2)`), not only for this
+/// descriptor as `close` would.
+pub(crate) fn shutdown(sock: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: shutdown on a valid socket descriptor; it closes nothing.
+    cvt(unsafe { libc::shutdown(sock.as_raw_fd(), libc::SHUT_RDWR) })?;
+    Ok(())
+}
+
 /// One read; 0 at end of file.
 pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `buf` is a valid writable buffer.

@@ -41,6 +41,7 @@ matrix!(
     stdin_is_dev_null,
     large_arguments_and_results,
     join_waits_without_spinning,
+    child_start_method_is_its_own,
 );
 
 fn ctx(method: StartMethod) -> mp_spawn::Context {
@@ -621,4 +622,25 @@ fn join_waits_without_spinning(m: StartMethod) {
         spent < Duration::from_millis(100),
         "join used {spent:?} of CPU while waiting"
     );
+}
+
+fn my_start_method() -> String {
+    mp_spawn::get_start_method().name().to_owned()
+}
+
+fn grandchild_start_method() -> String {
+    let mut p = Process::new(my_start_method, ());
+    p.start().unwrap();
+    p.join().unwrap()
+}
+
+/// CPython's `_TestStartMethod.test_context` / `check_context`: a child's default start method
+/// is the one that started it, whatever its parent's default is (and so its own children's).
+fn child_start_method_is_its_own(m: StartMethod) {
+    let mut p = ctx(m).process(my_start_method, ());
+    p.start().unwrap();
+    assert_eq!(p.join().unwrap(), m.name());
+    let mut p = ctx(m).process(grandchild_start_method, ());
+    p.start().unwrap();
+    assert_eq!(p.join().unwrap(), m.name());
 }
