@@ -87,7 +87,7 @@ pub(crate) fn warn_if_threaded() {
     if !WARN.load(Ordering::Relaxed) {
         return;
     }
-    let threads = std::fs::read_dir("/proc/self/task").map_or(1, |dir| dir.count());
+    let threads = crate::sys::thread_count();
     if threads > 1 && WARN.swap(false, Ordering::Relaxed) {
         eprintln!(
             "mp: warning: this process runs {threads} threads and forks a child (start method \

@@ -224,6 +224,9 @@ pub(crate) fn serve_requests(sock: OwnedFd) -> ! {
     // Ctrl-C reaches the whole process group; the parent decides what its children do.
     sys::set_signal_ignored(libc::SIGINT, true);
     let _ = sys::dev_null();
+    // A preload hook may have started a thread: forking then would copy whatever locks it
+    // holds, the very hazard a server exists to avoid. Refuse every request, saying why.
+    let threads = sys::thread_count();
     let mut kids: Vec<Kid> = Vec::new();
     loop {
         let mut watch = vec![sock.as_fd()];
@@ -255,8 +258,16 @@ pub(crate) fn serve_requests(sock: OwnedFd) -> ! {
             );
             continue;
         };
-        // SAFETY: this server is single-threaded: the forkserver runs before main, a fork
-        // helper is a fork of one thread, and neither starts a thread.
+        if threads > 1 {
+            let why = format!(
+                "the forkserver runs {threads} threads (did a preload hook start one?) and \
+                 forks only while single-threaded; start threads in the children instead"
+            );
+            reply(&sock, &Reply::Failed(why), None);
+            continue;
+        }
+        // SAFETY: this server is single-threaded (checked above): the forkserver runs before
+        // main, a fork helper is a fork of one thread, and neither starts a thread.
         match unsafe { sys::fork() } {
             Ok(Forked::Child) => {
                 drop(sock);

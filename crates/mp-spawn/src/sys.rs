@@ -515,6 +515,11 @@ pub(crate) fn exe_identity() -> io::Result<(u64, u64)> {
     Ok((meta.dev(), meta.ino()))
 }
 
+/// How many threads this process runs (1 if /proc cannot tell).
+pub(crate) fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task").map_or(1, |dir| dir.count())
+}
+
 /// The CPUs online (`os.cpu_count()`).
 pub(crate) fn online_cpus() -> usize {
     // SAFETY: sysconf has no preconditions.
