@@ -79,7 +79,7 @@ fn warn_case() {
     if mode == "silenced" {
         mp_spawn::set_fork_warning(false);
     }
-    let _parked = std::thread::spawn(|| std::thread::park());
+    let _parked = std::thread::spawn(std::thread::park);
     for _ in 0..2 {
         let mut p = ctx(StartMethod::Fork).process(nothing, ());
         p.start().unwrap();
