@@ -144,16 +144,22 @@ fn replacement_misses_locks_held_by_other_threads(m: StartMethod) {
     assert!(ran.contains(&new));
 }
 
-/// Builds a fork-method pool, reports the pids of its helper and its worker, and waits to be
-/// killed.
+/// How many workers the killed owner's pool has: several, since they share their owner's
+/// lifeline, and a watch set on its shared open file description protected only the last one.
+const OWNER_WORKERS: usize = 3;
+
+/// Builds a pool with the owner's start method, reports the pids of its fork helper (0 if
+/// none) and of its workers, and waits to be killed.
 fn pool_owner(report: Queue<u32>) {
     let pool = Pool::builder()
-        .processes(1)
-        .context(ctx(StartMethod::Fork))
+        .processes(OWNER_WORKERS)
+        .context(ctx(mp_spawn::get_start_method()))
         .build()
         .unwrap();
-    report.put(pool.fork_helper_pid().unwrap()).unwrap();
-    report.put(pool.pids()[0]).unwrap();
+    report.put(pool.fork_helper_pid().unwrap_or(0)).unwrap();
+    for pid in pool.pids() {
+        report.put(pid).unwrap();
+    }
     mp_spawn::testing::park_forever();
 }
 
@@ -183,8 +189,8 @@ fn wait_gone(pid: u32) {
     unsafe { libc::waitpid(pid as i32, &mut status, libc::WNOHANG) };
 }
 
-/// The owner of a fork-method pool is killed: its helper and its worker die too.
-fn fork_pool_dies_with_its_owner(m: StartMethod) {
+/// The owner of a pool is killed: its fork helper (under fork) and all its workers die too.
+fn pool_dies_with_its_owner(m: StartMethod) {
     // Orphans come back to this process, to be reaped here rather than left to init.
     // SAFETY: prctl with integer arguments.
     let made_subreaper = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
@@ -193,18 +199,25 @@ fn fork_pool_dies_with_its_owner(m: StartMethod) {
     let mut owner = ctx(m).process(pool_owner, (report.clone(),));
     owner.start().unwrap();
     let helper = report.get_timeout(GUARD).unwrap();
-    let worker = report.get_timeout(GUARD).unwrap();
+    assert_eq!(helper != 0, m == StartMethod::Fork);
+    let workers: Vec<u32> = (0..OWNER_WORKERS)
+        .map(|_| report.get_timeout(GUARD).unwrap())
+        .collect();
     owner.kill().unwrap();
     assert!(matches!(
         owner.join(),
         Err(mp_spawn::ProcessError::Killed { signal: 9 })
     ));
-    wait_gone(helper);
-    wait_gone(worker);
+    if helper != 0 {
+        wait_gone(helper);
+    }
+    for worker in workers {
+        wait_gone(worker);
+    }
 }
 
 mp_spawn::test_matrix!(
     replacement_has_the_creators_stack,
     replacement_misses_locks_held_by_other_threads,
-    fork_pool_dies_with_its_owner,
+    pool_dies_with_its_owner,
 );
