@@ -815,30 +815,37 @@ impl ConditionLock {
     }
 }
 
+/// A condition's wait state. Every field except `seq`'s futex sleep is read and written only by
+/// the holder of the condition's lock, so the bookkeeping is as simple as `threading.Condition`'s
+/// and a peer cannot race it (values a peer scribbled are survived with saturating arithmetic).
 #[repr(C)]
 struct CondState {
-    /// Bumped by every notify; the futex word waiters sleep on.
+    /// Bumped by every notify that grants a wake-up: the futex word waiters sleep on.
     seq: AtomicU32,
     _pad: AtomicU32,
-    /// `waiters << 32 | tokens`: registered waiters, and wake-ups granted but not yet taken.
-    /// One word, so that taking a token and leaving are a single step.
-    wt: AtomicU64,
+    /// Bumped by every notify. A waiter that registered at an older epoch was waiting when a
+    /// notify was called; one that registered at the current epoch was not, and may not take
+    /// a wake-up granted before it came.
+    epoch: AtomicU64,
+    /// Waiters that registered before the last notify and are still inside `wait`.
+    old: AtomicU64,
+    /// Waiters that registered since the last notify.
+    new: AtomicU64,
+    /// Wake-ups granted to `old` waiters and not yet taken (at most `old`).
+    tokens: AtomicU64,
 }
 
-const ONE_WAITER: u64 = 1 << 32;
-
-fn waiters(wt: u64) -> u64 {
-    wt >> 32
-}
-
-fn tokens(wt: u64) -> u64 {
-    wt & 0xffff_ffff
+fn dec(a: &AtomicU64) {
+    a.store(a.load(Relaxed).saturating_sub(1), Relaxed);
 }
 
 /// A process-shared condition variable (Python's `multiprocessing.Condition`).
 ///
-/// `notify(n)` wakes exactly `min(n, waiting)` waiters: it grants that many tokens, and a
-/// waiter returns `true` only by taking one, so there are no spurious wake-ups.
+/// `notify(n)` wakes `min(n, waiting)` of the waiters that were waiting when it was called, and
+/// never one that starts waiting afterwards (as CPython's sleeping/woken counts): every notify
+/// closes an epoch, and its wake-ups can be taken only by waiters of earlier epochs. A waiter
+/// returns `true` only by taking one, so there are no spurious wake-ups; it may take it after
+/// its timeout passed, if the notify came first.
 ///
 /// ```
 /// use mp_shm::Condition;
@@ -901,50 +908,54 @@ impl Condition {
 
     /// Releases the lock, waits for a notify or the timeout, and takes the lock again.
     /// `Ok(false)` on timeout. The caller must hold the lock ([`SyncError::NotHeld`]).
+    ///
+    /// If the lock's previous holder died meanwhile, the lock is held again and the result is
+    /// [`SyncError::OwnerDied`] (the wait is over either way).
     pub fn wait(&self, timeout: Option<Duration>) -> Result<bool, SyncError> {
         let block = self.lock.block();
         if !block.held_by_me() {
             return Err(SyncError::NotHeld);
         }
         let s = self.words.get();
-        s.wt.fetch_add(ONE_WAITER, SeqCst);
-        let depth = match block.release_save() {
+        // Register under the lock: a notify (which needs the lock) either saw us or did not.
+        let my_epoch = s.epoch.load(Relaxed);
+        s.new.store(s.new.load(Relaxed).saturating_add(1), Relaxed);
+        let mut seq = s.seq.load(Relaxed);
+        let mut depth = match block.release_save() {
             Ok(d) => d,
             Err(e) => {
-                s.wt.fetch_sub(ONE_WAITER, SeqCst);
+                dec(&s.new);
                 return Err(e);
             }
         };
         let deadline = deadline(timeout);
-        let notified = loop {
-            let seq = s.seq.load(SeqCst);
-            // Take a token if one is granted.
-            let took =
-                s.wt.fetch_update(SeqCst, SeqCst, |wt| {
-                    (tokens(wt) > 0).then(|| wt - ONE_WAITER - 1)
-                })
-                .is_ok();
-            if took {
-                break true;
-            }
-            if timed_out(deadline) {
-                // Leave; if every remaining waiter, us included, holds a granted token, one of
-                // them is ours: take it rather than strand it.
-                let prev =
-                    s.wt.fetch_update(SeqCst, SeqCst, |wt| {
-                        Some(if tokens(wt) > 0 && tokens(wt) >= waiters(wt) {
-                            wt - ONE_WAITER - 1
-                        } else {
-                            wt - ONE_WAITER
-                        })
-                    })
-                    .unwrap_or_else(|wt| wt);
-                break tokens(prev) > 0 && tokens(prev) >= waiters(prev);
-            }
+        loop {
+            // A notify between our release and this sleep changed `seq`: no wake-up is lost.
             sys::futex_wait(&s.seq, seq, deadline);
-        };
-        block.acquire_restore(depth)?;
-        Ok(notified)
+            let relocked = block.acquire_restore(depth);
+            match &relocked {
+                Ok(()) | Err(SyncError::OwnerDied) => {}
+                // The lock is not ours: leave the registration (a stale waiter costs a later
+                // notify at most one wake-up) rather than touch the state without the lock.
+                Err(_) => return relocked.map(|()| false),
+            }
+            let old = s.epoch.load(Relaxed) != my_epoch;
+            let tokens = s.tokens.load(Relaxed);
+            if old && tokens > 0 {
+                s.tokens.store(tokens - 1, Relaxed);
+                dec(&s.old);
+                return relocked.map(|()| true);
+            }
+            if timed_out(deadline) || relocked.is_err() {
+                dec(if old { &s.old } else { &s.new });
+                return relocked.map(|()| false);
+            }
+            // Woken for someone else's wake-up (or spuriously): sleep again.
+            seq = s.seq.load(Relaxed);
+            depth = block.release_save().inspect_err(|_| {
+                dec(if old { &s.old } else { &s.new });
+            })?;
+        }
     }
 
     /// Waits until `predicate` is true, re-checking after each notify; returns its last value
@@ -973,19 +984,24 @@ impl Condition {
         }
     }
 
-    /// Wakes up to `n` waiters. The caller must hold the lock.
+    /// Wakes up to `n` of the waiters waiting now. The caller must hold the lock.
     pub fn notify(&self, n: usize) -> Result<(), SyncError> {
         if !self.lock.block().held_by_me() {
             return Err(SyncError::NotHeld);
         }
         let s = self.words.get();
-        let mut granted = 0;
-        let _ = s.wt.fetch_update(SeqCst, SeqCst, |wt| {
-            granted = (waiters(wt) - tokens(wt)).min(n as u64);
-            (granted > 0).then_some(wt + granted)
-        });
+        // Everyone waiting now becomes eligible; whoever comes later starts a new epoch.
+        let old = s.old.load(Relaxed).saturating_add(s.new.load(Relaxed));
+        s.old.store(old, Relaxed);
+        s.new.store(0, Relaxed);
+        s.epoch.store(s.epoch.load(Relaxed).wrapping_add(1), Relaxed);
+        let tokens = s.tokens.load(Relaxed).min(old);
+        let granted = (old - tokens).min(n as u64);
+        s.tokens.store(tokens + granted, Relaxed);
         if granted > 0 {
-            s.seq.fetch_add(1, SeqCst);
+            s.seq.fetch_add(1, Relaxed);
+            // Every sleeper is eligible now (no one registers while we hold the lock), so
+            // waking `granted` of them reaches enough takers.
             sys::futex_wake(&s.seq, granted.min(i32::MAX as u64) as i32);
         }
         Ok(())
