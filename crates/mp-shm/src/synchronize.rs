@@ -994,7 +994,8 @@ impl Condition {
         let old = s.old.load(Relaxed).saturating_add(s.new.load(Relaxed));
         s.old.store(old, Relaxed);
         s.new.store(0, Relaxed);
-        s.epoch.store(s.epoch.load(Relaxed).wrapping_add(1), Relaxed);
+        s.epoch
+            .store(s.epoch.load(Relaxed).wrapping_add(1), Relaxed);
         let tokens = s.tokens.load(Relaxed).min(old);
         let granted = (old - tokens).min(n as u64);
         s.tokens.store(tokens + granted, Relaxed);
