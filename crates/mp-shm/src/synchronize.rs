@@ -39,6 +39,10 @@ pub(crate) struct MutexState {
     count: AtomicU32,
     /// Sticky: a holder died, and nobody has called `clear_owner_died` since.
     owner_died: AtomicU32,
+    /// A `Value` or `Array` guard holds one level of the lock and hands out `&mut` to the data:
+    /// the level may not be released under it. Only the holder writes it; every fresh take
+    /// clears it (a guard cannot outlive its holder's hold, nor a dead holder).
+    guarded: AtomicU32,
 }
 
 /// Where the data guarded by a lock starts in its block: its own cache line.
@@ -137,10 +141,14 @@ impl MutexBlock {
         self.owner() == sys::thread_id()
     }
 
-    /// Takes the mutex, waiting as long as it takes (not re-entrant).
+    /// Takes the mutex at depth one, waiting as long as it takes (not re-entrant).
     #[inline]
     pub(crate) fn take_forever(&self) -> Result<bool, SyncError> {
-        self.take(Wait::Forever)
+        let taken = self.take(Wait::Forever);
+        if matches!(taken, Ok(true) | Err(SyncError::OwnerDied)) {
+            self.state().count.store(1, Relaxed);
+        }
+        taken
     }
 
     /// Takes the mutex (not re-entrant). `Ok(false)`: not taken in time.
@@ -160,6 +168,7 @@ impl MutexBlock {
             Locked::TimedOut => Ok(false),
             Locked::AlreadyHeld => Err(SyncError::Reentrant),
             Locked::Clean => {
+                state.guarded.store(0, Relaxed);
                 if state.owner_died.load(Relaxed) != 0 {
                     Err(SyncError::OwnerDied)
                 } else {
@@ -167,17 +176,21 @@ impl MutexBlock {
                 }
             }
             Locked::OwnerDied => {
+                state.guarded.store(0, Relaxed);
                 state.owner_died.store(1, Relaxed);
                 Err(SyncError::OwnerDied)
             }
         }
     }
 
-    /// Releases the mutex entirely (whatever the recursion count).
+    /// Releases the mutex entirely (whatever the recursion count), unless a guard holds it.
     #[inline]
     fn give(&self) -> Result<(), SyncError> {
         if !self.held_by_me() {
             return Err(SyncError::NotHeld);
+        }
+        if self.guarded() {
+            return Err(SyncError::GuardHeld);
         }
         self.state().count.store(0, Relaxed);
         // SAFETY: the robust mutex of this block, held by this thread (checked above).
@@ -207,9 +220,13 @@ impl MutexBlock {
         }
     }
 
-    /// Plain-lock release: the mutex itself checks the holder.
+    /// Plain-lock release: the mutex itself checks the holder. A `Value`'s lock received as a
+    /// plain `Lock` is still refused under a live guard.
     #[inline]
     pub(crate) fn release_once(&self) -> Result<(), SyncError> {
+        if self.guarded() && self.held_by_me() {
+            return Err(SyncError::GuardHeld);
+        }
         // SAFETY: the robust mutex of this block; an unlock by a non-holder fails with EPERM.
         unsafe { sys::robust_mutex_unlock(self.mutex()) }.map_err(|_| SyncError::NotHeld)
     }
@@ -268,6 +285,28 @@ impl MutexBlock {
 
     fn locked(&self) -> bool {
         self.owner() != 0
+    }
+
+    /// Whether a data guard holds a level of the lock (meaningful to the holder only).
+    #[inline]
+    pub(crate) fn guarded(&self) -> bool {
+        self.state().guarded.load(Relaxed) != 0
+    }
+
+    /// Marks a data guard as holding a level; `false` if one already did. Holder only.
+    pub(crate) fn set_guarded(&self) -> bool {
+        self.state().guarded.swap(1, Relaxed) == 0
+    }
+
+    /// The data guard is gone. Holder only.
+    pub(crate) fn clear_guarded(&self) {
+        self.mark_guarded(false);
+    }
+
+    /// Sets or clears the guard mark. Holder only.
+    #[inline]
+    pub(crate) fn mark_guarded(&self, on: bool) {
+        self.state().guarded.store(u32::from(on), Relaxed);
     }
 
     fn owner_died(&self) -> bool {
