@@ -1084,7 +1084,13 @@ const RESETTING: i32 = -1;
 const BROKEN: i32 = -2;
 
 /// A process-shared barrier for a fixed number of parties (Python's `multiprocessing.Barrier`,
-/// without `action`: a closure cannot be shared with spawned processes).
+/// without `action`: a closure cannot be shared with spawned processes; let the party whose
+/// `wait` returns `parties - 1` do the work, and a second `wait` hold the others until it is
+/// done).
+///
+/// Rounds never mix: a party that comes back for the next round waits until every party of the
+/// last one has left, and a wake-up meant for one round cannot be taken by a waiter of the next
+/// (see [`Condition`]).
 ///
 /// ```
 /// use mp_shm::{Barrier, SyncError};

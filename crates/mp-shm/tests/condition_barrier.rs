@@ -99,6 +99,7 @@ modes!(
     test_timeout,
     test_default_timeout,
     test_thousand,
+    condition_ping_pong_thousand_rounds,
 );
 
 /// Started parties; on a failing test the processes are killed and reaped, so none is left.
@@ -628,4 +629,28 @@ fn barrier_reused_after_abort_and_reset() {
         b.reset().unwrap();
         assert!(!b.broken());
     }
+}
+
+const ROUNDS: u32 = 1000;
+
+/// One side of a ping-pong: each notifies the other and then waits itself, the pattern whose
+/// wake-up the notifier used to take back.
+fn ping_pong(cond: Condition, turn: Value<u32>, me: u32) {
+    let _g = cond.lock().unwrap();
+    for _ in 0..ROUNDS {
+        let mine = || turn.value().unwrap() % 2 == me;
+        assert!(cond.wait_for(mine, Some(LONG)).unwrap(), "never woken");
+        turn.update(|t| *t += 1).unwrap();
+        cond.notify(1).unwrap();
+    }
+}
+
+/// A thousand rounds of ping-pong between two parties over one condition.
+fn condition_ping_pong_thousand_rounds(mode: Mode) {
+    let (cond, turn) = (Condition::new().unwrap(), Value::new(0u32).unwrap());
+    let mut parties = Parties::default();
+    parties.spawn(mode, ping_pong, (cond.clone(), turn.clone(), 1));
+    ping_pong(cond, turn.clone(), 0);
+    parties.join();
+    assert_eq!(turn.value().unwrap(), 2 * ROUNDS);
 }
