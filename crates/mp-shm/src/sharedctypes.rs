@@ -15,7 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::atomic_copy;
 use crate::error::{ArrayError, IndexError, LockError, LockResult, SyncError};
-use crate::heap::Block;
+use crate::heap::{Block, Kind, Tagged};
 use crate::synchronize::{MutexBlock, RLock};
 
 fn bytes_for<T>(len: usize) -> io::Result<usize> {
@@ -27,9 +27,13 @@ const _: () = assert!(crate::synchronize::DATA_OFFSET % 64 == 0);
 
 /// An array as it travels: its block's descriptor and its length, checked against `T`.
 /// Returns the descriptor, the length, and the bytes the block must have.
-fn array_parts<'de, T, D: Deserializer<'de>>(d: D) -> Result<(Fd, usize, usize), D::Error> {
+fn array_parts<'de, T, D: Deserializer<'de>>(
+    d: D,
+    kind: Kind,
+) -> Result<(Fd, usize, usize), D::Error> {
     check_align::<T>().map_err(custom_error)?;
-    let (fd, len) = <(Fd, u64)>::deserialize(d)?;
+    let (tagged, len) = <(Tagged, u64)>::deserialize(d)?;
+    let fd = tagged.fd(kind).map_err(custom_error)?;
     let len = usize::try_from(len).map_err(custom_error)?;
     let bytes = bytes_for::<T>(len).map_err(custom_error)?;
     Ok((fd, len, bytes))
@@ -288,7 +292,9 @@ impl<T: Pod> Serialize for Value<T> {
 impl<'de, T: Pod> Deserialize<'de> for Value<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         check_align::<T>().map_err(custom_error)?;
-        let fd = Fd::deserialize(d)?;
+        let fd = Tagged::deserialize(d)?
+            .fd(Kind::Mutex)
+            .map_err(custom_error)?;
         let shared = Guarded::attach(fd, std::mem::size_of::<T>()).map_err(custom_error)?;
         Ok(Value {
             shared: Arc::new(shared),
@@ -462,7 +468,7 @@ impl<T: Pod> Serialize for Array<T> {
 
 impl<'de, T: Pod> Deserialize<'de> for Array<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let (fd, len, bytes) = array_parts::<T, D>(d)?;
+        let (fd, len, bytes) = array_parts::<T, D>(d, Kind::Mutex)?;
         let shared = Guarded::attach(fd, bytes).map_err(custom_error)?;
         Ok(Array {
             shared: Arc::new(shared),
@@ -545,7 +551,7 @@ impl<T: Pod> RawValue<T> {
     /// A shared value, initialised to `value`.
     pub fn new(value: T) -> io::Result<RawValue<T>> {
         check_align::<T>()?;
-        let block = Block::new(c"mp-value", std::mem::size_of::<T>().max(1))?;
+        let block = Block::new(Kind::Raw, std::mem::size_of::<T>().max(1))?;
         // SAFETY: the block is page-aligned with room for a T; nobody else sees it yet.
         unsafe { block.ptr().cast::<T>().write(value) };
         Ok(RawValue {
@@ -578,7 +584,11 @@ impl<'de, T: Pod> Deserialize<'de> for RawValue<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         check_align::<T>().map_err(custom_error)?;
         Ok(RawValue {
-            block: Arc::new(Block::deserialize_sized(d, std::mem::size_of::<T>())?),
+            block: Arc::new(Block::deserialize_sized(
+                d,
+                Kind::Raw,
+                std::mem::size_of::<T>(),
+            )?),
             _t: PhantomData,
         })
     }
@@ -627,7 +637,7 @@ impl<T: Pod> RawArray<T> {
     /// A zero-filled array of `len` elements.
     pub fn zeroed(len: usize) -> io::Result<RawArray<T>> {
         check_align::<T>()?;
-        let block = Block::new(c"mp-array", bytes_for::<T>(len)?.max(1))?;
+        let block = Block::new(Kind::Raw, bytes_for::<T>(len)?.max(1))?;
         Ok(RawArray {
             block: Arc::new(block),
             len,
@@ -713,8 +723,8 @@ impl<T: Pod> Serialize for RawArray<T> {
 
 impl<'de, T: Pod> Deserialize<'de> for RawArray<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let (fd, len, bytes) = array_parts::<T, D>(d)?;
-        let block = Block::attach(fd, bytes).map_err(custom_error)?;
+        let (fd, len, bytes) = array_parts::<T, D>(d, Kind::Raw)?;
+        let block = Block::attach(Kind::Raw, fd, bytes).map_err(custom_error)?;
         Ok(RawArray {
             block: Arc::new(block),
             len,

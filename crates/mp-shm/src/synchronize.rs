@@ -17,7 +17,7 @@ use mp_spawn::reduction::custom_error;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::{LockError, LockResult, SyncError};
-use crate::heap::Block;
+use crate::heap::{Block, Kind, Tagged};
 use crate::sys::{self, Locked};
 
 use mp_spawn::deadline::of as deadline;
@@ -84,7 +84,7 @@ impl MutexBlock {
         let len = DATA_OFFSET
             .checked_add(extra)
             .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
-        let block = Block::new(c"mp-lock", len)?;
+        let block = Block::new(Kind::Mutex, len)?;
         // SAFETY: the block is fresh, page-aligned, big enough, and not shared with anyone yet.
         unsafe { sys::robust_mutex_init(block.ptr().cast::<libc::pthread_mutex_t>())? };
         Ok(MutexBlock {
@@ -96,7 +96,9 @@ impl MutexBlock {
         d: D,
         extra: usize,
     ) -> Result<MutexBlock, D::Error> {
-        let fd = Fd::deserialize(d)?;
+        let fd = Tagged::deserialize(d)?
+            .fd(Kind::Mutex)
+            .map_err(custom_error)?;
         MutexBlock::attach(fd, extra).map_err(custom_error)
     }
 
@@ -105,7 +107,7 @@ impl MutexBlock {
         let need = DATA_OFFSET
             .checked_add(extra)
             .ok_or_else(|| "the shared block would be too large".to_owned())?;
-        let block = Block::attach(fd, need)?;
+        let block = Block::attach(Kind::Mutex, fd, need)?;
         Ok(MutexBlock {
             block: block.with_drop_check(held_here),
         })
@@ -569,16 +571,21 @@ impl Drop for RLockGuard<'_> {
 // ---------------------------------------------------------------------------------------------
 // Futex-word objects: Semaphore, BoundedSemaphore, Event, and the Condition's wait state.
 
+/// The state types of futex-word objects, each with its block kind.
+trait State {
+    const KIND: Kind;
+}
+
 /// A block holding one `T` made of atomics, at offset 0.
 struct Words<T> {
     block: Block,
     _t: PhantomData<T>,
 }
 
-impl<T> Words<T> {
+impl<T: State> Words<T> {
     fn new() -> io::Result<Words<T>> {
         Ok(Words {
-            block: Block::new(c"mp-sync", std::mem::size_of::<T>())?,
+            block: Block::new(T::KIND, std::mem::size_of::<T>())?,
             _t: PhantomData,
         })
     }
@@ -602,10 +609,10 @@ impl<T> Serialize for Words<T> {
     }
 }
 
-impl<'de, T> Deserialize<'de> for Words<T> {
+impl<'de, T: State> Deserialize<'de> for Words<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         Ok(Words {
-            block: Block::deserialize_sized(d, std::mem::size_of::<T>())?,
+            block: Block::deserialize_sized(d, T::KIND, std::mem::size_of::<T>())?,
             _t: PhantomData,
         })
     }
@@ -617,6 +624,10 @@ struct SemState {
     waiters: AtomicU32,
     /// The highest value a release may reach (u32::MAX - 1 for a plain Semaphore).
     bound: AtomicU32,
+}
+
+impl State for SemState {
+    const KIND: Kind = Kind::Semaphore;
 }
 
 const SEM_VALUE_MAX: u32 = i32::MAX as u32;
@@ -759,6 +770,10 @@ struct EventState {
     waiters: AtomicU32,
 }
 
+impl State for EventState {
+    const KIND: Kind = Kind::Event;
+}
+
 /// A process-shared flag that processes can wait for (Python's `multiprocessing.Event`).
 ///
 /// ```
@@ -872,6 +887,10 @@ struct CondState {
     new: AtomicU64,
     /// Wake-ups granted to `old` waiters and not yet taken (at most `old`).
     tokens: AtomicU64,
+}
+
+impl State for CondState {
+    const KIND: Kind = Kind::Condition;
 }
 
 fn dec(a: &AtomicU64) {
@@ -1076,6 +1095,10 @@ struct BarrierState {
     state: AtomicI32,
     count: AtomicU32,
     parties: AtomicU32,
+}
+
+impl State for BarrierState {
+    const KIND: Kind = Kind::Barrier;
 }
 
 const FILLING: i32 = 0;

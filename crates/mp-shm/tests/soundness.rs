@@ -119,6 +119,42 @@ fn a_guard_mark_left_by_a_dead_holder_is_cleared() {
     assert_eq!(v.value().unwrap(), 3);
 }
 
+/// Decodes `x`'s serialized form as a `T`.
+fn decode_as<S: serde::Serialize, T: serde::de::DeserializeOwned>(
+    x: &S,
+) -> Result<T, mp_spawn::reduction::DecodeError> {
+    let packed = dumps(x).unwrap();
+    let fds = packed
+        .fds
+        .iter()
+        .map(|fd| fd.try_clone_to_owned().unwrap())
+        .collect();
+    loads(&packed.bytes, fds)
+}
+
+#[test]
+fn a_block_cannot_be_received_as_another_kind() {
+    // Raw bytes over a lock's mutex (or a guarded value) would race glibc's and the guard's
+    // plain accesses with atomic copies: every block travels with its kind.
+    let v = Value::new([0u8; 64]).unwrap();
+    let a = Array::<u64>::zeroed(16).unwrap();
+    let lock = Lock::new().unwrap();
+    let raw = RawValue::new([0u8; 64]).unwrap();
+    let raw_array = RawArray::<u64>::zeroed(16).unwrap();
+    assert!(decode_as::<_, RawValue<[u8; 64]>>(&v).is_err());
+    assert!(decode_as::<_, RawValue<[u8; 32]>>(&lock).is_err());
+    assert!(decode_as::<_, RawArray<u64>>(&a).is_err());
+    assert!(decode_as::<_, Lock>(&raw).is_err());
+    assert!(decode_as::<_, Value<[u8; 64]>>(&raw).is_err());
+    assert!(decode_as::<_, Array<u64>>(&raw_array).is_err());
+    assert!(decode_as::<_, mp_shm::Semaphore>(&Event::new().unwrap()).is_err());
+    assert!(decode_as::<_, Event>(&raw).is_err());
+    // The same kind still travels, as any type of that kind (a Value's lock as a Lock).
+    assert!(decode_as::<_, Lock>(&v).is_ok());
+    assert!(decode_as::<_, RawArray<u8>>(&raw_array).is_ok());
+    assert!(decode_as::<_, Value<[u8; 64]>>(&v).is_ok());
+}
+
 /// Each u64 of the shared words is written whole by every writer: a reader may mix words of
 /// two writes, but never sees a word that nobody wrote.
 fn check_words(words: &[u64]) {
