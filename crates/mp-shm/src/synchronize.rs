@@ -905,6 +905,9 @@ fn dec(a: &AtomicU64) {
 /// returns `true` only by taking one, so there are no spurious wake-ups; it may take it after
 /// its timeout passed, if the notify came first.
 ///
+/// A waiter killed inside `wait` stays counted: a later `notify(n)` may then wake one fewer
+/// than `n`. Nothing else breaks, and the lock itself is robust (see [`SyncError::OwnerDied`]).
+///
 /// ```
 /// use mp_shm::Condition;
 /// use std::time::Duration;
@@ -1175,7 +1178,8 @@ impl Barrier {
             return Err(SyncError::BrokenBarrier);
         }
         let index = s.count.fetch_add(1, SeqCst);
-        let result = if index + 1 == s.parties.load(SeqCst) {
+        // Wrapping: the words are shared, and a peer's garbage must not panic us.
+        let result = if index.wrapping_add(1) == s.parties.load(SeqCst) {
             s.state.store(DRAINING, SeqCst);
             self.cond.notify_all().map(|()| index as usize)
         } else {
