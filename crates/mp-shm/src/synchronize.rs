@@ -905,8 +905,10 @@ fn dec(a: &AtomicU64) {
 /// returns `true` only by taking one, so there are no spurious wake-ups; it may take it after
 /// its timeout passed, if the notify came first.
 ///
-/// A waiter killed inside `wait` stays counted: a later `notify(n)` may then wake one fewer
-/// than `n`. Nothing else breaks, and the lock itself is robust (see [`SyncError::OwnerDied`]).
+/// A waiter killed inside `wait` stays counted: a later `notify_all` may then grant one wake-up
+/// too many, which a waiter that comes later can take (its `wait` returns `true` without a
+/// notify of its own, as a spurious wake-up). Nothing else breaks, and the lock itself is robust
+/// (see [`SyncError::OwnerDied`]).
 ///
 /// ```
 /// use mp_shm::Condition;
