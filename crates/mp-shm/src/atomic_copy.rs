@@ -12,12 +12,11 @@ use std::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering::Rel
 
 use bytemuck::Pod;
 
-/// The size of the piece that starts at `addr` with `left` bytes to go.
+/// The size of a small piece (under 8 bytes, or unaligned) that starts at `addr` with `left`
+/// bytes to go.
 #[inline]
 fn piece(addr: usize, left: usize) -> usize {
-    if addr % 8 == 0 && left >= 8 {
-        8
-    } else if addr % 4 == 0 && left >= 4 {
+    if addr % 4 == 0 && left >= 4 {
         4
     } else if addr % 2 == 0 && left >= 2 {
         2
@@ -26,32 +25,53 @@ fn piece(addr: usize, left: usize) -> usize {
     }
 }
 
+/// How a range splits: `head` bytes of small pieces up to the first 8-aligned address, `words`
+/// 8-byte pieces, then the rest in small pieces. The same range always splits the same way.
+#[inline]
+fn split(addr: usize, len: usize) -> (usize, usize) {
+    let head = ((8 - addr % 8) % 8).min(len);
+    (head, (len - head) / 8)
+}
+
 /// Copies `dst.len()` bytes from `src` into `dst`, piece by piece as relaxed atomic loads.
 ///
 /// # Safety
 /// `src .. src + dst.len()` must stay mapped and readable for the call, and be written only
 /// through atomics (these copies, the futex words) or by other processes.
 pub(crate) unsafe fn load(src: *const u8, dst: &mut [u8]) {
-    let mut i = 0;
-    while i < dst.len() {
-        // SAFETY: `src + i` is in the range (i < len), and every piece fits in it (`piece`).
-        let at = unsafe { src.add(i) }.cast_mut();
-        let n = piece(at as usize, dst.len() - i);
-        // SAFETY: `at` is aligned for the piece's atomic type (`piece`) and valid for the call;
-        // the caller guarantees no non-atomic access races with it.
-        unsafe {
-            match n {
-                8 => dst[i..i + 8]
-                    .copy_from_slice(&AtomicU64::from_ptr(at.cast()).load(Relaxed).to_ne_bytes()),
-                4 => dst[i..i + 4]
-                    .copy_from_slice(&AtomicU32::from_ptr(at.cast()).load(Relaxed).to_ne_bytes()),
-                2 => dst[i..i + 2]
-                    .copy_from_slice(&AtomicU16::from_ptr(at.cast()).load(Relaxed).to_ne_bytes()),
-                _ => dst[i] = AtomicU8::from_ptr(at).load(Relaxed),
+    let len = dst.len();
+    let (head, words) = split(src as usize, len);
+    let load_small = |dst: &mut [u8], from: usize, to: usize| {
+        let mut i = from;
+        while i < to {
+            // SAFETY: `src + i` is in the range (i < to <= len) and the piece fits in it.
+            let at = unsafe { src.add(i) }.cast_mut();
+            let n = piece(at as usize, to - i);
+            // SAFETY: `at` is aligned for the piece's atomic type (`piece`) and valid for the
+            // call; the caller guarantees no non-atomic access races with it.
+            unsafe {
+                match n {
+                    4 => dst[i..i + 4].copy_from_slice(
+                        &AtomicU32::from_ptr(at.cast()).load(Relaxed).to_ne_bytes(),
+                    ),
+                    2 => dst[i..i + 2].copy_from_slice(
+                        &AtomicU16::from_ptr(at.cast()).load(Relaxed).to_ne_bytes(),
+                    ),
+                    _ => dst[i] = AtomicU8::from_ptr(at).load(Relaxed),
+                }
             }
+            i += n;
         }
-        i += n;
+    };
+    load_small(dst, 0, head);
+    let body = &mut dst[head..head + words * 8];
+    for (k, out) in body.chunks_exact_mut(8).enumerate() {
+        // SAFETY: `src + head` is 8-aligned (`split`) and word `k` is inside the range; as
+        // above for the races.
+        let word = unsafe { AtomicU64::from_ptr(src.add(head + 8 * k).cast_mut().cast()) };
+        out.copy_from_slice(&word.load(Relaxed).to_ne_bytes());
     }
+    load_small(dst, head + words * 8, len);
 }
 
 /// Copies `src` to `dst`, piece by piece as relaxed atomic stores.
@@ -60,28 +80,36 @@ pub(crate) unsafe fn load(src: *const u8, dst: &mut [u8]) {
 /// `dst .. dst + src.len()` must stay mapped and writable for the call, and be accessed only
 /// through atomics or by other processes.
 pub(crate) unsafe fn store(src: &[u8], dst: *mut u8) {
-    let mut i = 0;
-    while i < src.len() {
-        // SAFETY: as in `load`.
-        let at = unsafe { dst.add(i) };
-        let n = piece(at as usize, src.len() - i);
-        let mut word = [0u8; 8];
-        word[..n].copy_from_slice(&src[i..i + n]);
-        // SAFETY: as in `load`.
-        unsafe {
-            match n {
-                8 => AtomicU64::from_ptr(at.cast()).store(u64::from_ne_bytes(word), Relaxed),
-                4 => AtomicU32::from_ptr(at.cast()).store(
-                    u32::from_ne_bytes([word[0], word[1], word[2], word[3]]),
-                    Relaxed,
-                ),
-                2 => AtomicU16::from_ptr(at.cast())
-                    .store(u16::from_ne_bytes([word[0], word[1]]), Relaxed),
-                _ => AtomicU8::from_ptr(at).store(word[0], Relaxed),
+    let len = src.len();
+    let (head, words) = split(dst as usize, len);
+    let store_small = |from: usize, to: usize| {
+        let mut i = from;
+        while i < to {
+            // SAFETY: as in `load`.
+            let at = unsafe { dst.add(i) };
+            let n = piece(at as usize, to - i);
+            // SAFETY: as in `load`.
+            unsafe {
+                match n {
+                    4 => AtomicU32::from_ptr(at.cast()).store(
+                        u32::from_ne_bytes([src[i], src[i + 1], src[i + 2], src[i + 3]]),
+                        Relaxed,
+                    ),
+                    2 => AtomicU16::from_ptr(at.cast())
+                        .store(u16::from_ne_bytes([src[i], src[i + 1]]), Relaxed),
+                    _ => AtomicU8::from_ptr(at).store(src[i], Relaxed),
+                }
             }
+            i += n;
         }
-        i += n;
+    };
+    store_small(0, head);
+    for (k, chunk) in src[head..head + words * 8].chunks_exact(8).enumerate() {
+        let value = u64::from_ne_bytes(chunk.try_into().expect("chunks_exact(8)"));
+        // SAFETY: as in `load`'s word loop.
+        unsafe { AtomicU64::from_ptr(dst.add(head + 8 * k).cast()).store(value, Relaxed) };
     }
+    store_small(head + words * 8, len);
 }
 
 /// Reads a `T` at `src` (see [`load`]).
