@@ -21,6 +21,10 @@ pub enum SyncError {
     /// This thread already holds the lock, and taking it again would wait forever (a `Lock`)
     /// or hand out a second mutable view of the same data (a `Value` or `Array` guard).
     Reentrant,
+    /// The lock level would be released while a [`Value`](crate::Value) or
+    /// [`Array`](crate::Array) guard holds it and lends out its data: drop the guard instead
+    /// (releasing under it would let a second `&mut` to the data exist).
+    GuardHeld,
     /// The barrier is broken: aborted, reset while others waited, or a wait timed out
     /// (Python: `BrokenBarrierError`).
     BrokenBarrier,
@@ -35,6 +39,9 @@ impl fmt::Display for SyncError {
             SyncError::NotHeld => f.write_str("the lock is not held by this thread"),
             SyncError::TooManyReleases => f.write_str("semaphore or lock released too many times"),
             SyncError::Reentrant => f.write_str("this thread already holds the lock"),
+            SyncError::GuardHeld => {
+                f.write_str("a Value or Array guard holds the lock; drop the guard to release it")
+            }
             SyncError::BrokenBarrier => f.write_str("the barrier is broken"),
             SyncError::Os(e) => write!(f, "{e}"),
         }

@@ -4,7 +4,6 @@
 //! The block travels to children as its descriptor (an [`Fd`] inside the serde value), and each
 //! process maps it again.
 
-use std::ffi::CStr;
 use std::io;
 use std::os::fd::AsFd;
 
@@ -14,9 +13,57 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::sys::{self, Mapping};
 
+/// What a block holds. It travels with the block, so that safe code cannot receive a block as
+/// another kind (a lock's mutex as `RawValue` bytes, say) and race the two views of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Kind {
+    /// A robust mutex, and the data it guards (`Lock`, `RLock`, `Value`, `Array`).
+    Mutex = 1,
+    /// Data accessed only through atomic copies (`RawValue`, `RawArray`).
+    Raw = 2,
+    /// The futex words of a `Semaphore`.
+    Semaphore = 3,
+    /// The futex words of an `Event`.
+    Event = 4,
+    /// The wait state of a `Condition`.
+    Condition = 5,
+    /// The state of a `Barrier`.
+    Barrier = 6,
+}
+
+impl Kind {
+    fn name(self) -> &'static std::ffi::CStr {
+        match self {
+            Kind::Mutex => c"mp-lock",
+            Kind::Raw => c"mp-raw",
+            Kind::Semaphore | Kind::Event | Kind::Condition | Kind::Barrier => c"mp-sync",
+        }
+    }
+}
+
+/// A block's descriptor as it travels, with its kind.
+#[derive(Deserialize)]
+pub(crate) struct Tagged(u8, Fd);
+
+impl Tagged {
+    /// The descriptor, if the block is of the `expected` kind.
+    pub(crate) fn fd(self, expected: Kind) -> Result<Fd, String> {
+        if self.0 == expected as u8 {
+            Ok(self.1)
+        } else {
+            Err(format!(
+                "the shared block received is not a {expected:?} block (kind {})",
+                self.0
+            ))
+        }
+    }
+}
+
 /// A shared block: a memfd and this process's mapping of it.
 #[derive(Debug)]
 pub(crate) struct Block {
+    kind: Kind,
     fd: Fd,
     map: Option<Mapping>,
     /// Checked on drop: a block whose robust mutex a thread of this process still holds is left
@@ -26,19 +73,21 @@ pub(crate) struct Block {
 
 impl Block {
     /// A zero-filled block of `len` bytes.
-    pub(crate) fn new(name: &CStr, len: usize) -> io::Result<Block> {
+    pub(crate) fn new(kind: Kind, len: usize) -> io::Result<Block> {
         crate::resource_tracker::ensure_linked();
-        let fd = sys::memfd(name, len as u64)?;
+        let fd = sys::memfd(kind.name(), len as u64)?;
         let map = Mapping::new(fd.as_fd(), len)?;
         Ok(Block {
+            kind,
             fd: Fd::new(fd),
             map: Some(map),
             keep_mapped: None,
         })
     }
 
-    /// Maps a block received from another process, checking that it has at least `need` bytes.
-    pub(crate) fn attach(fd: Fd, need: usize) -> Result<Block, String> {
+    /// Maps a block of `kind` received from another process, checking that it has at least
+    /// `need` bytes.
+    pub(crate) fn attach(kind: Kind, fd: Fd, need: usize) -> Result<Block, String> {
         let size = sys::file_size(fd.as_fd()).map_err(|e| e.to_string())?;
         if size < need as u64 || size == 0 {
             return Err(format!(
@@ -48,6 +97,7 @@ impl Block {
         let len = usize::try_from(size).map_err(|_| "the shared block is too large".to_owned())?;
         let map = Mapping::new(fd.as_fd(), len).map_err(|e| e.to_string())?;
         Ok(Block {
+            kind,
             fd,
             map: Some(map),
             keep_mapped: None,
@@ -64,13 +114,14 @@ impl Block {
         self.map.as_ref().map_or(std::ptr::null_mut(), Mapping::ptr)
     }
 
-    /// Deserialises a block and checks its size.
+    /// Deserialises a block and checks its kind and size.
     pub(crate) fn deserialize_sized<'de, D: Deserializer<'de>>(
         d: D,
+        kind: Kind,
         need: usize,
     ) -> Result<Block, D::Error> {
-        let fd = Fd::deserialize(d)?;
-        Block::attach(fd, need).map_err(custom_error)
+        let fd = Tagged::deserialize(d)?.fd(kind).map_err(custom_error)?;
+        Block::attach(kind, fd, need).map_err(custom_error)
     }
 }
 
@@ -84,6 +135,9 @@ impl Drop for Block {
 
 impl Serialize for Block {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.fd.serialize(s)
+        #[derive(Serialize)]
+        #[serde(rename = "Tagged")]
+        struct TaggedRef<'a>(u8, &'a Fd);
+        TaggedRef(self.kind as u8, &self.fd).serialize(s)
     }
 }

@@ -49,6 +49,7 @@
 
 #![cfg(all(target_os = "linux", target_env = "gnu"))]
 
+mod atomic_copy;
 mod error;
 mod heap;
 mod resource_tracker;

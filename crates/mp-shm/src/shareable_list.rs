@@ -6,6 +6,13 @@
 //! their length rounded up to the next multiple of 8, always leaving room); N 8-byte `struct`
 //! formats (`q`, `d`, `xxxxxxx?`, `xxxxxx?x`, `<n>s`); N one-byte codes (0 number or bool,
 //! 1 str, 2 bytes, 3 None).
+//!
+//! **Where it differs from CPython:** a str's slot is its UTF-8 byte length rounded up, where
+//! CPython rounds up its length in characters and then packs the UTF-8 bytes into that slot,
+//! silently cutting what does not fit (`ShareableList(['ééééééé'])` reads back `'éééé'`, and a
+//! cut inside a character raises `UnicodeDecodeError`). The layout is otherwise the same, so
+//! either side reads the other's lists as written (a cut str read here is
+//! [`ListError::Malformed`]); replacing an item is limited by the slot's bytes on both sides.
 
 use std::fmt;
 

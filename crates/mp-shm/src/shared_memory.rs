@@ -12,6 +12,7 @@ use std::os::fd::AsFd;
 use mp_spawn::reduction::custom_error;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::atomic_copy;
 use crate::error::{IndexError, ShmError};
 use crate::resource_tracker;
 use crate::sys::{self, Mapping};
@@ -204,8 +205,8 @@ impl SharedMemory {
     /// The bytes as a slice (Python's `.buf`).
     ///
     /// # Safety
-    /// No process may write the bytes while the slice lives (the writers have finished, or
-    /// a lock or event orders them).
+    /// No process or thread may write the bytes while the slice lives, through any handle
+    /// (`write_at` included): the writers have finished, or a lock or event orders them.
     pub unsafe fn as_slice(&self) -> &[u8] {
         match &self.map {
             // SAFETY: the mapping has `size` bytes; the caller excludes concurrent writers.
@@ -217,7 +218,8 @@ impl SharedMemory {
     /// The bytes as a mutable slice.
     ///
     /// # Safety
-    /// No other process may read or write the bytes while the slice lives.
+    /// No other process or thread may read or write the bytes while the slice lives, through
+    /// any handle of the segment (`read_at` and `write_at` included).
     pub unsafe fn as_mut_slice(&mut self) -> &mut [u8] {
         match &self.map {
             // SAFETY: the mapping has `size` bytes; `&mut self` excludes this process's other
@@ -241,21 +243,23 @@ impl SharedMemory {
         }
     }
 
-    /// Copies bytes from `offset` into `buf`. Safe whatever other processes do meanwhile (a
-    /// racing write may be seen partly).
+    /// Copies bytes from `offset` into `buf`. Safe whatever other processes or threads do
+    /// meanwhile: the copy goes through relaxed atomics (each aligned piece of up to 8 bytes at
+    /// once), so a racing write may be seen partly (a torn read), never undefined behaviour.
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<(), IndexError> {
         let src = self.range(offset, buf.len())?;
-        // SAFETY: `src..src+len` is inside the mapping; `buf` is a distinct local buffer. The
-        // mapping may change under us (other processes), which a byte copy tolerates.
-        unsafe { std::ptr::copy_nonoverlapping(src, buf.as_mut_ptr(), buf.len()) };
+        // SAFETY: `src..src+len` is inside the mapping, which lives as long as `&self`; safe
+        // code reaches it only through these atomic copies (the slices are `unsafe`), and other
+        // processes are outside this process's memory model.
+        unsafe { atomic_copy::load(src, buf) };
         Ok(())
     }
 
-    /// Copies `data` into the segment at `offset`.
+    /// Copies `data` into the segment at `offset` (relaxed atomic stores, as `read_at`).
     pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<(), IndexError> {
         let dst = self.range(offset, data.len())?;
         // SAFETY: as in `read_at`, the other way.
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), dst, data.len()) };
+        unsafe { atomic_copy::store(data, dst) };
         Ok(())
     }
 

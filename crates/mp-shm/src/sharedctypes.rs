@@ -7,15 +7,15 @@ use std::io;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering::*};
 
 use bytemuck::Pod;
 use mp_spawn::reduction::Fd;
 use mp_spawn::reduction::custom_error;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::atomic_copy;
 use crate::error::{ArrayError, IndexError, LockError, LockResult, SyncError};
-use crate::heap::Block;
+use crate::heap::{Block, Kind, Tagged};
 use crate::synchronize::{MutexBlock, RLock};
 
 fn bytes_for<T>(len: usize) -> io::Result<usize> {
@@ -27,9 +27,13 @@ const _: () = assert!(crate::synchronize::DATA_OFFSET % 64 == 0);
 
 /// An array as it travels: its block's descriptor and its length, checked against `T`.
 /// Returns the descriptor, the length, and the bytes the block must have.
-fn array_parts<'de, T, D: Deserializer<'de>>(d: D) -> Result<(Fd, usize, usize), D::Error> {
+fn array_parts<'de, T, D: Deserializer<'de>>(
+    d: D,
+    kind: Kind,
+) -> Result<(Fd, usize, usize), D::Error> {
     check_align::<T>().map_err(custom_error)?;
-    let (fd, len) = <(Fd, u64)>::deserialize(d)?;
+    let (tagged, len) = <(Tagged, u64)>::deserialize(d)?;
+    let fd = tagged.fd(kind).map_err(custom_error)?;
     let len = usize::try_from(len).map_err(custom_error)?;
     let bytes = bytes_for::<T>(len).map_err(custom_error)?;
     Ok((fd, len, bytes))
@@ -46,13 +50,14 @@ fn check_align<T>() -> io::Result<()> {
     Ok(())
 }
 
-/// The lock and data of a `Value` or `Array`, and whether a guard of it is live in this process
-/// (only the lock's holder can have one, so a second guard would alias the first).
+/// The lock and data of a `Value` or `Array`. Whether a guard of it is live is marked in the
+/// lock's shared state (`MutexBlock::guarded`), so that no handle of the lock, in any process,
+/// can release the level a guard holds: only the holder may have a guard, and the lock stays
+/// held while it lives, so the guard's `&mut` is the only access to the data.
 #[derive(Debug)]
 struct Guarded {
     lock: RLock,
     block: Arc<MutexBlock>,
-    borrowed: AtomicBool,
 }
 
 impl Guarded {
@@ -61,7 +66,6 @@ impl Guarded {
         Ok(Guarded {
             lock: RLock::from_block(block.clone()),
             block,
-            borrowed: AtomicBool::new(false),
         })
     }
 
@@ -70,7 +74,6 @@ impl Guarded {
         Ok(Guarded {
             lock: RLock::from_block(block.clone()),
             block,
-            borrowed: AtomicBool::new(false),
         })
     }
 
@@ -78,7 +81,7 @@ impl Guarded {
     /// lock is not kept then.
     fn enter(&self) -> Result<(), SyncError> {
         match self.block.acquire_counted(true, None) {
-            Ok(_) if !self.borrowed.load(Relaxed) => Ok(()),
+            Ok(_) if !self.block.guarded() => Ok(()),
             Ok(_) => {
                 self.block.release_counted()?;
                 Err(SyncError::Reentrant)
@@ -91,34 +94,47 @@ impl Guarded {
         }
     }
 
-    /// Runs `f` under the lock. The common case (this thread does not hold the lock) takes
-    /// the mutex directly, without the re-entrancy bookkeeping of `enter`.
+    /// Runs `f` under the lock, marked as guarded meanwhile (so that `f`, which may hold a
+    /// `&mut` to the data, cannot take a guard or another access of it, nor release the lock).
+    /// The common case (this thread does not hold the lock) takes the mutex directly, without
+    /// the re-entrancy bookkeeping of `enter`.
     #[inline]
     fn exclusive<R>(&self, f: impl FnOnce() -> R) -> Result<R, SyncError> {
-        if self.block.held_by_me() {
-            self.enter()?;
-            let r = f();
-            self.leave();
-            return Ok(r);
+        /// Clears the mark and gives the level back, also when `f` panics.
+        struct Release<'a> {
+            block: &'a MutexBlock,
+            counted: bool,
         }
-        struct Release<'a>(&'a MutexBlock);
         impl Drop for Release<'_> {
             #[inline]
             fn drop(&mut self) {
-                let _ = self.0.release_once();
+                self.block.mark_guarded(false);
+                let _ = if self.counted {
+                    self.block.release_counted()
+                } else {
+                    self.block.release_once()
+                };
             }
         }
-        match self.block.take_forever() {
-            Ok(_) => {
-                let _release = Release(&self.block);
-                Ok(f())
+        let counted = self.block.held_by_me();
+        if counted {
+            self.enter()?;
+        } else {
+            match self.block.take_forever() {
+                Ok(_) => {}
+                Err(SyncError::OwnerDied) => {
+                    self.block.release_once()?;
+                    return Err(SyncError::OwnerDied);
+                }
+                Err(e) => return Err(e),
             }
-            Err(SyncError::OwnerDied) => {
-                self.block.release_once()?;
-                Err(SyncError::OwnerDied)
-            }
-            Err(e) => Err(e),
         }
+        self.block.mark_guarded(true);
+        let _release = Release {
+            block: &self.block,
+            counted,
+        };
+        Ok(f())
     }
 
     fn leave(&self) {
@@ -132,7 +148,7 @@ impl Guarded {
             Err(SyncError::OwnerDied) => true,
             Err(e) => return Err(LockError::Sync(e)),
         };
-        if self.borrowed.swap(true, Relaxed) {
+        if !self.block.set_guarded() {
             self.leave();
             return Err(LockError::Sync(SyncError::Reentrant));
         }
@@ -144,7 +160,7 @@ impl Guarded {
     }
 
     fn unguard(&self) {
-        self.borrowed.store(false, Relaxed);
+        self.block.clear_guarded();
         self.leave();
     }
 
@@ -241,6 +257,27 @@ impl<T: Pod> Value<T> {
     }
 
     /// The lock (Python's `get_lock()`), re-entrant: `value()` works while it is held.
+    ///
+    /// It cannot end a guard early: while a [`ValueGuard`] (or an `update`) holds its level,
+    /// releasing that level through this lock, a clone of it, a `Condition` over it, or a copy
+    /// received from elsewhere fails with [`SyncError::GuardHeld`], so the guard's `&mut`
+    /// stays the only access to the value.
+    ///
+    /// ```
+    /// use mp_shm::{SyncError, Value};
+    ///
+    /// let v = Value::new(1u32)?;
+    /// {
+    ///     let _held = v.get_lock().lock().unwrap(); // Python: `with v.get_lock():`
+    ///     v.set_value(v.value()? + 1)?; // one atomic step for other processes
+    /// }
+    /// let mut guard = v.lock().unwrap();
+    /// assert!(matches!(v.get_lock().release(), Err(SyncError::GuardHeld)));
+    /// *guard += 1;
+    /// drop(guard);
+    /// assert_eq!(v.value()?, 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn get_lock(&self) -> &RLock {
         &self.shared.lock
     }
@@ -255,7 +292,9 @@ impl<T: Pod> Serialize for Value<T> {
 impl<'de, T: Pod> Deserialize<'de> for Value<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         check_align::<T>().map_err(custom_error)?;
-        let fd = Fd::deserialize(d)?;
+        let fd = Tagged::deserialize(d)?
+            .fd(Kind::Mutex)
+            .map_err(custom_error)?;
         let shared = Guarded::attach(fd, std::mem::size_of::<T>()).map_err(custom_error)?;
         Ok(Value {
             shared: Arc::new(shared),
@@ -414,7 +453,8 @@ impl<T: Pod> Array<T> {
         })
     }
 
-    /// The lock (Python's `get_lock()`).
+    /// The lock (Python's `get_lock()`); as [`Value::get_lock`], it cannot release the level an
+    /// [`ArrayGuard`] holds ([`SyncError::GuardHeld`]).
     pub fn get_lock(&self) -> &RLock {
         &self.shared.lock
     }
@@ -428,7 +468,7 @@ impl<T: Pod> Serialize for Array<T> {
 
 impl<'de, T: Pod> Deserialize<'de> for Array<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let (fd, len, bytes) = array_parts::<T, D>(d)?;
+        let (fd, len, bytes) = array_parts::<T, D>(d, Kind::Mutex)?;
         let shared = Guarded::attach(fd, bytes).map_err(custom_error)?;
         Ok(Array {
             shared: Arc::new(shared),
@@ -471,8 +511,13 @@ impl<T: Pod> Drop for ArrayGuard<'_, T> {
 // RawValue and RawArray
 
 /// One `T` in shared memory without a lock (Python's `RawValue`, or `Value(..., lock=False)`).
-/// Reads and writes are whole-value volatile copies; a read-modify-write races with other
-/// writers (the unsynchronised counter of the tutorial).
+/// A read-modify-write races with other writers (the unsynchronised counter of the tutorial).
+///
+/// **Racing is safe, and may tear.** `get` and `set` copy through relaxed atomics, each aligned
+/// piece of up to 8 bytes at once, so a `get` that races with `set`s is never undefined
+/// behaviour, but it may return a mix of two writes (one piece from each) when `T` is larger
+/// than its alignment allows in one piece (a `[u8; 16]`, a struct of several fields). Values
+/// of 8 bytes or less that are aligned to their size (the numbers) never tear.
 ///
 /// ```
 /// use mp_shm::RawValue;
@@ -506,26 +551,26 @@ impl<T: Pod> RawValue<T> {
     /// A shared value, initialised to `value`.
     pub fn new(value: T) -> io::Result<RawValue<T>> {
         check_align::<T>()?;
-        let block = Block::new(c"mp-value", std::mem::size_of::<T>().max(1))?;
+        let block = Block::new(Kind::Raw, std::mem::size_of::<T>().max(1))?;
         // SAFETY: the block is page-aligned with room for a T; nobody else sees it yet.
-        unsafe { block.ptr().cast::<T>().write_volatile(value) };
+        unsafe { block.ptr().cast::<T>().write(value) };
         Ok(RawValue {
             block: Arc::new(block),
             _t: PhantomData,
         })
     }
 
-    /// A copy of the value.
+    /// A copy of the value (possibly torn by a racing `set`; see the type's docs).
     pub fn get(&self) -> T {
-        // SAFETY: an aligned T in the mapping; T is Pod, so any bytes another process wrote are
-        // a valid T, and a volatile copy is what a racing reader of shared memory can do.
-        unsafe { self.block.ptr().cast::<T>().read_volatile() }
+        // SAFETY: an aligned T in the mapping, which this crate only ever accesses through
+        // atomic copies; T is Pod, so any mix of bytes is a valid T.
+        unsafe { atomic_copy::read(self.block.ptr().cast::<T>()) }
     }
 
-    /// Stores `value`.
+    /// Stores `value` (a racing `get` may see part of it; see the type's docs).
     pub fn set(&self, value: T) {
         // SAFETY: as in `get`.
-        unsafe { self.block.ptr().cast::<T>().write_volatile(value) }
+        unsafe { atomic_copy::write(self.block.ptr().cast::<T>(), value) }
     }
 }
 
@@ -539,13 +584,21 @@ impl<'de, T: Pod> Deserialize<'de> for RawValue<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         check_align::<T>().map_err(custom_error)?;
         Ok(RawValue {
-            block: Arc::new(Block::deserialize_sized(d, std::mem::size_of::<T>())?),
+            block: Arc::new(Block::deserialize_sized(
+                d,
+                Kind::Raw,
+                std::mem::size_of::<T>(),
+            )?),
             _t: PhantomData,
         })
     }
 }
 
 /// A fixed-length array of `T` in shared memory without a lock (Python's `RawArray`).
+///
+/// `get`, `set` and `to_vec` copy through relaxed atomics as [`RawValue`] does: racing with
+/// writers is safe, and an element larger than one aligned piece may be read torn. `to_vec` is
+/// not a snapshot: elements written meanwhile may be seen old or new, each.
 ///
 /// ```
 /// use mp_shm::RawArray;
@@ -584,7 +637,7 @@ impl<T: Pod> RawArray<T> {
     /// A zero-filled array of `len` elements.
     pub fn zeroed(len: usize) -> io::Result<RawArray<T>> {
         check_align::<T>()?;
-        let block = Block::new(c"mp-array", bytes_for::<T>(len)?.max(1))?;
+        let block = Block::new(Kind::Raw, bytes_for::<T>(len)?.max(1))?;
         Ok(RawArray {
             block: Arc::new(block),
             len,
@@ -620,31 +673,32 @@ impl<T: Pod> RawArray<T> {
     /// A copy of element `index`.
     pub fn get(&self, index: usize) -> Result<T, IndexError> {
         IndexError::check(index, self.len)?;
-        // SAFETY: in range; Pod, volatile (see RawValue::get).
-        Ok(unsafe { self.as_ptr().add(index).read_volatile() })
+        // SAFETY: in range; Pod, atomic copies only (see RawValue::get).
+        Ok(unsafe { atomic_copy::read(self.as_ptr().add(index)) })
     }
 
     /// Stores `value` at `index`.
     pub fn set(&self, index: usize, value: T) -> Result<(), IndexError> {
         IndexError::check(index, self.len)?;
         // SAFETY: as in `get`.
-        unsafe { self.as_ptr().add(index).write_volatile(value) };
+        unsafe { atomic_copy::write(self.as_ptr().add(index), value) };
         Ok(())
     }
 
     /// A copy of the whole array.
     pub fn to_vec(&self) -> Vec<T> {
-        (0..self.len)
-            // SAFETY: in range; Pod, volatile (see RawValue::get).
-            .map(|i| unsafe { self.as_ptr().add(i).read_volatile() })
-            .collect()
+        let mut out = vec![T::zeroed(); self.len];
+        // SAFETY: `len` elements in the mapping; Pod, atomic copies only (see RawValue::get).
+        unsafe { atomic_copy::load(self.as_ptr().cast(), bytemuck::cast_slice_mut(&mut out)) };
+        out
     }
 
     /// The elements as a slice.
     ///
     /// # Safety
-    /// No process may write the array while the slice lives (for example: the writers have
-    /// been joined, or an outside lock or event orders them).
+    /// No process or thread may write the array while the slice lives, through any handle
+    /// (`set` included): for example, the writers have been joined, or an outside lock or
+    /// event orders them.
     pub unsafe fn as_slice(&self) -> &[T] {
         // SAFETY: `len` elements in the mapping; the caller excludes concurrent writers.
         unsafe { std::slice::from_raw_parts(self.as_ptr(), self.len) }
@@ -669,8 +723,8 @@ impl<T: Pod> Serialize for RawArray<T> {
 
 impl<'de, T: Pod> Deserialize<'de> for RawArray<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let (fd, len, bytes) = array_parts::<T, D>(d)?;
-        let block = Block::attach(fd, bytes).map_err(custom_error)?;
+        let (fd, len, bytes) = array_parts::<T, D>(d, Kind::Raw)?;
+        let block = Block::attach(Kind::Raw, fd, bytes).map_err(custom_error)?;
         Ok(RawArray {
             block: Arc::new(block),
             len,

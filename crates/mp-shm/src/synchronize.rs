@@ -17,7 +17,7 @@ use mp_spawn::reduction::custom_error;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::{LockError, LockResult, SyncError};
-use crate::heap::Block;
+use crate::heap::{Block, Kind, Tagged};
 use crate::sys::{self, Locked};
 
 use mp_spawn::deadline::of as deadline;
@@ -39,6 +39,10 @@ pub(crate) struct MutexState {
     count: AtomicU32,
     /// Sticky: a holder died, and nobody has called `clear_owner_died` since.
     owner_died: AtomicU32,
+    /// A `Value` or `Array` guard holds one level of the lock and hands out `&mut` to the data:
+    /// the level may not be released under it. Only the holder writes it; every fresh take
+    /// clears it (a guard cannot outlive its holder's hold, nor a dead holder).
+    guarded: AtomicU32,
 }
 
 /// Where the data guarded by a lock starts in its block: its own cache line.
@@ -80,7 +84,7 @@ impl MutexBlock {
         let len = DATA_OFFSET
             .checked_add(extra)
             .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
-        let block = Block::new(c"mp-lock", len)?;
+        let block = Block::new(Kind::Mutex, len)?;
         // SAFETY: the block is fresh, page-aligned, big enough, and not shared with anyone yet.
         unsafe { sys::robust_mutex_init(block.ptr().cast::<libc::pthread_mutex_t>())? };
         Ok(MutexBlock {
@@ -92,7 +96,9 @@ impl MutexBlock {
         d: D,
         extra: usize,
     ) -> Result<MutexBlock, D::Error> {
-        let fd = Fd::deserialize(d)?;
+        let fd = Tagged::deserialize(d)?
+            .fd(Kind::Mutex)
+            .map_err(custom_error)?;
         MutexBlock::attach(fd, extra).map_err(custom_error)
     }
 
@@ -101,7 +107,7 @@ impl MutexBlock {
         let need = DATA_OFFSET
             .checked_add(extra)
             .ok_or_else(|| "the shared block would be too large".to_owned())?;
-        let block = Block::attach(fd, need)?;
+        let block = Block::attach(Kind::Mutex, fd, need)?;
         Ok(MutexBlock {
             block: block.with_drop_check(held_here),
         })
@@ -137,10 +143,14 @@ impl MutexBlock {
         self.owner() == sys::thread_id()
     }
 
-    /// Takes the mutex, waiting as long as it takes (not re-entrant).
+    /// Takes the mutex at depth one, waiting as long as it takes (not re-entrant).
     #[inline]
     pub(crate) fn take_forever(&self) -> Result<bool, SyncError> {
-        self.take(Wait::Forever)
+        let taken = self.take(Wait::Forever);
+        if matches!(taken, Ok(true) | Err(SyncError::OwnerDied)) {
+            self.state().count.store(1, Relaxed);
+        }
+        taken
     }
 
     /// Takes the mutex (not re-entrant). `Ok(false)`: not taken in time.
@@ -160,6 +170,7 @@ impl MutexBlock {
             Locked::TimedOut => Ok(false),
             Locked::AlreadyHeld => Err(SyncError::Reentrant),
             Locked::Clean => {
+                state.guarded.store(0, Relaxed);
                 if state.owner_died.load(Relaxed) != 0 {
                     Err(SyncError::OwnerDied)
                 } else {
@@ -167,17 +178,21 @@ impl MutexBlock {
                 }
             }
             Locked::OwnerDied => {
+                state.guarded.store(0, Relaxed);
                 state.owner_died.store(1, Relaxed);
                 Err(SyncError::OwnerDied)
             }
         }
     }
 
-    /// Releases the mutex entirely (whatever the recursion count).
+    /// Releases the mutex entirely (whatever the recursion count), unless a guard holds it.
     #[inline]
     fn give(&self) -> Result<(), SyncError> {
         if !self.held_by_me() {
             return Err(SyncError::NotHeld);
+        }
+        if self.guarded() {
+            return Err(SyncError::GuardHeld);
         }
         self.state().count.store(0, Relaxed);
         // SAFETY: the robust mutex of this block, held by this thread (checked above).
@@ -207,9 +222,13 @@ impl MutexBlock {
         }
     }
 
-    /// Plain-lock release: the mutex itself checks the holder.
+    /// Plain-lock release: the mutex itself checks the holder. A `Value`'s lock received as a
+    /// plain `Lock` is still refused under a live guard.
     #[inline]
     pub(crate) fn release_once(&self) -> Result<(), SyncError> {
+        if self.guarded() && self.held_by_me() {
+            return Err(SyncError::GuardHeld);
+        }
         // SAFETY: the robust mutex of this block; an unlock by a non-holder fails with EPERM.
         unsafe { sys::robust_mutex_unlock(self.mutex()) }.map_err(|_| SyncError::NotHeld)
     }
@@ -268,6 +287,28 @@ impl MutexBlock {
 
     fn locked(&self) -> bool {
         self.owner() != 0
+    }
+
+    /// Whether a data guard holds a level of the lock (meaningful to the holder only).
+    #[inline]
+    pub(crate) fn guarded(&self) -> bool {
+        self.state().guarded.load(Relaxed) != 0
+    }
+
+    /// Marks a data guard as holding a level; `false` if one already did. Holder only.
+    pub(crate) fn set_guarded(&self) -> bool {
+        self.state().guarded.swap(1, Relaxed) == 0
+    }
+
+    /// The data guard is gone. Holder only.
+    pub(crate) fn clear_guarded(&self) {
+        self.mark_guarded(false);
+    }
+
+    /// Sets or clears the guard mark. Holder only.
+    #[inline]
+    pub(crate) fn mark_guarded(&self, on: bool) {
+        self.state().guarded.store(u32::from(on), Relaxed);
     }
 
     fn owner_died(&self) -> bool {
@@ -530,16 +571,21 @@ impl Drop for RLockGuard<'_> {
 // ---------------------------------------------------------------------------------------------
 // Futex-word objects: Semaphore, BoundedSemaphore, Event, and the Condition's wait state.
 
+/// The state types of futex-word objects, each with its block kind.
+trait State {
+    const KIND: Kind;
+}
+
 /// A block holding one `T` made of atomics, at offset 0.
 struct Words<T> {
     block: Block,
     _t: PhantomData<T>,
 }
 
-impl<T> Words<T> {
+impl<T: State> Words<T> {
     fn new() -> io::Result<Words<T>> {
         Ok(Words {
-            block: Block::new(c"mp-sync", std::mem::size_of::<T>())?,
+            block: Block::new(T::KIND, std::mem::size_of::<T>())?,
             _t: PhantomData,
         })
     }
@@ -563,10 +609,10 @@ impl<T> Serialize for Words<T> {
     }
 }
 
-impl<'de, T> Deserialize<'de> for Words<T> {
+impl<'de, T: State> Deserialize<'de> for Words<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         Ok(Words {
-            block: Block::deserialize_sized(d, std::mem::size_of::<T>())?,
+            block: Block::deserialize_sized(d, T::KIND, std::mem::size_of::<T>())?,
             _t: PhantomData,
         })
     }
@@ -578,6 +624,10 @@ struct SemState {
     waiters: AtomicU32,
     /// The highest value a release may reach (u32::MAX - 1 for a plain Semaphore).
     bound: AtomicU32,
+}
+
+impl State for SemState {
+    const KIND: Kind = Kind::Semaphore;
 }
 
 const SEM_VALUE_MAX: u32 = i32::MAX as u32;
@@ -720,6 +770,10 @@ struct EventState {
     waiters: AtomicU32,
 }
 
+impl State for EventState {
+    const KIND: Kind = Kind::Event;
+}
+
 /// A process-shared flag that processes can wait for (Python's `multiprocessing.Event`).
 ///
 /// ```
@@ -815,30 +869,46 @@ impl ConditionLock {
     }
 }
 
+/// A condition's wait state. Every field except `seq`'s futex sleep is read and written only by
+/// the holder of the condition's lock, so the bookkeeping is as simple as `threading.Condition`'s
+/// and a peer cannot race it (values a peer scribbled are survived with saturating arithmetic).
 #[repr(C)]
 struct CondState {
-    /// Bumped by every notify; the futex word waiters sleep on.
+    /// Bumped by every notify that grants a wake-up: the futex word waiters sleep on.
     seq: AtomicU32,
     _pad: AtomicU32,
-    /// `waiters << 32 | tokens`: registered waiters, and wake-ups granted but not yet taken.
-    /// One word, so that taking a token and leaving are a single step.
-    wt: AtomicU64,
+    /// Bumped by every notify. A waiter that registered at an older epoch was waiting when a
+    /// notify was called; one that registered at the current epoch was not, and may not take
+    /// a wake-up granted before it came.
+    epoch: AtomicU64,
+    /// Waiters that registered before the last notify and are still inside `wait`.
+    old: AtomicU64,
+    /// Waiters that registered since the last notify.
+    new: AtomicU64,
+    /// Wake-ups granted to `old` waiters and not yet taken (at most `old`).
+    tokens: AtomicU64,
 }
 
-const ONE_WAITER: u64 = 1 << 32;
-
-fn waiters(wt: u64) -> u64 {
-    wt >> 32
+impl State for CondState {
+    const KIND: Kind = Kind::Condition;
 }
 
-fn tokens(wt: u64) -> u64 {
-    wt & 0xffff_ffff
+fn dec(a: &AtomicU64) {
+    a.store(a.load(Relaxed).saturating_sub(1), Relaxed);
 }
 
 /// A process-shared condition variable (Python's `multiprocessing.Condition`).
 ///
-/// `notify(n)` wakes exactly `min(n, waiting)` waiters: it grants that many tokens, and a
-/// waiter returns `true` only by taking one, so there are no spurious wake-ups.
+/// `notify(n)` wakes `min(n, waiting)` of the waiters that were waiting when it was called, and
+/// never one that starts waiting afterwards (as CPython's sleeping/woken counts): every notify
+/// closes an epoch, and its wake-ups can be taken only by waiters of earlier epochs. A waiter
+/// returns `true` only by taking one, so there are no spurious wake-ups; it may take it after
+/// its timeout passed, if the notify came first.
+///
+/// A waiter killed inside `wait` stays counted: a later `notify_all` may then grant one wake-up
+/// too many, which a waiter that comes later can take (its `wait` returns `true` without a
+/// notify of its own, as a spurious wake-up). Nothing else breaks, and the lock itself is robust
+/// (see [`SyncError::OwnerDied`]).
 ///
 /// ```
 /// use mp_shm::Condition;
@@ -901,50 +971,54 @@ impl Condition {
 
     /// Releases the lock, waits for a notify or the timeout, and takes the lock again.
     /// `Ok(false)` on timeout. The caller must hold the lock ([`SyncError::NotHeld`]).
+    ///
+    /// If the lock's previous holder died meanwhile, the lock is held again and the result is
+    /// [`SyncError::OwnerDied`] (the wait is over either way).
     pub fn wait(&self, timeout: Option<Duration>) -> Result<bool, SyncError> {
         let block = self.lock.block();
         if !block.held_by_me() {
             return Err(SyncError::NotHeld);
         }
         let s = self.words.get();
-        s.wt.fetch_add(ONE_WAITER, SeqCst);
-        let depth = match block.release_save() {
+        // Register under the lock: a notify (which needs the lock) either saw us or did not.
+        let my_epoch = s.epoch.load(Relaxed);
+        s.new.store(s.new.load(Relaxed).saturating_add(1), Relaxed);
+        let mut seq = s.seq.load(Relaxed);
+        let mut depth = match block.release_save() {
             Ok(d) => d,
             Err(e) => {
-                s.wt.fetch_sub(ONE_WAITER, SeqCst);
+                dec(&s.new);
                 return Err(e);
             }
         };
         let deadline = deadline(timeout);
-        let notified = loop {
-            let seq = s.seq.load(SeqCst);
-            // Take a token if one is granted.
-            let took =
-                s.wt.fetch_update(SeqCst, SeqCst, |wt| {
-                    (tokens(wt) > 0).then(|| wt - ONE_WAITER - 1)
-                })
-                .is_ok();
-            if took {
-                break true;
-            }
-            if timed_out(deadline) {
-                // Leave; if every remaining waiter, us included, holds a granted token, one of
-                // them is ours: take it rather than strand it.
-                let prev =
-                    s.wt.fetch_update(SeqCst, SeqCst, |wt| {
-                        Some(if tokens(wt) > 0 && tokens(wt) >= waiters(wt) {
-                            wt - ONE_WAITER - 1
-                        } else {
-                            wt - ONE_WAITER
-                        })
-                    })
-                    .unwrap_or_else(|wt| wt);
-                break tokens(prev) > 0 && tokens(prev) >= waiters(prev);
-            }
+        loop {
+            // A notify between our release and this sleep changed `seq`: no wake-up is lost.
             sys::futex_wait(&s.seq, seq, deadline);
-        };
-        block.acquire_restore(depth)?;
-        Ok(notified)
+            let relocked = block.acquire_restore(depth);
+            match &relocked {
+                Ok(()) | Err(SyncError::OwnerDied) => {}
+                // The lock is not ours: leave the registration (a stale waiter costs a later
+                // notify at most one wake-up) rather than touch the state without the lock.
+                Err(_) => return relocked.map(|()| false),
+            }
+            let old = s.epoch.load(Relaxed) != my_epoch;
+            let tokens = s.tokens.load(Relaxed);
+            if old && tokens > 0 {
+                s.tokens.store(tokens - 1, Relaxed);
+                dec(&s.old);
+                return relocked.map(|()| true);
+            }
+            if timed_out(deadline) || relocked.is_err() {
+                dec(if old { &s.old } else { &s.new });
+                return relocked.map(|()| false);
+            }
+            // Woken for someone else's wake-up (or spuriously): sleep again.
+            seq = s.seq.load(Relaxed);
+            depth = block.release_save().inspect_err(|_| {
+                dec(if old { &s.old } else { &s.new });
+            })?;
+        }
     }
 
     /// Waits until `predicate` is true, re-checking after each notify; returns its last value
@@ -973,19 +1047,25 @@ impl Condition {
         }
     }
 
-    /// Wakes up to `n` waiters. The caller must hold the lock.
+    /// Wakes up to `n` of the waiters waiting now. The caller must hold the lock.
     pub fn notify(&self, n: usize) -> Result<(), SyncError> {
         if !self.lock.block().held_by_me() {
             return Err(SyncError::NotHeld);
         }
         let s = self.words.get();
-        let mut granted = 0;
-        let _ = s.wt.fetch_update(SeqCst, SeqCst, |wt| {
-            granted = (waiters(wt) - tokens(wt)).min(n as u64);
-            (granted > 0).then_some(wt + granted)
-        });
+        // Everyone waiting now becomes eligible; whoever comes later starts a new epoch.
+        let old = s.old.load(Relaxed).saturating_add(s.new.load(Relaxed));
+        s.old.store(old, Relaxed);
+        s.new.store(0, Relaxed);
+        s.epoch
+            .store(s.epoch.load(Relaxed).wrapping_add(1), Relaxed);
+        let tokens = s.tokens.load(Relaxed).min(old);
+        let granted = (old - tokens).min(n as u64);
+        s.tokens.store(tokens + granted, Relaxed);
         if granted > 0 {
-            s.seq.fetch_add(1, SeqCst);
+            s.seq.fetch_add(1, Relaxed);
+            // Every sleeper is eligible now (no one registers while we hold the lock), so
+            // waking `granted` of them reaches enough takers.
             sys::futex_wake(&s.seq, granted.min(i32::MAX as u64) as i32);
         }
         Ok(())
@@ -1022,13 +1102,23 @@ struct BarrierState {
     parties: AtomicU32,
 }
 
+impl State for BarrierState {
+    const KIND: Kind = Kind::Barrier;
+}
+
 const FILLING: i32 = 0;
 const DRAINING: i32 = 1;
 const RESETTING: i32 = -1;
 const BROKEN: i32 = -2;
 
 /// A process-shared barrier for a fixed number of parties (Python's `multiprocessing.Barrier`,
-/// without `action`: a closure cannot be shared with spawned processes).
+/// without `action`: a closure cannot be shared with spawned processes; let the party whose
+/// `wait` returns `parties - 1` do the work, and a second `wait` hold the others until it is
+/// done).
+///
+/// Rounds never mix: a party that comes back for the next round waits until every party of the
+/// last one has left, and a wake-up meant for one round cannot be taken by a waiter of the next
+/// (see [`Condition`]).
 ///
 /// ```
 /// use mp_shm::{Barrier, SyncError};
@@ -1090,7 +1180,8 @@ impl Barrier {
             return Err(SyncError::BrokenBarrier);
         }
         let index = s.count.fetch_add(1, SeqCst);
-        let result = if index + 1 == s.parties.load(SeqCst) {
+        // Wrapping: the words are shared, and a peer's garbage must not panic us.
+        let result = if index.wrapping_add(1) == s.parties.load(SeqCst) {
             s.state.store(DRAINING, SeqCst);
             self.cond.notify_all().map(|()| index as usize)
         } else {
