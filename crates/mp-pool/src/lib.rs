@@ -52,3 +52,29 @@ pub use imap::IMap;
 pub use parallel::Parallel;
 pub use pool::{Pool, PoolBuilder, Submit};
 pub use result::AsyncResult;
+
+// Which public types may cross threads (as tokio's `_assert_kinds`), checked at compile time.
+// - `Pool`, `PoolBuilder`, `Submit`, `Parallel`, `PoolError`: `Send + Sync`: a pool can be
+//   shared by threads (`&Pool` or `Arc<Pool>`), each submitting work.
+// - `AsyncResult<T>`: `Send + Sync` whatever `T` (it holds no `T`, only the encoded result),
+//   so one thread may wait while another polls.
+// - `IMap<I, R>`: `Send` when its input `I` and its values `R` are (it buffers values of a
+//   finished chunk), `Sync` when they are `Sync`. Deliberately not `Send` otherwise: the
+//   input is read, and the values decoded, on the thread that calls `next`, so an input
+//   that must stay on its thread (an `Rc`-based iterator) works (see `IMap`'s docs).
+#[allow(dead_code)]
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    fn sync<T: Sync>() {}
+    send_sync::<Pool>();
+    send_sync::<PoolBuilder>();
+    send_sync::<Submit<'static>>();
+    send_sync::<Parallel>();
+    send_sync::<PoolError>();
+    send_sync::<AsyncResult<u64>>();
+    send_sync::<AsyncResult<std::rc::Rc<u64>>>();
+    send_sync::<AsyncResult<std::cell::Cell<u64>>>();
+    send::<IMap<'static, std::ops::Range<u64>, u64>>();
+    sync::<IMap<'static, std::ops::Range<u64>, u64>>();
+};
