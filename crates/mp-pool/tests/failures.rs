@@ -167,6 +167,22 @@ fn callbacks_finish_before_ready(m: StartMethod) {
     }
 }
 
+/// A callback that panics is reported by the panic hook and goes no further: the result is
+/// ready, and the pool (whose thread ran the callback) goes on working.
+fn panicking_callback_leaves_the_pool_working(m: StartMethod) {
+    let pool = pool(m, 2);
+    let go = Queue::<()>::new().unwrap();
+    let r = pool
+        .apply_async(square_on_go, ((go.clone(), 3),))
+        .unwrap()
+        .callback(|_| panic!("a callback that panics"));
+    go.put(()).unwrap();
+    assert!(r.wait(Some(GUARD)));
+    assert_eq!(r.get().unwrap(), 9);
+    let after = pool.map_async(square, 0..10).unwrap();
+    assert_eq!(after.get_timeout(GUARD).unwrap()[3], 9);
+}
+
 fn parse(s: String) -> u64 {
     s.parse().expect("not a number")
 }
@@ -289,6 +305,7 @@ mp_spawn::test_matrix!(
     crashing_initializer_is_reported,
     callbacks_finish_before_ready,
     map_async_callbacks,
+    panicking_callback_leaves_the_pool_working,
     imap_handle_iterable_exception,
     imap_unordered_handle_iterable_exception,
 );
