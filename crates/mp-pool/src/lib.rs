@@ -29,10 +29,16 @@
 //! # What does not hang here
 //! - A worker that dies (SIGKILL, OOM, abort, segfault) fails the one chunk it was running
 //!   with [`PoolError::WorkerDied`]; a new worker takes its place (Python hangs, gh-66587).
+//!   Idle workers killed are replaced however often; workers that keep dying as they start
+//!   (a crashing initializer) stop the pool with [`PoolError::Initializer`] or
+//!   [`PoolError::StartFailed`] rather than be restarted forever, as Python's are.
 //! - A panic comes back as [`PoolError::Panicked`] with its message and location.
 //! - Ctrl-C during a wait returns [`PoolError::Interrupted`] and stops the workers, which
 //!   print nothing (bpo-8296).
-//! - `imap` reads its input lazily (gh-84291), and a pool works inside a pool worker.
+//! - `imap` reads its input lazily (gh-84291), and a pool works inside a pool worker. An
+//!   input that panics ends the output with [`PoolError::InputPanicked`].
+//! - Callbacks have run by the time a result is ready, as Python's; one that panics is
+//!   reported and goes no further.
 
 #![cfg(all(target_os = "linux", target_env = "gnu"))]
 
