@@ -31,9 +31,25 @@ pub enum PoolError {
         /// Its exit code: `-signal` when a signal killed it, as Python's `exitcode`.
         exitcode: i32,
     },
-    /// The pool's initializer panicked in a worker; the pool stops taking tasks, since
-    /// every new worker would fail the same way (Python restarts them forever).
+    /// The pool's initializer panicked in a worker, or workers died in it several times in a
+    /// row (before they were ready for tasks); the pool stops taking tasks, since every new
+    /// worker would fail the same way (Python restarts them forever).
     Initializer {
+        /// The panic message.
+        message: String,
+    },
+    /// Workers of a pool without an initializer died as they started, before they were ready
+    /// for tasks, several in a row; the pool stops taking tasks rather than start workers
+    /// forever. (Workers killed once they are up are replaced, however many.)
+    StartFailed {
+        /// How many died, and how the last one ended.
+        message: String,
+    },
+    /// The input iterator of an `imap` panicked (on the caller's thread, while the pool read
+    /// it): the values of the items before come first, then this, then the end.
+    InputPanicked {
+        /// The index of the item it was producing.
+        index: usize,
         /// The panic message.
         message: String,
     },
@@ -87,6 +103,13 @@ impl PoolError {
                 exitcode: *exitcode,
             },
             Self::Initializer { message } => Self::Initializer {
+                message: message.clone(),
+            },
+            Self::StartFailed { message } => Self::StartFailed {
+                message: message.clone(),
+            },
+            Self::InputPanicked { index, message } => Self::InputPanicked {
+                index: *index,
                 message: message.clone(),
             },
             Self::Timeout => Self::Timeout,
@@ -147,6 +170,10 @@ impl fmt::Display for PoolError {
                 }
             }
             Self::Initializer { message } => write!(f, "the pool's initializer {message}"),
+            Self::StartFailed { message } => write!(f, "workers die as they start: {message}"),
+            Self::InputPanicked { index, message } => {
+                write!(f, "the input iterator, reading item {index}, {message}")
+            }
             Self::Timeout => f.write_str("timed out waiting for the result"),
             Self::Interrupted => f.write_str("interrupted (SIGINT); the pool was terminated"),
             Self::Terminated => f.write_str("the pool was terminated before the task finished"),

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::marker::PhantomData;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,9 +18,23 @@ use serde::de::DeserializeOwned;
 use crate::error::PoolError;
 use crate::pool::{Pool, Prepared};
 use crate::result::{Job, Part};
+use crate::task;
 
 /// The output of [`Pool::imap`] and [`Pool::imap_unordered`]: one `Result` per input item (a
-/// chunk that fails yields one `Err` for the whole chunk, then the output goes on).
+/// chunk that fails yields one `Err` for the whole chunk, then the output goes on). If the
+/// input panics, the values of the items it gave come first, then
+/// [`PoolError::InputPanicked`], then the end.
+///
+/// The input is read on the thread that calls `next`, so it need not be `Send`; the `IMap`
+/// is `Send` only if the input is:
+///
+/// ```compile_fail
+/// # fn square(x: u64) -> u64 { x * x }
+/// let pool = mp_pool::Pool::new(1).unwrap();
+/// let shared = std::rc::Rc::new(vec![1u64, 2, 3]);
+/// let it = pool.imap(square, (0..3).map(move |i| shared[i]));
+/// std::thread::scope(|s| { s.spawn(move || it.count()); });
+/// ```
 pub struct IMap<'p, I, R> {
     pool: PoolRef<'p>,
     input: Option<I>,
@@ -116,7 +131,36 @@ where
             let Some(input) = self.input.as_mut() else {
                 return Ok(());
             };
-            let items: Vec<T> = input.by_ref().take(self.chunksize).collect();
+            // The input runs here, on the caller's thread: a panic in it ends the input, after
+            // the items it gave, as Python's `imap` raises the iterator's exception in turn.
+            let mut items: Vec<T> = Vec::new();
+            let chunksize = self.chunksize;
+            let read = panic::catch_unwind(AssertUnwindSafe(|| {
+                items.extend(input.by_ref().take(chunksize));
+            }));
+            let panicked = read.err().map(|payload| task::panic_message(&*payload));
+            if let Some(message) = panicked {
+                if let Some(input) = self.input.take() {
+                    // Its drop may panic too, after the first panic left it in a bad state.
+                    let _ = panic::catch_unwind(AssertUnwindSafe(|| drop(input)));
+                }
+                if !items.is_empty() {
+                    self.submit(items)?;
+                }
+                let chunk = self.submitted;
+                self.submitted += 1;
+                let failure = PoolError::InputPanicked {
+                    index: self.read,
+                    message,
+                };
+                for callback in self.job.finish(chunk, Err(failure)) {
+                    callback();
+                }
+                for callback in self.job.set_expected(self.submitted) {
+                    callback();
+                }
+                return Ok(());
+            }
             if items.is_empty() {
                 self.input = None;
                 for callback in self.job.set_expected(self.submitted) {
@@ -124,18 +168,24 @@ where
                 }
                 return Ok(());
             }
-            let chunk = self.submitted;
-            let index = self.read;
-            self.read += items.len();
-            self.submitted += 1;
-            let prepared = Prepared::encode(self.entry, chunk, index, &items);
-            match prepared {
-                Ok(prepared) => self.pool.get().inner().submit(&self.job, vec![prepared])?,
-                // This chunk fails alone; the ones after it still run.
-                Err(e) => {
-                    for callback in self.job.finish(chunk, Err(e)) {
-                        callback();
-                    }
+            self.submit(items)?;
+        }
+        Ok(())
+    }
+
+    /// Submits the next chunk.
+    fn submit(&mut self, items: Vec<T>) -> Result<(), PoolError> {
+        let chunk = self.submitted;
+        let index = self.read;
+        self.read += items.len();
+        self.submitted += 1;
+        let prepared = Prepared::encode(self.entry, chunk, index, &items);
+        match prepared {
+            Ok(prepared) => self.pool.get().inner().submit(&self.job, vec![prepared])?,
+            // This chunk fails alone; the ones after it still run.
+            Err(e) => {
+                for callback in self.job.finish(chunk, Err(e)) {
+                    callback();
                 }
             }
         }

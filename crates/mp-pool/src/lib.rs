@@ -29,10 +29,16 @@
 //! # What does not hang here
 //! - A worker that dies (SIGKILL, OOM, abort, segfault) fails the one chunk it was running
 //!   with [`PoolError::WorkerDied`]; a new worker takes its place (Python hangs, gh-66587).
+//!   Idle workers killed are replaced however often; workers that keep dying as they start
+//!   (a crashing initializer) stop the pool with [`PoolError::Initializer`] or
+//!   [`PoolError::StartFailed`] rather than be restarted forever, as Python's are.
 //! - A panic comes back as [`PoolError::Panicked`] with its message and location.
 //! - Ctrl-C during a wait returns [`PoolError::Interrupted`] and stops the workers, which
 //!   print nothing (bpo-8296).
-//! - `imap` reads its input lazily (gh-84291), and a pool works inside a pool worker.
+//! - `imap` reads its input lazily (gh-84291), and a pool works inside a pool worker. An
+//!   input that panics ends the output with [`PoolError::InputPanicked`].
+//! - Callbacks have run by the time a result is ready, as Python's; one that panics is
+//!   reported and goes no further.
 
 #![cfg(all(target_os = "linux", target_env = "gnu"))]
 
@@ -52,3 +58,29 @@ pub use imap::IMap;
 pub use parallel::Parallel;
 pub use pool::{Pool, PoolBuilder, Submit};
 pub use result::AsyncResult;
+
+// Which public types may cross threads (as tokio's `_assert_kinds`), checked at compile time.
+// - `Pool`, `PoolBuilder`, `Submit`, `Parallel`, `PoolError`: `Send + Sync`: a pool can be
+//   shared by threads (`&Pool` or `Arc<Pool>`), each submitting work.
+// - `AsyncResult<T>`: `Send + Sync` whatever `T` (it holds no `T`, only the encoded result),
+//   so one thread may wait while another polls.
+// - `IMap<I, R>`: `Send` when its input `I` and its values `R` are (it buffers values of a
+//   finished chunk), `Sync` when they are `Sync`. Deliberately not `Send` otherwise: the
+//   input is read, and the values decoded, on the thread that calls `next`, so an input
+//   that must stay on its thread (an `Rc`-based iterator) works (see `IMap`'s docs).
+#[allow(dead_code)]
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    fn sync<T: Sync>() {}
+    send_sync::<Pool>();
+    send_sync::<PoolBuilder>();
+    send_sync::<Submit<'static>>();
+    send_sync::<Parallel>();
+    send_sync::<PoolError>();
+    send_sync::<AsyncResult<u64>>();
+    send_sync::<AsyncResult<std::rc::Rc<u64>>>();
+    send_sync::<AsyncResult<std::cell::Cell<u64>>>();
+    send::<IMap<'static, std::ops::Range<u64>, u64>>();
+    sync::<IMap<'static, std::ops::Range<u64>, u64>>();
+};

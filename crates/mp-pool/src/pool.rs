@@ -13,7 +13,7 @@
 //! hands out pending chunks. Callers hand out chunks themselves when a worker has room, so
 //! a lone `apply` costs no thread hop on the way out.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -30,7 +30,7 @@ use mp_spawn::{Context, Process, StartMethod, Target};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::PoolError;
+use crate::error::{PoolError, signal_name};
 use crate::imap::{IMap, PoolRef};
 use crate::interrupt;
 use crate::plain;
@@ -242,8 +242,11 @@ struct State {
     generation: u32,
     started: usize,
     /// The initializer failed, or workers die as they start: no worker can take tasks.
-    broken: Option<String>,
-    /// Workers that died in a row without taking a task (reset by every result).
+    broken: Option<PoolError>,
+    /// The generations of the live workers that are up (sent `READY`).
+    ready: HashSet<u32>,
+    /// Workers that died in a row before they were up (reset when one comes up, and by
+    /// every result): the crash-loop guard.
     early_deaths: usize,
     /// The time a chunk takes in a worker (a moving average), once measured.
     chunk_time: Option<Duration>,
@@ -390,6 +393,7 @@ impl Pool {
                 generation: 0,
                 started: 0,
                 broken: None,
+                ready: HashSet::new(),
                 early_deaths: 0,
                 chunk_time: None,
             }),
@@ -441,6 +445,27 @@ impl Pool {
     pub fn pids(&self) -> Vec<u32> {
         let st = lock(&self.inner.state);
         st.workers.iter().flatten().map(|w| w.pid).collect()
+    }
+
+    /// The pids of the live workers that are up: started, their initializer (if any)
+    /// returned, ready for tasks. A worker that dies after this is replaced, however often;
+    /// workers that keep dying before it stop the pool (see [`PoolError::StartFailed`]).
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// let pool = mp_pool::Pool::new(2)?;
+    /// pool.map(square, 0..100)?;
+    /// assert!(pool.ready_pids().iter().all(|pid| pool.pids().contains(pid)));
+    /// # Ok::<(), mp_pool::PoolError>(())
+    /// ```
+    pub fn ready_pids(&self) -> Vec<u32> {
+        let st = lock(&self.inner.state);
+        st.workers
+            .iter()
+            .flatten()
+            .filter(|w| st.ready.contains(&w.generation))
+            .map(|w| w.pid)
+            .collect()
     }
 
     /// Options for the next call: the chunk size (how many items travel per task).
@@ -802,6 +827,9 @@ enum Msg {
     InitFailed {
         message: String,
     },
+    Ready {
+        slot: u32,
+    },
     Wake,
 }
 
@@ -818,6 +846,9 @@ impl Msg {
             Some(&task::DIED) => Msg::Died {
                 slot: task::get_u32(bytes, 1).unwrap_or(u32::MAX),
                 generation: task::get_u32(bytes, 5).unwrap_or(u32::MAX),
+            },
+            Some(&task::READY) => Msg::Ready {
+                slot: task::get_u32(bytes, 1).unwrap_or(u32::MAX),
             },
             Some(&task::INIT_FAILED) => Msg::InitFailed {
                 message: String::from_utf8_lossy(bytes.get(5..).unwrap_or_default()).into_owned(),
@@ -838,10 +869,8 @@ impl Inner {
         if st.status != Status::Running {
             return Err(PoolError::NotRunning);
         }
-        if let Some(message) = &st.broken {
-            return Err(PoolError::Initializer {
-                message: message.clone(),
-            });
+        if let Some(error) = &st.broken {
+            return Err(error.duplicate());
         }
         for mut chunk in chunks {
             let id = st.next_id;
@@ -1046,7 +1075,13 @@ impl Inner {
                         fds,
                     } => self.on_result(&mut st, slot, id, status, body, fds),
                     Msg::Died { slot, generation } => self.on_died(&mut st, slot, generation),
-                    Msg::InitFailed { message } => self.on_init_failed(&mut st, message),
+                    Msg::InitFailed { message } => {
+                        self.on_broken(&mut st, PoolError::Initializer { message })
+                    }
+                    Msg::Ready { slot } => {
+                        self.on_ready(&mut st, slot);
+                        Vec::new()
+                    }
                     Msg::Wake => Vec::new(),
                 });
             }
@@ -1149,16 +1184,30 @@ impl Inner {
         for id in outstanding.into_iter().rev() {
             st.pending.push_front(id);
         }
-        if taken == 0 {
+        // Only a worker that died before it was up counts towards the guard: one killed
+        // while idle (by an operator, by the OOM killer) is replaced however often it happens.
+        if !st.ready.remove(&generation) {
             st.early_deaths += 1;
-            // Workers that die before they take anything (a crash in the initializer, say)
-            // would be replaced forever, as Python's are: give up instead.
+            // Workers that die as they start (a crash in the initializer, say) would be
+            // replaced forever, as Python's are: give up instead.
             if st.early_deaths > 2 * self.config.processes + 2 {
-                let message = format!(
-                    "{} workers in a row died before taking a task (the last: exit code {exitcode})",
-                    st.early_deaths
-                );
-                callbacks.extend(self.on_init_failed(st, message));
+                let (count, how) = (st.early_deaths, how_it_ended(exitcode));
+                let error = if self.config.init.is_some() {
+                    PoolError::Initializer {
+                        message: format!(
+                            "died before it returned, in {count} workers in a row (the last \
+                             {how})"
+                        ),
+                    }
+                } else {
+                    PoolError::StartFailed {
+                        message: format!(
+                            "{count} workers in a row died before they were ready for tasks \
+                             (the last {how})"
+                        ),
+                    }
+                };
+                callbacks.extend(self.on_broken(st, error));
             }
         }
         let needed = match st.status {
@@ -1180,11 +1229,29 @@ impl Inner {
         callbacks
     }
 
-    fn on_init_failed(&self, st: &mut State, message: String) -> Vec<Deferred> {
-        st.broken = Some(message.clone());
-        fail_all(st, || PoolError::Initializer {
-            message: message.clone(),
-        })
+    /// A worker is up.
+    fn on_ready(&self, st: &mut State, slot: u32) {
+        // Its `READY` comes before the monitor's `DIED` for it, so the slot still holds it.
+        if let Some(Some(worker)) = st.workers.get(slot as usize) {
+            st.ready.insert(worker.generation);
+            st.early_deaths = 0;
+        }
+    }
+
+    /// No worker can take tasks: every waiting and every later task fails with `error`.
+    fn on_broken(&self, st: &mut State, error: PoolError) -> Vec<Deferred> {
+        let callbacks = fail_all(st, || error.duplicate());
+        st.broken = Some(error);
+        callbacks
+    }
+}
+
+/// How a worker ended, for messages: "killed by SIGKILL (exit code -9)".
+fn how_it_ended(exitcode: i32) -> String {
+    match (exitcode < 0).then(|| signal_name(-exitcode)) {
+        Some(Some(name)) => format!("was killed by {name}, exit code {exitcode}"),
+        Some(None) => format!("was killed by signal {}, exit code {exitcode}", -exitcode),
+        None => format!("exited with code {exitcode}"),
     }
 }
 

@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
 use std::os::fd::OwnedFd;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -35,10 +36,11 @@ impl Part {
     }
 }
 
-/// A callback attached to a job, called with the settled job and no lock held.
+/// A callback attached to a job, called with the finished job and no lock held.
 pub(crate) type Callback = Box<dyn FnOnce(&Job) + Send>;
-/// A callback bound to its job, to be run by whoever settled it, after releasing the pool's
-/// locks.
+/// The callbacks of a finished job, bound to it, to be run by whoever finished it after
+/// releasing the pool's locks; the job becomes ready once they have run (or when this is
+/// dropped unrun), as Python's `ApplyResult._set` calls the callback before `_event.set()`.
 pub(crate) type Deferred = Box<dyn FnOnce() + Send>;
 
 /// The chunks of one submission, as they finish.
@@ -51,11 +53,48 @@ pub(crate) struct JobState {
     /// How many chunks have finished, taken or not.
     pub(crate) finished: usize,
     callbacks: Vec<Callback>,
+    /// Every chunk has finished and the callbacks have run: waiters may see the result.
+    ready: bool,
 }
 
 impl JobState {
-    fn settled(&self) -> bool {
+    /// Every chunk has finished (the callbacks may still be running).
+    fn finished_all(&self) -> bool {
         self.expected == Some(self.finished)
+    }
+
+    /// Ready for waiters: finished, and the callbacks have run.
+    fn settled(&self) -> bool {
+        self.ready
+    }
+}
+
+/// Runs the callbacks of a finished job, then makes it ready; on drop, so that a job whose
+/// deferred callbacks are dropped unrun still becomes ready.
+struct Settle(Arc<Job>);
+
+impl Drop for Settle {
+    fn drop(&mut self) {
+        let job = &self.0;
+        loop {
+            // Callbacks attached while these run are run too, before the job is ready.
+            let callbacks = {
+                let mut st = job.lock();
+                if st.callbacks.is_empty() {
+                    st.ready = true;
+                    job.settled.store(true, Ordering::Release);
+                    drop(st);
+                    job.cond.notify_all();
+                    return;
+                }
+                std::mem::take(&mut st.callbacks)
+            };
+            for callback in callbacks {
+                // A panicking callback must not take the pool's thread down with it, nor
+                // leave the job unready; the panic hook has reported it.
+                let _ = panic::catch_unwind(AssertUnwindSafe(|| callback(job)));
+            }
+        }
     }
 }
 
@@ -90,6 +129,7 @@ impl Job {
         Arc::new(Job {
             state: Mutex::new(JobState {
                 expected,
+                ready: expected == Some(0),
                 ..JobState::default()
             }),
             cond: Condvar::new(),
@@ -123,36 +163,36 @@ impl Job {
     }
 
     fn after_change(self: &Arc<Self>, mut st: MutexGuard<'_, JobState>) -> Vec<Deferred> {
-        let settled = st.settled();
-        let callbacks = if settled {
+        let finished = st.finished_all() && !st.ready;
+        // Without callbacks the job is ready at once; with some, once they have run.
+        let settle = finished && !st.callbacks.is_empty();
+        if finished && !settle {
+            st.ready = true;
             self.settled.store(true, Ordering::Release);
-            std::mem::take(&mut st.callbacks)
-        } else {
-            Vec::new()
-        };
+        }
         drop(st);
         // A `get` waits for the whole job: waking it for every chunk of a long `map` would
         // cost a context switch per chunk. An `imap` waits for each chunk.
-        if settled || self.streaming {
+        if (finished && !settle) || self.streaming {
             self.cond.notify_all();
         }
-        callbacks
-            .into_iter()
-            .map(|callback| {
-                let job = Arc::clone(self);
-                Box::new(move || callback(&job)) as Deferred
-            })
-            .collect()
+        if settle {
+            let settle = Settle(Arc::clone(self));
+            vec![Box::new(move || drop(settle)) as Deferred]
+        } else {
+            Vec::new()
+        }
     }
 
     pub(crate) fn is_settled(&self) -> bool {
         self.settled.load(Ordering::Acquire)
     }
 
-    /// Runs `callback` when the job settles: now, on this thread, if it already has.
+    /// Runs `callback` when the job finishes, before it is ready: now, on this thread, if
+    /// it is ready already; with the job's other callbacks if they are running.
     pub(crate) fn on_settled(&self, callback: Callback) {
         let mut st = self.lock();
-        if st.settled() {
+        if st.ready {
             drop(st);
             callback(self);
         } else {
@@ -344,8 +384,23 @@ impl<T> AsyncResult<T> {
 
 impl<T: 'static> AsyncResult<T> {
     /// Calls `callback` with the value once it has arrived, on the pool's thread (Python's
-    /// `callback`); at once on this thread if it already has. Keep it short: it holds up the
-    /// delivery of other results. Not called on failure.
+    /// `callback`); at once on this thread if the result is ready already. As in Python, it
+    /// runs before the result is ready: once [`wait`](Self::wait) or [`get`](Self::get)
+    /// returns, it has finished (so it must not wait for this result itself). Keep it short:
+    /// it holds up the delivery of other results. Not called on failure. A panic in it is
+    /// reported by the panic hook and goes no further.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// let pool = mp_pool::Pool::new(1)?;
+    /// let seen = Arc::new(Mutex::new(None));
+    /// let slot = Arc::clone(&seen);
+    /// let r = pool.apply_async(square, (4,))?.callback(move |v| *slot.lock().unwrap() = Some(*v));
+    /// r.wait(None);
+    /// assert_eq!(*seen.lock().unwrap(), Some(16));
+    /// # Ok::<(), mp_pool::PoolError>(())
+    /// ```
     pub fn callback(self, callback: impl FnOnce(&T) + Send + 'static) -> Self {
         let decode = self.decode;
         self.job.on_settled(Box::new(move |job| {
@@ -357,7 +412,8 @@ impl<T: 'static> AsyncResult<T> {
         self
     }
 
-    /// Calls `callback` with the failure, if the call fails (Python's `error_callback`).
+    /// Calls `callback` with the failure, if the call fails (Python's `error_callback`); as
+    /// [`callback`](Self::callback), it has finished by the time the result is ready.
     pub fn error_callback(self, callback: impl FnOnce(&PoolError) + Send + 'static) -> Self {
         let decode = self.decode;
         self.job.on_settled(Box::new(move |job| {

@@ -10,7 +10,8 @@
 //! - to a worker: `TASK id:u64 entry:i64 payload`, where the payload is the postcard encoding
 //!   of the chunk's argument tuples, or `STOP`;
 //! - to the pool: `RESULT slot:u32 id:u64 status:u8 body`, `DIED slot:u32 generation:u32`
-//!   (from the pool's monitor thread), `INIT_FAILED slot:u32 message`, or `WAKE`.
+//!   (from the pool's monitor thread), `INIT_FAILED slot:u32 message`, `READY slot:u32` (the
+//!   worker is up: its initializer, if any, has returned), or `WAKE`.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::panic::{self, AssertUnwindSafe};
@@ -31,6 +32,7 @@ pub(crate) const RESULT: u8 = 1;
 pub(crate) const DIED: u8 = 2;
 pub(crate) const INIT_FAILED: u8 = 3;
 pub(crate) const WAKE: u8 = 4;
+pub(crate) const READY: u8 = 5;
 
 /// `TASK` + id + entry.
 pub(crate) const TASK_HEADER: usize = 17;
@@ -211,7 +213,7 @@ pub(crate) fn become_worker() {
     IN_WORKER.store(true, Ordering::Relaxed);
 }
 
-fn panic_message(payload: &(dyn std::any::Any + std::marker::Send)) -> String {
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + std::marker::Send)) -> String {
     LAST_PANIC
         .with(|last| last.borrow_mut().take())
         .or_else(|| {

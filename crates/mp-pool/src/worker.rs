@@ -74,6 +74,13 @@ pub(crate) fn worker_main(args: WorkerArgs) {
             return;
         }
     }
+    // Up: from now on a death is not a crash while starting, and does not count towards the
+    // pool's crash-loop guard (an idle worker killed by an operator or the OOM killer).
+    let mut ready = vec![task::READY];
+    task::put_u32(&mut ready, slot);
+    if results.put_bytes(&ready, &[]).is_err() {
+        return;
+    }
 
     let mut frame = Vec::new();
     let mut taken = Vec::new();
