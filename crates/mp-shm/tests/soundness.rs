@@ -24,7 +24,7 @@ fn round_trip<S: serde::Serialize, T: serde::de::DeserializeOwned>(x: &S) -> T {
     let fds = packed
         .fds
         .iter()
-        .map(|fd| fd.try_clone_to_owned().unwrap())
+        .map(|fd| fd.try_clone().unwrap())
         .collect();
     loads(&packed.bytes, fds).unwrap()
 }
@@ -127,7 +127,7 @@ fn decode_as<S: serde::Serialize, T: serde::de::DeserializeOwned>(
     let fds = packed
         .fds
         .iter()
-        .map(|fd| fd.try_clone_to_owned().unwrap())
+        .map(|fd| fd.try_clone().unwrap())
         .collect();
     loads(&packed.bytes, fds)
 }
