@@ -221,6 +221,7 @@ pub(crate) fn serve_requests(sock: OwnedFd) -> ! {
     // Ctrl-C reaches the whole process group; the parent decides what its children do.
     sys::set_signal_ignored(libc::SIGINT, true);
     let _ = sys::dev_null();
+    crate::stack_guard::prepare_fork();
     let mut kids: Vec<Kid> = Vec::new();
     loop {
         let mut watch = vec![sock.as_fd()];

@@ -17,6 +17,7 @@ pub(crate) fn start(
     let (ours, theirs) = sys::socketpair()?;
     let dev_null = sys::dev_null()?;
     bootstrap::install_panic_hook();
+    crate::stack_guard::prepare_fork();
     // A forked child inherits the shared descriptors as they are; make sure they exist (the
     // resource tracker, say), so that it shares them as a spawned child would.
     drop(resources::collect());
