@@ -212,10 +212,9 @@ pub fn install_panic_hook() {
 /// Returns the lifeline to keep (this child's own open file description of it).
 pub(crate) fn watch_parent(lifeline: OwnedFd) -> OwnedFd {
     match sys::kill_me_when_hung_up(lifeline.as_fd()) {
-        Ok(own)
-            if !sys::poll_readable(&[own.as_fd()], Some(std::time::Duration::ZERO))
-                .map(|r| r[0])
-                .unwrap_or(true) =>
+        Ok(own) if !sys::poll_readable(&[own.as_fd()], Some(std::time::Duration::ZERO))
+            .map(|r| r[0])
+            .unwrap_or(true) =>
         {
             own
         }
