@@ -159,9 +159,9 @@ fn frame() -> std::io::Result<&'static [u8]> {
 }
 
 extern "C" fn on_fault(signal: c_int, info: &libc::siginfo_t, context: *mut libc::c_void) {
-    let addr = sys::fault_address(info);
     // SAFETY: GUARD holds null or a pointer from Box::into_raw that is never freed.
-    if let Some(guard) = unsafe { GUARD.load(Ordering::Acquire).as_ref() } {
+    let guard = unsafe { GUARD.load(Ordering::Acquire).as_ref() };
+    if let (Some(guard), Some(addr)) = (guard, sys::fault_address(info)) {
         if guard.pid == sys::getpid_now() && (guard.guard.0..guard.guard.1).contains(&addr) {
             let _ = sys::write_all(std::io::stderr().as_fd(), &guard.message);
             sys::send_now(guard.control.as_fd(), guard.frame);
@@ -172,6 +172,8 @@ extern "C" fn on_fault(signal: c_int, info: &libc::siginfo_t, context: *mut libc
     // SAFETY: PREVIOUS holds null or pointers from Box::into_raw that are never freed.
     match unsafe { PREVIOUS[index].load(Ordering::Acquire).as_ref() } {
         Some(previous) => previous.chain(signal, info, context),
+        // Not reached: the replaced action is stored right after the handler is set, on the
+        // only thread, which does not fault in between.
         None => sys::set_signal_ignored(signal, false),
     }
 }

@@ -643,13 +643,19 @@ impl PreviousAction {
         self.0.sa_sigaction == handler as usize
     }
 
-    /// Hands a fault on to this action, from within a fault handler. A default or ignored
-    /// action is restored as the default and the handler returns: the faulting instruction
-    /// runs again and the fault ends the process as it would have without the guard.
+    /// Hands a signal on to this action, from within a handler. A default or ignored action
+    /// is restored and the handler returns: a faulting instruction runs again and the fault
+    /// ends the process as it would have without the handler; a signal that was sent (it
+    /// does not repeat) is sent again, to take the default action once the handler returns.
     pub(crate) fn chain(&self, signal: c_int, info: &libc::siginfo_t, context: *mut libc::c_void) {
         let action = self.0.sa_sigaction;
-        if action == libc::SIG_DFL || action == libc::SIG_IGN {
+        if action == libc::SIG_IGN {
+            set_signal_ignored(signal, true);
+        } else if action == libc::SIG_DFL {
             set_signal_ignored(signal, false);
+            if info.si_code <= 0 {
+                kill_self(signal);
+            }
         } else if self.0.sa_flags & libc::SA_SIGINFO != 0 {
             // SAFETY: the kernel reported this action with SA_SIGINFO, so `action` is the
             // address of a handler with the three-argument signature, called as the kernel
@@ -666,11 +672,15 @@ impl PreviousAction {
     }
 }
 
-/// The address a fault signal reports.
-pub(crate) fn fault_address(info: &libc::siginfo_t) -> usize {
-    // SAFETY: `si_addr` reads plain integer bytes of an initialised siginfo_t; for SIGSEGV and
-    // SIGBUS the kernel stores the faulting address there.
-    unsafe { info.si_addr() as usize }
+/// The address of a fault; `None` for a signal sent by a process (`kill`, `raise`), whose
+/// `si_code` is not positive and whose address field holds the sender's pid and uid.
+pub(crate) fn fault_address(info: &libc::siginfo_t) -> Option<usize> {
+    if info.si_code <= 0 {
+        return None;
+    }
+    // SAFETY: `si_addr` reads plain integer bytes of an initialised siginfo_t; for a fault
+    // (positive si_code) of SIGSEGV or SIGBUS the kernel stores the faulting address there.
+    Some(unsafe { info.si_addr() as usize })
 }
 
 /// One non-blocking `send` of `bytes`, without SIGPIPE; safe in a signal handler. What was not

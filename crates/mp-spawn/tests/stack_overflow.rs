@@ -17,6 +17,7 @@ mp_spawn::test_matrix!(
     stack_overflow_is_reported,
     stack_overflow_in_a_grandchild_is_reported,
     null_pointer_write_is_still_sigsegv,
+    sent_sigsegv_is_not_a_fault,
 );
 
 /// Recurses without end; `black_box` keeps it a real recursion with a real frame.
@@ -107,4 +108,24 @@ fn null_pointer_write_is_still_sigsegv(m: StartMethod) {
         "{m}: {err:?}"
     );
     assert_eq!(p.exitcode().unwrap(), Some(-libc::SIGSEGV));
+}
+
+fn raise_sigsegv() {
+    // SAFETY: raise has no memory preconditions; the signal is the test.
+    unsafe { libc::raise(libc::SIGSEGV) };
+}
+
+/// A SIGSEGV sent by a process (here the child itself) is not a fault: it never counts as an
+/// overflow, and without a handler before the guard's (spawn, forkserver) it still kills.
+/// Under fork std's handler came first: it resets the action and returns, as without mp.
+fn sent_sigsegv_is_not_a_fault(m: StartMethod) {
+    let mut p = ctx(m).process(raise_sigsegv, ());
+    p.start().unwrap();
+    match (m, p.join()) {
+        (StartMethod::Fork, Ok(())) => {}
+        (_, Err(ProcessError::Killed { signal })) if signal == libc::SIGSEGV => {
+            assert_eq!(p.exitcode().unwrap(), Some(-libc::SIGSEGV));
+        }
+        (_, other) => panic!("{m}: {other:?}"),
+    }
 }
