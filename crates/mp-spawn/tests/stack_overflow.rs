@@ -69,6 +69,23 @@ fn stack_overflow_is_reported(m: StartMethod) {
     );
 }
 
+/// A child of a fork helper (what a fork-method pool's workers are) is guarded too.
+#[test]
+fn stack_overflow_in_a_fork_helper_child_is_reported() {
+    let server = mp_spawn::ForkServer::start().unwrap();
+    let (reader, writer) = pipe();
+    let mut p = server
+        .process(overflow_with_stderr_to, (Fd::from(OwnedFd::from(writer)),))
+        .with_name("Helped");
+    p.start().unwrap();
+    let err = p.join().unwrap_err();
+    assert!(matches!(err, ProcessError::StackOverflow), "{err:?}");
+    assert_eq!(p.exitcode().unwrap(), Some(-libc::SIGABRT));
+    let text = read_message(reader);
+    assert!(text.contains("Process Helped:\n"), "{text:?}");
+    assert!(text.contains("has overflowed its stack\n"), "{text:?}");
+}
+
 /// A child's own child (started with the same method) is guarded too, with its own stack
 /// and its own result channel.
 fn start_overflowing_child(method: String, stderr: Fd) -> (String, Option<i32>) {
