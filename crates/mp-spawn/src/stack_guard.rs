@@ -11,12 +11,15 @@
 //!   (`Process <name>:` then Rust's two lines), sends a pre-encoded
 //!   `Outcome::StackOverflow` frame on the result channel, and aborts (exit code -6, as
 //!   Rust's own handler gives under fork);
-//! - any other fault goes to the action it replaced (std's, in a forked child, which reports
-//!   the overflow of another thread), or, with no handler before, ends the process with the
-//!   same signal as without the guard.
+//! - any other fault, and a SIGSEGV sent by a process, goes to the action it replaced (std's,
+//!   in a forked child, which reports the overflow of another thread), or, with no handler
+//!   before, ends the process with the same signal as without the guard.
 //!
-//! The handler only loads atomics, calls `write`, `send`, `sigaction` and `abort`: all
-//! async-signal-safe. Everything else (the message, the frame, the stack bounds) is computed
+//! Not covered: other threads of a spawn or forkserver child (std gives them no alternate
+//! stack, since its runtime init never ran), whose overflow stays a plain SIGSEGV.
+//!
+//! The handler only loads atomics and calls `getpid`, `write`, `send`, `sigaction`, `kill`
+//! and `abort`: all async-signal-safe. Everything else (the message, the frame, the stack bounds) is computed
 //! by `install` and leaked, so that the handler never allocates or locks.
 
 use std::ffi::c_int;
