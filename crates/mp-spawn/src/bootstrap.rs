@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::process::{
     ChildSpec, ParentLink, Recipe, Target, child_name_for_panic, finish_children, global,
 };
-use crate::{channel, forkserver, reduction, resources, sys};
+use crate::{channel, forkserver, reduction, resources, stack_guard, sys};
 
 pub(crate) const SPAWN_MARK: &CStr = c"--mp-spawn-child";
 pub(crate) const SERVER_MARK: &CStr = c"--mp-forkserver";
@@ -41,6 +41,8 @@ pub(crate) enum Outcome {
     Panicked(String),
     /// The child could not run the target.
     Failed(String),
+    /// The target overflowed its stack (sent by `stack_guard`'s signal handler).
+    StackOverflow,
 }
 
 /// Everything a spawn or forkserver child needs; the fds `[lifeline, shared..., args' fds...]`
@@ -153,6 +155,8 @@ where
 
 /// Runs a target, catching a panic, and sends its outcome to the parent. Returns the exit code.
 pub(crate) fn run_target<R: Serialize>(body: impl FnOnce() -> R, control: BorrowedFd<'_>) -> i32 {
+    let name = global().name.to_string();
+    stack_guard::install(&name, control);
     match panic::catch_unwind(AssertUnwindSafe(body)) {
         Ok(value) => match reduction::dumps(&value) {
             Ok(dumped) => {

@@ -80,3 +80,14 @@ pub(crate) fn recv(sock: BorrowedFd<'_>, limit: u64) -> io::Result<(Vec<u8>, Vec
 
 /// Largest frame mp accepts from its own children and forkserver.
 pub(crate) const LIMIT: u64 = 1 << 40;
+
+/// The bytes of a frame without descriptors, to be sent later in one `send` (the
+/// stack-overflow handler cannot allocate).
+pub(crate) fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(HEADER + payload.len());
+    frame.extend_from_slice(&MAGIC.to_le_bytes());
+    frame.extend_from_slice(&0u32.to_le_bytes());
+    frame.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    frame.extend_from_slice(payload);
+    frame
+}

@@ -32,6 +32,24 @@ pub enum ProcessError {
         /// The panic message.
         message: String,
     },
+    /// The target overflowed its stack. The child printed Rust's message on its stderr (after
+    /// `Process <name>:`) and aborted, so its exit code is -6 (SIGABRT), under every start
+    /// method, as a Rust program's.
+    ///
+    /// ```
+    /// #[allow(unconditional_recursion)]
+    /// fn deep(n: u64) -> u64 {
+    ///     let frame = std::hint::black_box([n; 16]);
+    ///     deep(std::hint::black_box(n + 1)) + frame[0]
+    /// }
+    ///
+    /// let mut p = mp_spawn::Process::new(deep, (0,));
+    /// p.start()?;
+    /// assert!(matches!(p.join(), Err(mp_spawn::ProcessError::StackOverflow)));
+    /// assert_eq!(p.exitcode()?, Some(-6));
+    /// # Ok::<(), mp_spawn::ProcessError>(())
+    /// ```
+    StackOverflow,
     /// The process exited with this code without handing back a value (`std::process::exit`).
     Exited {
         /// The exit code.
@@ -78,6 +96,7 @@ impl fmt::Display for ProcessError {
                 f,
                 "the process exited with code {code} without returning a value"
             ),
+            Self::StackOverflow => f.write_str("the process overflowed its stack"),
             Self::Killed { signal } => write!(f, "the process was killed by signal {signal}"),
             Self::Bootstrap { message } => {
                 write!(f, "the child could not start its target: {message}")

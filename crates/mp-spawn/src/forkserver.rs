@@ -227,6 +227,7 @@ pub(crate) fn serve_requests(sock: OwnedFd) -> ! {
     // A preload hook may have started a thread: forking then would copy whatever locks it
     // holds, the very hazard a server exists to avoid. Refuse every request, saying why.
     let threads = sys::thread_count();
+    crate::stack_guard::prepare_fork();
     let mut kids: Vec<Kid> = Vec::new();
     loop {
         let mut watch = vec![sock.as_fd()];

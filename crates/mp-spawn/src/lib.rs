@@ -47,6 +47,7 @@ mod popen_spawn;
 mod process;
 pub mod reduction;
 pub mod resources;
+mod stack_guard;
 mod sys;
 #[doc(hidden)]
 pub mod testing;

@@ -41,6 +41,8 @@ pub(crate) fn fork_child(spec: &ChildSpec<'_>) -> Result<Forked, ProcessError> {
     atfork::warn_if_threaded();
     let dev_null = sys::dev_null()?;
     bootstrap::install_panic_hook();
+    // The costly part of the child's stack-overflow guard, done once here for every child.
+    crate::stack_guard::prepare_fork();
     // Caches a child may fill are filled here, so that no other thread is filling them at the
     // fork: the executable's identity, and the shared descriptors (the resource tracker, say),
     // which a forked child inherits as they are.

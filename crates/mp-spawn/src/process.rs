@@ -595,6 +595,8 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
 
     fn value_for(&mut self, code: i32) -> Result<R, ProcessError> {
         match self.outcome.take() {
+            // Said just before the child aborted: it wins over `Killed { signal: 6 }`.
+            Some((Outcome::StackOverflow, _)) => Err(ProcessError::StackOverflow),
             _ if code < 0 => Err(ProcessError::Killed { signal: -code }),
             Some((Outcome::Returned(bytes), fds)) => {
                 reduction::loads(&bytes, fds).map_err(ProcessError::Decode)

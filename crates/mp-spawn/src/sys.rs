@@ -543,3 +543,169 @@ pub(crate) fn set_signal_ignored(signal: c_int, ignored: bool) {
     // SAFETY: SIG_IGN and SIG_DFL are always valid dispositions.
     unsafe { libc::signal(signal, action) };
 }
+
+// --- Stack-overflow guard (see `stack_guard`): the raw calls, each async-signal-safe where the
+// handler uses it.
+
+/// The page size.
+pub(crate) fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n < 1 { 4096 } else { n as usize }
+}
+
+/// This process's id, uncached: safe in a signal handler (no `Once`), and right after any fork.
+pub(crate) fn getpid_now() -> u32 {
+    // SAFETY: getpid has no preconditions.
+    unsafe { libc::getpid() as u32 }
+}
+
+/// The calling thread's stack: its lowest address (the guard area lies just below) and size.
+pub(crate) fn current_stack() -> io::Result<(usize, usize)> {
+    let mut attr = MaybeUninit::<libc::pthread_attr_t>::uninit();
+    // SAFETY: pthread_getattr_np initialises `attr` on success (checked) for the calling thread.
+    let ret = unsafe { libc::pthread_getattr_np(libc::pthread_self(), attr.as_mut_ptr()) };
+    if ret != 0 {
+        return Err(io::Error::from_raw_os_error(ret));
+    }
+    let mut addr: *mut libc::c_void = std::ptr::null_mut();
+    let mut size: libc::size_t = 0;
+    // SAFETY: `attr` was initialised above; addr and size are valid out-pointers.
+    let ret = unsafe { libc::pthread_attr_getstack(attr.as_ptr(), &mut addr, &mut size) };
+    // SAFETY: `attr` was initialised by pthread_getattr_np and is destroyed once.
+    unsafe { libc::pthread_attr_destroy(attr.as_mut_ptr()) };
+    if ret != 0 {
+        return Err(io::Error::from_raw_os_error(ret));
+    }
+    Ok((addr as usize, size))
+}
+
+/// Gives the calling thread an alternate signal stack of `size` bytes, unless it has one of at
+/// least `keep` bytes already (std's, in a forked child). The memory is leaked: a handler may
+/// need it until the process ends.
+pub(crate) fn ensure_alt_stack(keep: usize, size: usize) -> io::Result<()> {
+    let mut old = MaybeUninit::<libc::stack_t>::uninit();
+    // SAFETY: a null new stack only queries; `old` is a valid out-pointer.
+    cvt(unsafe { libc::sigaltstack(std::ptr::null(), old.as_mut_ptr()) })?;
+    // SAFETY: sigaltstack succeeded, so it filled `old`.
+    let old = unsafe { old.assume_init() };
+    if old.ss_flags & libc::SS_DISABLE == 0 && old.ss_size >= keep {
+        return Ok(());
+    }
+    let page = page_size();
+    let len = size.div_ceil(page) * page + page;
+    // SAFETY: a fresh anonymous private mapping; nothing else refers to it.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if base == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    // A guard page below, so that a handler overflowing the alternate stack faults (and the
+    // kernel then kills the process) instead of writing over whatever lies below.
+    // SAFETY: the first page of the mapping made above.
+    cvt(unsafe { libc::mprotect(base, page, libc::PROT_NONE) })?;
+    let new = libc::stack_t {
+        // SAFETY: `page` is inside the mapping of `len > page` bytes.
+        ss_sp: unsafe { base.cast::<u8>().add(page) }.cast(),
+        ss_flags: 0,
+        ss_size: len - page,
+    };
+    // SAFETY: `new` describes leaked memory that stays mapped for the life of the process.
+    cvt(unsafe { libc::sigaltstack(&new, std::ptr::null_mut()) })?;
+    Ok(())
+}
+
+/// A `SA_SIGINFO` handler of a fault signal. The kernel passes a valid `siginfo_t`.
+pub(crate) type FaultHandler = extern "C" fn(c_int, &libc::siginfo_t, *mut libc::c_void);
+
+/// The action of a signal before [`set_fault_handler`] replaced it, as the kernel reported it.
+pub(crate) struct PreviousAction(libc::sigaction);
+
+/// Installs `handler` for `signal`, run on the alternate signal stack; returns the action it
+/// replaced.
+pub(crate) fn set_fault_handler(
+    signal: c_int,
+    handler: FaultHandler,
+) -> io::Result<PreviousAction> {
+    // SAFETY: sigaction is plain data; all zeroes is a valid (empty) value.
+    let mut new: libc::sigaction = unsafe { mem::zeroed() };
+    new.sa_sigaction = handler as usize;
+    new.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+    // SAFETY: `new.sa_mask` is a valid sigset_t to fill.
+    unsafe { libc::sigemptyset(&mut new.sa_mask) };
+    // SAFETY: as above.
+    let mut old: libc::sigaction = unsafe { mem::zeroed() };
+    // SAFETY: `new` is a valid action whose handler has the SA_SIGINFO signature; `old` is a
+    // valid out-pointer.
+    cvt(unsafe { libc::sigaction(signal, &new, &mut old) })?;
+    Ok(PreviousAction(old))
+}
+
+impl PreviousAction {
+    /// Whether this is `handler` itself (installed by an earlier guard in this process or in
+    /// the process it was forked from).
+    pub(crate) fn is(&self, handler: FaultHandler) -> bool {
+        self.0.sa_sigaction == handler as usize
+    }
+
+    /// Hands a signal on to this action, from within a handler. A default or ignored action
+    /// is restored and the handler returns: a faulting instruction runs again and the fault
+    /// ends the process as it would have without the handler; a signal that was sent (it
+    /// does not repeat) is sent again, to take the default action once the handler returns.
+    pub(crate) fn chain(&self, signal: c_int, info: &libc::siginfo_t, context: *mut libc::c_void) {
+        let action = self.0.sa_sigaction;
+        if action == libc::SIG_IGN {
+            set_signal_ignored(signal, true);
+        } else if action == libc::SIG_DFL {
+            set_signal_ignored(signal, false);
+            if info.si_code <= 0 {
+                kill_self(signal);
+            }
+        } else if self.0.sa_flags & libc::SA_SIGINFO != 0 {
+            // SAFETY: the kernel reported this action with SA_SIGINFO, so `action` is the
+            // address of a handler with the three-argument signature, called as the kernel
+            // would call it.
+            let f: extern "C" fn(c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                unsafe { mem::transmute(action) };
+            f(signal, std::ptr::from_ref(info).cast_mut(), context);
+        } else {
+            // SAFETY: the kernel reported this action without SA_SIGINFO, so `action` is the
+            // address of a one-argument handler.
+            let f: extern "C" fn(c_int) = unsafe { mem::transmute(action) };
+            f(signal);
+        }
+    }
+}
+
+/// The address of a fault; `None` for a signal sent by a process (`kill`, `raise`), whose
+/// `si_code` is not positive and whose address field holds the sender's pid and uid.
+pub(crate) fn fault_address(info: &libc::siginfo_t) -> Option<usize> {
+    if info.si_code <= 0 {
+        return None;
+    }
+    // SAFETY: `si_addr` reads plain integer bytes of an initialised siginfo_t; for a fault
+    // (positive si_code) of SIGSEGV or SIGBUS the kernel stores the faulting address there.
+    Some(unsafe { info.si_addr() as usize })
+}
+
+/// One non-blocking `send` of `bytes`, without SIGPIPE; safe in a signal handler. What was not
+/// sent is lost.
+pub(crate) fn send_now(sock: BorrowedFd<'_>, bytes: &[u8]) {
+    // SAFETY: `bytes` is a valid readable buffer.
+    unsafe {
+        libc::send(
+            sock.as_raw_fd(),
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+}

@@ -87,7 +87,7 @@ fn children_have_the_creators_stack() {
             // The same fork from this thread itself gets its small stack: the test has teeth.
             let mut p = get_context("fork").unwrap().process(big_stack, ());
             p.start().unwrap();
-            assert!(matches!(p.join(), Err(ProcessError::Killed { .. })));
+            assert!(matches!(p.join(), Err(ProcessError::StackOverflow)));
         })
         .join()
         .unwrap();
