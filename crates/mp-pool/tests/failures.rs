@@ -65,32 +65,6 @@ fn idle_workers_killed_many_times(m: StartMethod) {
     assert_eq!(pool.apply(square, (7,)).unwrap(), 49);
 }
 
-fn crashing_initializer() {
-    std::process::abort();
-}
-
-/// The guard still trips for workers that die while they start (here in the initializer),
-/// with a typed error that says so (CPython restarts them forever).
-fn crashing_initializer_is_reported(m: StartMethod) {
-    let pool = Pool::builder()
-        .processes(2)
-        .initializer(crashing_initializer, ())
-        .context(ctx(m))
-        .build()
-        .unwrap();
-    match pool.map(square, 0..4) {
-        Err(PoolError::Initializer { message }) => {
-            assert!(message.contains("died"), "{message}");
-            assert!(message.contains("SIGABRT"), "{message}");
-        }
-        other => panic!("{other:?}"),
-    }
-    assert!(matches!(
-        pool.apply(square, (1,)),
-        Err(PoolError::Initializer { .. })
-    ));
-}
-
 // --- Callbacks run before the result is ready --------------------------------------------------
 
 /// Returns `x` once the test says go: the callback is attached by then, so it runs on the
@@ -302,7 +276,6 @@ fn imap_unordered_handle_iterable_exception(m: StartMethod) {
 
 mp_spawn::test_matrix!(
     idle_workers_killed_many_times,
-    crashing_initializer_is_reported,
     callbacks_finish_before_ready,
     map_async_callbacks,
     panicking_callback_leaves_the_pool_working,

@@ -12,7 +12,7 @@ use mp_ipc::Queue;
 use mp_pool::{Pool, PoolError};
 use mp_shm::Barrier;
 use mp_spawn::StartMethod;
-use mp_spawn::testing::ctx;
+use mp_spawn::testing::{ctx, wait_gone};
 
 /// Hang guard only: every wait below ends on an event long before this.
 const GUARD: Duration = Duration::from_secs(60);
@@ -161,32 +161,6 @@ fn pool_owner(report: Queue<u32>) {
         report.put(pid).unwrap();
     }
     mp_spawn::testing::park_forever();
-}
-
-/// Waits for `pid` to end (its pidfd turns readable, whoever its parent is), then reaps it if
-/// it came back to this process (a child subreaper).
-fn wait_gone(pid: u32) {
-    // SAFETY: pidfd_open with a pid and no flags.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as i32, 0) };
-    if fd >= 0 {
-        let mut pfd = libc::pollfd {
-            fd: fd as i32,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd (hang guard: 60 s); then close the fd we opened.
-        unsafe {
-            assert_eq!(
-                libc::poll(&mut pfd, 1, 60_000),
-                1,
-                "process {pid} is still alive"
-            );
-            libc::close(fd as i32);
-        }
-    }
-    let mut status = 0;
-    // SAFETY: waitpid on one pid; ECHILD (not ours) is fine.
-    unsafe { libc::waitpid(pid as i32, &mut status, libc::WNOHANG) };
 }
 
 /// The owner of a pool is killed: its fork helper (under fork) and all its workers die too.

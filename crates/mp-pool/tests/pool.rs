@@ -559,9 +559,17 @@ fn initializer_crash_does_not_respawn_forever(m: StartMethod) {
         .build()
         .unwrap();
     match pool.map(square, 0..4) {
-        Err(PoolError::Initializer { message }) => assert!(message.contains("died"), "{message}"),
+        Err(PoolError::Initializer { message }) => {
+            assert!(message.contains("died"), "{message}");
+            // The message says what really happened to the workers.
+            assert!(message.contains("SIGABRT"), "{message}");
+        }
         other => panic!("{other:?}"),
     }
+    assert!(matches!(
+        pool.apply(square, (1,)),
+        Err(PoolError::Initializer { .. })
+    ));
 }
 
 mod crash_loop {

@@ -4,23 +4,13 @@
 //! is cut. Each side reads the other's list as its maker wrote it. Skipped (with the reason
 //! printed) where python3 is missing.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 
+use common::python;
 use mp_shm::{Item, ListError, ShareableList, SharedMemory};
-
-/// python3 with `multiprocessing.shared_memory`, or why not.
-fn python() -> Option<&'static str> {
-    let ok = Command::new("python3")
-        .args(["-c", "import multiprocessing.shared_memory"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("skipped: python3 with multiprocessing.shared_memory is not on this machine");
-    }
-    ok.then_some("python3")
-}
 
 /// Unlinks the named segment when dropped, on every path out of a test (a failed assertion
 /// too); a segment already unlinked is fine.

@@ -1,9 +1,12 @@
 //! SharedMemory and ShareableList: across processes under all three start methods, their
 //! errors, and interop with Python's `multiprocessing.shared_memory` (where python3 is here).
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
+use common::python;
 use mp_shm::{Item, ListError, ShareableList, SharedMemory, ShmError};
 use mp_spawn::StartMethod;
 use mp_spawn::testing::ctx;
@@ -174,19 +177,6 @@ fn a_segment_that_is_not_a_list_is_refused() {
         Err(ListError::Malformed(_))
     ));
     shm.unlink().unwrap();
-}
-
-/// python3 with `multiprocessing.shared_memory`, or why not.
-fn python() -> Option<&'static str> {
-    let ok = Command::new("python3")
-        .args(["-c", "import multiprocessing.shared_memory"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("skipped: python3 with multiprocessing.shared_memory is not on this machine");
-    }
-    ok.then_some("python3")
 }
 
 /// Python before 3.13 registers segments it merely attaches, and unlinks them at exit

@@ -170,6 +170,14 @@ pub(crate) fn reap_pidfd(pidfd: BorrowedFd<'_>) -> io::Result<Option<i32>> {
     }
 }
 
+/// Reaps `pid` if it is an ended child of this process; anything else (not ours, still
+/// running, already reaped) is left alone.
+pub(crate) fn reap_pid(pid: u32) {
+    let mut status = 0;
+    // SAFETY: waitpid on one pid with WNOHANG and a valid status pointer.
+    unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) };
+}
+
 /// Waits until one of `fds` is ready for reading (or hung up), or `timeout` passes.
 /// Returns, per fd, whether it is ready. `None` waits forever.
 pub(crate) fn poll_readable(

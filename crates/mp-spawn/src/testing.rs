@@ -24,3 +24,20 @@ pub fn park_forever() {
         std::thread::park();
     }
 }
+
+/// Waits for `pid` to end, whoever its parent is (its pidfd turns readable; a hang guard of
+/// 60 s panics), then reaps it if it is this process's child (a child subreaper's orphans
+/// included). A pid that is already gone returns at once.
+pub fn wait_gone(pid: u32) {
+    if let Ok(pidfd) = crate::sys::pidfd_open(pid) {
+        let ended = crate::sys::poll_readable(
+            &[std::os::fd::AsFd::as_fd(&pidfd)],
+            Some(std::time::Duration::from_secs(60)),
+        );
+        assert!(
+            ended.is_ok_and(|r| r[0]),
+            "process {pid} is still alive after 60 s"
+        );
+    }
+    crate::sys::reap_pid(pid);
+}

@@ -12,6 +12,7 @@ use std::sync::Mutex;
 
 use common::{park_forever, pipe};
 use mp_spawn::reduction::Fd;
+use mp_spawn::testing::wait_gone;
 use mp_spawn::{ForkServer, ProcessError, StartMethod, get_context};
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -28,31 +29,6 @@ fn serial(test: impl FnOnce()) {
 fn exists(pid: u32) -> bool {
     // SAFETY: kill(2) with signal 0 only checks the pid.
     unsafe { libc::kill(pid as i32, 0) == 0 }
-}
-
-/// Waits for `pid` to end (pidfd: works whoever its parent is) and reaps it if it is ours.
-fn wait_gone(pid: u32) {
-    // SAFETY: pidfd_open with a pid and no flags.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as i32, 0) };
-    if fd >= 0 {
-        let mut pfd = libc::pollfd {
-            fd: fd as i32,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd (hang guard: 60 s); then close the fd we opened.
-        unsafe {
-            assert_eq!(
-                libc::poll(&mut pfd, 1, 60_000),
-                1,
-                "process {pid} is still alive"
-            );
-            libc::close(fd as i32);
-        }
-    }
-    let mut status = 0;
-    // SAFETY: waitpid on one pid; ECHILD (not ours, or already reaped) is fine.
-    unsafe { libc::waitpid(pid as i32, &mut status, 0) };
 }
 
 /// Needs about 4 MiB of stack: more than a spawned thread's default 2 MiB.

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use common::{park_forever, pipe};
 use mp_spawn::reduction::Fd;
+use mp_spawn::testing::wait_gone;
 use mp_spawn::{ProcessError, StartMethod, get_context};
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -107,35 +108,6 @@ fn start_middle(
         .collect();
     let server = pids.remove(0);
     (p, pids, server)
-}
-
-/// Waits for `pid` to end (pidfd: works whoever its parent is) and reaps it if it is ours.
-fn wait_gone(pid: u32) {
-    // SAFETY: pidfd_open with a pid and no flags.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as i32, 0) };
-    if fd >= 0 {
-        let mut pfd = libc::pollfd {
-            fd: fd as i32,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd; then close the fd we opened.
-        unsafe {
-            assert_eq!(
-                libc::poll(&mut pfd, 1, 60_000),
-                1,
-                "process {pid} is still alive"
-            );
-            libc::close(fd as i32);
-        }
-    }
-    reap(pid);
-}
-
-fn reap(pid: u32) {
-    let mut status = 0;
-    // SAFETY: waitpid on one pid; ECHILD (not ours, or already reaped) is fine.
-    unsafe { libc::waitpid(pid as i32, &mut status, 0) };
 }
 
 fn is_gone(pid: u32) -> bool {

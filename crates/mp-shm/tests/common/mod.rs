@@ -1,0 +1,16 @@
+//! Helpers shared by the integration tests.
+
+use std::process::{Command, Stdio};
+
+/// python3 with `multiprocessing.shared_memory`, or why not.
+pub(crate) fn python() -> Option<&'static str> {
+    let ok = Command::new("python3")
+        .args(["-c", "import multiprocessing.shared_memory"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("skipped: python3 with multiprocessing.shared_memory is not on this machine");
+    }
+    ok.then_some("python3")
+}
