@@ -530,3 +530,63 @@ pub(crate) fn set_signal_ignored(signal: c_int, ignored: bool) {
     // SAFETY: SIG_IGN and SIG_DFL are always valid dispositions.
     unsafe { libc::signal(signal, action) };
 }
+
+/// Whether this process runs in secure-execution mode (`AT_SECURE`: setuid, setgid or file
+/// capabilities): its argv, environment and inherited descriptors come from a less trusted
+/// caller.
+pub(crate) fn is_secure_exec() -> bool {
+    // SAFETY: getauxval only reads the auxiliary vector; an absent entry gives 0.
+    unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
+}
+
+/// This process's effective user id.
+pub(crate) fn geteuid() -> u32 {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() }
+}
+
+/// The pid and effective uid of the process that created the other end of the Unix socket
+/// `sock` (`SO_PEERCRED`: for a socketpair, whoever called `socketpair`). Not a Unix socket:
+/// an error.
+pub(crate) fn peer_credentials(sock: BorrowedFd<'_>) -> io::Result<(u32, u32)> {
+    // SAFETY: ucred is plain integers; all zero is a valid value.
+    let mut cred: libc::ucred = unsafe { mem::zeroed() };
+    let mut len = mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` are valid for writes of the sizes given.
+    cvt(unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&raw mut cred).cast(),
+            &mut len,
+        )
+    })?;
+    if len as usize != mem::size_of::<libc::ucred>() || cred.pid <= 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the socket has no peer process",
+        ));
+    }
+    Ok((cred.pid as u32, cred.uid))
+}
+
+/// (device, inode) of the executable that process `pid` runs (see [`exe_identity`]).
+pub(crate) fn exe_identity_of(pid: u32) -> io::Result<(u64, u64)> {
+    let meta = std::fs::metadata(format!("/proc/{pid}/exe"))?;
+    use std::os::unix::fs::MetadataExt;
+    Ok((meta.dev(), meta.ino()))
+}
+
+/// Takes ownership of descriptor `fd`, named by this process's argv before `main`, if it is
+/// open; made close-on-exec.
+pub(crate) fn adopt_fd(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_GETFD only queries the descriptor; it fails with EBADF if `fd` is not open.
+    let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFD) })?;
+    // SAFETY: `fd` is open (checked above). Only the pre-`main` entry calls this, with the
+    // number its parent dup2'ed into it for this use: nothing else in the process owns it.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: F_SETFD with integer flags on an open descriptor.
+    cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) })?;
+    Ok(owned)
+}
