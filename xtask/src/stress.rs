@@ -85,7 +85,9 @@ pub(crate) fn stress(runs: usize, hogs: usize) -> ExitCode {
             (true, true) => println!("== run {run}/{runs}: passed in {secs:.0} s"),
             (true, false) => {
                 failed += 1;
-                println!("== run {run}/{runs}: passed in {secs:.0} s but left /dev/shm entries: {leaked:?}");
+                println!(
+                    "== run {run}/{runs}: passed in {secs:.0} s but left /dev/shm entries: {leaked:?}"
+                );
             }
             (false, _) => {
                 failed += 1;

@@ -414,7 +414,14 @@ fn a_setuid_program_ignores_the_marker() {
         return;
     }
     let copy = dir.join("entry-test");
-    std::fs::copy(this_exe(), &copy).unwrap();
+    // Copied by another process: a write descriptor of ours would leak into the children that
+    // other tests fork meanwhile, and make the exec fail with ETXTBSY.
+    let cp = Command::new("cp")
+        .arg(this_exe())
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(cp.success());
     let c_copy = std::ffi::CString::new(copy.as_os_str().as_encoded_bytes()).unwrap();
     use std::os::unix::fs::PermissionsExt;
     // SAFETY: a valid path; chown has no other precondition.
