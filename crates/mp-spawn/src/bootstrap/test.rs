@@ -144,10 +144,6 @@ const CHILD_FD: i32 = 200;
 /// Runs `exe` as `[exe, mark, "200"]` with `channel` as its descriptor 200, lets `talk` write
 /// on `ours`, and returns (exit code, or the signal as a negative number; stderr; peak RSS in
 /// KiB).
-#[expect(
-    clippy::zombie_processes,
-    reason = "reaped by wait4 below, which also gives the peak RSS"
-)]
 fn run_marked(
     exe: &std::path::Path,
     mark: &CStr,
@@ -155,10 +151,25 @@ fn run_marked(
     ours: OwnedFd,
     talk: impl FnOnce(BorrowedFd<'_>),
 ) -> (i32, String, i64) {
+    let fd = CHILD_FD.to_string();
+    run_args(exe, &[mark.to_str().unwrap(), &fd], channel, ours, talk)
+}
+
+/// As [`run_marked`], with the arguments after argv[0] given.
+#[expect(
+    clippy::zombie_processes,
+    reason = "reaped by wait4 below, which also gives the peak RSS"
+)]
+fn run_args(
+    exe: &std::path::Path,
+    args: &[&str],
+    channel: OwnedFd,
+    ours: OwnedFd,
+    talk: impl FnOnce(BorrowedFd<'_>),
+) -> (i32, String, i64) {
     let raw = channel.as_raw_fd();
     let mut cmd = Command::new(exe);
-    cmd.arg(mark.to_str().unwrap())
-        .arg(CHILD_FD.to_string())
+    cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -357,13 +368,13 @@ fn a_lying_length_costs_the_child_no_memory() {
         sys::write_all(sock, &channel::header(0, 1 << 30)).unwrap();
         sys::write_all(sock, &[0; 1000]).unwrap();
     });
+    assert!(max_rss_kib < 256 * 1024, "peak RSS {max_rss_kib} KiB");
     assert_eq!(code, 1, "{stderr}");
     assert!(
         stderr.contains("could not read its bootstrap message")
             && stderr.contains("closed after 1000 of the 1073741824 bytes"),
         "{stderr}"
     );
-    assert!(max_rss_kib < 256 * 1024, "peak RSS {max_rss_kib} KiB");
 }
 
 /// A marker with extra arguments, or a malformed descriptor number, is a normal run: `main`
@@ -378,12 +389,9 @@ fn a_malformed_marker_lets_main_run() {
         &["--mp-spawn-child", "99999999999"],
         &["--mp-spawn-child", "201"], // not open
     ] {
-        let out = Command::new(this_exe())
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        // Descriptor 200 is a valid channel from us: only the marker's form is wrong.
+        let (ours, theirs) = sys::socketpair().unwrap();
+        let (_, stderr, _) = run_args(&this_exe(), args, theirs, ours, |_| {});
         assert!(!stderr.contains("mp:"), "{args:?}: {stderr}");
         assert!(
             stderr.contains("mp-spawn-child"),
