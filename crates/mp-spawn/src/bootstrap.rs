@@ -178,15 +178,28 @@ pub(crate) fn hook_offset(hook: fn()) -> i64 {
     hook as usize as i64 - anchor_addr()
 }
 
-/// Calls a preload hook sent as an offset.
+/// Calls a preload hook sent as an offset, if it lands in the program's code; returns whether
+/// it did.
 ///
 /// # Safety
-/// `offset` must come from [`hook_offset`] in a process running the same executable image.
-pub(crate) unsafe fn call_hook(offset: i64) {
-    // SAFETY: the caller guarantees the same image, so anchor + offset is the hook's address.
-    let hook: fn() =
-        unsafe { std::mem::transmute::<usize, fn()>((anchor_addr() + offset) as usize) };
+/// `offset` must come from [`hook_offset`] in a process running the same executable image
+/// (`authenticate_parent` checked the sender). A hook is any `fn()`, so it cannot live in a
+/// section of ours as the trampolines do: the bound checked here is the main program's
+/// executable segments, which also refuses a hook from a `dlopen`ed library (whose offset
+/// from the anchor differs between processes).
+pub(crate) unsafe fn call_hook(offset: i64) -> bool {
+    let Some(addr) = anchor_addr()
+        .checked_add(offset)
+        .and_then(|a| usize::try_from(a).ok())
+        .filter(|a| sys::in_program_code(*a))
+    else {
+        return false;
+    };
+    // SAFETY: the caller guarantees the same image, so anchor + offset is the hook's address,
+    // and it lies in the program's code.
+    let hook: fn() = unsafe { std::mem::transmute::<usize, fn()>(addr) };
     hook();
+    true
 }
 
 /// Runs in the child: decodes the arguments and calls `F`. Every instance lives in the

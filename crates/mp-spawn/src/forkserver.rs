@@ -214,8 +214,12 @@ pub(crate) fn serve(sock: OwnedFd) -> ! {
     }
     bootstrap::install_panic_hook();
     for hook in hello.preload {
-        // SAFETY: the executable identity matched, so each offset designates the same fn here.
-        unsafe { bootstrap::call_hook(hook) };
+        // SAFETY: the sender is our parent running this very image (checked above), so each
+        // offset designates the same fn here.
+        if !unsafe { bootstrap::call_hook(hook) } {
+            eprintln!("mp: a forkserver preload hook lies outside the program's code");
+            sys::exit_now(1)
+        }
     }
     serve_requests(sock)
 }

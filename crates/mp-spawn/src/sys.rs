@@ -590,3 +590,39 @@ pub(crate) fn adopt_fd(fd: RawFd) -> io::Result<OwnedFd> {
     cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) })?;
     Ok(owned)
 }
+
+/// Whether `addr` lies in an executable segment of the main program (not in a library, not in
+/// data): the bound for a preload hook's address, which, being any `fn()`, has no section of
+/// its own.
+pub(crate) fn in_program_code(addr: usize) -> bool {
+    struct Query {
+        addr: usize,
+        found: bool,
+    }
+    unsafe extern "C" fn visit(
+        info: *mut libc::dl_phdr_info,
+        _size: libc::size_t,
+        data: *mut libc::c_void,
+    ) -> c_int {
+        // SAFETY: glibc passes a valid `dl_phdr_info` whose `dlpi_phdr` holds `dlpi_phnum`
+        // headers, and `data` is the `Query` that `in_program_code` lent it.
+        let (info, query) = unsafe { (&*info, &mut *data.cast::<Query>()) };
+        for i in 0..usize::from(info.dlpi_phnum) {
+            // SAFETY: `i` < dlpi_phnum (see above).
+            let ph = unsafe { &*info.dlpi_phdr.add(i) };
+            if ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_X != 0 {
+                let start = (info.dlpi_addr as usize).wrapping_add(ph.p_vaddr as usize);
+                if (start..start.saturating_add(ph.p_memsz as usize)).contains(&query.addr) {
+                    query.found = true;
+                }
+            }
+        }
+        // The first object glibc reports is the main program: stop there.
+        1
+    }
+    let mut query = Query { addr, found: false };
+    // SAFETY: `visit` matches the callback type and only reads what glibc hands it; `query`
+    // outlives the call.
+    unsafe { libc::dl_iterate_phdr(Some(visit), (&raw mut query).cast()) };
+    query.found
+}

@@ -468,3 +468,43 @@ fn the_peer_check_names_the_creator() {
     let e = super::check_peer(r.as_fd(), sys::getpid(), exe).unwrap_err();
     assert!(e.contains("not a socket"), "{e}");
 }
+
+static NOT_CODE: u64 = 7;
+
+#[test]
+fn only_program_code_passes_the_hook_check() {
+    assert!(sys::in_program_code(noop as fn() as usize));
+    assert!(!sys::in_program_code(&raw const NOT_CODE as usize));
+    assert!(
+        !sys::in_program_code(libc::getpid as usize),
+        "libc is no program code"
+    );
+    assert!(!sys::in_program_code(0));
+}
+
+/// A forkserver's preload hooks must land in the program's code: one that names data, or an
+/// address beyond the image, makes the server exit 1 instead of jumping there.
+#[test]
+fn a_forkserver_refuses_a_hook_outside_the_code() {
+    #[derive(serde::Serialize)]
+    struct Hello {
+        magic: u64,
+        exe: (u64, u64),
+        preload: Vec<i64>,
+    }
+    let data = &raw const NOT_CODE as usize as i64 - super::anchor_addr();
+    for hook in [data, 1 << 40, i64::MIN] {
+        let hello = postcard::to_stdvec(&Hello {
+            magic: MAGIC,
+            exe: super::exe_identity().unwrap(),
+            preload: vec![super::hook_offset(noop), hook],
+        })
+        .unwrap();
+        let (ours, theirs) = sys::socketpair().unwrap();
+        let (code, stderr, _) = run_marked(&this_exe(), SERVER_MARK, theirs, ours, |sock| {
+            let _ = channel::send(sock, &hello, &[]);
+        });
+        assert_eq!(code, 1, "{hook}: {stderr}");
+        assert!(stderr.contains("preload hook lies outside"), "{stderr}");
+    }
+}
