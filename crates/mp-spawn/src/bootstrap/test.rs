@@ -476,7 +476,7 @@ fn only_program_code_passes_the_hook_check() {
     assert!(sys::in_program_code(noop as fn() as usize));
     assert!(!sys::in_program_code(&raw const NOT_CODE as usize));
     assert!(
-        !sys::in_program_code(libc::getpid as usize),
+        !sys::in_program_code(libc::getpid as *const () as usize),
         "libc is no program code"
     );
     assert!(!sys::in_program_code(0));
