@@ -13,6 +13,16 @@
 //! (ASLR moves the image, not the distances inside it). That is sound only in the same program
 //! image, so the bootstrap also carries the executable's (device, inode), and a child whose
 //! image differs reports [`Outcome::Failed`] instead of jumping anywhere.
+//!
+//! **Whom the entry believes.** The argv and the descriptor are chosen by whoever runs the
+//! program, so the entry must never be a gadget: it ignores the marker in a setuid/setgid/
+//! file-capability program (`AT_SECURE`), accepts only the exact argv mp writes, and believes
+//! the channel only if `SO_PEERCRED` names its parent, of its user, running this very
+//! executable (`/proc/<pid>/exe`): a process that could run any code of this image anyway.
+//! Even then it jumps only into the `mp_trampolines` link section, which holds every
+//! [`trampoline`] instance and nothing else; a forkserver's preload hooks (any `fn()`) must lie
+//! in the program's executable segments. Frames are read as their bytes arrive, so a lying
+//! length costs nothing.
 
 use std::ffi::{CStr, c_char, c_int};
 use std::io::Write;
