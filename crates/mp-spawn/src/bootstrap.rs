@@ -403,7 +403,7 @@ extern "C" fn child_entry(argc: c_int, argv: *const *const c_char, _envp: *const
     // SAFETY: non-null entries of argv within argc are NUL-terminated strings (see above).
     let (mark, fd) = unsafe { (CStr::from_ptr(mark), CStr::from_ptr(fd)) };
     let is_spawn = mark == SPAWN_MARK;
-    if !is_spawn && mark != SERVER_MARK || sys::is_secure_exec() {
+    if (!is_spawn && mark != SERVER_MARK) || sys::is_secure_exec() {
         return;
     }
     let Some(fd) = parse_fd(fd.to_bytes()) else {
