@@ -410,6 +410,14 @@ fn a_setuid_program_ignores_the_marker() {
     }
     let dir = std::env::temp_dir().join(format!("mp-setuid-{}", sys::getpid()));
     std::fs::create_dir_all(&dir).unwrap();
+    /// Removes the directory however the test ends.
+    struct Cleanup(std::path::PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(dir.clone());
     let c_dir = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
     // SAFETY: all zero is a valid statvfs; the path is a valid C string.
     let mut fs: libc::statvfs = unsafe { std::mem::zeroed() };
@@ -417,7 +425,6 @@ fn a_setuid_program_ignores_the_marker() {
     let nosuid =
         unsafe { libc::statvfs(c_dir.as_ptr(), &mut fs) } != 0 || fs.f_flag & libc::ST_NOSUID != 0;
     if nosuid {
-        std::fs::remove_dir_all(&dir).unwrap();
         eprintln!("skipped: the temporary directory ignores setuid");
         return;
     }
@@ -440,7 +447,6 @@ fn a_setuid_program_ignores_the_marker() {
     let result = run_marked(&copy, SPAWN_MARK, theirs, ours, |sock| {
         let _ = channel::send(sock, &boot, &[lifeline.as_fd()]);
     });
-    std::fs::remove_dir_all(&dir).unwrap();
     assert!(owned, "chown failed");
     let (code, stderr, _) = result;
     assert!(
