@@ -13,10 +13,20 @@
 //! (ASLR moves the image, not the distances inside it). That is sound only in the same program
 //! image, so the bootstrap also carries the executable's (device, inode), and a child whose
 //! image differs reports [`Outcome::Failed`] instead of jumping anywhere.
+//!
+//! **Whom the entry believes.** The argv and the descriptor are chosen by whoever runs the
+//! program, so the entry must never be a gadget: it ignores the marker in a setuid/setgid/
+//! file-capability program (`AT_SECURE`), accepts only the exact argv mp writes, and believes
+//! the channel only if `SO_PEERCRED` names its parent, of its user, running this very
+//! executable (`/proc/<pid>/exe`): a process that could run any code of this image anyway.
+//! Even then it jumps only into the `mp_trampolines` link section, which holds every
+//! [`trampoline`] instance and nothing else; a forkserver's preload hooks (any `fn()`) must lie
+//! in the program's executable segments. Frames are read as their bytes arrive, so a lying
+//! length costs nothing.
 
 use std::ffi::{CStr, c_char, c_int};
 use std::io::Write;
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::OnceLock;
 
@@ -109,6 +119,62 @@ fn anchor_addr() -> i64 {
 
 type Entry = fn(&[u8], Vec<OwnedFd>, BorrowedFd<'_>) -> i32;
 
+unsafe extern "C" {
+    // The linker defines these around the output section `mp_trampolines`, which holds every
+    // `trampoline` instance (and `no_target`, so that the section always exists).
+    static __start_mp_trampolines: u8;
+    static __stop_mp_trampolines: u8;
+}
+
+/// The trampoline at `offset` from the anchor, or `None` if that address is outside the
+/// `mp_trampolines` section: a wrong or forged offset never sends the child to arbitrary code.
+fn trampoline_at(offset: i64) -> Option<Entry> {
+    let addr = usize::try_from(anchor_addr().checked_add(offset)?).ok()?;
+    let start = &raw const __start_mp_trampolines as usize;
+    let stop = &raw const __stop_mp_trampolines as usize;
+    if !(start..stop).contains(&addr) || addr == no_target as Entry as usize {
+        return None;
+    }
+    // SAFETY: `addr` lies in the section that holds only functions of type `Entry` (the
+    // `trampoline` instances), and the offset comes from a peer that `authenticate_parent`
+    // proved runs this very image, where `entry_offset` computed it as the start of one.
+    Some(unsafe { std::mem::transmute::<usize, Entry>(addr) })
+}
+
+/// Never a target: it keeps `mp_trampolines` (and so its linker-made bounds) in every program
+/// that links the entry, even one that starts no spawn child.
+#[unsafe(link_section = "mp_trampolines")]
+fn no_target(_: &[u8], _: Vec<OwnedFd>, control: BorrowedFd<'_>) -> i32 {
+    report_failure(control, "the bootstrap message names no target")
+}
+
+/// Checks the process at the other end of a channel handed to this process before `main`: it
+/// must be our parent (`SO_PEERCRED` names the creator of a socketpair), run as our user, and
+/// run this very executable. Only then are the offsets in its messages believed: such a process
+/// could run any code of this image anyway.
+pub(crate) fn authenticate_parent(sock: BorrowedFd<'_>) -> Result<(), String> {
+    let ours = exe_identity().map_err(|e| format!("cannot identify the executable: {e}"))?;
+    check_peer(sock, sys::getppid(), ours)
+}
+
+fn check_peer(sock: BorrowedFd<'_>, parent: u32, exe: (u64, u64)) -> Result<(), String> {
+    let (pid, uid) = sys::peer_credentials(sock)
+        .map_err(|e| format!("the channel is not a socket from the parent: {e}"))?;
+    if pid != parent {
+        return Err(format!(
+            "the channel was made by process {pid}, not by the parent {parent}"
+        ));
+    }
+    if uid != sys::geteuid() {
+        return Err(format!("the parent runs as user {uid}, not as this user"));
+    }
+    match sys::exe_identity_of(pid) {
+        Ok(theirs) if theirs == exe => Ok(()),
+        Ok(_) => Err("the parent runs a different executable".to_owned()),
+        Err(e) => Err(format!("cannot identify the parent's executable: {e}")),
+    }
+}
+
 /// The offset of `trampoline::<F, A>` from the anchor.
 pub(crate) fn entry_offset<F, A>() -> i64
 where
@@ -124,18 +190,34 @@ pub(crate) fn hook_offset(hook: fn()) -> i64 {
     hook as usize as i64 - anchor_addr()
 }
 
-/// Calls a preload hook sent as an offset.
+/// Calls a preload hook sent as an offset, if it lands in the program's code; returns whether
+/// it did.
 ///
 /// # Safety
-/// `offset` must come from [`hook_offset`] in a process running the same executable image.
-pub(crate) unsafe fn call_hook(offset: i64) {
-    // SAFETY: the caller guarantees the same image, so anchor + offset is the hook's address.
-    let hook: fn() =
-        unsafe { std::mem::transmute::<usize, fn()>((anchor_addr() + offset) as usize) };
+/// `offset` must come from [`hook_offset`] in a process running the same executable image
+/// (`authenticate_parent` checked the sender). A hook is any `fn()`, so it cannot live in a
+/// section of ours as the trampolines do: the bound checked here is the main program's
+/// executable segments, which also refuses a hook from a `dlopen`ed library (whose offset
+/// from the anchor differs between processes).
+pub(crate) unsafe fn call_hook(offset: i64) -> bool {
+    let Some(addr) = anchor_addr()
+        .checked_add(offset)
+        .and_then(|a| usize::try_from(a).ok())
+        .filter(|a| sys::in_program_code(*a))
+    else {
+        return false;
+    };
+    // SAFETY: the caller guarantees the same image, so anchor + offset is the hook's address,
+    // and it lies in the program's code.
+    let hook: fn() = unsafe { std::mem::transmute::<usize, fn()>(addr) };
     hook();
+    true
 }
 
-/// Runs in the child: decodes the arguments and calls `F`.
+/// Runs in the child: decodes the arguments and calls `F`. Every instance lives in the
+/// `mp_trampolines` section, and the child jumps only to an address inside it (see
+/// [`trampoline_at`]).
+#[unsafe(link_section = "mp_trampolines")]
 fn trampoline<F, A>(args: &[u8], fds: Vec<OwnedFd>, control: BorrowedFd<'_>) -> i32
 where
     F: Target<A>,
@@ -282,10 +364,9 @@ pub(crate) fn child_main(payload: &[u8], fds: Vec<OwnedFd>, control: OwnedFd) ->
         },
     );
     install_panic_hook();
-    // SAFETY: the executable identity matched, so the offset, computed by `entry_offset` in the
-    // parent, designates the same `trampoline` in this image.
-    let entry: Entry =
-        unsafe { std::mem::transmute::<usize, Entry>((anchor_addr() + boot.entry) as usize) };
+    let Some(entry) = trampoline_at(boot.entry) else {
+        fail("the entry offset does not designate a trampoline; refusing to jump".to_owned())
+    };
     let code = entry(&boot.args, fds.collect(), control.as_fd());
     finish(code)
 }
@@ -294,6 +375,10 @@ fn spawned_child(control: OwnedFd) -> ! {
     crate::context::force_start_method(crate::StartMethod::Spawn);
     // Rust's runtime ignores SIGPIPE before `main`; a child that never reaches `main` does it here.
     sys::set_signal_ignored(libc::SIGPIPE, true);
+    if let Err(e) = authenticate_parent(control.as_fd()) {
+        eprintln!("mp: a spawned child refuses its channel: {e}");
+        sys::exit_now(1)
+    }
     // Keep the low fd numbers free for the target, as in a fresh program.
     let control = sys::move_fd_above(control, 10).unwrap_or_else(|_| sys::exit_now(1));
     match channel::recv(control.as_fd(), channel::LIMIT) {
@@ -307,33 +392,52 @@ fn spawned_child(control: OwnedFd) -> ! {
 
 /// Called by the C runtime before `main` in every program that links mp-spawn; returns at once
 /// unless this process is an mp child or forkserver.
+///
+/// A program in secure-execution mode (setuid, setgid, file capabilities: `AT_SECURE`) ignores
+/// the marker and runs `main`: its caller, not its parent, chose the argv and the descriptors.
+/// So mp's spawn and forkserver methods do not work in such programs; fork does.
 extern "C" fn child_entry(argc: c_int, argv: *const *const c_char, _envp: *const *const c_char) {
-    if argc < 3 || argv.is_null() {
+    // mp starts its children with exactly [argv0, mark, fd]; anything else is a normal run.
+    if argc != 3 || argv.is_null() {
         return;
     }
     // SAFETY: glibc passes main's argc and argv to .init_array functions: argv holds argc
-    // valid NUL-terminated strings.
-    let (mark, fd) = unsafe { (CStr::from_ptr(*argv.add(1)), CStr::from_ptr(*argv.add(2))) };
-    let is_spawn = mark == SPAWN_MARK;
-    if !is_spawn && mark != SERVER_MARK {
+    // (here 3) pointers, each null or a valid NUL-terminated string.
+    let (mark, fd) = unsafe { (*argv.add(1), *argv.add(2)) };
+    if mark.is_null() || fd.is_null() {
         return;
     }
-    let Some(fd) = fd
-        .to_str()
-        .ok()
-        .and_then(|s| s.parse::<c_int>().ok())
-        .filter(|fd| *fd > 2)
-    else {
+    // SAFETY: non-null entries of argv within argc are NUL-terminated strings (see above).
+    let (mark, fd) = unsafe { (CStr::from_ptr(mark), CStr::from_ptr(fd)) };
+    let is_spawn = mark == SPAWN_MARK;
+    if (!is_spawn && mark != SERVER_MARK) || sys::is_secure_exec() {
+        return;
+    }
+    let Some(fd) = parse_fd(fd.to_bytes()) else {
         return;
     };
-    // SAFETY: the parent dup2'ed this descriptor into us for exactly this use, and nothing else
-    // in this process has seen it yet.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // The descriptor must be open before it is owned; the parent is authenticated through it
+    // next (`authenticate_parent`), before anything read from it is believed.
+    let Ok(fd) = sys::adopt_fd(fd) else {
+        return;
+    };
     if is_spawn {
         spawned_child(fd)
     } else {
         forkserver::serve(fd)
     }
+}
+
+/// A descriptor number as mp writes it: 1 to 10 decimal digits without a sign or a leading
+/// zero, above stderr, and an `int`.
+fn parse_fd(s: &[u8]) -> Option<c_int> {
+    if s.is_empty() || s.len() > 10 || s[0] == b'0' || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let fd = s.iter().try_fold(0 as c_int, |n, d| {
+        n.checked_mul(10)?.checked_add(c_int::from(d - b'0'))
+    })?;
+    (fd > 2).then_some(fd)
 }
 
 #[used]

@@ -10,9 +10,18 @@ use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use crate::sys;
 
 const MAGIC: u32 = 0x6d70_0001; // "mp", version 1
-const HEADER: usize = 16;
+pub(crate) const HEADER: usize = 16;
 /// Small payloads go out in the same `sendmsg` as their header.
 const INLINE: usize = 64 * 1024;
+
+/// The header of a frame of `len` bytes carrying `nfds` descriptors.
+pub(crate) fn header(nfds: u32, len: u64) -> [u8; HEADER] {
+    let mut head = [0u8; HEADER];
+    head[0..4].copy_from_slice(&MAGIC.to_le_bytes());
+    head[4..8].copy_from_slice(&nfds.to_le_bytes());
+    head[8..16].copy_from_slice(&len.to_le_bytes());
+    head
+}
 
 /// Sends one frame.
 pub(crate) fn send(sock: BorrowedFd<'_>, payload: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
@@ -28,9 +37,7 @@ pub(crate) fn send(sock: BorrowedFd<'_>, payload: &[u8], fds: &[BorrowedFd<'_>])
     }
     let raw: Vec<_> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
     let mut head = Vec::with_capacity(HEADER + payload.len().min(INLINE));
-    head.extend_from_slice(&MAGIC.to_le_bytes());
-    head.extend_from_slice(&(raw.len() as u32).to_le_bytes());
-    head.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    head.extend_from_slice(&header(raw.len() as u32, payload.len() as u64));
     if payload.len() <= INLINE {
         head.extend_from_slice(payload);
         return sys::send_with_fds(sock, &head, &raw);
@@ -39,8 +46,8 @@ pub(crate) fn send(sock: BorrowedFd<'_>, payload: &[u8], fds: &[BorrowedFd<'_>])
     sys::write_all(sock, payload)
 }
 
-/// Receives one frame of at most `limit` payload bytes. A closed peer before the first byte is
-/// `UnexpectedEof`; a malformed header or size is `InvalidData`.
+/// Receives one frame of at most `limit` payload bytes. A peer that closes before the frame is
+/// complete is `UnexpectedEof`; a malformed header or size is `InvalidData`.
 pub(crate) fn recv(sock: BorrowedFd<'_>, limit: u64) -> io::Result<(Vec<u8>, Vec<OwnedFd>)> {
     let mut fds = Vec::new();
     let mut head = [0u8; HEADER];
@@ -60,15 +67,32 @@ pub(crate) fn recv(sock: BorrowedFd<'_>, limit: u64) -> io::Result<(Vec<u8>, Vec
             format!("frame of {len} bytes exceeds the limit of {limit}"),
         ));
     }
+    // The buffer grows only as bytes arrive (doubling, from 64 KiB): a header that lies about
+    // the length costs at most twice the bytes really sent, never the length it announces.
+    let len = usize::try_from(len)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes")))?;
     let mut payload = Vec::new();
-    payload.try_reserve_exact(len as usize).map_err(|_| {
-        io::Error::new(
-            io::ErrorKind::OutOfMemory,
-            format!("cannot allocate a frame of {len} bytes"),
-        )
-    })?;
-    payload.resize(len as usize, 0);
-    sys::recv_exact_with_fds(sock, &mut payload, &mut fds)?;
+    let mut filled = 0;
+    while filled < len {
+        if filled == payload.len() {
+            let grow = (len - filled).min(filled.max(INLINE));
+            payload.try_reserve_exact(grow).map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::OutOfMemory,
+                    format!("cannot allocate {grow} more bytes for a frame of {len}"),
+                )
+            })?;
+            payload.resize(filled + grow, 0);
+        }
+        let n = sys::recv_with_fds(sock, &mut payload[filled..], &mut fds)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("the peer closed after {filled} of the {len} bytes its frame announced"),
+            ));
+        }
+        filled += n;
+    }
     if fds.len() != nfds {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -85,9 +109,60 @@ pub(crate) const LIMIT: u64 = 1 << 40;
 /// stack-overflow handler cannot allocate).
 pub(crate) fn frame(payload: &[u8]) -> Vec<u8> {
     let mut frame = Vec::with_capacity(HEADER + payload.len());
-    frame.extend_from_slice(&MAGIC.to_le_bytes());
-    frame.extend_from_slice(&0u32.to_le_bytes());
-    frame.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    frame.extend_from_slice(&header(0, payload.len() as u64));
     frame.extend_from_slice(payload);
     frame
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+
+    use super::*;
+
+    /// A header that announces 1 TiB, then 100 bytes and the end: a typed error, and no
+    /// allocation of the announced size (it would fail, or exhaust the memory).
+    #[test]
+    fn a_lying_length_is_an_eof_not_an_allocation() {
+        let (ours, theirs) = sys::socketpair().unwrap();
+        sys::write_all(ours.as_fd(), &header(0, LIMIT)).unwrap();
+        sys::write_all(ours.as_fd(), &[7; 100]).unwrap();
+        drop(ours);
+        let e = recv(theirs.as_fd(), LIMIT).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
+        assert!(e.to_string().contains("after 100 of"), "{e}");
+    }
+
+    #[test]
+    fn frames_of_every_size_arrive_whole() {
+        for len in [
+            0,
+            1,
+            INLINE - 1,
+            INLINE,
+            INLINE + 1,
+            3 * INLINE + 5,
+            1 << 20,
+        ] {
+            let (ours, theirs) = sys::socketpair().unwrap();
+            let sent: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let writer = std::thread::spawn({
+                let sent = sent.clone();
+                move || send(ours.as_fd(), &sent, &[]).unwrap()
+            });
+            let (got, fds) = recv(theirs.as_fd(), LIMIT).unwrap();
+            writer.join().unwrap();
+            assert_eq!(got.len(), len);
+            assert!(got == sent);
+            assert!(fds.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_length_over_the_limit_is_invalid_data() {
+        let (ours, theirs) = sys::socketpair().unwrap();
+        sys::write_all(ours.as_fd(), &header(0, 1 << 20)).unwrap();
+        let e = recv(theirs.as_fd(), 1 << 16).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+    }
 }

@@ -200,6 +200,12 @@ pub(crate) fn serve(sock: OwnedFd) -> ! {
     sys::set_signal_ignored(libc::SIGPIPE, true);
     // Ctrl-C reaches the whole process group; the parent decides what its children do.
     sys::set_signal_ignored(libc::SIGINT, true);
+    // The preload hooks in the hello are offsets: believe them only from our parent, running
+    // this very image.
+    if let Err(e) = bootstrap::authenticate_parent(sock.as_fd()) {
+        eprintln!("mp: a forkserver refuses its channel: {e}");
+        sys::exit_now(1)
+    }
     let hello = channel::recv(sock.as_fd(), 1 << 20)
         .ok()
         .and_then(|(payload, _)| postcard::from_bytes::<Hello>(&payload).ok());
@@ -211,8 +217,12 @@ pub(crate) fn serve(sock: OwnedFd) -> ! {
     }
     bootstrap::install_panic_hook();
     for hook in hello.preload {
-        // SAFETY: the executable identity matched, so each offset designates the same fn here.
-        unsafe { bootstrap::call_hook(hook) };
+        // SAFETY: the sender is our parent running this very image (checked above), so each
+        // offset designates the same fn here.
+        if !unsafe { bootstrap::call_hook(hook) } {
+            eprintln!("mp: a forkserver preload hook lies outside the program's code");
+            sys::exit_now(1)
+        }
     }
     serve_requests(sock)
 }

@@ -717,3 +717,99 @@ pub(crate) fn send_now(sock: BorrowedFd<'_>, bytes: &[u8]) {
         )
     };
 }
+
+/// Whether this process runs in secure-execution mode (`AT_SECURE`: setuid, setgid or file
+/// capabilities): its argv, environment and inherited descriptors come from a less trusted
+/// caller.
+pub(crate) fn is_secure_exec() -> bool {
+    // SAFETY: getauxval only reads the auxiliary vector; an absent entry gives 0.
+    unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
+}
+
+/// This process's effective user id.
+pub(crate) fn geteuid() -> u32 {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() }
+}
+
+/// The pid and effective uid of the process that created the other end of the Unix socket
+/// `sock` (`SO_PEERCRED`: for a socketpair, whoever called `socketpair`). Not a Unix socket:
+/// an error.
+pub(crate) fn peer_credentials(sock: BorrowedFd<'_>) -> io::Result<(u32, u32)> {
+    // SAFETY: ucred is plain integers; all zero is a valid value.
+    let mut cred: libc::ucred = unsafe { mem::zeroed() };
+    let mut len = mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` are valid for writes of the sizes given.
+    cvt(unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&raw mut cred).cast(),
+            &mut len,
+        )
+    })?;
+    if len as usize != mem::size_of::<libc::ucred>() || cred.pid <= 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the socket has no peer process",
+        ));
+    }
+    Ok((cred.pid as u32, cred.uid))
+}
+
+/// (device, inode) of the executable that process `pid` runs (see [`exe_identity`]).
+pub(crate) fn exe_identity_of(pid: u32) -> io::Result<(u64, u64)> {
+    let meta = std::fs::metadata(format!("/proc/{pid}/exe"))?;
+    use std::os::unix::fs::MetadataExt;
+    Ok((meta.dev(), meta.ino()))
+}
+
+/// Takes ownership of descriptor `fd`, named by this process's argv before `main`, if it is
+/// open; made close-on-exec.
+pub(crate) fn adopt_fd(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_GETFD only queries the descriptor; it fails with EBADF if `fd` is not open.
+    let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFD) })?;
+    // SAFETY: `fd` is open (checked above). Only the pre-`main` entry calls this, with the
+    // number its parent dup2'ed into it for this use: nothing else in the process owns it.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: F_SETFD with integer flags on an open descriptor.
+    cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) })?;
+    Ok(owned)
+}
+
+/// Whether `addr` lies in an executable segment of the main program (not in a library, not in
+/// data): the bound for a preload hook's address, which, being any `fn()`, has no section of
+/// its own.
+pub(crate) fn in_program_code(addr: usize) -> bool {
+    struct Query {
+        addr: usize,
+        found: bool,
+    }
+    unsafe extern "C" fn visit(
+        info: *mut libc::dl_phdr_info,
+        _size: libc::size_t,
+        data: *mut libc::c_void,
+    ) -> c_int {
+        // SAFETY: glibc passes a valid `dl_phdr_info` whose `dlpi_phdr` holds `dlpi_phnum`
+        // headers, and `data` is the `Query` that `in_program_code` lent it.
+        let (info, query) = unsafe { (&*info, &mut *data.cast::<Query>()) };
+        for i in 0..usize::from(info.dlpi_phnum) {
+            // SAFETY: `i` < dlpi_phnum (see above).
+            let ph = unsafe { &*info.dlpi_phdr.add(i) };
+            if ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_X != 0 {
+                let start = (info.dlpi_addr as usize).wrapping_add(ph.p_vaddr as usize);
+                if (start..start.saturating_add(ph.p_memsz as usize)).contains(&query.addr) {
+                    query.found = true;
+                }
+            }
+        }
+        // The first object glibc reports is the main program: stop there.
+        1
+    }
+    let mut query = Query { addr, found: false };
+    // SAFETY: `visit` matches the callback type and only reads what glibc hands it; `query`
+    // outlives the call.
+    unsafe { libc::dl_iterate_phdr(Some(visit), (&raw mut query).cast()) };
+    query.found
+}
