@@ -38,9 +38,10 @@ pub enum PoolError {
         /// The panic message.
         message: String,
     },
-    /// Workers of a pool without an initializer died as they started, before they were ready
-    /// for tasks, several in a row; the pool stops taking tasks rather than start workers
-    /// forever. (Workers killed once they are up are replaced, however many.)
+    /// Workers died before they took a task (as they started, or once up with work queued
+    /// for them), `2 × processes + 2` in a row with no result between; the pool stops taking
+    /// tasks rather than start workers forever. (Workers killed while idle are replaced,
+    /// however many.)
     StartFailed {
         /// How many died, and how the last one ended.
         message: String,

@@ -42,9 +42,15 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
 });
 
 fn registry() -> MutexGuard<'static, Registry> {
-    static HELD_ACROSS_FORK: std::sync::Once = std::sync::Once::new();
-    // A pool made in a forked child takes this lock: no fork may copy it held.
-    HELD_ACROSS_FORK.call_once(|| mp_spawn::hold_across_fork(|| Box::new(lock_registry())));
+    // A pool made in a forked child takes this lock: no fork may copy it held. Not a `Once`:
+    // registering takes the lock of the list that every fork holds, and a fork during a
+    // `Once`'s run would leave the child's copy running forever (a duplicate registration is
+    // ignored, so a race here is harmless).
+    static REGISTERED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !REGISTERED.load(Ordering::Acquire) {
+        mp_spawn::hold_across_fork(|| Box::new(lock_registry()));
+        REGISTERED.store(true, Ordering::Release);
+    }
     lock_registry()
 }
 

@@ -1184,15 +1184,18 @@ impl Inner {
         for id in outstanding.into_iter().rev() {
             st.pending.push_front(id);
         }
-        // Only a worker that died before it was up counts towards the guard: one killed
-        // while idle (by an operator, by the OOM killer) is replaced however often it happens.
-        if !st.ready.remove(&generation) {
+        // Only a worker that died before it was up, or that was up with work queued for it and
+        // took none of it, counts towards the guard: one killed while idle (by an operator, by
+        // the OOM killer) is replaced however often it happens. The count resets on a result
+        // only, so that workers that always die right after `READY` still trip it.
+        let was_ready = st.ready.remove(&generation);
+        if !was_ready || (taken == 0 && untaken > 0) {
             st.early_deaths += 1;
             // Workers that die as they start (a crash in the initializer, say) would be
             // replaced forever, as Python's are: give up instead.
             if st.early_deaths > 2 * self.config.processes + 2 {
                 let (count, how) = (st.early_deaths, how_it_ended(exitcode));
-                let error = if self.config.init.is_some() {
+                let error = if self.config.init.is_some() && !was_ready {
                     PoolError::Initializer {
                         message: format!(
                             "died before it returned, in {count} workers in a row (the last \
@@ -1202,8 +1205,8 @@ impl Inner {
                 } else {
                     PoolError::StartFailed {
                         message: format!(
-                            "{count} workers in a row died before they were ready for tasks \
-                             (the last {how})"
+                            "{count} workers in a row died before they took a task (the \
+                             last {how})"
                         ),
                     }
                 };
@@ -1234,7 +1237,6 @@ impl Inner {
         // Its `READY` comes before the monitor's `DIED` for it, so the slot still holds it.
         if let Some(Some(worker)) = st.workers.get(slot as usize) {
             st.ready.insert(worker.generation);
-            st.early_deaths = 0;
         }
     }
 

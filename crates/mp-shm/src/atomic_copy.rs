@@ -1,115 +1,74 @@
 //! Copies to and from memory that other threads or processes may write at the same moment.
 //!
 //! A plain or volatile copy that races with a write is a data race, undefined behaviour in
-//! Rust's model, even for `Pod` data. These copies go through relaxed atomics instead: the
-//! range is cut at fixed points (each piece is the largest of 8, 4, 2 or 1 bytes that is aligned
-//! at its address and fits), and each piece is one atomic load or store. A read that races
-//! with writes therefore sees, piece by piece, one of the values written: possibly a mix of two
-//! writes across pieces (a torn value), never undefined behaviour. Relaxed atomics compile to
-//! plain moves, so the cost is the loss of `memcpy`'s wide vector moves.
+//! Rust's model, even for `Pod` data. These copies go through relaxed atomics instead, and
+//! every access is an `AtomicU64` on the 8-aligned word that contains the bytes: the size and
+//! place of an access depend on the address alone, never on the range asked for, so two racing
+//! copies never use atomics that partly overlap (which Rust's model does not allow either). A
+//! partial word is read whole and its bytes picked out, or written by a compare-and-swap of
+//! the whole word. A read that races with writes therefore sees, word by word, one of the
+//! values written: possibly a mix of two writes across words (a torn value), never undefined
+//! behaviour. Relaxed atomics compile to plain moves, so the cost is the loss of `memcpy`'s
+//! wide vector moves, and a compare-and-swap at each unaligned edge of a write.
 
-use std::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use bytemuck::Pod;
 
-/// The size of a small piece (under 8 bytes, or unaligned) that starts at `addr` with `left`
-/// bytes to go.
-#[inline]
-fn piece(addr: usize, left: usize) -> usize {
-    if addr % 4 == 0 && left >= 4 {
-        4
-    } else if addr % 2 == 0 && left >= 2 {
-        2
-    } else {
-        1
-    }
+/// The 8-aligned words that cover `addr .. addr + len`: for each, its address, the offset of
+/// the first wanted byte in it, and how many wanted bytes it holds.
+fn words(addr: usize, len: usize) -> impl Iterator<Item = (usize, usize, usize)> {
+    let first = addr & !7;
+    let end = addr + len;
+    (first..end).step_by(8).map(move |word| {
+        let from = addr.max(word);
+        let to = end.min(word + 8);
+        (word, from - word, to - from)
+    })
 }
 
-/// How a range splits: `head` bytes of small pieces up to the first 8-aligned address, `words`
-/// 8-byte pieces, then the rest in small pieces. The same range always splits the same way.
-#[inline]
-fn split(addr: usize, len: usize) -> (usize, usize) {
-    let head = ((8 - addr % 8) % 8).min(len);
-    (head, (len - head) / 8)
-}
-
-/// Copies `dst.len()` bytes from `src` into `dst`, piece by piece as relaxed atomic loads.
+/// Copies `dst.len()` bytes from `src` into `dst`, as relaxed atomic loads of whole words.
 ///
 /// # Safety
-/// `src .. src + dst.len()` must stay mapped and readable for the call, and be written only
-/// through atomics (these copies, the futex words) or by other processes.
+/// The 8-aligned words that contain `src .. src + dst.len()` must stay mapped and readable for
+/// the call (true of any range inside a page-aligned mapping, as every mp-shm block and
+/// segment is), and be written only through atomics (these copies) or by other processes.
 pub(crate) unsafe fn load(src: *const u8, dst: &mut [u8]) {
-    let len = dst.len();
-    let (head, words) = split(src as usize, len);
-    let load_small = |dst: &mut [u8], from: usize, to: usize| {
-        let mut i = from;
-        while i < to {
-            // SAFETY: `src + i` is in the range (i < to <= len) and the piece fits in it.
-            let at = unsafe { src.add(i) }.cast_mut();
-            let n = piece(at as usize, to - i);
-            // SAFETY: `at` is aligned for the piece's atomic type (`piece`) and valid for the
-            // call; the caller guarantees no non-atomic access races with it.
-            unsafe {
-                match n {
-                    4 => dst[i..i + 4].copy_from_slice(
-                        &AtomicU32::from_ptr(at.cast()).load(Relaxed).to_ne_bytes(),
-                    ),
-                    2 => dst[i..i + 2].copy_from_slice(
-                        &AtomicU16::from_ptr(at.cast()).load(Relaxed).to_ne_bytes(),
-                    ),
-                    _ => dst[i] = AtomicU8::from_ptr(at).load(Relaxed),
-                }
-            }
-            i += n;
-        }
-    };
-    load_small(dst, 0, head);
-    let body = &mut dst[head..head + words * 8];
-    for (k, out) in body.chunks_exact_mut(8).enumerate() {
-        // SAFETY: `src + head` is 8-aligned (`split`) and word `k` is inside the range; as
-        // above for the races.
-        let word = unsafe { AtomicU64::from_ptr(src.add(head + 8 * k).cast_mut().cast()) };
-        out.copy_from_slice(&word.load(Relaxed).to_ne_bytes());
+    let mut done = 0;
+    for (word, skip, n) in words(src as usize, dst.len()) {
+        // SAFETY: `word` is 8-aligned and mapped (the caller); every Rust access to it is this
+        // same-sized atomic, so the load races with nothing it may not.
+        let bytes = unsafe { AtomicU64::from_ptr(word as *mut u64) }
+            .load(Relaxed)
+            .to_ne_bytes();
+        dst[done..done + n].copy_from_slice(&bytes[skip..skip + n]);
+        done += n;
     }
-    load_small(dst, head + words * 8, len);
 }
 
-/// Copies `src` to `dst`, piece by piece as relaxed atomic stores.
+/// Copies `src` to `dst`, as relaxed atomic stores of whole words (a compare-and-swap where a
+/// word is only partly written, so that its other bytes keep what others write there).
 ///
 /// # Safety
-/// `dst .. dst + src.len()` must stay mapped and writable for the call, and be accessed only
-/// through atomics or by other processes.
+/// As [`load`], for `dst .. dst + src.len()`, writable.
 pub(crate) unsafe fn store(src: &[u8], dst: *mut u8) {
-    let len = src.len();
-    let (head, words) = split(dst as usize, len);
-    let store_small = |from: usize, to: usize| {
-        let mut i = from;
-        while i < to {
-            // SAFETY: as in `load`.
-            let at = unsafe { dst.add(i) };
-            let n = piece(at as usize, to - i);
-            // SAFETY: as in `load`.
-            unsafe {
-                match n {
-                    4 => AtomicU32::from_ptr(at.cast()).store(
-                        u32::from_ne_bytes([src[i], src[i + 1], src[i + 2], src[i + 3]]),
-                        Relaxed,
-                    ),
-                    2 => AtomicU16::from_ptr(at.cast())
-                        .store(u16::from_ne_bytes([src[i], src[i + 1]]), Relaxed),
-                    _ => AtomicU8::from_ptr(at).store(src[i], Relaxed),
-                }
-            }
-            i += n;
+    let mut done = 0;
+    for (word, skip, n) in words(dst as usize, src.len()) {
+        // SAFETY: as in `load`.
+        let atomic = unsafe { AtomicU64::from_ptr(word as *mut u64) };
+        let part = &src[done..done + n];
+        if n == 8 {
+            let value = u64::from_ne_bytes(part.try_into().expect("a whole word"));
+            atomic.store(value, Relaxed);
+        } else {
+            let _ = atomic.fetch_update(Relaxed, Relaxed, |old| {
+                let mut bytes = old.to_ne_bytes();
+                bytes[skip..skip + n].copy_from_slice(part);
+                Some(u64::from_ne_bytes(bytes))
+            });
         }
-    };
-    store_small(0, head);
-    for (k, chunk) in src[head..head + words * 8].chunks_exact(8).enumerate() {
-        let value = u64::from_ne_bytes(chunk.try_into().expect("chunks_exact(8)"));
-        // SAFETY: as in `load`'s word loop.
-        unsafe { AtomicU64::from_ptr(dst.add(head + 8 * k).cast()).store(value, Relaxed) };
+        done += n;
     }
-    store_small(head + words * 8, len);
 }
 
 /// Reads a `T` at `src` (see [`load`]).
@@ -135,6 +94,21 @@ pub(crate) unsafe fn write<T: Pod>(dst: *mut T, value: T) {
 #[cfg(test)]
 mod test {
     use super::*;
+
+    #[test]
+    fn a_partial_write_keeps_the_bytes_around_it() {
+        let mut buf = [u64::from_ne_bytes([1, 2, 3, 4, 5, 6, 7, 8]); 2];
+        let base = buf.as_mut_ptr().cast::<u8>();
+        // SAFETY: in `buf`, only touched here, through these copies.
+        unsafe { store(&[0xAA, 0xBB, 0xCC], base.add(6)) };
+        let mut back = [0u8; 16];
+        // SAFETY: as above.
+        unsafe { load(base, &mut back) };
+        assert_eq!(
+            back,
+            [1, 2, 3, 4, 5, 6, 0xAA, 0xBB, 0xCC, 2, 3, 4, 5, 6, 7, 8]
+        );
+    }
 
     #[test]
     fn round_trips_at_every_alignment_and_length() {

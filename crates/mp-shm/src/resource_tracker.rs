@@ -18,10 +18,11 @@
 use std::collections::BTreeSet;
 use std::ffi::{CStr, CString, c_char, c_int};
 use std::io::{self, Read};
+use std::os::fd::AsRawFd;
 use std::os::fd::{BorrowedFd, IntoRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use crate::sys;
 
@@ -30,23 +31,39 @@ const MARK: &CStr = c"--mp-resource-tracker";
 /// The key under which the tracker's connection is shared with spawned children.
 const KEY: &str = "mp-shm/resource-tracker";
 
-static TRACKER: OnceLock<Result<BorrowedFd<'static>, String>> = OnceLock::new();
+/// The connection to this tree's tracker, -1 until first use. An atomic set by compare-and-swap,
+/// not a `OnceLock`: a fork while another thread was initialising a `OnceLock` would leave the
+/// child's copy initialising forever, and its first tracked create would hang.
+static TRACKER: AtomicI32 = AtomicI32::new(-1);
 
-/// This tree's tracker: the one a parent shared, or a new one.
-fn connect() -> Result<BorrowedFd<'static>, String> {
-    if let Some(fd) = mp_spawn::resources::inherited(KEY) {
-        return Ok(fd);
+/// This tree's tracker: the one a parent shared, or a new one (started at most once: a
+/// thread that loses the race closes its own, whose tracker then exits with nothing to do).
+fn tracker() -> Result<BorrowedFd<'static>, String> {
+    let mut fd = TRACKER.load(Ordering::Acquire);
+    if fd < 0 {
+        let new = match mp_spawn::resources::inherited(KEY) {
+            Some(fd) => fd.try_clone_to_owned().map_err(|e| e.to_string())?,
+            None => start()?,
+        };
+        fd = match TRACKER.compare_exchange(
+            -1,
+            new.as_raw_fd(),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            // The connection lives as long as this process: leaked into the static.
+            Ok(_) => new.into_raw_fd(),
+            Err(winner) => winner,
+        };
     }
-    // The connection lives as long as this process: leak it into a 'static borrow.
-    let fd = start()?.into_raw_fd();
-    // SAFETY: `fd` was just leaked from an OwnedFd and is never closed.
+    // SAFETY: `fd` was leaked into TRACKER from an OwnedFd and is never closed.
     Ok(unsafe { BorrowedFd::borrow_raw(fd) })
 }
 
 /// Shares the tracker with spawn and forkserver children (started at the first such child,
 /// as Python does), so that what they create lives as long as the tree, not as the child.
 fn provide() -> Option<BorrowedFd<'static>> {
-    TRACKER.get_or_init(connect).as_ref().ok().copied()
+    tracker().ok()
 }
 
 /// Keeps this module's `.init_array` entries in every program that uses mp-shm (the linker
@@ -80,15 +97,15 @@ pub(crate) fn register(name: &str) -> io::Result<()> {
 /// Records that `name` was unlinked (by anyone): the tracker forgets it. A failure means the
 /// tracker is gone; there is then nothing to forget.
 pub(crate) fn unregister(name: &str) {
-    if TRACKER.get().is_some() {
+    if TRACKER.load(Ordering::Acquire) >= 0 {
         let _ = send(&format!("U {name}\n"));
     }
 }
 
 fn send(line: &str) -> io::Result<()> {
-    match TRACKER.get_or_init(connect) {
-        Ok(fd) => sys::send_all(*fd, line.as_bytes()),
-        Err(e) => Err(io::Error::other(e.clone())),
+    match tracker() {
+        Ok(fd) => sys::send_all(fd, line.as_bytes()),
+        Err(e) => Err(io::Error::other(e)),
     }
 }
 

@@ -140,7 +140,7 @@ impl Helper {
         }
         forkserver::start_with(spec, recipe, |boot, fds| {
             let sock = lock(&self.sock);
-            forkserver::request(sock.as_fd(), boot, fds).map_err(|e| {
+            let (pid, pidfd) = forkserver::request(sock.as_fd(), boot, fds).map_err(|e| {
                 if forkserver::is_disconnect(&e) {
                     // A snapshot cannot be taken again: the caller decides what to do.
                     std::io::Error::new(
@@ -150,7 +150,8 @@ impl Helper {
                 } else {
                     e
                 }
-            })
+            })?;
+            Ok((pid, pidfd, self.pidfd.try_clone()?))
         })
     }
 }

@@ -19,7 +19,7 @@ use crate::channel;
 use crate::context::{self, StartMethod};
 use crate::error::ProcessError;
 use crate::popen_spawn::spawn_with_channel;
-use crate::process::{Child, ChildSpec, Recipe, lock};
+use crate::process::{Child, ChildSpec, Recipe, ServerStatus, lock};
 use crate::sys::{self, Forked};
 
 #[derive(Debug)]
@@ -122,9 +122,9 @@ pub(crate) fn start(
             if server.is_none() {
                 *server = Some(launch()?);
             }
-            let sock = server.as_ref().expect("launched above").sock.as_fd();
-            match request(sock, boot, fds) {
-                Ok(started) => return Ok(started),
+            let running = server.as_ref().expect("launched above");
+            match request(running.sock.as_fd(), boot, fds) {
+                Ok((pid, pidfd)) => return Ok((pid, pidfd, running.pidfd.try_clone()?)),
                 Err(e) if !retried && is_disconnect(&e) => {
                     retried = true;
                     if let Some(dead) = server.take() {
@@ -139,12 +139,12 @@ pub(crate) fn start(
 
 /// Starts a child through a server: builds the bootstrap message and the descriptors
 /// `[result channel, status pipe, lifeline, shared..., args' fds...]`, has `send` deliver them
-/// (it answers the child's pid and pidfd), and keeps the read end of the status pipe, into
-/// which the server writes the exit code.
+/// (it answers the child's pid and pidfd, and a pidfd of the server), and keeps the read end
+/// of the status pipe, into which the server writes the exit code.
 pub(crate) fn start_with(
     spec: &ChildSpec<'_>,
     recipe: &Recipe,
-    send: impl FnOnce(&[u8], &[BorrowedFd<'_>]) -> std::io::Result<(u32, OwnedFd)>,
+    send: impl FnOnce(&[u8], &[BorrowedFd<'_>]) -> std::io::Result<(u32, OwnedFd, OwnedFd)>,
 ) -> Result<(Child, OwnedFd), ProcessError> {
     let (boot, lifeline, shared) = bootstrap::message(spec, recipe)?;
     let (ours, theirs) = sys::socketpair()?;
@@ -152,15 +152,13 @@ pub(crate) fn start_with(
     let mut fds = vec![theirs.as_fd(), status_w.as_fd(), lifeline.as_fd()];
     fds.extend(shared);
     fds.extend(recipe.args.fds.iter().map(AsFd::as_fd));
-    let (pid, pidfd) = send(&boot, &fds)?;
+    let (pid, pidfd, server) = send(&boot, &fds)?;
+    let status = ServerStatus {
+        pipe: status_r,
+        server,
+    };
     Ok((
-        Child::new(
-            pid,
-            spec.name.to_owned(),
-            spec.daemon,
-            pidfd,
-            Some(status_r),
-        ),
+        Child::new(pid, spec.name.to_owned(), spec.daemon, pidfd, Some(status)),
         ours,
     ))
 }

@@ -117,8 +117,17 @@ pub(crate) struct Child {
     /// turns readable at exit and is what `waitid` reaps.
     pidfd: OwnedFd,
     /// Forkserver children are the server's children: it writes their exit code here.
-    status: Option<OwnedFd>,
+    status: Option<ServerStatus>,
     exitcode: Mutex<Option<i32>>,
+}
+
+/// Where a server's child learns its exit code: the status pipe the server writes it into, and
+/// the server's own pidfd, so that a server that died does not leave `join` waiting on a pipe
+/// whose write end another process may still hold.
+#[derive(Debug)]
+pub(crate) struct ServerStatus {
+    pub(crate) pipe: OwnedFd,
+    pub(crate) server: OwnedFd,
 }
 
 impl Child {
@@ -127,7 +136,7 @@ impl Child {
         name: String,
         daemon: bool,
         pidfd: OwnedFd,
-        status: Option<OwnedFd>,
+        status: Option<ServerStatus>,
     ) -> Self {
         Child {
             pid,
@@ -145,7 +154,10 @@ impl Child {
     }
 
     fn sentinel(&self) -> BorrowedFd<'_> {
-        self.status.as_ref().unwrap_or(&self.pidfd).as_fd()
+        self.status
+            .as_ref()
+            .map_or(&self.pidfd, |s| &s.pipe)
+            .as_fd()
     }
 
     /// The exit code, reaping the child if it has ended; `None` while it runs.
@@ -155,11 +167,21 @@ impl Child {
             *code = match &self.status {
                 None => sys::reap_pidfd(self.pidfd.as_fd())?,
                 Some(status) => {
-                    if !sys::poll_readable(&[status.as_fd()], Some(Duration::ZERO))?[0] {
+                    let ready = sys::poll_readable(
+                        &[status.pipe.as_fd(), status.server.as_fd()],
+                        Some(Duration::ZERO),
+                    )?;
+                    if !ready[0] && !ready[1] {
                         return Ok(None);
                     }
                     let mut buf = [0u8; 4];
-                    match sys::read(status.as_fd(), &mut buf)? {
+                    // A server that died has written the code already, or never will.
+                    if !ready[0] {
+                        return Err(std::io::Error::other(
+                            "the forkserver died; the exit code is lost",
+                        ));
+                    }
+                    match sys::read(status.pipe.as_fd(), &mut buf)? {
                         4 => Some(i32::from_le_bytes(buf)),
                         _ => {
                             return Err(std::io::Error::other(
@@ -194,7 +216,7 @@ impl Child {
         if let Some(status) = &self.status {
             let ended = sys::poll_readable(&[self.pidfd.as_fd()], Some(Duration::ZERO))?[0];
             if ended {
-                sys::poll_readable(&[status.as_fd()], None)?;
+                sys::poll_readable(&[status.pipe.as_fd(), status.server.as_fd()], None)?;
             }
         }
         self.try_reap()
