@@ -19,7 +19,6 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{RecvError, SendError};
-use crate::sys;
 
 const MAGIC: u32 = 0x6d70_0101; // "mp", connection frames, version 1
 const HEADER: usize = 16;
@@ -44,7 +43,7 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 1 << 40;
 /// ```
 #[doc(alias = "Pipe")]
 pub fn pipe(duplex: bool) -> io::Result<(Connection, Connection)> {
-    let (a, b) = sys::socketpair(libc::SOCK_STREAM)?;
+    let (a, b) = mp_sys::socket::socketpair(mp_sys::socket::Kind::Stream)?;
     if duplex {
         Ok((
             Connection::new(a, true, true),
@@ -52,8 +51,8 @@ pub fn pipe(duplex: bool) -> io::Result<(Connection, Connection)> {
         ))
     } else {
         // Shut the unused directions so that the kernel, too, refuses the wrong end.
-        sys::shutdown(a.as_fd(), libc::SHUT_WR)?;
-        sys::shutdown(b.as_fd(), libc::SHUT_RD)?;
+        mp_sys::socket::shutdown(a.as_fd(), mp_sys::socket::Shutdown::Write)?;
+        mp_sys::socket::shutdown(b.as_fd(), mp_sys::socket::Shutdown::Read)?;
         Ok((
             Connection::new(a, true, false),
             Connection::new(b, false, true),
@@ -176,7 +175,7 @@ impl Connection {
         let _sending = self.send_lock.lock().unwrap_or_else(|e| e.into_inner());
         reduction::send_with_fds(sock, &head, fds)?;
         if !inline {
-            sys::send_all(sock, payload)?;
+            mp_sys::socket::send_all(sock, payload)?;
         }
         Ok(())
     }
@@ -363,7 +362,7 @@ fn read_frame(
     while payload.len() < len {
         let want = (len - payload.len()).min(READ_CHUNK.max(payload.len()));
         stop.wait(sock)?;
-        match sys::read_append(sock, &mut payload, want)? {
+        match mp_sys::fd::read_append(sock, &mut payload, want)? {
             0 => {
                 return Err(RecvError::Malformed(format!(
                     "the stream ended after {} of {len} payload bytes",

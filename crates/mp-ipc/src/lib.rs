@@ -42,7 +42,6 @@ mod error;
 mod listener;
 mod queues;
 mod ring;
-mod sys;
 mod wait;
 
 pub use connection::{Connection, DEFAULT_MAX_MESSAGE_SIZE, pipe};

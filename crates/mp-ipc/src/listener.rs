@@ -26,7 +26,6 @@ use sha2::Sha256;
 
 use crate::connection::{Connection, Stop};
 use crate::error::{AuthenticationError, ListenerError, RecvError, SendError};
-use crate::sys;
 
 const CHALLENGE: &[u8] = b"#CHALLENGE#";
 const WELCOME: &[u8] = b"#WELCOME#";
@@ -149,7 +148,7 @@ impl Listener {
     /// Listens on `address`. An address already in use is an error (`AddrInUse`).
     /// With an `authkey`, every connection must pass the handshake before `accept` returns it.
     pub fn bind(address: &Address, authkey: Option<&[u8]>) -> Result<Listener, ListenerError> {
-        let closing = sys::eventfd()?;
+        let closing = mp_sys::eventfd::new()?;
         let (socket, address) = match address {
             Address::Unix(path) => (Socket::Unix(UnixListener::bind(path)?), address.clone()),
             Address::Abstract(name) => {
@@ -203,7 +202,7 @@ impl Listener {
     /// Listens on a fresh Unix socket in the temporary directory (Python's `Listener()`).
     pub fn new(authkey: Option<&[u8]>) -> Result<Listener, ListenerError> {
         let mut nonce = [0u8; 8];
-        sys::random_bytes(&mut nonce)?;
+        mp_shm::sys::random_bytes(&mut nonce)?;
         let name = format!(
             "mp-{}-{:016x}.sock",
             std::process::id(),
@@ -305,7 +304,7 @@ impl Listener {
     /// blocked in another thread returns [`ListenerError::Closed`].
     pub fn close(&self) {
         // Ring first: blocked `accept`s let go of the read lock that the write lock waits for.
-        sys::eventfd_ring(self.closing.as_fd());
+        mp_sys::eventfd::ring(self.closing.as_fd());
         let socket = self
             .socket
             .write()
@@ -390,7 +389,7 @@ fn deliver_challenge(
 ) -> Result<(), ListenerError> {
     let mut message = DIGEST.to_vec();
     let mut nonce = [0u8; NONCE_LEN];
-    sys::random_bytes(&mut nonce)?;
+    mp_shm::sys::random_bytes(&mut nonce)?;
     message.extend_from_slice(&nonce);
     handshake_send(conn, &[CHALLENGE, &message].concat())?;
     let response = handshake_recv(conn, stop)?;

@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use mp_spawn::reduction::{self, Fd};
 
-use crate::sys::{self, Locked, Mapping};
+use mp_shm::sys::{Locked, Mapping};
 
 const MAGIC: u64 = 0x6d70_7175_6575_0001; // "mpqueue", layout version 1
 const HEADER_SIZE: u64 = 4096;
@@ -182,17 +182,17 @@ impl<'de> serde::Deserialize<'de> for Ring {
 impl Ring {
     /// Creates a ring holding at most `maxsize` items (0: unbounded).
     pub(crate) fn new(maxsize: u64) -> io::Result<Ring> {
-        let memfd = sys::memfd(RESERVE)?;
-        let (fd_tx, fd_rx) = sys::socketpair(libc::SOCK_SEQPACKET)?;
-        sys::set_nonblocking(fd_rx.as_fd(), true)?;
-        let bell = sys::eventfd()?;
+        let memfd = mp_shm::sys::memfd(c"mp-queue", RESERVE)?;
+        let (fd_tx, fd_rx) = mp_sys::socket::socketpair(mp_sys::socket::Kind::SeqPacket)?;
+        mp_sys::fd::set_nonblocking(fd_rx.as_fd(), true)?;
+        let bell = mp_sys::eventfd::new()?;
         let map = Mapping::new(memfd.as_fd(), RESERVE as usize)?;
         let header = map.ptr().cast::<Header>();
         // SAFETY: the mapping is fresh, zero-filled, at least HEADER_SIZE long and page
         // aligned; no other process has it yet, so initialising the mutexes in place is sound.
         unsafe {
-            sys::robust_mutex_init((*header).producers.lock.get())?;
-            sys::robust_mutex_init((*header).consumers.lock.get())?;
+            mp_shm::sys::robust_mutex_init((*header).producers.lock.get())?;
+            mp_shm::sys::robust_mutex_init((*header).consumers.lock.get())?;
         }
         let ring = Ring {
             map,
@@ -215,7 +215,7 @@ impl Ring {
 
     /// Attaches to a ring made by another process, checking that it is one.
     fn from_parts(parts: Parts) -> Result<Ring, RingError> {
-        if sys::file_size(parts.memfd.as_fd())? != RESERVE {
+        if mp_shm::sys::file_size(parts.memfd.as_fd())? != RESERVE {
             return Err(RingError::Corrupt("the shared memory is not an mp queue"));
         }
         let map = Mapping::new(parts.memfd.as_fd(), RESERVE as usize)?;
@@ -379,10 +379,10 @@ impl Ring {
         let w = &self.header().waiters;
         fence(Ordering::SeqCst);
         if w.getters.load(Ordering::SeqCst) > 0 {
-            sys::futex_wake(&self.header().producers.put_seq, 1);
+            mp_shm::sys::futex_wake(&self.header().producers.put_seq, 1);
         }
         if w.pollers.load(Ordering::SeqCst) > 0 {
-            sys::eventfd_ring(self.bell.as_fd());
+            mp_sys::eventfd::ring(self.bell.as_fd());
         }
     }
 
@@ -419,7 +419,7 @@ impl Ring {
         l.origin.store(head, Ordering::Relaxed);
         // The switch is one store: a process killed before it leaves the old layout intact.
         shape.active.store(next, Ordering::Release);
-        sys::punch_hole(self.memfd.as_fd(), base, cap);
+        mp_shm::sys::punch_hole(self.memfd.as_fd(), base, cap);
         Ok(())
     }
 
@@ -580,7 +580,7 @@ impl Ring {
         let h = self.header();
         fence(Ordering::SeqCst);
         if h.waiters.putters.load(Ordering::SeqCst) > 0 {
-            sys::futex_wake(&h.consumers.get_seq, 1);
+            mp_shm::sys::futex_wake(&h.consumers.get_seq, 1);
         }
     }
 
@@ -609,7 +609,7 @@ impl Ring {
             if ready() {
                 return true;
             }
-            sys::yield_now();
+            mp_shm::sys::yield_now();
         }
         loop {
             waiters.fetch_add(1, Ordering::SeqCst);
@@ -622,7 +622,7 @@ impl Ring {
                 waiters.fetch_sub(1, Ordering::SeqCst);
                 return false;
             }
-            sys::futex_wait(seq, observed, deadline);
+            mp_shm::sys::futex_wait(seq, observed, deadline);
             waiters.fetch_sub(1, Ordering::SeqCst);
             if ready() {
                 return true;
@@ -647,10 +647,10 @@ impl Ring {
             return true;
         }
         if bell_rang {
-            sys::eventfd_drain(self.bell.as_fd());
+            mp_sys::eventfd::drain(self.bell.as_fd());
             fence(Ordering::SeqCst);
             if self.has_items() {
-                sys::eventfd_ring(self.bell.as_fd());
+                mp_sys::eventfd::ring(self.bell.as_fd());
                 return true;
             }
         }
@@ -669,7 +669,7 @@ impl Ring {
         let w = &self.header().waiters;
         fence(Ordering::SeqCst);
         if w.joiners.load(Ordering::SeqCst) > 0 {
-            sys::futex_wake(&w.unfinished, i32::MAX);
+            mp_shm::sys::futex_wake(&w.unfinished, i32::MAX);
         }
     }
 
@@ -687,7 +687,7 @@ impl Ring {
                 w.joiners.fetch_sub(1, Ordering::SeqCst);
                 return false;
             }
-            sys::futex_wait(&w.unfinished, n, deadline);
+            mp_shm::sys::futex_wait(&w.unfinished, n, deadline);
             w.joiners.fetch_sub(1, Ordering::SeqCst);
         }
     }
@@ -752,7 +752,7 @@ impl LockGuard<'_> {
     fn new(mutex: *mut libc::pthread_mutex_t) -> io::Result<Self> {
         // SAFETY: the mutex was set up by `Ring::new` and lives in the mapping, which outlives
         // the guard (the guard borrows the ring).
-        let _: Locked = unsafe { sys::robust_mutex_lock(mutex) }?;
+        let _: Locked = unsafe { mp_shm::sys::robust_mutex_lock(mutex) }?;
         Ok(LockGuard {
             mutex,
             _ring: std::marker::PhantomData,
@@ -763,6 +763,6 @@ impl LockGuard<'_> {
 impl Drop for LockGuard<'_> {
     fn drop(&mut self) {
         // SAFETY: this thread took the mutex in `new`.
-        let _ = unsafe { sys::robust_mutex_unlock(self.mutex) };
+        let _ = unsafe { mp_shm::sys::robust_mutex_unlock(self.mutex) };
     }
 }

@@ -87,7 +87,7 @@ pub(crate) fn warn_if_threaded() {
     if !WARN.load(Ordering::Relaxed) {
         return;
     }
-    let threads = crate::sys::thread_count();
+    let threads = mp_sys::process::thread_count();
     if threads > 1 && WARN.swap(false, Ordering::Relaxed) {
         eprintln!(
             "mp: warning: this process runs {threads} threads and forks a child (start method \

@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use crate::process::{
     ChildSpec, ParentLink, Recipe, Target, child_name_for_panic, finish_children, global,
 };
-use crate::{channel, forkserver, reduction, resources, stack_guard, sys};
+use crate::{channel, forkserver, reduction, resources, stack_guard};
 
 pub(crate) const SPAWN_MARK: &CStr = c"--mp-spawn-child";
 pub(crate) const SERVER_MARK: &CStr = c"--mp-forkserver";
@@ -77,7 +77,7 @@ pub(crate) fn exe_identity() -> std::io::Result<(u64, u64)> {
     if let Some(id) = EXE.get() {
         return Ok(*id);
     }
-    let id = sys::exe_identity()?;
+    let id = mp_sys::process::exe_identity()?;
     Ok(*EXE.get_or_init(|| id))
 }
 
@@ -101,7 +101,7 @@ pub(crate) fn message(
         identity: spec.identity.to_vec(),
         daemon: spec.daemon,
         parent_name,
-        parent_pid: sys::getpid(),
+        parent_pid: mp_sys::process::getpid(),
         shared,
         args: recipe.args.bytes.clone(),
     };
@@ -154,21 +154,21 @@ fn no_target(_: &[u8], _: Vec<OwnedFd>, control: BorrowedFd<'_>) -> i32 {
 /// could run any code of this image anyway.
 pub(crate) fn authenticate_parent(sock: BorrowedFd<'_>) -> Result<(), String> {
     let ours = exe_identity().map_err(|e| format!("cannot identify the executable: {e}"))?;
-    check_peer(sock, sys::getppid(), ours)
+    check_peer(sock, mp_sys::process::getppid(), ours)
 }
 
 fn check_peer(sock: BorrowedFd<'_>, parent: u32, exe: (u64, u64)) -> Result<(), String> {
-    let (pid, uid) = sys::peer_credentials(sock)
+    let (pid, uid) = mp_sys::creds::peer_credentials(sock)
         .map_err(|e| format!("the channel is not a socket from the parent: {e}"))?;
     if pid != parent {
         return Err(format!(
             "the channel was made by process {pid}, not by the parent {parent}"
         ));
     }
-    if uid != sys::geteuid() {
+    if uid != mp_sys::creds::geteuid() {
         return Err(format!("the parent runs as user {uid}, not as this user"));
     }
-    match sys::exe_identity_of(pid) {
+    match mp_sys::process::exe_identity_of(pid) {
         Ok(theirs) if theirs == exe => Ok(()),
         Ok(_) => Err("the parent runs a different executable".to_owned()),
         Err(e) => Err(format!("cannot identify the parent's executable: {e}")),
@@ -203,7 +203,7 @@ pub(crate) unsafe fn call_hook(offset: i64) -> bool {
     let Some(addr) = anchor_addr()
         .checked_add(offset)
         .and_then(|a| usize::try_from(a).ok())
-        .filter(|a| sys::in_program_code(*a))
+        .filter(|a| mp_sys::process::in_program_code(*a))
     else {
         return false;
     };
@@ -295,9 +295,9 @@ pub fn install_panic_hook() {
 /// Sets up the death watch of a daemon child: it is killed when the parent process dies.
 /// Returns the lifeline to keep (this child's own open file description of it).
 pub(crate) fn watch_parent(lifeline: OwnedFd) -> OwnedFd {
-    match sys::kill_me_when_hung_up(lifeline.as_fd()) {
+    match mp_sys::process::kill_me_when_hung_up(lifeline.as_fd()) {
         Ok(own)
-            if !sys::poll_readable(&[own.as_fd()], Some(std::time::Duration::ZERO))
+            if !mp_sys::poll::readable(&[own.as_fd()], Some(std::time::Duration::ZERO))
                 .map(|r| r[0])
                 .unwrap_or(true) =>
         {
@@ -305,8 +305,8 @@ pub(crate) fn watch_parent(lifeline: OwnedFd) -> OwnedFd {
         }
         // The parent died before the watch was set (or it cannot be set): die as it would.
         _ => {
-            sys::kill_self(libc::SIGKILL);
-            sys::exit_now(1)
+            mp_sys::signal::kill_self(libc::SIGKILL);
+            mp_sys::process::exit_now(1)
         }
     }
 }
@@ -317,7 +317,7 @@ pub(crate) fn finish(code: i32) -> ! {
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     finish_children();
-    sys::exit_now(code)
+    mp_sys::process::exit_now(code)
 }
 
 /// A spawn or forkserver child, from its bootstrap message on: never returns.
@@ -374,18 +374,19 @@ pub(crate) fn child_main(payload: &[u8], fds: Vec<OwnedFd>, control: OwnedFd) ->
 fn spawned_child(control: OwnedFd) -> ! {
     crate::context::force_start_method(crate::StartMethod::Spawn);
     // Rust's runtime ignores SIGPIPE before `main`; a child that never reaches `main` does it here.
-    sys::set_signal_ignored(libc::SIGPIPE, true);
+    mp_sys::signal::set_ignored(libc::SIGPIPE, true);
     if let Err(e) = authenticate_parent(control.as_fd()) {
         eprintln!("mp: a spawned child refuses its channel: {e}");
-        sys::exit_now(1)
+        mp_sys::process::exit_now(1)
     }
     // Keep the low fd numbers free for the target, as in a fresh program.
-    let control = sys::move_fd_above(control, 10).unwrap_or_else(|_| sys::exit_now(1));
+    let control =
+        mp_sys::fd::move_above(control, 10).unwrap_or_else(|_| mp_sys::process::exit_now(1));
     match channel::recv(control.as_fd(), channel::LIMIT) {
         Ok((payload, fds)) => child_main(&payload, fds, control),
         Err(e) => {
             eprintln!("mp: a spawned child could not read its bootstrap message: {e}");
-            sys::exit_now(1)
+            mp_sys::process::exit_now(1)
         }
     }
 }
@@ -410,7 +411,7 @@ extern "C" fn child_entry(argc: c_int, argv: *const *const c_char, _envp: *const
     // SAFETY: non-null entries of argv within argc are NUL-terminated strings (see above).
     let (mark, fd) = unsafe { (CStr::from_ptr(mark), CStr::from_ptr(fd)) };
     let is_spawn = mark == SPAWN_MARK;
-    if (!is_spawn && mark != SERVER_MARK) || sys::is_secure_exec() {
+    if (!is_spawn && mark != SERVER_MARK) || mp_sys::creds::is_secure_exec() {
         return;
     }
     let Some(fd) = parse_fd(fd.to_bytes()) else {
@@ -418,7 +419,9 @@ extern "C" fn child_entry(argc: c_int, argv: *const *const c_char, _envp: *const
     };
     // The descriptor must be open before it is owned; the parent is authenticated through it
     // next (`authenticate_parent`), before anything read from it is believed.
-    let Ok(fd) = sys::adopt_fd(fd) else {
+    // SAFETY: only this pre-`main` entry adopts `fd`, the number its parent dup2'ed into this
+    // process for this use: nothing else in the process owns it.
+    let Ok(fd) = (unsafe { mp_sys::fd::adopt(fd) }) else {
         return;
     };
     if is_spawn {

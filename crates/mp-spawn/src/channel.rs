@@ -5,9 +5,7 @@
 //! by the payload. The fds ride on the header's `sendmsg` (SCM_RIGHTS).
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
-
-use crate::sys;
+use std::os::fd::{BorrowedFd, OwnedFd};
 
 const MAGIC: u32 = 0x6d70_0001; // "mp", version 1
 pub(crate) const HEADER: usize = 16;
@@ -25,25 +23,24 @@ pub(crate) fn header(nfds: u32, len: u64) -> [u8; HEADER] {
 
 /// Sends one frame.
 pub(crate) fn send(sock: BorrowedFd<'_>, payload: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
-    if fds.len() > sys::MAX_FDS_PER_MSG {
+    if fds.len() > mp_sys::socket::MAX_FDS_PER_MSG {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!(
                 "a message can carry at most {} handles, not {}",
-                sys::MAX_FDS_PER_MSG,
+                mp_sys::socket::MAX_FDS_PER_MSG,
                 fds.len()
             ),
         ));
     }
-    let raw: Vec<_> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
     let mut head = Vec::with_capacity(HEADER + payload.len().min(INLINE));
-    head.extend_from_slice(&header(raw.len() as u32, payload.len() as u64));
+    head.extend_from_slice(&header(fds.len() as u32, payload.len() as u64));
     if payload.len() <= INLINE {
         head.extend_from_slice(payload);
-        return sys::send_with_fds(sock, &head, &raw);
+        return mp_sys::socket::send_with_fds(sock, &head, fds);
     }
-    sys::send_with_fds(sock, &head, &raw)?;
-    sys::write_all(sock, payload)
+    mp_sys::socket::send_with_fds(sock, &head, fds)?;
+    mp_sys::fd::write_all(sock, payload)
 }
 
 /// Receives one frame of at most `limit` payload bytes. A peer that closes before the frame is
@@ -51,7 +48,7 @@ pub(crate) fn send(sock: BorrowedFd<'_>, payload: &[u8], fds: &[BorrowedFd<'_>])
 pub(crate) fn recv(sock: BorrowedFd<'_>, limit: u64) -> io::Result<(Vec<u8>, Vec<OwnedFd>)> {
     let mut fds = Vec::new();
     let mut head = [0u8; HEADER];
-    sys::recv_exact_with_fds(sock, &mut head, &mut fds)?;
+    mp_sys::socket::recv_exact_with_fds(sock, &mut head, &mut fds)?;
     let magic = u32::from_le_bytes(head[0..4].try_into().unwrap_or_default());
     let nfds = u32::from_le_bytes(head[4..8].try_into().unwrap_or_default()) as usize;
     let len = u64::from_le_bytes(head[8..16].try_into().unwrap_or_default());
@@ -84,7 +81,7 @@ pub(crate) fn recv(sock: BorrowedFd<'_>, limit: u64) -> io::Result<(Vec<u8>, Vec
             })?;
             payload.resize(filled + grow, 0);
         }
-        let n = sys::recv_with_fds(sock, &mut payload[filled..], &mut fds)?;
+        let n = mp_sys::socket::recv_with_fds(sock, &mut payload[filled..], &mut fds)?;
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -124,9 +121,9 @@ mod tests {
     /// allocation of the announced size (it would fail, or exhaust the memory).
     #[test]
     fn a_lying_length_is_an_eof_not_an_allocation() {
-        let (ours, theirs) = sys::socketpair().unwrap();
-        sys::write_all(ours.as_fd(), &header(0, LIMIT)).unwrap();
-        sys::write_all(ours.as_fd(), &[7; 100]).unwrap();
+        let (ours, theirs) = mp_sys::socket::socketpair(mp_sys::socket::Kind::Stream).unwrap();
+        mp_sys::fd::write_all(ours.as_fd(), &header(0, LIMIT)).unwrap();
+        mp_sys::fd::write_all(ours.as_fd(), &[7; 100]).unwrap();
         drop(ours);
         let e = recv(theirs.as_fd(), LIMIT).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
@@ -144,7 +141,7 @@ mod tests {
             3 * INLINE + 5,
             1 << 20,
         ] {
-            let (ours, theirs) = sys::socketpair().unwrap();
+            let (ours, theirs) = mp_sys::socket::socketpair(mp_sys::socket::Kind::Stream).unwrap();
             let sent: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             let writer = std::thread::spawn({
                 let sent = sent.clone();
@@ -160,8 +157,8 @@ mod tests {
 
     #[test]
     fn a_length_over_the_limit_is_invalid_data() {
-        let (ours, theirs) = sys::socketpair().unwrap();
-        sys::write_all(ours.as_fd(), &header(0, 1 << 20)).unwrap();
+        let (ours, theirs) = mp_sys::socket::socketpair(mp_sys::socket::Kind::Stream).unwrap();
+        mp_sys::fd::write_all(ours.as_fd(), &header(0, 1 << 20)).unwrap();
         let e = recv(theirs.as_fd(), 1 << 16).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
     }

@@ -23,8 +23,8 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ProcessError;
 use crate::process::{Child, ChildSpec, Process, Recipe, Target, global, lock};
-use crate::sys::{self, Forked};
 use crate::{forkserver, popen_fork};
+use mp_sys::process::Forked;
 
 /// How long a dropped helper may take to exit on its own before it is killed (it exits as
 /// soon as it reads the end of its socket; this only guards against a stopped helper).
@@ -79,7 +79,7 @@ impl ForkServer {
     /// size, locks not held) the children should have, before other threads take locks that
     /// the children will need.
     pub fn start() -> Result<ForkServer, ProcessError> {
-        let (ours, theirs) = sys::socketpair()?;
+        let (ours, theirs) = mp_sys::socket::socketpair(mp_sys::socket::Kind::Stream)?;
         let identity = global().identity.clone();
         let spec = ChildSpec {
             name: "ForkHelper",
@@ -87,7 +87,7 @@ impl ForkServer {
             // A daemon: it watches the creator's lifeline and dies with it.
             daemon: true,
         };
-        let parent_pid = sys::getpid();
+        let parent_pid = mp_sys::process::getpid();
         match popen_fork::fork_child(&spec)? {
             Forked::Child => {
                 drop(ours);
@@ -97,7 +97,7 @@ impl ForkServer {
                 drop(theirs);
                 // Without a pidfd the helper could not be reaped: `ours` closes on return,
                 // the helper exits, and the pid stays a zombie only until we exit.
-                let pidfd = sys::pidfd_open(pid)?;
+                let pidfd = mp_sys::pidfd::open(pid)?;
                 Ok(ForkServer {
                     helper: Arc::new(Helper {
                         owner: parent_pid,
@@ -135,7 +135,7 @@ impl Helper {
         spec: &ChildSpec<'_>,
         recipe: &Recipe,
     ) -> Result<(Child, OwnedFd), ProcessError> {
-        if self.owner != sys::getpid() {
+        if self.owner != mp_sys::process::getpid() {
             return Err(ProcessError::NotOurChild);
         }
         forkserver::start_with(spec, recipe, |boot, fds| {
@@ -159,20 +159,20 @@ impl Helper {
 impl Drop for Helper {
     fn drop(&mut self) {
         // A forked copy of the creator holds a copy of this value: the helper is not its own.
-        if self.owner != sys::getpid() {
+        if self.owner != mp_sys::process::getpid() {
             return;
         }
         let sock = self.sock.get_mut().unwrap_or_else(|e| e.into_inner());
         // shutdown, not close: other children forked from the creator may hold copies of
         // this socket, and the helper must see the end of the stream all the same.
-        let _ = sys::shutdown(sock.as_fd());
-        let exited = sys::poll_readable(&[self.pidfd.as_fd()], Some(EXIT_GRACE))
+        let _ = mp_sys::socket::shutdown(sock.as_fd(), mp_sys::socket::Shutdown::Both);
+        let exited = mp_sys::poll::readable(&[self.pidfd.as_fd()], Some(EXIT_GRACE))
             .map(|r| r[0])
             .unwrap_or(false);
         if !exited {
-            let _ = sys::pidfd_send_signal(self.pidfd.as_fd(), libc::SIGKILL);
-            let _ = sys::poll_readable(&[self.pidfd.as_fd()], None);
+            let _ = mp_sys::pidfd::send_signal(self.pidfd.as_fd(), libc::SIGKILL);
+            let _ = mp_sys::poll::readable(&[self.pidfd.as_fd()], None);
         }
-        let _ = sys::reap_pidfd(self.pidfd.as_fd());
+        let _ = mp_sys::pidfd::reap(self.pidfd.as_fd());
     }
 }

@@ -20,7 +20,7 @@ use crate::context::{self, StartMethod};
 use crate::error::ProcessError;
 use crate::popen_spawn::spawn_with_channel;
 use crate::process::{Child, ChildSpec, Recipe, ServerStatus, lock};
-use crate::sys::{self, Forked};
+use mp_sys::process::Forked;
 
 #[derive(Debug)]
 pub(crate) struct Server {
@@ -59,10 +59,10 @@ pub fn set_forkserver_preload(hooks: &[fn()]) {
 }
 
 fn launch() -> std::io::Result<Server> {
-    let (ours, theirs) = sys::socketpair()?;
+    let (ours, theirs) = mp_sys::socket::socketpair(mp_sys::socket::Kind::Stream)?;
     let pid = spawn_with_channel(SERVER_MARK, &theirs)?;
     drop(theirs);
-    let pidfd = sys::pidfd_open(pid)?;
+    let pidfd = mp_sys::pidfd::open(pid)?;
     let hello = Hello {
         magic: MAGIC,
         exe: bootstrap::exe_identity()?,
@@ -80,11 +80,11 @@ fn launch() -> std::io::Result<Server> {
 /// Stops a server and reaps it.
 fn retire(server: Server, kill: bool) {
     if kill {
-        let _ = sys::pidfd_send_signal(server.pidfd.as_fd(), libc::SIGKILL);
+        let _ = mp_sys::pidfd::send_signal(server.pidfd.as_fd(), libc::SIGKILL);
     }
     drop(server.sock); // the server exits when its socket closes
-    let _ = sys::poll_readable(&[server.pidfd.as_fd()], Some(Duration::from_secs(5)));
-    let _ = sys::reap_pidfd(server.pidfd.as_fd());
+    let _ = mp_sys::poll::readable(&[server.pidfd.as_fd()], Some(Duration::from_secs(5)));
+    let _ = mp_sys::pidfd::reap(server.pidfd.as_fd());
 }
 
 /// One start request to a server (the forkserver or a fork helper): the pid and pidfd of the
@@ -147,8 +147,8 @@ pub(crate) fn start_with(
     send: impl FnOnce(&[u8], &[BorrowedFd<'_>]) -> std::io::Result<(u32, OwnedFd, OwnedFd)>,
 ) -> Result<(Child, OwnedFd), ProcessError> {
     let (boot, lifeline, shared) = bootstrap::message(spec, recipe)?;
-    let (ours, theirs) = sys::socketpair()?;
-    let (status_r, status_w) = sys::pipe()?;
+    let (ours, theirs) = mp_sys::socket::socketpair(mp_sys::socket::Kind::Stream)?;
+    let (status_r, status_w) = mp_sys::fd::pipe()?;
     let mut fds = vec![theirs.as_fd(), status_w.as_fd(), lifeline.as_fd()];
     fds.extend(shared);
     fds.extend(recipe.args.fds.iter().map(AsFd::as_fd));
@@ -195,23 +195,23 @@ struct Kid {
 pub(crate) fn serve(sock: OwnedFd) -> ! {
     // Its children inherit this: their `get_start_method()` says forkserver.
     context::force_start_method(StartMethod::Forkserver);
-    sys::set_signal_ignored(libc::SIGPIPE, true);
+    mp_sys::signal::set_ignored(libc::SIGPIPE, true);
     // Ctrl-C reaches the whole process group; the parent decides what its children do.
-    sys::set_signal_ignored(libc::SIGINT, true);
+    mp_sys::signal::set_ignored(libc::SIGINT, true);
     // The preload hooks in the hello are offsets: believe them only from our parent, running
     // this very image.
     if let Err(e) = bootstrap::authenticate_parent(sock.as_fd()) {
         eprintln!("mp: a forkserver refuses its channel: {e}");
-        sys::exit_now(1)
+        mp_sys::process::exit_now(1)
     }
     let hello = channel::recv(sock.as_fd(), 1 << 20)
         .ok()
         .and_then(|(payload, _)| postcard::from_bytes::<Hello>(&payload).ok());
     let Some(hello) = hello.filter(|h| h.magic == MAGIC) else {
-        sys::exit_now(1)
+        mp_sys::process::exit_now(1)
     };
     if bootstrap::exe_identity().ok() != Some(hello.exe) {
-        sys::exit_now(1);
+        mp_sys::process::exit_now(1);
     }
     bootstrap::install_panic_hook();
     for hook in hello.preload {
@@ -219,7 +219,7 @@ pub(crate) fn serve(sock: OwnedFd) -> ! {
         // offset designates the same fn here.
         if !unsafe { bootstrap::call_hook(hook) } {
             eprintln!("mp: a forkserver preload hook lies outside the program's code");
-            sys::exit_now(1)
+            mp_sys::process::exit_now(1)
         }
     }
     serve_requests(sock)
@@ -228,26 +228,26 @@ pub(crate) fn serve(sock: OwnedFd) -> ! {
 /// The request loop of a server: the forkserver, or a fork helper (see `fork_helper`). It
 /// must run in a single-threaded process, and never returns.
 pub(crate) fn serve_requests(sock: OwnedFd) -> ! {
-    sys::set_signal_ignored(libc::SIGPIPE, true);
+    mp_sys::signal::set_ignored(libc::SIGPIPE, true);
     // Ctrl-C reaches the whole process group; the parent decides what its children do.
-    sys::set_signal_ignored(libc::SIGINT, true);
-    let _ = sys::dev_null();
+    mp_sys::signal::set_ignored(libc::SIGINT, true);
+    let _ = mp_sys::fd::dev_null();
     // A preload hook may have started a thread: forking then would copy whatever locks it
     // holds, the very hazard a server exists to avoid. Refuse every request, saying why.
-    let threads = sys::thread_count();
+    let threads = mp_sys::process::thread_count();
     crate::stack_guard::prepare_fork();
     let mut kids: Vec<Kid> = Vec::new();
     loop {
         let mut watch = vec![sock.as_fd()];
         watch.extend(kids.iter().map(|k| k.pidfd.as_fd()));
-        let Ok(ready) = sys::poll_readable(&watch, None) else {
-            sys::exit_now(1)
+        let Ok(ready) = mp_sys::poll::readable(&watch, None) else {
+            mp_sys::process::exit_now(1)
         };
         for i in (0..kids.len()).rev() {
             if ready[i + 1] {
-                if let Ok(Some(code)) = sys::reap_pidfd(kids[i].pidfd.as_fd()) {
+                if let Ok(Some(code)) = mp_sys::pidfd::reap(kids[i].pidfd.as_fd()) {
                     let kid = kids.swap_remove(i);
-                    let _ = sys::write_all(kid.status.as_fd(), &code.to_le_bytes());
+                    let _ = mp_sys::fd::write_all(kid.status.as_fd(), &code.to_le_bytes());
                 }
             }
         }
@@ -256,7 +256,7 @@ pub(crate) fn serve_requests(sock: OwnedFd) -> ! {
         }
         // The parent closed its end (it exited) or broke the protocol: stop serving.
         let Ok((payload, fds)) = channel::recv(sock.as_fd(), channel::LIMIT) else {
-            sys::exit_now(0)
+            mp_sys::process::exit_now(0)
         };
         let mut fds = fds.into_iter();
         let (Some(control), Some(status)) = (fds.next(), fds.next()) else {
@@ -277,18 +277,18 @@ pub(crate) fn serve_requests(sock: OwnedFd) -> ! {
         }
         // SAFETY: this server is single-threaded (checked above): the forkserver runs before
         // main, a fork helper is a fork of one thread, and neither starts a thread.
-        match unsafe { sys::fork() } {
+        match unsafe { mp_sys::process::fork() } {
             Ok(Forked::Child) => {
                 drop(sock);
                 drop(kids);
                 drop(status);
-                sys::set_signal_ignored(libc::SIGINT, false);
-                if let Ok(dev_null) = sys::dev_null() {
-                    let _ = sys::stdin_to(dev_null);
+                mp_sys::signal::set_ignored(libc::SIGINT, false);
+                if let Ok(dev_null) = mp_sys::fd::dev_null() {
+                    let _ = mp_sys::fd::stdin_to(dev_null);
                 }
                 bootstrap::child_main(&payload, fds.collect(), control)
             }
-            Ok(Forked::Parent(pid)) => match sys::pidfd_open(pid) {
+            Ok(Forked::Parent(pid)) => match mp_sys::pidfd::open(pid) {
                 Ok(pidfd) => {
                     reply(&sock, &Reply::Started { pid }, Some(&pidfd));
                     kids.push(Kid { pidfd, status });
@@ -304,7 +304,7 @@ fn reply(sock: &OwnedFd, reply: &Reply, fd: Option<&OwnedFd>) {
     let fds: Vec<_> = fd.iter().map(|f| f.as_fd()).collect();
     if let Ok(bytes) = postcard::to_stdvec(reply) {
         if channel::send(sock.as_fd(), &bytes, &fds).is_err() {
-            sys::exit_now(0);
+            mp_sys::process::exit_now(0);
         }
     }
 }

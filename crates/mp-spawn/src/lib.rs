@@ -38,7 +38,7 @@ mod bootstrap;
 mod channel;
 mod context;
 #[doc(hidden)]
-pub mod deadline;
+pub use mp_sys::deadline;
 mod error;
 mod fork_helper;
 mod forkserver;
@@ -48,7 +48,6 @@ mod process;
 pub mod reduction;
 pub mod resources;
 mod stack_guard;
-mod sys;
 #[doc(hidden)]
 pub mod testing;
 
@@ -66,9 +65,9 @@ pub use fork_helper::ForkServer;
 #[doc(hidden)]
 pub use forkserver::forkserver_pid;
 pub use forkserver::set_forkserver_preload;
+#[doc(hidden)]
+pub use mp_sys::poll::readable_until as poll_readable_until;
 pub use process::{
     ActiveChild, CurrentProcess, ParentProcess, Process, Target, active_children, cpu_count,
     current_process, parent_process, process_cpu_count,
 };
-#[doc(hidden)]
-pub use sys::poll_readable_until;

@@ -5,15 +5,15 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use crate::context::{StartMethod, force_start_method};
 use crate::error::ProcessError;
 use crate::process::{Child, ChildSpec, ParentLink, global};
-use crate::sys::{self, Forked};
 use crate::{atfork, bootstrap, forkserver, resources};
+use mp_sys::process::Forked;
 
 /// Forks a child that runs `body` (which reports on the result channel it is given) and exits.
 pub(crate) fn start(
     spec: &ChildSpec<'_>,
     body: impl FnOnce(BorrowedFd<'_>) -> i32,
 ) -> Result<(Child, OwnedFd), ProcessError> {
-    let (ours, theirs) = sys::socketpair()?;
+    let (ours, theirs) = mp_sys::socket::socketpair(mp_sys::socket::Kind::Stream)?;
     match fork_child(spec)? {
         Forked::Child => {
             drop(ours);
@@ -22,7 +22,7 @@ pub(crate) fn start(
         }
         Forked::Parent(pid) => {
             drop(theirs);
-            let pidfd = sys::pidfd_open(pid)?;
+            let pidfd = mp_sys::pidfd::open(pid)?;
             Ok((
                 Child::new(pid, spec.name.to_owned(), spec.daemon, pidfd, None),
                 ours,
@@ -39,7 +39,7 @@ pub(crate) fn start(
 /// the child never finds one held by a thread it does not have.
 pub(crate) fn fork_child(spec: &ChildSpec<'_>) -> Result<Forked, ProcessError> {
     atfork::warn_if_threaded();
-    let dev_null = sys::dev_null()?;
+    let dev_null = mp_sys::fd::dev_null()?;
     bootstrap::install_panic_hook();
     // The costly part of the child's stack-overflow guard, done once here for every child.
     crate::stack_guard::prepare_fork();
@@ -54,12 +54,12 @@ pub(crate) fn fork_child(spec: &ChildSpec<'_>) -> Result<Forked, ProcessError> {
     g.lifeline_reader()?;
     let shared = resources::lock_for_fork();
     held.take_registered();
-    let parent_pid = sys::getpid();
+    let parent_pid = mp_sys::process::getpid();
     // SAFETY: the child touches only state whose locks this thread holds across the fork (mp's
     // own, std's stdout and stderr, and those registered with `atfork`); a target that needs
     // locks held by other threads of a multi-threaded parent is the documented hazard of the
     // fork start method (and the reason for `atfork::warn_if_threaded`).
-    let forked = unsafe { sys::fork() }?;
+    let forked = unsafe { mp_sys::process::fork() }?;
     if let Forked::Child = forked {
         forkserver::forget_in_child(server);
         let mut lifeline = g.take_parent_lifeline();
@@ -78,7 +78,7 @@ pub(crate) fn fork_child(spec: &ChildSpec<'_>) -> Result<Forked, ProcessError> {
             parent,
         );
         force_start_method(StartMethod::Fork);
-        let _ = sys::stdin_to(dev_null);
+        let _ = mp_sys::fd::stdin_to(dev_null);
     }
     drop(shared);
     drop(g);

@@ -6,9 +6,9 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 
 use crate::bootstrap::{self, SPAWN_MARK};
+use crate::channel;
 use crate::error::ProcessError;
 use crate::process::{Child, ChildSpec, Recipe};
-use crate::{channel, sys};
 
 /// The parent's argv[0], so that `ps` shows the program's own name for its children.
 pub(crate) fn argv0() -> CString {
@@ -24,7 +24,7 @@ pub(crate) fn spawn_with_channel(mark: &CStr, fd: &OwnedFd) -> std::io::Result<u
     // Any number above stderr works; avoid dup2'ing an fd onto itself, which keeps close-on-exec.
     let target: RawFd = if fd.as_raw_fd() == 3 { 4 } else { 3 };
     let fd_arg = CString::new(target.to_string()).expect("digits have no NUL");
-    sys::spawn_self(&[&argv0(), mark, &fd_arg], &[(fd.as_raw_fd(), target)])
+    mp_sys::process::spawn_self(&[&argv0(), mark, &fd_arg], &[(fd.as_fd(), target)])
 }
 
 pub(crate) fn start(
@@ -32,10 +32,10 @@ pub(crate) fn start(
     recipe: &Recipe,
 ) -> Result<(Child, OwnedFd), ProcessError> {
     let (boot, lifeline, shared) = bootstrap::message(spec, recipe)?;
-    let (ours, theirs) = sys::socketpair()?;
+    let (ours, theirs) = mp_sys::socket::socketpair(mp_sys::socket::Kind::Stream)?;
     let pid = spawn_with_channel(SPAWN_MARK, &theirs)?;
     drop(theirs);
-    let pidfd = sys::pidfd_open(pid)?;
+    let pidfd = mp_sys::pidfd::open(pid)?;
     let child = Child::new(pid, spec.name.to_owned(), spec.daemon, pidfd, None);
     let mut fds = vec![lifeline.as_fd()];
     fds.extend(shared);
@@ -45,7 +45,7 @@ pub(crate) fn start(
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
         Err(e) => {
-            let _ = sys::pidfd_send_signal(child.pidfd(), libc::SIGKILL);
+            let _ = mp_sys::pidfd::send_signal(child.pidfd(), libc::SIGKILL);
             return Err(e.into());
         }
     }

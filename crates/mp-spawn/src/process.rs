@@ -13,7 +13,7 @@ use crate::bootstrap::{self, Outcome};
 use crate::context::{StartMethod, get_start_method};
 use crate::error::ProcessError;
 use crate::reduction::{self, Dumped};
-use crate::{channel, fork_helper, forkserver, popen_fork, popen_spawn, sys};
+use crate::{channel, fork_helper, forkserver, popen_fork, popen_spawn};
 
 /// A function that a process can run with the arguments `Args` (a tuple, as Python's `args`).
 ///
@@ -140,7 +140,7 @@ impl Child {
     ) -> Self {
         Child {
             pid,
-            owner: sys::getpid(),
+            owner: mp_sys::process::getpid(),
             name,
             daemon,
             pidfd,
@@ -165,9 +165,9 @@ impl Child {
         let mut code = lock(&self.exitcode);
         if code.is_none() {
             *code = match &self.status {
-                None => sys::reap_pidfd(self.pidfd.as_fd())?,
+                None => mp_sys::pidfd::reap(self.pidfd.as_fd())?,
                 Some(status) => {
-                    let ready = sys::poll_readable(
+                    let ready = mp_sys::poll::readable(
                         &[status.pipe.as_fd(), status.server.as_fd()],
                         Some(Duration::ZERO),
                     )?;
@@ -181,7 +181,7 @@ impl Child {
                             "the forkserver died; the exit code is lost",
                         ));
                     }
-                    match sys::read(status.pipe.as_fd(), &mut buf)? {
+                    match mp_sys::fd::read(status.pipe.as_fd(), &mut buf)? {
                         4 => Some(i32::from_le_bytes(buf)),
                         _ => {
                             return Err(std::io::Error::other(
@@ -200,7 +200,7 @@ impl Child {
         if let Some(code) = self.try_reap()? {
             return Ok(Some(code));
         }
-        sys::poll_readable(&[self.exit_fd()], timeout)?;
+        mp_sys::poll::readable(&[self.exit_fd()], timeout)?;
         self.try_reap_ended()
     }
 
@@ -214,9 +214,9 @@ impl Child {
     /// report the exit code of a child that has ended.
     fn try_reap_ended(&self) -> std::io::Result<Option<i32>> {
         if let Some(status) = &self.status {
-            let ended = sys::poll_readable(&[self.pidfd.as_fd()], Some(Duration::ZERO))?[0];
+            let ended = mp_sys::poll::readable(&[self.pidfd.as_fd()], Some(Duration::ZERO))?[0];
             if ended {
-                sys::poll_readable(&[status.pipe.as_fd(), status.server.as_fd()], None)?;
+                mp_sys::poll::readable(&[status.pipe.as_fd(), status.server.as_fd()], None)?;
             }
         }
         self.try_reap()
@@ -226,11 +226,11 @@ impl Child {
         if lock(&self.exitcode).is_some() {
             return Ok(());
         }
-        sys::pidfd_send_signal(self.pidfd.as_fd(), signal)
+        mp_sys::pidfd::send_signal(self.pidfd.as_fd(), signal)
     }
 
     fn is_ours(&self) -> bool {
-        self.owner == sys::getpid()
+        self.owner == mp_sys::process::getpid()
     }
 }
 
@@ -288,7 +288,7 @@ impl Global {
     /// The read end of this process's lifeline, created on first use.
     pub(crate) fn lifeline_reader(&mut self) -> std::io::Result<BorrowedFd<'_>> {
         if self.lifeline.is_none() {
-            self.lifeline = Some(sys::pipe()?);
+            self.lifeline = Some(mp_sys::fd::pipe()?);
         }
         Ok(self
             .lifeline
@@ -464,7 +464,7 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
             daemon: g.daemon,
             method,
             identity,
-            creator: sys::getpid(),
+            creator: mp_sys::process::getpid(),
             launch: Some(launch),
             child: None,
             control: None,
@@ -494,7 +494,7 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
         if self.child.is_some() {
             return Err(ProcessError::AlreadyStarted);
         }
-        if self.creator != sys::getpid() {
+        if self.creator != mp_sys::process::getpid() {
             return Err(ProcessError::NotOurChild);
         }
         let method = self.method.unwrap_or_else(get_start_method);
@@ -534,7 +534,7 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
         g.children.push(child.clone());
         if !g.exit_hook {
             g.exit_hook = true;
-            sys::register_atexit(at_exit);
+            mp_sys::process::atexit(at_exit);
         }
         self.child = Some(child);
         self.control = Some(control);
@@ -576,14 +576,14 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
             let left = deadline.map(|d| d.saturating_duration_since(now));
             let ready = match &self.control {
                 // No result channel left to drain: wait for the exit itself.
-                None => sys::poll_readable(&[child.exit_fd()], left)?,
+                None => mp_sys::poll::readable(&[child.exit_fd()], left)?,
                 Some(control) if now >= sole_exit_wait_until => {
-                    sys::poll_readable(&[child.exit_fd(), control.as_fd()], left)?
+                    mp_sys::poll::readable(&[child.exit_fd(), control.as_fd()], left)?
                 }
                 Some(_) => {
                     let phase = sole_exit_wait_until - now;
                     let wait = left.map_or(phase, |l| l.min(phase));
-                    sys::poll_readable(&[child.exit_fd()], Some(wait))?
+                    mp_sys::poll::readable(&[child.exit_fd()], Some(wait))?
                 }
             };
             if ready.get(1) == Some(&true) {
@@ -595,7 +595,7 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
         };
         // The child has ended: whatever it wrote is already in the socket.
         if let Some(control) = &self.control {
-            if sys::poll_readable(&[control.as_fd()], Some(Duration::ZERO))?[0] {
+            if mp_sys::poll::readable(&[control.as_fd()], Some(Duration::ZERO))?[0] {
                 self.read_outcome();
             }
         }
@@ -777,7 +777,7 @@ pub fn current_process() -> CurrentProcess {
     let g = global();
     CurrentProcess {
         name: g.name.to_string(),
-        pid: sys::getpid(),
+        pid: mp_sys::process::getpid(),
         daemon: g.daemon,
     }
 }
@@ -810,10 +810,10 @@ impl ParentProcess {
             .as_ref()
             .and_then(|p| p.lifeline.as_ref()?.try_clone().ok());
         match lifeline {
-            Some(fd) => sys::poll_readable(&[fd.as_fd()], timeout)
+            Some(fd) => mp_sys::poll::readable(&[fd.as_fd()], timeout)
                 .map(|r| r[0])
                 .unwrap_or(true),
-            None => sys::getppid() != self.pid,
+            None => mp_sys::process::getppid() != self.pid,
         }
     }
 }
@@ -854,7 +854,7 @@ pub fn active_children() -> Vec<ActiveChild> {
 
 /// The number of CPUs online, as Python's `cpu_count()` (it ignores affinity and quotas).
 pub fn cpu_count() -> usize {
-    sys::online_cpus()
+    mp_sys::process::online_cpus()
 }
 
 /// The number of CPUs this process may use: the affinity mask and the cgroup CPU quota taken

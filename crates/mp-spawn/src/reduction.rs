@@ -32,8 +32,6 @@ use serde::de::DeserializeOwned;
 use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::sys;
-
 thread_local! {
     /// The message of the last custom decode error: postcard keeps only "custom error".
     static LAST_CUSTOM: RefCell<Option<String>> = const { RefCell::new(None) };
@@ -274,7 +272,7 @@ pub fn loads<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<T, 
 }
 
 /// The most descriptors one message can carry.
-pub const MAX_FDS_PER_MSG: usize = sys::MAX_FDS_PER_MSG;
+pub const MAX_FDS_PER_MSG: usize = mp_sys::socket::MAX_FDS_PER_MSG;
 
 /// Writes all of `data` on a Unix socket, with `fds` attached to its first bytes
 /// (`SCM_RIGHTS`), as CPython's `reduction.sendfds` does. Blocks until everything is written.
@@ -288,8 +286,7 @@ pub fn send_with_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) 
             format!("a message needs at least one byte and at most {MAX_FDS_PER_MSG} handles"),
         ));
     }
-    let raw: Vec<RawFd> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
-    sys::send_with_fds(sock, data, &raw)
+    mp_sys::socket::send_with_fds(sock, data, fds)
 }
 
 /// Reads up to `buf.len()` bytes from a Unix socket, appending the descriptors that arrive
@@ -299,7 +296,7 @@ pub fn recv_with_fds(
     buf: &mut [u8],
     fds: &mut Vec<OwnedFd>,
 ) -> io::Result<usize> {
-    sys::recv_with_fds(sock, buf, fds)
+    mp_sys::socket::recv_with_fds(sock, buf, fds)
 }
 
 /// A serializer that writes nothing and keeps the text of a custom error: [`dumps`] walks a

@@ -28,7 +28,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
 use crate::bootstrap::Outcome;
-use crate::{channel, sys};
+use crate::channel;
 
 /// How far below the stack's low end a fault still counts as an overflow: the guard page of
 /// a thread's stack, or the addresses just past the main thread's rlimit. Rust probes each
@@ -55,7 +55,7 @@ struct Guard {
 
 static GUARD: AtomicPtr<Guard> = AtomicPtr::new(std::ptr::null_mut());
 /// The actions replaced for SIGSEGV and SIGBUS, in that order.
-static PREVIOUS: [AtomicPtr<sys::PreviousAction>; 2] = [
+static PREVIOUS: [AtomicPtr<mp_sys::signal::PreviousAction>; 2] = [
     AtomicPtr::new(std::ptr::null_mut()),
     AtomicPtr::new(std::ptr::null_mut()),
 ];
@@ -70,7 +70,7 @@ static STACK: OnceLock<(usize, usize)> = OnceLock::new();
 /// stack measured, and an alternate signal stack (kept if it has one, as std's threads do).
 pub(crate) fn prepare_fork() {
     let _ = stack_low_end();
-    let _ = sys::ensure_alt_stack(ALT_STACK_KEPT, ALT_STACK);
+    let _ = mp_sys::stack::ensure_alt_stack(ALT_STACK_KEPT, ALT_STACK);
     let _ = frame();
 }
 
@@ -83,7 +83,7 @@ fn stack_low_end() -> std::io::Result<usize> {
             return Ok(*low);
         }
     }
-    let (low, size) = sys::current_stack()?;
+    let (low, size) = mp_sys::stack::current_stack()?;
     let _ = STACK.set((low, low + size));
     Ok(low)
 }
@@ -95,13 +95,13 @@ pub(crate) fn install(name: &str, control: BorrowedFd<'_>) {
 }
 
 fn try_install(name: &str, control: BorrowedFd<'_>) -> std::io::Result<()> {
-    let page = sys::page_size();
+    let page = mp_sys::stack::page_size();
     let low = stack_low_end()?;
     // Our own copy, above the low numbers the target may use, so that the handler holds a
     // descriptor that nothing else closes.
-    let control = sys::move_fd_above(control.try_clone_to_owned()?, 10)?;
+    let control = mp_sys::fd::move_above(control.try_clone_to_owned()?, 10)?;
     // The target runs on the child's only thread: its thread id is the process id.
-    let pid = sys::getpid_now();
+    let pid = mp_sys::process::getpid_now();
     let guard = Box::new(Guard {
         pid,
         guard: (low.saturating_sub(GUARD_PAGES * page), low),
@@ -109,13 +109,13 @@ fn try_install(name: &str, control: BorrowedFd<'_>) -> std::io::Result<()> {
         frame: frame()?,
         control,
     });
-    sys::ensure_alt_stack(ALT_STACK_KEPT, ALT_STACK)?;
+    mp_sys::stack::ensure_alt_stack(ALT_STACK_KEPT, ALT_STACK)?;
     // Leaked: the handler may read it until the process ends. An older one (inherited from
     // the process this one was forked from) is leaked as well: a fault may be in flight on
     // no other thread here, but freeing it buys nothing.
     GUARD.store(Box::into_raw(guard), Ordering::Release);
     for (signal, previous) in SIGNALS.iter().zip(&PREVIOUS) {
-        let replaced = sys::set_fault_handler(*signal, on_fault)?;
+        let replaced = mp_sys::signal::set_fault_handler(*signal, on_fault)?;
         // Installed again (a fork of a guarded child): keep what the first one replaced.
         if !replaced.is(on_fault) {
             previous.store(Box::into_raw(Box::new(replaced)), Ordering::Release);
@@ -164,10 +164,12 @@ fn frame() -> std::io::Result<&'static [u8]> {
 extern "C" fn on_fault(signal: c_int, info: &libc::siginfo_t, context: *mut libc::c_void) {
     // SAFETY: GUARD holds null or a pointer from Box::into_raw that is never freed.
     let guard = unsafe { GUARD.load(Ordering::Acquire).as_ref() };
-    if let (Some(guard), Some(addr)) = (guard, sys::fault_address(info)) {
-        if guard.pid == sys::getpid_now() && (guard.guard.0..guard.guard.1).contains(&addr) {
-            let _ = sys::write_all(std::io::stderr().as_fd(), &guard.message);
-            sys::send_now(guard.control.as_fd(), guard.frame);
+    if let (Some(guard), Some(addr)) = (guard, mp_sys::signal::fault_address(info)) {
+        if guard.pid == mp_sys::process::getpid_now()
+            && (guard.guard.0..guard.guard.1).contains(&addr)
+        {
+            let _ = mp_sys::fd::write_all(std::io::stderr().as_fd(), &guard.message);
+            mp_sys::socket::send_now(guard.control.as_fd(), guard.frame);
             std::process::abort();
         }
     }
@@ -177,6 +179,6 @@ extern "C" fn on_fault(signal: c_int, info: &libc::siginfo_t, context: *mut libc
         Some(previous) => previous.chain(signal, info, context),
         // Not reached: the replaced action is stored right after the handler is set, on the
         // only thread, which does not fault in between.
-        None => sys::set_signal_ignored(signal, false),
+        None => mp_sys::signal::set_ignored(signal, false),
     }
 }

@@ -29,8 +29,8 @@ pub fn park_forever() {
 /// 60 s panics), then reaps it if it is this process's child (a child subreaper's orphans
 /// included). A pid that is already gone returns at once.
 pub fn wait_gone(pid: u32) {
-    if let Ok(pidfd) = crate::sys::pidfd_open(pid) {
-        let ended = crate::sys::poll_readable(
+    if let Ok(pidfd) = mp_sys::pidfd::open(pid) {
+        let ended = mp_sys::poll::readable(
             &[std::os::fd::AsFd::as_fd(&pidfd)],
             Some(std::time::Duration::from_secs(60)),
         );
@@ -39,5 +39,5 @@ pub fn wait_gone(pid: u32) {
             "process {pid} is still alive after 60 s"
         );
     }
-    crate::sys::reap_pid(pid);
+    mp_sys::process::reap_pid(pid);
 }

@@ -10,7 +10,7 @@ fn header_is_magic_handle_count_and_length() {
     let mut got = Vec::new();
     while got.len() < raw.len() {
         let want = raw.len() - got.len();
-        sys::read_append(sock, &mut got, want).unwrap();
+        mp_sys::fd::read_append(sock, &mut got, want).unwrap();
     }
     raw.copy_from_slice(&got);
     assert_eq!(&raw[0..4], &MAGIC.to_le_bytes());
@@ -27,8 +27,8 @@ fn growth_is_bounded_by_what_arrives() {
     let mut head = MAGIC.to_le_bytes().to_vec();
     head.extend_from_slice(&0u32.to_le_bytes());
     head.extend_from_slice(&(u64::MAX / 2).to_le_bytes());
-    sys::send_all(sock, &head).unwrap();
-    sys::send_all(sock, &[1, 2, 3]).unwrap();
+    mp_sys::socket::send_all(sock, &head).unwrap();
+    mp_sys::socket::send_all(sock, &[1, 2, 3]).unwrap();
     drop(guard);
     a.close();
     let guard = b.handle();

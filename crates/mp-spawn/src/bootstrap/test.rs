@@ -5,24 +5,27 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
 use super::{Bootstrap, MAGIC, Outcome, SPAWN_MARK};
+use crate::channel;
 use crate::popen_spawn::spawn_with_channel;
-use crate::{channel, sys};
 
 fn noop() {}
 
 /// Spawns a child, hands it `send` to write on its channel, and returns (its outcome, its exit
 /// code).
 fn run_with(send: impl FnOnce(BorrowedFd<'_>)) -> (Option<Outcome>, i32) {
-    let (ours, theirs) = sys::socketpair().unwrap();
+    let (ours, theirs) = mp_sys::socket::socketpair(mp_sys::socket::Kind::Stream).unwrap();
     let pid = spawn_with_channel(SPAWN_MARK, &theirs).unwrap();
     drop(theirs);
-    let pidfd = sys::pidfd_open(pid).unwrap();
+    let pidfd = mp_sys::pidfd::open(pid).unwrap();
     send(ours.as_fd());
     let outcome = channel::recv(ours.as_fd(), channel::LIMIT)
         .ok()
         .and_then(|(p, _)| postcard::from_bytes(&p).ok());
-    sys::poll_readable(&[pidfd.as_fd()], Some(Duration::from_secs(60))).unwrap();
-    (outcome, sys::reap_pidfd(pidfd.as_fd()).unwrap().unwrap())
+    mp_sys::poll::readable(&[pidfd.as_fd()], Some(Duration::from_secs(60))).unwrap();
+    (
+        outcome,
+        mp_sys::pidfd::reap(pidfd.as_fd()).unwrap().unwrap(),
+    )
 }
 
 /// Sends `payload` as a well-formed frame with `fds` (a child that is gone is no error here).
@@ -45,7 +48,7 @@ fn bootstrap_with(exe: (u64, u64), magic: u64, entry: i64, args: Vec<u8>) -> Vec
         identity: vec![1],
         daemon: false,
         parent_name: "MainProcess".into(),
-        parent_pid: sys::getpid(),
+        parent_pid: mp_sys::process::getpid(),
         shared: Vec::new(),
         args,
     };
@@ -54,7 +57,7 @@ fn bootstrap_with(exe: (u64, u64), magic: u64, entry: i64, args: Vec<u8>) -> Vec
 
 #[test]
 fn another_executable_is_refused() {
-    let lifeline = sys::pipe().unwrap();
+    let lifeline = mp_sys::fd::pipe().unwrap();
     let boot = bootstrap((1, 2), MAGIC);
     let (outcome, code) = run_with(frame(&boot, &[lifeline.0.as_fd()]));
     match outcome {
@@ -68,7 +71,7 @@ fn another_executable_is_refused() {
 
 #[test]
 fn a_bad_magic_is_refused() {
-    let lifeline = sys::pipe().unwrap();
+    let lifeline = mp_sys::fd::pipe().unwrap();
     let exe = super::exe_identity().unwrap();
     let boot = bootstrap(exe, MAGIC ^ 1);
     let (outcome, code) = run_with(frame(&boot, &[lifeline.0.as_fd()]));
@@ -83,7 +86,7 @@ fn garbage_is_refused() {
     assert_eq!(code, 1);
     // Not even a frame: the child gives up without running anything.
     let (outcome, code) = run_with(|sock| {
-        let _ = sys::write_all(sock, b"not a frame at all");
+        let _ = mp_sys::fd::write_all(sock, b"not a frame at all");
     });
     assert!(outcome.is_none());
     assert_eq!(code, 1);
@@ -111,7 +114,7 @@ use std::process::{Command, Stdio};
 use super::{SERVER_MARK, entry_offset, trampoline_at};
 use crate::process::Target;
 use crate::reduction;
-use crate::sys::Forked;
+use mp_sys::process::Forked;
 
 fn triple(x: u64) -> u64 {
     3 * x
@@ -135,7 +138,7 @@ fn triple_bootstrap() -> (Vec<u8>, OwnedFd) {
         offset_of(triple),
         args.bytes,
     );
-    (boot, sys::pipe().unwrap().0)
+    (boot, mp_sys::fd::pipe().unwrap().0)
 }
 
 /// The descriptor number the child gets its channel on.
@@ -217,25 +220,25 @@ fn this_exe() -> std::path::PathBuf {
 /// A socketpair made by another process (a forked helper that exits at once): its
 /// `SO_PEERCRED` names that process, not whoever runs the child.
 fn foreign_socketpair() -> (OwnedFd, OwnedFd) {
-    let (ours, theirs) = sys::socketpair().unwrap();
+    let (ours, theirs) = mp_sys::socket::socketpair(mp_sys::socket::Kind::Stream).unwrap();
     // SAFETY: the child only makes a socketpair, sends it and exits (glibc keeps malloc usable
     // in a child of a threaded process).
-    match unsafe { sys::fork() }.unwrap() {
+    match unsafe { mp_sys::process::fork() }.unwrap() {
         Forked::Child => {
-            let code = match sys::socketpair() {
+            let code = match mp_sys::socket::socketpair(mp_sys::socket::Kind::Stream) {
                 Ok((a, b)) => i32::from(
                     channel::send(theirs.as_fd(), b"pair", &[a.as_fd(), b.as_fd()]).is_err(),
                 ),
                 Err(_) => 1,
             };
-            sys::exit_now(code)
+            mp_sys::process::exit_now(code)
         }
         Forked::Parent(pid) => {
             drop(theirs);
-            let pidfd = sys::pidfd_open(pid).unwrap();
+            let pidfd = mp_sys::pidfd::open(pid).unwrap();
             let (_, mut fds) = channel::recv(ours.as_fd(), 16).unwrap();
-            sys::poll_readable(&[pidfd.as_fd()], Some(Duration::from_secs(60))).unwrap();
-            assert_eq!(sys::reap_pidfd(pidfd.as_fd()).unwrap(), Some(0));
+            mp_sys::poll::readable(&[pidfd.as_fd()], Some(Duration::from_secs(60))).unwrap();
+            assert_eq!(mp_sys::pidfd::reap(pidfd.as_fd()).unwrap(), Some(0));
             let b = fds.pop().unwrap();
             let a = fds.pop().unwrap();
             (a, b)
@@ -246,7 +249,7 @@ fn foreign_socketpair() -> (OwnedFd, OwnedFd) {
 /// The harness itself: a channel from the parent and a valid bootstrap run the target.
 #[test]
 fn a_valid_channel_from_the_parent_runs_the_target() {
-    let (ours, theirs) = sys::socketpair().unwrap();
+    let (ours, theirs) = mp_sys::socket::socketpair(mp_sys::socket::Kind::Stream).unwrap();
     let (boot, lifeline) = triple_bootstrap();
     let mut outcome = None;
     let (code, stderr, _) = run_marked(&this_exe(), SPAWN_MARK, theirs, ours, |sock| {
@@ -270,7 +273,7 @@ fn a_valid_channel_from_the_parent_runs_the_target() {
 fn an_offset_outside_the_trampolines_is_refused() {
     let exe = super::exe_identity().unwrap();
     for entry in [super::hook_offset(noop), i64::MAX, i64::MIN, 1 << 40] {
-        let lifeline = sys::pipe().unwrap();
+        let lifeline = mp_sys::fd::pipe().unwrap();
         let boot = bootstrap_with(exe, MAGIC, entry, Vec::new());
         let (outcome, code) = run_with(frame(&boot, &[lifeline.0.as_fd()]));
         match outcome {
@@ -317,7 +320,7 @@ fn a_channel_from_another_process_is_refused() {
 /// (b) A pipe has no peer credentials: refused.
 #[test]
 fn a_pipe_is_refused_as_a_channel() {
-    let (r, w) = sys::pipe().unwrap();
+    let (r, w) = mp_sys::fd::pipe().unwrap();
     let (code, stderr, _) = run_marked(&this_exe(), SPAWN_MARK, r, w, |_| {});
     assert_eq!(code, 1, "{stderr}");
     assert!(
@@ -347,7 +350,7 @@ fn a_forkserver_refuses_a_channel_from_another_process() {
         let _ = channel::send(sock, &hello, &[]);
     };
     // Control: from the parent, the hello is accepted and the server exits 0 at our hang-up.
-    let (ours, theirs) = sys::socketpair().unwrap();
+    let (ours, theirs) = mp_sys::socket::socketpair(mp_sys::socket::Kind::Stream).unwrap();
     let (code, stderr, _) = run_marked(&this_exe(), SERVER_MARK, theirs, ours, talk);
     assert_eq!(code, 0, "{stderr}");
     let (ours, theirs) = foreign_socketpair();
@@ -363,10 +366,10 @@ fn a_forkserver_refuses_a_channel_from_another_process() {
 /// allocates what was announced (its peak RSS stays far below it).
 #[test]
 fn a_lying_length_costs_the_child_no_memory() {
-    let (ours, theirs) = sys::socketpair().unwrap();
+    let (ours, theirs) = mp_sys::socket::socketpair(mp_sys::socket::Kind::Stream).unwrap();
     let (code, stderr, max_rss_kib) = run_marked(&this_exe(), SPAWN_MARK, theirs, ours, |sock| {
-        sys::write_all(sock, &channel::header(0, 1 << 30)).unwrap();
-        sys::write_all(sock, &[0; 1000]).unwrap();
+        mp_sys::fd::write_all(sock, &channel::header(0, 1 << 30)).unwrap();
+        mp_sys::fd::write_all(sock, &[0; 1000]).unwrap();
     });
     assert!(max_rss_kib < 256 * 1024, "peak RSS {max_rss_kib} KiB");
     assert_eq!(code, 1, "{stderr}");
@@ -390,7 +393,7 @@ fn a_malformed_marker_lets_main_run() {
         &["--mp-spawn-child", "201"], // not open
     ] {
         // Descriptor 200 is a valid channel from us: only the marker's form is wrong.
-        let (ours, theirs) = sys::socketpair().unwrap();
+        let (ours, theirs) = mp_sys::socket::socketpair(mp_sys::socket::Kind::Stream).unwrap();
         let (_, stderr, _) = run_args(&this_exe(), args, theirs, ours, |_| {});
         assert!(!stderr.contains("mp:"), "{args:?}: {stderr}");
         assert!(
@@ -404,11 +407,11 @@ fn a_malformed_marker_lets_main_run() {
 /// marker is ignored and `main` runs. Needs root and a filesystem that honours setuid.
 #[test]
 fn a_setuid_program_ignores_the_marker() {
-    if sys::geteuid() != 0 {
+    if mp_sys::creds::geteuid() != 0 {
         eprintln!("skipped: needs root to make a setuid copy");
         return;
     }
-    let dir = std::env::temp_dir().join(format!("mp-setuid-{}", sys::getpid()));
+    let dir = std::env::temp_dir().join(format!("mp-setuid-{}", mp_sys::process::getpid()));
     std::fs::create_dir_all(&dir).unwrap();
     /// Removes the directory however the test ends.
     struct Cleanup(std::path::PathBuf);
@@ -442,7 +445,7 @@ fn a_setuid_program_ignores_the_marker() {
     // SAFETY: a valid path; chown has no other precondition.
     let owned = unsafe { libc::chown(c_copy.as_ptr(), 65534, 65534) } == 0;
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o4755)).unwrap();
-    let (ours, theirs) = sys::socketpair().unwrap();
+    let (ours, theirs) = mp_sys::socket::socketpair(mp_sys::socket::Kind::Stream).unwrap();
     let (boot, lifeline) = triple_bootstrap();
     let result = run_marked(&copy, SPAWN_MARK, theirs, ours, |sock| {
         let _ = channel::send(sock, &boot, &[lifeline.as_fd()]);
@@ -463,15 +466,19 @@ fn a_setuid_program_ignores_the_marker() {
 /// The peer check itself: our own socketpair names us, and any other pid or image is refused.
 #[test]
 fn the_peer_check_names_the_creator() {
-    let (a, _b) = sys::socketpair().unwrap();
+    let (a, _b) = mp_sys::socket::socketpair(mp_sys::socket::Kind::Stream).unwrap();
     let exe = super::exe_identity().unwrap();
-    assert_eq!(super::check_peer(a.as_fd(), sys::getpid(), exe), Ok(()));
-    let e = super::check_peer(a.as_fd(), sys::getppid(), exe).unwrap_err();
+    assert_eq!(
+        super::check_peer(a.as_fd(), mp_sys::process::getpid(), exe),
+        Ok(())
+    );
+    let e = super::check_peer(a.as_fd(), mp_sys::process::getppid(), exe).unwrap_err();
     assert!(e.contains("not by the parent"), "{e}");
-    let e = super::check_peer(a.as_fd(), sys::getpid(), (exe.0, exe.1 ^ 1)).unwrap_err();
+    let e =
+        super::check_peer(a.as_fd(), mp_sys::process::getpid(), (exe.0, exe.1 ^ 1)).unwrap_err();
     assert!(e.contains("different executable"), "{e}");
-    let (r, _w) = sys::pipe().unwrap();
-    let e = super::check_peer(r.as_fd(), sys::getpid(), exe).unwrap_err();
+    let (r, _w) = mp_sys::fd::pipe().unwrap();
+    let e = super::check_peer(r.as_fd(), mp_sys::process::getpid(), exe).unwrap_err();
     assert!(e.contains("not a socket"), "{e}");
 }
 
@@ -479,13 +486,15 @@ static NOT_CODE: u64 = 7;
 
 #[test]
 fn only_program_code_passes_the_hook_check() {
-    assert!(sys::in_program_code(noop as fn() as usize));
-    assert!(!sys::in_program_code(&raw const NOT_CODE as usize));
+    assert!(mp_sys::process::in_program_code(noop as fn() as usize));
+    assert!(!mp_sys::process::in_program_code(
+        &raw const NOT_CODE as usize
+    ));
     assert!(
-        !sys::in_program_code(libc::getpid as *const () as usize),
+        !mp_sys::process::in_program_code(libc::getpid as *const () as usize),
         "libc is no program code"
     );
-    assert!(!sys::in_program_code(0));
+    assert!(!mp_sys::process::in_program_code(0));
 }
 
 /// A forkserver's preload hooks must land in the program's code: one that names data, or an
@@ -506,7 +515,7 @@ fn a_forkserver_refuses_a_hook_outside_the_code() {
             preload: vec![super::hook_offset(noop), hook],
         })
         .unwrap();
-        let (ours, theirs) = sys::socketpair().unwrap();
+        let (ours, theirs) = mp_sys::socket::socketpair(mp_sys::socket::Kind::Stream).unwrap();
         let (code, stderr, _) = run_marked(&this_exe(), SERVER_MARK, theirs, ours, |sock| {
             let _ = channel::send(sock, &hello, &[]);
         });

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 ///
 /// ```
 /// use std::time::Duration;
-/// assert!(mp_spawn::deadline::after(Duration::from_secs(1)).is_some());
-/// assert!(mp_spawn::deadline::after(Duration::MAX).is_none());
+/// assert!(mp_sys::deadline::after(Duration::from_secs(1)).is_some());
+/// assert!(mp_sys::deadline::after(Duration::MAX).is_none());
 /// ```
 pub fn after(timeout: Duration) -> Option<Instant> {
     Instant::now().checked_add(timeout)
@@ -19,9 +19,9 @@ pub fn after(timeout: Duration) -> Option<Instant> {
 ///
 /// ```
 /// use std::time::Duration;
-/// assert!(mp_spawn::deadline::of(None).is_none());
-/// assert!(mp_spawn::deadline::of(Some(Duration::MAX)).is_none());
-/// assert!(mp_spawn::deadline::of(Some(Duration::ZERO)).is_some());
+/// assert!(mp_sys::deadline::of(None).is_none());
+/// assert!(mp_sys::deadline::of(Some(Duration::MAX)).is_none());
+/// assert!(mp_sys::deadline::of(Some(Duration::ZERO)).is_some());
 /// ```
 pub fn of(timeout: Option<Duration>) -> Option<Instant> {
     timeout.and_then(after)

@@ -1,0 +1,145 @@
+//! File descriptors: pipes, plain reads and writes, renumbering and flags.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use rustix::fs::OFlags;
+use rustix::pipe::PipeFlags;
+
+use crate::{cvt, retry};
+
+/// A close-on-exec pipe: (read end, write end).
+///
+/// ```
+/// let (r, w) = mp_sys::fd::pipe()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    Ok(rustix::pipe::pipe_with(PipeFlags::CLOEXEC)?)
+}
+
+/// One read; 0 at end of file.
+///
+/// ```
+/// use std::os::fd::AsFd;
+/// let (r, w) = mp_sys::fd::pipe()?;
+/// drop(w);
+/// assert_eq!(mp_sys::fd::read(r.as_fd(), &mut [0u8; 4])?, 0);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    retry(|| rustix::io::read(fd, &mut *buf))
+}
+
+/// Writes all of `data` (retrying short writes and `EINTR`). Async-signal-safe: no allocation.
+///
+/// ```
+/// use std::os::fd::AsFd;
+/// let (_r, w) = mp_sys::fd::pipe()?;
+/// mp_sys::fd::write_all(w.as_fd(), b"abc")?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        let n = retry(|| rustix::io::write(fd, data))?;
+        data = &data[n..];
+    }
+    Ok(())
+}
+
+/// Appends up to `max` bytes read from `fd` to `buf`, without zero-filling them first.
+/// Returns the number read; 0 means end of stream.
+///
+/// ```
+/// use std::os::fd::AsFd;
+/// let (r, w) = mp_sys::fd::pipe()?;
+/// mp_sys::fd::write_all(w.as_fd(), b"abc")?;
+/// let mut buf = Vec::new();
+/// assert_eq!(mp_sys::fd::read_append(r.as_fd(), &mut buf, 2)?, 2);
+/// assert_eq!(buf, b"ab");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn read_append(fd: BorrowedFd<'_>, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+    buf.try_reserve(max)
+        .map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
+    let spare: &mut [MaybeUninit<u8>] = buf.spare_capacity_mut();
+    let want = max.min(spare.len());
+    let n = retry(|| rustix::io::read(fd, &mut spare[..want]).map(|(init, _)| init.len()))?;
+    // SAFETY: rustix reports the first `n` bytes of the spare capacity as initialised by the read.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
+
+/// Moves `fd` to the lowest number at or above `min`, close-on-exec; the old number is closed.
+///
+/// ```
+/// use std::os::fd::AsRawFd;
+/// let (r, _w) = mp_sys::fd::pipe()?;
+/// assert!(mp_sys::fd::move_above(r, 100)?.as_raw_fd() >= 100);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn move_above(fd: OwnedFd, min: RawFd) -> io::Result<OwnedFd> {
+    Ok(rustix::io::fcntl_dupfd_cloexec(&fd, min)?)
+}
+
+/// Sets or clears `O_NONBLOCK` (shared by every duplicate of the descriptor).
+///
+/// ```
+/// use std::os::fd::AsFd;
+/// let (r, _w) = mp_sys::fd::pipe()?;
+/// mp_sys::fd::set_nonblocking(r.as_fd(), true)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    let mut flags = rustix::fs::fcntl_getfl(fd)?;
+    flags.set(OFlags::NONBLOCK, on);
+    Ok(rustix::fs::fcntl_setfl(fd, flags)?)
+}
+
+/// /dev/null, opened once per process (close-on-exec).
+///
+/// ```
+/// let null = mp_sys::fd::dev_null()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn dev_null() -> io::Result<BorrowedFd<'static>> {
+    static DEV_NULL: std::sync::OnceLock<OwnedFd> = std::sync::OnceLock::new();
+    if let Some(fd) = DEV_NULL.get() {
+        return Ok(fd.as_fd());
+    }
+    let file = std::fs::File::open("/dev/null")?;
+    Ok(DEV_NULL.get_or_init(|| file.into()).as_fd())
+}
+
+/// Points fd 0 at `fd` (a child's stdin at /dev/null, as Python does; `dev_null` opened
+/// beforehand, so that a forked child makes one call).
+///
+/// ```no_run
+/// mp_sys::fd::stdin_to(mp_sys::fd::dev_null()?)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn stdin_to(fd: BorrowedFd<'_>) -> io::Result<()> {
+    Ok(rustix::stdio::dup2_stdin(fd)?)
+}
+
+/// Takes ownership of descriptor `fd`, named by this process's argv before `main`, if it is
+/// open; made close-on-exec.
+///
+/// # Safety
+/// Nothing else in the process may own `fd`: the caller was handed this number for this use
+/// (the pre-`main` entry, with the number its parent dup2'ed into it).
+///
+/// ```no_run
+/// // SAFETY: fd 3 was passed to this process for it to own.
+/// let fd = unsafe { mp_sys::fd::adopt(3) }?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub unsafe fn adopt(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_GETFD only queries the descriptor; it fails with EBADF if `fd` is not open.
+    cvt(unsafe { libc::fcntl(fd, libc::F_GETFD) })?;
+    // SAFETY: `fd` is open (checked above) and owned by nobody else (the caller's contract).
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    rustix::io::fcntl_setfd(&owned, rustix::io::FdFlags::CLOEXEC)?;
+    Ok(owned)
+}

@@ -1,0 +1,52 @@
+//! The OS layer of [mp](https://docs.rs/mp): one module per OS concept, typed with
+//! `OwnedFd`/`BorrowedFd`.
+//!
+//! Built on rustix wherever rustix has the call (pipes, sockets and `SCM_RIGHTS`, pidfds,
+//! `waitid`, `poll`, eventfds, `mmap`); on libc only for what rustix leaves out or cannot
+//! express soundly: `fork`, `posix_spawn`, `atexit`, `pthread_atfork`, `sigaction`,
+//! `sigaltstack`, `pthread_getattr_np`, `dl_iterate_phdr`, `F_SETOWN`/`F_SETSIG`/`O_ASYNC`,
+//! `getauxval(AT_SECURE)`, `sysconf` and `SO_PEERCRED` (rustix's `UCred` holds a non-zero
+//! `Pid`, but the kernel reports pid 0 for a socket without a peer).
+//!
+//! Every `unsafe` block of mp-spawn and mp-ipc's process and socket layer lives here.
+//!
+//! ```
+//! let (r, w) = mp_sys::fd::pipe()?;
+//! mp_sys::fd::write_all(std::os::fd::AsFd::as_fd(&w), b"hi")?;
+//! let mut buf = [0u8; 2];
+//! assert_eq!(mp_sys::fd::read(std::os::fd::AsFd::as_fd(&r), &mut buf)?, 2);
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+#![cfg(all(target_os = "linux", target_env = "gnu"))]
+
+pub mod creds;
+pub mod deadline;
+pub mod eventfd;
+pub mod fd;
+pub mod pidfd;
+pub mod poll;
+pub mod process;
+pub mod signal;
+pub mod socket;
+pub mod stack;
+
+/// Retries a call interrupted by a signal (`EINTR`).
+#[inline]
+fn retry<T>(mut f: impl FnMut() -> rustix::io::Result<T>) -> std::io::Result<T> {
+    loop {
+        match f() {
+            Err(rustix::io::Errno::INTR) => continue,
+            other => return other.map_err(Into::into),
+        }
+    }
+}
+
+/// libc's `-1` convention to a `Result`.
+fn cvt(ret: std::ffi::c_int) -> std::io::Result<std::ffi::c_int> {
+    if ret == -1 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
