@@ -28,6 +28,7 @@ pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 /// assert_eq!(mp_sys::fd::read(r.as_fd(), &mut [0u8; 4])?, 0);
 /// # Ok::<(), std::io::Error>(())
 /// ```
+#[inline]
 pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     retry(|| rustix::io::read(fd, &mut *buf))
 }
@@ -40,6 +41,7 @@ pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
 /// mp_sys::fd::write_all(w.as_fd(), b"abc")?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
+#[inline]
 pub fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> io::Result<()> {
     while !data.is_empty() {
         let n = retry(|| rustix::io::write(fd, data))?;
@@ -60,6 +62,7 @@ pub fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> io::Result<()> {
 /// assert_eq!(buf, b"ab");
 /// # Ok::<(), std::io::Error>(())
 /// ```
+#[inline]
 pub fn read_append(fd: BorrowedFd<'_>, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
     buf.try_reserve(max)
         .map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;

@@ -50,3 +50,6 @@ fn cvt(ret: std::ffi::c_int) -> std::io::Result<std::ffi::c_int> {
         Ok(ret)
     }
 }
+
+#[cfg(test)]
+mod test;

@@ -52,6 +52,7 @@ pub fn socketpair(kind: Kind) -> io::Result<(OwnedFd, OwnedFd)> {
 /// mp_sys::socket::send_all(a.as_fd(), b"hello")?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
+#[inline]
 pub fn send_all(sock: BorrowedFd<'_>, mut data: &[u8]) -> io::Result<()> {
     while !data.is_empty() {
         let n = retry(|| rustix::net::send(sock, data, SendFlags::NOSIGNAL))?;
