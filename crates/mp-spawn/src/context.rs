@@ -146,16 +146,55 @@ impl Default for Context {
     }
 }
 
-/// The context of a start method, by its Python name.
-pub fn get_context(method: &str) -> Result<Context, ContextError> {
+/// A start method, named as Python names it (`"fork"`, `"spawn"`, `"forkserver"`) or by the
+/// [`StartMethod`] enum: what [`get_context`] and [`set_start_method`] take.
+pub trait IntoStartMethod {
+    /// The start method, or [`ContextError::UnknownMethod`] for a name that is none.
+    fn into_start_method(self) -> Result<StartMethod, ContextError>;
+}
+
+impl IntoStartMethod for StartMethod {
+    fn into_start_method(self) -> Result<StartMethod, ContextError> {
+        Ok(self)
+    }
+}
+
+impl IntoStartMethod for &str {
+    fn into_start_method(self) -> Result<StartMethod, ContextError> {
+        self.parse()
+    }
+}
+
+impl IntoStartMethod for &String {
+    fn into_start_method(self) -> Result<StartMethod, ContextError> {
+        self.parse()
+    }
+}
+
+impl IntoStartMethod for String {
+    fn into_start_method(self) -> Result<StartMethod, ContextError> {
+        self.parse()
+    }
+}
+
+/// The context of a start method, by its Python name or by the enum.
+///
+/// ```
+/// use mp_spawn::{StartMethod, get_context};
+/// assert_eq!(get_context("spawn")?.start_method(), StartMethod::Spawn);
+/// assert_eq!(get_context(StartMethod::Fork)?.start_method(), StartMethod::Fork);
+/// assert!(get_context("thread").is_err());
+/// # Ok::<(), mp_spawn::ContextError>(())
+/// ```
+pub fn get_context(method: impl IntoStartMethod) -> Result<Context, ContextError> {
     Ok(Context {
-        method: Some(method.parse()?),
+        method: Some(method.into_start_method()?),
     })
 }
 
 /// Sets the default start method; a second call is an error unless `force` is true.
-pub fn set_start_method(method: &str, force: bool) -> Result<(), ContextError> {
-    let method: StartMethod = method.parse()?;
+pub fn set_start_method(method: impl IntoStartMethod, force: bool) -> Result<(), ContextError> {
+    let method = method.into_start_method()?;
     if force {
         CHOSEN.store(method.code(), Ordering::Relaxed);
         return Ok(());

@@ -58,7 +58,8 @@ pub use atfork::{Hold, hold_across_fork};
 #[doc(hidden)]
 pub use bootstrap::install_panic_hook;
 pub use context::{
-    Context, StartMethod, get_all_start_methods, get_context, get_start_method, set_start_method,
+    Context, IntoStartMethod, StartMethod, get_all_start_methods, get_context, get_start_method,
+    set_start_method,
 };
 pub use error::{ContextError, ProcessError};
 #[doc(hidden)]

@@ -18,16 +18,37 @@ use crate::{channel, fork_helper, forkserver, popen_fork, popen_spawn, sys};
 /// A function that a process can run with the arguments `Args` (a tuple, as Python's `args`).
 ///
 /// Implemented for every `FnOnce(A1, ..., An) -> R` with up to eight arguments, so that
-/// `Process::new(f, (a, b))` calls `f(a, b)`.
-pub trait Target<Args>: Send + 'static {
+/// `Process::new(f, (a, b))` calls `f(a, b)`. Sealed: a spawned child creates the target
+/// anew from nothing (it is zero-sized), which only fn items and non-capturing closures allow,
+/// so no other type may implement it.
+///
+/// ```compile_fail
+/// struct Mine;
+/// impl mp_spawn::Target<()> for Mine {
+///     type Output = ();
+///     fn call(self, _: ()) {}
+/// }
+/// ```
+pub trait Target<Args>: sealed::Sealed<Args> + Send + 'static {
     /// What the function returns (handed back by [`Process::join`]).
     type Output;
     /// Calls the function.
     fn call(self, args: Args) -> Self::Output;
 }
 
+mod sealed {
+    /// Implemented exactly where `Target` is.
+    pub trait Sealed<Args> {}
+}
+
 macro_rules! impl_target {
     ($($arg:ident),*) => {
+        impl<Func, Ret, $($arg,)*> sealed::Sealed<($($arg,)*)> for Func
+        where
+            Func: FnOnce($($arg),*) -> Ret + Send + 'static,
+        {
+        }
+
         impl<Func, Ret, $($arg,)*> Target<($($arg,)*)> for Func
         where
             Func: FnOnce($($arg),*) -> Ret + Send + 'static,
