@@ -9,11 +9,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-
 use crate::error::ContextError;
-use crate::process::{Process, Target};
+use crate::process::{Portable, Process, Target};
 
 /// How a child process is created.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -110,8 +107,8 @@ impl Context {
     pub fn process<F, A>(&self, target: F, args: A) -> Process<F::Output>
     where
         F: Target<A>,
-        A: Serialize + DeserializeOwned + Send + 'static,
-        F::Output: Serialize + DeserializeOwned + 'static,
+        A: Portable + Send,
+        F::Output: Portable,
     {
         Process::with_method(self.method, target, args)
     }
@@ -134,7 +131,7 @@ impl Context {
     pub fn process_closure<C, R>(&self, closure: C) -> Process<R>
     where
         C: FnOnce() -> R + Send + 'static,
-        R: Serialize + DeserializeOwned + 'static,
+        R: Portable,
     {
         Process::closure_with_method(self.method, closure)
     }

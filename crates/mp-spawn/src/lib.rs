@@ -68,8 +68,8 @@ pub use fork_helper::ForkServer;
 pub use forkserver::forkserver_pid;
 pub use forkserver::set_forkserver_preload;
 pub use process::{
-    ActiveChild, CurrentProcess, ParentProcess, Process, Target, active_children, cpu_count,
-    current_process, parent_process, process_cpu_count,
+    ActiveChild, CurrentProcess, ParentProcess, Portable, Process, Target, active_children,
+    cpu_count, current_process, parent_process, process_cpu_count,
 };
 #[doc(hidden)]
 pub use sys::poll_readable_until;

@@ -71,6 +71,18 @@ impl_target!(A1, A2, A3, A4, A5, A6);
 impl_target!(A1, A2, A3, A4, A5, A6, A7);
 impl_target!(A1, A2, A3, A4, A5, A6, A7, A8);
 
+/// What may travel to a child and back, as an argument or a result: a serde type that owns
+/// its data (Python's "picklable"). One name for the bounds every entry point repeats;
+/// implemented for every such type.
+///
+/// ```
+/// fn takes<T: mp_spawn::Portable>(_: T) {}
+/// takes((1u64, "text".to_string(), vec![2.5f64]));
+/// ```
+pub trait Portable: Serialize + DeserializeOwned + 'static {}
+
+impl<T: Serialize + DeserializeOwned + 'static> Portable for T {}
+
 /// What a spawn or forkserver child needs to find and call its target.
 pub(crate) struct Recipe {
     pub(crate) entry: i64,
@@ -93,7 +105,7 @@ struct FnLaunch<F, A> {
 impl<F, A> Launch<F::Output> for FnLaunch<F, A>
 where
     F: Target<A>,
-    A: Serialize + DeserializeOwned + Send + 'static,
+    A: Portable + Send,
     F::Output: Serialize,
 {
     fn run(self: Box<Self>) -> F::Output {
@@ -420,7 +432,7 @@ impl<R> std::fmt::Debug for Process<R> {
     }
 }
 
-impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
+impl<R: Portable> Process<R> {
     /// A process that will run `target(args...)` with the default start method.
     /// `args` is a tuple: `()`, `(x,)`, `(x, y)`, ...
     ///
@@ -429,7 +441,7 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
     pub fn new<F, A>(target: F, args: A) -> Self
     where
         F: Target<A, Output = R>,
-        A: Serialize + DeserializeOwned + Send + 'static,
+        A: Portable + Send,
     {
         Self::with_method(None, target, args)
     }
@@ -437,7 +449,7 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
     pub(crate) fn with_method<F, A>(method: Option<StartMethod>, target: F, args: A) -> Self
     where
         F: Target<A, Output = R>,
-        A: Serialize + DeserializeOwned + Send + 'static,
+        A: Portable + Send,
     {
         const {
             assert!(
@@ -453,7 +465,7 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
     pub(crate) fn through_helper<F, A>(helper: Arc<fork_helper::Helper>, target: F, args: A) -> Self
     where
         F: Target<A, Output = R>,
-        A: Serialize + DeserializeOwned + Send + 'static,
+        A: Portable + Send,
     {
         let mut process = Self::with_method(Some(StartMethod::Fork), target, args);
         process.helper = Some(helper);
