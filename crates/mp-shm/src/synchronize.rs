@@ -25,7 +25,7 @@ mod condition;
 mod event;
 mod lock;
 mod mutex;
-mod parker;
+pub mod parker;
 mod rlock;
 mod semaphore;
 mod words;

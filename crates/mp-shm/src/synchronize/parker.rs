@@ -7,6 +7,25 @@
 //! re-checks its own condition, as after any wake-up. A wake-up is never lost: the kernel
 //! compares the word with `expected` atomically with going to sleep, so a change made (and
 //! woken) between the caller's read and the sleep makes the sleep return at once.
+//!
+//! Hidden `pub` (re-exported as `mp_shm::parker`) so that mp-ipc's ring sleeps the same way.
+//!
+//! ```
+//! use mp_shm::parker::{Parked, park, unpark_all};
+//! use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+//! use std::time::Duration;
+//!
+//! let word = AtomicU32::new(0);
+//! std::thread::scope(|s| {
+//!     s.spawn(|| {
+//!         word.store(1, SeqCst); // change first, then wake
+//!         unpark_all(&word);
+//!     });
+//!     assert_eq!(park(&word, 0, None), Parked::Changed);
+//! });
+//! let soon = mp_spawn::deadline::after(Duration::from_millis(1));
+//! assert_eq!(park(&word, 1, soon), Parked::TimedOut);
+//! ```
 
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::time::Instant;
@@ -15,7 +34,7 @@ use crate::sys;
 
 /// Why [`park`] returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Parked {
+pub enum Parked {
     /// The word no longer holds the expected value.
     Changed,
     /// The deadline passed first (the word still held the expected value when last read).
@@ -24,13 +43,13 @@ pub(super) enum Parked {
 
 /// Whether `deadline` (None: never) has passed.
 #[inline]
-pub(super) fn timed_out(deadline: Option<Instant>) -> bool {
+pub fn timed_out(deadline: Option<Instant>) -> bool {
     deadline.is_some_and(|d| Instant::now() >= d)
 }
 
 /// Sleeps while `*word == expected`, until it changes or `deadline` passes (None: forever).
 /// Returns at once if the word already differs.
-pub(super) fn park(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> Parked {
+pub fn park(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> Parked {
     loop {
         if word.load(SeqCst) != expected {
             return Parked::Changed;
@@ -47,14 +66,14 @@ pub(super) fn park(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -
 /// Wakes up to `n` sleepers parked on `word`. The caller changes the word first, or the woken
 /// ones go back to sleep.
 #[inline]
-pub(super) fn unpark(word: &AtomicU32, n: u64) {
+pub fn unpark(word: &AtomicU32, n: u64) {
     // The kernel takes an i32; more sleepers than that cannot exist.
     sys::futex_wake(word, n.min(i32::MAX as u64) as i32);
 }
 
 /// Wakes every sleeper parked on `word`.
 #[inline]
-pub(super) fn unpark_all(word: &AtomicU32) {
+pub fn unpark_all(word: &AtomicU32) {
     sys::futex_wake(word, i32::MAX);
 }
 
