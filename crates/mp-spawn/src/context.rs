@@ -156,15 +156,10 @@ impl IntoStartMethod for StartMethod {
     }
 }
 
-impl IntoStartMethod for &str {
+/// Any borrowed name: `&str`, `&String`, `&&str`, ...
+impl<T: AsRef<str> + ?Sized> IntoStartMethod for &T {
     fn into_start_method(self) -> Result<StartMethod, ContextError> {
-        self.parse()
-    }
-}
-
-impl IntoStartMethod for &String {
-    fn into_start_method(self) -> Result<StartMethod, ContextError> {
-        self.parse()
+        self.as_ref().parse()
     }
 }
 
