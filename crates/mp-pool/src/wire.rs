@@ -18,6 +18,9 @@ use serde::Serialize;
 use crate::error::PoolError;
 use crate::plain;
 
+#[cfg(test)]
+mod test;
+
 /// The tag of a frame to a worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
