@@ -12,6 +12,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mp_spawn::Portable;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -40,8 +41,8 @@ impl Pool {
     where
         F: Fn(T) -> R + Copy + Send + 'static,
         I: IntoIterator<Item = T>,
-        T: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
+        T: Portable,
+        R: Portable,
     {
         Submit::new(self).imap(f, items)
     }
@@ -52,8 +53,8 @@ impl Pool {
     where
         F: Fn(T) -> R + Copy + Send + 'static,
         I: IntoIterator<Item = T>,
-        T: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
+        T: Portable,
+        R: Portable,
     {
         Submit::new(self).imap_unordered(f, items)
     }
@@ -82,8 +83,8 @@ impl<'p> Submit<'p> {
     where
         F: Fn(T) -> R + Copy + Send + 'static,
         I: IntoIterator<Item = T>,
-        T: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
+        T: Portable,
+        R: Portable,
     {
         let _ = f;
         self.lazy(task::entry_offset::<F, (T,)>(), items.into_iter(), true)
@@ -94,8 +95,8 @@ impl<'p> Submit<'p> {
     where
         F: Fn(T) -> R + Copy + Send + 'static,
         I: IntoIterator<Item = T>,
-        T: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
+        T: Portable,
+        R: Portable,
     {
         let _ = f;
         self.lazy(task::entry_offset::<F, (T,)>(), items.into_iter(), false)

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use mp_ipc::Queue;
-use mp_spawn::{Process, StartMethod, Target};
+use mp_spawn::{Portable, Process, StartMethod, Target};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -266,8 +266,8 @@ impl Pool {
     pub fn apply<F, A>(&self, f: F, args: A) -> Result<F::Output, PoolError>
     where
         F: Target<A> + Copy,
-        A: Serialize + DeserializeOwned + 'static,
-        F::Output: Serialize + DeserializeOwned + 'static,
+        A: Portable,
+        F::Output: Portable,
     {
         self.apply_async(f, args)?.get()
     }
@@ -278,8 +278,8 @@ impl Pool {
     pub fn apply_async<F, A>(&self, f: F, args: A) -> Result<AsyncResult<F::Output>, PoolError>
     where
         F: Target<A> + Copy,
-        A: Serialize + DeserializeOwned + 'static,
-        F::Output: Serialize + DeserializeOwned + 'static,
+        A: Portable,
+        F::Output: Portable,
     {
         let _ = f;
         let entry = task::entry_offset::<F, A>();
@@ -299,8 +299,8 @@ impl Pool {
     ) -> Result<Vec<R>, PoolError>
     where
         F: Fn(T) -> R + Copy + Send + 'static,
-        T: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
+        T: Portable,
+        R: Portable,
     {
         Submit::new(self).map(f, items)
     }
@@ -313,8 +313,8 @@ impl Pool {
     ) -> Result<AsyncResult<Vec<R>>, PoolError>
     where
         F: Fn(T) -> R + Copy + Send + 'static,
-        T: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
+        T: Portable,
+        R: Portable,
     {
         Submit::new(self).map_async(f, items)
     }
@@ -327,8 +327,8 @@ impl Pool {
     ) -> Result<Vec<F::Output>, PoolError>
     where
         F: Target<A> + Copy,
-        A: Serialize + DeserializeOwned + 'static,
-        F::Output: Serialize + DeserializeOwned + 'static,
+        A: Portable,
+        F::Output: Portable,
     {
         Submit::new(self).starmap(f, items)
     }
@@ -341,8 +341,8 @@ impl Pool {
     ) -> Result<AsyncResult<Vec<F::Output>>, PoolError>
     where
         F: Target<A> + Copy,
-        A: Serialize + DeserializeOwned + 'static,
-        F::Output: Serialize + DeserializeOwned + 'static,
+        A: Portable,
+        F::Output: Portable,
     {
         Submit::new(self).starmap_async(f, items)
     }
@@ -430,8 +430,8 @@ impl<'p> Submit<'p> {
     pub fn map<F, T, R>(self, f: F, items: impl IntoIterator<Item = T>) -> Result<Vec<R>, PoolError>
     where
         F: Fn(T) -> R + Copy + Send + 'static,
-        T: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
+        T: Portable,
+        R: Portable,
     {
         self.map_async(f, items)?.get()
     }
@@ -444,8 +444,8 @@ impl<'p> Submit<'p> {
     ) -> Result<AsyncResult<Vec<R>>, PoolError>
     where
         F: Fn(T) -> R + Copy + Send + 'static,
-        T: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
+        T: Portable,
+        R: Portable,
     {
         let _ = f;
         // `T` and `(T,)` have the same encoding, so a slice of items is a slice of 1-tuples.
@@ -460,8 +460,8 @@ impl<'p> Submit<'p> {
     ) -> Result<Vec<F::Output>, PoolError>
     where
         F: Target<A> + Copy,
-        A: Serialize + DeserializeOwned + 'static,
-        F::Output: Serialize + DeserializeOwned + 'static,
+        A: Portable,
+        F::Output: Portable,
     {
         self.starmap_async(f, items)?.get()
     }
@@ -474,8 +474,8 @@ impl<'p> Submit<'p> {
     ) -> Result<AsyncResult<Vec<F::Output>>, PoolError>
     where
         F: Target<A> + Copy,
-        A: Serialize + DeserializeOwned + 'static,
-        F::Output: Serialize + DeserializeOwned + 'static,
+        A: Portable,
+        F::Output: Portable,
     {
         let _ = f;
         self.submit_all(task::entry_offset::<F, A>(), items.into_iter().collect())
