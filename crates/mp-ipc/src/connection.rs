@@ -107,6 +107,7 @@ impl Connection {
     }
 
     /// The socket's descriptor, or `None` once closed.
+    #[doc(alias = "as_raw_fd")]
     pub fn fileno(&self) -> Option<RawFd> {
         self.handle().as_ref().map(|fd| fd.as_raw_fd())
     }

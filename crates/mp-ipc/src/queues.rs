@@ -131,6 +131,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     }
 
     /// Puts an item if there is room now, else [`PutError::Full`] (Python's `put_nowait`).
+    #[doc(alias = "try_put")]
+    #[doc(alias = "try_send")]
     pub fn put_nowait(&self, item: impl Borrow<T>) -> Result<(), PutError> {
         self.put_inner(item.borrow(), Some(Duration::ZERO), false)
     }
@@ -174,6 +176,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     }
 
     /// Takes the oldest item if there is one, else [`GetError::Empty`] (Python's `get_nowait`).
+    #[doc(alias = "try_get")]
+    #[doc(alias = "try_recv")]
     pub fn get_nowait(&self) -> Result<T, GetError> {
         self.get_inner(Some(Duration::ZERO))
     }
@@ -194,16 +198,19 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 
     /// The number of items in the queue. Exact when read; other processes may change it at
     /// any moment after.
+    #[doc(alias = "len")]
     pub fn qsize(&self) -> usize {
         self.shared.ring.len() as usize
     }
 
     /// Whether the queue holds no item.
+    #[doc(alias = "is_empty")]
     pub fn empty(&self) -> bool {
         self.qsize() == 0
     }
 
     /// Whether a bounded queue holds `maxsize` items.
+    #[doc(alias = "is_full")]
     pub fn full(&self) -> bool {
         let max = self.shared.ring.maxsize();
         max > 0 && self.shared.ring.len() >= max
@@ -344,6 +351,8 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     }
 
     /// As [`Queue::put_nowait`], counted.
+    #[doc(alias = "try_put")]
+    #[doc(alias = "try_send")]
     pub fn put_nowait(&self, item: impl Borrow<T>) -> Result<(), PutError> {
         self.queue
             .put_inner(item.borrow(), Some(Duration::ZERO), true)
@@ -424,6 +433,7 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
     }
 
     /// Whether the queue holds no item.
+    #[doc(alias = "is_empty")]
     pub fn empty(&self) -> bool {
         self.queue.empty()
     }

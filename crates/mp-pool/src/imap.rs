@@ -12,13 +12,96 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mp_spawn::Portable;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::PoolError;
-use crate::pool::{Pool, Prepared};
+use crate::pool::{Pool, Submit};
 use crate::result::{Job, Part};
 use crate::task;
+use crate::wire::Prepared;
+
+// The lazy calls are here, with the iterator they return, so that `pool` needs nothing from
+// this module.
+impl Pool {
+    /// A lazy, ordered map (Python's `imap`): the input is read only as workers free up, a
+    /// bounded number of chunks ahead, so an endless iterator works in bounded memory.
+    /// Chunks of one item by default. Each item of the output is the value or the failure of
+    /// that input item (a failed chunk gives one `Err`, then the output goes on).
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// let pool = mp_pool::Pool::new(2)?;
+    /// let first: Vec<u64> = pool.imap(square, 0..).take(4).collect::<Result<_, _>>()?;
+    /// assert_eq!(first, [0, 1, 4, 9]);
+    /// # Ok::<(), mp_pool::PoolError>(())
+    /// ```
+    pub fn imap<F, T, R, I>(&self, f: F, items: I) -> IMap<'_, I::IntoIter, R>
+    where
+        F: Fn(T) -> R + Copy + Send + 'static,
+        I: IntoIterator<Item = T>,
+        T: Portable,
+        R: Portable,
+    {
+        Submit::new(self).imap(f, items)
+    }
+
+    /// As [`imap`](Pool::imap), yielding values in the order they finish (Python's
+    /// `imap_unordered`).
+    pub fn imap_unordered<F, T, R, I>(&self, f: F, items: I) -> IMap<'_, I::IntoIter, R>
+    where
+        F: Fn(T) -> R + Copy + Send + 'static,
+        I: IntoIterator<Item = T>,
+        T: Portable,
+        R: Portable,
+    {
+        Submit::new(self).imap_unordered(f, items)
+    }
+}
+
+impl<'p> Submit<'p> {
+    /// An `imap` of `entry` over `items` with this call's options.
+    fn lazy<I, T, R>(self, entry: i64, items: I, ordered: bool) -> IMap<'p, I, R>
+    where
+        I: Iterator<Item = T>,
+        T: Serialize + 'static,
+        R: DeserializeOwned + 'static,
+    {
+        IMap::new(
+            PoolRef::Borrowed(self.pool),
+            items,
+            entry,
+            self.chunksize.unwrap_or(1),
+            self.buffersize.unwrap_or(2 * self.pool.processes()),
+            ordered,
+        )
+    }
+
+    /// See [`Pool::imap`].
+    pub fn imap<F, T, R, I>(self, f: F, items: I) -> IMap<'p, I::IntoIter, R>
+    where
+        F: Fn(T) -> R + Copy + Send + 'static,
+        I: IntoIterator<Item = T>,
+        T: Portable,
+        R: Portable,
+    {
+        let _ = f;
+        self.lazy(task::entry_offset::<F, (T,)>(), items.into_iter(), true)
+    }
+
+    /// See [`Pool::imap_unordered`].
+    pub fn imap_unordered<F, T, R, I>(self, f: F, items: I) -> IMap<'p, I::IntoIter, R>
+    where
+        F: Fn(T) -> R + Copy + Send + 'static,
+        I: IntoIterator<Item = T>,
+        T: Portable,
+        R: Portable,
+    {
+        let _ = f;
+        self.lazy(task::entry_offset::<F, (T,)>(), items.into_iter(), false)
+    }
+}
 
 /// The output of [`Pool::imap`] and [`Pool::imap_unordered`]: one `Result` per input item (a
 /// chunk that fails yields one `Err` for the whole chunk, then the output goes on). If the

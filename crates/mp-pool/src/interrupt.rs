@@ -13,9 +13,20 @@ use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use crate::pool::Inner;
-use crate::result::Job;
 use crate::sys;
+
+/// A pool, as SIGINT sees it: something to terminate. (A trait, so that this module needs
+/// nothing from the pool's.)
+pub(crate) trait Terminate: Send + Sync {
+    /// Kills the workers and fails every unfinished chunk.
+    fn terminate(&self);
+}
+
+/// A job a thread waits on, as SIGINT sees it: something to wake.
+pub(crate) trait Wake: Send + Sync {
+    /// Wakes every waiter.
+    fn wake(&self);
+}
 
 /// Bumped by every SIGINT that interrupted waiters.
 static EPOCH: AtomicU64 = AtomicU64::new(0);
@@ -28,8 +39,8 @@ struct Registry {
     installed: bool,
     /// The write end stays open for the handler; the watcher holds the read end.
     writer: Option<OwnedFd>,
-    pools: Vec<Weak<Inner>>,
-    waiters: Vec<(u64, Weak<Job>)>,
+    pools: Vec<Weak<dyn Terminate>>,
+    waiters: Vec<(u64, Weak<dyn Wake>)>,
     next_waiter: u64,
 }
 
@@ -63,7 +74,7 @@ fn ours() -> bool {
 }
 
 /// Registers a new pool, installing the handler on first use.
-pub(crate) fn register_pool(pool: &Arc<Inner>) {
+pub(crate) fn register_pool<P: Terminate + 'static>(pool: &Arc<P>) {
     let mut reg = registry();
     let pid = std::process::id();
     if OWNER.load(Ordering::Relaxed) != pid {
@@ -90,7 +101,8 @@ pub(crate) fn register_pool(pool: &Arc<Inner>) {
         }
     }
     reg.pools.retain(|p| p.strong_count() > 0);
-    reg.pools.push(Arc::downgrade(pool));
+    let pool: Weak<P> = Arc::downgrade(pool);
+    reg.pools.push(pool as Weak<dyn Terminate>);
 }
 
 fn watch_sigint(reader: OwnedFd) {
@@ -99,12 +111,13 @@ fn watch_sigint(reader: OwnedFd) {
     while reader.read_exact(&mut byte).is_ok() {
         let (pools, waiters) = {
             let reg = registry();
-            let waiters: Vec<Arc<Job>> = reg
+            let waiters: Vec<Arc<dyn Wake>> = reg
                 .waiters
                 .iter()
                 .filter_map(|(_, w)| w.upgrade())
                 .collect();
-            let pools: Vec<Arc<Inner>> = reg.pools.iter().filter_map(Weak::upgrade).collect();
+            let pools: Vec<Arc<dyn Terminate>> =
+                reg.pools.iter().filter_map(Weak::upgrade).collect();
             (pools, waiters)
         };
         if waiters.is_empty() {
@@ -115,7 +128,7 @@ fn watch_sigint(reader: OwnedFd) {
         }
         EPOCH.fetch_add(1, Ordering::SeqCst);
         for pool in pools {
-            pool.terminate_all();
+            pool.terminate();
         }
         for job in waiters {
             job.wake();
@@ -130,7 +143,7 @@ pub(crate) struct Watch {
 }
 
 impl Watch {
-    pub(crate) fn begin(job: &Arc<Job>) -> Watch {
+    pub(crate) fn begin<J: Wake + 'static>(job: &Arc<J>) -> Watch {
         let epoch = EPOCH.load(Ordering::SeqCst);
         if !ours() {
             return Watch { id: None, epoch };
@@ -141,7 +154,8 @@ impl Watch {
         }
         let id = reg.next_waiter;
         reg.next_waiter += 1;
-        reg.waiters.push((id, Arc::downgrade(job)));
+        let job: Weak<J> = Arc::downgrade(job);
+        reg.waiters.push((id, job as Weak<dyn Wake>));
         Watch {
             id: Some(id),
             epoch,

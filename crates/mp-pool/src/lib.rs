@@ -42,21 +42,26 @@
 
 #![cfg(all(target_os = "linux", target_env = "gnu"))]
 
+mod builder;
 mod error;
 mod imap;
 mod interrupt;
+mod monitor;
 mod parallel;
 mod plain;
 mod pool;
 mod result;
+mod scheduler;
 mod sys;
 mod task;
+mod wire;
 mod worker;
 
+pub use builder::PoolBuilder;
 pub use error::PoolError;
 pub use imap::IMap;
 pub use parallel::Parallel;
-pub use pool::{Pool, PoolBuilder, Submit};
+pub use pool::{Pool, Submit};
 pub use result::AsyncResult;
 
 // Which public types may cross threads (as tokio's `_assert_kinds`), checked at compile time.

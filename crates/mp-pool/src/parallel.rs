@@ -3,7 +3,7 @@
 
 use std::panic::{self, AssertUnwindSafe};
 
-use mp_spawn::{Context, Target};
+use mp_spawn::{Context, Portable, Target};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -107,8 +107,8 @@ impl Parallel {
     ) -> Result<Vec<F::Output>, PoolError>
     where
         F: Target<A> + Copy,
-        A: Serialize + DeserializeOwned + 'static,
-        F::Output: Serialize + DeserializeOwned + 'static,
+        A: Portable,
+        F::Output: Portable,
     {
         if self.n_jobs == 1 {
             return run_serially(f, calls);
@@ -143,8 +143,8 @@ impl Parallel {
     where
         F: Target<A> + Copy,
         I: IntoIterator<Item = A>,
-        A: Serialize + DeserializeOwned + 'static,
-        F::Output: Serialize + DeserializeOwned + 'static,
+        A: Portable,
+        F::Output: Portable,
     {
         self.iterate(f, calls, true)
     }
@@ -159,8 +159,8 @@ impl Parallel {
     where
         F: Target<A> + Copy,
         I: IntoIterator<Item = A>,
-        A: Serialize + DeserializeOwned + 'static,
-        F::Output: Serialize + DeserializeOwned + 'static,
+        A: Portable,
+        F::Output: Portable,
     {
         self.iterate(f, calls, false)
     }
@@ -174,8 +174,8 @@ impl Parallel {
     where
         F: Target<A> + Copy,
         I: IntoIterator<Item = A>,
-        A: Serialize + DeserializeOwned + 'static,
-        F::Output: Serialize + DeserializeOwned + 'static,
+        A: Portable,
+        F::Output: Portable,
     {
         let _ = f;
         let pool = self.pool()?;

@@ -238,9 +238,11 @@ impl Job {
             };
         }
     }
+}
 
+impl interrupt::Wake for Job {
     /// Wakes every waiter (an interrupt).
-    pub(crate) fn wake(&self) {
+    fn wake(&self) {
         let _st = self.lock();
         self.cond.notify_all();
     }

@@ -6,12 +6,7 @@
 //! or re-executes it after checking its identity, and a worker never takes frames from
 //! anyone but its pool.
 //!
-//! Frames are raw bytes in the queues' shared memory (one copy each way, no second encoding):
-//! - to a worker: `TASK id:u64 entry:i64 payload`, where the payload is the postcard encoding
-//!   of the chunk's argument tuples, or `STOP`;
-//! - to the pool: `RESULT slot:u32 id:u64 status:u8 body`, `DIED slot:u32 generation:u32`
-//!   (from the pool's monitor thread), `INIT_FAILED slot:u32 message`, `READY slot:u32` (the
-//!   worker is up: its initializer, if any, has returned), or `WAKE`.
+//! The frames themselves are in `wire`.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::panic::{self, AssertUnwindSafe};
@@ -23,36 +18,13 @@ use mp_spawn::reduction;
 use serde::Serialize;
 
 use crate::plain;
+use crate::wire::{self, Outcome};
 use serde::de::DeserializeOwned;
-
-pub(crate) const TASK: u8 = 1;
-pub(crate) const STOP: u8 = 2;
-
-pub(crate) const RESULT: u8 = 1;
-pub(crate) const DIED: u8 = 2;
-pub(crate) const INIT_FAILED: u8 = 3;
-pub(crate) const WAKE: u8 = 4;
-pub(crate) const READY: u8 = 5;
-
-/// `TASK` + id + entry.
-pub(crate) const TASK_HEADER: usize = 17;
-/// `RESULT` + slot + id + status.
-pub(crate) const RESULT_HEADER: usize = 14;
-pub(crate) const STATUS_AT: usize = 13;
-
-/// The body is the postcard encoding of the chunk's `Vec` of return values.
-pub(crate) const OK: u8 = 0;
-/// The body is the offset of the item in the chunk (u64) and the panic message.
-pub(crate) const PANICKED: u8 = 1;
-/// The body is a message: the results could not be serialised.
-pub(crate) const ENCODE_FAILED: u8 = 2;
-/// The body is a message: the arguments could not be deserialised.
-pub(crate) const DECODE_FAILED: u8 = 3;
 
 /// Sends a finished result frame (its bytes and the handles the values carry).
 pub(crate) type Send<'s> = &'s mut dyn FnMut(&[u8], &[BorrowedFd<'_>]);
 /// Decodes a chunk's arguments, runs it, and sends the result frame: `frame` holds the
-/// `RESULT` header, and the entry sets the status and appends the body.
+/// `Result` header, and the entry sets the outcome and appends the body.
 pub(crate) type Entry = fn(&[u8], Vec<OwnedFd>, &mut Vec<u8>, Send<'_>);
 /// Decodes an initializer's arguments and calls it.
 pub(crate) type InitEntry = fn(&[u8], Vec<OwnedFd>) -> Result<(), String>;
@@ -131,7 +103,7 @@ where
     let items: Vec<A> = match decoded {
         Ok(items) => items,
         Err(e) => {
-            frame[STATUS_AT] = DECODE_FAILED;
+            wire::set_outcome(frame, Outcome::DecodeFailed);
             frame.extend_from_slice(e.to_string().as_bytes());
             return send(frame, &[]);
         }
@@ -142,7 +114,7 @@ where
         match panic::catch_unwind(AssertUnwindSafe(|| f.call(args))) {
             Ok(value) => out.push(value),
             Err(payload) => {
-                frame[STATUS_AT] = PANICKED;
+                wire::set_outcome(frame, Outcome::Panicked);
                 frame.extend_from_slice(&(offset as u64).to_le_bytes());
                 frame.extend_from_slice(panic_message(&*payload).as_bytes());
                 return send(frame, &[]);
@@ -157,7 +129,7 @@ where
         Ok(fds) => send(frame, &fds.iter().map(AsFd::as_fd).collect::<Vec<_>>()),
         Err(e) => {
             frame.truncate(len);
-            frame[STATUS_AT] = ENCODE_FAILED;
+            wire::set_outcome(frame, Outcome::EncodeFailed);
             frame.extend_from_slice(e.0.as_bytes());
             send(frame, &[]);
         }
@@ -227,24 +199,4 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + std::marker::Send)) -
                 .map(|s| format!("panicked: {s}"))
         })
         .unwrap_or_else(|| "panicked".to_owned())
-}
-
-/// Appends a little-endian u32.
-pub(crate) fn put_u32(buf: &mut Vec<u8>, v: u32) {
-    buf.extend_from_slice(&v.to_le_bytes());
-}
-
-/// Appends a little-endian u64.
-pub(crate) fn put_u64(buf: &mut Vec<u8>, v: u64) {
-    buf.extend_from_slice(&v.to_le_bytes());
-}
-
-/// Reads a little-endian u32 at `at`, if the frame is long enough.
-pub(crate) fn get_u32(buf: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(buf.get(at..at + 4)?.try_into().ok()?))
-}
-
-/// Reads a little-endian u64 at `at`, if the frame is long enough.
-pub(crate) fn get_u64(buf: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(buf.get(at..at + 8)?.try_into().ok()?))
 }

@@ -1,5 +1,5 @@
 //! The worker process's loop (CPython's `pool.worker`): take a frame from its own queue, run
-//! the chunk, put the result on the pool's queue; stop on `STOP`, after `maxtasksperchild`
+//! the chunk, put the result on the pool's queue; stop on `Stop`, after `maxtasksperchild`
 //! chunks, or when the pool is gone.
 
 use std::os::fd::AsFd;
@@ -13,6 +13,7 @@ use mp_spawn::reduction::Fd;
 use serde::{Deserialize, Serialize};
 
 use crate::task;
+use crate::wire;
 
 /// The initializer, as it travels to each worker.
 #[derive(Debug, Serialize, Deserialize)]
@@ -67,18 +68,13 @@ pub(crate) fn worker_main(args: WorkerArgs) {
         // same executable image (mp-spawn forks it or checks the image it re-executes).
         let entry = unsafe { task::init_entry_at(init.entry) };
         if let Err(message) = entry(&init.args, fds) {
-            let mut frame = vec![task::INIT_FAILED];
-            task::put_u32(&mut frame, slot);
-            frame.extend_from_slice(message.as_bytes());
-            let _ = results.put_bytes(&frame, &[]);
+            let _ = results.put_bytes(&wire::init_failed(slot, &message), &[]);
             return;
         }
     }
     // Up: from now on a death is not a crash while starting, and does not count towards the
     // pool's crash-loop guard (an idle worker killed by an operator or the OOM killer).
-    let mut ready = vec![task::READY];
-    task::put_u32(&mut ready, slot);
-    if results.put_bytes(&ready, &[]).is_err() {
+    if results.put_bytes(&wire::ready(slot), &[]).is_err() {
         return;
     }
 
@@ -99,19 +95,11 @@ pub(crate) fn worker_main(args: WorkerArgs) {
             // The queue is unusable: the pool will see this worker exit.
             return;
         };
-        let (Some(&task::TASK), Some(id), Some(entry)) = (
-            taken.first(),
-            task::get_u64(&taken, 1),
-            task::get_u64(&taken, 9),
-        ) else {
-            // STOP.
+        let Some((id, entry)) = wire::parse_task(&taken) else {
+            // Stop.
             return;
         };
-        frame.clear();
-        frame.push(task::RESULT);
-        task::put_u32(&mut frame, slot);
-        task::put_u64(&mut frame, id);
-        frame.push(task::OK);
+        wire::result_header(&mut frame, slot, id);
         let mut send = |bytes: &[u8], fds: &[std::os::fd::BorrowedFd<'_>]| {
             // If the pool is gone there is nobody to tell; its lifeline ends this process.
             let _ = results.put_bytes(bytes, fds);
@@ -119,7 +107,7 @@ pub(crate) fn worker_main(args: WorkerArgs) {
         // SAFETY: task frames come only from this worker's pool, which computed the offset
         // with `entry_offset` in the same executable image.
         let entry = unsafe { task::entry_at(entry as i64) };
-        entry(&taken[task::TASK_HEADER..], fds, &mut frame, &mut send);
+        entry(&taken[wire::TASK_HEADER..], fds, &mut frame, &mut send);
         // Keep the buffers for the next task, unless a large one came by.
         for buf in [&mut frame, &mut taken] {
             if buf.capacity() > 1 << 20 {

@@ -59,6 +59,10 @@ mod sharedctypes;
 mod synchronize;
 #[doc(hidden)]
 pub mod sys;
+/// The one futex parker (sleep on a shared word until it changes or a deadline passes), for
+/// the other crates of the workspace (mp-ipc's ring), as `sys`.
+#[doc(hidden)]
+pub use synchronize::parker;
 
 pub use bytemuck::{Pod, Zeroable};
 pub use error::{ArrayError, IndexError, ListError, LockError, LockResult, ShmError, SyncError};

@@ -9,11 +9,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-
 use crate::error::ContextError;
-use crate::process::{Process, Target};
+use crate::process::{Portable, Process, Target};
 
 /// How a child process is created.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -110,8 +107,8 @@ impl Context {
     pub fn process<F, A>(&self, target: F, args: A) -> Process<F::Output>
     where
         F: Target<A>,
-        A: Serialize + DeserializeOwned + Send + 'static,
-        F::Output: Serialize + DeserializeOwned + 'static,
+        A: Portable + Send,
+        F::Output: Portable,
     {
         Process::with_method(self.method, target, args)
     }
@@ -134,7 +131,7 @@ impl Context {
     pub fn process_closure<C, R>(&self, closure: C) -> Process<R>
     where
         C: FnOnce() -> R + Send + 'static,
-        R: Serialize + DeserializeOwned + 'static,
+        R: Portable,
     {
         Process::closure_with_method(self.method, closure)
     }
@@ -146,16 +143,50 @@ impl Default for Context {
     }
 }
 
-/// The context of a start method, by its Python name.
-pub fn get_context(method: &str) -> Result<Context, ContextError> {
+/// A start method, named as Python names it (`"fork"`, `"spawn"`, `"forkserver"`) or by the
+/// [`StartMethod`] enum: what [`get_context`] and [`set_start_method`] take.
+pub trait IntoStartMethod {
+    /// The start method, or [`ContextError::UnknownMethod`] for a name that is none.
+    fn into_start_method(self) -> Result<StartMethod, ContextError>;
+}
+
+impl IntoStartMethod for StartMethod {
+    fn into_start_method(self) -> Result<StartMethod, ContextError> {
+        Ok(self)
+    }
+}
+
+/// Any borrowed name: `&str`, `&String`, `&&str`, ...
+impl<T: AsRef<str> + ?Sized> IntoStartMethod for &T {
+    fn into_start_method(self) -> Result<StartMethod, ContextError> {
+        self.as_ref().parse()
+    }
+}
+
+impl IntoStartMethod for String {
+    fn into_start_method(self) -> Result<StartMethod, ContextError> {
+        self.parse()
+    }
+}
+
+/// The context of a start method, by its Python name or by the enum.
+///
+/// ```
+/// use mp_spawn::{StartMethod, get_context};
+/// assert_eq!(get_context("spawn")?.start_method(), StartMethod::Spawn);
+/// assert_eq!(get_context(StartMethod::Fork)?.start_method(), StartMethod::Fork);
+/// assert!(get_context("thread").is_err());
+/// # Ok::<(), mp_spawn::ContextError>(())
+/// ```
+pub fn get_context(method: impl IntoStartMethod) -> Result<Context, ContextError> {
     Ok(Context {
-        method: Some(method.parse()?),
+        method: Some(method.into_start_method()?),
     })
 }
 
 /// Sets the default start method; a second call is an error unless `force` is true.
-pub fn set_start_method(method: &str, force: bool) -> Result<(), ContextError> {
-    let method: StartMethod = method.parse()?;
+pub fn set_start_method(method: impl IntoStartMethod, force: bool) -> Result<(), ContextError> {
+    let method = method.into_start_method()?;
     if force {
         CHOSEN.store(method.code(), Ordering::Relaxed);
         return Ok(());

@@ -18,11 +18,8 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-
 use crate::error::ProcessError;
-use crate::process::{Child, ChildSpec, Process, Recipe, Target, global, lock};
+use crate::process::{Child, ChildSpec, Portable, Process, Recipe, Target, global, lock};
 use crate::{forkserver, popen_fork};
 use mp_sys::process::Forked;
 
@@ -121,8 +118,8 @@ impl ForkServer {
     pub fn process<F, A>(&self, target: F, args: A) -> Process<F::Output>
     where
         F: Target<A>,
-        A: Serialize + DeserializeOwned + Send + 'static,
-        F::Output: Serialize + DeserializeOwned + 'static,
+        A: Portable + Send,
+        F::Output: Portable,
     {
         Process::through_helper(Arc::clone(&self.helper), target, args)
     }

@@ -57,7 +57,8 @@ pub use atfork::{Hold, hold_across_fork};
 #[doc(hidden)]
 pub use bootstrap::install_panic_hook;
 pub use context::{
-    Context, StartMethod, get_all_start_methods, get_context, get_start_method, set_start_method,
+    Context, IntoStartMethod, StartMethod, get_all_start_methods, get_context, get_start_method,
+    set_start_method,
 };
 pub use error::{ContextError, ProcessError};
 #[doc(hidden)]
@@ -68,6 +69,6 @@ pub use forkserver::set_forkserver_preload;
 #[doc(hidden)]
 pub use mp_sys::poll::readable_until as poll_readable_until;
 pub use process::{
-    ActiveChild, CurrentProcess, ParentProcess, Process, Target, active_children, cpu_count,
-    current_process, parent_process, process_cpu_count,
+    ActiveChild, CurrentProcess, ParentProcess, Portable, Process, Target, active_children,
+    cpu_count, current_process, parent_process, process_cpu_count,
 };

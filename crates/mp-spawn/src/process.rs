@@ -18,16 +18,37 @@ use crate::{channel, fork_helper, forkserver, popen_fork, popen_spawn};
 /// A function that a process can run with the arguments `Args` (a tuple, as Python's `args`).
 ///
 /// Implemented for every `FnOnce(A1, ..., An) -> R` with up to eight arguments, so that
-/// `Process::new(f, (a, b))` calls `f(a, b)`.
-pub trait Target<Args>: Send + 'static {
+/// `Process::new(f, (a, b))` calls `f(a, b)`. Sealed: a spawned child creates the target
+/// anew from nothing (it is zero-sized), which only fn items and non-capturing closures allow,
+/// so no other type may implement it.
+///
+/// ```compile_fail
+/// struct Mine;
+/// impl mp_spawn::Target<()> for Mine {
+///     type Output = ();
+///     fn call(self, _: ()) {}
+/// }
+/// ```
+pub trait Target<Args>: sealed::Sealed<Args> + Send + 'static {
     /// What the function returns (handed back by [`Process::join`]).
     type Output;
     /// Calls the function.
     fn call(self, args: Args) -> Self::Output;
 }
 
+mod sealed {
+    /// Implemented exactly where `Target` is.
+    pub trait Sealed<Args> {}
+}
+
 macro_rules! impl_target {
     ($($arg:ident),*) => {
+        impl<Func, Ret, $($arg,)*> sealed::Sealed<($($arg,)*)> for Func
+        where
+            Func: FnOnce($($arg),*) -> Ret + Send + 'static,
+        {
+        }
+
         impl<Func, Ret, $($arg,)*> Target<($($arg,)*)> for Func
         where
             Func: FnOnce($($arg),*) -> Ret + Send + 'static,
@@ -49,6 +70,18 @@ impl_target!(A1, A2, A3, A4, A5);
 impl_target!(A1, A2, A3, A4, A5, A6);
 impl_target!(A1, A2, A3, A4, A5, A6, A7);
 impl_target!(A1, A2, A3, A4, A5, A6, A7, A8);
+
+/// What may travel to a child and back, as an argument or a result: a serde type that owns
+/// its data (Python's "picklable"). One name for the bounds every entry point repeats;
+/// implemented for every such type.
+///
+/// ```
+/// fn takes<T: mp_spawn::Portable>(_: T) {}
+/// takes((1u64, "text".to_string(), vec![2.5f64]));
+/// ```
+pub trait Portable: Serialize + DeserializeOwned + 'static {}
+
+impl<T: Serialize + DeserializeOwned + 'static> Portable for T {}
 
 /// What a spawn or forkserver child needs to find and call its target.
 pub(crate) struct Recipe {
@@ -72,7 +105,7 @@ struct FnLaunch<F, A> {
 impl<F, A> Launch<F::Output> for FnLaunch<F, A>
 where
     F: Target<A>,
-    A: Serialize + DeserializeOwned + Send + 'static,
+    A: Portable + Send,
     F::Output: Serialize,
 {
     fn run(self: Box<Self>) -> F::Output {
@@ -399,7 +432,7 @@ impl<R> std::fmt::Debug for Process<R> {
     }
 }
 
-impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
+impl<R: Portable> Process<R> {
     /// A process that will run `target(args...)` with the default start method.
     /// `args` is a tuple: `()`, `(x,)`, `(x, y)`, ...
     ///
@@ -408,7 +441,7 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
     pub fn new<F, A>(target: F, args: A) -> Self
     where
         F: Target<A, Output = R>,
-        A: Serialize + DeserializeOwned + Send + 'static,
+        A: Portable + Send,
     {
         Self::with_method(None, target, args)
     }
@@ -416,7 +449,7 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
     pub(crate) fn with_method<F, A>(method: Option<StartMethod>, target: F, args: A) -> Self
     where
         F: Target<A, Output = R>,
-        A: Serialize + DeserializeOwned + Send + 'static,
+        A: Portable + Send,
     {
         const {
             assert!(
@@ -432,7 +465,7 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
     pub(crate) fn through_helper<F, A>(helper: Arc<fork_helper::Helper>, target: F, args: A) -> Self
     where
         F: Target<A, Output = R>,
-        A: Serialize + DeserializeOwned + Send + 'static,
+        A: Portable + Send,
     {
         let mut process = Self::with_method(Some(StartMethod::Fork), target, args);
         process.helper = Some(helper);

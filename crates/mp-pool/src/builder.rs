@@ -1,0 +1,120 @@
+//! [`PoolBuilder`]: the settings of a pool, checked into a [`Config`]. (Its `build`, which
+//! starts the pool, is with [`Pool`](crate::Pool).)
+
+use mp_spawn::reduction;
+use mp_spawn::{Context, StartMethod, Target};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::PoolError;
+use crate::task;
+use crate::worker::InitSpec;
+
+/// Settings of a [`Pool`](crate::Pool) (Python's `Pool(processes, initializer, initargs,
+/// maxtasksperchild, context)`).
+///
+/// ```
+/// use mp_pool::Pool;
+///
+/// fn setup(greeting: String) {
+///     assert_eq!(greeting, "hi");
+/// }
+/// fn square(x: u64) -> u64 { x * x }
+///
+/// let pool = Pool::builder()
+///     .processes(2)
+///     .initializer(setup, ("hi".to_string(),))
+///     .maxtasksperchild(100)
+///     .context(mp_spawn::get_context("spawn").unwrap())
+///     .build()?;
+/// assert_eq!(pool.map(square, [1, 2, 3])?, [1, 4, 9]);
+/// # Ok::<(), mp_pool::PoolError>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct PoolBuilder {
+    processes: Option<usize>,
+    init: Option<Result<InitSpec, PoolError>>,
+    maxtasks: Option<usize>,
+    context: Option<Context>,
+}
+
+impl PoolBuilder {
+    /// The number of workers; by default the CPUs this process may use
+    /// ([`process_cpu_count`](mp_spawn::process_cpu_count), as Python 3.13).
+    pub fn processes(mut self, processes: usize) -> Self {
+        self.processes = Some(processes);
+        self
+    }
+
+    /// A function each worker calls once, before its first task (Python's `initializer`
+    /// and `initargs`). Like a task, it must be a fn item or a non-capturing closure; its
+    /// arguments may carry handles (a `Queue`, a `Lock`...). If it panics, the pool stops
+    /// taking tasks and they fail with [`PoolError::Initializer`].
+    pub fn initializer<F, A>(mut self, initializer: F, args: A) -> Self
+    where
+        F: Target<A, Output = ()> + Copy,
+        A: Serialize + DeserializeOwned,
+    {
+        let _ = initializer;
+        let spec = reduction::dumps(&args)
+            .map_err(|e| PoolError::Encode(e.0))
+            .map(|dumped| InitSpec {
+                entry: task::init_offset::<F, A>(),
+                args: dumped.bytes,
+                fds: dumped.fds.into_iter().map(reduction::Fd::new).collect(),
+            });
+        self.init = Some(spec);
+        self
+    }
+
+    /// Replaces each worker after it has run this many tasks (chunks), to bound what a leaky
+    /// task can hold (Python's `maxtasksperchild`). By default workers live as long as the pool.
+    pub fn maxtasksperchild(mut self, tasks: usize) -> Self {
+        self.maxtasks = Some(tasks);
+        self
+    }
+
+    /// The start method of the workers (by default, the one `set_start_method` chose).
+    pub fn context(mut self, context: Context) -> Self {
+        self.context = Some(context);
+        self
+    }
+
+    /// The checked settings.
+    pub(crate) fn config(self) -> Result<Config, PoolError> {
+        let processes = self.processes.unwrap_or_else(mp_spawn::process_cpu_count);
+        if processes == 0 {
+            return Err(PoolError::InvalidArgument(
+                "Number of processes must be at least 1",
+            ));
+        }
+        if self.maxtasks == Some(0) {
+            return Err(PoolError::InvalidArgument(
+                "maxtasksperchild must be a positive number",
+            ));
+        }
+        let ctx = self.context.unwrap_or_default();
+        Ok(Config {
+            prefix: match ctx.start_method() {
+                StartMethod::Fork => "ForkPoolWorker",
+                StartMethod::Spawn => "SpawnPoolWorker",
+                StartMethod::Forkserver => "ForkServerPoolWorker",
+            },
+            ctx,
+            processes,
+            init: self.init.transpose()?,
+            maxtasks: self.maxtasks.map(|m| m as u64),
+        })
+    }
+}
+
+/// A pool's settings, checked.
+#[derive(Debug)]
+pub(crate) struct Config {
+    pub(crate) ctx: Context,
+    /// The start of the workers' names.
+    pub(crate) prefix: &'static str,
+    pub(crate) processes: usize,
+    pub(crate) init: Option<InitSpec>,
+    pub(crate) maxtasks: Option<u64>,
+}

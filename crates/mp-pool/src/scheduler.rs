@@ -1,0 +1,462 @@
+//! The pool's bookkeeping: which chunk is where, which worker gets the next one, and what a
+//! worker's death means. Pure state: no process and no OS call is made here (a worker is
+//! reached through its [`Port`]), so that it can be tested without processes. The invariants
+//! are in `README.md` beside this file.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::{PoolError, signal_name};
+use crate::result::{Deferred, Job, Part};
+use crate::wire::{self, Outcome, Prepared};
+
+#[cfg(test)]
+mod test;
+
+/// How many chunks a worker may hold at least: the one it runs and the next, so that it never
+/// waits for the owner between two chunks.
+const MIN_DEPTH: usize = 2;
+/// At most.
+const MAX_DEPTH: usize = 64;
+/// How much work (by the measured time per chunk) a worker may have queued: short chunks are
+/// queued deeper, so the owner's thread need not keep up chunk by chunk, while a slow chunk
+/// never holds back more than this much work behind it.
+const QUEUED_WORK: Duration = Duration::from_millis(1);
+
+/// A worker's task queue, as the scheduler sees it.
+pub(crate) trait Port {
+    type Error: fmt::Display;
+    /// Puts a frame (and the handles it carries) on the queue.
+    fn send(&self, frame: &[u8], fds: &[BorrowedFd<'_>]) -> Result<(), Self::Error>;
+    /// How many frames are in the queue, not taken by the worker.
+    fn queued(&self) -> usize;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Status {
+    Running,
+    Closed,
+    Terminated,
+}
+
+/// A chunk, from submission until its result arrives.
+struct Task {
+    job: Arc<Job>,
+    /// Its number within the job.
+    chunk: usize,
+    /// The index of its first input item, and how many it holds.
+    index: usize,
+    len: usize,
+    /// The `Task` frame, kept until the result arrives so that it can go to another worker.
+    frame: Vec<u8>,
+    fds: Vec<OwnedFd>,
+    /// When it went into a worker's queue.
+    sent: Option<Instant>,
+}
+
+/// A live worker.
+pub(crate) struct Worker<P> {
+    /// Its task queue (and whatever else its owner keeps: the process).
+    pub(crate) port: P,
+    pub(crate) pid: u32,
+    pub(crate) generation: u32,
+    /// Ids of the chunks sent and not answered, in the order sent.
+    outstanding: VecDeque<u64>,
+    /// Chunks it may still be sent under `maxtasksperchild`.
+    budget: Option<u64>,
+    stopping: bool,
+    /// When its last result arrived: a chunk queued before it started then.
+    last_result: Instant,
+}
+
+impl<P> Worker<P> {
+    pub(crate) fn new(port: P, pid: u32, generation: u32, budget: Option<u64>) -> Self {
+        Worker {
+            port,
+            pid,
+            generation,
+            outstanding: VecDeque::new(),
+            budget,
+            stopping: false,
+            last_result: Instant::now(),
+        }
+    }
+}
+
+/// The state of a pool, under its lock.
+pub(crate) struct Scheduler<P> {
+    pub(crate) status: Status,
+    pub(crate) workers: Vec<Option<Worker<P>>>,
+    pending: VecDeque<u64>,
+    tasks: HashMap<u64, Task>,
+    next_id: u64,
+    generation: u32,
+    /// Workers started so far (for their names).
+    pub(crate) started: usize,
+    /// The initializer failed, or workers die as they start: no worker can take tasks.
+    broken: Option<PoolError>,
+    /// The generations of the live workers that are up (sent `Ready`).
+    ready: HashSet<u32>,
+    /// Workers that died in a row before they took a task (reset by every result): the
+    /// crash-loop guard.
+    early_deaths: usize,
+    /// The time a chunk takes in a worker (a moving average), once measured.
+    chunk_time: Option<Duration>,
+    /// The number of workers, and whether they run an initializer (for the guard).
+    processes: usize,
+    has_init: bool,
+}
+
+impl<P: Port> Scheduler<P> {
+    pub(crate) fn new(processes: usize, has_init: bool) -> Self {
+        Scheduler {
+            status: Status::Running,
+            workers: (0..processes).map(|_| None).collect(),
+            pending: VecDeque::new(),
+            tasks: HashMap::new(),
+            next_id: 0,
+            generation: 0,
+            started: 0,
+            broken: None,
+            ready: HashSet::new(),
+            early_deaths: 0,
+            chunk_time: None,
+            processes,
+            has_init,
+        }
+    }
+
+    /// How many chunks a worker may hold: about `QUEUED_WORK` of them.
+    fn depth(&self) -> usize {
+        match self.chunk_time {
+            Some(t) if !t.is_zero() => {
+                ((QUEUED_WORK.as_nanos() / t.as_nanos()) as usize).clamp(MIN_DEPTH, MAX_DEPTH)
+            }
+            Some(_) => MAX_DEPTH,
+            None => MIN_DEPTH,
+        }
+    }
+
+    /// Chunks waiting for a worker.
+    pub(crate) fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Whether the worker of this generation is up.
+    pub(crate) fn is_ready(&self, generation: u32) -> bool {
+        self.ready.contains(&generation)
+    }
+
+    /// The generation of the next worker.
+    pub(crate) fn next_generation(&mut self) -> u32 {
+        self.generation = self.generation.wrapping_add(1);
+        self.generation
+    }
+
+    /// Queues chunks of a job and hands out what workers have room for.
+    pub(crate) fn submit(
+        &mut self,
+        job: &Arc<Job>,
+        chunks: Vec<Prepared>,
+    ) -> Result<Vec<Deferred>, PoolError> {
+        if self.status != Status::Running {
+            return Err(PoolError::NotRunning);
+        }
+        if let Some(error) = &self.broken {
+            return Err(error.duplicate());
+        }
+        for mut chunk in chunks {
+            let id = self.next_id;
+            self.next_id += 1;
+            chunk.set_id(id);
+            self.tasks.insert(
+                id,
+                Task {
+                    job: Arc::clone(job),
+                    chunk: chunk.chunk,
+                    index: chunk.index,
+                    len: chunk.len,
+                    frame: chunk.frame,
+                    fds: chunk.fds,
+                    sent: None,
+                },
+            );
+            self.pending.push_back(id);
+        }
+        Ok(self.dispatch())
+    }
+
+    /// Forgets the chunks of `job` that are not in a worker's queue yet: an `imap` dropped
+    /// before its end. The chunks that workers already hold still run, and their results are
+    /// dropped.
+    pub(crate) fn cancel_pending(&mut self, job: &Arc<Job>) {
+        let Scheduler { pending, tasks, .. } = self;
+        pending.retain(|id| match tasks.get(id) {
+            Some(task) if Arc::ptr_eq(&task.job, job) => {
+                tasks.remove(id);
+                false
+            }
+            _ => true,
+        });
+        self.stop_idle_workers();
+    }
+
+    /// Sends pending chunks to the workers with room, the least loaded first.
+    pub(crate) fn dispatch(&mut self) -> Vec<Deferred> {
+        let mut callbacks = Vec::new();
+        let depth = self.depth();
+        while let Some(&id) = self.pending.front() {
+            let best = self
+                .workers
+                .iter()
+                .enumerate()
+                .filter_map(|(slot, w)| Some((slot, w.as_ref()?)))
+                .filter(|(_, w)| !w.stopping && w.outstanding.len() < depth && w.budget != Some(0))
+                .min_by_key(|(_, w)| w.outstanding.len())
+                .map(|(slot, _)| slot);
+            let Some(slot) = best else { break };
+            self.pending.pop_front();
+            let Some(task) = self.tasks.get_mut(&id) else {
+                continue;
+            };
+            let Some(worker) = self.workers[slot].as_mut() else {
+                continue;
+            };
+            task.sent = Some(Instant::now());
+            let fds: Vec<BorrowedFd<'_>> = task.fds.iter().map(AsFd::as_fd).collect();
+            match worker.port.send(&task.frame, &fds) {
+                Ok(()) => {
+                    worker.outstanding.push_back(id);
+                    if let Some(budget) = worker.budget.as_mut() {
+                        *budget -= 1;
+                    }
+                }
+                Err(e) => {
+                    if let Some(task) = self.tasks.remove(&id) {
+                        callbacks.extend(task.job.finish(
+                            task.chunk,
+                            Err(PoolError::Io(std::io::Error::other(e.to_string()))),
+                        ));
+                    }
+                }
+            }
+        }
+        callbacks
+    }
+
+    /// `close`: takes no more tasks. Whether the pool was running.
+    pub(crate) fn close(&mut self) -> bool {
+        if self.status != Status::Running {
+            return false;
+        }
+        self.status = Status::Closed;
+        self.stop_idle_workers();
+        true
+    }
+
+    /// After `close`, tells the workers to exit once no chunk is left.
+    pub(crate) fn stop_idle_workers(&mut self) {
+        if self.status != Status::Closed || !self.tasks.is_empty() {
+            return;
+        }
+        for worker in self.workers.iter_mut().flatten() {
+            if !worker.stopping {
+                worker.stopping = true;
+                let _ = worker.port.send(&wire::STOP, &[]);
+            }
+        }
+    }
+
+    /// `terminate`: fails every unfinished chunk and marks every worker stopping, for the
+    /// caller to kill. `None` if the pool was terminated already.
+    pub(crate) fn terminate(&mut self) -> Option<Vec<Deferred>> {
+        if self.status == Status::Terminated {
+            return None;
+        }
+        self.status = Status::Terminated;
+        self.pending.clear();
+        let mut callbacks = Vec::new();
+        for (_, task) in self.tasks.drain() {
+            callbacks.extend(task.job.finish(task.chunk, Err(PoolError::Terminated)));
+        }
+        for worker in self.workers.iter_mut().flatten() {
+            worker.stopping = true;
+            worker.outstanding.clear();
+        }
+        Some(callbacks)
+    }
+
+    /// The pool is shut down and every worker is gone: the handler may stop.
+    pub(crate) fn finished(&self) -> bool {
+        self.status != Status::Running && self.workers.iter().all(Option::is_none)
+    }
+
+    /// A chunk's result.
+    pub(crate) fn on_result(
+        &mut self,
+        slot: u32,
+        id: u64,
+        outcome: Outcome,
+        body: Vec<u8>,
+        fds: Vec<OwnedFd>,
+    ) -> Vec<Deferred> {
+        self.early_deaths = 0;
+        // A chunk failed by `terminate` has no task any more.
+        let Some(task) = self.tasks.remove(&id) else {
+            return Vec::new();
+        };
+        let now = Instant::now();
+        let mut took = None;
+        if let Some(Some(worker)) = self.workers.get_mut(slot as usize) {
+            if let Some(at) = worker.outstanding.iter().position(|&o| o == id) {
+                worker.outstanding.remove(at);
+            }
+            // It started when it was sent, or when the worker finished the chunk before it.
+            if let Some(sent) = task.sent {
+                took = Some(now.saturating_duration_since(sent.max(worker.last_result)));
+            }
+            worker.last_result = now;
+        }
+        if let Some(took) = took {
+            self.chunk_time = Some(match self.chunk_time {
+                None => took,
+                Some(avg) => (avg * 7 + took) / 8,
+            });
+        }
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        let result = match outcome {
+            Outcome::Ok => Ok(Part { bytes: body, fds }),
+            Outcome::Panicked => {
+                let offset = wire::get_u64(&body, 0).unwrap_or(0) as usize;
+                Err(PoolError::Panicked {
+                    index: task.index + offset,
+                    message: text(body.get(8..).unwrap_or_default()),
+                })
+            }
+            Outcome::EncodeFailed => Err(PoolError::Encode(text(&body))),
+            Outcome::DecodeFailed => Err(PoolError::Decode(text(&body))),
+        };
+        task.job.finish(task.chunk, result)
+    }
+
+    /// Takes the worker in `slot` out if it is of `generation` (the monitor reported its
+    /// death), for the caller to reap and pass to [`on_died`](Scheduler::on_died).
+    pub(crate) fn take_dead(&mut self, slot: usize, generation: u32) -> Option<Worker<P>> {
+        let entry = self.workers.get_mut(slot)?;
+        if entry.as_ref().is_none_or(|w| w.generation != generation) {
+            return None;
+        }
+        entry.take()
+    }
+
+    /// A worker taken out by [`take_dead`](Scheduler::take_dead) died with `exitcode`: fails
+    /// the chunk it was running, returns the ones it had not taken to the pending ones, and
+    /// counts it towards the crash-loop guard if it must.
+    pub(crate) fn on_died(&mut self, worker: Worker<P>, exitcode: i32) -> Vec<Deferred> {
+        let generation = worker.generation;
+        let mut callbacks = Vec::new();
+        // Frames still in its queue were never taken: they go to another worker. If it had
+        // taken more than it answered, the first unanswered one was running when it died.
+        let untaken = worker.port.queued().min(worker.outstanding.len());
+        let taken = worker.outstanding.len() - untaken;
+        let mut outstanding = worker.outstanding;
+        if taken > 0 {
+            if let Some(id) = outstanding.pop_front() {
+                if let Some(task) = self.tasks.remove(&id) {
+                    callbacks.extend(task.job.finish(
+                        task.chunk,
+                        Err(PoolError::WorkerDied {
+                            index: task.index,
+                            len: task.len,
+                            pid: worker.pid,
+                            exitcode,
+                        }),
+                    ));
+                }
+            }
+        }
+        for id in outstanding.into_iter().rev() {
+            self.pending.push_front(id);
+        }
+        // Only a worker that died before it was up, or that was up with work queued for it and
+        // took none of it, counts towards the guard: one killed while idle (by an operator, by
+        // the OOM killer) is replaced however often it happens. The count resets on a result
+        // only, so that workers that always die right after `Ready` still trip it.
+        let was_ready = self.ready.remove(&generation);
+        if !was_ready || (taken == 0 && untaken > 0) {
+            self.early_deaths += 1;
+            // Workers that die as they start (a crash in the initializer, say) would be
+            // replaced forever, as Python's are: give up instead.
+            if self.early_deaths > 2 * self.processes + 2 {
+                let (count, how) = (self.early_deaths, how_it_ended(exitcode));
+                let error = if self.has_init && !was_ready {
+                    PoolError::Initializer {
+                        message: format!(
+                            "died before it returned, in {count} workers in a row (the last \
+                             {how})"
+                        ),
+                    }
+                } else {
+                    PoolError::StartFailed {
+                        message: format!(
+                            "{count} workers in a row died before they took a task (the \
+                             last {how})"
+                        ),
+                    }
+                };
+                callbacks.extend(self.on_broken(error));
+            }
+        }
+        callbacks
+    }
+
+    /// Whether a dead worker's slot needs a new worker.
+    pub(crate) fn needs_replacement(&self) -> bool {
+        let needed = match self.status {
+            Status::Running => true,
+            Status::Closed => !self.tasks.is_empty(),
+            Status::Terminated => false,
+        };
+        needed && self.broken.is_none()
+    }
+
+    /// A worker is up.
+    pub(crate) fn on_ready(&mut self, slot: u32) {
+        // Its `Ready` comes before the monitor's `Died` for it, so the slot still holds it.
+        if let Some(Some(worker)) = self.workers.get(slot as usize) {
+            self.ready.insert(worker.generation);
+        }
+    }
+
+    /// No worker can take tasks: every waiting and every later task fails with `error`.
+    pub(crate) fn on_broken(&mut self, error: PoolError) -> Vec<Deferred> {
+        let callbacks = self.fail_all(|| error.duplicate());
+        self.broken = Some(error);
+        callbacks
+    }
+
+    /// Fails every unfinished chunk with `error()`.
+    pub(crate) fn fail_all(&mut self, error: impl Fn() -> PoolError) -> Vec<Deferred> {
+        self.pending.clear();
+        for worker in self.workers.iter_mut().flatten() {
+            worker.outstanding.clear();
+        }
+        let mut callbacks = Vec::new();
+        for (_, task) in self.tasks.drain() {
+            callbacks.extend(task.job.finish(task.chunk, Err(error())));
+        }
+        callbacks
+    }
+}
+
+/// How a worker ended, for messages: "killed by SIGKILL (exit code -9)".
+fn how_it_ended(exitcode: i32) -> String {
+    match (exitcode < 0).then(|| signal_name(-exitcode)) {
+        Some(Some(name)) => format!("was killed by {name}, exit code {exitcode}"),
+        Some(None) => format!("was killed by signal {}, exit code {exitcode}", -exitcode),
+        None => format!("exited with code {exitcode}"),
+    }
+}

@@ -1,0 +1,250 @@
+//! The frames the pool and its workers exchange.
+//!
+//! Frames are raw bytes in the queues' shared memory (one copy each way, no second encoding);
+//! the first byte is a tag:
+//! - to a worker ([`ToWorker`]): `Task id:u64 entry:i64 payload`, where the payload is the
+//!   postcard encoding of the chunk's argument tuples, or `Stop`;
+//! - to the pool ([`ToPool`]): `Result slot:u32 id:u64 outcome:u8 body`, `Died slot:u32
+//!   generation:u32` (from the pool's monitor thread), `InitFailed slot:u32 message`, `Ready
+//!   slot:u32` (the worker is up: its initializer, if any, has returned), or `Wake`.
+//!
+//! A `Result`'s body depends on its [`Outcome`].
+
+use std::os::fd::OwnedFd;
+
+use mp_spawn::reduction;
+use serde::Serialize;
+
+use crate::error::PoolError;
+use crate::plain;
+
+#[cfg(test)]
+mod test;
+
+/// The tag of a frame to a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum ToWorker {
+    /// A chunk to run.
+    Task = 1,
+    /// Exit.
+    Stop = 2,
+}
+
+/// The tag of a frame to the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum ToPool {
+    Result = 1,
+    Died = 2,
+    InitFailed = 3,
+    Wake = 4,
+    Ready = 5,
+}
+
+impl ToPool {
+    fn from_byte(byte: u8) -> Option<ToPool> {
+        Some(match byte {
+            1 => ToPool::Result,
+            2 => ToPool::Died,
+            3 => ToPool::InitFailed,
+            4 => ToPool::Wake,
+            5 => ToPool::Ready,
+            _ => return None,
+        })
+    }
+}
+
+/// How a chunk ended: the outcome byte of a `Result` frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Outcome {
+    /// The body is the postcard encoding of the chunk's `Vec` of return values.
+    Ok = 0,
+    /// The body is the offset of the item in the chunk (u64) and the panic message.
+    Panicked = 1,
+    /// The body is a message: the results could not be serialised.
+    EncodeFailed = 2,
+    /// The body is a message: the arguments could not be deserialised.
+    DecodeFailed = 3,
+}
+
+impl Outcome {
+    /// The outcome a byte names; an unknown byte reads as `DecodeFailed` (the frame is bad).
+    pub(crate) fn from_byte(byte: u8) -> Outcome {
+        match byte {
+            0 => Outcome::Ok,
+            1 => Outcome::Panicked,
+            2 => Outcome::EncodeFailed,
+            _ => Outcome::DecodeFailed,
+        }
+    }
+}
+
+/// `Task` + id + entry.
+pub(crate) const TASK_HEADER: usize = 17;
+/// `Result` + slot + id + outcome.
+pub(crate) const RESULT_HEADER: usize = 14;
+pub(crate) const OUTCOME_AT: usize = 13;
+
+/// Appends a little-endian u32.
+pub(crate) fn put_u32(buf: &mut Vec<u8>, v: u32) {
+    buf.extend_from_slice(&v.to_le_bytes());
+}
+
+/// Appends a little-endian u64.
+pub(crate) fn put_u64(buf: &mut Vec<u8>, v: u64) {
+    buf.extend_from_slice(&v.to_le_bytes());
+}
+
+/// Reads a little-endian u32 at `at`, if the frame is long enough.
+pub(crate) fn get_u32(buf: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(buf.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// Reads a little-endian u64 at `at`, if the frame is long enough.
+pub(crate) fn get_u64(buf: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(buf.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// The `Stop` frame.
+pub(crate) const STOP: [u8; 1] = [ToWorker::Stop as u8];
+/// The `Wake` frame.
+pub(crate) const WAKE: [u8; 1] = [ToPool::Wake as u8];
+
+/// A `Task` frame's id and entry, or `None` for anything else (`Stop`).
+#[inline]
+pub(crate) fn parse_task(frame: &[u8]) -> Option<(u64, u64)> {
+    match (frame.first(), get_u64(frame, 1), get_u64(frame, 9)) {
+        (Some(&tag), Some(id), Some(entry)) if tag == ToWorker::Task as u8 => Some((id, entry)),
+        _ => None,
+    }
+}
+
+/// Sets `frame` to the header of a `Result` with outcome `Ok`; the chunk's entry appends the
+/// body (and changes the outcome if it must).
+#[inline]
+pub(crate) fn result_header(frame: &mut Vec<u8>, slot: u32, id: u64) {
+    frame.clear();
+    frame.push(ToPool::Result as u8);
+    put_u32(frame, slot);
+    put_u64(frame, id);
+    frame.push(Outcome::Ok as u8);
+}
+
+/// Sets the outcome of a `Result` frame made by [`result_header`].
+#[inline]
+pub(crate) fn set_outcome(frame: &mut [u8], outcome: Outcome) {
+    frame[OUTCOME_AT] = outcome as u8;
+}
+
+/// A `Died` frame.
+pub(crate) fn died(slot: u32, generation: u32) -> Vec<u8> {
+    let mut frame = vec![ToPool::Died as u8];
+    put_u32(&mut frame, slot);
+    put_u32(&mut frame, generation);
+    frame
+}
+
+/// A `Ready` frame.
+pub(crate) fn ready(slot: u32) -> Vec<u8> {
+    let mut frame = vec![ToPool::Ready as u8];
+    put_u32(&mut frame, slot);
+    frame
+}
+
+/// An `InitFailed` frame.
+pub(crate) fn init_failed(slot: u32, message: &str) -> Vec<u8> {
+    let mut frame = vec![ToPool::InitFailed as u8];
+    put_u32(&mut frame, slot);
+    frame.extend_from_slice(message.as_bytes());
+    frame
+}
+
+/// A parsed frame from the result queue.
+pub(crate) enum Msg {
+    Result {
+        slot: u32,
+        id: u64,
+        outcome: Outcome,
+        body: Vec<u8>,
+        fds: Vec<OwnedFd>,
+    },
+    Died {
+        slot: u32,
+        generation: u32,
+    },
+    InitFailed {
+        message: String,
+    },
+    Ready {
+        slot: u32,
+    },
+    Wake,
+}
+
+impl Msg {
+    pub(crate) fn parse(bytes: &[u8], fds: Vec<OwnedFd>) -> Msg {
+        match bytes.first().copied().and_then(ToPool::from_byte) {
+            Some(ToPool::Result) if bytes.len() >= RESULT_HEADER => Msg::Result {
+                slot: get_u32(bytes, 1).unwrap_or(u32::MAX),
+                id: get_u64(bytes, 5).unwrap_or(u64::MAX),
+                outcome: Outcome::from_byte(bytes[OUTCOME_AT]),
+                body: bytes[RESULT_HEADER..].to_vec(),
+                fds,
+            },
+            Some(ToPool::Died) => Msg::Died {
+                slot: get_u32(bytes, 1).unwrap_or(u32::MAX),
+                generation: get_u32(bytes, 5).unwrap_or(u32::MAX),
+            },
+            Some(ToPool::Ready) => Msg::Ready {
+                slot: get_u32(bytes, 1).unwrap_or(u32::MAX),
+            },
+            Some(ToPool::InitFailed) => Msg::InitFailed {
+                message: String::from_utf8_lossy(bytes.get(5..).unwrap_or_default()).into_owned(),
+            },
+            _ => Msg::Wake,
+        }
+    }
+}
+
+/// A chunk ready to be submitted: its `Task` frame (id unset) and the handles it carries.
+pub(crate) struct Prepared {
+    pub(crate) chunk: usize,
+    pub(crate) index: usize,
+    pub(crate) len: usize,
+    pub(crate) frame: Vec<u8>,
+    pub(crate) fds: Vec<OwnedFd>,
+}
+
+impl Prepared {
+    /// Encodes the argument tuples of one chunk for `entry`.
+    pub(crate) fn encode<A: Serialize + 'static>(
+        entry: i64,
+        chunk: usize,
+        index: usize,
+        items: &[A],
+    ) -> Result<Prepared, PoolError> {
+        let mut frame = Vec::with_capacity(TASK_HEADER + 8 * items.len() + 8);
+        frame.push(ToWorker::Task as u8);
+        put_u64(&mut frame, 0); // the id, set at submission
+        frame.extend_from_slice(&entry.to_le_bytes());
+        let fds = if plain::encode(items, &mut frame) {
+            Vec::new()
+        } else {
+            reduction::dumps_into(items, &mut frame).map_err(|e| PoolError::Encode(e.0))?
+        };
+        Ok(Prepared {
+            chunk,
+            index,
+            len: items.len(),
+            frame,
+            fds,
+        })
+    }
+
+    /// Sets the id of the chunk, at submission.
+    pub(crate) fn set_id(&mut self, id: u64) {
+        self.frame[1..9].copy_from_slice(&id.to_le_bytes());
+    }
+}

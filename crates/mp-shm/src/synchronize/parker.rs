@@ -1,0 +1,81 @@
+//! The one futex parker: every sleep of a futex-word object (Semaphore, Event, Condition) goes
+//! through [`park`], and every wake-up through [`unpark`] / [`unpark_all`].
+//!
+//! A futex sleep returns early for many reasons (a wake meant for another waiter, a signal:
+//! EINTR, the word already changed: EAGAIN). [`park`] hides them all: it returns only when the
+//! word no longer holds the value the caller saw, or the deadline passed. The caller then
+//! re-checks its own condition, as after any wake-up. A wake-up is never lost: the kernel
+//! compares the word with `expected` atomically with going to sleep, so a change made (and
+//! woken) between the caller's read and the sleep makes the sleep return at once.
+//!
+//! Hidden `pub` (re-exported as `mp_shm::parker`) so that mp-ipc's ring sleeps the same way.
+//!
+//! ```
+//! use mp_shm::parker::{Parked, park, unpark_all};
+//! use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+//! use std::time::Duration;
+//!
+//! let word = AtomicU32::new(0);
+//! std::thread::scope(|s| {
+//!     s.spawn(|| {
+//!         word.store(1, SeqCst); // change first, then wake
+//!         unpark_all(&word);
+//!     });
+//!     assert_eq!(park(&word, 0, None), Parked::Changed);
+//! });
+//! let soon = mp_spawn::deadline::after(Duration::from_millis(1));
+//! assert_eq!(park(&word, 1, soon), Parked::TimedOut);
+//! ```
+
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use std::time::Instant;
+
+use crate::sys;
+
+/// Why [`park`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parked {
+    /// The word no longer holds the expected value.
+    Changed,
+    /// The deadline passed first (the word still held the expected value when last read).
+    TimedOut,
+}
+
+/// Whether `deadline` (None: never) has passed.
+#[inline]
+pub fn timed_out(deadline: Option<Instant>) -> bool {
+    deadline.is_some_and(|d| Instant::now() >= d)
+}
+
+/// Sleeps while `*word == expected`, until it changes or `deadline` passes (None: forever).
+/// Returns at once if the word already differs.
+pub fn park(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> Parked {
+    loop {
+        if word.load(SeqCst) != expected {
+            return Parked::Changed;
+        }
+        if timed_out(deadline) {
+            return Parked::TimedOut;
+        }
+        // Spurious returns (EINTR, a wake for someone else, a time-out rounded short) all
+        // land back at the checks above.
+        sys::futex_wait(word, expected, deadline);
+    }
+}
+
+/// Wakes up to `n` sleepers parked on `word`. The caller changes the word first, or the woken
+/// ones go back to sleep.
+#[inline]
+pub fn unpark(word: &AtomicU32, n: u64) {
+    // The kernel takes an i32; more sleepers than that cannot exist.
+    sys::futex_wake(word, n.min(i32::MAX as u64) as i32);
+}
+
+/// Wakes every sleeper parked on `word`.
+#[inline]
+pub fn unpark_all(word: &AtomicU32) {
+    sys::futex_wake(word, i32::MAX);
+}
+
+#[cfg(test)]
+mod test;
