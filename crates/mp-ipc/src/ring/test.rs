@@ -169,7 +169,17 @@ fn model_many_threads_random_yields() {
     const CONSUMERS: usize = 3;
     const PER_PRODUCER: u64 = 400;
     for seed in 1..=3u64 {
-        let ring = Ring::new(if seed == 2 { 16 } else { 0 }).unwrap();
+        let bounded = seed == 2;
+        let ring = Ring::new(if bounded { 16 } else { 0 }).unwrap();
+        let first_cap = region(&ring).cap;
+        // Unbounded: consumers start once every producer put half its items (more than the
+        // first ring holds), so the ring grows while the others work on it.
+        let parties = if bounded {
+            1
+        } else {
+            PRODUCERS as usize + CONSUMERS
+        };
+        let halfway = std::sync::Barrier::new(parties);
         let item = |p: u64, i: u64| {
             let mut v = (p << 32 | i).to_le_bytes().to_vec();
             v.resize(
@@ -180,10 +190,13 @@ fn model_many_threads_random_yields() {
         };
         let got = std::thread::scope(|s| {
             for p in 0..PRODUCERS {
-                let ring = &ring;
+                let (ring, halfway) = (&ring, &halfway);
                 s.spawn(move || {
                     let mut rng = Rng(seed * 1000 + p + 1);
                     for i in 0..PER_PRODUCER {
+                        if i == PER_PRODUCER / 2 && !bounded {
+                            halfway.wait();
+                        }
                         rng.maybe_yield();
                         ring.put(&item(p, i), &[], None, false).unwrap();
                     }
@@ -191,8 +204,11 @@ fn model_many_threads_random_yields() {
             }
             let consumers: Vec<_> = (0..CONSUMERS)
                 .map(|c| {
-                    let ring = &ring;
+                    let (ring, halfway) = (&ring, &halfway);
                     s.spawn(move || {
+                        if !bounded {
+                            halfway.wait();
+                        }
                         let mut rng = Rng(seed * 2000 + c as u64 + 1);
                         let mut got = Vec::new();
                         let share = PRODUCERS * PER_PRODUCER / CONSUMERS as u64
@@ -231,5 +247,6 @@ fn model_many_threads_random_yields() {
         }
         assert!(next.iter().all(|&n| n == PER_PRODUCER));
         assert_eq!(ring.len(), 0);
+        assert_eq!(region(&ring).cap > first_cap, !bounded);
     }
 }
