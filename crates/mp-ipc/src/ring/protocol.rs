@@ -1,245 +1,24 @@
-//! The shared-memory core of every queue: a growable byte ring in a memfd, with one robust
-//! lock for producers and one for consumers (a two-lock queue), futex waits, an eventfd
-//! doorbell for `wait`, and a side socket for the handles (fds) that items carry.
-//!
-//! Why this shape (measurements in `docs/DESIGN.md`):
-//! - Items live in shared memory, not in a pipe, so `put` never waits for a reader and a
-//!   process that put items can exit at once (Python's feeder-thread deadlock, gh-73983, cannot
-//!   happen), and one item costs two uncontended lock round trips, not two syscalls.
-//! - An item becomes visible by a single store of `tail` after it is fully written, and is
-//!   removed by a single store of `head` after it is fully read. A process killed inside `put`
-//!   or `get` therefore leaves the ring consistent: the robust lock reports the death to the
-//!   next taker, which simply goes on (a half-written item was never published; a half-read
-//!   one is read again).
-//! - Unbounded queues never block in `put`: when the ring is full it grows (doubling, into a
-//!   fresh region of a sparse reservation, so no process has to remap), and the old region's
-//!   pages are given back. `maxsize` bounds the number of items, as in Python.
+//! The protocol on the ring: put (append, publish), get (pop, advance), growth, and waiting
+//! (futexes and the doorbell). Every offset formed here comes from a checked
+//! [`Region`](super::layout::Region) and positions checked against it (see `README.md`).
 
-use std::cell::UnsafeCell;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+use std::sync::atomic::{AtomicU32, Ordering, fence};
 use std::time::Instant;
 
-use mp_spawn::reduction::{self, Fd};
+use mp_spawn::reduction;
 
-use mp_shm::sys::{Locked, Mapping};
-
-const MAGIC: u64 = 0x6d70_7175_6575_0001; // "mpqueue", layout version 1
-const HEADER_SIZE: u64 = 4096;
-const INITIAL_CAP: u64 = 256 << 10;
-/// The largest ring; an item must fit in it with its 8-byte header.
-pub(crate) const MAX_CAP: u64 = 1 << 34;
-/// Address space reserved per queue: regions grow one after another and never overlap.
-const RESERVE: u64 = HEADER_SIZE + 2 * MAX_CAP;
-
-const SKIP: u64 = 1 << 63;
-const HAS_FDS: u64 = 1 << 62;
-const LEN_MASK: u64 = (1 << 48) - 1;
+use super::RingError;
+use super::handle::{LockGuard, Ring};
+use super::layout::{HAS_FDS, LEN_MASK, MAX_CAP, RESERVE, Region, SKIP, check_live, round8};
 
 /// How long a waiter spins before it sleeps: a reply that comes within this time costs no
 /// wake-up (a cross-core futex wake-up costs about 20 µs on a small VM).
 const SPIN_ROUNDS: u32 = 200;
 const YIELD_ROUNDS: u32 = 20;
 
-#[repr(C)]
-struct Layout {
-    /// Byte offset of the region in the memfd.
-    offset: AtomicU64,
-    /// Region size, a power of two.
-    cap: AtomicU64,
-    /// The ring position that maps to the region's first byte.
-    origin: AtomicU64,
-}
-
-#[repr(C, align(128))]
-struct Shape {
-    magic: AtomicU64,
-    maxsize: AtomicU64,
-    active: AtomicU32,
-    layouts: [Layout; 2],
-}
-
-#[repr(C, align(128))]
-struct Producers {
-    lock: UnsafeCell<libc::pthread_mutex_t>,
-    /// Ring position after the last published item.
-    tail: AtomicU64,
-    puts: AtomicU64,
-    /// Bumped on every put; consumers sleep on it.
-    put_seq: AtomicU32,
-    /// Tickets pair items with their handles on the side socket.
-    ticket: AtomicU64,
-}
-
-#[repr(C, align(128))]
-struct Consumers {
-    lock: UnsafeCell<libc::pthread_mutex_t>,
-    head: AtomicU64,
-    gets: AtomicU64,
-    /// Bumped on every get; bounded producers sleep on it.
-    get_seq: AtomicU32,
-}
-
-#[repr(C, align(128))]
-struct Waiters {
-    getters: AtomicU32,
-    putters: AtomicU32,
-    /// Callers of `wait` watching the doorbell.
-    pollers: AtomicU32,
-    /// JoinableQueue: items put and not yet marked done (a futex word).
-    unfinished: AtomicU32,
-    joiners: AtomicU32,
-}
-
-#[repr(C)]
-struct Header {
-    shape: Shape,
-    producers: Producers,
-    consumers: Consumers,
-    waiters: Waiters,
-}
-
-const _: () = assert!(std::mem::size_of::<Header>() as u64 <= HEADER_SIZE);
-
-/// Why a ring operation failed.
-#[derive(Debug)]
-pub(crate) enum RingError {
-    /// A bounded queue stayed full until the deadline.
-    Full,
-    /// The queue stayed empty until the deadline.
-    Empty,
-    /// An item is larger than the largest ring.
-    TooLarge(u64),
-    /// The handles of an item were lost (its handle message is missing).
-    HandlesLost,
-    /// The shared memory does not hold a valid queue.
-    Corrupt(&'static str),
-    Io(io::Error),
-}
-
-impl From<io::Error> for RingError {
-    fn from(e: io::Error) -> Self {
-        RingError::Io(e)
-    }
-}
-
-/// One process's handle on a shared ring.
-#[derive(Debug)]
-pub(crate) struct Ring {
-    map: Mapping,
-    memfd: Fd,
-    /// Producers send item handles here...
-    fd_tx: Fd,
-    /// ...and consumers take them from here (non-blocking).
-    fd_rx: Fd,
-    /// Rung by producers while someone is in `wait`.
-    bell: Fd,
-    /// The last `head` this process's producers saw (under the producer lock): free space is
-    /// at least what it implies, so the consumers' cache line is read only when that is short.
-    seen_head: AtomicU64,
-    /// The last `tail` this process's consumers saw (under the consumer lock).
-    seen_tail: AtomicU64,
-}
-
-/// The handles that make up a ring, as they travel to another process...
-#[derive(serde::Serialize)]
-struct PartsRef<'a> {
-    memfd: &'a Fd,
-    fd_tx: &'a Fd,
-    fd_rx: &'a Fd,
-    bell: &'a Fd,
-}
-
-/// ...and as they arrive (same fields, same order).
-#[derive(serde::Deserialize)]
-struct Parts {
-    memfd: Fd,
-    fd_tx: Fd,
-    fd_rx: Fd,
-    bell: Fd,
-}
-
-impl serde::Serialize for Ring {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        PartsRef {
-            memfd: &self.memfd,
-            fd_tx: &self.fd_tx,
-            fd_rx: &self.fd_rx,
-            bell: &self.bell,
-        }
-        .serialize(s)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Ring {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let parts = Parts::deserialize(d)?;
-        Ring::from_parts(parts).map_err(|e| reduction::custom_error(format_args!("{e:?}")))
-    }
-}
-
 impl Ring {
-    /// Creates a ring holding at most `maxsize` items (0: unbounded).
-    pub(crate) fn new(maxsize: u64) -> io::Result<Ring> {
-        let memfd = mp_shm::sys::memfd(c"mp-queue", RESERVE)?;
-        let (fd_tx, fd_rx) = mp_sys::socket::socketpair(mp_sys::socket::Kind::SeqPacket)?;
-        mp_sys::fd::set_nonblocking(fd_rx.as_fd(), true)?;
-        let bell = mp_sys::eventfd::new()?;
-        let map = Mapping::new(memfd.as_fd(), RESERVE as usize)?;
-        let header = map.ptr().cast::<Header>();
-        // SAFETY: the mapping is fresh, zero-filled, at least HEADER_SIZE long and page
-        // aligned; no other process has it yet, so initialising the mutexes in place is sound.
-        unsafe {
-            mp_shm::sys::robust_mutex_init((*header).producers.lock.get())?;
-            mp_shm::sys::robust_mutex_init((*header).consumers.lock.get())?;
-        }
-        let ring = Ring {
-            map,
-            memfd: Fd::new(memfd),
-            fd_tx: Fd::new(fd_tx),
-            fd_rx: Fd::new(fd_rx),
-            bell: Fd::new(bell),
-            seen_head: AtomicU64::new(0),
-            seen_tail: AtomicU64::new(0),
-        };
-        let shape = &ring.header().shape;
-        shape.maxsize.store(maxsize, Ordering::Relaxed);
-        shape.layouts[0]
-            .offset
-            .store(HEADER_SIZE, Ordering::Relaxed);
-        shape.layouts[0].cap.store(INITIAL_CAP, Ordering::Relaxed);
-        shape.magic.store(MAGIC, Ordering::Release);
-        Ok(ring)
-    }
-
-    /// Attaches to a ring made by another process, checking that it is one.
-    fn from_parts(parts: Parts) -> Result<Ring, RingError> {
-        if mp_shm::sys::file_size(parts.memfd.as_fd())? != RESERVE {
-            return Err(RingError::Corrupt("the shared memory is not an mp queue"));
-        }
-        let map = Mapping::new(parts.memfd.as_fd(), RESERVE as usize)?;
-        let ring = Ring {
-            map,
-            memfd: parts.memfd,
-            fd_tx: parts.fd_tx,
-            fd_rx: parts.fd_rx,
-            bell: parts.bell,
-            seen_head: AtomicU64::new(0),
-            seen_tail: AtomicU64::new(0),
-        };
-        if ring.header().shape.magic.load(Ordering::Acquire) != MAGIC {
-            return Err(RingError::Corrupt("the shared memory is not an mp queue"));
-        }
-        Ok(ring)
-    }
-
-    fn header(&self) -> &Header {
-        // SAFETY: the mapping starts with a Header (checked by magic on attach), lives as long as
-        // `self`, and every field of Header is an atomic or a cell used only through raw pointers.
-        unsafe { &*self.map.ptr().cast::<Header>() }
-    }
-
     pub(crate) fn maxsize(&self) -> u64 {
         self.header().shape.maxsize.load(Ordering::Relaxed)
     }
@@ -260,10 +39,6 @@ impl Ring {
     fn has_room(&self) -> bool {
         let max = self.maxsize();
         max == 0 || self.len() < max
-    }
-
-    pub(crate) fn bell(&self) -> BorrowedFd<'_> {
-        self.bell.as_fd()
     }
 
     // -----------------------------------------------------------------------------------------
@@ -322,36 +97,43 @@ impl Ring {
     ) -> Result<(), RingError> {
         let h = self.header();
         let mut pos = h.producers.tail.load(Ordering::Relaxed);
-        let (base, cap, origin) = loop {
-            let l = self.layout();
-            let phys = (pos - l.2) & (l.1 - 1);
-            let to_end = l.1 - phys;
+        let region = loop {
+            let l = h.region()?;
+            let to_end = l.cap - l.phys(pos);
             let total = if to_end < need { to_end + need } else { need };
             let seen = self.seen_head.load(Ordering::Relaxed);
-            if pos - seen + total <= l.1 {
+            if fits(pos, seen, total, l.cap) {
                 break l;
             }
             let head = h.consumers.head.load(Ordering::Acquire);
             self.seen_head.store(head, Ordering::Relaxed);
-            if pos - head + total <= l.1 {
+            if fits(pos, head, total, l.cap) {
                 break l;
             }
+            check_live(head, pos, l.cap)?;
             self.grow(need)?;
         };
-        let mut phys = (pos - origin) & (cap - 1);
+        // From here on, `total <= cap - (pos - head)`: the record (and any skip record before
+        // it) lies in the free part of the checked region.
+        let Region { base, cap, .. } = region;
+        let mut phys = region.phys(pos);
         if cap - phys < need {
             // Too little room before the region's end: a skip record covers it.
             let skip = cap - phys;
-            // SAFETY: [phys, phys+8) lies inside the region (skip >= 8 since all sizes are
-            // multiples of 8), and this range is free: only the producer lock holder writes there.
+            if skip < 8 {
+                // Only a corrupt tail or origin leaves a position that is not a multiple of 8.
+                return Err(RingError::Corrupt("misaligned ring position"));
+            }
+            // SAFETY: [phys, phys+8) lies inside the checked region (phys + skip == cap and
+            // skip >= 8), and this range is free: only the producer lock holder writes there.
             unsafe { self.write_at(base + phys, &(SKIP | skip).to_le_bytes()) };
-            pos += skip;
+            pos = pos.wrapping_add(skip);
             phys = 0;
         }
         let mut word = bytes.len() as u64;
         let mut at = base + phys + 8;
         if !fds.is_empty() {
-            let ticket = h.producers.ticket.load(Ordering::Relaxed) + 1;
+            let ticket = h.producers.ticket.load(Ordering::Relaxed).wrapping_add(1);
             h.producers.ticket.store(ticket, Ordering::Relaxed);
             reduction::send_with_fds(self.fd_tx.as_fd(), &ticket.to_le_bytes(), fds)?;
             word |= HAS_FDS;
@@ -364,9 +146,13 @@ impl Ring {
             self.write_at(at, bytes);
             self.write_at(base + phys, &word.to_le_bytes());
         }
-        h.producers.tail.store(pos + need, Ordering::Release);
+        h.producers
+            .tail
+            .store(pos.wrapping_add(need), Ordering::Release);
         let puts = h.producers.puts.load(Ordering::Relaxed);
-        h.producers.puts.store(puts + 1, Ordering::Release);
+        h.producers
+            .puts
+            .store(puts.wrapping_add(1), Ordering::Release);
         let seq = h.producers.put_seq.load(Ordering::Relaxed);
         // Release is enough: `after_put` fences before it looks for sleepers.
         h.producers
@@ -393,17 +179,20 @@ impl Ring {
         let h = self.header();
         let head = h.consumers.head.load(Ordering::Acquire);
         let tail = h.producers.tail.load(Ordering::Relaxed);
-        let (base, cap, origin) = self.layout();
-        let live = tail - head;
+        let region = h.region()?;
+        let Region { base, cap, .. } = region;
+        // Checked under both locks: the copy below reads `live` bytes of the old region.
+        let live = check_live(head, tail, cap)?;
         let new_cap = (live + need).next_power_of_two().max(cap * 2);
         let new_base = base + cap;
         if new_cap > MAX_CAP || new_base + new_cap > RESERVE {
             return Err(RingError::TooLarge(need - 8));
         }
-        let from = (head - origin) & (cap - 1);
+        let from = region.phys(head);
         let first = live.min(cap - from);
-        // SAFETY: both source ranges lie in the old region and hold published items that no
-        // one changes while we hold both locks; the destination is the unused new region.
+        // SAFETY: both source ranges lie in the old, checked region (live <= cap, from < cap)
+        // and hold published items that no
+        // one changes while we hold both locks; the destination is the unused new region, inside the mapping (checked just above).
         unsafe {
             let src = self.map.ptr().add((base + from) as usize);
             let dst = self.map.ptr().add(new_base as usize);
@@ -412,7 +201,7 @@ impl Ring {
             std::ptr::copy_nonoverlapping(src, dst.add(first as usize), (live - first) as usize);
         }
         let shape = &h.shape;
-        let next = 1 - shape.active.load(Ordering::Relaxed);
+        let next = (shape.active.load(Ordering::Relaxed) & 1) ^ 1;
         let l = &shape.layouts[next as usize];
         l.offset.store(new_base, Ordering::Relaxed);
         l.cap.store(new_cap, Ordering::Relaxed);
@@ -421,17 +210,6 @@ impl Ring {
         shape.active.store(next, Ordering::Release);
         mp_shm::sys::punch_hole(self.memfd.as_fd(), base, cap);
         Ok(())
-    }
-
-    /// (region offset, capacity, origin) of the current layout; stable under either lock.
-    fn layout(&self) -> (u64, u64, u64) {
-        let shape = &self.header().shape;
-        let l = &shape.layouts[shape.active.load(Ordering::Acquire) as usize & 1];
-        (
-            l.offset.load(Ordering::Relaxed),
-            l.cap.load(Ordering::Relaxed),
-            l.origin.load(Ordering::Relaxed),
-        )
     }
 
     // -----------------------------------------------------------------------------------------
@@ -475,7 +253,8 @@ impl Ring {
         take: &mut Option<impl FnOnce(&[u8], Vec<OwnedFd>) -> R>,
     ) -> Result<Option<R>, RingError> {
         let h = self.header();
-        let (base, cap, origin) = self.layout();
+        let region = h.region()?;
+        let Region { base, cap, .. } = region;
         let mut pos = h.consumers.head.load(Ordering::Relaxed);
         loop {
             let mut tail = self.seen_tail.load(Ordering::Relaxed);
@@ -490,8 +269,9 @@ impl Ring {
                 }
                 return Ok(None);
             }
-            let phys = (pos - origin) & (cap - 1);
-            let avail = (tail - pos).min(cap - phys);
+            let live = check_live(pos, tail, cap)?;
+            let phys = region.phys(pos);
+            let avail = live.min(cap - phys);
             if avail < 8 {
                 return Err(RingError::Corrupt("truncated item header"));
             }
@@ -546,7 +326,7 @@ impl Ring {
         let c = &self.header().consumers;
         c.head.store(head, Ordering::Release);
         let gets = c.gets.load(Ordering::Relaxed);
-        c.gets.store(gets + 1, Ordering::Release);
+        c.gets.store(gets.wrapping_add(1), Ordering::Release);
         let seq = c.get_seq.load(Ordering::Relaxed);
         c.get_seq.store(seq.wrapping_add(1), Ordering::Release);
     }
@@ -691,78 +471,12 @@ impl Ring {
             w.joiners.fetch_sub(1, Ordering::SeqCst);
         }
     }
-
-    // -----------------------------------------------------------------------------------------
-    // raw access and locks
-
-    /// # Safety
-    /// `[at, at + data.len())` must lie in the mapping and be owned by the caller's lock.
-    unsafe fn write_at(&self, at: u64, data: &[u8]) {
-        // SAFETY: the caller guarantees the range is inside the mapping and not shared.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                data.as_ptr(),
-                self.map.ptr().add(at as usize),
-                data.len(),
-            )
-        };
-    }
-
-    /// # Safety
-    /// `[at, at + 8)` must lie in the mapping, in a published record.
-    unsafe fn read_at(&self, at: u64) -> [u8; 8] {
-        let mut out = [0u8; 8];
-        // SAFETY: the caller guarantees the range is inside the mapping and stable.
-        unsafe {
-            std::ptr::copy_nonoverlapping(self.map.ptr().add(at as usize), out.as_mut_ptr(), 8)
-        };
-        out
-    }
-
-    fn lock_producers(&self) -> io::Result<LockGuard<'_>> {
-        LockGuard::new(self.header().producers.lock.get())
-    }
-
-    fn lock_consumers(&self) -> io::Result<LockGuard<'_>> {
-        LockGuard::new(self.header().consumers.lock.get())
-    }
-
-    /// Test hook: takes the producer lock and never gives it back (the caller is about to be
-    /// killed), to check that the others go on.
-    #[doc(hidden)]
-    pub(crate) fn hold_locks_forever(&self) -> io::Result<()> {
-        std::mem::forget(self.lock_producers()?);
-        std::mem::forget(self.lock_consumers()?);
-        Ok(())
-    }
 }
 
-fn round8(n: u64) -> u64 {
-    (n + 7) & !7
-}
-
-/// A held robust lock. A previous holder's death needs no repair here: the ring is consistent
-/// at every instant a lock holder can die (see the module notes).
-struct LockGuard<'a> {
-    mutex: *mut libc::pthread_mutex_t,
-    _ring: std::marker::PhantomData<&'a Ring>,
-}
-
-impl LockGuard<'_> {
-    fn new(mutex: *mut libc::pthread_mutex_t) -> io::Result<Self> {
-        // SAFETY: the mutex was set up by `Ring::new` and lives in the mapping, which outlives
-        // the guard (the guard borrows the ring).
-        let _: Locked = unsafe { mp_shm::sys::robust_mutex_lock(mutex) }?;
-        Ok(LockGuard {
-            mutex,
-            _ring: std::marker::PhantomData,
-        })
-    }
-}
-
-impl Drop for LockGuard<'_> {
-    fn drop(&mut self) {
-        // SAFETY: this thread took the mutex in `new`.
-        let _ = unsafe { mp_shm::sys::robust_mutex_unlock(self.mutex) };
-    }
+/// Whether `total` more bytes fit after `pos` when the consumers are at `head` (false, too,
+/// when a corrupt header puts `head` after `pos`).
+#[inline]
+fn fits(pos: u64, head: u64, total: u64, cap: u64) -> bool {
+    let used = pos.wrapping_sub(head);
+    used <= cap && total <= cap - used
 }

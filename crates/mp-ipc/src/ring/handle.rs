@@ -1,0 +1,209 @@
+//! The mapped ring a process holds: its handles (memfd, side socket, doorbell), creating and
+//! attaching (with the header's checks), raw access to the mapping, and the locks.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use mp_spawn::reduction::{self, Fd};
+
+use mp_shm::sys::{Locked, Mapping};
+
+use super::RingError;
+use super::layout::{HEADER_SIZE, Header, INITIAL_CAP, MAGIC, RESERVE};
+
+/// One process's handle on a shared ring.
+#[derive(Debug)]
+pub(crate) struct Ring {
+    pub(super) map: Mapping,
+    pub(super) memfd: Fd,
+    /// Producers send item handles here...
+    pub(super) fd_tx: Fd,
+    /// ...and consumers take them from here (non-blocking).
+    pub(super) fd_rx: Fd,
+    /// Rung by producers while someone is in `wait`.
+    pub(super) bell: Fd,
+    /// The last `head` this process's producers saw (under the producer lock): free space is
+    /// at least what it implies, so the consumers' cache line is read only when that is short.
+    pub(super) seen_head: AtomicU64,
+    /// The last `tail` this process's consumers saw (under the consumer lock).
+    pub(super) seen_tail: AtomicU64,
+}
+
+/// The handles that make up a ring, as they travel to another process...
+#[derive(serde::Serialize)]
+struct PartsRef<'a> {
+    memfd: &'a Fd,
+    fd_tx: &'a Fd,
+    fd_rx: &'a Fd,
+    bell: &'a Fd,
+}
+
+/// ...and as they arrive (same fields, same order).
+#[derive(serde::Deserialize)]
+pub(super) struct Parts {
+    pub(super) memfd: Fd,
+    pub(super) fd_tx: Fd,
+    pub(super) fd_rx: Fd,
+    pub(super) bell: Fd,
+}
+
+impl serde::Serialize for Ring {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        PartsRef {
+            memfd: &self.memfd,
+            fd_tx: &self.fd_tx,
+            fd_rx: &self.fd_rx,
+            bell: &self.bell,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Ring {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let parts = Parts::deserialize(d)?;
+        Ring::from_parts(parts).map_err(|e| reduction::custom_error(format_args!("{e:?}")))
+    }
+}
+
+impl Ring {
+    /// Creates a ring holding at most `maxsize` items (0: unbounded).
+    pub(crate) fn new(maxsize: u64) -> io::Result<Ring> {
+        let memfd = mp_shm::sys::memfd(c"mp-queue", RESERVE)?;
+        let (fd_tx, fd_rx) = mp_sys::socket::socketpair(mp_sys::socket::Kind::SeqPacket)?;
+        mp_sys::fd::set_nonblocking(fd_rx.as_fd(), true)?;
+        let bell = mp_sys::eventfd::new()?;
+        let map = Mapping::new(memfd.as_fd(), RESERVE as usize)?;
+        let header = map.ptr().cast::<Header>();
+        // SAFETY: the mapping is fresh, zero-filled, at least HEADER_SIZE long and page
+        // aligned; no other process has it yet, so initialising the mutexes in place is sound.
+        unsafe {
+            mp_shm::sys::robust_mutex_init((*header).producers.lock.get())?;
+            mp_shm::sys::robust_mutex_init((*header).consumers.lock.get())?;
+        }
+        let ring = Ring {
+            map,
+            memfd: Fd::new(memfd),
+            fd_tx: Fd::new(fd_tx),
+            fd_rx: Fd::new(fd_rx),
+            bell: Fd::new(bell),
+            seen_head: AtomicU64::new(0),
+            seen_tail: AtomicU64::new(0),
+        };
+        let shape = &ring.header().shape;
+        shape.maxsize.store(maxsize, Ordering::Relaxed);
+        shape.layouts[0]
+            .offset
+            .store(HEADER_SIZE, Ordering::Relaxed);
+        shape.layouts[0].cap.store(INITIAL_CAP, Ordering::Relaxed);
+        shape.magic.store(MAGIC, Ordering::Release);
+        Ok(ring)
+    }
+
+    /// Attaches to a ring made by another process, checking that it is one: the memfd has the
+    /// size of the mapping (so every offset below RESERVE is inside it), and the header passes
+    /// [`Header::check_attach`]. Later reads of the header are checked at each use.
+    pub(super) fn from_parts(parts: Parts) -> Result<Ring, RingError> {
+        if mp_shm::sys::file_size(parts.memfd.as_fd())? != RESERVE {
+            return Err(RingError::Corrupt("the shared memory is not an mp queue"));
+        }
+        let map = Mapping::new(parts.memfd.as_fd(), RESERVE as usize)?;
+        let ring = Ring {
+            map,
+            memfd: parts.memfd,
+            fd_tx: parts.fd_tx,
+            fd_rx: parts.fd_rx,
+            bell: parts.bell,
+            seen_head: AtomicU64::new(0),
+            seen_tail: AtomicU64::new(0),
+        };
+        ring.header().check_attach()?;
+        Ok(ring)
+    }
+
+    #[inline]
+    pub(super) fn header(&self) -> &Header {
+        // SAFETY: the mapping is RESERVE (> HEADER_SIZE) bytes long, page aligned, and lives as
+        // long as `self`; every field of Header is an atomic or a cell used only through raw
+        // pointers, and any bit pattern is a valid value of each (other processes may write
+        // anything: values are checked where they are used, see `layout`).
+        unsafe { &*self.map.ptr().cast::<Header>() }
+    }
+
+    pub(crate) fn bell(&self) -> BorrowedFd<'_> {
+        self.bell.as_fd()
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // raw access and locks
+
+    /// # Safety
+    /// `[at, at + data.len())` must lie in the mapping and be owned by the caller's lock.
+    #[inline]
+    pub(super) unsafe fn write_at(&self, at: u64, data: &[u8]) {
+        // SAFETY: the caller guarantees the range is inside the mapping and not shared.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                data.as_ptr(),
+                self.map.ptr().add(at as usize),
+                data.len(),
+            )
+        };
+    }
+
+    /// # Safety
+    /// `[at, at + 8)` must lie in the mapping, in a published record.
+    #[inline]
+    pub(super) unsafe fn read_at(&self, at: u64) -> [u8; 8] {
+        let mut out = [0u8; 8];
+        // SAFETY: the caller guarantees the range is inside the mapping and stable.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.map.ptr().add(at as usize), out.as_mut_ptr(), 8)
+        };
+        out
+    }
+
+    pub(super) fn lock_producers(&self) -> io::Result<LockGuard<'_>> {
+        LockGuard::new(self.header().producers.lock.get())
+    }
+
+    pub(super) fn lock_consumers(&self) -> io::Result<LockGuard<'_>> {
+        LockGuard::new(self.header().consumers.lock.get())
+    }
+
+    /// Test hook: takes the producer lock and never gives it back (the caller is about to be
+    /// killed), to check that the others go on.
+    #[doc(hidden)]
+    pub(crate) fn hold_locks_forever(&self) -> io::Result<()> {
+        std::mem::forget(self.lock_producers()?);
+        std::mem::forget(self.lock_consumers()?);
+        Ok(())
+    }
+}
+
+/// A held robust lock. A previous holder's death needs no repair here: the ring is consistent
+/// at every instant a lock holder can die (see `README.md`).
+pub(super) struct LockGuard<'a> {
+    mutex: *mut libc::pthread_mutex_t,
+    _ring: std::marker::PhantomData<&'a Ring>,
+}
+
+impl LockGuard<'_> {
+    fn new(mutex: *mut libc::pthread_mutex_t) -> io::Result<Self> {
+        // SAFETY: the mutex was set up by `Ring::new` and lives in the mapping, which outlives
+        // the guard (the guard borrows the ring).
+        let _: Locked = unsafe { mp_shm::sys::robust_mutex_lock(mutex) }?;
+        Ok(LockGuard {
+            mutex,
+            _ring: std::marker::PhantomData,
+        })
+    }
+}
+
+impl Drop for LockGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: this thread took the mutex in `new`.
+        let _ = unsafe { mp_shm::sys::robust_mutex_unlock(self.mutex) };
+    }
+}
