@@ -2,7 +2,7 @@
 //! reports its outcome and exits.
 //!
 //! **Entry without `main`.** A spawned child is `/proc/self/exe` started with the argv
-//! `[argv0, "--mp-spawn-child", FD]`. mp-spawn puts [`child_entry`] in `.init_array`, so the
+//! `[argv0, "--mp-spawn-child", FD]`. mp-spawn puts `entry::child_entry` in `.init_array`, so the
 //! C runtime calls it before Rust's `main`: it sees the marker, runs the child and exits. The
 //! parent's `main` never runs in a child, the user adds no line to `main`, and test binaries,
 //! examples and benches work as they are.
@@ -35,8 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::child::ChildSpec;
 use crate::registry::{ParentLink, child_name_for_panic, finish_children, global};
-use crate::target::Outcome;
-use crate::target::{Recipe, Target};
+use crate::target::{Outcome, Recipe, Target};
 use crate::{channel, reduction, resources, stack_guard};
 
 pub(crate) const SPAWN_MARK: &CStr = c"--mp-spawn-child";
