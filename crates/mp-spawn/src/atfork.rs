@@ -16,7 +16,7 @@ use std::io::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::process::lock;
+use crate::sync::lock;
 
 /// Takes a lock of a static and returns its guard, type-erased (`Box::new(M.lock())`).
 pub type Hold = fn() -> Box<dyn Any>;

@@ -2,7 +2,7 @@
 //! reports its outcome and exits.
 //!
 //! **Entry without `main`.** A spawned child is `/proc/self/exe` started with the argv
-//! `[argv0, "--mp-spawn-child", FD]`. mp-spawn puts [`child_entry`] in `.init_array`, so the
+//! `[argv0, "--mp-spawn-child", FD]`. mp-spawn puts `entry::child_entry` in `.init_array`, so the
 //! C runtime calls it before Rust's `main`: it sees the marker, runs the child and exits. The
 //! parent's `main` never runs in a child, the user adds no line to `main`, and test binaries,
 //! examples and benches work as they are.
@@ -24,7 +24,7 @@
 //! in the program's executable segments. Frames are read as their bytes arrive, so a lying
 //! length costs nothing.
 
-use std::ffi::{CStr, c_char, c_int};
+use std::ffi::CStr;
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::panic::{self, AssertUnwindSafe};
@@ -33,27 +33,14 @@ use std::sync::OnceLock;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::process::{
-    ChildSpec, ParentLink, Recipe, Target, child_name_for_panic, finish_children, global,
-};
-use crate::{channel, forkserver, reduction, resources, stack_guard};
+use crate::child::ChildSpec;
+use crate::registry::{ParentLink, child_name_for_panic, finish_children, global};
+use crate::target::{Outcome, Recipe, Target};
+use crate::{channel, reduction, resources, stack_guard};
 
 pub(crate) const SPAWN_MARK: &CStr = c"--mp-spawn-child";
 pub(crate) const SERVER_MARK: &CStr = c"--mp-forkserver";
 pub(crate) const MAGIC: u64 = 0x6d70_5f62_6f6f_7431; // "mp_boot1"
-
-/// How a child ended, as it tells its parent on the result channel.
-#[derive(Serialize, Deserialize, Debug)]
-pub(crate) enum Outcome {
-    /// The target returned this (serialised) value.
-    Returned(Vec<u8>),
-    /// The target panicked with this message.
-    Panicked(String),
-    /// The child could not run the target.
-    Failed(String),
-    /// The target overflowed its stack (sent by `stack_guard`'s signal handler).
-    StackOverflow,
-}
 
 /// Everything a spawn or forkserver child needs; the fds `[lifeline, shared..., args' fds...]`
 /// ride along (`shared`: see [`resources`]).
@@ -370,88 +357,5 @@ pub(crate) fn child_main(payload: &[u8], fds: Vec<OwnedFd>, control: OwnedFd) ->
     let code = entry(&boot.args, fds.collect(), control.as_fd());
     finish(code)
 }
-
-fn spawned_child(control: OwnedFd) -> ! {
-    crate::context::force_start_method(crate::StartMethod::Spawn);
-    // Rust's runtime ignores SIGPIPE before `main`; a child that never reaches `main` does it here.
-    mp_sys::signal::set_ignored(libc::SIGPIPE, true);
-    if let Err(e) = authenticate_parent(control.as_fd()) {
-        eprintln!("mp: a spawned child refuses its channel: {e}");
-        mp_sys::process::exit_now(1)
-    }
-    // Keep the low fd numbers free for the target, as in a fresh program.
-    let control =
-        mp_sys::fd::move_above(control, 10).unwrap_or_else(|_| mp_sys::process::exit_now(1));
-    match channel::recv(control.as_fd(), channel::LIMIT) {
-        Ok((payload, fds)) => child_main(&payload, fds, control),
-        Err(e) => {
-            eprintln!("mp: a spawned child could not read its bootstrap message: {e}");
-            mp_sys::process::exit_now(1)
-        }
-    }
-}
-
-/// Called by the C runtime before `main` in every program that links mp-spawn; returns at once
-/// unless this process is an mp child or forkserver.
-///
-/// A program in secure-execution mode (setuid, setgid, file capabilities: `AT_SECURE`) ignores
-/// the marker and runs `main`: its caller, not its parent, chose the argv and the descriptors.
-/// So mp's spawn and forkserver methods do not work in such programs; fork does.
-extern "C" fn child_entry(argc: c_int, argv: *const *const c_char, _envp: *const *const c_char) {
-    // mp starts its children with exactly [argv0, mark, fd]; anything else is a normal run.
-    if argc != 3 || argv.is_null() {
-        return;
-    }
-    // SAFETY: glibc passes main's argc and argv to .init_array functions: argv holds argc
-    // (here 3) pointers, each null or a valid NUL-terminated string.
-    let (mark, fd) = unsafe { (*argv.add(1), *argv.add(2)) };
-    if mark.is_null() || fd.is_null() {
-        return;
-    }
-    // SAFETY: non-null entries of argv within argc are NUL-terminated strings (see above).
-    let (mark, fd) = unsafe { (CStr::from_ptr(mark), CStr::from_ptr(fd)) };
-    let is_spawn = mark == SPAWN_MARK;
-    if (!is_spawn && mark != SERVER_MARK) || mp_sys::creds::is_secure_exec() {
-        return;
-    }
-    let Some(fd) = parse_fd(fd.to_bytes()) else {
-        return;
-    };
-    // The descriptor must be open before it is owned; the parent is authenticated through it
-    // next (`authenticate_parent`), before anything read from it is believed.
-    // SAFETY: only this pre-`main` entry adopts `fd`, the number its parent dup2'ed into this
-    // process for this use: nothing else in the process owns it.
-    let Ok(fd) = (unsafe { mp_sys::fd::adopt(fd) }) else {
-        return;
-    };
-    if is_spawn {
-        spawned_child(fd)
-    } else {
-        forkserver::serve(fd)
-    }
-}
-
-/// A descriptor number as mp writes it: 1 to 10 decimal digits without a sign or a leading
-/// zero, above stderr, and an `int`.
-fn parse_fd(s: &[u8]) -> Option<c_int> {
-    if s.is_empty() || s.len() > 10 || s[0] == b'0' || !s.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let fd = s.iter().try_fold(0 as c_int, |n, d| {
-        n.checked_mul(10)?.checked_add(c_int::from(d - b'0'))
-    })?;
-    (fd > 2).then_some(fd)
-}
-
-#[used]
-#[unsafe(link_section = ".init_array")]
-static CHILD_ENTRY: extern "C" fn(c_int, *const *const c_char, *const *const c_char) = child_entry;
-
-/// Keeps [`CHILD_ENTRY`] in every program that starts processes (the linker drops unreferenced
-/// objects, and with them their `.init_array` entries).
-pub(crate) fn ensure_linked() {
-    std::hint::black_box(&CHILD_ENTRY);
-}
-
 #[cfg(test)]
 mod test;

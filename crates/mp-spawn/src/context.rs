@@ -9,9 +9,6 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use crate::error::ContextError;
-use crate::process::{Portable, Process, Target};
-
 /// How a child process is created.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum StartMethod {
@@ -88,7 +85,7 @@ impl StartMethod {
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Context {
-    method: Option<StartMethod>,
+    pub(crate) method: Option<StartMethod>,
 }
 
 impl Context {
@@ -100,40 +97,6 @@ impl Context {
     /// The start method of this context.
     pub fn start_method(&self) -> StartMethod {
         self.method.unwrap_or_else(get_start_method)
-    }
-
-    /// A process running `target(args...)` with this start method. `target` must be a fn item
-    /// or a non-capturing closure (it is found again in a spawned child); see [`Process::new`].
-    pub fn process<F, A>(&self, target: F, args: A) -> Process<F::Output>
-    where
-        F: Target<A>,
-        A: Portable + Send,
-        F::Output: Portable,
-    {
-        Process::with_method(self.method, target, args)
-    }
-
-    /// A process running a closure that may capture anything. Only the fork start method can
-    /// run it (the closure is copied with the address space); `start` under spawn or forkserver
-    /// returns [`ProcessError::ClosureNeedsFork`](crate::ProcessError::ClosureNeedsFork).
-    ///
-    /// Under `cargo test`, `print!` in a forked child goes to the test harness's output
-    /// capture (a copy inherited from the test thread) and is lost; write to `io::stdout()`
-    /// or run the tests with `--nocapture`. Spawn and forkserver children print normally.
-    ///
-    /// ```
-    /// let ctx = mp_spawn::get_context("fork").unwrap();
-    /// let words = vec!["a".to_string(), "b".to_string()];
-    /// let mut p = ctx.process_closure(move || words.join("+"));
-    /// p.start().unwrap();
-    /// assert_eq!(p.join().unwrap(), "a+b");
-    /// ```
-    pub fn process_closure<C, R>(&self, closure: C) -> Process<R>
-    where
-        C: FnOnce() -> R + Send + 'static,
-        R: Portable,
-    {
-        Process::closure_with_method(self.method, closure)
     }
 }
 
@@ -224,3 +187,24 @@ pub fn get_all_start_methods() -> Vec<&'static str> {
     );
     all
 }
+
+/// A start method was unknown, or was set a second time without `force`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ContextError {
+    /// Not one of `"fork"`, `"spawn"`, `"forkserver"`.
+    UnknownMethod(String),
+    /// `set_start_method` was already called (pass `force = true` to change it).
+    AlreadySet,
+}
+
+impl fmt::Display for ContextError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnknownMethod(m) => write!(f, "cannot find context for {m:?}"),
+            Self::AlreadySet => f.write_str("context has already been set"),
+        }
+    }
+}
+
+impl std::error::Error for ContextError {}

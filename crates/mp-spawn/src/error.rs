@@ -2,6 +2,7 @@
 
 use std::{fmt, io};
 
+pub use crate::context::ContextError;
 use crate::context::StartMethod;
 use crate::reduction::{DecodeError, EncodeError};
 
@@ -130,24 +131,3 @@ impl From<EncodeError> for ProcessError {
         Self::Encode(e)
     }
 }
-
-/// A start method was unknown, or was set a second time without `force`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ContextError {
-    /// Not one of `"fork"`, `"spawn"`, `"forkserver"`.
-    UnknownMethod(String),
-    /// `set_start_method` was already called (pass `force = true` to change it).
-    AlreadySet,
-}
-
-impl fmt::Display for ContextError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::UnknownMethod(m) => write!(f, "cannot find context for {m:?}"),
-            Self::AlreadySet => f.write_str("context has already been set"),
-        }
-    }
-}
-
-impl std::error::Error for ContextError {}

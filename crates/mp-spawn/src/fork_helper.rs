@@ -8,7 +8,7 @@
 //! thread's stack. It speaks the forkserver's protocol (`forkserver::serve_requests`): the
 //! request is the bootstrap message (entry offset and arguments, valid since the helper runs
 //! the same image), the answer a pid and a pidfd, and the exit code comes through a status
-//! pipe, so its children are ordinary [`Process`] values.
+//! pipe, so its children are ordinary [`Process`](crate::Process) values.
 //!
 //! The helper lives as long as the [`ForkServer`] and every `Process` made through it; it
 //! dies with its creator (it watches the creator's lifeline, as a daemon child does), and it
@@ -18,8 +18,11 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::child::{Child, ChildSpec};
 use crate::error::ProcessError;
-use crate::process::{Child, ChildSpec, Portable, Process, Recipe, Target, global, lock};
+use crate::registry::global;
+use crate::sync::lock;
+use crate::target::Recipe;
 use crate::{forkserver, popen_fork};
 use mp_sys::process::Forked;
 
@@ -35,9 +38,9 @@ const EXIT_GRACE: Duration = Duration::from_secs(5);
 /// the first ones: a `fork()` from a helper thread would give them that thread's small stack
 /// and the locks other threads held at that moment.
 ///
-/// The helper runs until this value, its clones and every [`Process`] made through it are
-/// dropped; then it exits and is reaped (a process still running then keeps running, but
-/// its exit code is lost). It dies with its creator, as a daemon child does. A dead helper
+/// The helper runs until this value, its clones and every [`Process`](crate::Process) made
+/// through it are dropped; then it exits and is reaped (a process still running then keeps
+/// running, but its exit code is lost). It dies with its creator, as a daemon child does. A dead helper
 /// cannot be replaced, since the snapshot is gone: `start` then returns an I/O error.
 ///
 /// ```
@@ -57,7 +60,7 @@ const EXIT_GRACE: Duration = Duration::from_secs(5);
 /// ```
 #[derive(Debug, Clone)]
 pub struct ForkServer {
-    helper: Arc<Helper>,
+    pub(crate) helper: Arc<Helper>,
 }
 
 /// The running helper; shared by the `ForkServer` and the processes started through it.
@@ -110,18 +113,6 @@ impl ForkServer {
     /// The helper's process id.
     pub fn pid(&self) -> u32 {
         self.helper.pid
-    }
-
-    /// A process running `target(args...)`, to be forked by the helper when it starts. As
-    /// with [`Process::new`], `target` is a fn item or a non-capturing closure and `args` a
-    /// tuple of serde types (they travel to the helper as for the forkserver start method).
-    pub fn process<F, A>(&self, target: F, args: A) -> Process<F::Output>
-    where
-        F: Target<A>,
-        A: Portable + Send,
-        F::Output: Portable,
-    {
-        Process::through_helper(Arc::clone(&self.helper), target, args)
     }
 }
 

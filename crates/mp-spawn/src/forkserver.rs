@@ -16,10 +16,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::bootstrap::{self, MAGIC, SERVER_MARK};
 use crate::channel;
+use crate::child::{Child, ChildSpec, ServerStatus};
 use crate::context::{self, StartMethod};
 use crate::error::ProcessError;
 use crate::popen_spawn::spawn_with_channel;
-use crate::process::{Child, ChildSpec, Recipe, ServerStatus, lock};
+use crate::registry;
+use crate::sync::lock;
+use crate::target::Recipe;
 use mp_sys::process::Forked;
 
 #[derive(Debug)]
@@ -121,6 +124,8 @@ pub(crate) fn start(
         loop {
             if server.is_none() {
                 *server = Some(launch()?);
+                // This process now has a server to retire when it finishes its children.
+                registry::on_finish_shutdown_server(shutdown);
             }
             let running = server.as_ref().expect("launched above");
             match request(running.sock.as_fd(), boot, fds) {

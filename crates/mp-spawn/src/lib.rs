@@ -33,12 +33,31 @@
 
 #![cfg(all(target_os = "linux", target_env = "gnu"))]
 
+// Module map: layers, lowest first. A module uses only modules of lower layers (or its own);
+// no module names one above it, so there are no cycles.
+//  0. `sync` (the lock rule), `channel` (framed fd passing), `reduction`, `resources`,
+//     `context` (start methods, `ContextError`); `error` (uses `context`, `reduction`)
+//  1. `target` (sealed `Target`, `Portable`, `Launch`/`Recipe`, `Outcome`), `atfork`
+//  2. `child` (a child as its parent tracks it), `stack_guard` (uses `target::Outcome`)
+//  3. `registry` (this process's own state, its children, `finish_children`, at-exit hook),
+//     `current` (`current_process`, `parent_process`, `active_children`, CPU counts)
+//  4. `bootstrap` (the bootstrap message; the child's side: find, run, report, exit)
+//  5. start methods, each using only the ones before it: `popen_spawn`, `forkserver`
+//     (registers its shutdown with `registry` as a callback), `popen_fork`, `fork_helper`
+//  6. `entry` (the pre-`main` hook: hands a spawned child to `bootstrap`, a server to
+//     `forkserver`)
+//  7. `process` (`Process`; also `Context::process` and `ForkServer::process`, so that the
+//     layers below never name `Process`); `testing` uses only the public API.
+
 mod atfork;
 mod bootstrap;
 mod channel;
+mod child;
 mod context;
+mod current;
 #[doc(hidden)]
 pub use mp_sys::deadline;
+mod entry;
 mod error;
 mod fork_helper;
 mod forkserver;
@@ -46,8 +65,11 @@ mod popen_fork;
 mod popen_spawn;
 mod process;
 pub mod reduction;
+mod registry;
 pub mod resources;
 mod stack_guard;
+mod sync;
+mod target;
 #[doc(hidden)]
 pub mod testing;
 
@@ -60,6 +82,10 @@ pub use context::{
     Context, IntoStartMethod, StartMethod, get_all_start_methods, get_context, get_start_method,
     set_start_method,
 };
+pub use current::{
+    ActiveChild, CurrentProcess, ParentProcess, active_children, cpu_count, current_process,
+    parent_process, process_cpu_count,
+};
 pub use error::{ContextError, ProcessError};
 #[doc(hidden)]
 pub use fork_helper::ForkServer;
@@ -68,7 +94,5 @@ pub use forkserver::forkserver_pid;
 pub use forkserver::set_forkserver_preload;
 #[doc(hidden)]
 pub use mp_sys::poll::readable_until as poll_readable_until;
-pub use process::{
-    ActiveChild, CurrentProcess, ParentProcess, Portable, Process, Target, active_children,
-    cpu_count, current_process, parent_process, process_cpu_count,
-};
+pub use process::Process;
+pub use target::{Portable, Target};

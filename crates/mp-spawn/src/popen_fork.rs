@@ -2,9 +2,10 @@
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
+use crate::child::{Child, ChildSpec};
 use crate::context::{StartMethod, force_start_method};
 use crate::error::ProcessError;
-use crate::process::{Child, ChildSpec, ParentLink, global};
+use crate::registry::{ParentLink, global};
 use crate::{atfork, bootstrap, forkserver, resources};
 use mp_sys::process::Forked;
 

@@ -7,8 +7,9 @@ use std::os::unix::ffi::OsStrExt;
 
 use crate::bootstrap::{self, SPAWN_MARK};
 use crate::channel;
+use crate::child::{Child, ChildSpec};
 use crate::error::ProcessError;
-use crate::process::{Child, ChildSpec, Recipe};
+use crate::target::Recipe;
 
 /// The parent's argv[0], so that `ps` shows the program's own name for its children.
 pub(crate) fn argv0() -> CString {
@@ -20,7 +21,6 @@ pub(crate) fn argv0() -> CString {
 
 /// Starts `/proc/self/exe` with `mark`, handing it `fd` as its channel; returns its pid.
 pub(crate) fn spawn_with_channel(mark: &CStr, fd: &OwnedFd) -> std::io::Result<u32> {
-    bootstrap::ensure_linked();
     // Any number above stderr works; avoid dup2'ing an fd onto itself, which keeps close-on-exec.
     let target: RawFd = if fd.as_raw_fd() == 3 { 4 } else { 3 };
     let fd_arg = CString::new(target.to_string()).expect("digits have no NUL");

@@ -1,101 +1,21 @@
-//! `Process`, and what every process knows about itself: its name, its parent, its children.
+//! `Process`: a child running a target, from `start` to `join`.
 
-use std::borrow::Cow;
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
-use crate::bootstrap::{self, Outcome};
-use crate::context::{StartMethod, get_start_method};
+use crate::bootstrap;
+use crate::child::{Child, ChildSpec};
+use crate::context::{Context, StartMethod, get_start_method};
 use crate::error::ProcessError;
-use crate::reduction::{self, Dumped};
-use crate::{channel, fork_helper, forkserver, popen_fork, popen_spawn};
-
-/// A function that a process can run with the arguments `Args` (a tuple, as Python's `args`).
-///
-/// Implemented for every `FnOnce(A1, ..., An) -> R` with up to eight arguments, so that
-/// `Process::new(f, (a, b))` calls `f(a, b)`. Sealed: a spawned child creates the target
-/// anew from nothing (it is zero-sized), which only fn items and non-capturing closures allow,
-/// so no other type may implement it.
-///
-/// ```compile_fail
-/// struct Mine;
-/// impl mp_spawn::Target<()> for Mine {
-///     type Output = ();
-///     fn call(self, _: ()) {}
-/// }
-/// ```
-pub trait Target<Args>: sealed::Sealed<Args> + Send + 'static {
-    /// What the function returns (handed back by [`Process::join`]).
-    type Output;
-    /// Calls the function.
-    fn call(self, args: Args) -> Self::Output;
-}
-
-mod sealed {
-    /// Implemented exactly where `Target` is.
-    pub trait Sealed<Args> {}
-}
-
-macro_rules! impl_target {
-    ($($arg:ident),*) => {
-        impl<Func, Ret, $($arg,)*> sealed::Sealed<($($arg,)*)> for Func
-        where
-            Func: FnOnce($($arg),*) -> Ret + Send + 'static,
-        {
-        }
-
-        impl<Func, Ret, $($arg,)*> Target<($($arg,)*)> for Func
-        where
-            Func: FnOnce($($arg),*) -> Ret + Send + 'static,
-        {
-            type Output = Ret;
-            #[allow(non_snake_case)]
-            fn call(self, ($($arg,)*): ($($arg,)*)) -> Ret {
-                self($($arg),*)
-            }
-        }
-    };
-}
-impl_target!();
-impl_target!(A1);
-impl_target!(A1, A2);
-impl_target!(A1, A2, A3);
-impl_target!(A1, A2, A3, A4);
-impl_target!(A1, A2, A3, A4, A5);
-impl_target!(A1, A2, A3, A4, A5, A6);
-impl_target!(A1, A2, A3, A4, A5, A6, A7);
-impl_target!(A1, A2, A3, A4, A5, A6, A7, A8);
-
-/// What may travel to a child and back, as an argument or a result: a serde type that owns
-/// its data (Python's "picklable"). One name for the bounds every entry point repeats;
-/// implemented for every such type.
-///
-/// ```
-/// fn takes<T: mp_spawn::Portable>(_: T) {}
-/// takes((1u64, "text".to_string(), vec![2.5f64]));
-/// ```
-pub trait Portable: Serialize + DeserializeOwned + 'static {}
-
-impl<T: Serialize + DeserializeOwned + 'static> Portable for T {}
-
-/// What a spawn or forkserver child needs to find and call its target.
-pub(crate) struct Recipe {
-    pub(crate) entry: i64,
-    pub(crate) args: Dumped,
-}
-
-/// The target and its arguments, erased over their types.
-pub(crate) trait Launch<R>: Send {
-    /// Runs the target here (in a forked child).
-    fn run(self: Box<Self>) -> R;
-    /// How a fresh process finds the target again, if it can.
-    fn recipe(&self, method: StartMethod) -> Result<Recipe, ProcessError>;
-}
+use crate::fork_helper::{self, ForkServer};
+use crate::reduction;
+use crate::registry::global;
+use crate::target::{Launch, Outcome, Portable, Recipe, Target};
+use crate::{channel, entry, forkserver, popen_fork, popen_spawn};
 
 struct FnLaunch<F, A> {
     target: F,
@@ -137,243 +57,6 @@ where
 
 /// How long `join` waits for the exit alone before it also drains the result channel.
 const SOLE_EXIT_WAIT: Duration = Duration::from_millis(1);
-
-/// A child as the parent tracks it; shared by the `Process` and the registry of children.
-#[derive(Debug)]
-pub(crate) struct Child {
-    pub(crate) pid: u32,
-    /// The process that started it: only that one may wait for it or signal it.
-    owner: u32,
-    name: String,
-    daemon: bool,
-    /// Signals go through the pidfd (no pid-reuse race); for fork and spawn children it also
-    /// turns readable at exit and is what `waitid` reaps.
-    pidfd: OwnedFd,
-    /// Forkserver children are the server's children: it writes their exit code here.
-    status: Option<ServerStatus>,
-    exitcode: Mutex<Option<i32>>,
-}
-
-/// Where a server's child learns its exit code: the status pipe the server writes it into, and
-/// the server's own pidfd, so that a server that died does not leave `join` waiting on a pipe
-/// whose write end another process may still hold.
-#[derive(Debug)]
-pub(crate) struct ServerStatus {
-    pub(crate) pipe: OwnedFd,
-    pub(crate) server: OwnedFd,
-}
-
-impl Child {
-    pub(crate) fn new(
-        pid: u32,
-        name: String,
-        daemon: bool,
-        pidfd: OwnedFd,
-        status: Option<ServerStatus>,
-    ) -> Self {
-        Child {
-            pid,
-            owner: mp_sys::process::getpid(),
-            name,
-            daemon,
-            pidfd,
-            status,
-            exitcode: Mutex::new(None),
-        }
-    }
-
-    pub(crate) fn pidfd(&self) -> BorrowedFd<'_> {
-        self.pidfd.as_fd()
-    }
-
-    fn sentinel(&self) -> BorrowedFd<'_> {
-        self.status
-            .as_ref()
-            .map_or(&self.pidfd, |s| &s.pipe)
-            .as_fd()
-    }
-
-    /// The exit code, reaping the child if it has ended; `None` while it runs.
-    fn try_reap(&self) -> std::io::Result<Option<i32>> {
-        let mut code = lock(&self.exitcode);
-        if code.is_none() {
-            *code = match &self.status {
-                None => mp_sys::pidfd::reap(self.pidfd.as_fd())?,
-                Some(status) => {
-                    let ready = mp_sys::poll::readable(
-                        &[status.pipe.as_fd(), status.server.as_fd()],
-                        Some(Duration::ZERO),
-                    )?;
-                    if !ready[0] && !ready[1] {
-                        return Ok(None);
-                    }
-                    let mut buf = [0u8; 4];
-                    // A server that died has written the code already, or never will.
-                    if !ready[0] {
-                        return Err(std::io::Error::other(
-                            "the forkserver died; the exit code is lost",
-                        ));
-                    }
-                    match mp_sys::fd::read(status.pipe.as_fd(), &mut buf)? {
-                        4 => Some(i32::from_le_bytes(buf)),
-                        _ => {
-                            return Err(std::io::Error::other(
-                                "the forkserver died; the exit code is lost",
-                            ));
-                        }
-                    }
-                }
-            };
-        }
-        Ok(*code)
-    }
-
-    /// Waits up to `timeout` (`None`: forever) for the child to end.
-    fn wait(&self, timeout: Option<Duration>) -> std::io::Result<Option<i32>> {
-        if let Some(code) = self.try_reap()? {
-            return Ok(Some(code));
-        }
-        mp_sys::poll::readable(&[self.exit_fd()], timeout)?;
-        self.try_reap_ended()
-    }
-
-    /// Turns readable the moment the child ends: its pidfd, for every start method (a pidfd
-    /// of a forkserver child works too; only its exit code has to come from the server).
-    fn exit_fd(&self) -> BorrowedFd<'_> {
-        self.pidfd.as_fd()
-    }
-
-    /// As `try_reap`, once `exit_fd` was readable: waits the moment it takes the forkserver to
-    /// report the exit code of a child that has ended.
-    fn try_reap_ended(&self) -> std::io::Result<Option<i32>> {
-        if let Some(status) = &self.status {
-            let ended = mp_sys::poll::readable(&[self.pidfd.as_fd()], Some(Duration::ZERO))?[0];
-            if ended {
-                mp_sys::poll::readable(&[status.pipe.as_fd(), status.server.as_fd()], None)?;
-            }
-        }
-        self.try_reap()
-    }
-
-    fn signal(&self, signal: i32) -> std::io::Result<()> {
-        if lock(&self.exitcode).is_some() {
-            return Ok(());
-        }
-        mp_sys::pidfd::send_signal(self.pidfd.as_fd(), signal)
-    }
-
-    fn is_ours(&self) -> bool {
-        self.owner == mp_sys::process::getpid()
-    }
-}
-
-/// What this process knows about itself and its relatives.
-pub(crate) struct Global {
-    pub(crate) name: Cow<'static, str>,
-    pub(crate) identity: Vec<u32>,
-    pub(crate) daemon: bool,
-    counter: u32,
-    pub(crate) parent: Option<ParentLink>,
-    /// The pipe whose write end only this process holds: children watch its read end to learn
-    /// that this process has died, however it died.
-    lifeline: Option<(OwnedFd, OwnedFd)>,
-    pub(crate) children: Vec<Arc<Child>>,
-    exit_hook: bool,
-}
-
-pub(crate) struct ParentLink {
-    pub(crate) name: String,
-    pub(crate) pid: u32,
-    pub(crate) lifeline: Option<OwnedFd>,
-}
-
-static GLOBAL: Mutex<Global> = Mutex::new(Global {
-    name: Cow::Borrowed("MainProcess"),
-    identity: Vec::new(),
-    daemon: false,
-    counter: 0,
-    parent: None,
-    lifeline: None,
-    children: Vec::new(),
-    exit_hook: false,
-});
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-pub(crate) fn global() -> MutexGuard<'static, Global> {
-    lock(&GLOBAL)
-}
-
-/// This process's name if it is a child, for the panic hook; `None` in the main process, or
-/// when the state is locked (never wait for a lock while panicking).
-pub(crate) fn child_name_for_panic() -> Option<String> {
-    let g = match GLOBAL.try_lock() {
-        Ok(g) => g,
-        Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
-        Err(std::sync::TryLockError::WouldBlock) => return None,
-    };
-    g.parent.as_ref().map(|_| g.name.to_string())
-}
-
-impl Global {
-    /// The read end of this process's lifeline, created on first use.
-    pub(crate) fn lifeline_reader(&mut self) -> std::io::Result<BorrowedFd<'_>> {
-        if self.lifeline.is_none() {
-            self.lifeline = Some(mp_sys::fd::pipe()?);
-        }
-        Ok(self
-            .lifeline
-            .as_ref()
-            .map(|(r, _)| r.as_fd())
-            .expect("created above"))
-    }
-
-    /// Becomes the state of a new child (called in the child, before its target runs).
-    pub(crate) fn become_child(
-        &mut self,
-        name: String,
-        identity: Vec<u32>,
-        daemon: bool,
-        parent: ParentLink,
-    ) {
-        self.name = Cow::Owned(name);
-        self.identity = identity;
-        self.daemon = daemon;
-        self.counter = 0;
-        self.parent = Some(parent);
-        self.lifeline = None;
-        self.children.clear();
-    }
-
-    /// In a forked child: the parent's lifeline becomes ours to watch; its write end is closed.
-    pub(crate) fn take_parent_lifeline(&mut self) -> Option<OwnedFd> {
-        self.lifeline.take().map(|(r, _w)| r)
-    }
-
-    fn reap_finished(&mut self) {
-        self.children
-            .retain(|c| !c.is_ours() || matches!(c.try_reap(), Ok(None)));
-    }
-}
-
-/// Runs at the exit of every process that started children, as Python's `_exit_function`:
-/// daemon children are terminated, the others joined.
-pub(crate) fn finish_children() {
-    let children = std::mem::take(&mut global().children);
-    for child in children.iter().filter(|c| c.daemon && c.is_ours()) {
-        let _ = child.signal(libc::SIGTERM);
-    }
-    for child in children.iter().filter(|c| c.is_ours()) {
-        let _ = child.wait(None);
-    }
-    forkserver::shutdown();
-}
-
-extern "C" fn at_exit() {
-    finish_children();
-}
 
 /// A process running a target function, as Python's `multiprocessing.Process`.
 ///
@@ -426,7 +109,7 @@ impl<R> std::fmt::Debug for Process<R> {
         d.field("name", &self.name).field("daemon", &self.daemon);
         if let Some(child) = &self.child {
             d.field("pid", &child.pid)
-                .field("exitcode", &*lock(&child.exitcode));
+                .field("exitcode", &child.known_exitcode());
         }
         d.finish()
     }
@@ -481,9 +164,7 @@ impl<R: Portable> Process<R> {
 
     fn unstarted(method: Option<StartMethod>, launch: Box<dyn Launch<R>>) -> Self {
         let mut g = global();
-        g.counter += 1;
-        let mut identity = g.identity.clone();
-        identity.push(g.counter);
+        let identity = g.next_child_identity();
         let name = format!(
             "Process-{}",
             identity
@@ -545,6 +226,8 @@ impl<R: Portable> Process<R> {
                 })
             }
             _ => {
+                // Spawned children (and the forkserver) enter through the pre-`main` hook.
+                entry::ensure_linked();
                 let recipe = match launch.recipe(method) {
                     Ok(recipe) => recipe,
                     Err(e) => {
@@ -563,12 +246,7 @@ impl<R: Portable> Process<R> {
         };
         let (child, control) = started?;
         let child = Arc::new(child);
-        let mut g = global();
-        g.children.push(child.clone());
-        if !g.exit_hook {
-            g.exit_hook = true;
-            mp_sys::process::atexit(at_exit);
-        }
+        global().register(child.clone());
         self.child = Some(child);
         self.control = Some(control);
         Ok(())
@@ -783,117 +461,54 @@ impl<R> Process<R> {
     }
 }
 
-/// What a start method needs to know about the child it creates.
-pub(crate) struct ChildSpec<'a> {
-    pub(crate) name: &'a str,
-    pub(crate) identity: &'a [u32],
-    pub(crate) daemon: bool,
-}
-
-/// The calling process, as Python's `current_process()`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CurrentProcess {
-    /// `MainProcess` in the main process, else the name its parent gave it.
-    pub name: String,
-    /// Its process id.
-    pub pid: u32,
-    /// Whether it is a daemon.
-    pub daemon: bool,
-}
-
-/// The calling process: its name, pid and daemon flag.
-///
-/// ```
-/// assert_eq!(mp_spawn::current_process().name, "MainProcess");
-/// ```
-pub fn current_process() -> CurrentProcess {
-    let g = global();
-    CurrentProcess {
-        name: g.name.to_string(),
-        pid: mp_sys::process::getpid(),
-        daemon: g.daemon,
-    }
-}
-
-/// The parent of a child process, as Python's `parent_process()`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParentProcess {
-    /// The parent's name.
-    pub name: String,
-    /// The parent's process id.
-    pub pid: u32,
-}
-
-impl ParentProcess {
-    /// Whether the parent is still running (false as soon as it has died, however it died).
-    pub fn is_alive(&self) -> bool {
-        !self.join(Some(Duration::ZERO))
+// `Context` and `ForkServer` make processes; their constructors live here, with `Process`,
+// so that the layers below never name it.
+impl Context {
+    /// A process running `target(args...)` with this start method. `target` must be a fn item
+    /// or a non-capturing closure (it is found again in a spawned child); see [`Process::new`].
+    pub fn process<F, A>(&self, target: F, args: A) -> Process<F::Output>
+    where
+        F: Target<A>,
+        A: Portable + Send,
+        F::Output: Portable,
+    {
+        Process::with_method(self.method, target, args)
     }
 
-    /// Waits up to `timeout` (`None`: forever) for the parent to end; true once it has.
+    /// A process running a closure that may capture anything. Only the fork start method can
+    /// run it (the closure is copied with the address space); `start` under spawn or forkserver
+    /// returns [`ProcessError::ClosureNeedsFork`](crate::ProcessError::ClosureNeedsFork).
+    ///
+    /// Under `cargo test`, `print!` in a forked child goes to the test harness's output
+    /// capture (a copy inherited from the test thread) and is lost; write to `io::stdout()`
+    /// or run the tests with `--nocapture`. Spawn and forkserver children print normally.
     ///
     /// ```
-    /// // In the main process there is no parent to wait for.
-    /// assert!(mp_spawn::parent_process().is_none());
+    /// let ctx = mp_spawn::get_context("fork").unwrap();
+    /// let words = vec!["a".to_string(), "b".to_string()];
+    /// let mut p = ctx.process_closure(move || words.join("+"));
+    /// p.start().unwrap();
+    /// assert_eq!(p.join().unwrap(), "a+b");
     /// ```
-    pub fn join(&self, timeout: Option<Duration>) -> bool {
-        // A duplicate, so that the wait does not hold the global state's lock.
-        let lifeline = global()
-            .parent
-            .as_ref()
-            .and_then(|p| p.lifeline.as_ref()?.try_clone().ok());
-        match lifeline {
-            Some(fd) => mp_sys::poll::readable(&[fd.as_fd()], timeout)
-                .map(|r| r[0])
-                .unwrap_or(true),
-            None => mp_sys::process::getppid() != self.pid,
-        }
+    pub fn process_closure<C, R>(&self, closure: C) -> Process<R>
+    where
+        C: FnOnce() -> R + Send + 'static,
+        R: Portable,
+    {
+        Process::closure_with_method(self.method, closure)
     }
 }
 
-/// The parent process, or `None` in the main process.
-pub fn parent_process() -> Option<ParentProcess> {
-    global().parent.as_ref().map(|p| ParentProcess {
-        name: p.name.clone(),
-        pid: p.pid,
-    })
-}
-
-/// A running child, as listed by [`active_children`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ActiveChild {
-    /// Its name.
-    pub name: String,
-    /// Its process id.
-    pub pid: u32,
-    /// Whether it is a daemon.
-    pub daemon: bool,
-}
-
-/// The children of this process that are still running; finished ones are reaped on the way.
-pub fn active_children() -> Vec<ActiveChild> {
-    let mut g = global();
-    g.reap_finished();
-    g.children
-        .iter()
-        .filter(|c| c.is_ours())
-        .map(|c| ActiveChild {
-            name: c.name.clone(),
-            pid: c.pid,
-            daemon: c.daemon,
-        })
-        .collect()
-}
-
-/// The number of CPUs online, as Python's `cpu_count()` (it ignores affinity and quotas).
-pub fn cpu_count() -> usize {
-    mp_sys::process::online_cpus()
-}
-
-/// The number of CPUs this process may use: the affinity mask and the cgroup CPU quota taken
-/// into account (Python 3.13's `os.process_cpu_count()`, plus quotas as loky does).
-pub fn process_cpu_count() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+impl ForkServer {
+    /// A process running `target(args...)`, to be forked by the helper when it starts. As
+    /// with [`Process::new`], `target` is a fn item or a non-capturing closure and `args` a
+    /// tuple of serde types (they travel to the helper as for the forkserver start method).
+    pub fn process<F, A>(&self, target: F, args: A) -> Process<F::Output>
+    where
+        F: Target<A>,
+        A: Portable + Send,
+        F::Output: Portable,
+    {
+        Process::through_helper(Arc::clone(&self.helper), target, args)
+    }
 }

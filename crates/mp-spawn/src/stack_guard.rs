@@ -27,8 +27,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
-use crate::bootstrap::Outcome;
 use crate::channel;
+use crate::target::Outcome;
 
 /// How far below the stack's low end a fault still counts as an overflow: the guard page of
 /// a thread's stack, or the addresses just past the main thread's rlimit. Rust probes each

@@ -112,8 +112,8 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 use super::{SERVER_MARK, entry_offset, trampoline_at};
-use crate::process::Target;
 use crate::reduction;
+use crate::target::Target;
 use mp_sys::process::Forked;
 
 fn triple(x: u64) -> u64 {
