@@ -23,7 +23,8 @@ use std::time::Instant;
 
 use mp_spawn::reduction::{self, Fd};
 
-use mp_shm::sys::{Locked, Mapping};
+use mp_sys::mmap::Mapping;
+use mp_sys::robust_mutex::Locked;
 
 const MAGIC: u64 = 0x6d70_7175_6575_0001; // "mpqueue", layout version 1
 const HEADER_SIZE: u64 = 4096;
@@ -182,7 +183,7 @@ impl<'de> serde::Deserialize<'de> for Ring {
 impl Ring {
     /// Creates a ring holding at most `maxsize` items (0: unbounded).
     pub(crate) fn new(maxsize: u64) -> io::Result<Ring> {
-        let memfd = mp_shm::sys::memfd(c"mp-queue", RESERVE)?;
+        let memfd = mp_sys::shm::memfd(c"mp-queue", RESERVE)?;
         let (fd_tx, fd_rx) = mp_sys::socket::socketpair(mp_sys::socket::Kind::SeqPacket)?;
         mp_sys::fd::set_nonblocking(fd_rx.as_fd(), true)?;
         let bell = mp_sys::eventfd::new()?;
@@ -191,8 +192,8 @@ impl Ring {
         // SAFETY: the mapping is fresh, zero-filled, at least HEADER_SIZE long and page
         // aligned; no other process has it yet, so initialising the mutexes in place is sound.
         unsafe {
-            mp_shm::sys::robust_mutex_init((*header).producers.lock.get())?;
-            mp_shm::sys::robust_mutex_init((*header).consumers.lock.get())?;
+            mp_sys::robust_mutex::init((*header).producers.lock.get())?;
+            mp_sys::robust_mutex::init((*header).consumers.lock.get())?;
         }
         let ring = Ring {
             map,
@@ -215,7 +216,7 @@ impl Ring {
 
     /// Attaches to a ring made by another process, checking that it is one.
     fn from_parts(parts: Parts) -> Result<Ring, RingError> {
-        if mp_shm::sys::file_size(parts.memfd.as_fd())? != RESERVE {
+        if mp_sys::shm::file_size(parts.memfd.as_fd())? != RESERVE {
             return Err(RingError::Corrupt("the shared memory is not an mp queue"));
         }
         let map = Mapping::new(parts.memfd.as_fd(), RESERVE as usize)?;
@@ -379,7 +380,7 @@ impl Ring {
         let w = &self.header().waiters;
         fence(Ordering::SeqCst);
         if w.getters.load(Ordering::SeqCst) > 0 {
-            mp_shm::sys::futex_wake(&self.header().producers.put_seq, 1);
+            mp_sys::futex::wake(&self.header().producers.put_seq, 1);
         }
         if w.pollers.load(Ordering::SeqCst) > 0 {
             mp_sys::eventfd::ring(self.bell.as_fd());
@@ -419,7 +420,7 @@ impl Ring {
         l.origin.store(head, Ordering::Relaxed);
         // The switch is one store: a process killed before it leaves the old layout intact.
         shape.active.store(next, Ordering::Release);
-        mp_shm::sys::punch_hole(self.memfd.as_fd(), base, cap);
+        mp_sys::shm::punch_hole(self.memfd.as_fd(), base, cap);
         Ok(())
     }
 
@@ -580,7 +581,7 @@ impl Ring {
         let h = self.header();
         fence(Ordering::SeqCst);
         if h.waiters.putters.load(Ordering::SeqCst) > 0 {
-            mp_shm::sys::futex_wake(&h.consumers.get_seq, 1);
+            mp_sys::futex::wake(&h.consumers.get_seq, 1);
         }
     }
 
@@ -609,7 +610,7 @@ impl Ring {
             if ready() {
                 return true;
             }
-            mp_shm::sys::yield_now();
+            mp_sys::thread::yield_now();
         }
         loop {
             waiters.fetch_add(1, Ordering::SeqCst);
@@ -622,7 +623,7 @@ impl Ring {
                 waiters.fetch_sub(1, Ordering::SeqCst);
                 return false;
             }
-            mp_shm::sys::futex_wait(seq, observed, deadline);
+            mp_sys::futex::wait(seq, observed, deadline);
             waiters.fetch_sub(1, Ordering::SeqCst);
             if ready() {
                 return true;
@@ -669,7 +670,7 @@ impl Ring {
         let w = &self.header().waiters;
         fence(Ordering::SeqCst);
         if w.joiners.load(Ordering::SeqCst) > 0 {
-            mp_shm::sys::futex_wake(&w.unfinished, i32::MAX);
+            mp_sys::futex::wake(&w.unfinished, i32::MAX);
         }
     }
 
@@ -687,7 +688,7 @@ impl Ring {
                 w.joiners.fetch_sub(1, Ordering::SeqCst);
                 return false;
             }
-            mp_shm::sys::futex_wait(&w.unfinished, n, deadline);
+            mp_sys::futex::wait(&w.unfinished, n, deadline);
             w.joiners.fetch_sub(1, Ordering::SeqCst);
         }
     }
@@ -752,7 +753,7 @@ impl LockGuard<'_> {
     fn new(mutex: *mut libc::pthread_mutex_t) -> io::Result<Self> {
         // SAFETY: the mutex was set up by `Ring::new` and lives in the mapping, which outlives
         // the guard (the guard borrows the ring).
-        let _: Locked = unsafe { mp_shm::sys::robust_mutex_lock(mutex) }?;
+        let _: Locked = unsafe { mp_sys::robust_mutex::lock(mutex) }?;
         Ok(LockGuard {
             mutex,
             _ring: std::marker::PhantomData,
@@ -763,6 +764,6 @@ impl LockGuard<'_> {
 impl Drop for LockGuard<'_> {
     fn drop(&mut self) {
         // SAFETY: this thread took the mutex in `new`.
-        let _ = unsafe { mp_shm::sys::robust_mutex_unlock(self.mutex) };
+        let _ = unsafe { mp_sys::robust_mutex::unlock(self.mutex) };
     }
 }

@@ -57,8 +57,6 @@ mod shareable_list;
 mod shared_memory;
 mod sharedctypes;
 mod synchronize;
-#[doc(hidden)]
-pub mod sys;
 /// The one futex parker (sleep on a shared word until it changes or a deadline passes), for
 /// the other crates of the workspace (mp-ipc's ring), as `sys`.
 #[doc(hidden)]

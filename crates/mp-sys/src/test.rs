@@ -159,3 +159,13 @@ fn move_above_keeps_the_file_and_close_on_exec() {
     assert_eq!(fd::read(moved.as_fd(), &mut buf).unwrap(), 1);
     assert_eq!(&buf, b"k");
 }
+
+// Moved from mp-shm's synchronize/test.rs with the thread module.
+#[test]
+fn thread_id_is_stable_and_names_a_thread_of_this_process() {
+    let me = crate::thread::id();
+    assert_eq!(me, crate::thread::id());
+    assert!(crate::thread::is_of_this_process(me));
+    let other = std::thread::spawn(crate::thread::id).join().unwrap();
+    assert_ne!(me, other);
+}
