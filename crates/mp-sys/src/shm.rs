@@ -64,10 +64,12 @@ pub fn file_size(fd: BorrowedFd<'_>) -> io::Result<u64> {
 /// ```
 pub fn shm_open(name: &CStr, create: bool) -> io::Result<OwnedFd> {
     use rustix::shm::OFlags;
+    // O_NOFOLLOW as glibc's shm_open adds it: a symlink planted in /dev/shm is not followed.
+    let nofollow = OFlags::from_bits_retain(rustix::fs::OFlags::NOFOLLOW.bits());
     let flags = if create {
-        OFlags::RDWR | OFlags::CREATE | OFlags::EXCL
+        OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | nofollow
     } else {
-        OFlags::RDWR
+        OFlags::RDWR | nofollow
     };
     retry(|| rustix::shm::open(name, flags, Mode::RUSR | Mode::WUSR))
 }
