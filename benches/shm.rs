@@ -153,13 +153,13 @@ fn lock_uncontended(c: &mut Criterion) {
     let ours = RawArray::<u8>::zeroed(128).expect("block");
     let om = raw_mutex(&ours);
     // SAFETY: a fresh block no one else uses.
-    unsafe { mp::shm::sys::robust_mutex_init(om).expect("init") };
+    unsafe { mp_sys::robust_mutex::init(om).expect("init") };
     group.bench_function("sys_errorcheck_robust", |b| {
         b.iter(|| {
             // SAFETY: an initialised robust mutex in a live mapping, locked then unlocked here.
             unsafe {
-                let _ = mp::shm::sys::robust_mutex_lock(black_box(om));
-                let _ = mp::shm::sys::robust_mutex_unlock(om);
+                let _ = mp_sys::robust_mutex::lock(black_box(om));
+                let _ = mp_sys::robust_mutex::unlock(om);
             }
         })
     });

@@ -202,7 +202,7 @@ impl Listener {
     /// Listens on a fresh Unix socket in the temporary directory (Python's `Listener()`).
     pub fn new(authkey: Option<&[u8]>) -> Result<Listener, ListenerError> {
         let mut nonce = [0u8; 8];
-        mp_shm::sys::random_bytes(&mut nonce)?;
+        mp_sys::random::fill(&mut nonce)?;
         let name = format!(
             "mp-{}-{:016x}.sock",
             std::process::id(),
@@ -389,7 +389,7 @@ fn deliver_challenge(
 ) -> Result<(), ListenerError> {
     let mut message = DIGEST.to_vec();
     let mut nonce = [0u8; NONCE_LEN];
-    mp_shm::sys::random_bytes(&mut nonce)?;
+    mp_sys::random::fill(&mut nonce)?;
     message.extend_from_slice(&nonce);
     handshake_send(conn, &[CHALLENGE, &message].concat())?;
     let response = handshake_recv(conn, stop)?;

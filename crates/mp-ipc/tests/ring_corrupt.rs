@@ -24,7 +24,7 @@ fn write_u64(file: &File, at: u64, v: u64) {
 
 /// A queue descriptor whose memfd the test can still write to.
 fn crafted(write: impl FnOnce(&File)) -> Result<Queue<u32>, reduction::DecodeError> {
-    let memfd = mp_shm::sys::memfd(c"crafted", RESERVE).unwrap();
+    let memfd = mp_sys::shm::memfd(c"crafted", RESERVE).unwrap();
     let file = File::from(memfd.try_clone().unwrap());
     write(&file);
     let (a, b) = UnixDatagram::pair().unwrap();

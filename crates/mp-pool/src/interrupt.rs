@@ -13,8 +13,6 @@ use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use crate::sys;
-
 /// A pool, as SIGINT sees it: something to terminate. (A trait, so that this module needs
 /// nothing from the pool's.)
 pub(crate) trait Terminate: Send + Sync {
@@ -86,15 +84,18 @@ pub(crate) fn register_pool<P: Terminate + 'static>(pool: &Arc<P>) {
         reg.waiters.clear();
     }
     if !reg.installed {
-        if let Ok((reader, writer)) = mp_shm::sys::socketpair(libc::SOCK_STREAM) {
-            if matches!(sys::catch_sigint(writer.as_fd()), Ok(true)) {
+        if let Ok((reader, writer)) = mp_sys::socket::socketpair(mp_sys::socket::Kind::Stream) {
+            if matches!(
+                mp_sys::signal::send_byte_on(libc::SIGINT, writer.as_fd()),
+                Ok(true)
+            ) {
                 reg.writer = Some(writer);
                 reg.installed = true;
                 let spawned = std::thread::Builder::new()
                     .name("mp-pool-sigint".into())
                     .spawn(move || watch_sigint(reader));
                 if spawned.is_err() {
-                    sys::default_sigint();
+                    mp_sys::signal::set_ignored(libc::SIGINT, false);
                     reg.installed = false;
                 }
             }
@@ -122,8 +123,8 @@ fn watch_sigint(reader: OwnedFd) {
         };
         if waiters.is_empty() {
             // Nobody waits on a pool: Ctrl-C means what it always means.
-            sys::default_sigint();
-            sys::raise_sigint();
+            mp_sys::signal::set_ignored(libc::SIGINT, false);
+            mp_sys::signal::kill_self(libc::SIGINT);
             return;
         }
         EPOCH.fetch_add(1, Ordering::SeqCst);

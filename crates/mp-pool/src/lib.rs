@@ -52,7 +52,6 @@ mod plain;
 mod pool;
 mod result;
 mod scheduler;
-mod sys;
 mod task;
 mod wire;
 mod worker;

@@ -39,7 +39,7 @@ impl Monitor {
     pub(crate) fn start(
         results: Queue<()>,
     ) -> std::io::Result<(Monitor, std::thread::JoinHandle<()>)> {
-        let (wake_rx, wake_tx) = mp_shm::sys::socketpair(libc::SOCK_STREAM)?;
+        let (wake_rx, wake_tx) = mp_sys::socket::socketpair(mp_sys::socket::Kind::Stream)?;
         let (watch_tx, watch_rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("mp-pool-monitor".into())

@@ -52,7 +52,7 @@ pub(crate) struct WorkerArgs {
 pub(crate) fn worker_main(args: WorkerArgs) {
     // Ctrl-C goes to the whole foreground process group: the pool's owner decides what it
     // means and stops the workers itself, so they print nothing (bpo-8296).
-    mp_shm::sys::ignore_signal(libc::SIGINT);
+    mp_sys::signal::set_ignored(libc::SIGINT, true);
     task::become_worker();
     let WorkerArgs {
         slot,

@@ -11,7 +11,8 @@ use mp_spawn::reduction::Fd;
 use mp_spawn::reduction::custom_error;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::sys::{self, Mapping};
+use mp_sys::mmap::Mapping;
+use mp_sys::shm as sys;
 
 /// What a block holds. It travels with the block, so that safe code cannot receive a block as
 /// another kind (a lock's mutex as `RawValue` bytes, say) and race the two views of it.

@@ -57,10 +57,8 @@ mod shareable_list;
 mod shared_memory;
 mod sharedctypes;
 mod synchronize;
-#[doc(hidden)]
-pub mod sys;
 /// The one futex parker (sleep on a shared word until it changes or a deadline passes), for
-/// the other crates of the workspace (mp-ipc's ring), as `sys`.
+/// the other crates of the workspace (mp-ipc's ring).
 #[doc(hidden)]
 pub use synchronize::parker;
 

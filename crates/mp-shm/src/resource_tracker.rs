@@ -24,8 +24,6 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
 
-use crate::sys;
-
 const MARK: &CStr = c"--mp-resource-tracker";
 
 /// The key under which the tracker's connection is shared with spawned children.
@@ -73,7 +71,8 @@ pub(crate) fn ensure_linked() {
 }
 
 fn start() -> Result<OwnedFd, String> {
-    let (ours, theirs) = sys::socketpair(libc::SOCK_STREAM).map_err(|e| e.to_string())?;
+    let (ours, theirs) =
+        mp_sys::socket::socketpair(mp_sys::socket::Kind::Stream).map_err(|e| e.to_string())?;
     let mut command = Command::new("/proc/self/exe");
     command
         .arg0("mp-resource-tracker")
@@ -104,7 +103,7 @@ pub(crate) fn unregister(name: &str) {
 
 fn send(line: &str) -> io::Result<()> {
     match tracker() {
-        Ok(fd) => sys::send_all(fd, line.as_bytes()),
+        Ok(fd) => mp_sys::socket::send_all(fd, line.as_bytes()),
         Err(e) => Err(io::Error::other(e)),
     }
 }
@@ -113,8 +112,8 @@ fn send(line: &str) -> io::Result<()> {
 fn serve() -> ! {
     // Ctrl-C and a polite terminate go to the whole process group; the tracker must outlive
     // the others to clean up after them (Python's tracker ignores them too).
-    sys::ignore_signal(libc::SIGINT);
-    sys::ignore_signal(libc::SIGTERM);
+    mp_sys::signal::set_ignored(libc::SIGINT, true);
+    mp_sys::signal::set_ignored(libc::SIGTERM, true);
     let mut live = BTreeSet::new();
     let mut input = Vec::new();
     let mut stdin = io::stdin().lock();
@@ -148,7 +147,7 @@ fn serve() -> ! {
     let mut cleaned = Vec::new();
     for name in &live {
         if let Ok(posix) = CString::new(format!("/{name}")) {
-            if sys::shm_unlink(&posix).is_ok() {
+            if mp_sys::shm::shm_unlink(&posix).is_ok() {
                 cleaned.push(name.as_str());
             }
         }
@@ -159,7 +158,7 @@ fn serve() -> ! {
             cleaned.len()
         );
     }
-    sys::exit_now(0)
+    mp_sys::process::exit_now(0)
 }
 
 /// Called by the C runtime before `main`: returns at once unless this process is a tracker.

@@ -15,7 +15,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::atomic_copy;
 use crate::error::{IndexError, ShmError};
 use crate::resource_tracker;
-use crate::sys::{self, Mapping};
+use mp_sys::mmap::Mapping;
+use mp_sys::shm as sys;
 
 /// The longest name: /dev/shm entries are at most 255 bytes (NAME_MAX).
 pub const MAX_NAME_LEN: usize = 255;
@@ -144,7 +145,7 @@ fn open_error(e: io::Error, name: &str) -> ShmError {
 
 fn random_name() -> io::Result<String> {
     let mut bytes = [0u8; 4];
-    sys::random_bytes(&mut bytes)?;
+    mp_sys::random::fill(&mut bytes)?;
     Ok(format!("psm_{:08x}", u32::from_be_bytes(bytes)))
 }
 

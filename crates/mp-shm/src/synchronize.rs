@@ -40,7 +40,7 @@ pub use semaphore::{BoundedSemaphore, Semaphore};
 
 // What the unit tests beside this file reach for.
 #[cfg(test)]
-use {crate::sys, mutex::held_here};
+use mutex::held_here;
 
 #[cfg(test)]
 mod test;

@@ -2,13 +2,15 @@
 //! `OwnedFd`/`BorrowedFd`.
 //!
 //! Built on rustix wherever rustix has the call (pipes, sockets and `SCM_RIGHTS`, pidfds,
-//! `waitid`, `poll`, eventfds, `mmap`); on libc only for what rustix leaves out or cannot
-//! express soundly: `fork`, `posix_spawn`, `atexit`, `pthread_atfork`, `sigaction`,
-//! `sigaltstack`, `pthread_getattr_np`, `dl_iterate_phdr`, `F_SETOWN`/`F_SETSIG`/`O_ASYNC`,
-//! `getauxval(AT_SECURE)`, `sysconf` and `SO_PEERCRED` (rustix's `UCred` holds a non-zero
-//! `Pid`, but the kernel reports pid 0 for a socket without a peer).
+//! `waitid`, `poll`, eventfds, `mmap`, `memfd_create`, `shm_open`, `fallocate`, futexes,
+//! `gettid`, `getrandom`); on libc only for what rustix leaves out or cannot express
+//! soundly: robust process-shared pthread mutexes, `tgkill`, `fork`, `posix_spawn`, `atexit`,
+//! `pthread_atfork`, `sigaction`, `sigaltstack`, `pthread_getattr_np`, `dl_iterate_phdr`,
+//! `F_SETOWN`/`F_SETSIG`/`O_ASYNC`, `getauxval(AT_SECURE)`, `sysconf` and `SO_PEERCRED`
+//! (rustix's `UCred` holds a non-zero `Pid`, but the kernel reports pid 0 for a socket without
+//! a peer).
 //!
-//! Every `unsafe` block of mp-spawn and mp-ipc's process and socket layer lives here.
+//! Every `unsafe` OS call of mp-spawn, mp-ipc, mp-shm and mp-pool lives here.
 //!
 //! ```
 //! let (r, w) = mp_sys::fd::pipe()?;
@@ -24,12 +26,18 @@ pub mod creds;
 pub mod deadline;
 pub mod eventfd;
 pub mod fd;
+pub mod futex;
+pub mod mmap;
 pub mod pidfd;
 pub mod poll;
 pub mod process;
+pub mod random;
+pub mod robust_mutex;
+pub mod shm;
 pub mod signal;
 pub mod socket;
 pub mod stack;
+pub mod thread;
 
 /// Retries a call interrupted by a signal (`EINTR`).
 #[inline]

@@ -118,3 +118,68 @@ pub fn fault_address(info: &libc::siginfo_t) -> Option<usize> {
     // (positive si_code) of SIGSEGV or SIGBUS the kernel stores the faulting address there.
     Some(unsafe { info.si_addr() as usize })
 }
+
+/// Per signal number, the socket [`send_byte_on`]'s handler writes to (-1: none).
+static WAKE_SOCKETS: [std::sync::atomic::AtomicI32; 65] =
+    [const { std::sync::atomic::AtomicI32::new(-1) }; 65];
+
+extern "C" fn send_wake_byte(signal: c_int) {
+    let slot = usize::try_from(signal)
+        .ok()
+        .and_then(|s| WAKE_SOCKETS.get(s));
+    let fd = slot.map_or(-1, |s| s.load(std::sync::atomic::Ordering::Relaxed));
+    if fd >= 0 {
+        // SAFETY: the fd was stored from a `BorrowedFd` whose owner keeps it open while the
+        // handler is installed (the contract of `send_byte_on`); it is only borrowed for the
+        // call.
+        let sock = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        // send(2) is async-signal-safe; a full socket drops the byte instead of blocking the
+        // handler, which is fine, since one pending byte already wakes the reader.
+        crate::socket::send_now(sock, &[1]);
+    }
+}
+
+/// Installs a handler for `signal` that sends one byte to the socket `writer` (a self-pipe
+/// trick: a thread reading the other end hears of the signal), if the signal still has its
+/// default disposition. Returns whether it did (a program that handles the signal itself keeps
+/// its handler, and a process that ignores it keeps ignoring it). `InvalidInput` for a number
+/// that is no signal. On libc: rustix has no `sigaction` for programs that use libc.
+///
+/// The handler uses `writer` until the signal's disposition changes again (as
+/// [`set_ignored`]): `writer` must stay open until then.
+///
+/// ```
+/// use std::os::fd::AsFd;
+/// let (reader, writer) = mp_sys::socket::socketpair(mp_sys::socket::Kind::Stream)?;
+/// if mp_sys::signal::send_byte_on(libc::SIGUSR2, writer.as_fd())? {
+///     mp_sys::signal::kill_self(libc::SIGUSR2);
+///     let mut byte = [0u8; 1];
+///     assert_eq!(mp_sys::fd::read(reader.as_fd(), &mut byte)?, 1);
+///     mp_sys::signal::set_ignored(libc::SIGUSR2, false);
+/// }
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn send_byte_on(signal: c_int, writer: std::os::fd::BorrowedFd<'_>) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    let slot = usize::try_from(signal)
+        .ok()
+        .filter(|&s| s > 0)
+        .and_then(|s| WAKE_SOCKETS.get(s))
+        .ok_or(io::ErrorKind::InvalidInput)?;
+    slot.store(writer.as_raw_fd(), std::sync::atomic::Ordering::Relaxed);
+    // SAFETY: sigaction is plain data; all zeroes is a valid (empty) value.
+    let mut old: libc::sigaction = unsafe { mem::zeroed() };
+    // SAFETY: querying the disposition with a null new action only writes `old`.
+    cvt(unsafe { libc::sigaction(signal, std::ptr::null(), &mut old) })?;
+    if old.sa_sigaction != libc::SIG_DFL {
+        return Ok(false);
+    }
+    // SAFETY: as above.
+    let mut new: libc::sigaction = unsafe { mem::zeroed() };
+    new.sa_sigaction = send_wake_byte as extern "C" fn(c_int) as libc::sighandler_t;
+    new.sa_flags = libc::SA_RESTART;
+    // SAFETY: the handler has the one-argument signature (no SA_SIGINFO) and only calls
+    // send(2), which is async-signal-safe.
+    cvt(unsafe { libc::sigaction(signal, &new, std::ptr::null_mut()) })?;
+    Ok(true)
+}

@@ -159,3 +159,110 @@ fn move_above_keeps_the_file_and_close_on_exec() {
     assert_eq!(fd::read(moved.as_fd(), &mut buf).unwrap(), 1);
     assert_eq!(&buf, b"k");
 }
+
+// Moved from mp-shm's synchronize/test.rs with the thread module.
+#[test]
+fn thread_id_is_stable_and_names_a_thread_of_this_process() {
+    let me = crate::thread::id();
+    assert_eq!(me, crate::thread::id());
+    assert!(crate::thread::is_of_this_process(me));
+    let other = std::thread::spawn(crate::thread::id).join().unwrap();
+    assert_ne!(me, other);
+}
+
+#[test]
+fn shm_open_refuses_names_that_are_no_single_component() {
+    use crate::shm::shm_open;
+    for name in [c"", c"/", c"/a/b", c"/.."] {
+        let e = shm_open(name, true).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "{name:?}");
+    }
+    let long = std::ffi::CString::new(format!("/{}", "x".repeat(300))).unwrap();
+    let e = shm_open(&long, true).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENAMETOOLONG));
+}
+
+/// As glibc's `shm_open`: a symlink in /dev/shm is not followed (O_NOFOLLOW).
+#[test]
+fn shm_open_does_not_follow_a_symlink() {
+    let pid = std::process::id();
+    let target = format!("/mp-sys-test-target-{pid}");
+    let link = format!("/mp-sys-test-link-{pid}");
+    let target_c = std::ffi::CString::new(target.clone()).unwrap();
+    let link_c = std::ffi::CString::new(link.clone()).unwrap();
+    let _fd = crate::shm::shm_open(&target_c, true).unwrap();
+    std::os::unix::fs::symlink(format!("/dev/shm{target}"), format!("/dev/shm{link}")).unwrap();
+    let opened = crate::shm::shm_open(&link_c, false);
+    let _ = std::fs::remove_file(format!("/dev/shm{link}"));
+    crate::shm::shm_unlink(&target_c).unwrap();
+    assert_eq!(opened.unwrap_err().raw_os_error(), Some(libc::ELOOP));
+}
+
+#[test]
+fn set_len_beyond_off_t_is_invalid_input() {
+    let fd = crate::shm::memfd(c"test", 0).unwrap();
+    let e = crate::shm::set_len(fd.as_fd(), u64::MAX).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    assert_eq!(crate::shm::file_size(fd.as_fd()).unwrap(), 0);
+}
+
+#[test]
+fn futex_wait_returns_on_a_changed_word_or_a_passed_deadline() {
+    use std::sync::atomic::AtomicU32;
+    let word = AtomicU32::new(1);
+    crate::futex::wait(&word, 0, None);
+    crate::futex::wait(&word, 1, Some(std::time::Instant::now()));
+    crate::futex::wait(
+        &word,
+        1,
+        Some(std::time::Instant::now() + Duration::from_millis(1)),
+    );
+    crate::futex::wake(&word, i32::MAX);
+}
+
+#[test]
+fn robust_mutex_reports_a_holder_that_died() {
+    use crate::robust_mutex::{self, Locked, RawMutex};
+    let memfd = crate::shm::memfd(c"test", 4096).unwrap();
+    let map = crate::mmap::Mapping::new(memfd.as_fd(), 4096).unwrap();
+    let m = map.ptr().cast::<RawMutex>();
+    // SAFETY: a fresh, page-aligned mapping that outlives every call below; the child only
+    // takes the mutex and `_exit`s.
+    unsafe {
+        robust_mutex::init(m).unwrap();
+        assert_eq!(robust_mutex::owner(m), 0);
+        let pid = match fork().unwrap() {
+            Forked::Child => {
+                let _ = robust_mutex::lock(m);
+                exit_now(0)
+            }
+            Forked::Parent(pid) => pid,
+        };
+        crate::process::reap_pid_blocking(pid);
+        assert_eq!(robust_mutex::lock(m).unwrap(), Locked::OwnerDied);
+        assert_eq!(robust_mutex::owner(m), crate::thread::id());
+        assert_eq!(robust_mutex::trylock(m).unwrap(), Locked::AlreadyHeld);
+        robust_mutex::unlock(m).unwrap();
+        assert_eq!(robust_mutex::owner(m), 0);
+        assert!(robust_mutex::unlock(m).is_err());
+    }
+}
+
+#[test]
+fn send_byte_on_refuses_a_number_that_is_no_signal() {
+    let (_r, w) = socketpair(Kind::Stream).unwrap();
+    for signal in [0, -1, 65, 1000] {
+        let e = crate::signal::send_byte_on(signal, w.as_fd()).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    }
+}
+
+#[test]
+fn random_fill_fills() {
+    crate::random::fill(&mut []).unwrap();
+    let mut a = [0u8; 64];
+    let mut b = [0u8; 64];
+    crate::random::fill(&mut a).unwrap();
+    crate::random::fill(&mut b).unwrap();
+    assert_ne!(a, b);
+}

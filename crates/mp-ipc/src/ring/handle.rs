@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use mp_spawn::reduction::{self, Fd};
 
-use mp_shm::sys::{Locked, Mapping};
+use mp_sys::mmap::Mapping;
+use mp_sys::robust_mutex::Locked;
 
 use super::RingError;
 use super::layout::{HEADER_SIZE, Header, INITIAL_CAP, MAGIC, RESERVE};
@@ -70,7 +71,7 @@ impl<'de> serde::Deserialize<'de> for Ring {
 impl Ring {
     /// Creates a ring holding at most `maxsize` items (0: unbounded).
     pub(crate) fn new(maxsize: u64) -> io::Result<Ring> {
-        let memfd = mp_shm::sys::memfd(c"mp-queue", RESERVE)?;
+        let memfd = mp_sys::shm::memfd(c"mp-queue", RESERVE)?;
         let (fd_tx, fd_rx) = mp_sys::socket::socketpair(mp_sys::socket::Kind::SeqPacket)?;
         mp_sys::fd::set_nonblocking(fd_rx.as_fd(), true)?;
         let bell = mp_sys::eventfd::new()?;
@@ -79,8 +80,8 @@ impl Ring {
         // SAFETY: the mapping is fresh, zero-filled, at least HEADER_SIZE long and page
         // aligned; no other process has it yet, so initialising the mutexes in place is sound.
         unsafe {
-            mp_shm::sys::robust_mutex_init((*header).producers.lock.get())?;
-            mp_shm::sys::robust_mutex_init((*header).consumers.lock.get())?;
+            mp_sys::robust_mutex::init((*header).producers.lock.get())?;
+            mp_sys::robust_mutex::init((*header).consumers.lock.get())?;
         }
         let ring = Ring {
             map,
@@ -105,7 +106,7 @@ impl Ring {
     /// size of the mapping (so every offset below RESERVE is inside it), and the header passes
     /// [`Header::check_attach`]. Later reads of the header are checked at each use.
     pub(super) fn from_parts(parts: Parts) -> Result<Ring, RingError> {
-        if mp_shm::sys::file_size(parts.memfd.as_fd())? != RESERVE {
+        if mp_sys::shm::file_size(parts.memfd.as_fd())? != RESERVE {
             return Err(RingError::Corrupt("the shared memory is not an mp queue"));
         }
         let map = Mapping::new(parts.memfd.as_fd(), RESERVE as usize)?;
@@ -185,15 +186,15 @@ impl Ring {
 /// A held robust lock. A previous holder's death needs no repair here: the ring is consistent
 /// at every instant a lock holder can die (see `README.md`).
 pub(super) struct LockGuard<'a> {
-    mutex: *mut libc::pthread_mutex_t,
+    mutex: *mut mp_sys::robust_mutex::RawMutex,
     _ring: std::marker::PhantomData<&'a Ring>,
 }
 
 impl LockGuard<'_> {
-    fn new(mutex: *mut libc::pthread_mutex_t) -> io::Result<Self> {
+    fn new(mutex: *mut mp_sys::robust_mutex::RawMutex) -> io::Result<Self> {
         // SAFETY: the mutex was set up by `Ring::new` and lives in the mapping, which outlives
         // the guard (the guard borrows the ring).
-        let _: Locked = unsafe { mp_shm::sys::robust_mutex_lock(mutex) }?;
+        let _: Locked = unsafe { mp_sys::robust_mutex::lock(mutex) }?;
         Ok(LockGuard {
             mutex,
             _ring: std::marker::PhantomData,
@@ -204,6 +205,6 @@ impl LockGuard<'_> {
 impl Drop for LockGuard<'_> {
     fn drop(&mut self) {
         // SAFETY: this thread took the mutex in `new`.
-        let _ = unsafe { mp_shm::sys::robust_mutex_unlock(self.mutex) };
+        let _ = unsafe { mp_sys::robust_mutex::unlock(self.mutex) };
     }
 }

@@ -42,7 +42,7 @@ pub(super) struct Shape {
 
 #[repr(C, align(128))]
 pub(super) struct Producers {
-    pub(super) lock: UnsafeCell<libc::pthread_mutex_t>,
+    pub(super) lock: UnsafeCell<mp_sys::robust_mutex::RawMutex>,
     /// Ring position after the last published item.
     pub(super) tail: AtomicU64,
     pub(super) puts: AtomicU64,
@@ -54,7 +54,7 @@ pub(super) struct Producers {
 
 #[repr(C, align(128))]
 pub(super) struct Consumers {
-    pub(super) lock: UnsafeCell<libc::pthread_mutex_t>,
+    pub(super) lock: UnsafeCell<mp_sys::robust_mutex::RawMutex>,
     pub(super) head: AtomicU64,
     pub(super) gets: AtomicU64,
     /// Bumped on every get; bounded producers sleep on it.

@@ -165,7 +165,7 @@ impl Ring {
         let w = &self.header().waiters;
         fence(Ordering::SeqCst);
         if w.getters.load(Ordering::SeqCst) > 0 {
-            mp_shm::sys::futex_wake(&self.header().producers.put_seq, 1);
+            mp_sys::futex::wake(&self.header().producers.put_seq, 1);
         }
         if w.pollers.load(Ordering::SeqCst) > 0 {
             mp_sys::eventfd::ring(self.bell.as_fd());
@@ -208,7 +208,7 @@ impl Ring {
         l.origin.store(head, Ordering::Relaxed);
         // The switch is one store: a process killed before it leaves the old layout intact.
         shape.active.store(next, Ordering::Release);
-        mp_shm::sys::punch_hole(self.memfd.as_fd(), base, cap);
+        mp_sys::shm::punch_hole(self.memfd.as_fd(), base, cap);
         Ok(())
     }
 
@@ -360,7 +360,7 @@ impl Ring {
         let h = self.header();
         fence(Ordering::SeqCst);
         if h.waiters.putters.load(Ordering::SeqCst) > 0 {
-            mp_shm::sys::futex_wake(&h.consumers.get_seq, 1);
+            mp_sys::futex::wake(&h.consumers.get_seq, 1);
         }
     }
 
@@ -389,7 +389,7 @@ impl Ring {
             if ready() {
                 return true;
             }
-            mp_shm::sys::yield_now();
+            mp_sys::thread::yield_now();
         }
         loop {
             waiters.fetch_add(1, Ordering::SeqCst);
@@ -402,7 +402,7 @@ impl Ring {
                 waiters.fetch_sub(1, Ordering::SeqCst);
                 return false;
             }
-            mp_shm::sys::futex_wait(seq, observed, deadline);
+            mp_sys::futex::wait(seq, observed, deadline);
             waiters.fetch_sub(1, Ordering::SeqCst);
             if ready() {
                 return true;
@@ -449,7 +449,7 @@ impl Ring {
         let w = &self.header().waiters;
         fence(Ordering::SeqCst);
         if w.joiners.load(Ordering::SeqCst) > 0 {
-            mp_shm::sys::futex_wake(&w.unfinished, i32::MAX);
+            mp_sys::futex::wake(&w.unfinished, i32::MAX);
         }
     }
 
@@ -467,7 +467,7 @@ impl Ring {
                 w.joiners.fetch_sub(1, Ordering::SeqCst);
                 return false;
             }
-            mp_shm::sys::futex_wait(&w.unfinished, n, deadline);
+            mp_sys::futex::wait(&w.unfinished, n, deadline);
             w.joiners.fetch_sub(1, Ordering::SeqCst);
         }
     }

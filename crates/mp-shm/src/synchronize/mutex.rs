@@ -11,14 +11,14 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::{LockError, LockResult, SyncError};
 use crate::heap::{Block, Kind, Tagged};
-use crate::sys::{self, Locked};
+use mp_sys::robust_mutex::{self, Locked, RawMutex};
 
 /// The shared state of a lock. Who holds it is the mutex's own business: a robust futex word
-/// holds its owner's thread id (the kernel's robust-futex ABI, and the first field of glibc's
-/// `pthread_mutex_t`), so there is nothing for us to keep in step.
+/// holds its owner's thread id (see `mp_sys::robust_mutex`), so there is nothing for us to keep
+/// in step.
 #[repr(C)]
 pub(crate) struct MutexState {
-    mutex: UnsafeCell<libc::pthread_mutex_t>,
+    mutex: UnsafeCell<RawMutex>,
     /// RLock recursion depth; only the holder writes it.
     count: AtomicU32,
     /// Sticky: a holder died, and nobody has called `clear_owner_died` since.
@@ -70,7 +70,7 @@ impl MutexBlock {
             .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
         let block = Block::new(Kind::Mutex, len)?;
         // SAFETY: the block is fresh, page-aligned, big enough, and not shared with anyone yet.
-        unsafe { sys::robust_mutex_init(block.ptr().cast::<libc::pthread_mutex_t>())? };
+        unsafe { robust_mutex::init(block.ptr().cast::<RawMutex>())? };
         Ok(MutexBlock {
             block: block.with_drop_check(held_here),
         })
@@ -112,7 +112,7 @@ impl MutexBlock {
     }
 
     #[inline]
-    fn mutex(&self) -> *mut libc::pthread_mutex_t {
+    fn mutex(&self) -> *mut RawMutex {
         self.state().mutex.get()
     }
 
@@ -124,7 +124,7 @@ impl MutexBlock {
 
     #[inline]
     pub(crate) fn held_by_me(&self) -> bool {
-        self.owner() == sys::thread_id()
+        self.owner() == mp_sys::thread::id()
     }
 
     /// Takes the mutex at depth one, waiting as long as it takes (not re-entrant).
@@ -144,9 +144,9 @@ impl MutexBlock {
         // SAFETY: `m` is the initialised robust mutex of this block, mapped while self lives.
         let locked = unsafe {
             match wait {
-                Wait::No => sys::robust_mutex_trylock(m),
-                Wait::Until(d) => sys::robust_mutex_lock_until(m, d),
-                Wait::Forever => sys::robust_mutex_lock(m),
+                Wait::No => robust_mutex::trylock(m),
+                Wait::Until(d) => robust_mutex::lock_until(m, d),
+                Wait::Forever => robust_mutex::lock(m),
             }
         }?;
         let state = self.state();
@@ -180,7 +180,7 @@ impl MutexBlock {
         }
         self.state().count.store(0, Relaxed);
         // SAFETY: the robust mutex of this block, held by this thread (checked above).
-        unsafe { sys::robust_mutex_unlock(self.mutex()) }.map_err(|_| SyncError::NotHeld)
+        unsafe { robust_mutex::unlock(self.mutex()) }.map_err(|_| SyncError::NotHeld)
     }
 
     /// Plain-lock acquire: a second acquire by the holder cannot succeed.
@@ -214,7 +214,7 @@ impl MutexBlock {
             return Err(SyncError::GuardHeld);
         }
         // SAFETY: the robust mutex of this block; an unlock by a non-holder fails with EPERM.
-        unsafe { sys::robust_mutex_unlock(self.mutex()) }.map_err(|_| SyncError::NotHeld)
+        unsafe { robust_mutex::unlock(self.mutex()) }.map_err(|_| SyncError::NotHeld)
     }
 
     /// Re-entrant acquire.
@@ -306,17 +306,15 @@ impl MutexBlock {
 
 /// The owner's thread id in a robust mutex's futex word (0 when free).
 #[inline]
-fn owner_of(m: *mut libc::pthread_mutex_t) -> u32 {
-    // SAFETY: the futex word is the first, 4-aligned field of glibc's pthread_mutex_t, in a live
-    // mapping; glibc and the kernel update it atomically, so an atomic read is the right view.
-    let word = unsafe { &*m.cast::<AtomicU32>() };
-    word.load(Relaxed) & libc::FUTEX_TID_MASK
+fn owner_of(m: *mut RawMutex) -> u32 {
+    // SAFETY: every caller passes the initialised robust mutex of a block mapped while it runs.
+    unsafe { robust_mutex::owner(m) }
 }
 
 /// A block is kept mapped when a thread of this process holds its mutex (see `Block`).
 pub(super) fn held_here(block: &Block) -> bool {
     let owner = owner_of(block.ptr().cast());
-    owner != 0 && sys::is_thread_of_this_process(owner)
+    owner != 0 && mp_sys::thread::is_of_this_process(owner)
 }
 
 impl Serialize for MutexBlock {

@@ -30,7 +30,7 @@
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::time::Instant;
 
-use crate::sys;
+use mp_sys::futex;
 
 /// Why [`park`] returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,7 +59,7 @@ pub fn park(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> Parke
         }
         // Spurious returns (EINTR, a wake for someone else, a time-out rounded short) all
         // land back at the checks above.
-        sys::futex_wait(word, expected, deadline);
+        futex::wait(word, expected, deadline);
     }
 }
 
@@ -68,13 +68,13 @@ pub fn park(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> Parke
 #[inline]
 pub fn unpark(word: &AtomicU32, n: u64) {
     // The kernel takes an i32; more sleepers than that cannot exist.
-    sys::futex_wake(word, n.min(i32::MAX as u64) as i32);
+    futex::wake(word, n.min(i32::MAX as u64) as i32);
 }
 
 /// Wakes every sleeper parked on `word`.
 #[inline]
 pub fn unpark_all(word: &AtomicU32) {
-    sys::futex_wake(word, i32::MAX);
+    futex::wake(word, i32::MAX);
 }
 
 #[cfg(test)]
