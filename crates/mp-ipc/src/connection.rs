@@ -238,8 +238,8 @@ impl Connection {
         }
         let guard = self.handle();
         let sock = guard.as_ref().ok_or(RecvError::Closed)?.as_fd();
-        let deadline = mp_spawn::deadline::of(timeout);
-        Ok(mp_spawn::poll_readable_until(&[sock], deadline)?[0])
+        let deadline = mp_sys::deadline::of(timeout);
+        Ok(mp_sys::poll::readable_until(&[sock], deadline)?[0])
     }
 
     fn recv_frame(&self, limit: u64, stop: Stop<'_>) -> Result<(Vec<u8>, Vec<OwnedFd>), RecvError> {
@@ -290,7 +290,7 @@ impl Stop<'_> {
         let mut fds = vec![sock];
         fds.extend(self.cancel);
         loop {
-            let ready = mp_spawn::poll_readable_until(&fds, self.deadline)?;
+            let ready = mp_sys::poll::readable_until(&fds, self.deadline)?;
             if ready.get(1) == Some(&true) {
                 return Err(RecvError::Closed);
             }

@@ -267,7 +267,7 @@ impl Listener {
         let conn = Connection::new(fd, true, true);
         if let Some(key) = &self.authkey {
             let stop = Stop {
-                deadline: mp_spawn::deadline::of(self.handshake_timeout()),
+                deadline: mp_sys::deadline::of(self.handshake_timeout()),
                 cancel: Some(self.closing.as_fd()),
             };
             deliver_challenge(&conn, key, stop)?;
@@ -282,7 +282,7 @@ impl Listener {
         let socket = guard.as_ref().ok_or(ListenerError::Closed)?;
         loop {
             let ready =
-                mp_spawn::poll_readable_until(&[socket.as_fd(), self.closing.as_fd()], None)?;
+                mp_sys::poll::readable_until(&[socket.as_fd(), self.closing.as_fd()], None)?;
             if ready[1] {
                 return Err(ListenerError::Closed);
             }

@@ -156,7 +156,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                 let fds: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
                 self.shared
                     .ring
-                    .put(&buf, &fds, mp_spawn::deadline::of(timeout), counted)
+                    .put(&buf, &fds, mp_sys::deadline::of(timeout), counted)
                     .map_err(put_error)
             });
         if buf.capacity() <= KEEP_BUFFER {
@@ -189,7 +189,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         let decoded = self
             .shared
             .ring
-            .get(mp_spawn::deadline::of(timeout), |bytes, fds| {
+            .get(mp_sys::deadline::of(timeout), |bytes, fds| {
                 reduction::loads(bytes, fds)
             })
             .map_err(get_error)?;
@@ -261,7 +261,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         }
         self.shared
             .ring
-            .get(mp_spawn::deadline::of(timeout), take)
+            .get(mp_sys::deadline::of(timeout), take)
             .map_err(get_error)
     }
 
@@ -381,7 +381,7 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
         self.queue
             .shared
             .ring
-            .wait_unfinished_zero(mp_spawn::deadline::of(Some(timeout)))
+            .wait_unfinished_zero(mp_sys::deadline::of(Some(timeout)))
     }
 }
 

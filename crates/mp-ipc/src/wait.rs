@@ -50,7 +50,7 @@ impl Waitable for BorrowedFd<'_> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> io::Result<Vec<usize>> {
-    let deadline = mp_spawn::deadline::of(timeout);
+    let deadline = mp_sys::deadline::of(timeout);
     let waiters: Vec<Inner<'_>> = objects.iter().map(|o| o.waiter().0).collect();
     let rings: Vec<&Ring> = waiters
         .iter()
@@ -98,9 +98,9 @@ fn wait_inner(waiters: &[Inner<'_>], deadline: Option<Instant>) -> io::Result<Ve
         let mut ready: Vec<usize> = Vec::new();
         let readiness = if first {
             first = false;
-            mp_spawn::poll_readable_until(&fds, Some(Instant::now()))?
+            mp_sys::poll::readable_until(&fds, Some(Instant::now()))?
         } else {
-            mp_spawn::poll_readable_until(&fds, deadline)?
+            mp_sys::poll::readable_until(&fds, deadline)?
         };
         for (k, (i, _)) in polled.iter().enumerate() {
             let is_ready = match &waiters[*i] {

@@ -278,7 +278,7 @@ where
     /// The next value, waiting at most `timeout`; `Some(Err(PoolError::Timeout))` if it did
     /// not come in time (the iterator can be resumed). Python's `next(timeout)`.
     pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<R, PoolError>> {
-        self.next_until(mp_spawn::deadline::after(timeout))
+        self.next_until(mp_sys::deadline::after(timeout))
     }
 
     fn next_until(&mut self, deadline: Option<Instant>) -> Option<Result<R, PoolError>> {

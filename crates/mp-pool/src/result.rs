@@ -354,7 +354,7 @@ impl<T> AsyncResult<T> {
     /// As [`get`](Self::get), waiting at most `timeout`; then [`PoolError::Timeout`], and the
     /// result can still be waited for.
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, PoolError> {
-        self.get_until(mp_spawn::deadline::after(timeout))
+        self.get_until(mp_sys::deadline::after(timeout))
     }
 
     fn get_until(&self, deadline: Option<Instant>) -> Result<T, PoolError> {
@@ -365,7 +365,7 @@ impl<T> AsyncResult<T> {
     /// Waits until the result is ready or `timeout` passes (`None`: forever). Returns whether
     /// it is ready. Python's `wait` returns nothing; call [`ready`](Self::ready) there.
     pub fn wait(&self, timeout: Option<Duration>) -> bool {
-        let deadline = mp_spawn::deadline::of(timeout);
+        let deadline = mp_sys::deadline::of(timeout);
         self.job.wait_for(deadline, JobState::settled).is_ok()
     }
 

@@ -28,7 +28,7 @@ fn square(x: u64) -> u64 {
 /// Waits until `f` gives a value: polls a condition that an event (a worker's start or death)
 /// makes true, with a hang guard.
 fn wait_until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = mp_spawn::deadline::after(GUARD).expect("a finite guard");
+    let deadline = mp_sys::deadline::after(GUARD).expect("a finite guard");
     loop {
         if let Some(value) = f() {
             return value;

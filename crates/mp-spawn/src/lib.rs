@@ -55,8 +55,6 @@ mod channel;
 mod child;
 mod context;
 mod current;
-#[doc(hidden)]
-pub use mp_sys::deadline;
 mod entry;
 mod error;
 mod fork_helper;
@@ -92,7 +90,5 @@ pub use fork_helper::ForkServer;
 #[doc(hidden)]
 pub use forkserver::forkserver_pid;
 pub use forkserver::set_forkserver_preload;
-#[doc(hidden)]
-pub use mp_sys::poll::readable_until as poll_readable_until;
 pub use process::Process;
 pub use target::{Portable, Target};

@@ -267,7 +267,7 @@ impl<R: Portable> Process<R> {
     /// As [`join`](Process::join), but gives up after `timeout`: `Ok(None)` while the process
     /// still runs (then check [`is_alive`](Process::is_alive) or join again).
     pub fn join_timeout(&mut self, timeout: Duration) -> Result<Option<R>, ProcessError> {
-        self.join_until(crate::deadline::after(timeout))
+        self.join_until(mp_sys::deadline::after(timeout))
     }
 
     fn join_until(&mut self, deadline: Option<Instant>) -> Result<Option<R>, ProcessError> {

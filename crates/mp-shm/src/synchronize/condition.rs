@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 use std::time::{Duration, Instant};
 
-use mp_spawn::deadline::of as deadline;
+use mp_sys::deadline::of as deadline;
 use serde::{Deserialize, Serialize};
 
 use super::lock::Lock;

@@ -5,8 +5,8 @@ use std::io;
 use std::sync::atomic::{AtomicU32, Ordering::*};
 use std::time::{Duration, Instant};
 
-use mp_spawn::deadline::of as deadline;
 use mp_spawn::reduction::{Fd, custom_error};
+use mp_sys::deadline::of as deadline;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::{LockError, LockResult, SyncError};

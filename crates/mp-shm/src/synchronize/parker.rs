@@ -23,7 +23,7 @@
 //!     });
 //!     assert_eq!(park(&word, 0, None), Parked::Changed);
 //! });
-//! let soon = mp_spawn::deadline::after(Duration::from_millis(1));
+//! let soon = mp_sys::deadline::after(Duration::from_millis(1));
 //! assert_eq!(park(&word, 1, soon), Parked::TimedOut);
 //! ```
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering::*};
 use std::time::Duration;
 
-use mp_spawn::deadline::of as deadline;
+use mp_sys::deadline::of as deadline;
 use serde::{Deserialize, Serialize};
 
 use super::parker;

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use mp_spawn::deadline;
+use mp_sys::deadline;
 
 /// Hang guard only: every wait below ends on an event long before it.
 const GUARD: Duration = Duration::from_secs(60);
