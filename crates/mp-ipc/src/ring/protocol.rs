@@ -165,7 +165,7 @@ impl Ring {
         let w = &self.header().waiters;
         fence(Ordering::SeqCst);
         if w.getters.load(Ordering::SeqCst) > 0 {
-            mp_sys::futex::wake(&self.header().producers.put_seq, 1);
+            mp_shm::parker::unpark(&self.header().producers.put_seq, 1);
         }
         if w.pollers.load(Ordering::SeqCst) > 0 {
             mp_sys::eventfd::ring(self.bell.as_fd());
@@ -360,7 +360,7 @@ impl Ring {
         let h = self.header();
         fence(Ordering::SeqCst);
         if h.waiters.putters.load(Ordering::SeqCst) > 0 {
-            mp_sys::futex::wake(&h.consumers.get_seq, 1);
+            mp_shm::parker::unpark(&h.consumers.get_seq, 1);
         }
     }
 
@@ -402,7 +402,7 @@ impl Ring {
                 waiters.fetch_sub(1, Ordering::SeqCst);
                 return false;
             }
-            mp_sys::futex::wait(seq, observed, deadline);
+            let _ = mp_shm::parker::park(seq, observed, deadline);
             waiters.fetch_sub(1, Ordering::SeqCst);
             if ready() {
                 return true;
@@ -449,7 +449,7 @@ impl Ring {
         let w = &self.header().waiters;
         fence(Ordering::SeqCst);
         if w.joiners.load(Ordering::SeqCst) > 0 {
-            mp_sys::futex::wake(&w.unfinished, i32::MAX);
+            mp_shm::parker::unpark_all(&w.unfinished);
         }
     }
 
@@ -467,7 +467,7 @@ impl Ring {
                 w.joiners.fetch_sub(1, Ordering::SeqCst);
                 return false;
             }
-            mp_sys::futex::wait(&w.unfinished, n, deadline);
+            let _ = mp_shm::parker::park(&w.unfinished, n, deadline);
             w.joiners.fetch_sub(1, Ordering::SeqCst);
         }
     }
