@@ -21,7 +21,7 @@
 use std::fmt;
 use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use mp_ipc::Queue;
@@ -68,6 +68,8 @@ type State = Scheduler<Handle>;
 
 pub(crate) struct Inner {
     state: Mutex<State>,
+    /// Notified (under `state`) when a worker reports that it is up.
+    ready: Condvar,
     results: Queue<()>,
     config: Config,
     /// Tells the monitor thread about new workers.
@@ -75,6 +77,16 @@ pub(crate) struct Inner {
     /// Under the fork method, forks every worker (see `mp_spawn::ForkServer`); dropped once
     /// the workers are gone.
     fork_helper: Mutex<Option<mp_spawn::ForkServer>>,
+}
+
+/// The pids of the live workers that reported `READY`.
+fn ready_pids(st: &State) -> Vec<u32> {
+    st.workers
+        .iter()
+        .flatten()
+        .filter(|w| st.is_ready(w.generation))
+        .map(|w| w.pid)
+        .collect()
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -175,6 +187,7 @@ impl Pool {
         let processes = config.processes;
         let inner = Arc::new(Inner {
             state: Mutex::new(Scheduler::new(processes, config.init.is_some())),
+            ready: Condvar::new(),
             results,
             config,
             monitor: Mutex::new(monitor),
@@ -234,13 +247,37 @@ impl Pool {
     /// # Ok::<(), mp_pool::PoolError>(())
     /// ```
     pub fn ready_pids(&self) -> Vec<u32> {
-        let st = lock(&self.inner.state);
-        st.workers
-            .iter()
-            .flatten()
-            .filter(|w| st.is_ready(w.generation))
-            .map(|w| w.pid)
-            .collect()
+        ready_pids(&lock(&self.inner.state))
+    }
+
+    /// Waits until `until(ready_pids)` holds, woken by each worker that comes up (not by a
+    /// clock); `None` if `timeout` passes first (for tests that act on workers once they are
+    /// up).
+    #[doc(hidden)]
+    pub fn wait_ready_pids(
+        &self,
+        timeout: std::time::Duration,
+        mut until: impl FnMut(&[u32]) -> bool,
+    ) -> Option<Vec<u32>> {
+        let deadline = mp_sys::deadline::after(timeout);
+        let mut st = lock(&self.inner.state);
+        loop {
+            let up = ready_pids(&st);
+            if until(&up) {
+                return Some(up);
+            }
+            st = match deadline {
+                None => self.inner.ready.wait(st).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let left = d.checked_duration_since(std::time::Instant::now())?;
+                    self.inner
+                        .ready
+                        .wait_timeout(st, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+        }
     }
 
     /// Options for the next call: the chunk size (how many items travel per task).
@@ -610,6 +647,7 @@ impl Inner {
                 Msg::InitFailed { message } => st.on_broken(PoolError::Initializer { message }),
                 Msg::Ready { slot } => {
                     st.on_ready(slot);
+                    self.ready.notify_all();
                     Vec::new()
                 }
                 Msg::Wake => Vec::new(),

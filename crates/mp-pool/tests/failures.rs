@@ -25,22 +25,6 @@ fn square(x: u64) -> u64 {
     x * x
 }
 
-/// Waits until `f` gives a value: polls a condition that an event (a worker's start or death)
-/// makes true, with a hang guard.
-fn wait_until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = mp_sys::deadline::after(GUARD).expect("a finite guard");
-    loop {
-        if let Some(value) = f() {
-            return value;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
 // --- Workers killed while idle ---------------------------------------------------------------
 
 /// Kills idle workers (each one once it is up) many more times than the crash-loop guard's
@@ -52,10 +36,11 @@ fn idle_workers_killed_many_times(m: StartMethod) {
     let mut killed = Vec::new();
     for _ in 0..kills {
         // Every worker is up (started and ready for tasks), none is one we killed.
-        let up = wait_until("the workers to be up", || {
-            let up = pool.ready_pids();
-            (up.len() == processes && up.iter().all(|p| !killed.contains(p))).then_some(up)
-        });
+        let up = pool
+            .wait_ready_pids(GUARD, |up| {
+                up.len() == processes && up.iter().all(|p| !killed.contains(p))
+            })
+            .expect("the workers come up");
         let victim = up[killed.len() % processes];
         // SAFETY: SIGKILL to one of this pool's own idle workers.
         assert_eq!(unsafe { libc::kill(victim as i32, libc::SIGKILL) }, 0);

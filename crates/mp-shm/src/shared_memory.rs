@@ -245,8 +245,8 @@ impl SharedMemory {
     }
 
     /// Copies bytes from `offset` into `buf`. Safe whatever other processes or threads do
-    /// meanwhile: the copy goes through relaxed atomics (each aligned piece of up to 8 bytes at
-    /// once), so a racing write may be seen partly (a torn read), never undefined behaviour.
+    /// meanwhile: the copy goes through relaxed atomics (one aligned 8-byte word at a time),
+    /// so a racing write may be seen partly (a torn read), never undefined behaviour.
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<(), IndexError> {
         let src = self.range(offset, buf.len())?;
         // SAFETY: `src..src+len` is inside the mapping, which lives as long as `&self`; safe

@@ -212,11 +212,7 @@ fn futex_wait_returns_on_a_changed_word_or_a_passed_deadline() {
     let word = AtomicU32::new(1);
     crate::futex::wait(&word, 0, None);
     crate::futex::wait(&word, 1, Some(std::time::Instant::now()));
-    crate::futex::wait(
-        &word,
-        1,
-        Some(std::time::Instant::now() + Duration::from_millis(1)),
-    );
+    crate::futex::wait(&word, 1, crate::deadline::after(Duration::from_millis(1)));
     crate::futex::wake(&word, i32::MAX);
 }
 
