@@ -1,29 +1,19 @@
 //! Failures around the pool (issue #13): workers killed while idle, callbacks that must run
 //! before a result is ready, and an `imap` input that panics. Each test once per start method.
 
+mod common;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::{pool, square};
 use mp_ipc::Queue;
-use mp_pool::{Pool, PoolError};
+use mp_pool::PoolError;
 use mp_spawn::StartMethod;
-use mp_spawn::testing::ctx;
 
 /// A hang guard only: every wait below ends on an event long before it.
 const GUARD: Duration = Duration::from_secs(60);
-
-fn pool(m: StartMethod, n: usize) -> Pool {
-    Pool::builder()
-        .processes(n)
-        .context(ctx(m))
-        .build()
-        .unwrap()
-}
-
-fn square(x: u64) -> u64 {
-    x * x
-}
 
 // --- Workers killed while idle ---------------------------------------------------------------
 

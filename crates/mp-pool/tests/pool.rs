@@ -1,26 +1,17 @@
 //! Pool behaviour, each test once per start method (as CPython's `_test_multiprocessing`).
 
+mod common;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::{pool, square};
 use mp_ipc::Queue;
 use mp_pool::{Pool, PoolError};
 use mp_spawn::StartMethod;
 use mp_spawn::testing::ctx;
-
-fn pool(m: StartMethod, n: usize) -> Pool {
-    Pool::builder()
-        .processes(n)
-        .context(ctx(m))
-        .build()
-        .unwrap()
-}
-
-fn square(x: u64) -> u64 {
-    x * x
-}
 
 fn add(a: u64, b: u64) -> u64 {
     a + b

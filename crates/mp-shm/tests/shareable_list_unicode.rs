@@ -9,7 +9,7 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 
-use common::python;
+use common::{python, run_python};
 use mp_shm::{Item, ListError, ShareableList, SharedMemory};
 
 /// Unlinks the named segment when dropped, on every path out of a test (a failed assertion
@@ -56,19 +56,8 @@ print(l.format, l[0], l[1], flush=True)
 l[0] = 'ñ' * 4
 l.shm.close()
 ";
-    let out = Command::new(py)
-        .args(["-c", script, list.shm().name()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8(out.stdout).unwrap().trim(),
-        format!("8s16s héllo {WIDE}")
-    );
+    let out = run_python(py, script, list.shm().name());
+    assert_eq!(out, format!("8s16s héllo {WIDE}"));
     // Python's write (4 characters, 8 bytes: fits the 8-byte slot) reads back here.
     assert_eq!(list.get(0).unwrap(), Item::Str("ññññ".into()));
     assert_eq!(list.get(1).unwrap(), Item::Str(WIDE.into()));

@@ -6,7 +6,7 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
-use common::python;
+use common::{python, run_python};
 use mp_shm::{Item, ListError, ShareableList, SharedMemory, ShmError};
 use mp_spawn::StartMethod;
 use mp_spawn::testing::ctx;
@@ -199,19 +199,8 @@ fn python_attaches_ours() {
     let script = format!(
         "{PY_ATTACH}\ns = attach(sys.argv[1])\nprint(bytes(s.buf[:9]).decode(), s.size)\ns.buf[:11] = b'from python'\ns.close()"
     );
-    let out = Command::new(py)
-        .args(["-c", &script, shm.name()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "from rust 4096"
-    );
+    let out = run_python(py, &script, shm.name());
+    assert_eq!(out, "from rust 4096");
     let mut buf = [0u8; 11];
     shm.read_at(0, &mut buf).unwrap();
     assert_eq!(&buf, b"from python");
@@ -279,19 +268,8 @@ fn python_reads_our_shareable_list() {
     let script = format!(
         "{PY_ATTACH}\nl = attach(sys.argv[1], shared_memory.ShareableList)\nprint(list(l), l.format)\nl[0] = 99\nl.shm.close()"
     );
-    let out = Command::new(py)
-        .args(["-c", &script, list.shm().name()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "[-1, 'héllo', 0.5, None, False] q8sdxxxxxx?xxxxxxxx?"
-    );
+    let out = run_python(py, &script, list.shm().name());
+    assert_eq!(out, "[-1, 'héllo', 0.5, None, False] q8sdxxxxxx?xxxxxxxx?");
     assert_eq!(list.get(0).unwrap(), Item::Int(99));
     list.shm().unlink().unwrap();
 }

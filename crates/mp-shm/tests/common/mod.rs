@@ -14,3 +14,15 @@ pub(crate) fn python() -> Option<&'static str> {
     }
     ok.then_some("python3")
 }
+
+/// Runs `py -c script arg`, checks that it succeeded (else fails with its stderr), and returns
+/// its stdout, trimmed.
+pub(crate) fn run_python(py: &str, script: &str, arg: &str) -> String {
+    let out = Command::new(py).args(["-c", script, arg]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
