@@ -1,10 +1,10 @@
 //! A task on the wire, and how a worker finds the function to run.
 //!
-//! The parent names a function by the offset of a monomorphised trampoline from [`anchor`];
-//! the worker adds its own `anchor` address (ASLR moves the image, not the distances in it).
-//! That is sound because every worker runs the parent's executable image: mp-spawn forks it,
-//! or re-executes it after checking its identity, and a worker never takes frames from
-//! anyone but its pool.
+//! The parent names a monomorphised entry (`run_chunk::<F, A>`, `run_init::<F, A>`) by its
+//! offset ([`mp_spawn::code`]); the worker looks it up in the link section that holds every
+//! entry of its type and nothing else, so even a corrupt frame cannot send it elsewhere. That
+//! is sound because every worker runs the parent's executable image (mp-spawn forks it, or
+//! re-executes it after checking its identity) and takes frames only from its pool.
 //!
 //! The frames themselves are in `wire`.
 
@@ -14,6 +14,7 @@ use std::sync::Once;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use mp_spawn::Target;
+use mp_spawn::code::Section;
 use mp_spawn::reduction;
 use serde::Serialize;
 
@@ -29,13 +30,45 @@ pub(crate) type Entry = fn(&[u8], Vec<OwnedFd>, &mut Vec<u8>, Send<'_>);
 /// Decodes an initializer's arguments and calls it.
 pub(crate) type InitEntry = fn(&[u8], Vec<OwnedFd>) -> Result<(), String>;
 
-/// The fixed point that code addresses are measured from. Never inlined: a small function may
-/// otherwise get a local copy in each codegen unit, each at its own address.
-#[inline(never)]
-fn anchor() {}
+unsafe extern "C" {
+    // The linker defines these around the sections that hold every `run_chunk` and every
+    // `run_init` instance (with a placeholder each, so that the sections always exist).
+    static __start_mp_pool_chunks: u8;
+    static __stop_mp_pool_chunks: u8;
+    static __start_mp_pool_inits: u8;
+    static __stop_mp_pool_inits: u8;
+}
 
-fn anchor_addr() -> i64 {
-    anchor as fn() as usize as i64
+fn chunk_entries() -> Section<Entry> {
+    // SAFETY: `mp_pool_chunks` holds only `run_chunk` instances and `no_chunk`, all `Entry`s.
+    unsafe {
+        Section::new(
+            &raw const __start_mp_pool_chunks,
+            &raw const __stop_mp_pool_chunks,
+            no_chunk,
+        )
+    }
+}
+
+fn init_entries() -> Section<InitEntry> {
+    // SAFETY: `mp_pool_inits` holds only `run_init` instances and `no_init`, all `InitEntry`s.
+    unsafe {
+        Section::new(
+            &raw const __start_mp_pool_inits,
+            &raw const __stop_mp_pool_inits,
+            no_init,
+        )
+    }
+}
+
+/// Never an entry: keeps `mp_pool_chunks` in every program that links the worker.
+#[unsafe(link_section = "mp_pool_chunks")]
+fn no_chunk(_: &[u8], _: Vec<OwnedFd>, _: &mut Vec<u8>, _: Send<'_>) {}
+
+/// Never an entry: keeps `mp_pool_inits` in every program that links the worker.
+#[unsafe(link_section = "mp_pool_inits")]
+fn no_init(_: &[u8], _: Vec<OwnedFd>) -> Result<(), String> {
+    Err("no initializer".to_owned())
 }
 
 /// The offset that names `run_chunk::<F, A>` in every worker.
@@ -45,7 +78,7 @@ where
     A: DeserializeOwned + 'static,
     F::Output: Serialize,
 {
-    run_chunk::<F, A> as Entry as usize as i64 - anchor_addr()
+    chunk_entries().offset(run_chunk::<F, A>)
 }
 
 /// The offset that names `run_init::<F, A>` in every worker.
@@ -54,26 +87,18 @@ where
     F: Target<A> + Copy,
     A: DeserializeOwned,
 {
-    run_init::<F, A> as InitEntry as usize as i64 - anchor_addr()
+    init_entries().offset(run_init::<F, A>)
 }
 
-/// The chunk entry at `offset`.
-///
-/// # Safety
-/// `offset` must come from [`entry_offset`] in a process running the same executable image.
-pub(crate) unsafe fn entry_at(offset: i64) -> Entry {
-    // SAFETY: the caller guarantees that the offset was computed from `anchor` in this image,
-    // so anchor + offset is the address of a function of type `Entry`.
-    unsafe { std::mem::transmute::<usize, Entry>((anchor_addr() + offset) as usize) }
+/// The chunk entry at `offset`, if it names one (a task frame from this worker's pool always
+/// does: see the module notes).
+pub(crate) fn entry_at(offset: i64) -> Option<Entry> {
+    chunk_entries().get(offset)
 }
 
-/// The initializer entry at `offset`.
-///
-/// # Safety
-/// `offset` must come from [`init_offset`] in a process running the same executable image.
-pub(crate) unsafe fn init_entry_at(offset: i64) -> InitEntry {
-    // SAFETY: as in `entry_at`.
-    unsafe { std::mem::transmute::<usize, InitEntry>((anchor_addr() + offset) as usize) }
+/// The initializer entry at `offset`, if it names one.
+pub(crate) fn init_entry_at(offset: i64) -> Option<InitEntry> {
+    init_entries().get(offset)
 }
 
 /// A value of the zero-sized function type `F`.
@@ -90,6 +115,7 @@ fn conjure<F>() -> F {
     unsafe { std::mem::zeroed() }
 }
 
+#[unsafe(link_section = "mp_pool_chunks")]
 fn run_chunk<F, A>(payload: &[u8], fds: Vec<OwnedFd>, frame: &mut Vec<u8>, send: Send<'_>)
 where
     F: Target<A> + Copy,
@@ -136,6 +162,7 @@ where
     }
 }
 
+#[unsafe(link_section = "mp_pool_inits")]
 fn run_init<F, A>(payload: &[u8], fds: Vec<OwnedFd>) -> Result<(), String>
 where
     F: Target<A> + Copy,
@@ -200,3 +227,6 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + std::marker::Send)) -
         })
         .unwrap_or_else(|| "panicked".to_owned())
 }
+
+#[cfg(test)]
+mod test;

@@ -64,10 +64,11 @@ pub(crate) fn worker_main(args: WorkerArgs) {
 
     if let Some(init) = init {
         let fds = init.fds.into_iter().map(Fd::into_inner).collect();
-        // SAFETY: the offset was made by `init_offset` in the pool's process, which runs this
-        // same executable image (mp-spawn forks it or checks the image it re-executes).
-        let entry = unsafe { task::init_entry_at(init.entry) };
-        if let Err(message) = entry(&init.args, fds) {
+        let outcome = match task::init_entry_at(init.entry) {
+            Some(entry) => entry(&init.args, fds),
+            None => Err("the pool named no initializer entry".to_owned()),
+        };
+        if let Err(message) = outcome {
             let _ = results.put_bytes(&wire::init_failed(slot, &message), &[]);
             return;
         }
@@ -104,10 +105,14 @@ pub(crate) fn worker_main(args: WorkerArgs) {
             // If the pool is gone there is nobody to tell; its lifeline ends this process.
             let _ = results.put_bytes(bytes, fds);
         };
-        // SAFETY: task frames come only from this worker's pool, which computed the offset
-        // with `entry_offset` in the same executable image.
-        let entry = unsafe { task::entry_at(entry as i64) };
-        entry(&taken[wire::TASK_HEADER..], fds, &mut frame, &mut send);
+        match task::entry_at(entry as i64) {
+            Some(entry) => entry(&taken[wire::TASK_HEADER..], fds, &mut frame, &mut send),
+            None => {
+                wire::set_outcome(&mut frame, wire::Outcome::DecodeFailed);
+                frame.extend_from_slice(b"the task names no pool entry");
+                send(&frame, &[]);
+            }
+        }
         // Keep the buffers for the next task, unless a large one came by.
         for buf in [&mut frame, &mut taken] {
             if buf.capacity() > 1 << 20 {

@@ -9,8 +9,7 @@
 //!
 //! **Finding the target.** `Process::new` takes only zero-sized targets (fn items,
 //! non-capturing closures). The parent sends the address of the monomorphised
-//! [`trampoline::<F, A>`] as an offset from [`anchor`]; the child adds its own `anchor` address
-//! (ASLR moves the image, not the distances inside it). That is sound only in the same program
+//! [`trampoline::<F, A>`] as an offset (see [`code`](crate::code)). That is sound only in the same program
 //! image, so the bootstrap also carries the executable's (device, inode), and a child whose
 //! image differs reports [`Outcome::Failed`] instead of jumping anywhere.
 //!
@@ -34,12 +33,14 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::child::ChildSpec;
+use crate::code::Section;
 use crate::registry::{ParentLink, child_name_for_panic, finish_children, global};
 use crate::target::{Outcome, Recipe, Target};
 use crate::{channel, reduction, resources, stack_guard};
 
 pub(crate) const SPAWN_MARK: &CStr = c"--mp-spawn-child";
 pub(crate) const SERVER_MARK: &CStr = c"--mp-forkserver";
+pub(crate) const HELPER_MARK: &CStr = c"--mp-helper";
 pub(crate) const MAGIC: u64 = 0x6d70_5f62_6f6f_7431; // "mp_boot1"
 
 /// Everything a spawn or forkserver child needs; the fds `[lifeline, shared..., args' fds...]`
@@ -96,14 +97,6 @@ pub(crate) fn message(
     Ok((bytes, lifeline, shared_fds))
 }
 
-/// The fixed point that code addresses are measured from.
-#[inline(never)]
-fn anchor() {}
-
-fn anchor_addr() -> i64 {
-    anchor as fn() as usize as i64
-}
-
 type Entry = fn(&[u8], Vec<OwnedFd>, BorrowedFd<'_>) -> i32;
 
 unsafe extern "C" {
@@ -113,19 +106,18 @@ unsafe extern "C" {
     static __stop_mp_trampolines: u8;
 }
 
-/// The trampoline at `offset` from the anchor, or `None` if that address is outside the
-/// `mp_trampolines` section: a wrong or forged offset never sends the child to arbitrary code.
-fn trampoline_at(offset: i64) -> Option<Entry> {
-    let addr = usize::try_from(anchor_addr().checked_add(offset)?).ok()?;
-    let start = &raw const __start_mp_trampolines as usize;
-    let stop = &raw const __stop_mp_trampolines as usize;
-    if !(start..stop).contains(&addr) || addr == no_target as Entry as usize {
-        return None;
+/// The section of the trampolines: a wrong or forged offset never sends the child to arbitrary
+/// code (see [`code`](crate::code)).
+fn trampolines() -> Section<Entry> {
+    // SAFETY: `mp_trampolines` holds only `trampoline` instances and `no_target`, all of type
+    // `Entry`.
+    unsafe {
+        Section::new(
+            &raw const __start_mp_trampolines,
+            &raw const __stop_mp_trampolines,
+            no_target,
+        )
     }
-    // SAFETY: `addr` lies in the section that holds only functions of type `Entry` (the
-    // `trampoline` instances), and the offset comes from a peer that `authenticate_parent`
-    // proved runs this very image, where `entry_offset` computed it as the start of one.
-    Some(unsafe { std::mem::transmute::<usize, Entry>(addr) })
 }
 
 /// Never a target: it keeps `mp_trampolines` (and so its linker-made bounds) in every program
@@ -162,48 +154,19 @@ fn check_peer(sock: BorrowedFd<'_>, parent: u32, exe: (u64, u64)) -> Result<(), 
     }
 }
 
-/// The offset of `trampoline::<F, A>` from the anchor.
+/// The offset that names `trampoline::<F, A>` in a child.
 pub(crate) fn entry_offset<F, A>() -> i64
 where
     F: Target<A>,
     A: DeserializeOwned,
     F::Output: Serialize,
 {
-    trampoline::<F, A> as Entry as usize as i64 - anchor_addr()
-}
-
-/// The offset of a plain `fn()` (a forkserver preload hook) from the anchor.
-pub(crate) fn hook_offset(hook: fn()) -> i64 {
-    hook as usize as i64 - anchor_addr()
-}
-
-/// Calls a preload hook sent as an offset, if it lands in the program's code; returns whether
-/// it did.
-///
-/// # Safety
-/// `offset` must come from [`hook_offset`] in a process running the same executable image
-/// (`authenticate_parent` checked the sender). A hook is any `fn()`, so it cannot live in a
-/// section of ours as the trampolines do: the bound checked here is the main program's
-/// executable segments, which also refuses a hook from a `dlopen`ed library (whose offset
-/// from the anchor differs between processes).
-pub(crate) unsafe fn call_hook(offset: i64) -> bool {
-    let Some(addr) = anchor_addr()
-        .checked_add(offset)
-        .and_then(|a| usize::try_from(a).ok())
-        .filter(|a| mp_sys::process::in_program_code(*a))
-    else {
-        return false;
-    };
-    // SAFETY: the caller guarantees the same image, so anchor + offset is the hook's address,
-    // and it lies in the program's code.
-    let hook: fn() = unsafe { std::mem::transmute::<usize, fn()>(addr) };
-    hook();
-    true
+    trampolines().offset(trampoline::<F, A>)
 }
 
 /// Runs in the child: decodes the arguments and calls `F`. Every instance lives in the
 /// `mp_trampolines` section, and the child jumps only to an address inside it (see
-/// [`trampoline_at`]).
+/// [`trampolines`]).
 #[unsafe(link_section = "mp_trampolines")]
 fn trampoline<F, A>(args: &[u8], fds: Vec<OwnedFd>, control: BorrowedFd<'_>) -> i32
 where
@@ -351,7 +314,7 @@ pub(crate) fn child_main(payload: &[u8], fds: Vec<OwnedFd>, control: OwnedFd) ->
         },
     );
     install_panic_hook();
-    let Some(entry) = trampoline_at(boot.entry) else {
+    let Some(entry) = trampolines().get(boot.entry) else {
         fail("the entry offset does not designate a trampoline; refusing to jump".to_owned())
     };
     let code = entry(&boot.args, fds.collect(), control.as_fd());

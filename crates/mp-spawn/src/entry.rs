@@ -1,12 +1,13 @@
-//! The pre-`main` entry: the `.init_array` hook that catches a spawned child or a forkserver
-//! before the program's `main` runs, and hands it to `bootstrap` or `forkserver` (see the
-//! `bootstrap` module notes for whom it believes).
+//! The pre-`main` entry, the program's only one: the `.init_array` hook that catches a
+//! spawned child, a forkserver or a helper process (such as mp-shm's resource tracker) before
+//! the program's `main` runs, and hands it to `bootstrap`, `forkserver` or its `helper` (see
+//! the `bootstrap` module notes for whom it believes).
 
 use std::ffi::{CStr, c_char, c_int};
 use std::os::fd::{AsFd, OwnedFd};
 
-use crate::bootstrap::{SERVER_MARK, SPAWN_MARK, authenticate_parent, child_main};
-use crate::{channel, forkserver};
+use crate::bootstrap::{HELPER_MARK, SERVER_MARK, SPAWN_MARK, authenticate_parent, child_main};
+use crate::{channel, forkserver, helper};
 
 fn spawned_child(control: OwnedFd) -> ! {
     crate::context::force_start_method(crate::context::StartMethod::Spawn);
@@ -35,36 +36,63 @@ fn spawned_child(control: OwnedFd) -> ! {
 /// the marker and runs `main`: its caller, not its parent, chose the argv and the descriptors.
 /// So mp's spawn and forkserver methods do not work in such programs; fork does.
 extern "C" fn child_entry(argc: c_int, argv: *const *const c_char, _envp: *const *const c_char) {
-    // mp starts its children with exactly [argv0, mark, fd]; anything else is a normal run.
+    // mp starts its processes with exactly [argv0, mark, fd]; anything else is a normal run.
     if argc != 3 || argv.is_null() {
         return;
     }
     // SAFETY: glibc passes main's argc and argv to .init_array functions: argv holds argc
     // (here 3) pointers, each null or a valid NUL-terminated string.
-    let (mark, fd) = unsafe { (*argv.add(1), *argv.add(2)) };
-    if mark.is_null() || fd.is_null() {
+    let (name, mark, fd) = unsafe { (*argv, *argv.add(1), *argv.add(2)) };
+    if name.is_null() || mark.is_null() || fd.is_null() {
         return;
     }
     // SAFETY: non-null entries of argv within argc are NUL-terminated strings (see above).
-    let (mark, fd) = unsafe { (CStr::from_ptr(mark), CStr::from_ptr(fd)) };
-    let is_spawn = mark == SPAWN_MARK;
-    if (!is_spawn && mark != SERVER_MARK) || mp_sys::creds::is_secure_exec() {
+    let (name, mark, fd) = unsafe {
+        (
+            CStr::from_ptr(name),
+            CStr::from_ptr(mark),
+            CStr::from_ptr(fd),
+        )
+    };
+    enum Role {
+        Spawned,
+        Server,
+        Helper(fn(OwnedFd) -> !),
+    }
+    let role = if mark == SPAWN_MARK {
+        Role::Spawned
+    } else if mark == SERVER_MARK {
+        Role::Server
+    } else if mark == HELPER_MARK {
+        match helper::find(name) {
+            Some(helper) => Role::Helper(helper.run),
+            None => return,
+        }
+    } else {
+        return;
+    };
+    if mp_sys::creds::is_secure_exec() {
         return;
     }
     let Some(fd) = parse_fd(fd.to_bytes()) else {
         return;
     };
-    // The descriptor must be open before it is owned; the parent is authenticated through it
-    // next (`authenticate_parent`), before anything read from it is believed.
+    // The descriptor must be open before it is owned; a spawned child or a server
+    // authenticates its parent through it next (`authenticate_parent`), before anything read
+    // from it is believed.
     // SAFETY: only this pre-`main` entry adopts `fd`, the number its parent dup2'ed into this
     // process for this use: nothing else in the process owns it.
     let Ok(fd) = (unsafe { mp_sys::fd::adopt(fd) }) else {
         return;
     };
-    if is_spawn {
-        spawned_child(fd)
-    } else {
-        forkserver::serve(fd)
+    match role {
+        Role::Spawned => spawned_child(fd),
+        Role::Server => forkserver::serve(fd),
+        Role::Helper(run) => {
+            // As Rust's runtime would before `main`: a write to a closed peer is an error.
+            mp_sys::signal::set_ignored(libc::SIGPIPE, true);
+            run(fd)
+        }
     }
 }
 

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::bootstrap::{self, MAGIC, SERVER_MARK};
 use crate::channel;
 use crate::child::{Child, ChildSpec, ServerStatus};
+use crate::code;
 use crate::context::{self, StartMethod};
 use crate::error::ProcessError;
 use crate::popen_spawn::spawn_with_channel;
@@ -58,12 +59,12 @@ enum Reply {
 /// mp_spawn::set_forkserver_preload(&[warm_up]);
 /// ```
 pub fn set_forkserver_preload(hooks: &[fn()]) {
-    *lock(&PRELOAD) = hooks.iter().map(|h| bootstrap::hook_offset(*h)).collect();
+    *lock(&PRELOAD) = hooks.iter().map(|h| code::hook_offset(*h)).collect();
 }
 
 fn launch() -> std::io::Result<Server> {
     let (ours, theirs) = mp_sys::socket::socketpair(mp_sys::socket::Kind::Stream)?;
-    let pid = spawn_with_channel(SERVER_MARK, &theirs)?;
+    let pid = spawn_with_channel(&crate::popen_spawn::argv0(), SERVER_MARK, &theirs)?;
     drop(theirs);
     let pidfd = mp_sys::pidfd::open(pid)?;
     let hello = Hello {
@@ -222,10 +223,11 @@ pub(crate) fn serve(sock: OwnedFd) -> ! {
     for hook in hello.preload {
         // SAFETY: the sender is our parent running this very image (checked above), so each
         // offset designates the same fn here.
-        if !unsafe { bootstrap::call_hook(hook) } {
+        let Some(hook) = (unsafe { code::hook_at(hook) }) else {
             eprintln!("mp: a forkserver preload hook lies outside the program's code");
             mp_sys::process::exit_now(1)
-        }
+        };
+        hook();
     }
     serve_requests(sock)
 }

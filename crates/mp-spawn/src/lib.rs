@@ -35,7 +35,7 @@
 
 // Module map: layers, lowest first. A module uses only modules of lower layers (or its own);
 // no module names one above it, so there are no cycles.
-//  0. `sync` (the lock rule), `channel` (framed fd passing), `reduction`, `resources`,
+//  0. `sync` (the lock rule), `code` (functions named by offset), `channel` (framed fd passing), `reduction`, `resources`,
 //     `context` (start methods, `ContextError`); `error` (uses `context`, `reduction`)
 //  1. `target` (sealed `Target`, `Portable`, `Launch`/`Recipe`, `Outcome`), `atfork`
 //  2. `child` (a child as its parent tracks it), `stack_guard` (uses `target::Outcome`)
@@ -44,8 +44,9 @@
 //  4. `bootstrap` (the bootstrap message; the child's side: find, run, report, exit)
 //  5. start methods, each using only the ones before it: `popen_spawn`, `forkserver`
 //     (registers its shutdown with `registry` as a callback), `popen_fork`, `fork_helper`
-//  6. `entry` (the pre-`main` hook: hands a spawned child to `bootstrap`, a server to
-//     `forkserver`)
+//     `helper` (long-lived helper processes a library starts, e.g. the resource tracker)
+//  6. `entry` (the program's one pre-`main` hook: hands a spawned child to `bootstrap`, a
+//     server to `forkserver`, a helper to its `run`)
 //  7. `process` (`Process`; also `Context::process` and `ForkServer::process`, so that the
 //     layers below never name `Process`); `testing` uses only the public API.
 
@@ -53,12 +54,14 @@ mod atfork;
 mod bootstrap;
 mod channel;
 mod child;
+pub mod code;
 mod context;
 mod current;
 mod entry;
 mod error;
 mod fork_helper;
 mod forkserver;
+pub mod helper;
 mod popen_fork;
 mod popen_spawn;
 mod process;

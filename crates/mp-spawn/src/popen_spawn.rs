@@ -19,12 +19,13 @@ pub(crate) fn argv0() -> CString {
         .unwrap_or_else(|| c"mp-child".to_owned())
 }
 
-/// Starts `/proc/self/exe` with `mark`, handing it `fd` as its channel; returns its pid.
-pub(crate) fn spawn_with_channel(mark: &CStr, fd: &OwnedFd) -> std::io::Result<u32> {
+/// Starts `/proc/self/exe` with the argv `[argv0, mark, N]`, handing it `fd` as its channel
+/// (descriptor `N`), for the pre-`main` entry to find; returns its pid.
+pub(crate) fn spawn_with_channel(argv0: &CStr, mark: &CStr, fd: &OwnedFd) -> std::io::Result<u32> {
     // Any number above stderr works; avoid dup2'ing an fd onto itself, which keeps close-on-exec.
     let target: RawFd = if fd.as_raw_fd() == 3 { 4 } else { 3 };
     let fd_arg = CString::new(target.to_string()).expect("digits have no NUL");
-    mp_sys::process::spawn_self(&[&argv0(), mark, &fd_arg], &[(fd.as_fd(), target)])
+    mp_sys::process::spawn_self(&[argv0, mark, &fd_arg], &[(fd.as_fd(), target)])
 }
 
 pub(crate) fn start(
@@ -33,7 +34,7 @@ pub(crate) fn start(
 ) -> Result<(Child, OwnedFd), ProcessError> {
     let (boot, lifeline, shared) = bootstrap::message(spec, recipe)?;
     let (ours, theirs) = mp_sys::socket::socketpair(mp_sys::socket::Kind::Stream)?;
-    let pid = spawn_with_channel(SPAWN_MARK, &theirs)?;
+    let pid = spawn_with_channel(&argv0(), SPAWN_MARK, &theirs)?;
     drop(theirs);
     let pidfd = mp_sys::pidfd::open(pid)?;
     let child = Child::new(pid, spec.name.to_owned(), spec.daemon, pidfd, None);

@@ -2,73 +2,87 @@
 //! tracker connection (CPython passes its tracker's fd to spawned children the same way).
 //! Forked children inherit them anyway; spawn and forkserver children receive them in their
 //! bootstrap message, and pass them on to their own children.
+//!
+//! A library declares what it shares statically, in [`SHARED`], so that the very first child
+//! gets it whatever ran before `main`:
+//!
+//! ```
+//! use std::os::fd::BorrowedFd;
+//! use mp_spawn::resources::{SHARED, Shared};
+//!
+//! fn my_daemon_connection() -> Option<BorrowedFd<'static>> {
+//!     None // e.g. start a helper process (see `mp_spawn::helper`) and return its channel
+//! }
+//!
+//! #[linkme::distributed_slice(SHARED)]
+//! static MY_DAEMON: Shared = Shared { key: "my-crate/daemon", provide: my_daemon_connection };
+//!
+//! // In a spawn child: the descriptor its parent provided, if any.
+//! assert!(mp_spawn::resources::inherited("my-crate/daemon").is_none());
+//! ```
 
 use std::collections::BTreeMap;
-use std::os::fd::{BorrowedFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Mutex;
 
 /// Gives the descriptor to share, if there is one (it may start a helper process first).
 pub type Provider = fn() -> Option<BorrowedFd<'static>>;
 
-enum Entry {
-    /// Received from the parent; open for the life of the process.
-    Received(RawFd),
-    Provider(Provider),
+/// A descriptor to send, under `key`, to every spawn and forkserver child (see the module
+/// docs). A descriptor this process received under `key` is passed on instead of calling
+/// `provide`.
+#[derive(Debug)]
+pub struct Shared {
+    /// Names the descriptor; by convention `"<crate>/<what>"`.
+    pub key: &'static str,
+    /// Called (outside any lock of mp-spawn) when a child is started.
+    pub provide: Provider,
 }
 
-static SHARED: Mutex<BTreeMap<String, Entry>> = Mutex::new(BTreeMap::new());
+/// Every [`Shared`] descriptor of the program, declared with
+/// `#[linkme::distributed_slice(SHARED)]`.
+#[linkme::distributed_slice]
+pub static SHARED: [Shared];
 
-fn shared() -> std::sync::MutexGuard<'static, BTreeMap<String, Entry>> {
-    SHARED.lock().unwrap_or_else(|e| e.into_inner())
+/// What this process received from its parent: open for the life of the process (leaked).
+static RECEIVED: Mutex<BTreeMap<String, BorrowedFd<'static>>> = Mutex::new(BTreeMap::new());
+
+fn received() -> std::sync::MutexGuard<'static, BTreeMap<String, BorrowedFd<'static>>> {
+    RECEIVED.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The registry's lock, held across a fork (see `atfork`).
 pub(crate) fn lock_for_fork() -> std::sync::MutexGuard<'static, impl Sized> {
-    shared()
-}
-
-/// Asks that `provider`'s descriptor be sent, under `key`, to every spawn and forkserver child
-/// started from now on. A descriptor this process received under `key` is passed on until
-/// then.
-pub fn share_with_children(key: &str, provider: Provider) {
-    shared().insert(key.to_owned(), Entry::Provider(provider));
+    received()
 }
 
 /// The descriptor the parent shared under `key`, if this process is a spawn or forkserver
 /// child and it did. It stays open for the life of the process.
 pub fn inherited(key: &str) -> Option<BorrowedFd<'static>> {
-    match shared().get(key) {
-        // SAFETY: received descriptors are never closed (see `receive`).
-        Some(Entry::Received(fd)) => Some(unsafe { BorrowedFd::borrow_raw(*fd) }),
-        _ => None,
-    }
+    received().get(key).copied()
 }
 
 /// The keys and descriptors to send to a new child.
 pub(crate) fn collect() -> (Vec<String>, Vec<BorrowedFd<'static>>) {
-    let providers: Vec<(String, Option<BorrowedFd<'static>>, Option<Provider>)> = shared()
+    let received = received().clone();
+    // Providers run without the registry locked: they may take a while.
+    SHARED
         .iter()
-        .map(|(k, e)| match e {
-            // SAFETY: received descriptors are never closed.
-            Entry::Received(fd) => (
-                k.clone(),
-                Some(unsafe { BorrowedFd::borrow_raw(*fd) }),
-                None,
-            ),
-            Entry::Provider(p) => (k.clone(), None, Some(*p)),
+        .filter_map(|shared| {
+            let fd = match received.get(shared.key) {
+                Some(fd) => *fd,
+                None => (shared.provide)()?,
+            };
+            Some((shared.key.to_owned(), fd))
         })
-        .collect();
-    // Providers run without the registry locked: they may take a while, or register.
-    providers
-        .into_iter()
-        .filter_map(|(k, fd, p)| Some((k, fd.or_else(|| p.and_then(|p| p()))?)))
         .unzip()
 }
 
-/// In a child: keeps the descriptors its parent shared (leaked: they live as long as we do).
+/// In a child: keeps the descriptors its parent shared, for the life of the process.
 pub(crate) fn receive(keys: Vec<String>, fds: Vec<OwnedFd>) {
-    let mut map = shared();
+    let mut map = received();
     for (key, fd) in keys.into_iter().zip(fds) {
-        map.insert(key, Entry::Received(fd.into_raw_fd()));
+        let kept: &'static OwnedFd = Box::leak(Box::new(fd));
+        map.insert(key, kept.as_fd());
     }
 }

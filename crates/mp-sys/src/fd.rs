@@ -146,3 +146,67 @@ pub unsafe fn adopt(fd: RawFd) -> io::Result<OwnedFd> {
     rustix::io::fcntl_setfd(&owned, rustix::io::FdFlags::CLOEXEC)?;
     Ok(owned)
 }
+
+/// A descriptor owned by a static for the rest of the process: set at most once, never closed,
+/// so it can be lent out as `BorrowedFd<'static>`.
+///
+/// An atomic word rather than a `OnceLock<OwnedFd>`: a fork while another thread is setting a
+/// `OnceLock` would leave the child's copy "initialising" forever, and its first use would
+/// hang. Here a child sees either no descriptor or a whole one.
+///
+/// ```
+/// use std::os::fd::AsRawFd;
+/// static CONNECTION: mp_sys::fd::StaticFd = mp_sys::fd::StaticFd::new();
+/// assert!(CONNECTION.get().is_none());
+/// let (r, w) = mp_sys::fd::pipe()?;
+/// let (r_raw, w_raw) = (r.as_raw_fd(), w.as_raw_fd());
+/// assert_eq!(CONNECTION.get_or_set(r).as_raw_fd(), r_raw);
+/// // A second value loses the race and is closed; the first stays.
+/// assert_eq!(CONNECTION.get_or_set(w).as_raw_fd(), r_raw);
+/// assert_eq!(CONNECTION.get().map(|fd| fd.as_raw_fd()), Some(r_raw));
+/// # let _ = w_raw;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct StaticFd(std::sync::atomic::AtomicI32);
+
+impl StaticFd {
+    /// No descriptor yet.
+    pub const fn new() -> StaticFd {
+        StaticFd(std::sync::atomic::AtomicI32::new(-1))
+    }
+
+    /// The descriptor, once one is set.
+    pub fn get(&self) -> Option<BorrowedFd<'static>> {
+        let fd = self.0.load(std::sync::atomic::Ordering::Acquire);
+        // SAFETY: a non-negative value was stored only by `get_or_set`, from an `OwnedFd` whose
+        // ownership it took and never gives back: the descriptor is open for the rest of the
+        // process, and nothing else closes it.
+        (fd >= 0).then(|| unsafe { BorrowedFd::borrow_raw(fd) })
+    }
+
+    /// Keeps `fd` for the rest of the process unless a descriptor is already set, in which
+    /// case `fd` is closed; returns the descriptor kept.
+    pub fn get_or_set(&self, fd: OwnedFd) -> BorrowedFd<'static> {
+        use std::os::fd::{AsRawFd, IntoRawFd};
+        use std::sync::atomic::Ordering;
+        let kept =
+            match self
+                .0
+                .compare_exchange(-1, fd.as_raw_fd(), Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => fd.into_raw_fd(),
+                Err(winner) => winner,
+            };
+        // SAFETY: `kept` is either `fd`, whose ownership was just given up to the static, or the
+        // winner's, stored the same way; neither is ever closed (a losing `fd` is a different
+        // descriptor, closed when this function returns).
+        unsafe { BorrowedFd::borrow_raw(kept) }
+    }
+}
+
+impl Default for StaticFd {
+    fn default() -> StaticFd {
+        StaticFd::new()
+    }
+}

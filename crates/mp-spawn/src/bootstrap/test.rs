@@ -14,7 +14,7 @@ fn noop() {}
 /// code).
 fn run_with(send: impl FnOnce(BorrowedFd<'_>)) -> (Option<Outcome>, i32) {
     let (ours, theirs) = mp_sys::socket::socketpair(mp_sys::socket::Kind::Stream).unwrap();
-    let pid = spawn_with_channel(SPAWN_MARK, &theirs).unwrap();
+    let pid = spawn_with_channel(c"mp-test", SPAWN_MARK, &theirs).unwrap();
     drop(theirs);
     let pidfd = mp_sys::pidfd::open(pid).unwrap();
     send(ours.as_fd());
@@ -36,7 +36,7 @@ fn frame<'a>(payload: &'a [u8], fds: &'a [BorrowedFd<'a>]) -> impl FnOnce(Borrow
 }
 
 fn bootstrap(exe: (u64, u64), magic: u64) -> Vec<u8> {
-    bootstrap_with(exe, magic, super::hook_offset(noop), Vec::new())
+    bootstrap_with(exe, magic, crate::code::hook_offset(noop), Vec::new())
 }
 
 fn bootstrap_with(exe: (u64, u64), magic: u64, entry: i64, args: Vec<u8>) -> Vec<u8> {
@@ -111,7 +111,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
-use super::{SERVER_MARK, entry_offset, trampoline_at};
+use super::{SERVER_MARK, entry_offset, trampolines};
 use crate::reduction;
 use crate::target::Target;
 use mp_sys::process::Forked;
@@ -272,7 +272,7 @@ fn a_valid_channel_from_the_parent_runs_the_target() {
 #[test]
 fn an_offset_outside_the_trampolines_is_refused() {
     let exe = super::exe_identity().unwrap();
-    for entry in [super::hook_offset(noop), i64::MAX, i64::MIN, 1 << 40] {
+    for entry in [crate::code::hook_offset(noop), i64::MAX, i64::MIN, 1 << 40] {
         let lifeline = mp_sys::fd::pipe().unwrap();
         let boot = bootstrap_with(exe, MAGIC, entry, Vec::new());
         let (outcome, code) = run_with(frame(&boot, &[lifeline.0.as_fd()]));
@@ -288,11 +288,11 @@ fn an_offset_outside_the_trampolines_is_refused() {
 
 #[test]
 fn only_trampolines_pass_the_section_check() {
-    assert!(trampoline_at(offset_of(triple)).is_some());
-    assert!(trampoline_at(offset_of(|x: u8, y: u8| x ^ y)).is_some());
-    assert!(trampoline_at(super::hook_offset(noop)).is_none());
-    assert!(trampoline_at(0).is_none(), "the anchor is no trampoline");
-    assert!(trampoline_at(i64::MAX).is_none());
+    assert!(trampolines().get(offset_of(triple)).is_some());
+    assert!(trampolines().get(offset_of(|x: u8, y: u8| x ^ y)).is_some());
+    assert!(trampolines().get(crate::code::hook_offset(noop)).is_none());
+    assert!(trampolines().get(0).is_none(), "the anchor is no trampoline");
+    assert!(trampolines().get(i64::MAX).is_none());
 }
 
 /// (b) A valid bootstrap on a channel that the parent did not make is refused before it is
@@ -507,12 +507,12 @@ fn a_forkserver_refuses_a_hook_outside_the_code() {
         exe: (u64, u64),
         preload: Vec<i64>,
     }
-    let data = &raw const NOT_CODE as usize as i64 - super::anchor_addr();
+    let data = crate::code::offset_of(&raw const NOT_CODE as usize);
     for hook in [data, 1 << 40, i64::MIN] {
         let hello = postcard::to_stdvec(&Hello {
             magic: MAGIC,
             exe: super::exe_identity().unwrap(),
-            preload: vec![super::hook_offset(noop), hook],
+            preload: vec![crate::code::hook_offset(noop), hook],
         })
         .unwrap();
         let (ours, theirs) = mp_sys::socket::socketpair(mp_sys::socket::Kind::Stream).unwrap();
