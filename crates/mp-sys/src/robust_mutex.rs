@@ -1,22 +1,50 @@
 //! Process-shared, robust, error-checking pthread mutexes in shared memory (on libc: rustix
-//! has no pthread calls, and only glibc's mutex implements the robust-list protocol with the
-//! kernel, so a holder that dies hands the lock over with `EOWNERDEAD`).
+//! has no pthread calls, and the C library's mutex implements the robust-list protocol with
+//! the kernel, so a holder that dies hands the lock over with `EOWNERDEAD`; glibc and musl
+//! both do).
 //!
-//! Why [`owner`] reads glibc's private `pthread_mutex_t` layout: the holder's thread id is
-//! needed without taking the lock (is the holder a thread of this process? a dying process
-//! must not unmap a lock it holds). The kernel's robust-futex ABI fixes that the futex word
-//! holds the owner's tid (masked by `FUTEX_TID_MASK`), and glibc puts that word (`__lock`) as
-//! the first field of `pthread_mutex_t` on every architecture; the project is glibc-only.
-//! This is the only place that relies on it.
+//! The holder is needed without taking the lock (is it this thread? a thread of this process?
+//! a dying process must not unmap a lock it holds), and `pthread_mutex_t` does not say. So a
+//! [`RawMutex`] is the pthread mutex plus a holder word that the functions here keep: the
+//! holder's [`thread::token`](crate::thread::token), written right after taking the mutex and
+//! cleared right before releasing it. Nothing reads the C library's private layout. A holder
+//! that dies leaves its token behind until the next taker's; a token names its process as well
+//! as its thread, so a reused thread id does not make another thread the holder.
 
+use std::cell::UnsafeCell;
 use std::ffi::c_int;
 use std::io;
 use std::mem;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-/// The mutex type, as it lies in shared memory.
-pub type RawMutex = libc::pthread_mutex_t;
+/// The mutex as it lies in shared memory: the pthread mutex and its holder word.
+#[repr(C)]
+#[derive(Debug)]
+pub struct RawMutex {
+    mutex: UnsafeCell<libc::pthread_mutex_t>,
+    holder: AtomicU64,
+}
+
+/// The pthread mutex inside `m`.
+///
+/// # Safety
+/// `m` must point to a `RawMutex` in memory that stays mapped.
+#[inline]
+unsafe fn pthread(m: *mut RawMutex) -> *mut libc::pthread_mutex_t {
+    // SAFETY: the caller guarantees `m`; no reference is formed.
+    unsafe { UnsafeCell::raw_get(&raw const (*m).mutex) }
+}
+
+/// The holder word inside `m`.
+///
+/// # Safety
+/// `m` must point to an initialised `RawMutex` in memory that stays mapped for `'a`.
+#[inline]
+unsafe fn holder<'a>(m: *mut RawMutex) -> &'a AtomicU64 {
+    // SAFETY: the caller guarantees `m`; the word is only ever accessed atomically.
+    unsafe { &(*m).holder }
+}
 
 /// What taking a robust lock found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +82,7 @@ fn check(r: c_int) -> io::Result<()> {
 /// unsafe {
 ///     robust_mutex::init(m.as_mut_ptr())?;
 ///     assert_eq!(robust_mutex::lock(m.as_mut_ptr())?, Locked::Clean);
-///     assert_eq!(robust_mutex::owner(m.as_mut_ptr()), mp_sys::thread::id());
+///     assert_eq!(robust_mutex::owner(m.as_mut_ptr()), mp_sys::thread::token());
 ///     robust_mutex::unlock(m.as_mut_ptr())?;
 /// }
 /// # Ok::<(), std::io::Error>(())
@@ -77,19 +105,32 @@ pub unsafe fn init(m: *mut RawMutex) -> io::Result<()> {
             &mut attr,
             libc::PTHREAD_MUTEX_ERRORCHECK,
         ))?;
-        let r = check(libc::pthread_mutex_init(m, &attr));
+        (&raw mut (*m).holder).write(AtomicU64::new(0));
+        let r = check(libc::pthread_mutex_init(pthread(m), &attr));
         libc::pthread_mutexattr_destroy(&mut attr);
         r
     }
 }
 
+/// What a lock call's result means; a taken mutex gets this thread as its holder.
+///
+/// # Safety
+/// `m` must point to an initialised `RawMutex` in memory that stays mapped.
 #[inline]
-fn outcome(m: *mut RawMutex, r: c_int) -> io::Result<Locked> {
+unsafe fn outcome(m: *mut RawMutex, r: c_int) -> io::Result<Locked> {
+    let took = || {
+        // SAFETY: the caller guarantees `m`.
+        unsafe { holder(m) }.store(crate::thread::token(), Ordering::Relaxed);
+    };
     match r {
-        0 => Ok(Locked::Clean),
+        0 => {
+            took();
+            Ok(Locked::Clean)
+        }
         libc::EOWNERDEAD => {
             // SAFETY: we hold the mutex (EOWNERDEAD hands it over), as consistent requires.
-            check(unsafe { libc::pthread_mutex_consistent(m) })?;
+            check(unsafe { libc::pthread_mutex_consistent(pthread(m)) })?;
+            took();
             Ok(Locked::OwnerDied)
         }
         libc::ETIMEDOUT | libc::EBUSY => Ok(Locked::TimedOut),
@@ -105,7 +146,7 @@ fn outcome(m: *mut RawMutex, r: c_int) -> io::Result<Locked> {
 #[inline]
 pub unsafe fn lock(m: *mut RawMutex) -> io::Result<Locked> {
     // SAFETY: the caller guarantees `m` is an initialised robust mutex.
-    outcome(m, unsafe { libc::pthread_mutex_lock(m) })
+    unsafe { outcome(m, libc::pthread_mutex_lock(pthread(m))) }
 }
 
 /// Tries a robust mutex without waiting ([`Locked::TimedOut`] if it is busy).
@@ -115,7 +156,7 @@ pub unsafe fn lock(m: *mut RawMutex) -> io::Result<Locked> {
 #[inline]
 pub unsafe fn trylock(m: *mut RawMutex) -> io::Result<Locked> {
     // SAFETY: the caller guarantees `m` is an initialised robust mutex.
-    outcome(m, unsafe { libc::pthread_mutex_trylock(m) })
+    unsafe { outcome(m, libc::pthread_mutex_trylock(pthread(m))) }
 }
 
 /// Takes a robust mutex, waiting at most until `deadline` (a monotonic instant; the wait is
@@ -139,11 +180,12 @@ pub unsafe fn lock_until(m: *mut RawMutex, deadline: Instant) -> io::Result<Lock
             tv_nsec: wall.subsec_nanos() as libc::c_long,
         };
         // SAFETY: the caller guarantees `m`; `ts` is a valid timespec for the call.
-        let r = unsafe { libc::pthread_mutex_timedlock(m, &ts) };
+        let r = unsafe { libc::pthread_mutex_timedlock(pthread(m), &ts) };
         if r == libc::ETIMEDOUT && Instant::now() < deadline {
             continue;
         }
-        return outcome(m, r);
+        // SAFETY: as the caller guarantees for this function.
+        return unsafe { outcome(m, r) };
     }
 }
 
@@ -153,20 +195,29 @@ pub unsafe fn lock_until(m: *mut RawMutex, deadline: Instant) -> io::Result<Lock
 /// As [`lock`].
 #[inline]
 pub unsafe fn unlock(m: *mut RawMutex) -> io::Result<()> {
-    // SAFETY: the caller guarantees `m`; glibc checks the owner of a robust mutex.
-    check(unsafe { libc::pthread_mutex_unlock(m) })
+    // SAFETY: the caller guarantees `m`.
+    let holder = unsafe { holder(m) };
+    let me = crate::thread::token();
+    if holder.load(Ordering::Relaxed) != me {
+        return Err(io::Error::from_raw_os_error(libc::EPERM));
+    }
+    holder.store(0, Ordering::Relaxed);
+    // SAFETY: the caller guarantees `m`; this thread holds it (it wrote the holder word after
+    // taking it, and only the holder clears it).
+    let r = check(unsafe { libc::pthread_mutex_unlock(pthread(m)) });
+    if r.is_err() {
+        holder.store(me, Ordering::Relaxed);
+    }
+    r
 }
 
-/// The holder's thread id (0 when free), read without taking the lock (see the module doc for
-/// why the layout is known).
+/// The holder's [`thread::token`](crate::thread::token) (0 when free), read without taking the
+/// lock. A holder that died leaves its token until the mutex is taken again.
 ///
 /// # Safety
 /// As [`lock`].
 #[inline]
-pub unsafe fn owner(m: *mut RawMutex) -> u32 {
-    // SAFETY: the futex word is the first, 4-aligned field of glibc's pthread_mutex_t, in
-    // memory the caller keeps mapped; glibc and the kernel update it atomically, so an atomic
-    // read is the right view.
-    let word = unsafe { &*m.cast::<AtomicU32>() };
-    word.load(Ordering::Relaxed) & libc::FUTEX_TID_MASK
+pub unsafe fn owner(m: *mut RawMutex) -> u64 {
+    // SAFETY: the caller guarantees `m`.
+    unsafe { holder(m) }.load(Ordering::Relaxed)
 }

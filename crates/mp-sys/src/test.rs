@@ -235,8 +235,10 @@ fn robust_mutex_reports_a_holder_that_died() {
             Forked::Parent(pid) => pid,
         };
         crate::process::reap_pid_blocking(pid);
+        assert_ne!(robust_mutex::owner(m), 0, "a dead holder's token stays");
+        assert!(!crate::thread::is_ours(robust_mutex::owner(m)));
         assert_eq!(robust_mutex::lock(m).unwrap(), Locked::OwnerDied);
-        assert_eq!(robust_mutex::owner(m), crate::thread::id());
+        assert_eq!(robust_mutex::owner(m), crate::thread::token());
         assert_eq!(robust_mutex::trylock(m).unwrap(), Locked::AlreadyHeld);
         robust_mutex::unlock(m).unwrap();
         assert_eq!(robust_mutex::owner(m), 0);

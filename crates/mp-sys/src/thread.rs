@@ -4,6 +4,7 @@
 
 use std::cell::Cell;
 use std::sync::Once;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 thread_local! {
     static TID: Cell<u32> = const { Cell::new(0) };
@@ -11,9 +12,13 @@ thread_local! {
 
 static FORGET_AFTER_FORK: Once = Once::new();
 
+/// A random number drawn once per process (0: not yet; redrawn in a forked child).
+static PROCESS_NONCE: AtomicU32 = AtomicU32::new(0);
+
 extern "C" fn forget_thread_id() {
     // The forking thread is the child's only thread; its cached id is the parent's.
     TID.with(|tid| tid.set(0));
+    PROCESS_NONCE.store(0, Ordering::Relaxed);
 }
 
 /// This thread's id, as robust futex words hold it (unique system-wide among live threads);
@@ -39,6 +44,45 @@ pub fn id() -> u32 {
         cached.set(tid);
         tid
     })
+}
+
+/// A token naming the calling thread for a lock's holder word: its id in the low half, and a
+/// random number drawn once per process in the high half. Unique among live threads, and a
+/// dead thread's token matches a live one's only if both the thread id was reused and the
+/// random halves agree (1 in 2^32), where a bare id would match whenever it is reused.
+///
+/// ```
+/// let me = mp_sys::thread::token();
+/// assert_eq!(me as u32, mp_sys::thread::id());
+/// assert_eq!(me, mp_sys::thread::token());
+/// assert!(mp_sys::thread::is_ours(me));
+/// let other = std::thread::spawn(mp_sys::thread::token).join().unwrap();
+/// assert_ne!(other, me);
+/// assert_eq!(other >> 32, me >> 32);
+/// ```
+#[inline]
+pub fn token() -> u64 {
+    let tid = id();
+    let mut nonce = PROCESS_NONCE.load(Ordering::Relaxed);
+    if nonce == 0 {
+        let mut bytes = [0u8; 4];
+        // getrandom does not fail for 4 bytes on Linux >= 3.17; a fallback keeps it nonzero.
+        let _ = crate::random::fill(&mut bytes);
+        let drawn = u32::from_ne_bytes(bytes).max(1);
+        nonce = match PROCESS_NONCE.compare_exchange(0, drawn, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => drawn,
+            Err(winner) => winner,
+        };
+    }
+    u64::from(nonce) << 32 | u64::from(tid)
+}
+
+/// Whether `token` (from [`token`]) names a live thread of this process.
+pub fn is_ours(token: u64) -> bool {
+    token >> 32 == u64::from(PROCESS_NONCE.load(Ordering::Relaxed))
+        && token >> 32 != 0
+        && is_of_this_process(token as u32)
 }
 
 /// Whether `tid` is a live thread of this process.

@@ -13,9 +13,9 @@ use crate::error::{LockError, LockResult, SyncError};
 use crate::heap::{Block, Kind, Tagged};
 use mp_sys::robust_mutex::{self, Locked, RawMutex};
 
-/// The shared state of a lock. Who holds it is the mutex's own business: a robust futex word
-/// holds its owner's thread id (see `mp_sys::robust_mutex`), so there is nothing for us to keep
-/// in step.
+/// The shared state of a lock. Who holds it is the mutex's own business: `mp_sys`'s robust
+/// mutex keeps its holder's thread token beside it, so there is nothing for us to keep in
+/// step.
 #[repr(C)]
 pub(crate) struct MutexState {
     mutex: UnsafeCell<RawMutex>,
@@ -116,15 +116,15 @@ impl MutexBlock {
         self.state().mutex.get()
     }
 
-    /// The thread id of the holder, 0 when free.
+    /// The holder's thread token, 0 when free.
     #[inline]
-    fn owner(&self) -> u32 {
+    fn owner(&self) -> u64 {
         owner_of(self.mutex())
     }
 
     #[inline]
     pub(crate) fn held_by_me(&self) -> bool {
-        self.owner() == mp_sys::thread::id()
+        self.owner() == mp_sys::thread::token()
     }
 
     /// Takes the mutex at depth one, waiting as long as it takes (not re-entrant).
@@ -304,17 +304,16 @@ impl MutexBlock {
     }
 }
 
-/// The owner's thread id in a robust mutex's futex word (0 when free).
+/// The holder's thread token (0 when free).
 #[inline]
-fn owner_of(m: *mut RawMutex) -> u32 {
+fn owner_of(m: *mut RawMutex) -> u64 {
     // SAFETY: every caller passes the initialised robust mutex of a block mapped while it runs.
     unsafe { robust_mutex::owner(m) }
 }
 
 /// A block is kept mapped when a thread of this process holds its mutex (see `Block`).
 pub(super) fn held_here(block: &Block) -> bool {
-    let owner = owner_of(block.ptr().cast());
-    owner != 0 && mp_sys::thread::is_of_this_process(owner)
+    mp_sys::thread::is_ours(owner_of(block.ptr().cast()))
 }
 
 impl Serialize for MutexBlock {
