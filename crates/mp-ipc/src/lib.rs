@@ -35,8 +35,6 @@
 //!   item becomes visible (or is removed) by one store, so a process killed inside `put` or
 //!   `get`, even while holding the queue's lock, loses at most its own item.
 
-#![cfg(all(target_os = "linux", target_env = "gnu"))]
-
 mod connection;
 mod error;
 mod listener;

@@ -40,8 +40,6 @@
 //! - Callbacks have run by the time a result is ready, as Python's; one that panics is
 //!   reported and goes no further.
 
-#![cfg(all(target_os = "linux", target_env = "gnu"))]
-
 mod builder;
 mod error;
 mod imap;

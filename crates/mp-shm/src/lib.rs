@@ -47,8 +47,6 @@
 //! Every object here is `Serialize + Deserialize` through `mp_spawn::reduction`: pass it as a
 //! process argument, or through a `Queue` or `Connection`, under any start method.
 
-#![cfg(all(target_os = "linux", target_env = "gnu"))]
-
 mod atomic_copy;
 mod error;
 mod heap;

@@ -3,7 +3,9 @@
 //! the program's `main` runs, and hands it to `bootstrap`, `forkserver` or its `helper` (see
 //! the `bootstrap` module notes for whom it believes).
 
-use std::ffi::{CStr, c_char, c_int};
+#[cfg(target_env = "gnu")]
+use std::ffi::c_char;
+use std::ffi::{CStr, c_int};
 use std::os::fd::{AsFd, OwnedFd};
 
 use crate::bootstrap::{HELPER_MARK, SERVER_MARK, SPAWN_MARK, authenticate_parent, child_main};
@@ -35,6 +37,7 @@ fn spawned_child(control: OwnedFd) -> ! {
 /// A program in secure-execution mode (setuid, setgid, file capabilities: `AT_SECURE`) ignores
 /// the marker and runs `main`: its caller, not its parent, chose the argv and the descriptors.
 /// So mp's spawn and forkserver methods do not work in such programs; fork does.
+#[cfg(target_env = "gnu")]
 extern "C" fn child_entry(argc: c_int, argv: *const *const c_char, _envp: *const *const c_char) {
     // mp starts its processes with exactly [argv0, mark, fd]; anything else is a normal run.
     if argc != 3 || argv.is_null() {
@@ -54,6 +57,34 @@ extern "C" fn child_entry(argc: c_int, argv: *const *const c_char, _envp: *const
             CStr::from_ptr(fd),
         )
     };
+    dispatch(name, mark, fd)
+}
+
+/// As glibc's, but musl calls `.init_array` functions without arguments: the argv comes from
+/// `/proc/self/cmdline` (the kernel's copy of it), read only if it is short enough to be mp's.
+#[cfg(not(target_env = "gnu"))]
+extern "C" fn child_entry() {
+    let Some(cmdline) = mp_sys::process::own_cmdline(4 * 4096 + 32) else {
+        return;
+    };
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    // mp starts its processes with exactly [argv0, mark, fd]: three NUL-terminated strings.
+    let [name, mark, fd, b""] = args[..] else {
+        return;
+    };
+    let (Ok(name), Ok(mark), Ok(fd)) = (
+        std::ffi::CString::new(name),
+        std::ffi::CString::new(mark),
+        std::ffi::CString::new(fd),
+    ) else {
+        return;
+    };
+    dispatch(&name, &mark, &fd)
+}
+
+/// Runs a spawned child, a server or a helper if `mark` says so (never returning then);
+/// returns at once for a normal run.
+fn dispatch(name: &CStr, mark: &CStr, fd: &CStr) {
     enum Role {
         Spawned,
         Server,
@@ -110,7 +141,13 @@ fn parse_fd(s: &[u8]) -> Option<c_int> {
 
 #[used]
 #[unsafe(link_section = ".init_array")]
+#[cfg(target_env = "gnu")]
 static CHILD_ENTRY: extern "C" fn(c_int, *const *const c_char, *const *const c_char) = child_entry;
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+#[cfg(not(target_env = "gnu"))]
+static CHILD_ENTRY: extern "C" fn() = child_entry;
 
 /// Keeps [`CHILD_ENTRY`] in every program that starts processes (the linker drops unreferenced
 /// objects, and with them their `.init_array` entries).

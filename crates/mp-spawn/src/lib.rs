@@ -31,8 +31,6 @@
 //! # Platform
 //! Linux with glibc (pidfds, `.init_array` with `argv`).
 
-#![cfg(all(target_os = "linux", target_env = "gnu"))]
-
 // Module map: layers, lowest first. A module uses only modules of lower layers (or its own);
 // no module names one above it, so there are no cycles.
 //  0. `sync` (the lock rule), `code` (functions named by offset), `channel` (framed fd passing), `reduction`, `resources`,

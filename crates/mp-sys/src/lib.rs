@@ -20,7 +20,19 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
-#![cfg(all(target_os = "linux", target_env = "gnu"))]
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "mp supports Linux only (with glibc or musl): it is built on pidfds, memfds, futexes, \
+     robust process-shared mutexes, /proc/self/exe and .init_array. docs/DESIGN.md \
+     (\"Other operating systems\") lists what a port to another system needs."
+);
+
+/// Items that exist on Linux only; elsewhere the crate is the one error above.
+macro_rules! linux_only {
+    ($($item:item)*) => { $( #[cfg(target_os = "linux")] $item )* };
+}
+
+linux_only! {
 
 pub mod creds;
 pub mod deadline;
@@ -61,3 +73,4 @@ fn cvt(ret: std::ffi::c_int) -> std::io::Result<std::ffi::c_int> {
 
 #[cfg(test)]
 mod test;
+}

@@ -156,6 +156,38 @@ pub fn exe_identity() -> io::Result<(u64, u64)> {
     Ok((meta.dev(), meta.ino()))
 }
 
+/// This process's argv as the kernel keeps it (`/proc/self/cmdline`: each argument followed
+/// by a NUL), if it is at most `max` bytes long; `None` if it is longer or cannot be read.
+/// Works before `main`, where a C library that passes no argv to `.init_array` (musl) leaves
+/// no other way to see it.
+///
+/// ```
+/// let argv = mp_sys::process::own_cmdline(1 << 20).expect("readable");
+/// assert!(argv.ends_with(&[0]));
+/// assert_eq!(mp_sys::process::own_cmdline(0), None);
+/// ```
+pub fn own_cmdline(max: usize) -> Option<Vec<u8>> {
+    let fd = rustix::fs::open(
+        c"/proc/self/cmdline",
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let mut out = Vec::new();
+    loop {
+        // One byte more than allowed tells a too-long argv from one of exactly `max` bytes.
+        let room = (max + 1).saturating_sub(out.len());
+        if room == 0 {
+            return None;
+        }
+        match crate::fd::read_append(std::os::fd::AsFd::as_fd(&fd), &mut out, room.min(4096)) {
+            Ok(0) => return (out.len() <= max).then_some(out),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+}
+
 /// (device, inode) of the executable that process `pid` runs (see [`exe_identity`]).
 ///
 /// ```

@@ -176,7 +176,7 @@ pub unsafe fn lock_until(m: *mut RawMutex, deadline: Instant) -> io::Result<Lock
             .unwrap_or(Duration::ZERO)
             .saturating_add(left);
         let ts = libc::timespec {
-            tv_sec: wall.as_secs().min(i64::MAX as u64) as libc::time_t,
+            tv_sec: wall.as_secs().min(i64::MAX as u64) as _,
             tv_nsec: wall.subsec_nanos() as libc::c_long,
         };
         // SAFETY: the caller guarantees `m`; `ts` is a valid timespec for the call.

@@ -291,7 +291,10 @@ fn only_trampolines_pass_the_section_check() {
     assert!(trampolines().get(offset_of(triple)).is_some());
     assert!(trampolines().get(offset_of(|x: u8, y: u8| x ^ y)).is_some());
     assert!(trampolines().get(crate::code::hook_offset(noop)).is_none());
-    assert!(trampolines().get(0).is_none(), "the anchor is no trampoline");
+    assert!(
+        trampolines().get(0).is_none(),
+        "the anchor is no trampoline"
+    );
     assert!(trampolines().get(i64::MAX).is_none());
 }
 
