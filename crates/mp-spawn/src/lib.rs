@@ -35,7 +35,7 @@
 
 // Module map: layers, lowest first. A module uses only modules of lower layers (or its own);
 // no module names one above it, so there are no cycles.
-//  0. `sync` (the lock rule), `channel` (framed fd passing), `reduction`, `resources`,
+//  0. `sync` (the lock rule), `frame` (the frame codec), `reduction`, `resources`,
 //     `context` (start methods, `ContextError`); `error` (uses `context`, `reduction`)
 //  1. `target` (sealed `Target`, `Portable`, `Launch`/`Recipe`, `Outcome`), `atfork`
 //  2. `child` (a child as its parent tracks it), `stack_guard` (uses `target::Outcome`)
@@ -51,7 +51,6 @@
 
 mod atfork;
 mod bootstrap;
-mod channel;
 mod child;
 mod context;
 mod current;
@@ -59,6 +58,7 @@ mod entry;
 mod error;
 mod fork_helper;
 mod forkserver;
+pub mod frame;
 mod popen_fork;
 mod popen_spawn;
 mod process;
