@@ -180,30 +180,40 @@ fn too_many_descriptors_is_invalid_input() {
     assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
 }
 
+/// Runs `recv` (a read that should end on its own, through its `Stop`) on another thread. A
+/// hang guard only: if it has not returned after a minute, `peer` is shut down (so the read
+/// sees the end of the stream and returns) and the test fails.
+fn guarded<T: Send>(peer: &OwnedFd, recv: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        s.spawn(move || tx.send(recv()));
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(result) => result,
+            Err(_) => {
+                let _ = mp_sys::socket::shutdown(peer.as_fd(), mp_sys::socket::Shutdown::Both);
+                panic!("the read ignored its stop");
+            }
+        }
+    })
+}
+
 #[test]
 fn a_passed_deadline_is_timed_out() {
-    // Nothing at all, then half a header: both wait for bytes that do not come.
-    for sent in [0, 5] {
+    // Nothing at all, half a header, a payload that stops short of its length: each waits
+    // for bytes that do not come.
+    let mut part = CODEC.header(0, 10).to_vec();
+    part.extend_from_slice(&[1; 4]);
+    for sent in [0, 5, part.len()] {
         let (ours, theirs) = pair();
-        mp_sys::fd::write_all(ours.as_fd(), &CODEC.header(0, 1)[..sent]).unwrap();
+        mp_sys::fd::write_all(ours.as_fd(), &part[..sent]).unwrap();
         let stop = Stop {
             deadline: mp_sys::deadline::after(Duration::ZERO),
             cancel: None,
         };
-        let e = CODEC.recv(theirs.as_fd(), LIMIT, stop).unwrap_err();
-        assert!(matches!(e, FrameError::TimedOut), "{e:?}");
+        let e = guarded(&ours, || CODEC.recv(theirs.as_fd(), LIMIT, stop)).unwrap_err();
+        assert!(matches!(e, FrameError::TimedOut), "{sent}: {e:?}");
         assert_eq!(io::Error::from(e).kind(), io::ErrorKind::TimedOut);
     }
-    // A payload that stops short of its length.
-    let (ours, theirs) = pair();
-    mp_sys::fd::write_all(ours.as_fd(), &CODEC.header(0, 10)).unwrap();
-    mp_sys::fd::write_all(ours.as_fd(), &[1; 4]).unwrap();
-    let stop = Stop {
-        deadline: mp_sys::deadline::after(Duration::ZERO),
-        cancel: None,
-    };
-    let e = CODEC.recv(theirs.as_fd(), LIMIT, stop).unwrap_err();
-    assert!(matches!(e, FrameError::TimedOut), "{e:?}");
 }
 
 #[test]
@@ -219,20 +229,20 @@ fn a_frame_already_there_beats_a_stop() {
 
 #[test]
 fn a_readable_cancel_descriptor_ends_the_wait() {
-    // An eventfd rung from another thread while the reader waits (or before: either way the
-    // wait ends), with no deadline to fall back on.
-    let (_ours, theirs) = pair();
+    // An eventfd rung from another thread while the reader waits (or before it waits: either
+    // way the wait ends), with no deadline to fall back on.
+    let (ours, theirs) = pair();
     let doorbell = mp_sys::eventfd::new().unwrap();
     let stop = Stop {
         deadline: None,
         cancel: Some(doorbell.as_fd()),
     };
-    std::thread::scope(|s| {
+    let e = std::thread::scope(|s| {
         s.spawn(|| mp_sys::eventfd::ring(doorbell.as_fd()));
-        let e = CODEC.recv(theirs.as_fd(), LIMIT, stop).unwrap_err();
-        assert!(matches!(e, FrameError::Cancelled), "{e:?}");
-        assert_eq!(io::Error::from(e).kind(), io::ErrorKind::ConnectionAborted);
+        guarded(&ours, || CODEC.recv(theirs.as_fd(), LIMIT, stop)).unwrap_err()
     });
+    assert!(matches!(e, FrameError::Cancelled), "{e:?}");
+    assert_eq!(io::Error::from(e).kind(), io::ErrorKind::ConnectionAborted);
 
     // A socket made readable, in the middle of a payload.
     let (ours, theirs) = pair();
@@ -244,7 +254,7 @@ fn a_readable_cancel_descriptor_ends_the_wait() {
         deadline: None,
         cancel: Some(cancel.as_fd()),
     };
-    let e = CODEC.recv(theirs.as_fd(), LIMIT, stop).unwrap_err();
+    let e = guarded(&ours, || CODEC.recv(theirs.as_fd(), LIMIT, stop)).unwrap_err();
     assert!(matches!(e, FrameError::Cancelled), "{e:?}");
 }
 
