@@ -181,30 +181,13 @@ impl Codec {
                 n => got += n,
             }
         }
-        let [
-            m0,
-            m1,
-            m2,
-            m3,
-            n0,
-            n1,
-            n2,
-            n3,
-            l0,
-            l1,
-            l2,
-            l3,
-            l4,
-            l5,
-            l6,
-            l7,
-        ] = head;
+        let [m0, m1, m2, m3, n0, n1, n2, n3, len @ ..] = head;
         let magic = u32::from_le_bytes([m0, m1, m2, m3]);
         if magic != self.magic {
             return Err(FrameError::BadMagic { found: magic });
         }
         let announced = u32::from_le_bytes([n0, n1, n2, n3]);
-        let len = u64::from_le_bytes([l0, l1, l2, l3, l4, l5, l6, l7]);
+        let len = u64::from_le_bytes(len);
         if len > limit {
             return Err(FrameError::TooLarge { len, limit });
         }
