@@ -1,31 +1,29 @@
 //! `Pipe` and `Connection`: message-framed byte streams between processes over Unix sockets,
 //! as CPython's `multiprocessing.connection`.
 //!
-//! A message is a 16-byte header (magic, number of handles, payload length; little endian)
-//! and its payload. Handles (fds inside the value, see [`mp_spawn::reduction::Fd`]) ride on the
-//! header's `sendmsg`, so a Connection or a Queue can itself be sent through a Connection.
-//! The reader never trusts the header: it grows its buffer only as bytes arrive, so a lying
-//! length costs at most what the peer really sends, and [`Connection::set_max_message_size`]
-//! caps it.
+//! A message is one frame of mp's frame codec ([`mp_spawn::frame`], with its own magic,
+//! [`Codec::CONNECTION`]): a 16-byte header (magic, number of handles, payload length; little
+//! endian) and its payload. Handles (fds inside the value, see [`mp_spawn::reduction::Fd`])
+//! ride on the header's `sendmsg`, so a Connection or a Queue can itself be sent through a
+//! Connection. The reader never trusts the header: it grows its buffer only as bytes arrive,
+//! so a lying length costs at most what the peer really sends, and
+//! [`Connection::set_max_message_size`] caps it.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock, RwLockReadGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use mp_spawn::frame::{Codec, FrameError, Stop};
 use mp_spawn::reduction::{self, Fd};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{RecvError, SendError};
 
-const MAGIC: u32 = 0x6d70_0101; // "mp", connection frames, version 1
-const HEADER: usize = 16;
-/// Payloads up to this size leave in one `sendmsg` with their header.
-const INLINE: usize = 64 * 1024;
-/// The reader grows its buffer by at most this much ahead of the bytes that really arrived.
-const READ_CHUNK: usize = 1 << 20;
+/// The frame format of connections.
+const CODEC: Codec = Codec::CONNECTION;
 /// The default cap on one message (Python has none; 1 TiB is "none" in practice).
 pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 1 << 40;
 
@@ -165,20 +163,8 @@ impl Connection {
         }
         let guard = self.handle();
         let sock = guard.as_ref().ok_or(SendError::Closed)?.as_fd();
-        let mut head = Vec::with_capacity(HEADER + payload.len().min(INLINE));
-        head.extend_from_slice(&MAGIC.to_le_bytes());
-        head.extend_from_slice(&(fds.len() as u32).to_le_bytes());
-        head.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        let inline = payload.len() <= INLINE;
-        if inline {
-            head.extend_from_slice(payload);
-        }
         let _sending = self.send_lock.lock().unwrap_or_else(|e| e.into_inner());
-        reduction::send_with_fds(sock, &head, fds)?;
-        if !inline {
-            mp_sys::socket::send_all(sock, payload)?;
-        }
-        Ok(())
+        Ok(CODEC.send(sock, payload, fds)?)
     }
 
     /// Receives a value sent by [`send`](Self::send). Blocks until one arrives;
@@ -266,114 +252,23 @@ impl Connection {
     }
 }
 
-/// When a read gives up before the frame is complete (the listener's handshake).
-#[derive(Clone, Copy)]
-pub(crate) struct Stop<'a> {
-    /// The whole frame must have arrived by then (`None`: no deadline).
-    pub(crate) deadline: Option<Instant>,
-    /// Readable once the wait must end (the listener's close doorbell).
-    pub(crate) cancel: Option<BorrowedFd<'a>>,
-}
-
-impl Stop<'_> {
-    pub(crate) const NEVER: Stop<'static> = Stop {
-        deadline: None,
-        cancel: None,
-    };
-
-    /// Waits until `sock` is readable, so that the next read does not block past the deadline
-    /// (a peer that drips one byte at a time still meets it). Nothing to do without a stop.
-    fn wait(&self, sock: BorrowedFd<'_>) -> Result<(), RecvError> {
-        if self.deadline.is_none() && self.cancel.is_none() {
-            return Ok(());
-        }
-        let mut fds = vec![sock];
-        fds.extend(self.cancel);
-        loop {
-            let ready = mp_sys::poll::readable_until(&fds, self.deadline)?;
-            if ready.get(1) == Some(&true) {
-                return Err(RecvError::Closed);
-            }
-            if ready[0] {
-                return Ok(());
-            }
-            if self.deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(RecvError::Io(io::ErrorKind::TimedOut.into()));
-            }
-            // Woken early (poll caps a far deadline at about 24 days): wait again.
-        }
-    }
-}
-
 /// Reads one frame. Every failure after the first byte leaves the stream position unknown.
 fn read_frame(
     sock: BorrowedFd<'_>,
     limit: u64,
     stop: Stop<'_>,
 ) -> Result<(Vec<u8>, Vec<OwnedFd>), RecvError> {
-    let mut fds = Vec::new();
-    let mut head = [0u8; HEADER];
-    let mut got = 0;
-    while got < HEADER {
-        stop.wait(sock)?;
-        match reduction::recv_with_fds(sock, &mut head[got..], &mut fds)? {
-            0 if got == 0 => return Err(RecvError::Eof),
-            0 => {
-                return Err(RecvError::Malformed(
-                    "the stream ended inside a header".into(),
-                ));
-            }
-            n => got += n,
-        }
-    }
-    let [
-        m0,
-        m1,
-        m2,
-        m3,
-        n0,
-        n1,
-        n2,
-        n3,
-        l0,
-        l1,
-        l2,
-        l3,
-        l4,
-        l5,
-        l6,
-        l7,
-    ] = head;
-    if u32::from_le_bytes([m0, m1, m2, m3]) != MAGIC {
-        return Err(RecvError::Malformed("not an mp message (bad magic)".into()));
-    }
-    let nfds = u32::from_le_bytes([n0, n1, n2, n3]) as usize;
-    let len = u64::from_le_bytes([l0, l1, l2, l3, l4, l5, l6, l7]);
-    if len > limit {
-        return Err(RecvError::TooLarge { len, limit });
-    }
-    if nfds != fds.len() {
-        return Err(RecvError::Malformed(format!(
-            "the header announced {nfds} handles, {} arrived",
-            fds.len()
-        )));
-    }
-    let len = usize::try_from(len).map_err(|_| RecvError::TooLarge { len, limit })?;
-    let mut payload = Vec::new();
-    while payload.len() < len {
-        let want = (len - payload.len()).min(READ_CHUNK.max(payload.len()));
-        stop.wait(sock)?;
-        match mp_sys::fd::read_append(sock, &mut payload, want)? {
-            0 => {
-                return Err(RecvError::Malformed(format!(
-                    "the stream ended after {} of {len} payload bytes",
-                    payload.len()
-                )));
-            }
-            _ => continue,
-        }
-    }
-    Ok((payload, fds))
+    CODEC.recv(sock, limit, stop).map_err(|e| match e {
+        FrameError::Eof => RecvError::Eof,
+        FrameError::TooLarge { len, limit } => RecvError::TooLarge { len, limit },
+        // The listener's close doorbell.
+        FrameError::Cancelled => RecvError::Closed,
+        FrameError::TimedOut => RecvError::Io(io::ErrorKind::TimedOut.into()),
+        FrameError::Io(e) => RecvError::Io(e),
+        e @ FrameError::OutOfMemory { .. } => RecvError::Io(e.into()),
+        // Truncated, BadMagic, Handles: the peer broke the framing.
+        e => RecvError::Malformed(e.to_string()),
+    })
 }
 
 #[derive(Serialize)]

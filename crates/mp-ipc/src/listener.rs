@@ -24,7 +24,9 @@ use std::{fmt, io};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::connection::{Connection, Stop};
+use mp_spawn::frame::Stop;
+
+use crate::connection::Connection;
 use crate::error::{AuthenticationError, ListenerError, RecvError, SendError};
 
 const CHALLENGE: &[u8] = b"#CHALLENGE#";

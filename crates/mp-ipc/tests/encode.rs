@@ -48,11 +48,11 @@ fn a_dumped_message_owns_its_descriptors() {
 
     let (tx, rx) = UnixStream::pair().unwrap();
     let fds: Vec<_> = dumped.fds.iter().map(|fd| fd.as_fd()).collect();
-    reduction::send_with_fds(tx.as_fd(), &dumped.bytes, &fds)
+    mp_sys::socket::send_with_fds(tx.as_fd(), &dumped.bytes, &fds)
         .expect("the message's descriptors are still open");
     let mut buf = vec![0u8; dumped.bytes.len()];
     let mut got = Vec::new();
-    let n = reduction::recv_with_fds(rx.as_fd(), &mut buf, &mut got).unwrap();
+    let n = mp_sys::socket::recv_with_fds(rx.as_fd(), &mut buf, &mut got).unwrap();
     assert_eq!(n, dumped.bytes.len());
     assert_eq!(got.len(), 1);
     assert_eq!(identity(&got[0]), want, "the receiver got another file");
@@ -69,11 +69,11 @@ fn closing_a_dumped_connection_does_not_change_the_message() {
 
     let (tx, rx) = UnixStream::pair().unwrap();
     let fds: Vec<_> = dumped.fds.iter().map(|fd| fd.as_fd()).collect();
-    reduction::send_with_fds(tx.as_fd(), &dumped.bytes, &fds)
+    mp_sys::socket::send_with_fds(tx.as_fd(), &dumped.bytes, &fds)
         .expect("the message's descriptors are still open");
     let mut buf = vec![0u8; dumped.bytes.len()];
     let mut got = Vec::new();
-    reduction::recv_with_fds(rx.as_fd(), &mut buf, &mut got).unwrap();
+    mp_sys::socket::recv_with_fds(rx.as_fd(), &mut buf, &mut got).unwrap();
     let conn: mp_ipc::Connection = reduction::loads(&buf, got).unwrap();
     // The received connection is the same socket: it talks to `peer`.
     conn.send(&"still me".to_string()).unwrap();

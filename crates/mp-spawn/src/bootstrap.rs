@@ -20,8 +20,8 @@
 //! executable (`/proc/<pid>/exe`): a process that could run any code of this image anyway.
 //! Even then it jumps only into the `mp_trampolines` link section, which holds every
 //! [`trampoline`] instance and nothing else; a forkserver's preload hooks (any `fn()`) must lie
-//! in the program's executable segments. Frames are read as their bytes arrive, so a lying
-//! length costs nothing.
+//! in the program's executable segments. Frames (the [`frame`](crate::frame) codec) are read
+//! as their bytes arrive, so a lying length costs nothing.
 
 use std::ffi::CStr;
 use std::io::Write;
@@ -34,9 +34,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::child::ChildSpec;
 use crate::code::Section;
+use crate::frame::Codec;
 use crate::registry::{ParentLink, child_name_for_panic, finish_children, global};
 use crate::target::{Outcome, Recipe, Target};
-use crate::{channel, reduction, resources, stack_guard};
+use crate::{reduction, resources, stack_guard};
 
 pub(crate) const SPAWN_MARK: &CStr = c"--mp-spawn-child";
 pub(crate) const SERVER_MARK: &CStr = c"--mp-forkserver";
@@ -221,7 +222,7 @@ fn report_failure(control: BorrowedFd<'_>, message: &str) -> i32 {
 fn send_outcome(control: BorrowedFd<'_>, outcome: &Outcome, fds: &[BorrowedFd<'_>]) {
     // A parent that is gone, or that dropped the process, does not want the value.
     if let Ok(bytes) = postcard::to_stdvec(outcome) {
-        let _ = channel::send(control, &bytes, fds);
+        let _ = Codec::CHANNEL.send(control, &bytes, fds);
     }
 }
 

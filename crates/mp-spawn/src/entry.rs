@@ -9,7 +9,8 @@ use std::ffi::{CStr, c_int};
 use std::os::fd::{AsFd, OwnedFd};
 
 use crate::bootstrap::{HELPER_MARK, SERVER_MARK, SPAWN_MARK, authenticate_parent, child_main};
-use crate::{channel, forkserver, helper};
+use crate::frame::{self, Codec, Stop};
+use crate::{forkserver, helper};
 
 fn spawned_child(control: OwnedFd) -> ! {
     crate::context::force_start_method(crate::context::StartMethod::Spawn);
@@ -22,7 +23,7 @@ fn spawned_child(control: OwnedFd) -> ! {
     // Keep the low fd numbers free for the target, as in a fresh program.
     let control =
         mp_sys::fd::move_above(control, 10).unwrap_or_else(|_| mp_sys::process::exit_now(1));
-    match channel::recv(control.as_fd(), channel::LIMIT) {
+    match Codec::CHANNEL.recv(control.as_fd(), frame::LIMIT, Stop::NEVER) {
         Ok((payload, fds)) => child_main(&payload, fds, control),
         Err(e) => {
             eprintln!("mp: a spawned child could not read its bootstrap message: {e}");

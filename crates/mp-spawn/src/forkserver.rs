@@ -15,11 +15,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::bootstrap::{self, MAGIC, SERVER_MARK};
-use crate::channel;
 use crate::child::{Child, ChildSpec, ServerStatus};
 use crate::code;
 use crate::context::{self, StartMethod};
 use crate::error::ProcessError;
+use crate::frame::{self, Codec, Stop};
 use crate::popen_spawn::spawn_with_channel;
 use crate::registry;
 use crate::sync::lock;
@@ -73,7 +73,7 @@ fn launch() -> std::io::Result<Server> {
         preload: lock(&PRELOAD).clone(),
     };
     let bytes = postcard::to_stdvec(&hello).map_err(std::io::Error::other)?;
-    channel::send(ours.as_fd(), &bytes, &[])?;
+    Codec::CHANNEL.send(ours.as_fd(), &bytes, &[])?;
     Ok(Server {
         pid,
         pidfd,
@@ -98,8 +98,8 @@ pub(crate) fn request(
     boot: &[u8],
     fds: &[BorrowedFd<'_>],
 ) -> std::io::Result<(u32, OwnedFd)> {
-    channel::send(sock, boot, fds)?;
-    let (payload, mut fds) = channel::recv(sock, 1 << 16)?;
+    Codec::CHANNEL.send(sock, boot, fds)?;
+    let (payload, mut fds) = Codec::CHANNEL.recv(sock, 1 << 16, Stop::NEVER)?;
     match postcard::from_bytes::<Reply>(&payload).map_err(std::io::Error::other)? {
         Reply::Started { pid } => Ok((
             pid,
@@ -210,7 +210,8 @@ pub(crate) fn serve(sock: OwnedFd) -> ! {
         eprintln!("mp: a forkserver refuses its channel: {e}");
         mp_sys::process::exit_now(1)
     }
-    let hello = channel::recv(sock.as_fd(), 1 << 20)
+    let hello = Codec::CHANNEL
+        .recv(sock.as_fd(), 1 << 20, Stop::NEVER)
         .ok()
         .and_then(|(payload, _)| postcard::from_bytes::<Hello>(&payload).ok());
     let Some(hello) = hello.filter(|h| h.magic == MAGIC) else {
@@ -262,7 +263,8 @@ pub(crate) fn serve_requests(sock: OwnedFd) -> ! {
             continue;
         }
         // The parent closed its end (it exited) or broke the protocol: stop serving.
-        let Ok((payload, fds)) = channel::recv(sock.as_fd(), channel::LIMIT) else {
+        let Ok((payload, fds)) = Codec::CHANNEL.recv(sock.as_fd(), frame::LIMIT, Stop::NEVER)
+        else {
             mp_sys::process::exit_now(0)
         };
         let mut fds = fds.into_iter();
@@ -310,7 +312,7 @@ pub(crate) fn serve_requests(sock: OwnedFd) -> ! {
 fn reply(sock: &OwnedFd, reply: &Reply, fd: Option<&OwnedFd>) {
     let fds: Vec<_> = fd.iter().map(|f| f.as_fd()).collect();
     if let Ok(bytes) = postcard::to_stdvec(reply) {
-        if channel::send(sock.as_fd(), &bytes, &fds).is_err() {
+        if Codec::CHANNEL.send(sock.as_fd(), &bytes, &fds).is_err() {
             mp_sys::process::exit_now(0);
         }
     }

@@ -33,7 +33,8 @@
 
 // Module map: layers, lowest first. A module uses only modules of lower layers (or its own);
 // no module names one above it, so there are no cycles.
-//  0. `sync` (the lock rule), `code` (functions named by offset), `channel` (framed fd passing), `reduction`, `resources`,
+//  0. `sync` (the lock rule), `code` (functions named by offset), `frame` (the frame codec),
+//     `reduction`, `resources`,
 //     `context` (start methods, `ContextError`); `error` (uses `context`, `reduction`)
 //  1. `target` (sealed `Target`, `Portable`, `Launch`/`Recipe`, `Outcome`), `atfork`
 //  2. `child` (a child as its parent tracks it), `stack_guard` (uses `target::Outcome`)
@@ -50,7 +51,6 @@
 
 mod atfork;
 mod bootstrap;
-mod channel;
 mod child;
 pub mod code;
 mod context;
@@ -59,6 +59,7 @@ mod entry;
 mod error;
 mod fork_helper;
 mod forkserver;
+pub mod frame;
 pub mod helper;
 mod popen_fork;
 mod popen_spawn;

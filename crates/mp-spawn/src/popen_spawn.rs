@@ -6,9 +6,9 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 
 use crate::bootstrap::{self, SPAWN_MARK};
-use crate::channel;
 use crate::child::{Child, ChildSpec};
 use crate::error::ProcessError;
+use crate::frame::Codec;
 use crate::target::Recipe;
 
 /// The parent's argv[0], so that `ps` shows the program's own name for its children.
@@ -41,7 +41,7 @@ pub(crate) fn start(
     let mut fds = vec![lifeline.as_fd()];
     fds.extend(shared);
     fds.extend(recipe.args.fds.iter().map(AsFd::as_fd));
-    match channel::send(ours.as_fd(), &boot, &fds) {
+    match Codec::CHANNEL.send(ours.as_fd(), &boot, &fds) {
         // A child that died before reading is reported by `join`, with its exit code.
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}

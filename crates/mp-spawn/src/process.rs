@@ -12,10 +12,11 @@ use crate::child::{Child, ChildSpec};
 use crate::context::{Context, StartMethod, get_start_method};
 use crate::error::ProcessError;
 use crate::fork_helper::{self, ForkServer};
+use crate::frame::{self, Codec, Stop};
 use crate::reduction;
 use crate::registry::global;
 use crate::target::{Launch, Outcome, Portable, Recipe, Target};
-use crate::{channel, entry, forkserver, popen_fork, popen_spawn};
+use crate::{entry, forkserver, popen_fork, popen_spawn};
 
 struct FnLaunch<F, A> {
     target: F,
@@ -318,7 +319,9 @@ impl<R: Portable> Process<R> {
 
     fn read_outcome(&mut self) {
         if let Some(control) = self.control.take() {
-            if let Ok((payload, fds)) = channel::recv(control.as_fd(), channel::LIMIT) {
+            if let Ok((payload, fds)) =
+                Codec::CHANNEL.recv(control.as_fd(), frame::LIMIT, Stop::NEVER)
+            {
                 if let Ok(outcome) = postcard::from_bytes::<Outcome>(&payload) {
                     self.outcome = Some((outcome, fds));
                 }

@@ -274,31 +274,6 @@ pub fn loads<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<T, 
 /// The most descriptors one message can carry.
 pub const MAX_FDS_PER_MSG: usize = mp_sys::socket::MAX_FDS_PER_MSG;
 
-/// Writes all of `data` on a Unix socket, with `fds` attached to its first bytes
-/// (`SCM_RIGHTS`), as CPython's `reduction.sendfds` does. Blocks until everything is written.
-///
-/// Errors: `InvalidInput` for empty `data` or more than [`MAX_FDS_PER_MSG`] descriptors, and
-/// the socket's own errors (`BrokenPipe` when the peer is gone; `SIGPIPE` is never raised).
-pub fn send_with_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
-    if data.is_empty() || fds.len() > MAX_FDS_PER_MSG {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("a message needs at least one byte and at most {MAX_FDS_PER_MSG} handles"),
-        ));
-    }
-    mp_sys::socket::send_with_fds(sock, data, fds)
-}
-
-/// Reads up to `buf.len()` bytes from a Unix socket, appending the descriptors that arrive
-/// with them to `fds` (close-on-exec). Returns the number of bytes read; 0 means end of stream.
-pub fn recv_with_fds(
-    sock: BorrowedFd<'_>,
-    buf: &mut [u8],
-    fds: &mut Vec<OwnedFd>,
-) -> io::Result<usize> {
-    mp_sys::socket::recv_with_fds(sock, buf, fds)
-}
-
 /// A serializer that writes nothing and keeps the text of a custom error: [`dumps`] walks a
 /// value with it again when postcard has reported "Serde Serialization Error" and dropped the
 /// text (as [`custom_error`] does for decoding). Only that error path pays for it.

@@ -27,7 +27,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
-use crate::channel;
+use crate::frame::Codec;
 use crate::target::Outcome;
 
 /// How far below the stack's low end a fault still counts as an overflow: the guard page of
@@ -158,7 +158,7 @@ fn frame() -> std::io::Result<&'static [u8]> {
         return Ok(frame);
     }
     let payload = postcard::to_stdvec(&Outcome::StackOverflow).map_err(std::io::Error::other)?;
-    Ok(FRAME.get_or_init(|| channel::frame(&payload).into_boxed_slice()))
+    Ok(FRAME.get_or_init(|| Codec::CHANNEL.encode(&payload).into_boxed_slice()))
 }
 
 extern "C" fn on_fault(signal: c_int, info: &libc::siginfo_t, context: *mut libc::c_void) {

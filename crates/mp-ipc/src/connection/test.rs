@@ -1,4 +1,8 @@
+use mp_spawn::frame::HEADER;
+
 use super::*;
+
+const MAGIC: u32 = CODEC.magic();
 
 #[test]
 fn header_is_magic_handle_count_and_length() {

@@ -7,8 +7,6 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering, fence};
 use std::time::Instant;
 
-use mp_spawn::reduction;
-
 use super::RingError;
 use super::handle::{LockGuard, Ring};
 use super::layout::{HAS_FDS, LEN_MASK, MAX_CAP, RESERVE, Region, SKIP, check_live, round8};
@@ -135,7 +133,7 @@ impl Ring {
         if !fds.is_empty() {
             let ticket = h.producers.ticket.load(Ordering::Relaxed).wrapping_add(1);
             h.producers.ticket.store(ticket, Ordering::Relaxed);
-            reduction::send_with_fds(self.fd_tx.as_fd(), &ticket.to_le_bytes(), fds)?;
+            mp_sys::socket::send_with_fds(self.fd_tx.as_fd(), &ticket.to_le_bytes(), fds)?;
             word |= HAS_FDS;
             // SAFETY: in the free part of the region (checked above), written by us alone.
             unsafe { self.write_at(at, &ticket.to_le_bytes()) };
@@ -335,7 +333,7 @@ impl Ring {
         loop {
             let mut buf = [0u8; 8];
             let mut fds = Vec::new();
-            match reduction::recv_with_fds(self.fd_rx.as_fd(), &mut buf, &mut fds) {
+            match mp_sys::socket::recv_with_fds(self.fd_rx.as_fd(), &mut buf, &mut fds) {
                 Ok(8) => {}
                 Ok(_) => return Err(RingError::Corrupt("bad handle message")),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
 use super::{Bootstrap, MAGIC, Outcome, SPAWN_MARK};
-use crate::channel;
+use crate::frame::{self, Codec, Stop};
 use crate::popen_spawn::spawn_with_channel;
 
 fn noop() {}
@@ -18,7 +18,8 @@ fn run_with(send: impl FnOnce(BorrowedFd<'_>)) -> (Option<Outcome>, i32) {
     drop(theirs);
     let pidfd = mp_sys::pidfd::open(pid).unwrap();
     send(ours.as_fd());
-    let outcome = channel::recv(ours.as_fd(), channel::LIMIT)
+    let outcome = Codec::CHANNEL
+        .recv(ours.as_fd(), frame::LIMIT, Stop::NEVER)
         .ok()
         .and_then(|(p, _)| postcard::from_bytes(&p).ok());
     mp_sys::poll::readable(&[pidfd.as_fd()], Some(Duration::from_secs(60))).unwrap();
@@ -31,7 +32,7 @@ fn run_with(send: impl FnOnce(BorrowedFd<'_>)) -> (Option<Outcome>, i32) {
 /// Sends `payload` as a well-formed frame with `fds` (a child that is gone is no error here).
 fn frame<'a>(payload: &'a [u8], fds: &'a [BorrowedFd<'a>]) -> impl FnOnce(BorrowedFd<'_>) + 'a {
     move |sock| {
-        let _ = channel::send(sock, payload, fds);
+        let _ = Codec::CHANNEL.send(sock, payload, fds);
     }
 }
 
@@ -227,7 +228,9 @@ fn foreign_socketpair() -> (OwnedFd, OwnedFd) {
         Forked::Child => {
             let code = match mp_sys::socket::socketpair(mp_sys::socket::Kind::Stream) {
                 Ok((a, b)) => i32::from(
-                    channel::send(theirs.as_fd(), b"pair", &[a.as_fd(), b.as_fd()]).is_err(),
+                    Codec::CHANNEL
+                        .send(theirs.as_fd(), b"pair", &[a.as_fd(), b.as_fd()])
+                        .is_err(),
                 ),
                 Err(_) => 1,
             };
@@ -236,7 +239,7 @@ fn foreign_socketpair() -> (OwnedFd, OwnedFd) {
         Forked::Parent(pid) => {
             drop(theirs);
             let pidfd = mp_sys::pidfd::open(pid).unwrap();
-            let (_, mut fds) = channel::recv(ours.as_fd(), 16).unwrap();
+            let (_, mut fds) = Codec::CHANNEL.recv(ours.as_fd(), 16, Stop::NEVER).unwrap();
             mp_sys::poll::readable(&[pidfd.as_fd()], Some(Duration::from_secs(60))).unwrap();
             assert_eq!(mp_sys::pidfd::reap(pidfd.as_fd()).unwrap(), Some(0));
             let b = fds.pop().unwrap();
@@ -253,8 +256,11 @@ fn a_valid_channel_from_the_parent_runs_the_target() {
     let (boot, lifeline) = triple_bootstrap();
     let mut outcome = None;
     let (code, stderr, _) = run_marked(&this_exe(), SPAWN_MARK, theirs, ours, |sock| {
-        channel::send(sock, &boot, &[lifeline.as_fd()]).unwrap();
-        outcome = channel::recv(sock, channel::LIMIT)
+        Codec::CHANNEL
+            .send(sock, &boot, &[lifeline.as_fd()])
+            .unwrap();
+        outcome = Codec::CHANNEL
+            .recv(sock, frame::LIMIT, Stop::NEVER)
             .ok()
             .and_then(|(p, _)| postcard::from_bytes::<Outcome>(&p).ok());
     });
@@ -306,8 +312,8 @@ fn a_channel_from_another_process_is_refused() {
     let (boot, lifeline) = triple_bootstrap();
     let mut outcome = None;
     let (code, stderr, _) = run_marked(&this_exe(), SPAWN_MARK, theirs, ours, |sock| {
-        let _ = channel::send(sock, &boot, &[lifeline.as_fd()]);
-        outcome = channel::recv(sock, channel::LIMIT).ok();
+        let _ = Codec::CHANNEL.send(sock, &boot, &[lifeline.as_fd()]);
+        outcome = Codec::CHANNEL.recv(sock, frame::LIMIT, Stop::NEVER).ok();
     });
     assert!(
         outcome.is_none(),
@@ -350,7 +356,7 @@ fn a_forkserver_refuses_a_channel_from_another_process() {
     })
     .unwrap();
     let talk = |sock: BorrowedFd<'_>| {
-        let _ = channel::send(sock, &hello, &[]);
+        let _ = Codec::CHANNEL.send(sock, &hello, &[]);
     };
     // Control: from the parent, the hello is accepted and the server exits 0 at our hang-up.
     let (ours, theirs) = mp_sys::socket::socketpair(mp_sys::socket::Kind::Stream).unwrap();
@@ -371,14 +377,14 @@ fn a_forkserver_refuses_a_channel_from_another_process() {
 fn a_lying_length_costs_the_child_no_memory() {
     let (ours, theirs) = mp_sys::socket::socketpair(mp_sys::socket::Kind::Stream).unwrap();
     let (code, stderr, max_rss_kib) = run_marked(&this_exe(), SPAWN_MARK, theirs, ours, |sock| {
-        mp_sys::fd::write_all(sock, &channel::header(0, 1 << 30)).unwrap();
+        mp_sys::fd::write_all(sock, &Codec::CHANNEL.header(0, 1 << 30)).unwrap();
         mp_sys::fd::write_all(sock, &[0; 1000]).unwrap();
     });
     assert!(max_rss_kib < 256 * 1024, "peak RSS {max_rss_kib} KiB");
     assert_eq!(code, 1, "{stderr}");
     assert!(
         stderr.contains("could not read its bootstrap message")
-            && stderr.contains("closed after 1000 of the 1073741824 bytes"),
+            && stderr.contains("ended after 1000 of 1073741824 payload bytes"),
         "{stderr}"
     );
 }
@@ -451,7 +457,7 @@ fn a_setuid_program_ignores_the_marker() {
     let (ours, theirs) = mp_sys::socket::socketpair(mp_sys::socket::Kind::Stream).unwrap();
     let (boot, lifeline) = triple_bootstrap();
     let result = run_marked(&copy, SPAWN_MARK, theirs, ours, |sock| {
-        let _ = channel::send(sock, &boot, &[lifeline.as_fd()]);
+        let _ = Codec::CHANNEL.send(sock, &boot, &[lifeline.as_fd()]);
     });
     assert!(owned, "chown failed");
     let (code, stderr, _) = result;
@@ -520,7 +526,7 @@ fn a_forkserver_refuses_a_hook_outside_the_code() {
         .unwrap();
         let (ours, theirs) = mp_sys::socket::socketpair(mp_sys::socket::Kind::Stream).unwrap();
         let (code, stderr, _) = run_marked(&this_exe(), SERVER_MARK, theirs, ours, |sock| {
-            let _ = channel::send(sock, &hello, &[]);
+            let _ = Codec::CHANNEL.send(sock, &hello, &[]);
         });
         assert_eq!(code, 1, "{hook}: {stderr}");
         assert!(stderr.contains("preload hook lies outside"), "{stderr}");
