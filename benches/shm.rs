@@ -151,7 +151,7 @@ fn lock_uncontended(c: &mut Criterion) {
     }
     let rm = raw_mutex(&robust);
     let ours = RawArray::<u8>::zeroed(128).expect("block");
-    let om = raw_mutex(&ours);
+    let om = raw_mutex(&ours).cast::<mp_sys::robust_mutex::RawMutex>();
     // SAFETY: a fresh block no one else uses.
     unsafe { mp_sys::robust_mutex::init(om).expect("init") };
     group.bench_function("sys_errorcheck_robust", |b| {
