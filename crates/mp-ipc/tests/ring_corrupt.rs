@@ -15,8 +15,10 @@ const MAGIC: u64 = 0x6d70_7175_6575_0001;
 const RESERVE: u64 = 4096 + 2 * (1 << 34);
 const LAYOUT0_OFFSET: u64 = 24;
 const LAYOUT0_CAP: u64 = 32;
-const TAIL: u64 = 128 + 40;
-const HEAD: u64 = 256 + 40;
+/// The producers' and consumers' blocks start with their robust mutex.
+const MUTEX: u64 = std::mem::size_of::<mp_sys::robust_mutex::RawMutex>() as u64;
+const TAIL: u64 = 128 + MUTEX;
+const HEAD: u64 = 256 + MUTEX;
 
 fn write_u64(file: &File, at: u64, v: u64) {
     file.write_all_at(&v.to_le_bytes(), at).unwrap();
