@@ -359,7 +359,7 @@ pub fn in_program_code(addr: usize) -> bool {
         _size: libc::size_t,
         data: *mut libc::c_void,
     ) -> c_int {
-        // SAFETY: glibc passes a valid `dl_phdr_info` whose `dlpi_phdr` holds `dlpi_phnum`
+        // SAFETY: the C library passes a valid `dl_phdr_info` whose `dlpi_phdr` holds `dlpi_phnum`
         // headers, and `data` is the `Query` that `in_program_code` lent it.
         let (info, query) = unsafe { (&*info, &mut *data.cast::<Query>()) };
         for i in 0..usize::from(info.dlpi_phnum) {
@@ -372,11 +372,11 @@ pub fn in_program_code(addr: usize) -> bool {
                 }
             }
         }
-        // The first object glibc reports is the main program: stop there.
+        // The first object reported is the main program (glibc and musl): stop there.
         1
     }
     let mut query = Query { addr, found: false };
-    // SAFETY: `visit` matches the callback type and only reads what glibc hands it; `query`
+    // SAFETY: `visit` matches the callback type and only reads what libc hands it; `query`
     // outlives the call.
     unsafe { libc::dl_iterate_phdr(Some(visit), (&raw mut query).cast()) };
     query.found

@@ -133,6 +133,11 @@ unsafe fn outcome(m: *mut RawMutex, r: c_int) -> io::Result<Locked> {
             took();
             Ok(Locked::OwnerDied)
         }
+        // musl's trylock says EBUSY where glibc's says EDEADLK: the holder word tells.
+        // SAFETY: the caller guarantees `m`.
+        libc::EBUSY if unsafe { holder(m) }.load(Ordering::Relaxed) == crate::thread::token() => {
+            Ok(Locked::AlreadyHeld)
+        }
         libc::ETIMEDOUT | libc::EBUSY => Ok(Locked::TimedOut),
         libc::EDEADLK => Ok(Locked::AlreadyHeld),
         e => Err(io::Error::from_raw_os_error(e)),

@@ -18,7 +18,9 @@ pub fn page_size() -> usize {
 }
 
 /// The calling thread's stack: its lowest address (the guard area lies just below) and size
-/// (on libc: `pthread_getattr_np`).
+/// (on libc: `pthread_getattr_np`). For the main thread, whose stack the kernel grows on
+/// demand, that is the most it may grow to (`RLIMIT_STACK`), as glibc reports it; musl
+/// reports only what is mapped so far, so the limit is applied here.
 ///
 /// ```
 /// let (low, size) = mp_sys::stack::current_stack()?;
@@ -42,7 +44,33 @@ pub fn current_stack() -> io::Result<(usize, usize)> {
     if ret != 0 {
         return Err(io::Error::from_raw_os_error(ret));
     }
-    Ok((addr as usize, size))
+    let (low, size) = (addr as usize, size);
+    #[cfg(not(target_env = "gnu"))]
+    if let Some(grown) = main_stack_low_end(low.saturating_add(size).saturating_sub(1)) {
+        let high = low.saturating_add(size);
+        if grown < low {
+            return Ok((grown, high - grown));
+        }
+    }
+    Ok((low, size))
+}
+
+/// If `addr` lies in the main thread's stack (the kernel's `[stack]` mapping, which grows
+/// down on demand), the lowest address it may grow to: its end minus `RLIMIT_STACK`, as glibc
+/// computes it.
+#[cfg(not(target_env = "gnu"))]
+fn main_stack_low_end(addr: usize) -> Option<usize> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    let end = maps.lines().filter(|l| l.ends_with("[stack]")).find_map(|line| {
+        let range = line.split(' ').next()?;
+        let (start, end) = range.split_once('-')?;
+        let start = usize::from_str_radix(start, 16).ok()?;
+        let end = usize::from_str_radix(end, 16).ok()?;
+        (start..end).contains(&addr).then_some(end)
+    })?;
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Stack).current?;
+    let limit = usize::try_from(limit).ok()?;
+    Some(end.saturating_sub(limit) & !(page_size() - 1))
 }
 
 /// Gives the calling thread an alternate signal stack of `size` bytes, unless it has one of at
