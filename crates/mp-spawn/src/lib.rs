@@ -29,7 +29,7 @@
 //! back from [`Process::join`]. OS handles travel inside them through [`reduction::Fd`].
 //!
 //! # Platform
-//! Linux with glibc (pidfds, `.init_array` with `argv`).
+//! Linux, with glibc or musl (pidfds, `/proc/self/exe`, an `.init_array` entry).
 
 // Module map: layers, lowest first. A module uses only modules of lower layers (or its own);
 // no module names one above it, so there are no cycles.
