@@ -308,7 +308,9 @@ impl<'de> Deserialize<'de> for Connection {
     }
 }
 
-impl crate::wait::Waitable for Connection {
+impl crate::wait::Waitable for Connection {}
+
+impl crate::wait::sealed::Sealed for Connection {
     fn waiter(&self) -> crate::wait::Waiter<'_> {
         crate::wait::Waiter(crate::wait::Inner::Connection(self))
     }

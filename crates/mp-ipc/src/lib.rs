@@ -48,4 +48,4 @@ pub use error::{
 };
 pub use listener::{Address, DEFAULT_HANDSHAKE_TIMEOUT, Listener, client};
 pub use queues::{JoinableQueue, Queue, SimpleQueue};
-pub use wait::{Waitable, Waiter, wait};
+pub use wait::{Waitable, wait};

@@ -14,7 +14,7 @@
 use std::borrow::Borrow;
 use std::fmt;
 use std::marker::PhantomData;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{GetError, PutError, TaskDoneError};
 use crate::ring::{Ring, RingError};
+use crate::wait::sealed::Sealed;
 use crate::wait::{Inner, Waitable, Waiter};
 
 struct Shared {
@@ -237,6 +238,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 
     /// Puts an item already serialised (with the handles it carries), for layers that frame
     /// their own messages (mp-pool): no second encoding, one copy into shared memory.
+    /// Feature `unstable-internals`: for mp's own crates, not covered by semver.
+    #[cfg(feature = "unstable-internals")]
     #[doc(hidden)]
     pub fn put_bytes(&self, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> Result<(), PutError> {
         if self.shared.closed.load(Ordering::Relaxed) {
@@ -250,11 +253,13 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 
     /// Takes the oldest item as bytes borrowed from shared memory, waiting at most `timeout`
     /// (`None`: forever); `take` decodes it in place.
+    /// Feature `unstable-internals`: for mp's own crates, not covered by semver.
+    #[cfg(feature = "unstable-internals")]
     #[doc(hidden)]
     pub fn get_bytes<R>(
         &self,
         timeout: Option<Duration>,
-        take: impl FnOnce(&[u8], Vec<OwnedFd>) -> R,
+        take: impl FnOnce(&[u8], Vec<std::os::fd::OwnedFd>) -> R,
     ) -> Result<R, GetError> {
         if self.shared.closed.load(Ordering::Relaxed) {
             return Err(GetError::Closed);
@@ -265,14 +270,18 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             .map_err(get_error)
     }
 
+    /// Test hook: takes the queue's internal locks and never releases them (feature
+    /// `unstable-test-hooks`).
+    #[cfg(feature = "unstable-test-hooks")]
     #[doc(hidden)]
-    /// Test hook: takes the queue's internal locks and never releases them.
     pub fn hold_locks_forever(&self) -> std::io::Result<()> {
         self.shared.ring.hold_locks_forever()
     }
 }
 
-impl<T> Waitable for Queue<T> {
+impl<T> Waitable for Queue<T> {}
+
+impl<T> Sealed for Queue<T> {
     fn waiter(&self) -> Waiter<'_> {
         Waiter(Inner::Ring(&self.shared.ring))
     }
@@ -454,7 +463,9 @@ macro_rules! delegate_to_queue {
             }
         }
 
-        impl<T> Waitable for $wrapper<T> {
+        impl<T> Waitable for $wrapper<T> {}
+
+        impl<T> Sealed for $wrapper<T> {
             fn waiter(&self) -> Waiter<'_> {
                 self.queue.waiter()
             }

@@ -11,12 +11,19 @@ use crate::ring::Ring;
 /// Something [`wait`] can watch: a [`Connection`] (readable: a message or end-of-file is
 /// there), a queue (an item is there), or a descriptor such as `Process::sentinel()` (readable:
 /// the process ended).
-pub trait Waitable {
-    #[doc(hidden)]
-    fn waiter(&self) -> Waiter<'_>;
+///
+/// Sealed: only mp-ipc's types (and borrowed descriptors) can be waited on.
+pub trait Waitable: sealed::Sealed {}
+
+pub(crate) mod sealed {
+    /// How [`wait`](super::wait) watches an object. Public in a private module, so nothing
+    /// outside mp-ipc can name it: that seals [`Waitable`](super::Waitable).
+    pub trait Sealed {
+        fn waiter(&self) -> super::Waiter<'_>;
+    }
 }
 
-/// What [`wait`] watches for one object (opaque).
+/// What [`wait`] watches for one object.
 #[derive(Debug)]
 pub struct Waiter<'a>(pub(crate) Inner<'a>);
 
@@ -27,7 +34,9 @@ pub(crate) enum Inner<'a> {
     Fd(BorrowedFd<'a>),
 }
 
-impl Waitable for BorrowedFd<'_> {
+impl Waitable for BorrowedFd<'_> {}
+
+impl sealed::Sealed for BorrowedFd<'_> {
     fn waiter(&self) -> Waiter<'_> {
         Waiter(Inner::Fd(self.as_fd()))
     }

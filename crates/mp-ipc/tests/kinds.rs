@@ -24,5 +24,4 @@ fn public_types_cross_threads() {
     send_sync::<TaskDoneError>();
     send_sync::<AuthenticationError>();
     send_sync::<ListenerError>();
-    send_sync::<mp_ipc::Waiter<'static>>();
 }

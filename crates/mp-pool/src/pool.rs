@@ -221,7 +221,9 @@ impl Pool {
         self.inner.config.processes
     }
 
-    /// The pid of the process that forks the workers of a fork-method pool (for tests).
+    /// The pid of the process that forks the workers of a fork-method pool (for tests; feature
+    /// `unstable-test-hooks`).
+    #[cfg(feature = "unstable-test-hooks")]
     #[doc(hidden)]
     pub fn fork_helper_pid(&self) -> Option<u32> {
         lock(&self.inner.fork_helper)
@@ -251,9 +253,16 @@ impl Pool {
     }
 
     /// Waits until `until(ready_pids)` holds, woken by each worker that comes up (not by a
-    /// clock); `None` if `timeout` passes first (for tests that act on workers once they are
-    /// up).
-    #[doc(hidden)]
+    /// clock); `None` if `timeout` passes first. For a program that wants its workers warm
+    /// before the first task, or that acts on workers once they are up.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = mp_pool::Pool::new(2)?;
+    /// let up = pool.wait_ready_pids(Duration::from_secs(60), |up| up.len() == 2);
+    /// assert_eq!(up.map(|pids| pids.len()), Some(2));
+    /// # Ok::<(), mp_pool::PoolError>(())
+    /// ```
     pub fn wait_ready_pids(
         &self,
         timeout: std::time::Duration,

@@ -56,7 +56,9 @@ mod shared_memory;
 mod sharedctypes;
 mod synchronize;
 /// The one futex parker (sleep on a shared word until it changes or a deadline passes), for
-/// the other crates of the workspace (mp-ipc's ring).
+/// the other crates of the workspace (mp-ipc's ring). Feature `unstable-internals`: not
+/// covered by semver.
+#[cfg(feature = "unstable-internals")]
 #[doc(hidden)]
 pub use synchronize::parker;
 

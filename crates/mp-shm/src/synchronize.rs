@@ -25,6 +25,7 @@ mod condition;
 mod event;
 mod lock;
 mod mutex;
+#[cfg_attr(not(feature = "unstable-internals"), allow(unreachable_pub))]
 pub mod parker;
 mod rlock;
 mod semaphore;

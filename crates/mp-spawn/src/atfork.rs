@@ -18,13 +18,33 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::sync::lock;
 
-/// Takes a lock of a static and returns its guard, type-erased (`Box::new(M.lock())`).
+/// Takes a lock of a static and returns its guard, type-erased (`Box::new(M.lock())`); see
+/// [`hold_across_fork`].
 pub type Hold = fn() -> Box<dyn Any>;
 
 static HOLDS: Mutex<Vec<Hold>> = Mutex::new(Vec::new());
 
-/// Registers a lock that every fork made by mp must hold across the `fork()` call (hidden: for
-/// mp's own crates). Registering the same function twice registers it once.
+/// Registers a lock that every fork made by mp holds across the `fork()` call, as Python's
+/// `multiprocessing.util.register_after_fork` lets a library keep its state usable in a forked
+/// child: a lock another thread held at the fork would stay locked for ever in the child, and a
+/// child that takes it (in its target, or in the library's code the target calls) would hang.
+/// `hold` takes the lock and returns its guard; mp takes every registered lock, in registration
+/// order and after its own, forks, and releases them on both sides. Registering the same
+/// function twice registers it once.
+///
+/// ```
+/// use std::sync::Mutex;
+///
+/// static CACHE: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+///
+/// fn hold_cache() -> Box<dyn std::any::Any> {
+///     Box::new(CACHE.lock())
+/// }
+///
+/// mp_spawn::hold_across_fork(hold_cache);
+/// // Every fork mp makes from now on (fork children, fork helpers) holds CACHE's lock across
+/// // the fork, so a forked child never finds it locked by a thread it does not have.
+/// ```
 pub fn hold_across_fork(hold: Hold) {
     let mut holds = lock(&HOLDS);
     if !holds.iter().any(|h| std::ptr::fn_addr_eq(*h, hold)) {

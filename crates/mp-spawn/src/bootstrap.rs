@@ -229,7 +229,7 @@ fn send_outcome(control: BorrowedFd<'_>, outcome: &Outcome, fds: &[BorrowedFd<'_
 /// Prints `Process <name>:` before a panic message in a child, as Python does before a
 /// traceback. Installed once, by the parent before its first fork (so that a forked child does
 /// not allocate for it) or by a spawned child; in the main process it only delegates.
-pub fn install_panic_hook() {
+pub(crate) fn install_panic_hook() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let previous = panic::take_hook();

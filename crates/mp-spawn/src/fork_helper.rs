@@ -1,3 +1,6 @@
+// Used through `ForkServer` by mp-pool only (feature `unstable-internals`).
+#![cfg_attr(not(feature = "unstable-internals"), allow(dead_code, unreachable_pub))]
+
 //! A fork helper: a forkserver whose server is a `fork()` of the calling process, taken once.
 //!
 //! The fork start method copies whichever thread calls `fork`: its stack (a spawned thread's

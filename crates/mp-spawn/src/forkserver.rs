@@ -28,6 +28,7 @@ use mp_sys::process::Forked;
 
 #[derive(Debug)]
 pub(crate) struct Server {
+    #[cfg_attr(not(feature = "unstable-test-hooks"), allow(dead_code))] // read by `forkserver_pid`
     pid: u32,
     pidfd: OwnedFd,
     sock: OwnedFd,
@@ -187,7 +188,7 @@ pub(crate) fn shutdown() {
 }
 
 /// The pid of the running forkserver, if any (for tests that kill it).
-#[doc(hidden)]
+#[cfg(feature = "unstable-test-hooks")]
 pub fn forkserver_pid() -> Option<u32> {
     lock(&SERVER).as_ref().map(|s| s.pid)
 }

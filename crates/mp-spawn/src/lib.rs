@@ -70,14 +70,20 @@ pub mod resources;
 mod stack_guard;
 mod sync;
 mod target;
-#[doc(hidden)]
+/// Helpers for the test suites of the mp crates (feature `unstable-test-hooks`; not covered
+/// by semver).
+#[cfg(feature = "unstable-test-hooks")]
 pub mod testing;
 
 pub use atfork::set_fork_warning;
-#[doc(hidden)]
 pub use atfork::{Hold, hold_across_fork};
+/// Installs mp-spawn's panic hook (it prints `Process <name>:` before a child's panic), so that
+/// a hook installed after it can wrap it (mp-pool's). Feature `unstable-internals`.
+#[cfg(feature = "unstable-internals")]
 #[doc(hidden)]
-pub use bootstrap::install_panic_hook;
+pub fn install_panic_hook() {
+    bootstrap::install_panic_hook()
+}
 pub use context::{
     Context, IntoStartMethod, StartMethod, get_all_start_methods, get_context, get_start_method,
     set_start_method,
@@ -87,8 +93,10 @@ pub use current::{
     parent_process, process_cpu_count,
 };
 pub use error::{ContextError, ProcessError};
+#[cfg(feature = "unstable-internals")]
 #[doc(hidden)]
 pub use fork_helper::ForkServer;
+#[cfg(feature = "unstable-test-hooks")]
 #[doc(hidden)]
 pub use forkserver::forkserver_pid;
 pub use forkserver::set_forkserver_preload;

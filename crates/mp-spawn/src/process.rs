@@ -11,7 +11,9 @@ use crate::bootstrap;
 use crate::child::{Child, ChildSpec};
 use crate::context::{Context, StartMethod, get_start_method};
 use crate::error::ProcessError;
-use crate::fork_helper::{self, ForkServer};
+use crate::fork_helper;
+#[cfg(feature = "unstable-internals")]
+use crate::fork_helper::ForkServer;
 use crate::frame::{self, Codec, Stop};
 use crate::reduction;
 use crate::registry::global;
@@ -146,6 +148,7 @@ impl<R: Portable> Process<R> {
     }
 
     /// A process that the fork helper `helper` forks when it starts.
+    #[cfg(feature = "unstable-internals")]
     pub(crate) fn through_helper<F, A>(helper: Arc<fork_helper::Helper>, target: F, args: A) -> Self
     where
         F: Target<A, Output = R>,
@@ -502,6 +505,7 @@ impl Context {
     }
 }
 
+#[cfg(feature = "unstable-internals")]
 impl ForkServer {
     /// A process running `target(args...)`, to be forked by the helper when it starts. As
     /// with [`Process::new`], `target` is a fn item or a non-capturing closure and `args` a

@@ -175,7 +175,7 @@ impl Ring {
 
     /// Test hook: takes the producer lock and never gives it back (the caller is about to be
     /// killed), to check that the others go on.
-    #[doc(hidden)]
+    #[cfg(feature = "unstable-test-hooks")]
     pub(crate) fn hold_locks_forever(&self) -> io::Result<()> {
         std::mem::forget(self.lock_producers()?);
         std::mem::forget(self.lock_consumers()?);
