@@ -47,3 +47,7 @@ pub use mp_shm::{
 };
 
 pub use mp_pool::{AsyncResult, IMap, Parallel, Pool, PoolBuilder, PoolError};
+
+/// The `bytemuck` crate, for `#[derive(Pod, Zeroable)]` with `#[bytemuck(crate =
+/// "mp::bytemuck")]` and no dependency of your own (see [`shm::bytemuck`]).
+pub use mp_shm::bytemuck;

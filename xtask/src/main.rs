@@ -6,9 +6,13 @@
 //! `cargo xtask stress [--runs N] [--hogs N]`: the test suite N times beside CPU hogs (see
 //! `stress`).
 //!
+//! `cargo xtask alone`: each crate's front-page example built and run from a crate that
+//! depends on that crate alone (see `alone`).
+//!
 //! `--quick` shortens every criterion group (`MP_BENCH_QUICK`) and every Python script
 //! (`--quick`); `--no-bench` reuses the criterion samples of the last run (to redo the report).
 
+mod alone;
 mod chart;
 mod figures;
 mod metrics;
@@ -42,9 +46,10 @@ fn main() -> ExitCode {
             stress::stress(number("--runs", 3), number("--hogs", 2))
         }
         Some("hog") => stress::hog(),
+        Some("alone") => alone::alone(),
         _ => {
             eprintln!(
-                "usage: cargo xtask bench [--quick] [--no-bench] | cargo xtask stress [--runs N] [--hogs N]"
+                "usage: cargo xtask bench [--quick] [--no-bench] | cargo xtask stress [--runs N] [--hogs N] | cargo xtask alone"
             );
             ExitCode::FAILURE
         }

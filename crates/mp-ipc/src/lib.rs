@@ -13,8 +13,7 @@
 //! method, and inside a message on a Connection or a Queue.
 //!
 //! ```
-//! use mp_ipc::Queue;
-//! use mp_spawn::Process;
+//! use mp_ipc::{Process, Queue};
 //!
 //! fn worker(q: Queue<u64>, n: u64) {
 //!     q.put(n * n).unwrap();
@@ -47,5 +46,8 @@ pub use error::{
     AuthenticationError, GetError, ListenerError, PutError, RecvError, SendError, TaskDoneError,
 };
 pub use listener::{Address, DEFAULT_HANDSHAKE_TIMEOUT, Listener, client};
+/// Processes, re-exported from mp-spawn so that this crate's examples need no other name.
+#[doc(no_inline)]
+pub use mp_spawn::{Process, get_context};
 pub use queues::{JoinableQueue, Queue, SimpleQueue};
 pub use wait::{Waitable, wait};

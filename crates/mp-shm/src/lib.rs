@@ -11,8 +11,7 @@
 //! | counting, signalling, meeting | [`Semaphore`], [`BoundedSemaphore`], [`Event`], [`Condition`], [`Barrier`] | the same |
 //!
 //! ```
-//! use mp_shm::Value;
-//! use mp_spawn::get_context;
+//! use mp_shm::{Value, get_context};
 //!
 //! fn add_fifty(counter: Value<i32>) {
 //!     for _ in 0..50 {
@@ -62,8 +61,32 @@ mod synchronize;
 #[doc(hidden)]
 pub use synchronize::parker;
 
+/// The `bytemuck` crate, so that `#[derive(Pod, Zeroable)]` needs no dependency of your own:
+/// name it with `#[bytemuck(crate = "mp_shm::bytemuck")]` (or `"mp::bytemuck"` through the
+/// facade).
+///
+/// ```
+/// use mp_shm::{Pod, Zeroable, Value};
+///
+/// #[derive(Clone, Copy, Pod, Zeroable)]
+/// #[bytemuck(crate = "mp_shm::bytemuck")]
+/// #[repr(C)]
+/// struct Point {
+///     x: f64,
+///     y: f64,
+/// }
+///
+/// let p = Value::new(Point { x: 1.0, y: 2.0 })?;
+/// p.update(|p| p.x += 1.0)?;
+/// assert_eq!(p.value()?.x, 2.0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub use bytemuck;
 pub use bytemuck::{Pod, Zeroable};
 pub use error::{ArrayError, IndexError, ListError, LockError, LockResult, ShmError, SyncError};
+/// Processes, re-exported from mp-spawn so that this crate's examples need no other name.
+#[doc(no_inline)]
+pub use mp_spawn::{Process, get_context};
 pub use shareable_list::{Item, ShareableList};
 pub use shared_memory::{MAX_NAME_LEN, SharedMemory, ShmOptions};
 pub use sharedctypes::{Array, ArrayGuard, RawArray, RawValue, Value, ValueGuard};
