@@ -55,13 +55,15 @@ impl PoolBuilder {
         F: Target<A, Output = ()> + Copy,
         A: Serialize + DeserializeOwned,
     {
-        let _ = initializer;
-        let spec = reduction::dumps(&args)
-            .map_err(|e| PoolError::Encode(e.0))
-            .map(|dumped| InitSpec {
-                entry: task::init_offset::<F, A>(),
-                args: dumped.bytes,
-                fds: dumped.fds.into_iter().map(reduction::Fd::new).collect(),
+        let spec = task::init_fn::<F, A>(&initializer)
+            .map_err(PoolError::InvalidArgument)
+            .and_then(|task| {
+                let dumped = reduction::dumps(&args).map_err(|e| PoolError::Encode(e.0))?;
+                Ok(InitSpec {
+                    task,
+                    args: dumped.bytes,
+                    fds: dumped.fds.into_iter().map(reduction::Fd::new).collect(),
+                })
             });
         self.init = Some(spec);
         self

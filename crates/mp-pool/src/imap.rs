@@ -20,6 +20,7 @@ use crate::error::PoolError;
 use crate::pool::{Pool, Submit};
 use crate::result::{Job, Part};
 use crate::task;
+use crate::task::TaskFn;
 use crate::wire::Prepared;
 
 // The lazy calls are here, with the iterator they return, so that `pool` needs nothing from
@@ -37,6 +38,14 @@ impl Pool {
     /// assert_eq!(first, [0, 1, 4, 9]);
     /// # Ok::<(), mp_pool::PoolError>(())
     /// ```
+    ///
+    /// A closure that captures state does not build (a worker could not recreate it):
+    ///
+    /// ```compile_fail
+    /// let pool = mp_pool::Pool::new(1).unwrap();
+    /// let (scale, shift) = (3u64, 1u64);
+    /// let _ = pool.imap(move |i: u64| i * scale + shift, 0..3).count();
+    /// ```
     pub fn imap<F, T, R, I>(&self, f: F, items: I) -> IMap<'_, I::IntoIter, R>
     where
         F: Fn(T) -> R + Copy + Send + 'static,
@@ -49,6 +58,14 @@ impl Pool {
 
     /// As [`imap`](Pool::imap), yielding values in the order they finish (Python's
     /// `imap_unordered`).
+    ///
+    /// A closure that captures state does not build (a worker could not recreate it):
+    ///
+    /// ```compile_fail
+    /// let pool = mp_pool::Pool::new(1).unwrap();
+    /// let (scale, shift) = (3u64, 1u64);
+    /// let _ = pool.imap_unordered(move |i: u64| i * scale + shift, 0..3).count();
+    /// ```
     pub fn imap_unordered<F, T, R, I>(&self, f: F, items: I) -> IMap<'_, I::IntoIter, R>
     where
         F: Fn(T) -> R + Copy + Send + 'static,
@@ -62,7 +79,12 @@ impl Pool {
 
 impl<'p> Submit<'p> {
     /// An `imap` of `entry` over `items` with this call's options.
-    fn lazy<I, T, R>(self, entry: i64, items: I, ordered: bool) -> IMap<'p, I, R>
+    fn lazy<I, T, R>(
+        self,
+        entry: Result<TaskFn, &'static str>,
+        items: I,
+        ordered: bool,
+    ) -> IMap<'p, I, R>
     where
         I: Iterator<Item = T>,
         T: Serialize + 'static,
@@ -86,8 +108,7 @@ impl<'p> Submit<'p> {
         T: Portable,
         R: Portable,
     {
-        let _ = f;
-        self.lazy(task::entry_offset::<F, (T,)>(), items.into_iter(), true)
+        self.lazy(task::task_fn::<F, (T,)>(&f), items.into_iter(), true)
     }
 
     /// See [`Pool::imap_unordered`].
@@ -98,8 +119,7 @@ impl<'p> Submit<'p> {
         T: Portable,
         R: Portable,
     {
-        let _ = f;
-        self.lazy(task::entry_offset::<F, (T,)>(), items.into_iter(), false)
+        self.lazy(task::task_fn::<F, (T,)>(&f), items.into_iter(), false)
     }
 }
 
@@ -122,7 +142,8 @@ pub struct IMap<'p, I, R> {
     pool: PoolRef<'p>,
     input: Option<I>,
     job: Arc<Job>,
-    entry: i64,
+    /// How workers find the function, or why they cannot (every chunk then fails with it).
+    entry: Result<TaskFn, &'static str>,
     chunksize: usize,
     buffersize: usize,
     ordered: bool,
@@ -185,7 +206,7 @@ where
     pub(crate) fn new(
         pool: PoolRef<'p>,
         input: I,
-        entry: i64,
+        entry: Result<TaskFn, &'static str>,
         chunksize: usize,
         buffersize: usize,
         ordered: bool,
@@ -262,7 +283,10 @@ where
         let index = self.read;
         self.read += items.len();
         self.submitted += 1;
-        let prepared = Prepared::encode(self.entry, chunk, index, &items);
+        let prepared = self
+            .entry
+            .map_err(PoolError::InvalidArgument)
+            .and_then(|task| Prepared::encode(task, chunk, index, &items));
         match prepared {
             Ok(prepared) => self.pool.get().inner().submit(&self.job, vec![prepared])?,
             // This chunk fails alone; the ones after it still run.

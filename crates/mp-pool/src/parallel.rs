@@ -120,7 +120,7 @@ impl Parallel {
             let iter = IMap::new(
                 PoolRef::Borrowed(&pool),
                 calls.into_iter(),
-                task::entry_offset::<F, A>(),
+                task::task_fn::<F, A>(&f),
                 self.batch_size.unwrap_or(1),
                 4 * pool.processes(),
                 true,
@@ -183,7 +183,7 @@ impl Parallel {
         Ok(IMap::new(
             PoolRef::Owned(Box::new(pool)),
             calls.into_iter(),
-            task::entry_offset::<F, A>(),
+            task::task_fn::<F, A>(&f),
             self.batch_size.unwrap_or(1),
             buffer,
             ordered,

@@ -114,15 +114,16 @@ fn run(callbacks: Vec<Deferred>) {
 /// ```
 ///
 /// # Functions
-/// A task is a fn item or a non-capturing closure (`Copy`, zero-sized), so that every worker,
+/// A task is a fn item, a fn pointer or a non-capturing closure, so that every worker,
 /// whatever its start method, can find it; state travels in the arguments, which are serde
 /// types (handles such as a `Queue` or a `Lock` included). A capturing closure does not
-/// compile:
+/// compile (one that captures a single pointer-sized value compiles, and the call returns
+/// [`PoolError::InvalidArgument`]):
 ///
 /// ```compile_fail
 /// let pool = mp_pool::Pool::new(1).unwrap();
-/// let offset = 10u64;
-/// pool.map(move |x: u64| x + offset, [1, 2, 3]).unwrap();
+/// let (scale, offset) = (2u64, 10u64);
+/// pool.map(move |x: u64| x * scale + offset, [1, 2, 3]).unwrap();
 /// ```
 ///
 /// # Failures
@@ -321,15 +322,22 @@ impl Pool {
     /// Calls `f(args...)` in a worker; the value comes through the returned [`AsyncResult`]
     /// (Python's `apply_async`). Attach callbacks with [`AsyncResult::callback`] and
     /// [`AsyncResult::error_callback`].
+    ///
+    /// A closure that captures state does not build (a worker could not recreate it):
+    ///
+    /// ```compile_fail
+    /// let pool = mp_pool::Pool::new(1).unwrap();
+    /// let (scale, shift) = (3u64, 1u64);
+    /// let _ = pool.apply_async(move |i: u64| i * scale + shift, (0,));
+    /// ```
     pub fn apply_async<F, A>(&self, f: F, args: A) -> Result<AsyncResult<F::Output>, PoolError>
     where
         F: Target<A> + Copy,
         A: Portable,
         F::Output: Portable,
     {
-        let _ = f;
-        let entry = task::entry_offset::<F, A>();
-        let chunk = Prepared::encode(entry, 0, 0, std::slice::from_ref(&args))?;
+        let task = task::task_fn::<F, A>(&f).map_err(PoolError::InvalidArgument)?;
+        let chunk = Prepared::encode(task, 0, 0, std::slice::from_ref(&args))?;
         let job = Job::new(Some(1));
         self.inner.submit(&job, vec![chunk])?;
         Ok(AsyncResult::new(job, decode_one::<F::Output>))
@@ -338,6 +346,14 @@ impl Pool {
     /// Applies `f` to every item, in parallel, and returns the values in input order (Python's
     /// `map`). The input is split into chunks of `ceil(n / (4 × workers))` items, as Python
     /// does; choose another size with [`chunksize`](Pool::chunksize).
+    ///
+    /// A closure that captures state does not build (a worker could not recreate it):
+    ///
+    /// ```compile_fail
+    /// let pool = mp_pool::Pool::new(1).unwrap();
+    /// let (scale, shift) = (3u64, 1u64);
+    /// let _ = pool.map(move |i: u64| i * scale + shift, 0..3);
+    /// ```
     pub fn map<F, T, R>(
         &self,
         f: F,
@@ -366,6 +382,14 @@ impl Pool {
     }
 
     /// Calls `f(a, b, ...)` for every tuple `(a, b, ...)` (Python's `starmap`).
+    ///
+    /// A closure that captures state does not build (a worker could not recreate it):
+    ///
+    /// ```compile_fail
+    /// let pool = mp_pool::Pool::new(1).unwrap();
+    /// let (scale, shift) = (3u64, 1u64);
+    /// let _ = pool.starmap(move |i: u64, j: u64| i * scale + j + shift, [(0, 1)]);
+    /// ```
     pub fn starmap<F, A>(
         &self,
         f: F,
@@ -493,9 +517,9 @@ impl<'p> Submit<'p> {
         T: Portable,
         R: Portable,
     {
-        let _ = f;
         // `T` and `(T,)` have the same encoding, so a slice of items is a slice of 1-tuples.
-        self.submit_all(task::entry_offset::<F, (T,)>(), items.into_iter().collect())
+        let task = task::task_fn::<F, (T,)>(&f).map_err(PoolError::InvalidArgument)?;
+        self.submit_all(task, items.into_iter().collect())
     }
 
     /// See [`Pool::starmap`].
@@ -523,13 +547,13 @@ impl<'p> Submit<'p> {
         A: Portable,
         F::Output: Portable,
     {
-        let _ = f;
-        self.submit_all(task::entry_offset::<F, A>(), items.into_iter().collect())
+        let task = task::task_fn::<F, A>(&f).map_err(PoolError::InvalidArgument)?;
+        self.submit_all(task, items.into_iter().collect())
     }
 
     fn submit_all<T: Serialize + 'static, R: DeserializeOwned + 'static>(
         self,
-        entry: i64,
+        task: task::TaskFn,
         items: Vec<T>,
     ) -> Result<AsyncResult<Vec<R>>, PoolError> {
         let chunksize = self.map_chunksize(items.len());
@@ -539,7 +563,7 @@ impl<'p> Submit<'p> {
         let mut group = Vec::new();
         let mut group_bytes = 0;
         for (chunk, slice) in items.chunks(chunksize).enumerate() {
-            let prepared = Prepared::encode(entry, chunk, chunk * chunksize, slice)?;
+            let prepared = Prepared::encode(task, chunk, chunk * chunksize, slice)?;
             group_bytes += prepared.frame.len();
             group.push(prepared);
             if group.len() >= 64 || group_bytes >= 1 << 16 {

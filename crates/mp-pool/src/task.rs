@@ -13,9 +13,9 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use mp_spawn::Target;
 use mp_spawn::code::Section;
 use mp_spawn::reduction;
+use mp_spawn::{Located, Target};
 use serde::Serialize;
 
 use crate::plain;
@@ -24,11 +24,46 @@ use serde::de::DeserializeOwned;
 
 /// Sends a finished result frame (its bytes and the handles the values carry).
 pub(crate) type Send<'s> = &'s mut dyn FnMut(&[u8], &[BorrowedFd<'_>]);
-/// Decodes a chunk's arguments, runs it, and sends the result frame: `frame` holds the
-/// `Result` header, and the entry sets the outcome and appends the body.
-pub(crate) type Entry = fn(&[u8], Vec<OwnedFd>, &mut Vec<u8>, Send<'_>);
-/// Decodes an initializer's arguments and calls it.
-pub(crate) type InitEntry = fn(&[u8], Vec<OwnedFd>) -> Result<(), String>;
+/// Decodes a chunk's arguments, finds the function (a fn pointer's offset is the `i64`; see
+/// `mp_spawn::locate_target`), runs it, and sends the result frame: `frame` holds the `Result`
+/// header, and the entry sets the outcome and appends the body.
+pub(crate) type Entry = fn(&[u8], Vec<OwnedFd>, i64, &mut Vec<u8>, Send<'_>);
+/// Decodes an initializer's arguments, finds it (as `Entry` does) and calls it.
+pub(crate) type InitEntry = fn(&[u8], Vec<OwnedFd>, i64) -> Result<(), String>;
+
+/// How a worker finds a task's function: the entry that runs it, and the function's own
+/// offset if it is a fn pointer (0 otherwise).
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct TaskFn {
+    pub(crate) entry: i64,
+    pub(crate) code: i64,
+}
+
+/// The build-time check of every entry point: what a worker cannot find does not compile.
+const fn check_findable<F>() {
+    assert!(
+        size_of::<F>() == 0 || size_of::<F>() == size_of::<fn()>(),
+        "a pool task must be a fn item, a fn pointer or a closure that captures nothing, so \
+         that every worker can find it; pass state through the arguments"
+    )
+}
+
+/// The offset of a fn pointer `f`, 0 for a zero-sized one; an error for what a worker cannot
+/// find (a closure that captures one pointer-sized value passes the build-time check).
+fn code_of<F: Target<A>, A>(f: &F) -> Result<i64, &'static str> {
+    match mp_spawn::locate_target(f) {
+        Located::ZeroSized => Ok(0),
+        Located::FnPointer(code) => Ok(code),
+        Located::Foreign => Err(
+            "the function is a fn pointer outside the program's code (a dynamically loaded \
+             library), which a worker cannot find; use a fn item",
+        ),
+        _ => Err(
+            "the function is a closure that captures state, which a worker cannot recreate; \
+             use a fn item or a fn pointer, and pass the state through the arguments",
+        ),
+    }
+}
 
 unsafe extern "C" {
     // The linker defines these around the sections that hold every `run_chunk` and every
@@ -63,31 +98,40 @@ fn init_entries() -> Section<InitEntry> {
 
 /// Never an entry: keeps `mp_pool_chunks` in every program that links the worker.
 #[unsafe(link_section = "mp_pool_chunks")]
-fn no_chunk(_: &[u8], _: Vec<OwnedFd>, _: &mut Vec<u8>, _: Send<'_>) {}
+fn no_chunk(_: &[u8], _: Vec<OwnedFd>, _: i64, _: &mut Vec<u8>, _: Send<'_>) {}
 
 /// Never an entry: keeps `mp_pool_inits` in every program that links the worker.
 #[unsafe(link_section = "mp_pool_inits")]
-fn no_init(_: &[u8], _: Vec<OwnedFd>) -> Result<(), String> {
+fn no_init(_: &[u8], _: Vec<OwnedFd>, _: i64) -> Result<(), String> {
     Err("no initializer".to_owned())
 }
 
-/// The offset that names `run_chunk::<F, A>` in every worker.
-pub(crate) fn entry_offset<F, A>() -> i64
+/// How every worker finds `f` as a chunk's function (`run_chunk::<F, A>`).
+/// An error names what a worker cannot find (`PoolError::InvalidArgument`).
+pub(crate) fn task_fn<F, A>(f: &F) -> Result<TaskFn, &'static str>
 where
     F: Target<A> + Copy,
     A: DeserializeOwned + 'static,
     F::Output: Serialize,
 {
-    chunk_entries().offset(run_chunk::<F, A>)
+    const { check_findable::<F>() };
+    Ok(TaskFn {
+        entry: chunk_entries().offset(run_chunk::<F, A>),
+        code: code_of(f)?,
+    })
 }
 
-/// The offset that names `run_init::<F, A>` in every worker.
-pub(crate) fn init_offset<F, A>() -> i64
+/// How every worker finds `f` as its initializer (`run_init::<F, A>`).
+pub(crate) fn init_fn<F, A>(f: &F) -> Result<TaskFn, &'static str>
 where
     F: Target<A> + Copy,
     A: DeserializeOwned,
 {
-    init_entries().offset(run_init::<F, A>)
+    const { check_findable::<F>() };
+    Ok(TaskFn {
+        entry: init_entries().offset(run_init::<F, A>),
+        code: code_of(f)?,
+    })
 }
 
 /// The chunk entry at `offset`, if it names one (a task frame from this worker's pool always
@@ -101,23 +145,22 @@ pub(crate) fn init_entry_at(offset: i64) -> Option<InitEntry> {
     init_entries().get(offset)
 }
 
-/// A value of the zero-sized function type `F`.
-fn conjure<F>() -> F {
-    const {
-        assert!(
-            std::mem::size_of::<F>() == 0,
-            "a pool needs a fn item or a non-capturing closure, so that every worker can find \
-             it; pass state through the arguments"
-        )
-    };
-    // SAFETY: F is zero-sized (asserted above), and is a fn item or closure type, which is
-    // inhabited and has no bytes to initialise; the parent held a value of it.
-    unsafe { std::mem::zeroed() }
+/// The function `F` again, in a worker: `None` if it cannot be found.
+fn recreate<F: Target<A>, A>(code: i64) -> Option<F> {
+    // SAFETY: task frames and initializer specs come only from this worker's pool, which ran
+    // this same executable image and computed `code` with `locate_target` for a value of type
+    // `F` (`task_fn`, `init_fn`).
+    unsafe { mp_spawn::recreate_target::<F, A>(code) }
 }
 
 #[unsafe(link_section = "mp_pool_chunks")]
-fn run_chunk<F, A>(payload: &[u8], fds: Vec<OwnedFd>, frame: &mut Vec<u8>, send: Send<'_>)
-where
+fn run_chunk<F, A>(
+    payload: &[u8],
+    fds: Vec<OwnedFd>,
+    code: i64,
+    frame: &mut Vec<u8>,
+    send: Send<'_>,
+) where
     F: Target<A> + Copy,
     A: DeserializeOwned + 'static,
     F::Output: Serialize,
@@ -134,7 +177,11 @@ where
             return send(frame, &[]);
         }
     };
-    let f: F = conjure();
+    let Some(f) = recreate::<F, A>(code) else {
+        wire::set_outcome(frame, Outcome::DecodeFailed);
+        frame.extend_from_slice(b"the worker cannot find the task's function");
+        return send(frame, &[]);
+    };
     let mut out = Vec::with_capacity(items.len());
     for (offset, args) in items.into_iter().enumerate() {
         match panic::catch_unwind(AssertUnwindSafe(|| f.call(args))) {
@@ -163,13 +210,14 @@ where
 }
 
 #[unsafe(link_section = "mp_pool_inits")]
-fn run_init<F, A>(payload: &[u8], fds: Vec<OwnedFd>) -> Result<(), String>
+fn run_init<F, A>(payload: &[u8], fds: Vec<OwnedFd>, code: i64) -> Result<(), String>
 where
     F: Target<A> + Copy,
     A: DeserializeOwned,
 {
     let args: A = reduction::loads(payload, fds).map_err(|e| e.to_string())?;
-    let f: F = conjure();
+    let f: F = recreate::<F, A>(code)
+        .ok_or_else(|| "the worker cannot find the initializer".to_owned())?;
     panic::catch_unwind(AssertUnwindSafe(|| {
         f.call(args);
     }))

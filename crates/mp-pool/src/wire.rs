@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use crate::error::PoolError;
 use crate::plain;
+use crate::task::TaskFn;
 
 #[cfg(test)]
 mod test;
@@ -82,7 +83,7 @@ impl Outcome {
 }
 
 /// `Task` + id + entry.
-pub(crate) const TASK_HEADER: usize = 17;
+pub(crate) const TASK_HEADER: usize = 25;
 /// `Result` + slot + id + outcome.
 pub(crate) const RESULT_HEADER: usize = 14;
 pub(crate) const OUTCOME_AT: usize = 13;
@@ -112,11 +113,22 @@ pub(crate) const STOP: [u8; 1] = [ToWorker::Stop as u8];
 /// The `Wake` frame.
 pub(crate) const WAKE: [u8; 1] = [ToPool::Wake as u8];
 
-/// A `Task` frame's id and entry, or `None` for anything else (`Stop`).
+/// A `Task` frame's id, entry and function offset, or `None` for anything else (`Stop`).
 #[inline]
-pub(crate) fn parse_task(frame: &[u8]) -> Option<(u64, u64)> {
-    match (frame.first(), get_u64(frame, 1), get_u64(frame, 9)) {
-        (Some(&tag), Some(id), Some(entry)) if tag == ToWorker::Task as u8 => Some((id, entry)),
+pub(crate) fn parse_task(frame: &[u8]) -> Option<(u64, TaskFn)> {
+    match (
+        frame.first(),
+        get_u64(frame, 1),
+        get_u64(frame, 9),
+        get_u64(frame, 17),
+    ) {
+        (Some(&tag), Some(id), Some(entry), Some(code)) if tag == ToWorker::Task as u8 => Some((
+            id,
+            TaskFn {
+                entry: entry as i64,
+                code: code as i64,
+            },
+        )),
         _ => None,
     }
 }
@@ -218,9 +230,9 @@ pub(crate) struct Prepared {
 }
 
 impl Prepared {
-    /// Encodes the argument tuples of one chunk for `entry`.
+    /// Encodes the argument tuples of one chunk for `task`.
     pub(crate) fn encode<A: Serialize + 'static>(
-        entry: i64,
+        task: TaskFn,
         chunk: usize,
         index: usize,
         items: &[A],
@@ -228,7 +240,8 @@ impl Prepared {
         let mut frame = Vec::with_capacity(TASK_HEADER + 8 * items.len() + 8);
         frame.push(ToWorker::Task as u8);
         put_u64(&mut frame, 0); // the id, set at submission
-        frame.extend_from_slice(&entry.to_le_bytes());
+        frame.extend_from_slice(&task.entry.to_le_bytes());
+        frame.extend_from_slice(&task.code.to_le_bytes());
         let fds = if plain::encode(items, &mut frame) {
             Vec::new()
         } else {

@@ -18,7 +18,7 @@ use crate::wire;
 /// The initializer, as it travels to each worker.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct InitSpec {
-    pub(crate) entry: i64,
+    pub(crate) task: task::TaskFn,
     pub(crate) args: Vec<u8>,
     pub(crate) fds: Vec<Fd>,
 }
@@ -26,7 +26,7 @@ pub(crate) struct InitSpec {
 impl InitSpec {
     pub(crate) fn try_clone(&self) -> std::io::Result<InitSpec> {
         Ok(InitSpec {
-            entry: self.entry,
+            task: self.task,
             args: self.args.clone(),
             fds: self
                 .fds
@@ -64,8 +64,8 @@ pub(crate) fn worker_main(args: WorkerArgs) {
 
     if let Some(init) = init {
         let fds = init.fds.into_iter().map(Fd::into_inner).collect();
-        let outcome = match task::init_entry_at(init.entry) {
-            Some(entry) => entry(&init.args, fds),
+        let outcome = match task::init_entry_at(init.task.entry) {
+            Some(entry) => entry(&init.args, fds, init.task.code),
             None => Err("the pool named no initializer entry".to_owned()),
         };
         if let Err(message) = outcome {
@@ -96,7 +96,7 @@ pub(crate) fn worker_main(args: WorkerArgs) {
             // The queue is unusable: the pool will see this worker exit.
             return;
         };
-        let Some((id, entry)) = wire::parse_task(&taken) else {
+        let Some((id, task_fn)) = wire::parse_task(&taken) else {
             // Stop.
             return;
         };
@@ -105,8 +105,14 @@ pub(crate) fn worker_main(args: WorkerArgs) {
             // If the pool is gone there is nobody to tell; its lifeline ends this process.
             let _ = results.put_bytes(bytes, fds);
         };
-        match task::entry_at(entry as i64) {
-            Some(entry) => entry(&taken[wire::TASK_HEADER..], fds, &mut frame, &mut send),
+        match task::entry_at(task_fn.entry) {
+            Some(entry) => entry(
+                &taken[wire::TASK_HEADER..],
+                fds,
+                task_fn.code,
+                &mut frame,
+                &mut send,
+            ),
             None => {
                 wire::set_outcome(&mut frame, wire::Outcome::DecodeFailed);
                 frame.extend_from_slice(b"the task names no pool entry");

@@ -36,7 +36,7 @@ use crate::child::ChildSpec;
 use crate::code::Section;
 use crate::frame::Codec;
 use crate::registry::{ParentLink, child_name_for_panic, finish_children, global};
-use crate::target::{Outcome, Recipe, Target};
+use crate::target::{Outcome, Recipe, Target, recreate_target};
 use crate::{reduction, resources, stack_guard};
 
 pub(crate) const SPAWN_MARK: &CStr = c"--mp-spawn-child";
@@ -165,9 +165,10 @@ where
     trampolines().offset(trampoline::<F, A>)
 }
 
-/// Runs in the child: decodes the arguments and calls `F`. Every instance lives in the
-/// `mp_trampolines` section, and the child jumps only to an address inside it (see
-/// [`trampolines`]).
+/// Runs in the child: decodes the target's code offset and the arguments, recreates `F` (a
+/// zero-sized fn item or closure, or a fn pointer found at the offset) and calls it. Every
+/// instance lives in the `mp_trampolines` section, and the child jumps only to an address
+/// inside it (see [`trampolines`]).
 #[unsafe(link_section = "mp_trampolines")]
 fn trampoline<F, A>(args: &[u8], fds: Vec<OwnedFd>, control: BorrowedFd<'_>) -> i32
 where
@@ -175,14 +176,15 @@ where
     A: DeserializeOwned,
     F::Output: Serialize,
 {
-    const { assert!(std::mem::size_of::<F>() == 0) };
-    let args: A = match reduction::loads(args, fds) {
-        Ok(args) => args,
+    let (code, args): (i64, A) = match reduction::loads(args, fds) {
+        Ok(decoded) => decoded,
         Err(e) => return report_failure(control, &format!("cannot decode the arguments: {e}")),
     };
-    // SAFETY: F is zero-sized (asserted above) and is a fn item or closure type, which is
-    // inhabited and has no bytes to initialise; the parent held a value of it.
-    let target: F = unsafe { std::mem::zeroed() };
+    // SAFETY: the message comes from a parent that `authenticate_parent` proved runs this very
+    // image, where `locate_target` computed `code` for a value of type `F`.
+    let Some(target) = (unsafe { recreate_target::<F, A>(code) }) else {
+        return report_failure(control, "the target cannot be found in this process");
+    };
     run_target(move || target.call(args), control)
 }
 

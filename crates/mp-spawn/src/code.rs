@@ -124,6 +124,16 @@ pub(crate) fn hook_offset(hook: fn()) -> i64 {
     offset_of(hook as usize)
 }
 
+/// The address at `offset`, if it lands in the program's executable segments (a fn pointer
+/// target; the caller knows its type).
+///
+/// # Safety
+/// `offset` must come from [`offset_of`] of a function's address in a process running the
+/// same executable image.
+pub(crate) unsafe fn program_fn_at(offset: i64) -> Option<usize> {
+    address_at(offset).filter(|a| mp_sys::process::in_program_code(*a))
+}
+
 /// The plain `fn()` at `offset`, if it lands in the program's executable segments (which also
 /// refuses a hook from a `dlopen`ed library, whose offset from the anchor differs between
 /// processes).

@@ -23,6 +23,9 @@ pub enum ProcessError {
     NotOurChild,
     /// `join` already handed the value over; `exitcode` still answers.
     AlreadyJoined,
+    /// A fn pointer target that lies outside the program's code (in a `dlopen`ed library): a
+    /// spawned child could not find it. Use a fn item, or the fork start method.
+    ForeignTarget,
     /// A capturing closure can run only under the fork start method.
     ClosureNeedsFork {
         /// The start method that refused it.
@@ -87,6 +90,10 @@ impl fmt::Display for ProcessError {
             Self::AlreadyJoined => {
                 f.write_str("the process's value was already taken by an earlier join")
             }
+            Self::ForeignTarget => f.write_str(
+                "the target is a fn pointer outside the program's code (in a dynamically loaded \
+                 library), which a spawned child cannot find; use a fn item, or the fork start method",
+            ),
             Self::ClosureNeedsFork { method } => write!(
                 f,
                 "a capturing closure can only be started with the fork start method, not {method}; \

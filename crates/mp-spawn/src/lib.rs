@@ -101,4 +101,7 @@ pub use fork_helper::ForkServer;
 pub use forkserver::forkserver_pid;
 pub use forkserver::set_forkserver_preload;
 pub use process::Process;
+#[cfg(feature = "unstable-internals")]
+#[doc(hidden)]
+pub use target::{Located, locate_target, recreate_target};
 pub use target::{Portable, Target};

@@ -17,7 +17,7 @@ use crate::fork_helper::ForkServer;
 use crate::frame::{self, Codec, Stop};
 use crate::reduction;
 use crate::registry::global;
-use crate::target::{Launch, Outcome, Portable, Recipe, Target};
+use crate::target::{Launch, Located, Outcome, Portable, Recipe, Target, locate_target};
 use crate::{entry, forkserver, popen_fork, popen_spawn};
 
 struct FnLaunch<F, A> {
@@ -35,11 +35,17 @@ where
         self.target.call(self.args)
     }
 
-    fn recipe(&self, _: StartMethod) -> Result<Recipe, ProcessError> {
-        Ok(Recipe {
-            entry: bootstrap::entry_offset::<F, A>(),
-            args: reduction::dumps(&self.args)?,
-        })
+    fn recipe(&self, method: StartMethod) -> Result<Recipe, ProcessError> {
+        match locate_target(&self.target) {
+            // The child gets the fn pointer's offset (or 0) with the arguments.
+            located @ (Located::ZeroSized | Located::FnPointer(_)) => Ok(Recipe {
+                entry: bootstrap::entry_offset::<F, A>(),
+                args: reduction::dumps(&(located.code(), &self.args))?,
+            }),
+            Located::Foreign => Err(ProcessError::ForeignTarget),
+            // A closure that captures one pointer-sized value: as `process_closure`.
+            Located::Captures => Err(ProcessError::ClosureNeedsFork { method }),
+        }
     }
 }
 
@@ -122,8 +128,29 @@ impl<R: Portable> Process<R> {
     /// A process that will run `target(args...)` with the default start method.
     /// `args` is a tuple: `()`, `(x,)`, `(x, y)`, ...
     ///
-    /// `target` must be zero-sized: a fn item or a non-capturing closure. This is checked when
-    /// the program is built (`cargo build`; `cargo check` does not evaluate it).
+    /// `target` is a fn item, a fn pointer (into the program, not into a `dlopen`ed library),
+    /// or a closure that captures nothing: a spawned child must find it again. A capturing
+    /// closure is refused when the program is built (`cargo build`; `cargo check` does not
+    /// evaluate the check), except one that captures a single pointer-sized value, which runs
+    /// under fork and is refused by `start` under spawn and forkserver
+    /// ([`ProcessError::ClosureNeedsFork`]), as [`Context::process_closure`](crate::Context::process_closure) is.
+    ///
+    /// ```
+    /// fn double(x: u64) -> u64 { 2 * x }
+    /// fn triple(x: u64) -> u64 { 3 * x }
+    /// let chosen: fn(u64) -> u64 = if std::env::args().count() > 99 { double } else { triple };
+    /// let mut p = mp_spawn::Process::new(chosen, (7,));
+    /// p.start()?;
+    /// assert_eq!(p.join()?, 21);
+    /// # Ok::<(), mp_spawn::ProcessError>(())
+    /// ```
+    ///
+    /// A capturing closure does not build:
+    ///
+    /// ```compile_fail
+    /// let state = vec![1u8, 2, 3];
+    /// let p = mp_spawn::Process::new(move || state.len(), ());
+    /// ```
     pub fn new<F, A>(target: F, args: A) -> Self
     where
         F: Target<A, Output = R>,
@@ -137,13 +164,7 @@ impl<R: Portable> Process<R> {
         F: Target<A, Output = R>,
         A: Portable + Send,
     {
-        const {
-            assert!(
-                std::mem::size_of::<F>() == 0,
-                "Process::new needs a fn item or a non-capturing closure, so that a spawned child can \
-                 find it; pass state through the args, or use Context::process_closure under fork"
-            )
-        };
+        const { crate::target::check_findable::<F>() };
         Self::unstarted(method, Box::new(FnLaunch { target, args }))
     }
 

@@ -81,7 +81,15 @@ fn all_up(s: &mut Scheduler<Fake>) {
 /// `n` chunks of two items each: chunk `c` holds items `2c` and `2c + 1`.
 fn chunks(n: usize) -> Vec<Prepared> {
     (0..n)
-        .map(|c| Prepared::encode(7, c, 2 * c, &[1u64, 2]).unwrap())
+        .map(|c| {
+            Prepared::encode(
+                crate::task::TaskFn { entry: 7, code: 0 },
+                c,
+                2 * c,
+                &[1u64, 2],
+            )
+            .unwrap()
+        })
         .collect()
 }
 

@@ -4,16 +4,16 @@ fn square(x: u64) -> u64 {
     x * x
 }
 
-fn chunk_offset_of<F>(_: F) -> i64
+fn chunk_offset_of<F>(f: F) -> i64
 where
     F: Target<(u64,)> + Copy,
     F::Output: Serialize,
 {
-    entry_offset::<F, (u64,)>()
+    task_fn::<F, (u64,)>(&f).unwrap().entry
 }
 
-fn init_offset_of<F: Target<(u64,)> + Copy>(_: F) -> i64 {
-    init_offset::<F, (u64,)>()
+fn init_offset_of<F: Target<(u64,)> + Copy>(f: F) -> i64 {
+    init_fn::<F, (u64,)>(&f).unwrap().entry
 }
 
 #[test]
@@ -46,7 +46,7 @@ fn a_looked_up_entry_runs_the_function() {
     let mut frame = Vec::new();
     wire::result_header(&mut frame, 0, 0);
     let mut sent = Vec::new();
-    entry(&args, Vec::new(), &mut frame, &mut |bytes, _| {
+    entry(&args, Vec::new(), 0, &mut frame, &mut |bytes, _| {
         sent = bytes.to_vec()
     });
     assert_eq!(
@@ -60,4 +60,38 @@ fn a_looked_up_entry_runs_the_function() {
         None => reduction::loads(body, Vec::new()).expect("postcard"),
     };
     assert_eq!(squares, [9, 16]);
+}
+
+#[test]
+fn a_fn_pointer_is_found_by_its_code_offset() {
+    let f: fn(u64) -> u64 = std::hint::black_box(square);
+    let task = task_fn::<fn(u64) -> u64, (u64,)>(&f).unwrap();
+    assert_ne!(task.code, 0);
+    let entry = entry_at(task.entry).expect("an entry");
+    let mut args = Vec::new();
+    assert!(plain::encode(&[(5u64,)], &mut args));
+    let mut frame = Vec::new();
+    wire::result_header(&mut frame, 0, 0);
+    let mut sent = Vec::new();
+    entry(&args, Vec::new(), task.code, &mut frame, &mut |bytes, _| {
+        sent = bytes.to_vec()
+    });
+    assert_eq!(Outcome::from_byte(sent[wire::OUTCOME_AT]), Outcome::Ok);
+    // A wrong offset is a typed failure of the chunk, never a jump.
+    let mut frame = Vec::new();
+    wire::result_header(&mut frame, 0, 0);
+    entry(&args, Vec::new(), i64::MAX, &mut frame, &mut |bytes, _| {
+        sent = bytes.to_vec()
+    });
+    assert_eq!(
+        Outcome::from_byte(sent[wire::OUTCOME_AT]),
+        Outcome::DecodeFailed
+    );
+}
+
+#[test]
+fn a_pointer_sized_capture_is_an_invalid_argument() {
+    let base = std::hint::black_box(3u64);
+    let f = move |x: u64| x + base;
+    assert!(task_fn::<_, (u64,)>(&f).is_err());
 }

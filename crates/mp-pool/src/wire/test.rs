@@ -1,18 +1,28 @@
 //! Frames round-trip through their builders and `Msg::parse`; bad frames parse as harmless.
 
 use super::{Msg, Outcome, Prepared, ToPool, ToWorker};
+use crate::task::TaskFn;
+
+fn id_entry_code(frame: &[u8]) -> Option<(u64, i64, i64)> {
+    super::parse_task(frame).map(|(id, task)| (id, task.entry, task.code))
+}
 
 #[test]
-fn task_frames_carry_their_id_and_entry() {
-    let mut chunk = Prepared::encode(-42, 3, 30, &[1u64, 2, 3]).unwrap();
+fn task_frames_carry_their_id_entry_and_code() {
+    let task = TaskFn {
+        entry: -42,
+        code: 1 << 40,
+    };
+    let mut chunk = Prepared::encode(task, 3, 30, &[1u64, 2, 3]).unwrap();
     assert_eq!(chunk.frame[0], ToWorker::Task as u8);
     // The id is set at submission.
-    assert_eq!(super::parse_task(&chunk.frame), Some((0, (-42i64) as u64)));
+    assert_eq!(id_entry_code(&chunk.frame), Some((0, -42, 1 << 40)));
     chunk.set_id(7);
-    assert_eq!(super::parse_task(&chunk.frame), Some((7, (-42i64) as u64)));
+    assert_eq!(id_entry_code(&chunk.frame), Some((7, -42, 1 << 40)));
     assert_eq!((chunk.chunk, chunk.index, chunk.len), (3, 30, 3));
-    assert_eq!(super::parse_task(&super::STOP), None);
-    assert_eq!(super::parse_task(&chunk.frame[..10]), None);
+    assert_eq!(id_entry_code(&super::STOP), None);
+    assert_eq!(id_entry_code(&chunk.frame[..10]), None);
+    assert_eq!(id_entry_code(&chunk.frame[..24]), None);
 }
 
 #[test]

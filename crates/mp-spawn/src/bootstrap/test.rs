@@ -132,7 +132,8 @@ where
 
 /// A well-formed bootstrap that runs `triple(14)`, and the lifeline read end it needs.
 fn triple_bootstrap() -> (Vec<u8>, OwnedFd) {
-    let args = reduction::dumps(&(14u64,)).unwrap();
+    // The target's code offset (0: zero-sized) comes first, then the arguments.
+    let args = reduction::dumps(&(0i64, (14u64,))).unwrap();
     let boot = bootstrap_with(
         super::exe_identity().unwrap(),
         MAGIC,
