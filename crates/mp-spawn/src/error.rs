@@ -30,7 +30,8 @@ pub enum ProcessError {
     },
     /// The target panicked (exit code 1); the message was also printed on the child's stderr.
     Panicked {
-        /// The panic message.
+        /// The panic message with its location, as Rust prints it:
+        /// `panicked at src/x.rs:3:5:\nthe message` (as mp-pool's `PoolError::Panicked`).
         message: String,
     },
     /// The target overflowed its stack. The child printed Rust's message on its stderr (after
@@ -92,7 +93,7 @@ impl fmt::Display for ProcessError {
                 "a capturing closure can only be started with the fork start method, not {method}; \
                  use Process::new with a fn and pass the state as arguments"
             ),
-            Self::Panicked { message } => write!(f, "the process panicked: {message}"),
+            Self::Panicked { message } => write!(f, "the process {message}"),
             Self::Exited { code } => write!(
                 f,
                 "the process exited with code {code} without returning a value"
