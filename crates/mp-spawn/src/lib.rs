@@ -49,6 +49,7 @@
 //  7. `process` (`Process`; also `Context::process` and `ForkServer::process`, so that the
 //     layers below never name `Process`); `testing` uses only the public API.
 
+mod any_process;
 mod atfork;
 mod bootstrap;
 mod child;
@@ -73,6 +74,7 @@ mod target;
 #[doc(hidden)]
 pub mod testing;
 
+pub use any_process::AnyProcess;
 pub use atfork::set_fork_warning;
 #[doc(hidden)]
 pub use atfork::{Hold, hold_across_fork};
