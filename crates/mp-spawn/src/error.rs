@@ -1,5 +1,6 @@
 //! The error types of mp-spawn: one for processes, one for contexts.
 
+use std::path::PathBuf;
 use std::{fmt, io};
 
 pub use crate::context::ContextError;
@@ -27,6 +28,25 @@ pub enum ProcessError {
     ClosureNeedsFork {
         /// The start method that refused it.
         method: StartMethod,
+    },
+    /// Spawn and forkserver start a fresh copy of `/proc/self/exe`, but this process runs
+    /// another program than the one that contains mp: it was started through the dynamic
+    /// loader (`ld.so ./app`), or mp lives in a shared library loaded by another program (a
+    /// Python extension, a plugin). That program would not find mp's entry, so `start` refuses
+    /// before starting anything; the fork start method works.
+    ///
+    /// ```
+    /// let e = mp_spawn::ProcessError::ForeignExecutable {
+    ///     method: mp_spawn::StartMethod::Spawn,
+    ///     exe: "/lib64/ld-linux-x86-64.so.2".into(),
+    /// };
+    /// assert!(e.to_string().contains("use the fork start method"));
+    /// ```
+    ForeignExecutable {
+        /// The start method that refused.
+        method: StartMethod,
+        /// What `/proc/self/exe` names (the program a spawned child would run).
+        exe: PathBuf,
     },
     /// The target panicked (exit code 1); the message was also printed on the child's stderr.
     Panicked {
@@ -92,6 +112,14 @@ impl fmt::Display for ProcessError {
                 f,
                 "a capturing closure can only be started with the fork start method, not {method}; \
                  use Process::new with a fn and pass the state as arguments"
+            ),
+            Self::ForeignExecutable { method, exe } => write!(
+                f,
+                "the {method} start method cannot start a child: this process runs {}, which is \
+                 not the program that contains mp (it was started through the dynamic loader, \
+                 `ld.so ./app`, or mp is inside a shared library loaded by another program); \
+                 use the fork start method (or run the program itself, not through ld.so)",
+                exe.display()
             ),
             Self::Panicked { message } => write!(f, "the process {message}"),
             Self::Exited { code } => write!(
