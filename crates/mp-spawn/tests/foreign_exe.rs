@@ -9,7 +9,8 @@ use std::process::Command;
 use mp_spawn::testing::ctx;
 use mp_spawn::{ProcessError, StartMethod};
 
-/// Set for the copy of this binary run through ld.so; without it, `under_ld_so` does nothing.
+/// The dynamic loader, set for the copy of this binary run through it; without it,
+/// `under_ld_so` does nothing.
 const UNDER_LD_SO: &str = "MP_TEST_UNDER_LD_SO";
 
 fn square(n: u64) -> u64 {
@@ -62,7 +63,7 @@ fn spawn_and_forkserver_refuse_a_foreign_exe() {
     let out = Command::new(&ld_so)
         .arg(&me)
         .args(["--ignored", "--exact", "under_ld_so", "--nocapture"])
-        .env(UNDER_LD_SO, "1")
+        .env(UNDER_LD_SO, &ld_so)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -82,15 +83,15 @@ fn spawn_and_forkserver_refuse_a_foreign_exe() {
 #[test]
 #[ignore = "run by spawn_and_forkserver_refuse_a_foreign_exe, through the dynamic loader"]
 fn under_ld_so() {
-    if std::env::var_os(UNDER_LD_SO).is_none() {
+    let Some(ld_so) = std::env::var_os(UNDER_LD_SO) else {
         eprintln!("skipped: only meaningful when run through ld.so");
         return;
-    }
+    };
     let exe = std::fs::read_link("/proc/self/exe").unwrap();
-    let exe_name = exe.file_name().unwrap().to_string_lossy().into_owned();
-    assert!(
-        exe_name.starts_with("ld-"),
-        "not run through ld.so: {exe:?}"
+    assert_eq!(
+        exe,
+        std::fs::canonicalize(ld_so).unwrap(),
+        "not run through ld.so"
     );
     for method in [StartMethod::Spawn, StartMethod::Forkserver] {
         let mut p = ctx(method).process(square, (3,));
