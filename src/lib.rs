@@ -29,6 +29,7 @@ pub use mp_shm as shm;
 #[doc(inline)]
 pub use mp_spawn as spawn;
 
+pub use mp_spawn::AnyProcess;
 pub use mp_spawn::{
     ActiveChild, Context, ContextError, CurrentProcess, ParentProcess, Process, ProcessError,
     StartMethod, active_children, cpu_count, current_process, get_all_start_methods, get_context,

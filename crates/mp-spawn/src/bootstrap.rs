@@ -23,6 +23,8 @@
 //! in the program's executable segments. Frames (the [`frame`](crate::frame) codec) are read
 //! as their bytes arrive, so a lying length costs nothing.
 
+use std::any::Any;
+use std::cell::RefCell;
 use std::ffi::CStr;
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -190,6 +192,8 @@ where
 
 /// Runs a target, catching a panic, and sends its outcome to the parent. Returns the exit code.
 pub(crate) fn run_target<R: Serialize>(body: impl FnOnce() -> R, control: BorrowedFd<'_>) -> i32 {
+    // A forked child inherits its parent thread's record: only this target's panics count.
+    LAST_PANIC.with(|last| last.borrow_mut().take());
     let name = global().name.to_string();
     stack_guard::install(&name, control);
     match panic::catch_unwind(AssertUnwindSafe(body)) {
@@ -202,15 +206,34 @@ pub(crate) fn run_target<R: Serialize>(body: impl FnOnce() -> R, control: Borrow
             Err(e) => report_failure(control, &format!("cannot serialize the return value: {e}")),
         },
         Err(payload) => {
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "Box<dyn Any>".to_owned());
+            let message = panic_report(&*payload);
             send_outcome(control, &Outcome::Panicked(message), &[]);
             1
         }
     }
+}
+
+thread_local! {
+    /// The last panic of this thread as the hook saw it: its payload text, to match it with
+    /// what `catch_unwind` caught, and Rust's report (`panicked at file:line:col:\nmessage`).
+    static LAST_PANIC: RefCell<Option<(Option<String>, String)>> = const { RefCell::new(None) };
+}
+
+/// The message of a caught panic, with its location as the panic hook recorded it on this
+/// thread (the form of mp-pool's `PoolError::Panicked`). A payload the hook did not see (one
+/// resumed from another thread) has no location: `panicked: message`.
+fn panic_report(payload: &(dyn Any + Send)) -> String {
+    let text = payload_text(payload);
+    match LAST_PANIC.with(|last| last.borrow_mut().take()) {
+        Some((seen, report)) if seen == text => report,
+        _ => format!("panicked: {}", text.as_deref().unwrap_or("Box<dyn Any>")),
+    }
+}
+
+/// The text of a `panic!` payload (a `&str` or a `String`).
+fn payload_text(payload: &(dyn Any + Send)) -> Option<String> {
+    (payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .or_else(|| payload.downcast_ref::<String>().cloned())
 }
 
 fn report_failure(control: BorrowedFd<'_>, message: &str) -> i32 {
@@ -236,6 +259,14 @@ pub(crate) fn install_panic_hook() {
     ONCE.call_once(|| {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
+            // For `run_target`'s report, which only gets the payload (nothing is printed).
+            let seen = (payload_text(info.payload()), info.to_string());
+            // try_with: a panic while the thread-locals are being torn down has no record.
+            let _ = LAST_PANIC.try_with(|last| {
+                if let Ok(mut last) = last.try_borrow_mut() {
+                    *last = Some(seen);
+                }
+            });
             // try_lock: a panic while this thread holds the state must not deadlock here.
             if let Some(name) = child_name_for_panic() {
                 eprintln!("Process {name}:");

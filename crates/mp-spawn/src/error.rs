@@ -1,5 +1,6 @@
 //! The error types of mp-spawn: one for processes, one for contexts.
 
+use std::path::PathBuf;
 use std::{fmt, io};
 
 pub use crate::context::ContextError;
@@ -31,9 +32,29 @@ pub enum ProcessError {
         /// The start method that refused it.
         method: StartMethod,
     },
+    /// Spawn and forkserver start a fresh copy of `/proc/self/exe`, but this process runs
+    /// another program than the one that contains mp: it was started through the dynamic
+    /// loader (`ld.so ./app`), or mp lives in a shared library loaded by another program (a
+    /// Python extension, a plugin). That program would not find mp's entry, so `start` refuses
+    /// before starting anything; the fork start method works.
+    ///
+    /// ```
+    /// let e = mp_spawn::ProcessError::ForeignExecutable {
+    ///     method: mp_spawn::StartMethod::Spawn,
+    ///     exe: "/lib64/ld-linux-x86-64.so.2".into(),
+    /// };
+    /// assert!(e.to_string().contains("use the fork start method"));
+    /// ```
+    ForeignExecutable {
+        /// The start method that refused.
+        method: StartMethod,
+        /// What `/proc/self/exe` names (the program a spawned child would run).
+        exe: PathBuf,
+    },
     /// The target panicked (exit code 1); the message was also printed on the child's stderr.
     Panicked {
-        /// The panic message.
+        /// The panic message with its location, as Rust prints it:
+        /// `panicked at src/x.rs:3:5:\nthe message` (as mp-pool's `PoolError::Panicked`).
         message: String,
     },
     /// The target overflowed its stack. The child printed Rust's message on its stderr (after
@@ -99,7 +120,15 @@ impl fmt::Display for ProcessError {
                 "a capturing closure can only be started with the fork start method, not {method}; \
                  use Process::new with a fn and pass the state as arguments"
             ),
-            Self::Panicked { message } => write!(f, "the process panicked: {message}"),
+            Self::ForeignExecutable { method, exe } => write!(
+                f,
+                "the {method} start method cannot start a child: this process runs {}, which is \
+                 not the program that contains mp (it was started through the dynamic loader, \
+                 `ld.so ./app`, or mp is inside a shared library loaded by another program); \
+                 use the fork start method (or run the program itself, not through ld.so)",
+                exe.display()
+            ),
+            Self::Panicked { message } => write!(f, "the process {message}"),
             Self::Exited { code } => write!(
                 f,
                 "the process exited with code {code} without returning a value"

@@ -120,6 +120,7 @@ pub(crate) fn start(
     spec: &ChildSpec<'_>,
     recipe: &Recipe,
 ) -> Result<(Child, OwnedFd), ProcessError> {
+    crate::popen_spawn::refuse_foreign_exe(StartMethod::Forkserver)?;
     start_with(spec, recipe, |boot, fds| {
         let mut server = lock(&SERVER);
         let mut retried = false;

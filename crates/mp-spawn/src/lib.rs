@@ -49,6 +49,7 @@
 //  7. `process` (`Process`; also `Context::process` and `ForkServer::process`, so that the
 //     layers below never name `Process`); `testing` uses only the public API.
 
+mod any_process;
 mod atfork;
 mod bootstrap;
 mod child;
@@ -75,6 +76,7 @@ mod target;
 #[cfg(feature = "unstable-test-hooks")]
 pub mod testing;
 
+pub use any_process::AnyProcess;
 pub use atfork::set_fork_warning;
 pub use atfork::{Hold, hold_across_fork};
 /// Installs mp-spawn's panic hook (it prints `Process <name>:` before a child's panic), so that

@@ -25,6 +25,7 @@ matrix!(
     names,
     nested_child_names,
     panic_gives_exitcode_1,
+    panic_message_has_location,
     explicit_exit_code,
     terminate_and_kill_exit_codes,
     join_timeout,
@@ -121,10 +122,41 @@ fn panic_gives_exitcode_1(m: StartMethod) {
     p.start().unwrap();
     match p.join() {
         Err(ProcessError::Panicked { message }) => {
-            assert!(message.contains("boom in the child"), "{message}")
+            assert!(message.starts_with("panicked at "), "{message}");
+            assert!(message.ends_with(":\nboom in the child"), "{message}")
         }
         other => panic!("expected a panic, got {other:?}"),
     }
+    assert_eq!(p.exitcode().unwrap(), Some(1));
+}
+
+/// Panics with the line it panics at, so that the test can find it in the report.
+fn boom_at_a_line() {
+    panic!("boom at line {}", line!())
+}
+
+/// The child's panic report names where it panicked, as `PoolError::Panicked` does
+/// (`panicked at file:line:col:` then the message, as Rust prints it).
+fn panic_message_has_location(m: StartMethod) {
+    let mut p = ctx(m).process(boom_at_a_line, ());
+    p.start().unwrap();
+    let Err(ProcessError::Panicked { message }) = p.join() else {
+        panic!("expected a panic");
+    };
+    let line: u32 = message
+        .rsplit("boom at line ")
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no line in {message:?}"));
+    let at = format!("panicked at {}:{line}:", file!());
+    assert!(
+        message.starts_with(&at),
+        "{message:?} should start with {at:?}"
+    );
+    assert!(
+        message.ends_with(&format!(":\nboom at line {line}")),
+        "{message:?}"
+    );
     assert_eq!(p.exitcode().unwrap(), Some(1));
 }
 

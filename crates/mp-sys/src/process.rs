@@ -381,3 +381,27 @@ pub fn in_program_code(addr: usize) -> bool {
     unsafe { libc::dl_iterate_phdr(Some(visit), (&raw mut query).cast()) };
     query.found
 }
+
+/// Whether `addr` lies in the code of the program the kernel started, the one that
+/// `/proc/self/exe` names: false when that program is another one that loaded this code (the
+/// dynamic loader run as `ld.so ./app`, or a host program that loaded it as a shared library).
+/// `None` when the kernel does not say (`start_code`/`end_code` of `/proc/self/stat`, hidden
+/// from a process without ptrace access to itself).
+///
+/// ```
+/// fn here() {}
+/// assert_eq!(mp_sys::process::in_exe_code(here as usize), Some(true));
+/// assert_eq!(mp_sys::process::in_exe_code(0), Some(false));
+/// ```
+pub fn in_exe_code(addr: usize) -> Option<bool> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name, in parentheses, may hold spaces and parentheses: fields follow the last
+    // ')'. The first of them is field 3 (state); start_code and end_code are fields 26 and 27.
+    let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace().skip(23);
+    let start: usize = fields.next()?.parse().ok()?;
+    let end: usize = fields.next()?.parse().ok()?;
+    if start == 0 && end == 0 {
+        return None;
+    }
+    Some((start..end).contains(&addr))
+}
