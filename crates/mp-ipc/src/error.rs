@@ -115,7 +115,7 @@ pub struct TaskDoneError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthenticationError(pub String);
 
-/// Why a [`Listener`](crate::Listener) or [`Client`](crate::Client) call failed.
+/// Why a [`Listener`](crate::Listener) or [`client`](crate::client()) call failed.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ListenerError {

@@ -1,5 +1,5 @@
 //! Pipes, queues and listeners between processes: the messaging floor of
-//! [mp](https://docs.rs/mp), Python's `multiprocessing` for Rust.
+//! [mp](https://docs.rs/mp-rs), Python's `multiprocessing` for Rust.
 //!
 //! | Python | here |
 //! |---|---|

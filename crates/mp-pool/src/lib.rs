@@ -1,4 +1,4 @@
-//! Worker pools: the `Pool` of [mp](https://docs.rs/mp), Python's `multiprocessing` for Rust,
+//! Worker pools: the `Pool` of [mp](https://docs.rs/mp-rs), Python's `multiprocessing` for Rust,
 //! and a joblib-style [`Parallel`].
 //!
 //! ```

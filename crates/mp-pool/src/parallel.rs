@@ -21,7 +21,15 @@ use crate::task;
 /// | `return_as="generator"` | [`Parallel::iter`] |
 /// | `return_as="generator_unordered"` | [`Parallel::iter_unordered`] |
 /// | `batch_size=n` | [`Parallel::batch_size`] |
-/// | `verbose=` | [`Parallel::progress`] (an indicatif bar; feature `progress`) |
+// `progress` exists only with its feature: without it the link would name the private field.
+#[cfg_attr(
+    feature = "progress",
+    doc = "| `verbose=` | [`Parallel::progress`] (an indicatif bar; feature `progress`) |"
+)]
+#[cfg_attr(
+    not(feature = "progress"),
+    doc = "| `verbose=` | `Parallel::progress` (an indicatif bar; feature `progress`) |"
+)]
 ///
 /// ```
 /// use mp_pool::Parallel;

@@ -1,4 +1,4 @@
-//! Shared state and locks between processes: the part of [mp](https://docs.rs/mp) that mirrors
+//! Shared state and locks between processes: the part of [mp](https://docs.rs/mp-rs) that mirrors
 //! Python's `sharedctypes`, `shared_memory` and `synchronize`.
 //!
 //! | you want | use | Python |

@@ -1,7 +1,7 @@
 //! Start+join of a trivial target under one start method, `N` times; prints the median and
-//! quartiles. A quick stand-in for `cargo bench --bench start_join -- spawn` that builds only
-//! mp-spawn, and a check that the pre-`main` entry works in an example binary (link sections
-//! and `--gc-sections` included).
+//! quartiles. A quick stand-in for `cargo bench -p mp-bench --bench start_join -- spawn` that
+//! builds only mp-spawn, and a check that the pre-`main` entry works in an example binary (link
+//! sections and `--gc-sections` included).
 //!
 //! ```text
 //! cargo run --release -p mp-spawn --example spawn_start_join -- spawn 200

@@ -1,4 +1,4 @@
-//! Processes and start methods: the ground floor of [mp](https://docs.rs/mp), Python's
+//! Processes and start methods: the ground floor of [mp](https://docs.rs/mp-rs), Python's
 //! `multiprocessing` for Rust.
 //!
 //! ```

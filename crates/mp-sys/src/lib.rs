@@ -1,4 +1,4 @@
-//! The OS layer of [mp](https://docs.rs/mp): one module per OS concept, typed with
+//! The OS layer of [mp](https://docs.rs/mp-rs): one module per OS concept, typed with
 //! `OwnedFd`/`BorrowedFd`.
 //!
 //! Built on rustix wherever rustix has the call (pipes, sockets and `SCM_RIGHTS`, pidfds,

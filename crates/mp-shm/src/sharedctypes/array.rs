@@ -123,8 +123,8 @@ impl<T: Pod> Array<T> {
         })
     }
 
-    /// The lock (Python's `get_lock()`); as [`Value::get_lock`], it cannot release the level an
-    /// [`ArrayGuard`] holds ([`SyncError::GuardHeld`]).
+    /// The lock (Python's `get_lock()`); as [`Value::get_lock`](crate::Value::get_lock), it
+    /// cannot release the level an [`ArrayGuard`] holds ([`SyncError::GuardHeld`]).
     pub fn get_lock(&self) -> &RLock {
         &self.shared.lock
     }

@@ -43,7 +43,8 @@ impl RLock {
         RLock { inner }
     }
 
-    /// As [`Lock::acquire`]; the holder's acquire succeeds at once and counts.
+    /// As [`Lock::acquire`](crate::Lock::acquire); the holder's acquire succeeds at once and
+    /// counts.
     pub fn acquire(&self, block: bool, timeout: Option<Duration>) -> Result<bool, SyncError> {
         self.inner.acquire_counted(block, timeout)
     }
