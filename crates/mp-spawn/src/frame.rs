@@ -1,5 +1,5 @@
 //! The one frame codec of mp: messages with descriptors over a Unix stream socket. It carries
-//! the bootstrap, a child's result and the forkserver's requests ([`Codec::CHANNEL`]), and
+//! the bootstrap, a child's result and the forkserver's requests (`Codec::CHANNEL`, private), and
 //! mp-ipc's `Connection` ([`Codec::CONNECTION`]).
 //!
 //! A frame is a 16-byte header (the codec's magic, the number of fds, the payload length; all
