@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 thread_local! {
     static TID: Cell<u32> = const { Cell::new(0) };
+    /// This thread's [`token`], once computed (one TLS read on the lock paths).
+    static TOKEN: Cell<u64> = const { Cell::new(0) };
 }
 
 static FORGET_AFTER_FORK: Once = Once::new();
@@ -18,6 +20,7 @@ static PROCESS_NONCE: AtomicU32 = AtomicU32::new(0);
 extern "C" fn forget_thread_id() {
     // The forking thread is the child's only thread; its cached id is the parent's.
     TID.with(|tid| tid.set(0));
+    TOKEN.with(|token| token.set(0));
     PROCESS_NONCE.store(0, Ordering::Relaxed);
 }
 
@@ -62,6 +65,18 @@ pub fn id() -> u32 {
 /// ```
 #[inline]
 pub fn token() -> u64 {
+    TOKEN.with(|cached| {
+        let token = cached.get();
+        if token != 0 {
+            return token;
+        }
+        let token = new_token();
+        cached.set(token);
+        token
+    })
+}
+
+fn new_token() -> u64 {
     let tid = id();
     let mut nonce = PROCESS_NONCE.load(Ordering::Relaxed);
     if nonce == 0 {
