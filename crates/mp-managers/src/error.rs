@@ -1,0 +1,107 @@
+//! What can go wrong with a manager or a proxy call.
+
+use std::fmt;
+
+use mp_ipc::{ListenerError, RecvError, SendError};
+use mp_spawn::ProcessError;
+use serde::{Deserialize, Serialize};
+
+/// The failure of a manager operation or a proxy call.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ManagerError {
+    /// The server process could not be started.
+    Start(ProcessError),
+    /// The server could not be reached (it is gone, or the address or authkey is wrong).
+    Connect(ListenerError),
+    /// The server is gone (shut down, or dead): the call did not complete.
+    ServerGone,
+    /// The call reached the server and failed there.
+    Remote(RemoteError),
+    /// A value could not be encoded for the server.
+    Encode(String),
+    /// The server's answer could not be decoded (a different build of the program?).
+    Decode(String),
+}
+
+/// An error raised by the server for one call, as Python re-raises the server's exception.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum RemoteError {
+    /// Python's `KeyError`: no such key (`pop` of a missing key).
+    Key,
+    /// Python's `IndexError`: an index out of range.
+    Index {
+        /// The index asked for.
+        index: i64,
+        /// The length at the time.
+        len: u64,
+    },
+    /// Python's `ValueError`: no such item (`list.remove`, `list.index`).
+    Value,
+    /// The object the proxy refers to no longer exists on the server.
+    NoSuchObject(u64),
+    /// The server could not decode the call or create the object (a different build?).
+    BadCall(String),
+    /// Python's `AttributeError`: a namespace has no such name.
+    Attribute(String),
+}
+
+impl fmt::Display for ManagerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Start(e) => write!(f, "cannot start the manager's server: {e}"),
+            Self::Connect(e) => write!(f, "cannot reach the manager's server: {e}"),
+            Self::ServerGone => f.write_str("the manager's server is gone"),
+            Self::Remote(e) => write!(f, "the manager's server refused the call: {e}"),
+            Self::Encode(e) => write!(f, "cannot encode the call: {e}"),
+            Self::Decode(e) => write!(f, "cannot decode the server's answer: {e}"),
+        }
+    }
+}
+
+impl fmt::Display for RemoteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Key => f.write_str("KeyError: no such key"),
+            Self::Index { index, len } => {
+                write!(f, "IndexError: index {index} out of range for length {len}")
+            }
+            Self::Value => f.write_str("ValueError: no such item"),
+            Self::NoSuchObject(id) => write!(f, "no object {id:#x} on the server"),
+            Self::BadCall(e) => write!(f, "bad call: {e}"),
+            Self::Attribute(name) => write!(f, "AttributeError: no attribute {name:?}"),
+        }
+    }
+}
+
+impl std::error::Error for ManagerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Start(e) => Some(e),
+            Self::Connect(e) => Some(e),
+            Self::Remote(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl std::error::Error for RemoteError {}
+
+impl From<SendError> for ManagerError {
+    fn from(e: SendError) -> ManagerError {
+        match e {
+            SendError::Encode(e) => ManagerError::Encode(e.to_string()),
+            _ => ManagerError::ServerGone,
+        }
+    }
+}
+
+impl From<RecvError> for ManagerError {
+    fn from(e: RecvError) -> ManagerError {
+        match e {
+            RecvError::Decode(e) => ManagerError::Decode(e.to_string()),
+            _ => ManagerError::ServerGone,
+        }
+    }
+}

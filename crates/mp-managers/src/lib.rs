@@ -1,0 +1,66 @@
+//! Managers and proxies between processes: the part of [mp](https://docs.rs/mp-rs) that mirrors
+//! Python's `multiprocessing.managers`.
+//!
+//! A [`Manager`] starts a server process that holds objects; a proxy ([`Dict`], [`List`],
+//! [`ManagedValue`], [`Namespace`], or a [`Proxy`] to a type of your own, see [`Servant`]) calls
+//! them there. Proxies are ordinary arguments: they travel to children under every start
+//! method and through queues and pipes, and an object is freed when the last proxy to it, in
+//! any process, is gone, including those of processes that were killed.
+//!
+//! | Python | here |
+//! |---|---|
+//! | `Manager()`, `ctx.Manager()` | [`Manager::new`], [`Manager::with_context`] |
+//! | `manager.dict()`, `.list()`, `.Value(t, v)`, `.Namespace()` | [`Manager::dict`], [`Manager::list`], [`Manager::value`], [`Manager::namespace`] |
+//! | `BaseManager.register(typeid, callable)` | a type implementing [`Servant`], made by [`Manager::serve`] |
+//! | `manager.shutdown()` | [`Manager::shutdown`] (or drop) |
+//! | a server-side exception, `RemoteError` | [`ManagerError::Remote`] with a [`RemoteError`] |
+//!
+//! ```
+//! use mp_managers::{Dict, Manager};
+//!
+//! fn square_into(d: Dict<u64, u64>, n: u64) {
+//!     d.insert(n, n * n).unwrap();
+//! }
+//!
+//! let manager = Manager::new()?;
+//! let d = manager.dict::<u64, u64>()?;
+//! let mut children: Vec<_> = (1..=3)
+//!     .map(|n| mp_managers::Process::new(square_into, (d.clone(), n)))
+//!     .collect();
+//! for c in &mut children {
+//!     c.start().unwrap();
+//! }
+//! for c in &mut children {
+//!     c.join().unwrap();
+//! }
+//! let mut items = d.items()?;
+//! items.sort();
+//! assert_eq!(items, [(1, 1), (2, 4), (3, 9)]);
+//! # Ok::<(), mp_managers::ManagerError>(())
+//! ```
+//!
+//! Every call is a round trip to the server over a Unix socket, as in Python. For a map that
+//! lives in shared memory with no server at all, see `mp_shm::SharedDict`.
+
+mod dict;
+mod error;
+mod list;
+mod manager;
+mod namespace;
+mod proxy;
+mod servant;
+mod server;
+
+pub use dict::{Dict, DictCall, DictReply, DictServant, Item, Key};
+pub use error::{ManagerError, RemoteError};
+pub use list::{List, ListCall, ListItem, ListReply, ListServant};
+pub use manager::Manager;
+/// Processes, re-exported from mp-spawn so that this crate's examples need no other name.
+#[doc(no_inline)]
+pub use mp_spawn::{Process, get_context};
+pub use namespace::{
+    ManagedValue, Namespace, NamespaceCall, NamespaceReply, NamespaceServant, ValueCall,
+    ValueServant,
+};
+pub use proxy::Proxy;
+pub use servant::Servant;

@@ -1,0 +1,226 @@
+//! `Manager::value` and `Manager::namespace`: one value, and named attributes, held by the
+//! server.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use mp_spawn::Portable;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::dict::Item;
+use crate::error::{ManagerError, RemoteError};
+use crate::manager::Manager;
+use crate::proxy::Proxy;
+use crate::servant::Servant;
+
+/// The server's side of a [`ManagedValue`].
+#[derive(Debug)]
+pub struct ValueServant<T>(T);
+
+/// A call on a [`ManagedValue`].
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(bound(serialize = "T: Serialize", deserialize = "T: Deserialize<'de>"))]
+pub enum ValueCall<T> {
+    /// `v.value`
+    Get,
+    /// `v.value = x`, returning the old value
+    Set(T),
+}
+
+impl<T: Item> Servant for ValueServant<T> {
+    type Args = T;
+    type Call = ValueCall<T>;
+    type Reply = T;
+
+    fn create(value: T) -> Self {
+        ValueServant(value)
+    }
+
+    fn call(&mut self, call: ValueCall<T>) -> Result<T, RemoteError> {
+        Ok(match call {
+            ValueCall::Get => self.0.clone(),
+            ValueCall::Set(x) => std::mem::replace(&mut self.0, x),
+        })
+    }
+}
+
+/// One value held by a manager's server (Python's `manager.Value(typecode, value)`), of any
+/// portable type.
+///
+/// ```
+/// let manager = mp_managers::Manager::new()?;
+/// let v = manager.value(String::from("a"))?;
+/// assert_eq!(v.set("b".to_owned())?, "a");
+/// assert_eq!(v.get()?, "b");
+/// # Ok::<(), mp_managers::ManagerError>(())
+/// ```
+pub struct ManagedValue<T> {
+    proxy: Proxy<ValueServant<T>>,
+}
+
+impl<T: Item> ManagedValue<T> {
+    /// The value (`v.value`).
+    pub fn get(&self) -> Result<T, ManagerError> {
+        self.proxy.call(ValueCall::Get)
+    }
+
+    /// Replaces the value (`v.value = x`), returning the old one.
+    pub fn set(&self, value: T) -> Result<T, ManagerError> {
+        self.proxy.call(ValueCall::Set(value))
+    }
+}
+
+/// The server's side of a [`Namespace`]: attributes stored encoded, each typed by its caller.
+#[derive(Debug)]
+pub struct NamespaceServant(BTreeMap<String, Vec<u8>>);
+
+/// A call on a [`Namespace`].
+#[derive(Debug, Serialize, Deserialize)]
+pub enum NamespaceCall {
+    /// `getattr(ns, name)`
+    Get(String),
+    /// `setattr(ns, name, value)` (the value encoded)
+    Set(String, Vec<u8>),
+    /// `delattr(ns, name)`
+    Del(String),
+    /// The names, sorted.
+    Names,
+}
+
+/// The server's answer to a [`NamespaceCall`].
+#[derive(Debug, Serialize, Deserialize)]
+pub enum NamespaceReply {
+    /// An encoded value.
+    Value(Vec<u8>),
+    /// Names.
+    Names(Vec<String>),
+    /// Nothing to say.
+    Done,
+}
+
+impl Servant for NamespaceServant {
+    type Args = ();
+    type Call = NamespaceCall;
+    type Reply = NamespaceReply;
+
+    fn create((): ()) -> Self {
+        NamespaceServant(BTreeMap::new())
+    }
+
+    fn call(&mut self, call: NamespaceCall) -> Result<NamespaceReply, RemoteError> {
+        Ok(match call {
+            NamespaceCall::Get(name) => match self.0.get(&name) {
+                Some(bytes) => NamespaceReply::Value(bytes.clone()),
+                None => return Err(RemoteError::Attribute(name)),
+            },
+            NamespaceCall::Set(name, bytes) => {
+                self.0.insert(name, bytes);
+                NamespaceReply::Done
+            }
+            NamespaceCall::Del(name) => match self.0.remove(&name) {
+                Some(_) => NamespaceReply::Done,
+                None => return Err(RemoteError::Attribute(name)),
+            },
+            NamespaceCall::Names => NamespaceReply::Names(self.0.keys().cloned().collect()),
+        })
+    }
+}
+
+/// Named attributes held by a manager's server (Python's `manager.Namespace()`), each typed at
+/// the call: reading a name as another type than it was written is a `Decode` error.
+///
+/// ```
+/// let manager = mp_managers::Manager::new()?;
+/// let ns = manager.namespace()?;
+/// ns.set("x", 10u32)?;
+/// ns.set("name", "bob".to_owned())?;
+/// assert_eq!(ns.get::<u32>("x")?, 10);
+/// assert!(ns.get::<u32>("y").is_err()); // AttributeError
+/// assert_eq!(ns.names()?, ["name", "x"]);
+/// # Ok::<(), mp_managers::ManagerError>(())
+/// ```
+pub struct Namespace {
+    proxy: Proxy<NamespaceServant>,
+}
+
+impl Namespace {
+    /// `getattr(ns, name)`, decoded as a `T`.
+    pub fn get<T: Portable>(&self, name: &str) -> Result<T, ManagerError> {
+        match self.proxy.call(NamespaceCall::Get(name.to_owned()))? {
+            NamespaceReply::Value(bytes) => {
+                postcard::from_bytes(&bytes).map_err(|e| ManagerError::Decode(e.to_string()))
+            }
+            _ => Err(ManagerError::Decode("unexpected reply".to_owned())),
+        }
+    }
+
+    /// `setattr(ns, name, value)`.
+    pub fn set<T: Portable>(&self, name: &str, value: T) -> Result<(), ManagerError> {
+        let bytes = postcard::to_stdvec(&value).map_err(|e| ManagerError::Encode(e.to_string()))?;
+        self.proxy
+            .call(NamespaceCall::Set(name.to_owned(), bytes))
+            .map(drop)
+    }
+
+    /// `delattr(ns, name)`.
+    pub fn remove(&self, name: &str) -> Result<(), ManagerError> {
+        self.proxy
+            .call(NamespaceCall::Del(name.to_owned()))
+            .map(drop)
+    }
+
+    /// The names set, sorted.
+    pub fn names(&self) -> Result<Vec<String>, ManagerError> {
+        match self.proxy.call(NamespaceCall::Names)? {
+            NamespaceReply::Names(names) => Ok(names),
+            _ => Err(ManagerError::Decode("unexpected reply".to_owned())),
+        }
+    }
+}
+
+macro_rules! proxy_wrapper {
+    ($name:ident < $($t:ident),* > where $($bound:tt)*) => {
+        impl<$($t),*> Clone for $name<$($t),*> where $($bound)* {
+            fn clone(&self) -> Self {
+                $name { proxy: self.proxy.clone() }
+            }
+        }
+
+        impl<$($t),*> fmt::Debug for $name<$($t),*> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_tuple(stringify!($name)).field(&self.proxy).finish()
+            }
+        }
+
+        impl<$($t),*> Serialize for $name<$($t),*> {
+            fn serialize<Z: Serializer>(&self, s: Z) -> Result<Z::Ok, Z::Error> {
+                self.proxy.serialize(s)
+            }
+        }
+
+        impl<'de, $($t),*> Deserialize<'de> for $name<$($t),*> {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                Ok($name { proxy: Proxy::deserialize(d)? })
+            }
+        }
+    };
+}
+
+proxy_wrapper!(ManagedValue<T> where T: Item);
+proxy_wrapper!(Namespace<> where);
+
+impl Manager {
+    /// A managed value (Python's `manager.Value(typecode, value)`).
+    pub fn value<T: Item>(&self, value: T) -> Result<ManagedValue<T>, ManagerError> {
+        Ok(ManagedValue {
+            proxy: self.serve(value)?,
+        })
+    }
+
+    /// A managed namespace (Python's `manager.Namespace()`).
+    pub fn namespace(&self) -> Result<Namespace, ManagerError> {
+        Ok(Namespace {
+            proxy: self.serve(())?,
+        })
+    }
+}
