@@ -57,9 +57,14 @@ fn hold_links() -> Box<dyn Any> {
 
 /// This process's connection to `server`, made on first use.
 fn link(server: &Server) -> Result<Arc<Link>, ManagerError> {
-    static REGISTER: std::sync::Once = std::sync::Once::new();
-    // A fork must not copy the list while another thread changes it.
-    REGISTER.call_once(|| mp_spawn::hold_across_fork(hold_links));
+    // A fork must not copy the list while another thread changes it. Not a `Once`: one still
+    // running in another thread at a fork would hang the child's first call here.
+    static REGISTERED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !REGISTERED.load(Ordering::Relaxed) {
+        // Registering twice registers once.
+        mp_spawn::hold_across_fork(hold_links);
+        REGISTERED.store(true, Ordering::Relaxed);
+    }
     let pid = mp_sys::process::getpid();
     let mut links = links();
     if links.iter().any(|l| l.pid != pid) {

@@ -20,9 +20,15 @@ use crate::registry::global;
 use crate::target::{Launch, Located, Outcome, Portable, Recipe, Target, locate_target};
 use crate::{entry, forkserver, popen_fork, popen_spawn};
 
+/// A target and its arguments. Under fork too, the arguments reach the child serialised (in
+/// memory, not through a socket): every start method hands them over the same way, so a value
+/// whose serialisation means something (a manager proxy takes a reference for the child) works
+/// alike under all three, and the parent may drop its own copy as soon as `start` returns.
 struct FnLaunch<F, A> {
     target: F,
     args: A,
+    /// Under fork: the arguments, serialised in the parent before the fork.
+    forked: Option<reduction::Dumped>,
 }
 
 impl<F, A> Launch<F::Output> for FnLaunch<F, A>
@@ -31,8 +37,29 @@ where
     A: Portable + Send,
     F::Output: Serialize,
 {
+    fn prepare_fork(&mut self) -> Result<(), ProcessError> {
+        self.forked = Some(reduction::dumps(&self.args)?);
+        Ok(())
+    }
+
     fn run(self: Box<Self>) -> F::Output {
-        self.target.call(self.args)
+        let FnLaunch {
+            target,
+            args,
+            forked,
+        } = *self;
+        let args = match forked {
+            Some(dumped) => {
+                // The parent's copy, duplicated by fork: this child uses its own.
+                drop(args);
+                match reduction::loads::<A>(&dumped.bytes, dumped.fds) {
+                    Ok(args) => args,
+                    Err(e) => panic!("cannot decode the arguments: {e}"),
+                }
+            }
+            None => args,
+        };
+        target.call(args)
     }
 
     fn recipe(&self, method: StartMethod) -> Result<Recipe, ProcessError> {
@@ -165,7 +192,14 @@ impl<R: Portable> Process<R> {
         A: Portable + Send,
     {
         const { crate::target::check_findable::<F>() };
-        Self::unstarted(method, Box::new(FnLaunch { target, args }))
+        Self::unstarted(
+            method,
+            Box::new(FnLaunch {
+                target,
+                args,
+                forked: None,
+            }),
+        )
     }
 
     /// A process that the fork helper `helper` forks when it starts.
@@ -237,7 +271,7 @@ impl<R: Portable> Process<R> {
             return Err(ProcessError::NotOurChild);
         }
         let method = self.method.unwrap_or_else(get_start_method);
-        let launch = self.launch.take().ok_or(ProcessError::AlreadyStarted)?;
+        let mut launch = self.launch.take().ok_or(ProcessError::AlreadyStarted)?;
         global().reap_finished();
         let spec = ChildSpec {
             name: &self.name,
@@ -246,6 +280,10 @@ impl<R: Portable> Process<R> {
         };
         let started = match method {
             StartMethod::Fork if self.helper.is_none() => {
+                if let Err(e) = launch.prepare_fork() {
+                    self.launch = Some(launch);
+                    return Err(e);
+                }
                 popen_fork::start(&spec, move |control| {
                     bootstrap::run_target(move || launch.run(), control)
                 })

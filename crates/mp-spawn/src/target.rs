@@ -186,6 +186,11 @@ pub(crate) struct Recipe {
 
 /// The target and its arguments, erased over their types.
 pub(crate) trait Launch<R>: Send {
+    /// Called in the parent just before a fork: the arguments are serialised here and
+    /// deserialised in the child, as under spawn (see `FnLaunch`).
+    fn prepare_fork(&mut self) -> Result<(), ProcessError> {
+        Ok(())
+    }
     /// Runs the target here (in a forked child).
     fn run(self: Box<Self>) -> R;
     /// How a fresh process finds the target again, if it can.

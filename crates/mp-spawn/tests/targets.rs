@@ -9,6 +9,7 @@ mp_spawn::test_matrix!(
     fn_pointers_run_under_every_method,
     a_fn_pointer_with_several_arguments_returns_its_value,
     a_pointer_sized_capture_needs_fork,
+    arguments_reach_the_child_serialised_under_every_method,
 );
 
 fn double(x: u64) -> u64 {
@@ -60,4 +61,26 @@ fn a_pointer_sized_capture_needs_fork(m: StartMethod) {
             "{m}"
         ),
     }
+}
+
+/// A value with a field that does not travel (`#[serde(skip)]`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Marked {
+    sent: u32,
+    #[serde(skip)]
+    local: u32,
+}
+
+fn read_marked(m: Marked) -> (u32, u32) {
+    (m.sent, m.local)
+}
+
+
+/// Every start method hands the arguments over serialised, fork included (issue #16: a
+/// manager proxy takes a reference for the child when it is serialised): a field that does not
+/// travel arrives as its default under fork too.
+fn arguments_reach_the_child_serialised_under_every_method(m: StartMethod) {
+    let mut p = ctx(m).process(read_marked, (Marked { sent: 5, local: 9 },));
+    p.start().unwrap();
+    assert_eq!(p.join().unwrap(), (5, 0), "{m}");
 }

@@ -24,6 +24,22 @@ extern "C" fn forget_thread_id() {
     PROCESS_NONCE.store(0, Ordering::Relaxed);
 }
 
+/// Registers the fork handler that makes a forked child forget the cached thread id and
+/// token. Idempotent. mp-spawn calls it before `main`, while the program has one thread: a
+/// `Once` still running in another thread at a fork would leave the child's copy running for
+/// ever, and the child's first [`id`] would hang.
+///
+/// ```
+/// mp_sys::thread::forget_ids_after_fork();
+/// ```
+pub fn forget_ids_after_fork() {
+    FORGET_AFTER_FORK.call_once(|| {
+        // SAFETY: registering a plain extern "C" function with no state; it only touches
+        // this thread's thread-locals and an atomic.
+        unsafe { libc::pthread_atfork(None, None, Some(forget_thread_id)) };
+    });
+}
+
 /// This thread's id, as robust futex words hold it (unique system-wide among live threads);
 /// cached per thread, and forgotten in a forked child.
 ///
@@ -38,11 +54,7 @@ pub fn id() -> u32 {
         if tid != 0 {
             return tid;
         }
-        FORGET_AFTER_FORK.call_once(|| {
-            // SAFETY: registering a plain extern "C" function with no state; it only touches
-            // this thread's thread-local.
-            unsafe { libc::pthread_atfork(None, None, Some(forget_thread_id)) };
-        });
+        forget_ids_after_fork();
         let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
         cached.set(tid);
         tid

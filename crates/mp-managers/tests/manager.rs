@@ -1,0 +1,244 @@
+//! Managers and proxies under every start method (issue #16): the server's life, proxies in
+//! children and through queues, reference counts (including a killed client's), nested
+//! proxies, and faults (a dead server is an error at once, never a hang).
+//! CPython: `_TestManagerRestart`, `_TestContainers` (`test_list`, `test_dict`,
+//! `test_namespace`, `test_nested_queue`), `test_mymanager`.
+
+use mp_ipc::Queue;
+use mp_managers::{Dict, List, Manager, ManagerError, Namespace, RemoteError};
+use mp_shm::Lock;
+use mp_spawn::StartMethod;
+use mp_spawn::testing::{ctx, park_forever, wait_gone};
+
+mp_spawn::test_matrix!(
+    containers_work_from_children,
+    counter_reaches_450_under_a_lock,
+    proxies_travel_through_a_queue,
+    objects_are_freed_when_the_last_proxy_is_gone,
+    a_killed_clients_references_are_dropped,
+    nested_proxies_live_in_a_dict,
+    a_dead_server_is_an_error_not_a_hang,
+    the_server_dies_with_its_owner,
+    the_server_ignores_sigint,
+);
+
+fn signal(pid: u32, signal: i32) {
+    let pidfd = mp_sys::pidfd::open(pid).unwrap();
+    mp_sys::pidfd::send_signal(std::os::fd::AsFd::as_fd(&pidfd), signal).unwrap();
+}
+
+fn manager(m: StartMethod) -> Manager {
+    Manager::with_context(&ctx(m)).unwrap()
+}
+
+fn run<F, A>(m: StartMethod, f: F, args: A)
+where
+    F: mp_spawn::Target<A, Output = ()>,
+    A: mp_spawn::Portable + Send,
+{
+    let mut p = ctx(m).process(f, args);
+    p.start().unwrap();
+    p.join().unwrap();
+}
+
+fn fill(d: Dict<String, i64>, l: List<i64>, ns: Namespace) {
+    d.insert("child".to_owned(), 7).unwrap();
+    l.extend([4, 5]).unwrap();
+    ns.set("seen", true).unwrap();
+}
+
+fn containers_work_from_children(m: StartMethod) {
+    let manager = manager(m);
+    let d = manager.dict_from([("parent".to_owned(), 1)]).unwrap();
+    let l = manager.list_from([1, 2, 3]).unwrap();
+    let ns = manager.namespace().unwrap();
+    run(m, fill, (d.clone(), l.clone(), ns.clone()));
+    assert_eq!(
+        d.items().unwrap(),
+        [("parent".to_owned(), 1), ("child".to_owned(), 7)]
+    );
+    assert_eq!(l.to_vec().unwrap(), [1, 2, 3, 4, 5]);
+    assert!(ns.get::<bool>("seen").unwrap());
+    // Python's errors, typed.
+    assert!(matches!(
+        d.pop(&"nope".to_owned()),
+        Err(ManagerError::Remote(RemoteError::Key))
+    ));
+    assert!(matches!(
+        l.get(9),
+        Err(ManagerError::Remote(RemoteError::Index {
+            index: 9,
+            len: 5
+        }))
+    ));
+    assert!(matches!(
+        l.remove(42),
+        Err(ManagerError::Remote(RemoteError::Value))
+    ));
+    assert!(matches!(
+        ns.get::<u8>("missing"),
+        Err(ManagerError::Remote(RemoteError::Attribute(_)))
+    ));
+}
+
+fn add_fifty(counter: mp_managers::ManagedValue<u64>, lock: Lock) {
+    for _ in 0..50 {
+        let _held = lock.lock().unwrap();
+        let n = counter.get().unwrap();
+        counter.set(n + 1).unwrap();
+    }
+}
+
+/// The first post's counter: 9 processes, 50 increments each, under a lock.
+fn counter_reaches_450_under_a_lock(m: StartMethod) {
+    let manager = manager(m);
+    let counter = manager.value(0u64).unwrap();
+    let lock = Lock::new().unwrap();
+    let mut children: Vec<_> = (0..9)
+        .map(|_| ctx(m).process(add_fifty, (counter.clone(), lock.clone())))
+        .collect();
+    for c in &mut children {
+        c.start().unwrap();
+    }
+    for c in &mut children {
+        c.join().unwrap();
+    }
+    assert_eq!(counter.get().unwrap(), 450);
+}
+
+fn take_from_queue(q: Queue<Dict<u32, String>>) {
+    let d = q.get().unwrap();
+    d.insert(2, "from the child".to_owned()).unwrap();
+}
+
+fn proxies_travel_through_a_queue(m: StartMethod) {
+    let manager = manager(m);
+    let q = Queue::new().unwrap();
+    let mut p = ctx(m).process(take_from_queue, (q.clone(),));
+    p.start().unwrap();
+    {
+        // The only proxy goes into the queue and is dropped here at once: the transit
+        // reference keeps the object alive until the child adopts it.
+        let d = manager.dict::<u32, String>().unwrap();
+        d.insert(1, "from the parent".to_owned()).unwrap();
+        q.put(d).unwrap();
+    }
+    p.join().unwrap();
+    assert_eq!(
+        manager.object_count().unwrap(),
+        0,
+        "freed once the child dropped it"
+    );
+}
+
+fn keep_and_drop(d: Dict<u8, u8>, l: List<u8>) {
+    d.insert(1, 1).unwrap();
+    l.append(1).unwrap();
+}
+
+fn objects_are_freed_when_the_last_proxy_is_gone(m: StartMethod) {
+    let manager = manager(m);
+    let d = manager.dict::<u8, u8>().unwrap();
+    let l = manager.list::<u8>().unwrap();
+    let d2 = d.clone();
+    assert_eq!(manager.object_count().unwrap(), 2);
+    run(m, keep_and_drop, (d.clone(), l.clone()));
+    assert_eq!(manager.object_count().unwrap(), 2);
+    drop(d);
+    assert_eq!(
+        manager.object_count().unwrap(),
+        2,
+        "d2 still holds the dict"
+    );
+    drop(d2);
+    drop(l);
+    assert_eq!(manager.object_count().unwrap(), 0);
+}
+
+fn hold_and_park(d: Dict<u8, u8>, ready: Queue<u32>) {
+    let extra: Vec<_> = (0..5).map(|_| d.clone()).collect();
+    d.insert(0, 0).unwrap();
+    ready.put(std::process::id()).unwrap();
+    std::hint::black_box(extra);
+    park_forever();
+}
+
+fn a_killed_clients_references_are_dropped(m: StartMethod) {
+    let manager = manager(m);
+    let ready = Queue::new().unwrap();
+    let mut p = ctx(m).process(
+        hold_and_park,
+        (manager.dict::<u8, u8>().unwrap(), ready.clone()),
+    );
+    p.start().unwrap();
+    ready.get().unwrap();
+    // Only the child holds the dict now (six references); killing it frees them all.
+    p.kill().unwrap();
+    p.join().unwrap_err();
+    let mut count = manager.object_count().unwrap();
+    // The server sees the connection end when the kernel closes it; wait for that, not a clock.
+    while count != 0 {
+        std::thread::yield_now();
+        count = manager.object_count().unwrap();
+    }
+}
+
+fn nested_proxies_live_in_a_dict(m: StartMethod) {
+    let manager = manager(m);
+    let outer = manager.dict::<String, List<u32>>().unwrap();
+    {
+        let inner = manager.list_from([1u32, 2]).unwrap();
+        outer.insert("inner".to_owned(), inner).unwrap();
+    }
+    // The list lives on inside the dict, and a proxy to it comes back out.
+    let inner = outer.get(&"inner".to_owned()).unwrap().unwrap();
+    inner.append(3).unwrap();
+    assert_eq!(inner.to_vec().unwrap(), [1, 2, 3]);
+    drop(inner);
+    assert_eq!(manager.object_count().unwrap(), 2);
+    outer.clear().unwrap();
+    assert_eq!(
+        manager.object_count().unwrap(),
+        1,
+        "the nested list is freed with its entry"
+    );
+}
+
+fn a_dead_server_is_an_error_not_a_hang(m: StartMethod) {
+    let manager = manager(m);
+    let d = manager.dict::<u8, u8>().unwrap();
+    let server = manager.pid().unwrap();
+    signal(server, libc::SIGKILL);
+    wait_gone(server);
+    assert!(matches!(d.get(&1), Err(ManagerError::ServerGone)));
+    assert!(matches!(
+        manager.dict::<u8, u8>(),
+        Err(ManagerError::ServerGone)
+    ));
+    manager.shutdown().unwrap();
+}
+
+fn own_a_manager(report: Queue<u32>) {
+    let manager = Manager::new().unwrap();
+    report.put(manager.pid().unwrap()).unwrap();
+    park_forever();
+}
+
+fn the_server_dies_with_its_owner(m: StartMethod) {
+    let report = Queue::new().unwrap();
+    let mut owner = ctx(m).process(own_a_manager, (report.clone(),));
+    owner.start().unwrap();
+    let server = report.get().unwrap();
+    owner.kill().unwrap();
+    owner.join().unwrap_err();
+    // The server is its owner's daemon: it goes with it (wait_gone fails after 60 s).
+    wait_gone(server);
+}
+
+fn the_server_ignores_sigint(m: StartMethod) {
+    let manager = manager(m);
+    let v = manager.value(5u8).unwrap();
+    signal(manager.pid().unwrap(), libc::SIGINT);
+    assert_eq!(v.get().unwrap(), 5);
+    assert_eq!(v.set(6).unwrap(), 5);
+}
