@@ -423,6 +423,14 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedDic
     }
 
     /// The number of keys (Python's `len(d)`).
+    ///
+    /// ```
+    /// let d = mp_shm::SharedDict::<u8, u8>::new()?;
+    /// d.insert(1, 1)?;
+    /// d.insert(1, 2)?;
+    /// assert_eq!(d.len()?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn len(&self) -> Result<usize, DictError> {
         self.locked(|s| {
             let n = s.table()?.field(R_LEN)?.load(Relaxed);
@@ -431,6 +439,12 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedDic
     }
 
     /// Whether the map is empty.
+    ///
+    /// ```
+    /// let d = mp_shm::SharedDict::<u8, u8>::new()?;
+    /// assert!(d.is_empty()?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_empty(&self) -> Result<bool, DictError> {
         Ok(self.len()? == 0)
     }
@@ -468,7 +482,14 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedDic
             .collect()
     }
 
-    /// The values, in the order of [`keys`](Self::keys) (Python's `list(d.values())`).
+    /// The values, in no particular order (Python's `list(d.values())`).
+    ///
+    /// ```
+    /// let d = mp_shm::SharedDict::<u8, String>::new()?;
+    /// d.insert(1, "one".into())?;
+    /// assert_eq!(d.values()?, ["one"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn values(&self) -> Result<Vec<V>, DictError> {
         self.raw_items(false, true)?
             .iter()
@@ -492,7 +513,15 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedDic
     }
 
     /// Removes every key (Python's `d.clear()`), in one step: other processes see the whole
-    /// map or an empty one.
+    /// map or an empty one. The memory it used is given back.
+    ///
+    /// ```
+    /// let d = mp_shm::SharedDict::<u8, u8>::new()?;
+    /// d.update([(1, 1), (2, 2)])?;
+    /// d.clear()?;
+    /// assert!(d.is_empty()?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn clear(&self) -> Result<(), DictError> {
         self.locked(|s| {
             let t = s.table()?;

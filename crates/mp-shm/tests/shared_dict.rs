@@ -15,6 +15,7 @@ mp_spawn::test_matrix!(
     removal_and_clear_by_a_child,
     holder_killed_mid_insert,
     holder_killed_mid_growth,
+    test_dict_filled_by_a_child,
 );
 
 const LONG: Duration = Duration::from_secs(30);
@@ -169,6 +170,33 @@ fn holder_killed_mid_insert(m: StartMethod) {
 fn holder_killed_mid_growth(m: StartMethod) {
     // Larger than the first region: the insertion builds a bigger one first.
     kill_mid_insert(m, Stall::BeforeSwitch, vec![9; 200_000]);
+}
+
+fn fill_letters(d: SharedDict<u32, char>) {
+    for i in 65..70 {
+        d.insert(i, char::from_u32(i).unwrap()).unwrap();
+    }
+}
+
+/// Port of CPython's `_TestContainers.test_dict` (a Manager dict there; here the child fills
+/// the map and the parent reads it).
+fn test_dict_filled_by_a_child(m: StartMethod) {
+    let d = SharedDict::<u32, char>::new().unwrap();
+    run_all(&mut [ctx(m).process(fill_letters, (d.clone(),))]);
+    let indices: Vec<u32> = (65..70).collect();
+    let letters: Vec<char> = indices
+        .iter()
+        .map(|&i| char::from_u32(i).unwrap())
+        .collect();
+    let mut keys = d.keys().unwrap();
+    keys.sort_unstable();
+    assert_eq!(keys, indices);
+    let mut values = d.values().unwrap();
+    values.sort_unstable();
+    assert_eq!(values, letters);
+    let mut items = d.items().unwrap();
+    items.sort_unstable();
+    assert_eq!(items, indices.into_iter().zip(letters).collect::<Vec<_>>());
 }
 
 #[test]
