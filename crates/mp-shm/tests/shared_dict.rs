@@ -16,6 +16,7 @@ mp_spawn::test_matrix!(
     holder_killed_mid_insert,
     holder_killed_mid_growth,
     test_dict_filled_by_a_child,
+    holder_killed_inside_update_with,
 );
 
 const LONG: Duration = Duration::from_secs(30);
@@ -197,6 +198,87 @@ fn test_dict_filled_by_a_child(m: StartMethod) {
     let mut items = d.items().unwrap();
     items.sort_unstable();
     assert_eq!(items, indices.into_iter().zip(letters).collect::<Vec<_>>());
+}
+
+fn park_inside_update_with(d: SharedDict<String, u64>, held: Event) {
+    d.update_with("hits", |v| {
+        *v.get_or_insert(0) += 1;
+        held.set();
+        park_forever();
+    })
+    .unwrap();
+}
+
+/// The counter's read-modify-write, killed between the read and the write: the increment is
+/// lost whole, and the next increments count.
+fn holder_killed_inside_update_with(m: StartMethod) {
+    let d = SharedDict::<String, u64>::new().unwrap();
+    d.insert("hits".into(), 5).unwrap();
+    let held = Event::new().unwrap();
+    let mut p = ctx(m).process(park_inside_update_with, (d.clone(), held.clone()));
+    p.start().unwrap();
+    assert!(held.wait(Some(LONG)));
+    p.kill().unwrap();
+    p.join_timeout(LONG).unwrap_err();
+    let r = d.update_with("hits", |v| *v.get_or_insert(0) += 1);
+    assert!(matches!(r, Err(DictError::Sync(SyncError::OwnerDied))));
+    assert_eq!(d.get("hits").unwrap(), Some(5));
+    d.update_with("hits", |v| *v.get_or_insert(0) += 1).unwrap();
+    assert_eq!(d.get("hits").unwrap(), Some(6));
+}
+
+#[test]
+fn threads_of_one_process_share_the_lock() {
+    let d = SharedDict::<String, u64>::new().unwrap();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..500 {
+                    d.update_with("n", |v| *v.get_or_insert(0) += 1).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(d.get("n").unwrap(), Some(2000));
+}
+
+#[test]
+fn random_operations_match_a_hash_map() {
+    // A fixed xorshift sequence over a small key space: many replacements, removals
+    // (tombstones), growth, compaction and clears, checked step by step against std's map.
+    let d = SharedDict::<u16, Vec<u8>>::new().unwrap();
+    let mut model = std::collections::HashMap::new();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for step in 0..30_000 {
+        let r = next();
+        let k = (r % 600) as u16;
+        let len = ((r >> 16) % 300) as usize;
+        match (r >> 32) % 100 {
+            0..=49 => assert_eq!(
+                d.insert(k, vec![step as u8; len]).unwrap(),
+                model.insert(k, vec![step as u8; len])
+            ),
+            50..=79 => assert_eq!(d.remove(&k).unwrap(), model.remove(&k)),
+            80..=98 => assert_eq!(d.get(&k).unwrap(), model.get(&k).cloned()),
+            _ if step % 7 == 0 => {
+                d.clear().unwrap();
+                model.clear();
+            }
+            _ => {}
+        }
+        assert_eq!(d.len().unwrap(), model.len(), "step {step}");
+    }
+    let mut items = d.items().unwrap();
+    items.sort();
+    let mut want: Vec<_> = model.into_iter().collect();
+    want.sort();
+    assert_eq!(items, want);
 }
 
 #[test]
