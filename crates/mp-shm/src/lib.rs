@@ -39,6 +39,8 @@
 //!   The next acquirer gets [`SyncError::OwnerDied`] (a guard still comes with
 //!   [`LockError::OwnerDied`]), repairs the data, and calls `clear_owner_died`. Python
 //!   deadlocks there.
+//!   A [`SharedDict`] needs no repair by hand: every change is one final store, so the next
+//!   call checks it, returns [`DictError::Sync`] with `OwnerDied` once, and the map goes on.
 //! - **Leaks**: `Value`, `Array` and the locks live in anonymous memory (memfd) that the kernel
 //!   frees with its last user; nothing of theirs is ever in /dev/shm. A named
 //!   [`SharedMemory`] that its creator's process tree did not unlink is unlinked by the
