@@ -1,14 +1,15 @@
 //! Shared state and locks: a `Value` incremented under its lock by two processes, an
 //! uncontended `Lock`, 256 MiB of `SharedMemory` written by a child and checksummed by the
 //! parent, and `SharedMemory` create+unlink of 1 MiB; each beside the OS doing the same
-//! through libc directly (a process-shared pthread mutex, shm_open + mmap), in the same run.
+//! through libc directly (a process-shared pthread mutex, shm_open + mmap), in the same run;
+//! and `SharedDict` get + set of one key from a child (Python: `Manager().dict()`).
 
 use std::ffi::CString;
 use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use mp::{Lock, Process, Queue, RawArray, SharedMemory, Value};
+use mp::{Lock, Process, Queue, RawArray, SharedDict, SharedMemory, Value};
 
 mod common;
 use common::{ctx, start, tune};
@@ -280,5 +281,50 @@ fn shm_create(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, lock_uncontended, value_lock, shm_create, shm_fill);
+// --- SharedDict get + set of one key -----------------------------------------------------------
+
+/// One op: a get of the key and a set of it (Python's `d["k"] = d.get("k", 0) + 1`).
+fn get_set(d: &SharedDict<String, u64>) {
+    let v = d.get("k").expect("get").unwrap_or(0);
+    d.insert("k".to_owned(), v + 1).expect("insert");
+}
+
+fn dict_child(control: Queue<u64>, done: Queue<u64>, d: SharedDict<String, u64>) {
+    rounds(&control, &done, |n| {
+        for _ in 0..n {
+            get_set(&d);
+        }
+    });
+}
+
+fn shared_dict(c: &mut Criterion) {
+    let mut group = c.benchmark_group("shared_dict");
+    tune(&mut group, 20, 3);
+    let d = SharedDict::<String, u64>::new().expect("dict");
+    let (control, done) = (Queue::new().expect("queue"), Queue::new().expect("queue"));
+    let child = start(ctx().process(dict_child, (control.clone(), done.clone(), d.clone())));
+    group.bench_function("get_set_child", |b| {
+        b.iter_custom(|iters| {
+            let t = Instant::now();
+            control.put(iters).expect("put");
+            done.get().expect("get");
+            t.elapsed()
+        })
+    });
+    finish(vec![child], &[control]);
+    // The same work in this process: what the child's figure loses to the queue round trip.
+    group.bench_function("get_set_this_process", |b| {
+        b.iter(|| get_set(black_box(&d)))
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    lock_uncontended,
+    value_lock,
+    shm_create,
+    shm_fill,
+    shared_dict
+);
 criterion_main!(benches);

@@ -46,6 +46,7 @@ pub use mp_shm::{
     RawArray, RawValue, Semaphore, ShareableList, SharedMemory, ShmError, SyncError, Value,
     Zeroable,
 };
+pub use mp_shm::{DictError, SharedDict};
 
 pub use mp_pool::{AsyncResult, IMap, Parallel, Pool, PoolBuilder, PoolError};
 

@@ -1,7 +1,9 @@
 """Python's side of mp's shm bench, with the fork start method, medians of repeated trials
 after a warm-up. Prints `<metric> <median> <spread_%>` lines (stats.py): value_lock_incr_ops_per_s (Value('q') under
 its lock, 2 processes), lock_uncontended_ns, shm_fill_gb_per_s (256 MiB written by a child,
-checksummed by the parent with zlib.adler32), shm_create_unlink_us (1 MiB)."""
+checksummed by the parent with zlib.adler32), shm_create_unlink_us (1 MiB),
+shared_dict_ops_per_s (a child does `d["k"] = d.get("k", 0) + 1` on a `Manager().dict()`: one
+op is the get and the set)."""
 import multiprocessing as mp
 import sys
 import time
@@ -84,6 +86,28 @@ def create_unlink(rounds, n):
     return samples
 
 
+def dict_get_set(d, n, start, done):
+    start.wait()
+    t = time.perf_counter()
+    for _ in range(n):
+        d["k"] = d.get("k", 0) + 1
+    done.put(n / (time.perf_counter() - t))
+
+
+def shared_dict(rounds, n):
+    samples = []
+    with mp.Manager() as manager:
+        d = manager.dict()
+        for _ in range(rounds):
+            start, done = mp.Event(), mp.Queue()
+            p = mp.Process(target=dict_get_set, args=(d, n, start, done))
+            p.start()
+            start.set()
+            samples.append(done.get())
+            p.join()
+    return samples
+
+
 def main():
     quick = "--quick" in sys.argv
     rounds = 3 if quick else 7
@@ -92,6 +116,7 @@ def main():
     emit("lock_uncontended_ns", lock_uncontended(rounds, 200_000))
     emit("shm_fill_gb_per_s", shm_fill(rounds, 256 * MIB))
     emit("shm_create_unlink_us", create_unlink(rounds, 500))
+    emit("shared_dict_ops_per_s", shared_dict(rounds, 5_000))
 
 
 if __name__ == "__main__":

@@ -354,6 +354,13 @@ fn definitions(cpus: usize) -> Vec<Def> {
             limit: (Crit("value_lock", "pthread_2proc", PerSec(1.0)), "process-shared pthread mutex"),
         },
         Def {
+            key: "shared_dict_ops_per_s", label: "Dict get + set of one key, from a child process", unit: "ops/s", better: Higher,
+            mp: Crit("shared_dict", "get_set_child", PerSec(1.0)),
+            python: (Py("shm.py", "shared_dict_ops_per_s"), "Manager().dict()"),
+            peer: (Missing("no Rust peer shares a hash map between processes (shared_memory and raw_sync leave it to the user)"), ""),
+            limit: (Crit("shared_dict", "get_set_this_process", PerSec(1.0)), "SharedDict, the same in one process"),
+        },
+        Def {
             key: "lock_uncontended_ns", label: "Lock acquire + release, uncontended", unit: "ns", better: Lower,
             mp: Crit("lock_uncontended", "acquire_release", Ns),
             python: (Py("shm.py", "lock_uncontended_ns"), "Lock"),

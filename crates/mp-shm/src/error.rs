@@ -277,3 +277,68 @@ impl From<IndexError> for ListError {
         ListError::Index(e)
     }
 }
+
+/// A [`SharedDict`](crate::SharedDict) operation failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum DictError {
+    /// The map's lock: [`SyncError::OwnerDied`] when a process died holding it (the map has
+    /// been checked and repaired by this call, which did nothing else: retry it), or
+    /// [`SyncError::Reentrant`] when a closure given to `update_with` uses the same map.
+    Sync(SyncError),
+    /// A key or value could not be serialized.
+    Encode(String),
+    /// Stored bytes did not decode as the requested type (the map was received as another
+    /// `SharedDict<K, V>` than it was made with).
+    Decode(String),
+    /// A key or value carries a descriptor (a `Value`, a `Connection`, ...): the map stores
+    /// bytes only.
+    HasDescriptors,
+    /// The map would outgrow the address space reserved for it.
+    TooLarge,
+    /// The shared block is not a well-formed map (received garbage, or written by something
+    /// other than `SharedDict`).
+    Corrupt(&'static str),
+    /// The OS refused (creating the shared blocks).
+    Os(io::Error),
+}
+
+impl fmt::Display for DictError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DictError::Sync(e) => write!(f, "{e}"),
+            DictError::Encode(e) => write!(f, "cannot serialize a key or value: {e}"),
+            DictError::Decode(e) => write!(f, "cannot decode a stored key or value: {e}"),
+            DictError::HasDescriptors => {
+                f.write_str("a SharedDict key or value cannot carry a file descriptor")
+            }
+            DictError::TooLarge => f.write_str("the SharedDict would outgrow its reserved space"),
+            DictError::Corrupt(what) => {
+                write!(f, "the SharedDict's shared block is corrupt: {what}")
+            }
+            DictError::Os(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for DictError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DictError::Sync(e) => Some(e),
+            DictError::Os(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<SyncError> for DictError {
+    fn from(e: SyncError) -> Self {
+        DictError::Sync(e)
+    }
+}
+
+impl From<io::Error> for DictError {
+    fn from(e: io::Error) -> Self {
+        DictError::Os(e)
+    }
+}

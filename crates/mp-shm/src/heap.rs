@@ -31,6 +31,8 @@ pub(crate) enum Kind {
     Condition = 5,
     /// The state of a `Barrier`.
     Barrier = 6,
+    /// The table and entries of a `SharedDict` (its lock is a separate `Mutex` block).
+    Dict = 7,
 }
 
 impl Kind {
@@ -39,6 +41,7 @@ impl Kind {
             Kind::Mutex => c"mp-lock",
             Kind::Raw => c"mp-raw",
             Kind::Semaphore | Kind::Event | Kind::Condition | Kind::Barrier => c"mp-sync",
+            Kind::Dict => c"mp-dict",
         }
     }
 }
@@ -108,6 +111,11 @@ impl Block {
     pub(crate) fn with_drop_check(mut self, keep_mapped: fn(&Block) -> bool) -> Block {
         self.keep_mapped = Some(keep_mapped);
         self
+    }
+
+    /// The block's descriptor (to punch holes in it).
+    pub(crate) fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 
     #[inline]

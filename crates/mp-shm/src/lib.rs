@@ -7,6 +7,7 @@
 //! | a fixed array, shared | [`Array`] (locked), [`RawArray`] | `Array`, `RawArray` |
 //! | bytes any process can attach by name | [`SharedMemory`] | `shared_memory.SharedMemory` |
 //! | a list of mixed items by name | [`ShareableList`] | `shared_memory.ShareableList` |
+//! | a dict of serde keys and values, shared, no server | [`SharedDict`] | `Manager().dict()` |
 //! | mutual exclusion | [`Lock`], [`RLock`] | `Lock`, `RLock` |
 //! | counting, signalling, meeting | [`Semaphore`], [`BoundedSemaphore`], [`Event`], [`Condition`], [`Barrier`] | the same |
 //!
@@ -38,6 +39,8 @@
 //!   The next acquirer gets [`SyncError::OwnerDied`] (a guard still comes with
 //!   [`LockError::OwnerDied`]), repairs the data, and calls `clear_owner_died`. Python
 //!   deadlocks there.
+//!   A [`SharedDict`] needs no repair by hand: every change is one final store, so the next
+//!   call checks it, returns [`DictError::Sync`] with `OwnerDied` once, and the map goes on.
 //! - **Leaks**: `Value`, `Array` and the locks live in anonymous memory (memfd) that the kernel
 //!   frees with its last user; nothing of theirs is ever in /dev/shm. A named
 //!   [`SharedMemory`] that its creator's process tree did not unlink is unlinked by the
@@ -51,6 +54,7 @@ mod error;
 mod heap;
 mod resource_tracker;
 mod shareable_list;
+mod shared_dict;
 mod shared_memory;
 mod sharedctypes;
 mod synchronize;
@@ -83,11 +87,16 @@ pub use synchronize::parker;
 /// ```
 pub use bytemuck;
 pub use bytemuck::{Pod, Zeroable};
-pub use error::{ArrayError, IndexError, ListError, LockError, LockResult, ShmError, SyncError};
+pub use error::{
+    ArrayError, DictError, IndexError, ListError, LockError, LockResult, ShmError, SyncError,
+};
 /// Processes, re-exported from mp-spawn so that this crate's examples need no other name.
 #[doc(no_inline)]
 pub use mp_spawn::{Process, get_context};
 pub use shareable_list::{Item, ShareableList};
+pub use shared_dict::SharedDict;
+#[doc(hidden)]
+pub use shared_dict::Stall;
 pub use shared_memory::{MAX_NAME_LEN, SharedMemory, ShmOptions};
 pub use sharedctypes::{Array, ArrayGuard, RawArray, RawValue, Value, ValueGuard};
 pub use synchronize::{

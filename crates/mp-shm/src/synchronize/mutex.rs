@@ -299,7 +299,7 @@ impl MutexBlock {
         self.state().owner_died.load(Relaxed) != 0
     }
 
-    pub(super) fn clear_owner_died(&self) {
+    pub(crate) fn clear_owner_died(&self) {
         self.state().owner_died.store(0, Relaxed);
     }
 }

@@ -1,0 +1,989 @@
+//! [`SharedDict`]: a hash map whose table and entries live in shared memory. Layout and the
+//! argument for its robustness: `shared_dict/README.md`.
+
+use std::borrow::Borrow;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::*};
+
+use mp_spawn::reduction::{custom_error, dumps_into, loads};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::{DictError, SyncError};
+use crate::heap::{Block, Kind, Tagged};
+use crate::synchronize::MutexBlock;
+
+#[cfg(test)]
+mod test;
+
+const MAGIC: u64 = 0x6d70_6469_6374_0001; // "mpdict", layout version 1
+/// Address space reserved per map, and the data memfd's (sparse) size: regions are placed
+/// inside it, so no process ever re-maps and no offset below it can fault.
+const RESERVE: u64 = 1 << 35;
+/// Regions are powers of two from 64 KiB to a quarter of the reserve (so that a new region
+/// always fits beside the current one, see `Table::rebuild`).
+const MIN_LOG: u64 = 16;
+const MAX_LOG: u64 = 33;
+const LOG_MASK: u64 = 0xfff;
+/// A region starts with its header: bucket count, arena top, live count, used buckets.
+const REGION_HEADER: u64 = 64;
+const R_BUCKETS: u64 = 0;
+const R_TOP: u64 = 8;
+const R_LEN: u64 = 16;
+const R_USED: u64 = 24;
+/// An entry: hash, then key length | value length << 32, then the bytes, padded to 8.
+const ENTRY_HEADER: u64 = 16;
+/// Bucket values: an entry's offset in its region (always >= REGION_HEADER), or these.
+const EMPTY: u64 = 0;
+const TOMB: u64 = 1;
+const MIN_BUCKETS: u64 = 8;
+
+/// The control words, in the lock's block (which never moves: glibc's robust list points
+/// into it while the lock is held).
+#[repr(C)]
+struct Control {
+    magic: AtomicU64,
+    /// The current region: its offset in the data block | log2 of its size. Switched with
+    /// one store.
+    region: AtomicU64,
+}
+
+/// Where a test holds an insertion still (feature `unstable-test-hooks`).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Stall {
+    /// The new entry is written in free space, not linked yet.
+    BeforeLink,
+    /// A bigger region is built, not switched to yet.
+    BeforeSwitch,
+}
+
+type Hook<'a> = Option<&'a dyn Fn(Stall)>;
+
+/// A key's and a value's bytes, copied out.
+type RawPair = (Vec<u8>, Vec<u8>);
+
+/// A hash map in shared memory, with one robust lock: Python's `Manager().dict()` without the
+/// server round trip.
+///
+/// Keys and values are copied in and out (serialized with postcard, as `mp_spawn::reduction`
+/// does), so any serde type works that carries no descriptor; a clone, or a copy sent to a
+/// child under any start method, is the same map. **Key equality is equality of the
+/// serialized bytes**: right for integers, strings, and tuples and structs of them; floats
+/// compare by bits (`0.0 != -0.0`, a NaN equals itself). A key may be looked up by a borrowed
+/// form that serializes the same (`&str` for `String`), as with `HashMap`.
+///
+/// ```
+/// use mp_shm::{SharedDict, get_context};
+///
+/// fn count(hits: SharedDict<String, u64>) {
+///     for _ in 0..50 {
+///         hits.update_with("hits", |v| *v.get_or_insert(0) += 1).unwrap();
+///     }
+/// }
+///
+/// let d = SharedDict::<String, u64>::new()?;
+/// d.insert("misses".into(), 3)?;
+/// let mut children: Vec<_> = (0..3)
+///     .map(|_| get_context("forkserver").unwrap().process(count, (d.clone(),)))
+///     .collect();
+/// for c in &mut children {
+///     c.start()?;
+/// }
+/// for c in &mut children {
+///     c.join()?;
+/// }
+/// assert_eq!(d.get("hits")?, Some(150));
+/// assert_eq!(d.len()?, 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// **`SharedDict` or a `Manager` dict?** `SharedDict` needs no server: each operation is a lock
+/// and a copy in this process (well under a microsecond for small items), and it survives any
+/// process's death. It serves processes of one machine that received it (or a clone of it)
+/// as an argument or a message, and holds plain data. A `Manager` dict serves any process,
+/// remote ones included, by address, and may hold proxies to other managed objects; every
+/// call is a round trip to the server.
+///
+/// **When a process dies holding the lock** (killed mid-operation), the map is still
+/// consistent: every change becomes visible through one final store (see the crate's
+/// `shared_dict/README.md`), so it holds either the state before the interrupted operation
+/// or the one after. The next operation, in any process, checks and repairs the counters,
+/// returns [`DictError::Sync`]`(`[`SyncError::OwnerDied`]`)` without doing anything else, and
+/// the map works again from the call after. `update` and `update_with` are atomic per key.
+pub struct SharedDict<K, V> {
+    shared: Arc<Shared>,
+    _t: PhantomData<fn() -> (K, V)>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    lock: MutexBlock,
+    data: Block,
+}
+
+impl<K, V> Clone for SharedDict<K, V> {
+    fn clone(&self) -> Self {
+        SharedDict {
+            shared: self.shared.clone(),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<K, V> std::fmt::Debug for SharedDict<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedDict").finish_non_exhaustive()
+    }
+}
+
+fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, DictError> {
+    let mut buf = Vec::new();
+    let fds = dumps_into(value, &mut buf).map_err(|e| DictError::Encode(e.0))?;
+    if !fds.is_empty() {
+        return Err(DictError::HasDescriptors);
+    }
+    Ok(buf)
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DictError> {
+    loads(bytes, Vec::new()).map_err(|e| DictError::Decode(e.0))
+}
+
+/// FNV-1a: a fixed hash of the key's bytes, the same in every process (no random seed).
+fn hash(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+fn corrupt(what: &'static str) -> DictError {
+    DictError::Corrupt(what)
+}
+
+impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedDict<K, V> {
+    /// An empty map.
+    ///
+    /// ```
+    /// let d = mp_shm::SharedDict::<u32, String>::new()?;
+    /// assert!(d.is_empty()?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn new() -> Result<Self, DictError> {
+        let lock = MutexBlock::new(std::mem::size_of::<Control>())?;
+        let data = Block::new(Kind::Dict, RESERVE as usize)?;
+        let shared = Shared { lock, data };
+        let mem = shared.mem();
+        let first = Region {
+            off: 0,
+            size: 1 << MIN_LOG,
+            nb: MIN_BUCKETS,
+        };
+        let t = Table::init(mem, first)?;
+        let control = shared.control();
+        control.region.store(t.r.word(), Release);
+        control.magic.store(MAGIC, Release);
+        Ok(SharedDict {
+            shared: Arc::new(shared),
+            _t: PhantomData,
+        })
+    }
+
+    /// Runs `f` on the current table under the lock.
+    fn locked<R>(&self, f: impl FnOnce(&Shared) -> Result<R, DictError>) -> Result<R, DictError> {
+        /// Gives the lock back, also when `f` (a user closure, in `update_with`) panics.
+        struct Release<'a>(&'a MutexBlock);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                let _ = self.0.release_once();
+            }
+        }
+        let s = &*self.shared;
+        match s.lock.take_forever() {
+            Ok(_) => {}
+            Err(SyncError::OwnerDied) => {
+                let _release = Release(&s.lock);
+                s.repair()?;
+                s.lock.clear_owner_died();
+                return Err(DictError::Sync(SyncError::OwnerDied));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let _release = Release(&s.lock);
+        f(s)
+    }
+
+    fn put(&self, key: &[u8], value: &[u8], hook: Hook<'_>) -> Result<Option<Vec<u8>>, DictError> {
+        let h = hash(key);
+        self.locked(|s| s.put(h, key, value, hook))
+    }
+
+    /// Sets `key` to `value`, returning the value it replaces (Python's `d[k] = v`).
+    ///
+    /// ```
+    /// let d = mp_shm::SharedDict::<String, u32>::new()?;
+    /// assert_eq!(d.insert("a".into(), 1)?, None);
+    /// assert_eq!(d.insert("a".into(), 2)?, Some(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn insert(&self, key: K, value: V) -> Result<Option<V>, DictError> {
+        let old = self.put(&encode(&key)?, &encode(&value)?, None)?;
+        old.map(|b| decode(&b)).transpose()
+    }
+
+    /// `insert`, stalled at `at` by calling `stall` there (which never returns, in the tests
+    /// that kill the process there).
+    #[cfg(feature = "unstable-test-hooks")]
+    #[doc(hidden)]
+    pub fn insert_stalled(
+        &self,
+        key: K,
+        value: V,
+        at: Stall,
+        stall: &dyn Fn(),
+    ) -> Result<Option<V>, DictError> {
+        let hook = |here: Stall| {
+            if here == at {
+                stall()
+            }
+        };
+        let old = self.put(&encode(&key)?, &encode(&value)?, Some(&hook))?;
+        old.map(|b| decode(&b)).transpose()
+    }
+
+    /// The value of `key` (Python's `d.get(k)`).
+    ///
+    /// ```
+    /// let d = mp_shm::SharedDict::<String, u32>::new()?;
+    /// d.insert("a".into(), 1)?;
+    /// assert_eq!(d.get("a")?, Some(1));
+    /// assert_eq!(d.get("b")?, None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn get<Q: Serialize + ?Sized>(&self, key: &Q) -> Result<Option<V>, DictError>
+    where
+        K: Borrow<Q>,
+    {
+        let key = encode(key)?;
+        let h = hash(&key);
+        let bytes = self.locked(|s| {
+            let t = s.table()?;
+            match t.find(h, &key)?.1 {
+                Some(e) => Ok(Some(t.value(e)?)),
+                None => Ok(None),
+            }
+        })?;
+        bytes.map(|b| decode(&b)).transpose()
+    }
+
+    /// The value of `key`, or `default` (Python's `d.get(k, default)`).
+    ///
+    /// ```
+    /// let d = mp_shm::SharedDict::<u8, u8>::new()?;
+    /// assert_eq!(d.get_or(&1, 9)?, 9);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn get_or<Q: Serialize + ?Sized>(&self, key: &Q, default: V) -> Result<V, DictError>
+    where
+        K: Borrow<Q>,
+    {
+        Ok(self.get(key)?.unwrap_or(default))
+    }
+
+    /// Whether `key` is in the map (Python's `k in d`).
+    ///
+    /// ```
+    /// let d = mp_shm::SharedDict::<u8, u8>::new()?;
+    /// d.insert(1, 2)?;
+    /// assert!(d.contains_key(&1)? && !d.contains_key(&2)?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn contains_key<Q: Serialize + ?Sized>(&self, key: &Q) -> Result<bool, DictError>
+    where
+        K: Borrow<Q>,
+    {
+        let key = encode(key)?;
+        let h = hash(&key);
+        self.locked(|s| Ok(s.table()?.find(h, &key)?.1.is_some()))
+    }
+
+    /// Removes `key`, returning its value (Python's `d.pop(k, None)`).
+    ///
+    /// ```
+    /// let d = mp_shm::SharedDict::<u8, u8>::new()?;
+    /// d.insert(1, 2)?;
+    /// assert_eq!(d.remove(&1)?, Some(2));
+    /// assert_eq!(d.remove(&1)?, None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn remove<Q: Serialize + ?Sized>(&self, key: &Q) -> Result<Option<V>, DictError>
+    where
+        K: Borrow<Q>,
+    {
+        let key = encode(key)?;
+        let h = hash(&key);
+        let old = self.locked(|s| s.remove(h, &key))?;
+        old.map(|b| decode(&b)).transpose()
+    }
+
+    /// Removes `key`, returning its value, or `default` when it is absent (Python's
+    /// `d.pop(k, default)`).
+    ///
+    /// ```
+    /// let d = mp_shm::SharedDict::<u8, u8>::new()?;
+    /// d.insert(1, 2)?;
+    /// assert_eq!(d.pop(&1, 0)?, 2);
+    /// assert_eq!(d.pop(&1, 0)?, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn pop<Q: Serialize + ?Sized>(&self, key: &Q, default: V) -> Result<V, DictError>
+    where
+        K: Borrow<Q>,
+    {
+        Ok(self.remove(key)?.unwrap_or(default))
+    }
+
+    /// The value of `key`; if absent, inserts `default` and returns it (Python's
+    /// `d.setdefault(k, default)`), in one step under the lock.
+    ///
+    /// ```
+    /// let d = mp_shm::SharedDict::<u8, u8>::new()?;
+    /// assert_eq!(d.setdefault(1, 5)?, 5);
+    /// assert_eq!(d.setdefault(1, 6)?, 5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn setdefault(&self, key: K, default: V) -> Result<V, DictError> {
+        let key_bytes = encode(&key)?;
+        let value_bytes = encode(&default)?;
+        let h = hash(&key_bytes);
+        let found = self.locked(|s| {
+            let t = s.table()?;
+            if let Some(e) = t.find(h, &key_bytes)?.1 {
+                return Ok(Some(t.value(e)?));
+            }
+            s.put(h, &key_bytes, &value_bytes, None)?;
+            Ok(None)
+        })?;
+        match found {
+            Some(b) => decode(&b),
+            None => Ok(default),
+        }
+    }
+
+    /// Reads, changes and writes back the value of `key` in one step under the lock: `f`
+    /// gets `Some(value)` or `None` when absent, and what it leaves is stored (`None`
+    /// removes the key). Python needs a separate lock around `d[k] += 1` for this.
+    ///
+    /// `f` runs with the map locked: it must not use the same map (that fails with
+    /// [`SyncError::Reentrant`]). If it panics, the map is unchanged.
+    ///
+    /// ```
+    /// let d = mp_shm::SharedDict::<String, u64>::new()?;
+    /// d.update_with("hits", |v| *v.get_or_insert(0) += 1)?;
+    /// d.update_with("hits", |v| *v.get_or_insert(0) += 1)?;
+    /// assert_eq!(d.get("hits")?, Some(2));
+    /// let was = d.update_with("hits", |v| v.take())?; // remove, returning the old value
+    /// assert_eq!(was, Some(2));
+    /// assert!(d.is_empty()?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn update_with<Q: Serialize + ?Sized, R>(
+        &self,
+        key: &Q,
+        f: impl FnOnce(&mut Option<V>) -> R,
+    ) -> Result<R, DictError>
+    where
+        K: Borrow<Q>,
+    {
+        let key = encode(key)?;
+        let h = hash(&key);
+        self.locked(|s| {
+            let t = s.table()?;
+            let found = t.find(h, &key)?.1;
+            let mut value = match found {
+                Some(e) => Some(decode::<V>(&t.value(e)?)?),
+                None => None,
+            };
+            let r = f(&mut value);
+            match value {
+                Some(v) => {
+                    s.put(h, &key, &encode(&v)?, None)?;
+                }
+                None if found.is_some() => {
+                    s.remove(h, &key)?;
+                }
+                None => {}
+            }
+            Ok(r)
+        })
+    }
+
+    /// The number of keys (Python's `len(d)`).
+    ///
+    /// ```
+    /// let d = mp_shm::SharedDict::<u8, u8>::new()?;
+    /// d.insert(1, 1)?;
+    /// d.insert(1, 2)?;
+    /// assert_eq!(d.len()?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn len(&self) -> Result<usize, DictError> {
+        self.locked(|s| {
+            let n = s.table()?.field(R_LEN)?.load(Relaxed);
+            usize::try_from(n).map_err(|_| corrupt("the length does not fit"))
+        })
+    }
+
+    /// Whether the map is empty.
+    ///
+    /// ```
+    /// let d = mp_shm::SharedDict::<u8, u8>::new()?;
+    /// assert!(d.is_empty()?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn is_empty(&self) -> Result<bool, DictError> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Copies of every (key bytes, value bytes) pair, taken in one step under the lock.
+    fn raw_items(&self, keys: bool, values: bool) -> Result<Vec<RawPair>, DictError> {
+        self.locked(|s| {
+            let t = s.table()?;
+            let mut out = Vec::new();
+            for i in 0..t.r.nb {
+                if let Some(e) = t.entry_at(i)? {
+                    let k = if keys { t.key(e)? } else { Vec::new() };
+                    let v = if values { t.value(e)? } else { Vec::new() };
+                    out.push((k, v));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// The keys, in no particular order (Python's `list(d.keys())`).
+    ///
+    /// ```
+    /// let d = mp_shm::SharedDict::<u8, u8>::new()?;
+    /// d.update([(1, 10), (2, 20)])?;
+    /// let mut keys = d.keys()?;
+    /// keys.sort();
+    /// assert_eq!(keys, [1, 2]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn keys(&self) -> Result<Vec<K>, DictError> {
+        self.raw_items(true, false)?
+            .iter()
+            .map(|(k, _)| decode(k))
+            .collect()
+    }
+
+    /// The values, in no particular order (Python's `list(d.values())`).
+    ///
+    /// ```
+    /// let d = mp_shm::SharedDict::<u8, String>::new()?;
+    /// d.insert(1, "one".into())?;
+    /// assert_eq!(d.values()?, ["one"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn values(&self) -> Result<Vec<V>, DictError> {
+        self.raw_items(false, true)?
+            .iter()
+            .map(|(_, v)| decode(v))
+            .collect()
+    }
+
+    /// The (key, value) pairs, in no particular order (Python's `list(d.items())`).
+    ///
+    /// ```
+    /// let d = mp_shm::SharedDict::<String, u8>::new()?;
+    /// d.insert("x".into(), 1)?;
+    /// assert_eq!(d.items()?, [("x".to_string(), 1)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn items(&self) -> Result<Vec<(K, V)>, DictError> {
+        self.raw_items(true, true)?
+            .iter()
+            .map(|(k, v)| Ok((decode(k)?, decode(v)?)))
+            .collect()
+    }
+
+    /// Removes every key (Python's `d.clear()`), in one step: other processes see the whole
+    /// map or an empty one. The memory it used is given back.
+    ///
+    /// ```
+    /// let d = mp_shm::SharedDict::<u8, u8>::new()?;
+    /// d.update([(1, 1), (2, 2)])?;
+    /// d.clear()?;
+    /// assert!(d.is_empty()?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn clear(&self) -> Result<(), DictError> {
+        self.locked(|s| {
+            let t = s.table()?;
+            t.rebuild(s, None, 0, 0, None).map(drop)
+        })
+    }
+
+    /// Inserts every pair (Python's `d.update(pairs)`), under one hold of the lock. Each
+    /// insertion is atomic; a process killed midway leaves the ones before it.
+    ///
+    /// ```
+    /// let d = mp_shm::SharedDict::<u8, u8>::new()?;
+    /// d.update((0..100).map(|i| (i, i)))?;
+    /// assert_eq!(d.len()?, 100);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn update(&self, pairs: impl IntoIterator<Item = (K, V)>) -> Result<(), DictError> {
+        let encoded = pairs
+            .into_iter()
+            .map(|(k, v)| Ok((encode(&k)?, encode(&v)?)))
+            .collect::<Result<Vec<_>, DictError>>()?;
+        self.locked(|s| {
+            for (k, v) in &encoded {
+                s.put(hash(k), k, v, None)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+impl Shared {
+    fn control(&self) -> &Control {
+        // SAFETY: the lock's block has room for a Control at its data offset (64-aligned),
+        // checked when it was made or attached, and stays mapped while `self` lives; the
+        // words are only reached through atomics.
+        unsafe { &*self.lock.data().cast::<Control>() }
+    }
+
+    fn mem(&self) -> Mem<'_> {
+        Mem {
+            base: self.data.ptr(),
+            _block: PhantomData,
+        }
+    }
+
+    /// The current table, checked. Caller holds the lock.
+    fn table(&self) -> Result<Table<'_>, DictError> {
+        Table::load(self.mem(), self.control().region.load(Acquire))
+    }
+
+    /// Caller holds the lock.
+    fn put(
+        &self,
+        h: u64,
+        key: &[u8],
+        value: &[u8],
+        hook: Hook<'_>,
+    ) -> Result<Option<Vec<u8>>, DictError> {
+        let need = entry_size(key, value)?;
+        let mut t = self.table()?;
+        let mut grown = false;
+        loop {
+            let (slot, found) = t.find(h, key)?;
+            let slot_empty = t.bucket(slot)?.load(Relaxed) == EMPTY;
+            let top = t.top()?;
+            let used = t.field(R_USED)?.load(Relaxed);
+            let adds_bucket = found.is_none() && slot_empty;
+            let room = top.checked_add(need).is_some_and(|end| end <= t.r.size);
+            if !room || (adds_bucket && used.saturating_add(1) * 4 > t.r.nb * 3) {
+                if grown {
+                    return Err(corrupt("no room after growing"));
+                }
+                t = t.rebuild(self, Some(&t), need, 1, hook)?;
+                grown = true;
+                continue;
+            }
+            let old = found.map(|e| t.value(e)).transpose()?;
+            // The entry goes into free space, invisible until linked...
+            t.write_entry(top, h, key, value)?;
+            t.field(R_TOP)?.store(top + need, Release);
+            if let Some(hook) = hook {
+                hook(Stall::BeforeLink);
+            }
+            // ...by this one store (Release: the entry and the top are written before it).
+            t.bucket(slot)?.store(top, Release);
+            if found.is_none() {
+                let len = t.field(R_LEN)?;
+                len.store(len.load(Relaxed) + 1, Relaxed);
+            }
+            if adds_bucket {
+                t.field(R_USED)?.store(used + 1, Relaxed);
+            }
+            return Ok(old);
+        }
+    }
+
+    /// Caller holds the lock.
+    fn remove(&self, h: u64, key: &[u8]) -> Result<Option<Vec<u8>>, DictError> {
+        let t = self.table()?;
+        let (slot, found) = t.find(h, key)?;
+        let Some(e) = found else {
+            return Ok(None);
+        };
+        let old = t.value(e)?;
+        // Removal is this one store.
+        t.bucket(slot)?.store(TOMB, Release);
+        let len = t.field(R_LEN)?;
+        len.store(len.load(Relaxed).saturating_sub(1), Relaxed);
+        Ok(Some(old))
+    }
+
+    /// After a holder died: the table's links are whole by construction; recount what the
+    /// holder may not have finished counting. Caller holds the lock.
+    fn repair(&self) -> Result<(), DictError> {
+        let t = self.table()?;
+        let (mut len, mut used) = (0, 0);
+        for i in 0..t.r.nb {
+            let b = t.bucket(i)?;
+            match b.load(Relaxed) {
+                EMPTY => {}
+                TOMB => used += 1,
+                _ => {
+                    used += 1;
+                    if t.entry_at(i).is_ok() {
+                        len += 1;
+                    } else {
+                        // Never made by a whole link; drop it rather than fail forever.
+                        b.store(TOMB, Release);
+                    }
+                }
+            }
+        }
+        t.field(R_LEN)?.store(len, Relaxed);
+        t.field(R_USED)?.store(used, Relaxed);
+        Ok(())
+    }
+}
+
+fn entry_size(key: &[u8], value: &[u8]) -> Result<u64, DictError> {
+    let (k, v) = (key.len() as u64, value.len() as u64);
+    if k > u64::from(u32::MAX) || v > u64::from(u32::MAX) {
+        return Err(DictError::TooLarge);
+    }
+    Ok((ENTRY_HEADER + k + v).next_multiple_of(8))
+}
+
+/// The data block's mapping, with every access checked against it.
+#[derive(Clone, Copy)]
+struct Mem<'a> {
+    base: *mut u8,
+    _block: PhantomData<&'a Block>,
+}
+
+impl<'a> Mem<'a> {
+    /// The word at `off`, if it lies in the mapping and is aligned.
+    fn word(self, off: u64) -> Result<&'a AtomicU64, DictError> {
+        if off % 8 != 0 || off > RESERVE - 8 {
+            return Err(corrupt("an offset outside the map"));
+        }
+        // SAFETY: the data block maps at least RESERVE bytes (checked when made or attached)
+        // from a page-aligned base, so `off` (checked above) is in it and 8-aligned; it
+        // stays mapped for 'a; shared words are only reached through atomics.
+        Ok(unsafe { &*self.base.add(off as usize).cast::<AtomicU64>() })
+    }
+
+    /// The start of `len` bytes at `off`, if they lie in the mapping.
+    fn range(self, off: u64, len: u64) -> Result<*mut u8, DictError> {
+        if off.checked_add(len).is_none_or(|end| end > RESERVE) {
+            return Err(corrupt("a range outside the map"));
+        }
+        // SAFETY: in the mapping (checked above), which is RESERVE bytes long.
+        Ok(unsafe { self.base.add(off as usize) })
+    }
+
+    /// A copy of `len` bytes at `off`. Caller holds the lock, under which alone the
+    /// bytes are written.
+    fn read(self, off: u64, len: u64) -> Result<Vec<u8>, DictError> {
+        let src = self.range(off, len)?;
+        // SAFETY: `src..src + len` is in the mapping (checked by `range`), and no one writes
+        // it while the caller holds the lock.
+        Ok(unsafe { std::slice::from_raw_parts(src, len as usize) }.to_vec())
+    }
+
+    /// Whether the `bytes.len()` bytes at `off` equal `bytes`. Caller holds the lock.
+    fn equals(self, off: u64, bytes: &[u8]) -> Result<bool, DictError> {
+        let src = self.range(off, bytes.len() as u64)?;
+        // SAFETY: as in `read`.
+        Ok(unsafe { std::slice::from_raw_parts(src, bytes.len()) } == bytes)
+    }
+
+    /// Writes `bytes` at `off`. Caller holds the lock, and nothing links to the bytes yet.
+    fn write(self, off: u64, bytes: &[u8]) -> Result<(), DictError> {
+        let dst = self.range(off, bytes.len() as u64)?;
+        // SAFETY: in the mapping (checked by `range`); no reference to these bytes lives
+        // (every read copies out under the lock, which the caller holds).
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len()) };
+        Ok(())
+    }
+
+    /// Zero-fills `len` bytes at `off`. Caller holds the lock.
+    fn zero(self, off: u64, len: u64) -> Result<(), DictError> {
+        let dst = self.range(off, len)?;
+        // SAFETY: as in `write`.
+        unsafe { std::ptr::write_bytes(dst, 0, len as usize) };
+        Ok(())
+    }
+}
+
+/// A region: the table (header and buckets) followed by its arena of entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Region {
+    off: u64,
+    size: u64,
+    nb: u64,
+}
+
+impl Region {
+    fn word(self) -> u64 {
+        self.off | u64::from(self.size.trailing_zeros())
+    }
+
+    fn arena(self) -> u64 {
+        REGION_HEADER + 8 * self.nb
+    }
+}
+
+/// A checked entry: its offset in the region and lengths.
+#[derive(Clone, Copy)]
+struct Entry {
+    at: u64,
+    hash: u64,
+    klen: u64,
+    vlen: u64,
+}
+
+struct Table<'a> {
+    mem: Mem<'a>,
+    r: Region,
+}
+
+impl<'a> Table<'a> {
+    /// The table the control word names, every field checked against the mapping.
+    fn load(mem: Mem<'a>, word: u64) -> Result<Table<'a>, DictError> {
+        let log = word & LOG_MASK;
+        let off = word & !LOG_MASK;
+        if !(MIN_LOG..=MAX_LOG).contains(&log) {
+            return Err(corrupt("a region size out of range"));
+        }
+        let size = 1u64 << log;
+        if off.checked_add(size).is_none_or(|end| end > RESERVE) {
+            return Err(corrupt("a region outside the map"));
+        }
+        let nb = mem.word(off + R_BUCKETS)?.load(Relaxed);
+        if !nb.is_power_of_two() || nb < MIN_BUCKETS || nb > (size - REGION_HEADER) / 16 {
+            return Err(corrupt("a bucket count out of range"));
+        }
+        let t = Table {
+            mem,
+            r: Region { off, size, nb },
+        };
+        t.top()?;
+        Ok(t)
+    }
+
+    /// Writes an empty table in `r`. Caller holds the lock (or is the map's only user), and
+    /// `r` is not the current region.
+    fn init(mem: Mem<'a>, r: Region) -> Result<Table<'a>, DictError> {
+        mem.zero(r.off, r.arena())?;
+        mem.word(r.off + R_BUCKETS)?.store(r.nb, Relaxed);
+        mem.word(r.off + R_TOP)?.store(r.arena(), Relaxed);
+        Table::load(mem, r.word())
+    }
+
+    fn field(&self, f: u64) -> Result<&'a AtomicU64, DictError> {
+        self.mem.word(self.r.off + f)
+    }
+
+    fn bucket(&self, i: u64) -> Result<&'a AtomicU64, DictError> {
+        if i >= self.r.nb {
+            return Err(corrupt("a bucket index out of range"));
+        }
+        self.mem.word(self.r.off + REGION_HEADER + 8 * i)
+    }
+
+    fn top(&self) -> Result<u64, DictError> {
+        let top = self.field(R_TOP)?.load(Relaxed);
+        if top < self.r.arena() || top > self.r.size {
+            return Err(corrupt("an arena top out of range"));
+        }
+        Ok(top)
+    }
+
+    /// The entry bucket `i` links to, checked to lie whole below the arena's top.
+    fn entry_at(&self, i: u64) -> Result<Option<Entry>, DictError> {
+        let at = self.bucket(i)?.load(Acquire);
+        if at == EMPTY || at == TOMB {
+            return Ok(None);
+        }
+        let top = self.top()?;
+        if at % 8 != 0 || at < self.r.arena() || at > top.saturating_sub(ENTRY_HEADER) {
+            return Err(corrupt("a link outside the arena"));
+        }
+        let hash = self.mem.word(self.r.off + at)?.load(Relaxed);
+        let lens = self.mem.word(self.r.off + at + 8)?.load(Relaxed);
+        let (klen, vlen) = (lens & 0xffff_ffff, lens >> 32);
+        if at + ENTRY_HEADER + klen + vlen > top {
+            return Err(corrupt("an entry beyond the arena's top"));
+        }
+        Ok(Some(Entry {
+            at,
+            hash,
+            klen,
+            vlen,
+        }))
+    }
+
+    /// The bucket for `key`: where it is linked, or where it would go (the first tombstone
+    /// or empty bucket on its probe path).
+    fn find(&self, h: u64, key: &[u8]) -> Result<(u64, Option<Entry>), DictError> {
+        let mask = self.r.nb - 1;
+        let mut i = h & mask;
+        let mut free = None;
+        for _ in 0..self.r.nb {
+            match self.bucket(i)?.load(Acquire) {
+                EMPTY => return Ok((free.unwrap_or(i), None)),
+                TOMB => {
+                    free.get_or_insert(i);
+                }
+                _ => {
+                    let e = self.entry_at(i)?.ok_or(corrupt("a bucket changed"))?;
+                    if e.hash == h
+                        && e.klen == key.len() as u64
+                        && self.mem.equals(self.r.off + e.at + ENTRY_HEADER, key)?
+                    {
+                        return Ok((i, Some(e)));
+                    }
+                }
+            }
+            i = (i + 1) & mask;
+        }
+        free.map(|i| (i, None))
+            .ok_or(corrupt("a table with no free bucket"))
+    }
+
+    fn key(&self, e: Entry) -> Result<Vec<u8>, DictError> {
+        self.mem.read(self.r.off + e.at + ENTRY_HEADER, e.klen)
+    }
+
+    fn value(&self, e: Entry) -> Result<Vec<u8>, DictError> {
+        self.mem
+            .read(self.r.off + e.at + ENTRY_HEADER + e.klen, e.vlen)
+    }
+
+    /// Writes an entry at `at` (free arena space, checked by the caller to hold it).
+    fn write_entry(&self, at: u64, h: u64, key: &[u8], value: &[u8]) -> Result<(), DictError> {
+        let base = self.r.off + at;
+        self.mem.word(base)?.store(h, Relaxed);
+        let lens = key.len() as u64 | (value.len() as u64) << 32;
+        self.mem.word(base + 8)?.store(lens, Relaxed);
+        self.mem.write(base + ENTRY_HEADER, key)?;
+        self.mem
+            .write(base + ENTRY_HEADER + key.len() as u64, value)
+    }
+
+    /// Builds a new region holding the live entries of `from` (none: an empty map) with room
+    /// for `extra_bytes` more in `extra_count` entries, switches to it with one store, and
+    /// frees the old one. Caller holds the lock.
+    fn rebuild(
+        &self,
+        s: &Shared,
+        from: Option<&Table<'a>>,
+        extra_bytes: u64,
+        extra_count: u64,
+        hook: Hook<'_>,
+    ) -> Result<Table<'a>, DictError> {
+        let mut live = Vec::new();
+        let mut live_bytes = 0u64;
+        if let Some(from) = from {
+            for i in 0..from.r.nb {
+                if let Some(e) = from.entry_at(i)? {
+                    live_bytes += (ENTRY_HEADER + e.klen + e.vlen).next_multiple_of(8);
+                    live.push(e);
+                }
+            }
+        }
+        let count = live.len() as u64 + extra_count;
+        let nb = (count * 2).next_power_of_two().max(MIN_BUCKETS);
+        let body = live_bytes
+            .checked_add(extra_bytes)
+            .and_then(|b| b.checked_mul(2))
+            .and_then(|b| b.checked_add(REGION_HEADER + 8 * nb))
+            .ok_or(DictError::TooLarge)?;
+        let size = body.next_power_of_two().max(1 << MIN_LOG);
+        if size > 1 << MAX_LOG {
+            return Err(DictError::TooLarge);
+        }
+        // Beside the current region: at the start if it fits before it, else right after it
+        // (regions are at most a quarter of the reserve, so this always fits).
+        let cur = self.r;
+        let off = if size <= cur.off {
+            0
+        } else {
+            cur.off + cur.size
+        };
+        if off + size > RESERVE {
+            return Err(DictError::TooLarge);
+        }
+        let new = Table::init(self.mem, Region { off, size, nb })?;
+        let mut top = new.r.arena();
+        for e in &live {
+            let from = from.ok_or(corrupt("unreachable"))?;
+            let len = (ENTRY_HEADER + e.klen + e.vlen).next_multiple_of(8);
+            let bytes = self
+                .mem
+                .read(from.r.off + e.at, len.min(from.top()? - e.at))?;
+            self.mem.write(new.r.off + top, &bytes)?;
+            let mask = nb - 1;
+            let mut i = e.hash & mask;
+            while new.bucket(i)?.load(Relaxed) != EMPTY {
+                i = (i + 1) & mask;
+            }
+            new.bucket(i)?.store(top, Relaxed);
+            top += len;
+        }
+        new.field(R_TOP)?.store(top, Relaxed);
+        new.field(R_LEN)?.store(live.len() as u64, Relaxed);
+        new.field(R_USED)?.store(live.len() as u64, Relaxed);
+        if let Some(hook) = hook {
+            hook(Stall::BeforeSwitch);
+        }
+        // The switch: one store (Release: the region is whole before anyone can see it).
+        s.control().region.store(new.r.word(), Release);
+        mp_sys::shm::punch_hole(s.data.fd(), cur.off, cur.size);
+        Ok(new)
+    }
+}
+
+impl<K, V> Serialize for SharedDict<K, V> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (&self.shared.lock, &self.shared.data).serialize(s)
+    }
+}
+
+impl<'de, K, V> Deserialize<'de> for SharedDict<K, V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (lock, data) = <(Tagged, Tagged)>::deserialize(d)?;
+        let lock = MutexBlock::attach(
+            lock.fd(Kind::Mutex).map_err(custom_error)?,
+            std::mem::size_of::<Control>(),
+        )
+        .map_err(custom_error)?;
+        let data_fd = data.fd(Kind::Dict).map_err(custom_error)?;
+        let data = Block::attach(Kind::Dict, data_fd, RESERVE as usize).map_err(custom_error)?;
+        let shared = Shared { lock, data };
+        if shared.control().magic.load(Acquire) != MAGIC {
+            return Err(custom_error(
+                "the shared block received is not a SharedDict",
+            ));
+        }
+        Ok(SharedDict {
+            shared: Arc::new(shared),
+            _t: PhantomData,
+        })
+    }
+}
