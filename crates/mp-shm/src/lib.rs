@@ -95,6 +95,7 @@ pub use error::{
 pub use mp_spawn::{Process, get_context};
 pub use shareable_list::{Item, ShareableList};
 pub use shared_dict::SharedDict;
+#[cfg(feature = "unstable-test-hooks")]
 #[doc(hidden)]
 pub use shared_dict::Stall;
 pub use shared_memory::{MAX_NAME_LEN, SharedMemory, ShmOptions};

@@ -50,6 +50,7 @@ struct Control {
 }
 
 /// Where a test holds an insertion still (feature `unstable-test-hooks`).
+#[cfg_attr(not(feature = "unstable-test-hooks"), allow(unreachable_pub))]
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Stall {
