@@ -19,9 +19,13 @@
 //! - [`ipc`]: Pipe/Connection, Queue, JoinableQueue, SimpleQueue, wait, Listener/client.
 //! - [`shm`]: Value, Array, SharedMemory, ShareableList, and robust process-shared locks.
 //! - [`pool`]: Pool, AsyncResult, lazy imap, and a joblib-style Parallel.
+//! - [`managers`]: Manager, and proxies to the dicts, lists, values, namespaces and user types
+//!   its server holds.
 
 #[doc(inline)]
 pub use mp_ipc as ipc;
+#[doc(inline)]
+pub use mp_managers as managers;
 #[doc(inline)]
 pub use mp_pool as pool;
 #[doc(inline)]
@@ -49,6 +53,8 @@ pub use mp_shm::{
 pub use mp_shm::{DictError, SharedDict};
 
 pub use mp_pool::{AsyncResult, IMap, Parallel, Pool, PoolBuilder, PoolError};
+
+pub use mp_managers::{Manager, ManagerError};
 
 /// The `bytemuck` crate, for `#[derive(Pod, Zeroable)]` with `#[bytemuck(crate =
 /// "mp::bytemuck")]` and no dependency of your own (see [`shm::bytemuck`]).

@@ -14,7 +14,14 @@ use std::process::{Command, ExitCode};
 use crate::root;
 
 /// The crates users may depend on alone, lowest first.
-const CRATES: [&str; 5] = ["mp-sys", "mp-spawn", "mp-shm", "mp-ipc", "mp-pool"];
+const CRATES: [&str; 6] = [
+    "mp-sys",
+    "mp-spawn",
+    "mp-shm",
+    "mp-ipc",
+    "mp-pool",
+    "mp-managers",
+];
 
 pub(crate) fn alone() -> ExitCode {
     let root = root();
