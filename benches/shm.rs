@@ -319,12 +319,52 @@ fn shared_dict(c: &mut Criterion) {
     group.finish();
 }
 
+// --- Manager dict get + set of one key --------------------------------------------------------
+
+/// One op on a managed dict: a get of the key and a set of it (two calls to the server).
+fn manager_get_set(d: &mp::managers::Dict<String, u64>) {
+    let k = "k".to_owned();
+    let v = d.get(&k).expect("get").unwrap_or(0);
+    d.insert(k, v + 1).expect("insert");
+}
+
+fn manager_dict_child(control: Queue<u64>, done: Queue<u64>, d: mp::managers::Dict<String, u64>) {
+    rounds(&control, &done, |n| {
+        for _ in 0..n {
+            manager_get_set(&d);
+        }
+    });
+}
+
+fn manager_dict(c: &mut Criterion) {
+    let mut group = c.benchmark_group("manager_dict");
+    tune(&mut group, 10, 3);
+    let manager = mp::Manager::new().expect("manager");
+    let d = manager.dict::<String, u64>().expect("dict");
+    let (control, done) = (Queue::new().expect("queue"), Queue::new().expect("queue"));
+    let child = start(ctx().process(
+        manager_dict_child,
+        (control.clone(), done.clone(), d.clone()),
+    ));
+    group.bench_function("get_set_child", |b| {
+        b.iter_custom(|iters| {
+            let t = Instant::now();
+            control.put(iters).expect("put");
+            done.get().expect("get");
+            t.elapsed()
+        })
+    });
+    finish(vec![child], &[control]);
+    group.finish();
+}
+
 criterion_group!(
     benches,
     lock_uncontended,
     value_lock,
     shm_create,
     shm_fill,
-    shared_dict
+    shared_dict,
+    manager_dict
 );
 criterion_main!(benches);

@@ -361,6 +361,13 @@ fn definitions(cpus: usize) -> Vec<Def> {
             limit: (Crit("shared_dict", "get_set_this_process", PerSec(1.0)), "SharedDict, the same in one process"),
         },
         Def {
+            key: "manager_dict_ops_per_s", label: "Manager dict get + set of one key, from a child process", unit: "ops/s", better: Higher,
+            mp: Crit("manager_dict", "get_set_child", PerSec(1.0)),
+            python: (Py("shm.py", "manager_dict_ops_per_s"), "Manager().dict()"),
+            peer: (Missing("no Rust peer has a manager (a server process holding objects for proxies)"), ""),
+            limit: (Crit("ipc_rtt", "socketpair", PerSec(0.5)), "two socketpair round trips"),
+        },
+        Def {
             key: "lock_uncontended_ns", label: "Lock acquire + release, uncontended", unit: "ns", better: Lower,
             mp: Crit("lock_uncontended", "acquire_release", Ns),
             python: (Py("shm.py", "lock_uncontended_ns"), "Lock"),

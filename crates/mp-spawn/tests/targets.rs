@@ -75,7 +75,6 @@ fn read_marked(m: Marked) -> (u32, u32) {
     (m.sent, m.local)
 }
 
-
 /// Every start method hands the arguments over serialised, fork included (issue #16: a
 /// manager proxy takes a reference for the child when it is serialised): a field that does not
 /// travel arrives as its default under fork too.
