@@ -13,8 +13,9 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
-use mp_ipc::{Address, Connection};
+use mp_ipc::{Address, Connection, Queue};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -38,12 +39,23 @@ impl fmt::Debug for Server {
     }
 }
 
-/// This process's connection to one server.
+/// This process's connection to one server: requests and replies go through two
+/// shared-memory rings (mp-ipc queues, a round trip of a few microseconds when both sides are
+/// awake); the socket stays open so that each side sees the other go (end-of-file).
 struct Link {
     pid: u32,
     server: Server,
-    conn: Mutex<Connection>,
+    channel: Mutex<Channel>,
 }
+
+struct Channel {
+    conn: Connection,
+    requests: Queue<Request>,
+    replies: Queue<Reply>,
+}
+
+/// How often a caller waiting for a reply checks that the server is still there.
+const GONE_CHECK: Duration = Duration::from_millis(200);
 
 static LINKS: Mutex<Vec<Arc<Link>>> = Mutex::new(Vec::new());
 
@@ -77,10 +89,20 @@ fn link(server: &Server) -> Result<Arc<Link>, ManagerError> {
     }
     let conn =
         mp_ipc::client(&server.address, Some(&server.authkey)).map_err(ManagerError::Connect)?;
+    let gone = |_| ManagerError::ServerGone;
+    let (requests, replies) = (Queue::new().map_err(gone)?, Queue::new().map_err(gone)?);
+    conn.send(&Request::Upgrade {
+        requests: requests.clone(),
+        replies: replies.clone(),
+    })?;
     let link = Arc::new(Link {
         pid,
         server: server.clone(),
-        conn: Mutex::new(conn),
+        channel: Mutex::new(Channel {
+            conn,
+            requests,
+            replies,
+        }),
     });
     links.push(Arc::clone(&link));
     Ok(link)
@@ -89,9 +111,22 @@ fn link(server: &Server) -> Result<Arc<Link>, ManagerError> {
 /// Sends one request to `server` and waits for the answer.
 pub(crate) fn request(server: &Server, request: &Request) -> Result<Reply, ManagerError> {
     let link = link(server)?;
-    let conn = link.conn.lock().unwrap_or_else(|e| e.into_inner());
-    conn.send(request)?;
-    match conn.recv::<Reply>()? {
+    let channel = link.channel.lock().unwrap_or_else(|e| e.into_inner());
+    channel.requests.put(request).map_err(|e| match e {
+        mp_ipc::PutError::Encode(e) => ManagerError::Encode(e.to_string()),
+        _ => ManagerError::ServerGone,
+    })?;
+    let reply = loop {
+        match channel.replies.get_timeout(GONE_CHECK) {
+            Ok(reply) => break reply,
+            // The server never writes on the socket: readable means it is gone.
+            Err(mp_ipc::GetError::Empty)
+                if !channel.conn.poll(Some(Duration::ZERO)).unwrap_or(true) => {}
+            Err(mp_ipc::GetError::Decode(e)) => return Err(ManagerError::Decode(e.to_string())),
+            Err(_) => return Err(ManagerError::ServerGone),
+        }
+    };
+    match reply {
         Reply::Error(e) => Err(ManagerError::Remote(e)),
         reply => Ok(reply),
     }

@@ -10,8 +10,9 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
-use mp_ipc::{Address, Connection, Listener};
+use mp_ipc::{Address, Connection, GetError, Listener, Queue};
 use serde::{Deserialize, Serialize};
 
 use crate::error::RemoteError;
@@ -35,6 +36,13 @@ pub(crate) enum Request {
     Adopt { id: u64 },
     /// How many objects the server holds (for tests and `Manager::object_count`).
     Count,
+    /// From now on, requests come on `requests` and replies go on `replies` (shared-memory
+    /// rings: a round trip without a socket wake-up); the socket only tells that the client
+    /// is gone (end-of-file).
+    Upgrade {
+        requests: Queue<Request>,
+        replies: Queue<Reply>,
+    },
     /// Ends the server.
     Shutdown,
 }
@@ -144,10 +152,17 @@ pub(crate) fn run(listener: &Arc<Listener>) {
     }
 }
 
+/// How often a client served through rings is checked for being gone while it is silent.
+const GONE_CHECK: Duration = Duration::from_millis(200);
+
 /// Serves one connection until it ends, then drops the references it held.
 fn serve_client(conn: &Connection, objects: &Objects, listener: &Listener) {
     let mut held: HashMap<u64, u64> = HashMap::new();
     while let Ok(request) = conn.recv::<Request>() {
+        if let Request::Upgrade { requests, replies } = request {
+            serve_rings(conn, &requests, &replies, objects, listener, &mut held);
+            break;
+        }
         let shutdown = matches!(request, Request::Shutdown);
         let reply = answer(request, objects, &mut held);
         if conn.send(&reply).is_err() {
@@ -160,6 +175,34 @@ fn serve_client(conn: &Connection, objects: &Objects, listener: &Listener) {
     }
     for (id, n) in held {
         objects.release(id, n);
+    }
+}
+
+/// Serves a client through its rings until its socket ends (it closed it, or died).
+fn serve_rings(
+    conn: &Connection,
+    requests: &Queue<Request>,
+    replies: &Queue<Reply>,
+    objects: &Objects,
+    listener: &Listener,
+    held: &mut HashMap<u64, u64>,
+) {
+    loop {
+        let request = match requests.get_timeout(GONE_CHECK) {
+            Ok(request) => request,
+            // Silent: is it still there? (The client never writes on the socket now.)
+            Err(GetError::Empty) if !conn.poll(Some(Duration::ZERO)).unwrap_or(true) => continue,
+            Err(_) => return,
+        };
+        let shutdown = matches!(request, Request::Shutdown);
+        let reply = answer(request, objects, held);
+        if replies.put(&reply).is_err() {
+            return;
+        }
+        if shutdown {
+            listener.close();
+            return;
+        }
     }
 }
 
@@ -234,6 +277,7 @@ fn answer(request: Request, objects: &Objects, held: &mut HashMap<u64, u64>) -> 
             Reply::Done
         }
         Request::Count => Reply::Count(objects.lock().len() as u64),
+        Request::Upgrade { .. } => Reply::Error(RemoteError::BadCall("upgraded twice".to_owned())),
         Request::Shutdown => Reply::Done,
     }
 }
