@@ -365,7 +365,7 @@ fn definitions(cpus: usize) -> Vec<Def> {
             mp: Crit("manager_dict", "get_set_child", PerSec(1.0)),
             python: (Py("shm.py", "manager_dict_ops_per_s"), "Manager().dict()"),
             peer: (Missing("no Rust peer has a manager (a server process holding objects for proxies)"), ""),
-            limit: (Crit("ipc_rtt", "socketpair", PerSec(0.5)), "two socketpair round trips"),
+            limit: (Crit("os_limit", "spin_rtt", PerSec(0.5)), "two shared-memory ping-pongs, both spinning"),
         },
         Def {
             key: "lock_uncontended_ns", label: "Lock acquire + release, uncontended", unit: "ns", better: Lower,
