@@ -48,6 +48,7 @@ pub(crate) fn fork_child(spec: &ChildSpec<'_>) -> Result<Forked, ProcessError> {
     // fork: the executable's identity, and the shared descriptors (the resource tracker, say),
     // which a forked child inherits as they are.
     bootstrap::exe_identity()?;
+    let _ = crate::popen_spawn::refuse_foreign_exe(StartMethod::Spawn);
     drop(resources::collect());
     let mut held = atfork::Held::take();
     let server = forkserver::lock_for_fork();

@@ -61,16 +61,8 @@ pub fn exit_now(code: i32) -> ! {
 /// ```
 #[inline]
 pub fn getpid() -> u32 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static PID: AtomicU32 = AtomicU32::new(0);
-    static REGISTER: std::sync::Once = std::sync::Once::new();
-    extern "C" fn forget_pid() {
-        PID.store(0, Ordering::Relaxed);
-    }
-    REGISTER.call_once(|| {
-        // SAFETY: registers a plain extern "C" fn that only stores to an atomic.
-        unsafe { libc::pthread_atfork(None, None, Some(forget_pid)) };
-    });
+    use std::sync::atomic::Ordering;
+    forget_pid_after_fork();
     match PID.load(Ordering::Relaxed) {
         0 => {
             let pid = getpid_now();
@@ -79,6 +71,22 @@ pub fn getpid() -> u32 {
         }
         pid => pid,
     }
+}
+
+static PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+extern "C" fn forget_pid() {
+    PID.store(0, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Registers the fork handler that makes a child forget the cached pid (see
+/// `thread::forget_ids_after_fork`, which calls it before `main`).
+pub(crate) fn forget_pid_after_fork() {
+    static REGISTER: std::sync::Once = std::sync::Once::new();
+    REGISTER.call_once(|| {
+        // SAFETY: registers a plain extern "C" fn that only stores to an atomic.
+        unsafe { libc::pthread_atfork(None, None, Some(forget_pid)) };
+    });
 }
 
 /// This process's id, uncached: async-signal-safe (no `Once`), and right after any fork.

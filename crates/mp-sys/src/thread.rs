@@ -24,7 +24,7 @@ extern "C" fn forget_thread_id() {
     PROCESS_NONCE.store(0, Ordering::Relaxed);
 }
 
-/// Registers the fork handler that makes a forked child forget the cached thread id and
+/// Registers the fork handlers that make a forked child forget the cached pid, thread id and
 /// token. Idempotent. mp-spawn calls it before `main`, while the program has one thread: a
 /// `Once` still running in another thread at a fork would leave the child's copy running for
 /// ever, and the child's first [`id`] would hang.
@@ -33,6 +33,7 @@ extern "C" fn forget_thread_id() {
 /// mp_sys::thread::forget_ids_after_fork();
 /// ```
 pub fn forget_ids_after_fork() {
+    crate::process::forget_pid_after_fork();
     FORGET_AFTER_FORK.call_once(|| {
         // SAFETY: registering a plain extern "C" function with no state; it only touches
         // this thread's thread-locals and an atomic.
