@@ -134,13 +134,11 @@ pub(crate) fn run(listener: &Arc<Listener>) {
     loop {
         let conn = match listener.accept() {
             Ok(conn) => conn,
-            // A client that failed the handshake: the next one is served.
-            Err(
-                mp_ipc::ListenerError::Authentication(_) | mp_ipc::ListenerError::HandshakeTimeout,
-            ) => {
-                continue;
-            }
-            Err(_) => return,
+            // Closed by a `Shutdown`: the server's life is over.
+            Err(mp_ipc::ListenerError::Closed) => return,
+            // Anything else concerns one client (a wrong authkey, garbage instead of the
+            // handshake, a peer that hung up or stayed silent): the next one is served.
+            Err(_) => continue,
         };
         let (objects, listener) = (Arc::clone(&objects), Arc::clone(listener));
         let spawned = std::thread::Builder::new()

@@ -20,6 +20,7 @@ mp_spawn::test_matrix!(
     a_dead_server_is_an_error_not_a_hang,
     the_server_dies_with_its_owner,
     the_server_ignores_sigint,
+    a_wrong_authkey_or_garbage_leaves_the_server_serving,
 );
 
 fn signal(pid: u32, signal: i32) {
@@ -241,4 +242,26 @@ fn the_server_ignores_sigint(m: StartMethod) {
     signal(manager.pid().unwrap(), libc::SIGINT);
     assert_eq!(v.get().unwrap(), 5);
     assert_eq!(v.set(6).unwrap(), 5);
+}
+
+/// A client with a wrong authkey is refused with a typed error, a peer that sends garbage
+/// instead of the handshake is dropped, and the server goes on serving the others.
+fn a_wrong_authkey_or_garbage_leaves_the_server_serving(m: StartMethod) {
+    use std::io::Write;
+    use std::os::linux::net::SocketAddrExt;
+    let manager = manager(m);
+    let d = manager.dict::<u8, u8>().unwrap();
+    assert!(matches!(
+        mp_ipc::client(manager.address(), Some(b"not the key")),
+        Err(mp_ipc::ListenerError::Authentication(_))
+    ));
+    let mp_ipc::Address::Abstract(name) = manager.address() else {
+        panic!("a local manager listens on an abstract address")
+    };
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name).unwrap();
+    let mut raw = std::os::unix::net::UnixStream::connect_addr(&addr).unwrap();
+    let _ = raw.write_all(&[0xff; 4096]);
+    drop(raw);
+    d.insert(1, 2).unwrap();
+    assert_eq!(d.get(&1).unwrap(), Some(2));
 }
