@@ -17,8 +17,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::PoolError;
-use crate::pool::{Pool, Submit};
+use crate::pool::Pool;
 use crate::result::{Job, Part};
+use crate::submit::Submit;
 use crate::task;
 use crate::task::TaskFn;
 use crate::wire::Prepared;

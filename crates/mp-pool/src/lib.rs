@@ -50,6 +50,7 @@ mod plain;
 mod pool;
 mod result;
 mod scheduler;
+mod submit;
 mod task;
 mod wire;
 mod worker;
@@ -58,8 +59,9 @@ pub use builder::PoolBuilder;
 pub use error::PoolError;
 pub use imap::IMap;
 pub use parallel::Parallel;
-pub use pool::{Pool, Submit};
+pub use pool::Pool;
 pub use result::AsyncResult;
+pub use submit::Submit;
 
 // Which public types may cross threads (as tokio's `_assert_kinds`), checked at compile time.
 // - `Pool`, `PoolBuilder`, `Submit`, `Parallel`, `PoolError`: `Send + Sync`: a pool can be

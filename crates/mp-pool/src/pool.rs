@@ -26,15 +26,14 @@ use std::thread::JoinHandle;
 
 use mp_ipc::Queue;
 use mp_spawn::{Portable, Process, StartMethod, Target};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use crate::builder::{Config, PoolBuilder};
 use crate::error::PoolError;
 use crate::interrupt;
 use crate::monitor::{self, Monitor};
-use crate::result::{AsyncResult, Deferred, Job, decode_all, decode_one};
+use crate::result::{AsyncResult, Deferred, Job, decode_one};
 use crate::scheduler::{self, Scheduler, Status, Worker};
+use crate::submit::Submit;
 use crate::task;
 use crate::wire::{self, Msg, Prepared};
 use crate::worker::{self, WorkerArgs};
@@ -457,124 +456,6 @@ impl Drop for Pool {
             self.terminate();
             let _ = self.join();
         }
-    }
-}
-
-/// The options of one call: `pool.chunksize(n)` or `pool.buffersize(n)`, then the call.
-#[derive(Debug, Clone, Copy)]
-pub struct Submit<'p> {
-    pub(crate) pool: &'p Pool,
-    pub(crate) chunksize: Option<usize>,
-    pub(crate) buffersize: Option<usize>,
-}
-
-impl<'p> Submit<'p> {
-    pub(crate) fn new(pool: &'p Pool) -> Self {
-        Submit {
-            pool,
-            chunksize: None,
-            buffersize: None,
-        }
-    }
-
-    /// How many items travel per task (at least 1; 0 is taken as 1).
-    pub fn chunksize(mut self, chunksize: usize) -> Self {
-        self.chunksize = Some(chunksize.max(1));
-        self
-    }
-
-    /// How many chunks an `imap` keeps in flight (at least 1).
-    pub fn buffersize(mut self, chunks: usize) -> Self {
-        self.buffersize = Some(chunks.max(1));
-        self
-    }
-
-    /// Python's default for `map`: `ceil(n / (4 × workers))`.
-    fn map_chunksize(&self, n: usize) -> usize {
-        self.chunksize
-            .unwrap_or_else(|| n.div_ceil(4 * self.pool.processes()))
-            .max(1)
-    }
-
-    /// See [`Pool::map`].
-    pub fn map<F, T, R>(self, f: F, items: impl IntoIterator<Item = T>) -> Result<Vec<R>, PoolError>
-    where
-        F: Fn(T) -> R + Copy + Send + 'static,
-        T: Portable,
-        R: Portable,
-    {
-        self.map_async(f, items)?.get()
-    }
-
-    /// See [`Pool::map_async`].
-    pub fn map_async<F, T, R>(
-        self,
-        f: F,
-        items: impl IntoIterator<Item = T>,
-    ) -> Result<AsyncResult<Vec<R>>, PoolError>
-    where
-        F: Fn(T) -> R + Copy + Send + 'static,
-        T: Portable,
-        R: Portable,
-    {
-        // `T` and `(T,)` have the same encoding, so a slice of items is a slice of 1-tuples.
-        let task = task::task_fn::<F, (T,)>(&f).map_err(PoolError::InvalidArgument)?;
-        self.submit_all(task, items.into_iter().collect())
-    }
-
-    /// See [`Pool::starmap`].
-    pub fn starmap<F, A>(
-        self,
-        f: F,
-        items: impl IntoIterator<Item = A>,
-    ) -> Result<Vec<F::Output>, PoolError>
-    where
-        F: Target<A> + Copy,
-        A: Portable,
-        F::Output: Portable,
-    {
-        self.starmap_async(f, items)?.get()
-    }
-
-    /// See [`Pool::starmap_async`].
-    pub fn starmap_async<F, A>(
-        self,
-        f: F,
-        items: impl IntoIterator<Item = A>,
-    ) -> Result<AsyncResult<Vec<F::Output>>, PoolError>
-    where
-        F: Target<A> + Copy,
-        A: Portable,
-        F::Output: Portable,
-    {
-        let task = task::task_fn::<F, A>(&f).map_err(PoolError::InvalidArgument)?;
-        self.submit_all(task, items.into_iter().collect())
-    }
-
-    fn submit_all<T: Serialize + 'static, R: DeserializeOwned + 'static>(
-        self,
-        task: task::TaskFn,
-        items: Vec<T>,
-    ) -> Result<AsyncResult<Vec<R>>, PoolError> {
-        let chunksize = self.map_chunksize(items.len());
-        let job = Job::new(Some(items.len().div_ceil(chunksize)));
-        // Chunks go out in small groups as they are encoded, so that workers start on the
-        // first ones while the rest are encoded.
-        let mut group = Vec::new();
-        let mut group_bytes = 0;
-        for (chunk, slice) in items.chunks(chunksize).enumerate() {
-            let prepared = Prepared::encode(task, chunk, chunk * chunksize, slice)?;
-            group_bytes += prepared.frame.len();
-            group.push(prepared);
-            if group.len() >= 64 || group_bytes >= 1 << 16 {
-                self.pool.inner.submit(&job, std::mem::take(&mut group))?;
-                group_bytes = 0;
-            }
-        }
-        if !group.is_empty() {
-            self.pool.inner.submit(&job, group)?;
-        }
-        Ok(AsyncResult::new(job, decode_all::<R>))
     }
 }
 
