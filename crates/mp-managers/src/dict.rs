@@ -1,13 +1,12 @@
 //! `Manager::dict`: a dict held by the server, in insertion order as Python's.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::hash::Hash;
 
 use mp_spawn::Portable;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
-use crate::error::{ManagerError, RemoteError};
+use crate::error::{ManagerError, RemoteError, unexpected};
 use crate::manager::Manager;
 use crate::proxy::Proxy;
 use crate::servant::Servant;
@@ -184,10 +183,6 @@ pub struct Dict<K, V> {
     proxy: Proxy<DictServant<K, V>>,
 }
 
-fn unexpected<T>() -> Result<T, ManagerError> {
-    Err(ManagerError::Decode("unexpected reply".to_owned()))
-}
-
 impl<K: Key, V: Item> Dict<K, V> {
     fn value(&self, call: DictCall<K, V>) -> Result<Option<V>, ManagerError> {
         match self.proxy.call(call)? {
@@ -313,33 +308,7 @@ impl<K: Key, V: Item> Dict<K, V> {
     }
 }
 
-impl<K: Key, V: Item> Clone for Dict<K, V> {
-    fn clone(&self) -> Self {
-        Dict {
-            proxy: self.proxy.clone(),
-        }
-    }
-}
-
-impl<K, V> fmt::Debug for Dict<K, V> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Dict").field(&self.proxy).finish()
-    }
-}
-
-impl<K, V> Serialize for Dict<K, V> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.proxy.serialize(s)
-    }
-}
-
-impl<'de, K, V> Deserialize<'de> for Dict<K, V> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(Dict {
-            proxy: Proxy::deserialize(d)?,
-        })
-    }
-}
+proxy_wrapper!(Dict<K, V> where K: Key, V: Item);
 
 impl Manager {
     /// A new, empty managed dict (Python's `manager.dict()`).

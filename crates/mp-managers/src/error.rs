@@ -105,3 +105,8 @@ impl From<RecvError> for ManagerError {
         }
     }
 }
+
+/// A reply of another kind than the call expects (a different build of the program?).
+pub(crate) fn unexpected<T>() -> Result<T, ManagerError> {
+    Err(ManagerError::Decode("unexpected reply".to_owned()))
+}

@@ -42,6 +42,35 @@
 //! Every call is a round trip to the server over a Unix socket, as in Python. For a map that
 //! lives in shared memory with no server at all, see `mp_shm::SharedDict`.
 
+/// Clone, Debug, Serialize and Deserialize of a typed proxy: all through its `proxy` field.
+macro_rules! proxy_wrapper {
+    ($name:ident < $($t:ident),* > where $($bound:tt)*) => {
+        impl<$($t),*> Clone for $name<$($t),*> where $($bound)* {
+            fn clone(&self) -> Self {
+                $name { proxy: self.proxy.clone() }
+            }
+        }
+
+        impl<$($t),*> std::fmt::Debug for $name<$($t),*> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_tuple(stringify!($name)).field(&self.proxy).finish()
+            }
+        }
+
+        impl<$($t),*> serde::Serialize for $name<$($t),*> {
+            fn serialize<Z: serde::Serializer>(&self, s: Z) -> Result<Z::Ok, Z::Error> {
+                serde::Serialize::serialize(&self.proxy, s)
+            }
+        }
+
+        impl<'de, $($t),*> serde::Deserialize<'de> for $name<$($t),*> {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                Ok($name { proxy: $crate::Proxy::deserialize(d)? })
+            }
+        }
+    };
+}
+
 mod dict;
 mod error;
 mod list;

@@ -1,11 +1,9 @@
 //! `Manager::list`: a list held by the server, with Python's indexing (negative from the end).
 
-use std::fmt;
-
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::dict::Item;
-use crate::error::{ManagerError, RemoteError};
+use crate::error::{ManagerError, RemoteError, unexpected};
 use crate::manager::Manager;
 use crate::proxy::Proxy;
 use crate::servant::Servant;
@@ -172,10 +170,6 @@ pub struct List<T> {
     proxy: Proxy<ListServant<T>>,
 }
 
-fn unexpected<T>() -> Result<T, ManagerError> {
-    Err(ManagerError::Decode("unexpected reply".to_owned()))
-}
-
 impl<T: ListItem> List<T> {
     fn done(&self, call: ListCall<T>) -> Result<(), ManagerError> {
         self.proxy.call(call).map(drop)
@@ -274,33 +268,7 @@ impl<T: ListItem> List<T> {
     }
 }
 
-impl<T: ListItem> Clone for List<T> {
-    fn clone(&self) -> Self {
-        List {
-            proxy: self.proxy.clone(),
-        }
-    }
-}
-
-impl<T> fmt::Debug for List<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("List").field(&self.proxy).finish()
-    }
-}
-
-impl<T> Serialize for List<T> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.proxy.serialize(s)
-    }
-}
-
-impl<'de, T> Deserialize<'de> for List<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(List {
-            proxy: Proxy::deserialize(d)?,
-        })
-    }
-}
+proxy_wrapper!(List<T> where T: ListItem);
 
 impl Manager {
     /// A new, empty managed list (Python's `manager.list()`).

@@ -2,13 +2,12 @@
 //! server.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use mp_spawn::Portable;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::dict::Item;
-use crate::error::{ManagerError, RemoteError};
+use crate::error::{ManagerError, RemoteError, unexpected};
 use crate::manager::Manager;
 use crate::proxy::Proxy;
 use crate::servant::Servant;
@@ -150,7 +149,7 @@ impl Namespace {
             NamespaceReply::Value(bytes) => {
                 postcard::from_bytes(&bytes).map_err(|e| ManagerError::Decode(e.to_string()))
             }
-            _ => Err(ManagerError::Decode("unexpected reply".to_owned())),
+            _ => unexpected(),
         }
     }
 
@@ -173,37 +172,9 @@ impl Namespace {
     pub fn names(&self) -> Result<Vec<String>, ManagerError> {
         match self.proxy.call(NamespaceCall::Names)? {
             NamespaceReply::Names(names) => Ok(names),
-            _ => Err(ManagerError::Decode("unexpected reply".to_owned())),
+            _ => unexpected(),
         }
     }
-}
-
-macro_rules! proxy_wrapper {
-    ($name:ident < $($t:ident),* > where $($bound:tt)*) => {
-        impl<$($t),*> Clone for $name<$($t),*> where $($bound)* {
-            fn clone(&self) -> Self {
-                $name { proxy: self.proxy.clone() }
-            }
-        }
-
-        impl<$($t),*> fmt::Debug for $name<$($t),*> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.debug_tuple(stringify!($name)).field(&self.proxy).finish()
-            }
-        }
-
-        impl<$($t),*> Serialize for $name<$($t),*> {
-            fn serialize<Z: Serializer>(&self, s: Z) -> Result<Z::Ok, Z::Error> {
-                self.proxy.serialize(s)
-            }
-        }
-
-        impl<'de, $($t),*> Deserialize<'de> for $name<$($t),*> {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                Ok($name { proxy: Proxy::deserialize(d)? })
-            }
-        }
-    };
 }
 
 proxy_wrapper!(ManagedValue<T> where T: Item);
