@@ -22,6 +22,17 @@ pub enum ManagerError {
     Encode(String),
     /// The server's answer could not be decoded (a different build of the program?).
     Decode(String),
+    /// The server could not listen at the address asked for (in use, not allowed, ...).
+    Listen(String),
+    /// A looked-up object is of another type than the proxy asked for.
+    WrongType {
+        /// The type asked for.
+        expected: String,
+        /// The object's type on the server.
+        found: String,
+    },
+    /// A proxy to another server's object was given to this manager (to publish it).
+    OtherServer,
 }
 
 /// An error raised by the server for one call, as Python re-raises the server's exception.
@@ -45,6 +56,18 @@ pub enum RemoteError {
     BadCall(String),
     /// Python's `AttributeError`: a namespace has no such name.
     Attribute(String),
+    /// Nothing is published under this name on the server.
+    NoSuchName(String),
+    /// Python's `RuntimeError` (and `ValueError` of a semaphore): releasing a lock not held,
+    /// waiting on a condition without its lock, a semaphore released too many times,
+    /// `task_done` called too many times.
+    Runtime(String),
+    /// Python's `queue.Full`: no room in the queue in time.
+    Full,
+    /// Python's `queue.Empty`: no item in the queue in time.
+    Empty,
+    /// Python's `BrokenBarrierError`.
+    BrokenBarrier,
 }
 
 impl fmt::Display for ManagerError {
@@ -56,6 +79,11 @@ impl fmt::Display for ManagerError {
             Self::Remote(e) => write!(f, "the manager's server refused the call: {e}"),
             Self::Encode(e) => write!(f, "cannot encode the call: {e}"),
             Self::Decode(e) => write!(f, "cannot decode the server's answer: {e}"),
+            Self::Listen(e) => write!(f, "the manager's server cannot listen: {e}"),
+            Self::WrongType { expected, found } => {
+                write!(f, "the object is a {found}, not a {expected}")
+            }
+            Self::OtherServer => f.write_str("the proxy belongs to another server"),
         }
     }
 }
@@ -71,6 +99,11 @@ impl fmt::Display for RemoteError {
             Self::NoSuchObject(id) => write!(f, "no object {id:#x} on the server"),
             Self::BadCall(e) => write!(f, "bad call: {e}"),
             Self::Attribute(name) => write!(f, "AttributeError: no attribute {name:?}"),
+            Self::NoSuchName(name) => write!(f, "nothing is published as {name:?}"),
+            Self::Runtime(e) => write!(f, "RuntimeError: {e}"),
+            Self::Full => f.write_str("queue.Full: no room in the queue"),
+            Self::Empty => f.write_str("queue.Empty: no item in the queue"),
+            Self::BrokenBarrier => f.write_str("BrokenBarrierError: the barrier is broken"),
         }
     }
 }

@@ -65,7 +65,20 @@ macro_rules! proxy_wrapper {
 
         impl<'de, $($t),*> serde::Deserialize<'de> for $name<$($t),*> {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                Ok($name { proxy: $crate::Proxy::deserialize(d)? })
+                Ok($name { proxy: serde::Deserialize::deserialize(d)? })
+            }
+        }
+
+        impl<$($t),*> $crate::Managed for $name<$($t),*> where $($bound)* {
+            fn base(&self) -> &$crate::BaseProxy {
+                $crate::Managed::base(&self.proxy)
+            }
+
+            fn from_base(
+                base: $crate::BaseProxy,
+                type_name: &str,
+            ) -> Result<Self, $crate::ManagerError> {
+                Ok($name { proxy: $crate::Managed::from_base(base, type_name)? })
             }
         }
     };
@@ -73,17 +86,21 @@ macro_rules! proxy_wrapper {
 
 mod dict;
 mod error;
+mod link;
 mod list;
 mod manager;
 mod namespace;
+mod protocol;
 mod proxy;
+mod queues;
 mod servant;
 mod server;
+mod synchronize;
 
 pub use dict::{Dict, DictCall, DictReply, DictServant, Item, Key};
 pub use error::{ManagerError, RemoteError};
 pub use list::{List, ListCall, ListItem, ListReply, ListServant};
-pub use manager::Manager;
+pub use manager::{Manager, serve_forever};
 /// Processes, re-exported from mp-spawn so that this crate's examples need no other name.
 #[doc(no_inline)]
 pub use mp_spawn::{Process, get_context};
@@ -91,5 +108,9 @@ pub use namespace::{
     ManagedValue, Namespace, NamespaceCall, NamespaceReply, NamespaceServant, ValueCall,
     ValueServant,
 };
-pub use proxy::Proxy;
+pub use proxy::{BaseProxy, Managed, Proxy};
+pub use queues::{JoinableQueue, ManagedQueue};
 pub use servant::Servant;
+pub use synchronize::{
+    Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, RLock, Semaphore,
+};

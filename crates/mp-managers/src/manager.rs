@@ -7,10 +7,14 @@ use std::time::Duration;
 use mp_ipc::Address;
 use mp_spawn::{Context, Process};
 
-use crate::error::ManagerError;
-use crate::proxy::{Proxy, Server, request};
-use crate::servant::{Servant, type_offset};
-use crate::server::{Reply, Request, serve};
+use serde::Serialize;
+
+use crate::error::{ManagerError, unexpected};
+use crate::link::{Endpoint, request};
+use crate::protocol::{Reply, Request};
+use crate::proxy::{BaseProxy, Managed, Proxy, type_name};
+use crate::servant::{Servant, SharedServant, shared_type_offset, type_offset};
+use crate::server::{bind, run, serve};
 
 /// How long `shutdown` waits for the server to exit before it kills it.
 const EXIT_WAIT: Duration = Duration::from_secs(5);
@@ -43,29 +47,88 @@ const EXIT_WAIT: Duration = Duration::from_secs(5);
 /// # Ok::<(), mp_managers::ManagerError>(())
 /// ```
 pub struct Manager {
-    server: Server,
+    endpoint: Endpoint,
+    /// The server process, if this manager started it (not one it connected to).
     process: Mutex<Option<Process<()>>>,
 }
 
 impl Manager {
     /// Starts a manager's server with the default start method.
     pub fn new() -> Result<Manager, ManagerError> {
-        Manager::start(None)
+        Manager::start(None, None, random_authkey()?)
     }
 
     /// Starts a manager's server with the start method of `context` (Python's
     /// `ctx.Manager()`).
     pub fn with_context(context: &Context) -> Result<Manager, ManagerError> {
-        Manager::start(Some(context))
+        Manager::start(Some(context), None, random_authkey()?)
     }
 
-    fn start(context: Option<&Context>) -> Result<Manager, ManagerError> {
-        let mut authkey = vec![0u8; 32];
-        mp_sys::random::fill(&mut authkey).map_err(|e| ManagerError::Encode(e.to_string()))?;
+    /// Starts a manager's server listening at `address` (a TCP address for other hosts; port 0
+    /// picks a free port, see [`address`](Manager::address)) for clients that know `authkey`
+    /// (Python's `BaseManager(address, authkey).start()`). Other processes reach it with
+    /// [`Manager::connect`] and find its objects by the names given with
+    /// [`publish`](Manager::publish).
+    ///
+    /// ```
+    /// use mp_ipc::Address;
+    /// use mp_managers::{ManagedQueue, Manager};
+    ///
+    /// let server = Manager::listen(&Address::Tcp("127.0.0.1:0".parse()?), b"secret")?;
+    /// let jobs = server.queue::<String>()?;
+    /// server.publish("jobs", &jobs)?;
+    ///
+    /// // Elsewhere (another process, another host):
+    /// let client = Manager::connect(server.address(), b"secret")?;
+    /// let jobs: ManagedQueue<String> = client.lookup("jobs")?;
+    /// jobs.put("hello".to_owned())?;
+    /// # assert_eq!(server.lookup::<ManagedQueue<String>>("jobs")?.get()?, "hello");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn listen(address: &Address, authkey: &[u8]) -> Result<Manager, ManagerError> {
+        Manager::start(None, Some(address.clone()), authkey.to_vec())
+    }
+
+    /// [`listen`](Manager::listen) with the start method of `context`.
+    pub fn listen_with_context(
+        context: &Context,
+        address: &Address,
+        authkey: &[u8],
+    ) -> Result<Manager, ManagerError> {
+        Manager::start(Some(context), Some(address.clone()), authkey.to_vec())
+    }
+
+    /// A manager for a server that is already running at `address` (Python's
+    /// `BaseManager(address, authkey).connect()`): one started by [`Manager::listen`] or
+    /// [`serve_forever`](crate::serve_forever), maybe on another host. Dropping it leaves the
+    /// server running.
+    ///
+    /// A client whose executable differs from the server's (another build, on another host)
+    /// may call and look up objects, but not create them: the server refuses with
+    /// [`RemoteError::BadCall`](crate::RemoteError::BadCall).
+    pub fn connect(address: &Address, authkey: &[u8]) -> Result<Manager, ManagerError> {
+        let manager = Manager {
+            endpoint: Endpoint {
+                address: address.clone(),
+                authkey: authkey.to_vec(),
+            },
+            process: Mutex::new(None),
+        };
+        // Connect now, so that a wrong address or authkey is this call's error.
+        manager.object_count()?;
+        Ok(manager)
+    }
+
+    fn start(
+        context: Option<&Context>,
+        address: Option<Address>,
+        authkey: Vec<u8>,
+    ) -> Result<Manager, ManagerError> {
         let (ours, theirs) = mp_ipc::pipe(true).map_err(|e| ManagerError::Start(e.into()))?;
+        let args = (theirs, address, authkey.clone());
         let mut process = match context {
-            Some(context) => context.process(serve, (theirs, authkey.clone())),
-            None => Process::new(serve, (theirs, authkey.clone())),
+            Some(context) => context.process(serve, args),
+            None => Process::new(serve, args),
         }
         .with_daemon(true);
         process.set_name("SyncManager-1");
@@ -74,9 +137,7 @@ impl Manager {
             Ok(Ok(address)) => address,
             Ok(Err(e)) => {
                 let _ = process.join();
-                return Err(ManagerError::Decode(format!(
-                    "the server cannot listen: {e}"
-                )));
+                return Err(ManagerError::Listen(e));
             }
             Err(_) => {
                 // The server died before it listened: its exit says why.
@@ -87,35 +148,95 @@ impl Manager {
             }
         };
         Ok(Manager {
-            server: Server { address, authkey },
+            endpoint: Endpoint { address, authkey },
             process: Mutex::new(Some(process)),
         })
     }
 
     /// The server's address (Python's `manager.address`).
     pub fn address(&self) -> &Address {
-        &self.server.address
+        &self.endpoint.address
     }
 
     /// Makes an object of a user type in the server and returns a proxy to it (Python's
     /// `BaseManager.register(typeid, callable)` then `manager.typeid(...)`); see [`Servant`].
     pub fn serve<S: Servant>(&self, args: S::Args) -> Result<Proxy<S>, ManagerError> {
-        let args = postcard::to_stdvec(&args).map_err(|e| ManagerError::Encode(e.to_string()))?;
+        Ok(Proxy::new(self.create(
+            type_offset::<S>(),
+            type_name::<S>(),
+            &args,
+        )?))
+    }
+
+    /// Makes an object of a type whose calls may block (see [`SharedServant`]).
+    pub(crate) fn serve_shared<S: SharedServant>(
+        &self,
+        args: S::Args,
+    ) -> Result<BaseProxy, ManagerError> {
+        self.create(shared_type_offset::<S>(), type_name::<S>(), &args)
+    }
+
+    fn create<A: Serialize>(
+        &self,
+        type_offset: i64,
+        type_name: &str,
+        args: &A,
+    ) -> Result<BaseProxy, ManagerError> {
+        let args = postcard::to_stdvec(args).map_err(|e| ManagerError::Encode(e.to_string()))?;
         let create = Request::Create {
-            type_offset: type_offset::<S>(),
+            type_offset,
+            type_name: type_name.to_owned(),
             args,
         };
-        match request(&self.server, &create)? {
-            Reply::Created(id) => Ok(Proxy::owned(self.server.clone(), id)),
-            other => Err(ManagerError::Decode(format!("unexpected reply {other:?}"))),
+        match request(&self.endpoint, &create)? {
+            Reply::Created(id) => Ok(BaseProxy::owned(self.endpoint.clone(), id)),
+            _ => unexpected(),
+        }
+    }
+
+    /// Gives the object of `proxy` the name `name` on the server, where other processes
+    /// [`lookup`](Manager::lookup) it (Python's `BaseManager.register(typeid, callable=...)`
+    /// on a remote manager's server). The name holds the object until the server ends or the
+    /// name is given to another object.
+    pub fn publish<P: Managed>(&self, name: &str, proxy: &P) -> Result<(), ManagerError> {
+        let base = proxy.base();
+        if base.endpoint() != &self.endpoint {
+            return Err(ManagerError::OtherServer);
+        }
+        match request(
+            &self.endpoint,
+            &Request::Publish {
+                name: name.to_owned(),
+                id: base.id(),
+            },
+        )? {
+            Reply::Done => Ok(()),
+            _ => unexpected(),
+        }
+    }
+
+    /// A proxy to the object published as `name` (Python's `manager.typeid()` on a
+    /// connected manager). No such name: [`RemoteError::NoSuchName`](crate::RemoteError);
+    /// an object of another type than `P`'s: [`ManagerError::WrongType`].
+    pub fn lookup<P: Managed>(&self, name: &str) -> Result<P, ManagerError> {
+        match request(
+            &self.endpoint,
+            &Request::Lookup {
+                name: name.to_owned(),
+            },
+        )? {
+            Reply::Found { id, type_name } => {
+                P::from_base(BaseProxy::owned(self.endpoint.clone(), id), &type_name)
+            }
+            _ => unexpected(),
         }
     }
 
     /// How many objects the server holds now (each freed when its last proxy is gone).
     pub fn object_count(&self) -> Result<u64, ManagerError> {
-        match request(&self.server, &Request::Count)? {
+        match request(&self.endpoint, &Request::Count)? {
             Reply::Count(n) => Ok(n),
-            other => Err(ManagerError::Decode(format!("unexpected reply {other:?}"))),
+            _ => unexpected(),
         }
     }
 
@@ -128,8 +249,10 @@ impl Manager {
             .and_then(Process::pid)
     }
 
-    /// Stops the server and waits for it (Python's `shutdown`). Proxies fail with
-    /// [`ManagerError::ServerGone`] afterwards. Calling it twice is fine.
+    /// Stops the server this manager started, and waits for it (Python's `shutdown`).
+    /// Proxies fail with [`ManagerError::ServerGone`] afterwards. Calling it twice is fine; on
+    /// a manager made by [`connect`](Manager::connect) it does nothing (see
+    /// [`shutdown_server`](Manager::shutdown_server)).
     pub fn shutdown(&self) -> Result<(), ManagerError> {
         let Some(mut process) = self
             .process
@@ -139,7 +262,7 @@ impl Manager {
         else {
             return Ok(());
         };
-        let _ = request(&self.server, &Request::Shutdown);
+        let _ = request(&self.endpoint, &Request::Shutdown);
         match process.join_timeout(EXIT_WAIT) {
             Ok(Some(())) => Ok(()),
             _ => {
@@ -151,6 +274,34 @@ impl Manager {
     }
 }
 
+impl Manager {
+    /// Asks the server to end, whoever started it (a connected client of a server started by
+    /// [`serve_forever`](crate::serve_forever), say).
+    pub fn shutdown_server(&self) -> Result<(), ManagerError> {
+        match request(&self.endpoint, &Request::Shutdown) {
+            Ok(_) | Err(ManagerError::ServerGone) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Serves managed objects at `address` for clients that know `authkey`, in this process,
+/// until a client asks the server to end (Python's `manager.get_server().serve_forever()`).
+/// Clients [`connect`](Manager::connect), make objects, and [`publish`](Manager::publish)
+/// them for one another.
+pub fn serve_forever(address: &Address, authkey: &[u8]) -> Result<(), ManagerError> {
+    let listener =
+        bind(Some(address.clone()), authkey).map_err(|e| ManagerError::Listen(e.to_string()))?;
+    run(listener);
+    Ok(())
+}
+
+fn random_authkey() -> Result<Vec<u8>, ManagerError> {
+    let mut authkey = vec![0u8; 32];
+    mp_sys::random::fill(&mut authkey).map_err(|e| ManagerError::Listen(e.to_string()))?;
+    Ok(authkey)
+}
+
 impl Drop for Manager {
     fn drop(&mut self) {
         let _ = self.shutdown();
@@ -160,7 +311,7 @@ impl Drop for Manager {
 impl fmt::Debug for Manager {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Manager")
-            .field("address", &self.server.address)
+            .field("address", &self.endpoint.address)
             .field("pid", &self.pid())
             .finish()
     }

@@ -1,181 +1,70 @@
 //! Proxies: handles to objects a server holds, usable from any process that receives them.
 //!
-//! A process talks to a server over one connection of its own, made on first use (a forked
-//! child never uses its parent's: the pid is checked). Each proxy is one reference held by its
-//! process's connection. A proxy that travels to another process (as a `Process` argument
-//! under spawn or forkserver, or through a queue or a pipe) adds a transit reference when it is
-//! serialised, which the receiver adopts when it is deserialised, so the object cannot be freed
-//! in between (cpython #119937). A proxy copied by `fork` takes its own reference on its first
-//! use in the child.
+//! Each proxy is one reference held by its process's session (see `protocol`). A proxy that
+//! travels to another process (as a `Process` argument under spawn or forkserver, or through a
+//! queue or a pipe) adds a transit reference when it is serialised, which the receiver adopts
+//! when it is deserialised, so the object cannot be freed in between (cpython #119937). A proxy
+//! copied by `fork` takes its own reference on its first use in the child.
 
-use std::any::Any;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
-use mp_ipc::{Address, Connection, Queue};
-use serde::de::Error as _;
+use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::error::ManagerError;
-use crate::servant::Servant;
-use crate::server::{Reply, Request};
+use crate::error::{ManagerError, unexpected};
+use crate::link::{Endpoint, request};
+use crate::protocol::{Reply, Request};
+use crate::servant::{Servant, SharedServant};
 
-/// Where a server is, and the key to it.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Server {
-    pub(crate) address: Address,
-    pub(crate) authkey: Vec<u8>,
-}
-
-impl fmt::Debug for Server {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Never the authkey.
-        f.debug_struct("Server")
-            .field("address", &self.address)
-            .finish_non_exhaustive()
-    }
-}
-
-/// This process's connection to one server: requests and replies go through two
-/// shared-memory rings (mp-ipc queues, a round trip of a few microseconds when both sides are
-/// awake); the socket stays open so that each side sees the other go (end-of-file).
-struct Link {
-    pid: u32,
-    server: Server,
-    channel: Mutex<Channel>,
-}
-
-struct Channel {
-    conn: Connection,
-    requests: Queue<Request>,
-    replies: Queue<Reply>,
-}
-
-/// How often a caller waiting for a reply checks that the server is still there.
-const GONE_CHECK: Duration = Duration::from_millis(200);
-
-static LINKS: Mutex<Vec<Arc<Link>>> = Mutex::new(Vec::new());
-
-fn links() -> MutexGuard<'static, Vec<Arc<Link>>> {
-    LINKS.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn hold_links() -> Box<dyn Any> {
-    Box::new(links())
-}
-
-/// This process's connection to `server`, made on first use.
-fn link(server: &Server) -> Result<Arc<Link>, ManagerError> {
-    // A fork must not copy the list while another thread changes it. Not a `Once`: one still
-    // running in another thread at a fork would hang the child's first call here.
-    static REGISTERED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if !REGISTERED.load(Ordering::Relaxed) {
-        // Registering twice registers once.
-        mp_spawn::hold_across_fork(hold_links);
-        REGISTERED.store(true, Ordering::Relaxed);
-    }
-    let pid = mp_sys::process::getpid();
-    let mut links = links();
-    if links.iter().any(|l| l.pid != pid) {
-        // Forked: the parent's connections are not ours to use. Their descriptors are closed
-        // in this process only (closing never shuts the parent's socket down).
-        links.retain(|l| l.pid == pid);
-    }
-    if let Some(link) = links.iter().find(|l| &l.server == server) {
-        return Ok(Arc::clone(link));
-    }
-    let conn =
-        mp_ipc::client(&server.address, Some(&server.authkey)).map_err(ManagerError::Connect)?;
-    let gone = |_| ManagerError::ServerGone;
-    let (requests, replies) = (Queue::new().map_err(gone)?, Queue::new().map_err(gone)?);
-    conn.send(&Request::Upgrade {
-        requests: requests.clone(),
-        replies: replies.clone(),
-    })?;
-    let link = Arc::new(Link {
-        pid,
-        server: server.clone(),
-        channel: Mutex::new(Channel {
-            conn,
-            requests,
-            replies,
-        }),
-    });
-    links.push(Arc::clone(&link));
-    Ok(link)
-}
-
-/// Sends one request to `server` and waits for the answer.
-pub(crate) fn request(server: &Server, request: &Request) -> Result<Reply, ManagerError> {
-    let link = link(server)?;
-    let channel = link.channel.lock().unwrap_or_else(|e| e.into_inner());
-    channel.requests.put(request).map_err(|e| match e {
-        mp_ipc::PutError::Encode(e) => ManagerError::Encode(e.to_string()),
-        _ => ManagerError::ServerGone,
-    })?;
-    let reply = loop {
-        match channel.replies.get_timeout(GONE_CHECK) {
-            Ok(reply) => break reply,
-            // The server never writes on the socket: readable means it is gone.
-            Err(mp_ipc::GetError::Empty)
-                if !channel.conn.poll(Some(Duration::ZERO)).unwrap_or(true) => {}
-            Err(mp_ipc::GetError::Decode(e)) => return Err(ManagerError::Decode(e.to_string())),
-            Err(_) => return Err(ManagerError::ServerGone),
-        }
-    };
-    match reply {
-        Reply::Error(e) => Err(ManagerError::Remote(e)),
-        reply => Ok(reply),
-    }
-}
-
-/// A handle to an object of type `S` on a manager's server (Python's `BaseProxy`): call it
-/// with [`call`](Proxy::call). Cloning adds a reference; the object is freed when the last
-/// proxy to it, in any process, is dropped (or its process ends).
-///
-/// The typed proxies ([`Dict`](crate::Dict), [`List`](crate::List), ...) wrap one.
-pub struct Proxy<S> {
-    server: Server,
+/// A proxy of no particular type (Python's `BaseProxy`): a reference to an object on a
+/// server, which every typed proxy wraps. Cloning adds a reference; the object is freed when
+/// the last proxy to it, in any process, is dropped (or its process ends).
+pub struct BaseProxy {
+    endpoint: Endpoint,
     id: u64,
-    /// The process whose connection holds this proxy's reference (0: none).
+    /// The process whose session holds this proxy's reference (0: none).
     owner: AtomicU32,
-    _servant: PhantomData<fn() -> S>,
 }
 
-impl<S: Servant> Proxy<S> {
-    /// A proxy for a reference this process's connection already holds.
-    pub(crate) fn owned(server: Server, id: u64) -> Proxy<S> {
-        Proxy {
-            server,
+impl BaseProxy {
+    /// A proxy for a reference this process's session already holds.
+    pub(crate) fn owned(endpoint: Endpoint, id: u64) -> BaseProxy {
+        BaseProxy {
+            endpoint,
             id,
             owner: AtomicU32::new(mp_sys::process::getpid()),
-            _servant: PhantomData,
         }
     }
 
-    /// Calls the object: `call` runs on the server, and its reply comes back.
-    pub fn call(&self, call: S::Call) -> Result<S::Reply, ManagerError> {
+    /// Sends `call` to the object and decodes its reply.
+    pub(crate) fn call<C: Serialize, R: DeserializeOwned>(
+        &self,
+        call: &C,
+    ) -> Result<R, ManagerError> {
         self.own()?;
-        let call = postcard::to_stdvec(&call).map_err(|e| ManagerError::Encode(e.to_string()))?;
-        match request(&self.server, &Request::Call { id: self.id, call })? {
+        let call = postcard::to_stdvec(call).map_err(|e| ManagerError::Encode(e.to_string()))?;
+        match request(&self.endpoint, &Request::Call { id: self.id, call })? {
             Reply::Value(bytes) => {
                 postcard::from_bytes(&bytes).map_err(|e| ManagerError::Decode(e.to_string()))
             }
-            other => Err(ManagerError::Decode(format!("unexpected reply {other:?}"))),
+            _ => unexpected(),
         }
     }
 
-    /// Makes sure this process's connection holds a reference (a proxy copied by `fork`
-    /// takes its own on first use).
+    pub(crate) fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Makes sure this process's session holds a reference (a proxy copied by `fork` takes
+    /// its own on first use).
     fn own(&self) -> Result<(), ManagerError> {
         let pid = mp_sys::process::getpid();
         if self.owner.load(Ordering::Relaxed) == pid {
             return Ok(());
         }
-        request(&self.server, &Request::IncRef { id: self.id })?;
+        request(&self.endpoint, &Request::IncRef { id: self.id })?;
         self.owner.store(pid, Ordering::Relaxed);
         Ok(())
     }
@@ -186,26 +75,140 @@ impl<S: Servant> Proxy<S> {
     }
 }
 
-impl<S: Servant> Clone for Proxy<S> {
-    fn clone(&self) -> Proxy<S> {
+impl Clone for BaseProxy {
+    fn clone(&self) -> BaseProxy {
         // A clone that cannot take a reference (the server is gone) holds none, and its
         // calls fail as the original's do.
         let owned =
-            self.own().is_ok() && request(&self.server, &Request::IncRef { id: self.id }).is_ok();
-        Proxy {
-            server: self.server.clone(),
+            self.own().is_ok() && request(&self.endpoint, &Request::IncRef { id: self.id }).is_ok();
+        BaseProxy {
+            endpoint: self.endpoint.clone(),
             id: self.id,
             owner: AtomicU32::new(if owned { mp_sys::process::getpid() } else { 0 }),
-            _servant: PhantomData,
         }
     }
 }
 
-impl<S> Drop for Proxy<S> {
+impl Drop for BaseProxy {
     fn drop(&mut self) {
         if self.owner.load(Ordering::Relaxed) == mp_sys::process::getpid() {
             // A server that is gone has nothing left to free.
-            let _ = request(&self.server, &Request::DecRef { id: self.id });
+            let _ = request(&self.endpoint, &Request::DecRef { id: self.id });
+        }
+    }
+}
+
+impl fmt::Debug for BaseProxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BaseProxy")
+            .field("id", &self.id)
+            .field("server", &self.endpoint)
+            .finish()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    endpoint: Endpoint,
+    id: u64,
+}
+
+impl Serialize for BaseProxy {
+    fn serialize<Z: Serializer>(&self, s: Z) -> Result<Z::Ok, Z::Error> {
+        // The receiver adopts this reference: the object lives until it has.
+        request(&self.endpoint, &Request::Transit { id: self.id })
+            .map_err(serde::ser::Error::custom)?;
+        Wire {
+            endpoint: self.endpoint.clone(),
+            id: self.id,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for BaseProxy {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<BaseProxy, D::Error> {
+        let Wire { endpoint, id } = Wire::deserialize(d)?;
+        request(&endpoint, &Request::Adopt { id }).map_err(D::Error::custom)?;
+        Ok(BaseProxy::owned(endpoint, id))
+    }
+}
+
+/// A proxy that can be published under a name and looked up (see
+/// [`Manager::publish`](crate::Manager::publish)): every proxy type of this crate.
+pub trait Managed: Sized {
+    /// The proxy it wraps.
+    fn base(&self) -> &BaseProxy;
+    /// The typed proxy for `base`, if its object's type is `type_name` (the name a looked-up
+    /// object has on the server).
+    fn from_base(base: BaseProxy, type_name: &str) -> Result<Self, ManagerError>;
+}
+
+/// The name a server records for objects of type `S` (what a lookup checks).
+pub(crate) fn type_name<S: 'static>() -> &'static str {
+    std::any::type_name::<S>()
+}
+
+/// `base` if its object's type, `found`, is `S`.
+pub(crate) fn check_type<S: 'static>(
+    base: BaseProxy,
+    found: &str,
+) -> Result<BaseProxy, ManagerError> {
+    let expected = type_name::<S>();
+    if found == expected {
+        Ok(base)
+    } else {
+        Err(ManagerError::WrongType {
+            expected: expected.to_owned(),
+            found: found.to_owned(),
+        })
+    }
+}
+
+/// A handle to an object of type `S` on a manager's server: call it with
+/// [`call`](Proxy::call). Cloning adds a reference; the object is freed when the last proxy to
+/// it, in any process, is dropped (or its process ends).
+///
+/// The typed proxies ([`Dict`](crate::Dict), [`List`](crate::List), ...) wrap one.
+pub struct Proxy<S> {
+    base: BaseProxy,
+    _servant: PhantomData<fn() -> S>,
+}
+
+impl<S: Servant> Proxy<S> {
+    pub(crate) fn new(base: BaseProxy) -> Proxy<S> {
+        Proxy {
+            base,
+            _servant: PhantomData,
+        }
+    }
+
+    /// Calls the object: `call` runs on the server, and its reply comes back.
+    pub fn call(&self, call: S::Call) -> Result<S::Reply, ManagerError> {
+        self.base.call(&call)
+    }
+
+    /// The object's id on its server (Python's `_id`).
+    pub fn id(&self) -> u64 {
+        self.base.id
+    }
+}
+
+impl<S: Servant> Managed for Proxy<S> {
+    fn base(&self) -> &BaseProxy {
+        &self.base
+    }
+
+    fn from_base(base: BaseProxy, type_name: &str) -> Result<Self, ManagerError> {
+        Ok(Proxy::new(check_type::<S>(base, type_name)?))
+    }
+}
+
+impl<S> Clone for Proxy<S> {
+    fn clone(&self) -> Proxy<S> {
+        Proxy {
+            base: self.base.clone(),
+            _servant: PhantomData,
         }
     }
 }
@@ -214,39 +217,82 @@ impl<S> fmt::Debug for Proxy<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Proxy")
             .field("type", &std::any::type_name::<S>())
-            .field("id", &self.id)
-            .field("server", &self.server)
+            .field("id", &self.base.id)
+            .field("server", &self.base.endpoint)
             .finish()
     }
 }
 
-#[derive(Serialize, Deserialize)]
-struct Wire {
-    server: Server,
-    id: u64,
-}
-
 impl<S> Serialize for Proxy<S> {
     fn serialize<Z: Serializer>(&self, s: Z) -> Result<Z::Ok, Z::Error> {
-        // The receiver adopts this reference: the object lives until it has.
-        request(&self.server, &Request::Transit { id: self.id })
-            .map_err(serde::ser::Error::custom)?;
-        Wire {
-            server: self.server.clone(),
-            id: self.id,
-        }
-        .serialize(s)
+        self.base.serialize(s)
     }
 }
 
 impl<'de, S> Deserialize<'de> for Proxy<S> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Proxy<S>, D::Error> {
-        let Wire { server, id } = Wire::deserialize(d)?;
-        request(&server, &Request::Adopt { id }).map_err(D::Error::custom)?;
         Ok(Proxy {
-            server,
-            id,
-            owner: AtomicU32::new(mp_sys::process::getpid()),
+            base: BaseProxy::deserialize(d)?,
+            _servant: PhantomData,
+        })
+    }
+}
+
+/// A handle to an object whose calls may block (see `SharedServant`): what the proxies of
+/// locks, events, queues... wrap.
+pub(crate) struct SharedProxy<S> {
+    base: BaseProxy,
+    _servant: PhantomData<fn() -> S>,
+}
+
+impl<S: SharedServant> SharedProxy<S> {
+    pub(crate) fn new(base: BaseProxy) -> SharedProxy<S> {
+        SharedProxy {
+            base,
+            _servant: PhantomData,
+        }
+    }
+
+    pub(crate) fn call(&self, call: S::Call) -> Result<S::Reply, ManagerError> {
+        self.base.call(&call)
+    }
+}
+
+impl<S: SharedServant> Managed for SharedProxy<S> {
+    fn base(&self) -> &BaseProxy {
+        &self.base
+    }
+
+    fn from_base(base: BaseProxy, type_name: &str) -> Result<Self, ManagerError> {
+        Ok(SharedProxy::new(check_type::<S>(base, type_name)?))
+    }
+}
+
+impl<S> Clone for SharedProxy<S> {
+    fn clone(&self) -> SharedProxy<S> {
+        SharedProxy {
+            base: self.base.clone(),
+            _servant: PhantomData,
+        }
+    }
+}
+
+impl<S> fmt::Debug for SharedProxy<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.base.fmt(f)
+    }
+}
+
+impl<S> Serialize for SharedProxy<S> {
+    fn serialize<Z: Serializer>(&self, s: Z) -> Result<Z::Ok, Z::Error> {
+        self.base.serialize(s)
+    }
+}
+
+impl<'de, S> Deserialize<'de> for SharedProxy<S> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<SharedProxy<S>, D::Error> {
+        Ok(SharedProxy {
+            base: BaseProxy::deserialize(d)?,
             _servant: PhantomData,
         })
     }

@@ -7,6 +7,8 @@
 //! executable image (mp-spawn started it, or a remote server checked the build), so the offset
 //! names the same function there, and an offset outside the section is refused.
 
+use std::sync::{Arc, Mutex};
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -60,22 +62,68 @@ pub trait Servant: Send + 'static {
     fn call(&mut self, call: Self::Call) -> Result<Self::Reply, RemoteError>;
 }
 
-/// A servant behind bytes: what the server stores.
-pub(crate) trait Erased: Send {
-    fn call(&mut self, call: &[u8]) -> Result<Vec<u8>, RemoteError>;
+/// Who makes a call, and whether they still wait for it: what a call that may block needs.
+pub(crate) struct Caller<'a> {
+    /// The calling connection: one thread of one client process (who holds a lock).
+    pub(crate) id: u64,
+    /// False once the caller is gone: a blocked call gives up.
+    pub(crate) alive: &'a dyn Fn() -> bool,
 }
 
-impl<S: Servant> Erased for S {
-    fn call(&mut self, call: &[u8]) -> Result<Vec<u8>, RemoteError> {
-        let call: S::Call =
-            postcard::from_bytes(call).map_err(|e| RemoteError::BadCall(e.to_string()))?;
-        let reply = Servant::call(self, call)?;
-        postcard::to_stdvec(&reply).map_err(|e| RemoteError::BadCall(e.to_string()))
+/// A servant behind bytes: what the server stores and calls from a thread per connection.
+pub(crate) trait Erased: Send + Sync {
+    fn call(&self, call: &[u8], caller: &Caller<'_>) -> Result<Vec<u8>, RemoteError>;
+    /// The connection `caller` ended (its process died, or its thread ended): let go of
+    /// what it held (a lock).
+    fn caller_gone(&self, _caller: u64) {}
+}
+
+/// A [`Servant`] in the server: calls on one object take turns.
+struct Exclusive<S>(Mutex<S>);
+
+impl<S: Servant> Erased for Exclusive<S> {
+    fn call(&self, call: &[u8], _: &Caller<'_>) -> Result<Vec<u8>, RemoteError> {
+        let call: S::Call = decode(call)?;
+        let reply = Servant::call(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()), call)?;
+        encode(&reply)
     }
 }
 
+/// A servant whose calls may block (a lock, a queue, an event): called concurrently, with no
+/// lock around it, so that one caller waiting does not stop the others.
+pub(crate) trait SharedServant: Send + Sync + 'static {
+    type Args: Serialize + DeserializeOwned;
+    type Call: Serialize + DeserializeOwned;
+    type Reply: Serialize + DeserializeOwned;
+    fn create(args: Self::Args) -> Self;
+    fn call(&self, call: Self::Call, caller: &Caller<'_>) -> Result<Self::Reply, RemoteError>;
+    /// See [`Erased::caller_gone`].
+    fn caller_gone(&self, _caller: u64) {}
+}
+
+/// A [`SharedServant`] in the server.
+struct Shared<S>(S);
+
+impl<S: SharedServant> Erased for Shared<S> {
+    fn call(&self, call: &[u8], caller: &Caller<'_>) -> Result<Vec<u8>, RemoteError> {
+        encode(&self.0.call(decode(call)?, caller)?)
+    }
+
+    fn caller_gone(&self, caller: u64) {
+        self.0.caller_gone(caller);
+    }
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RemoteError> {
+    postcard::from_bytes(bytes).map_err(|e| RemoteError::BadCall(e.to_string()))
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, RemoteError> {
+    postcard::to_stdvec(value).map_err(|e| RemoteError::BadCall(e.to_string()))
+}
+
 /// Creates a servant from its encoded arguments (the server side of `Request::Create`).
-pub(crate) type Create = fn(&[u8]) -> Result<Box<dyn Erased>, RemoteError>;
+pub(crate) type Create = fn(&[u8]) -> Result<Arc<dyn Erased>, RemoteError>;
 
 unsafe extern "C" {
     // The linker defines these around the section holding every `create` instance (and
@@ -97,20 +145,28 @@ fn types() -> mp_spawn::code::Section<Create> {
 
 /// Never a type: keeps `mp_manager_types` in every program that links the server.
 #[unsafe(link_section = "mp_manager_types")]
-fn no_type(_: &[u8]) -> Result<Box<dyn Erased>, RemoteError> {
+fn no_type(_: &[u8]) -> Result<Arc<dyn Erased>, RemoteError> {
     Err(RemoteError::BadCall("no such type".to_owned()))
 }
 
 #[unsafe(link_section = "mp_manager_types")]
-fn create<S: Servant>(args: &[u8]) -> Result<Box<dyn Erased>, RemoteError> {
-    let args: S::Args =
-        postcard::from_bytes(args).map_err(|e| RemoteError::BadCall(e.to_string()))?;
-    Ok(Box::new(S::create(args)))
+fn create<S: Servant>(args: &[u8]) -> Result<Arc<dyn Erased>, RemoteError> {
+    Ok(Arc::new(Exclusive(Mutex::new(S::create(decode(args)?)))))
+}
+
+#[unsafe(link_section = "mp_manager_types")]
+fn create_shared<S: SharedServant>(args: &[u8]) -> Result<Arc<dyn Erased>, RemoteError> {
+    Ok(Arc::new(Shared(S::create(decode(args)?))))
 }
 
 /// The offset that names "create an `S`" in the server.
 pub(crate) fn type_offset<S: Servant>() -> i64 {
     types().offset(create::<S>)
+}
+
+/// The offset that names "create an `S`" in the server, for a [`SharedServant`].
+pub(crate) fn shared_type_offset<S: SharedServant>() -> i64 {
+    types().offset(create_shared::<S>)
 }
 
 /// The creator an offset names, if it names one.

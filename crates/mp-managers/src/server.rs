@@ -1,74 +1,33 @@
 //! The server: the process that holds the managed objects, a thread per client connection, and
-//! the reference counts that free an object when its last proxy anywhere is gone.
-//!
-//! Who holds a reference: a client connection (each proxy in a process is one reference held by
-//! that process's connection), or nobody yet (a proxy in transit to another process: `Transit`
-//! adds one, the receiver's `Adopt` makes it its connection's). When a connection ends, however
-//! its process ended, the references it held are dropped, so a killed client leaks nothing
-//! (cpython #119937).
+//! the reference counts that free an object when its last proxy anywhere is gone (the
+//! invariants are in `protocol`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use mp_ipc::{Address, Connection, GetError, Listener, Queue};
-use serde::{Deserialize, Serialize};
 
 use crate::error::RemoteError;
-use crate::servant::{Erased, creator_at};
-
-/// A client's request.
-#[derive(Serialize, Deserialize, Debug)]
-pub(crate) enum Request {
-    /// Creates an object of the type `type_offset` names (see `servant`), held by this
-    /// connection.
-    Create { type_offset: i64, args: Vec<u8> },
-    /// Calls an object.
-    Call { id: u64, call: Vec<u8> },
-    /// One more reference, held by this connection (a proxy cloned or first used here).
-    IncRef { id: u64 },
-    /// One reference less, of those this connection holds (a proxy dropped).
-    DecRef { id: u64 },
-    /// One more reference, held by no connection: a proxy on its way to another process.
-    Transit { id: u64 },
-    /// Makes one transit reference this connection's (the proxy arrived).
-    Adopt { id: u64 },
-    /// How many objects the server holds (for tests and `Manager::object_count`).
-    Count,
-    /// From now on, requests come on `requests` and replies go on `replies` (shared-memory
-    /// rings: a round trip without a socket wake-up); the socket only tells that the client
-    /// is gone (end-of-file).
-    Upgrade {
-        requests: Queue<Request>,
-        replies: Queue<Reply>,
-    },
-    /// Ends the server.
-    Shutdown,
-}
-
-/// The server's answer.
-#[derive(Serialize, Deserialize, Debug)]
-pub(crate) enum Reply {
-    Created(u64),
-    Value(Vec<u8>),
-    Count(u64),
-    Done,
-    Error(RemoteError),
-}
+use crate::protocol::{Hello, Reply, Request};
+use crate::servant::{Caller, Erased, creator_at};
 
 /// An object and the references to it.
 struct Object {
-    servant: Arc<Mutex<Box<dyn Erased>>>,
-    /// Every reference: held by connections, and in transit.
+    servant: Arc<dyn Erased>,
+    type_name: String,
+    /// Every reference: held by sessions, by names, and in transit.
     refs: u64,
-    /// Of those, the ones in transit (adopted by no connection yet).
+    /// Of those, the ones in transit (adopted by no session yet).
     transit: u64,
 }
 
 #[derive(Default)]
 struct Objects {
     map: Mutex<HashMap<u64, Object>>,
+    /// Published names, each holding one reference.
+    names: Mutex<HashMap<String, u64>>,
     next: AtomicU64,
 }
 
@@ -77,7 +36,8 @@ impl Objects {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Drops `n` references to `id`, freeing it at zero. The servant is dropped outside the lock.
+    /// Drops `n` references to `id`, freeing it at zero. The servant is dropped outside the
+    /// lock (its drop may call this server: a nested proxy).
     fn release(&self, id: u64, n: u64) {
         let freed = {
             let mut map = self.lock();
@@ -92,16 +52,59 @@ impl Objects {
         };
         drop(freed);
     }
+
+    /// One more reference to `id`; `false` if there is no such object.
+    fn add_ref(&self, id: u64, transit: bool) -> bool {
+        match self.lock().get_mut(&id) {
+            Some(object) => {
+                object.refs += 1;
+                object.transit += u64::from(transit);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
-/// The server's life (the target of its process): listen at a fresh abstract address with
-/// `authkey`, say the address on `ready`, and serve until `Shutdown`.
-pub(crate) fn serve(ready: Connection, authkey: Vec<u8>) {
+/// One client process's references (see `protocol`): dropped when its last connection is.
+struct Session {
+    objects: Arc<Objects>,
+    held: Mutex<HashMap<u64, u64>>,
+}
+
+impl Session {
+    fn held(&self) -> MutexGuard<'_, HashMap<u64, u64>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let held = std::mem::take(&mut *self.held());
+        for (id, n) in held {
+            self.objects.release(id, n);
+        }
+    }
+}
+
+/// What every connection's thread shares.
+struct State {
+    objects: Arc<Objects>,
+    sessions: Mutex<HashMap<u64, Weak<Session>>>,
+    next_session: AtomicU64,
+    next_caller: AtomicU64,
+    listener: Arc<Listener>,
+}
+
+/// The server's life as a manager's child (the target of its process): listen at `address`
+/// (a fresh abstract one if `None`) with `authkey`, say the address on `ready`, and serve
+/// until `Shutdown`.
+pub(crate) fn serve(ready: Connection, address: Option<Address>, authkey: Vec<u8>) {
     // Ctrl-C goes to the whole process group: the program, not its server, decides (Python's
     // manager ignores it too: bpo-36368).
     mp_sys::signal::set_ignored(libc::SIGINT, true);
-    let listener = match bind(&authkey) {
-        Ok(listener) => Arc::new(listener),
+    let listener = match bind(address, &authkey) {
+        Ok(listener) => listener,
         Err(e) => {
             let _ = ready.send(&Err::<Address, String>(e.to_string()));
             return;
@@ -114,25 +117,41 @@ pub(crate) fn serve(ready: Connection, authkey: Vec<u8>) {
         return;
     }
     drop(ready);
-    run(&listener);
+    run(listener);
 }
 
-fn bind(authkey: &[u8]) -> Result<Listener, mp_ipc::ListenerError> {
-    let mut nonce = [0u8; 8];
-    mp_sys::random::fill(&mut nonce)?;
-    let name = format!(
-        "mp-manager-{}-{:016x}",
-        std::process::id(),
-        u64::from_le_bytes(nonce)
-    );
-    Listener::bind(&Address::Abstract(name.into_bytes()), Some(authkey))
+/// Binds `address`, or a fresh abstract address if `None`.
+pub(crate) fn bind(
+    address: Option<Address>,
+    authkey: &[u8],
+) -> Result<Listener, mp_ipc::ListenerError> {
+    let address = match address {
+        Some(address) => address,
+        None => {
+            let mut nonce = [0u8; 8];
+            mp_sys::random::fill(&mut nonce)?;
+            let name = format!(
+                "mp-manager-{}-{:016x}",
+                std::process::id(),
+                u64::from_le_bytes(nonce)
+            );
+            Address::Abstract(name.into_bytes())
+        }
+    };
+    Listener::bind(&address, Some(authkey))
 }
 
 /// Accepts clients until the listener is closed (by a `Shutdown`).
-pub(crate) fn run(listener: &Arc<Listener>) {
-    let objects = Arc::new(Objects::default());
+pub(crate) fn run(listener: Listener) {
+    let state = Arc::new(State {
+        objects: Arc::default(),
+        sessions: Mutex::default(),
+        next_session: AtomicU64::new(1),
+        next_caller: AtomicU64::new(1),
+        listener: Arc::new(listener),
+    });
     loop {
-        let conn = match listener.accept() {
+        let conn = match state.listener.accept() {
             Ok(conn) => conn,
             // Closed by a `Shutdown`: the server's life is over.
             Err(mp_ipc::ListenerError::Closed) => return,
@@ -140,10 +159,10 @@ pub(crate) fn run(listener: &Arc<Listener>) {
             // handshake, a peer that hung up or stayed silent): the next one is served.
             Err(_) => continue,
         };
-        let (objects, listener) = (Arc::clone(&objects), Arc::clone(listener));
+        let state = Arc::clone(&state);
         let spawned = std::thread::Builder::new()
             .name("mp-manager-client".to_owned())
-            .spawn(move || serve_client(&conn, &objects, &listener));
+            .spawn(move || serve_client(&conn, &state));
         if spawned.is_err() {
             continue;
         }
@@ -153,129 +172,235 @@ pub(crate) fn run(listener: &Arc<Listener>) {
 /// How often a client served through rings is checked for being gone while it is silent.
 const GONE_CHECK: Duration = Duration::from_millis(200);
 
-/// Serves one connection until it ends, then drops the references it held.
-fn serve_client(conn: &Connection, objects: &Objects, listener: &Listener) {
-    let mut held: HashMap<u64, u64> = HashMap::new();
+/// One connection as the server sees it.
+struct Client<'a> {
+    state: &'a State,
+    session: Arc<Session>,
+    caller: u64,
+    same_build: bool,
+    conn: &'a Connection,
+}
+
+/// Serves one connection until it ends.
+fn serve_client(conn: &Connection, state: &State) {
+    // Anything but a well-formed hello ends this connection only.
+    let Ok(hello) = conn.recv::<Hello>() else {
+        return;
+    };
+    let session = match hello.session {
+        None => {
+            let session = Arc::new(Session {
+                objects: Arc::clone(&state.objects),
+                held: Mutex::default(),
+            });
+            let id = state.next_session.fetch_add(1, Ordering::Relaxed);
+            let mut sessions = state.sessions.lock().unwrap_or_else(|e| e.into_inner());
+            sessions.retain(|_, s| s.strong_count() > 0);
+            sessions.insert(id, Arc::downgrade(&session));
+            (session, id)
+        }
+        Some(id) => {
+            let sessions = state.sessions.lock().unwrap_or_else(|e| e.into_inner());
+            match sessions.get(&id).and_then(Weak::upgrade) {
+                Some(session) => (session, id),
+                None => {
+                    drop(sessions);
+                    let _ = conn.send(&Reply::Error(RemoteError::BadCall(format!(
+                        "no session {id}"
+                    ))));
+                    return;
+                }
+            }
+        }
+    };
+    if conn.send(&Reply::Session(session.1)).is_err() {
+        return;
+    }
+    let client = Client {
+        state,
+        session: session.0,
+        caller: state.next_caller.fetch_add(1, Ordering::Relaxed),
+        same_build: hello.build.is_ours(),
+        conn,
+    };
     while let Ok(request) = conn.recv::<Request>() {
         if let Request::Upgrade { requests, replies } = request {
-            serve_rings(conn, &requests, &replies, objects, listener, &mut held);
+            serve_rings(&client, &requests, &replies);
             break;
         }
         let shutdown = matches!(request, Request::Shutdown);
-        let reply = answer(request, objects, &mut held);
-        if conn.send(&reply).is_err() {
-            break;
-        }
-        if shutdown {
-            listener.close();
+        if conn.send(&client.answer(request)).is_err() || shutdown {
             break;
         }
     }
-    for (id, n) in held {
-        objects.release(id, n);
-    }
+    client.gone();
 }
 
 /// Serves a client through its rings until its socket ends (it closed it, or died).
-fn serve_rings(
-    conn: &Connection,
-    requests: &Queue<Request>,
-    replies: &Queue<Reply>,
-    objects: &Objects,
-    listener: &Listener,
-    held: &mut HashMap<u64, u64>,
-) {
+fn serve_rings(client: &Client<'_>, requests: &Queue<Request>, replies: &Queue<Reply>) {
     loop {
         let request = match requests.get_timeout(GONE_CHECK) {
             Ok(request) => request,
             // Silent: is it still there? (The client never writes on the socket now.)
-            Err(GetError::Empty) if !conn.poll(Some(Duration::ZERO)).unwrap_or(true) => continue,
+            Err(GetError::Empty) if client.alive() => continue,
             Err(_) => return,
         };
         let shutdown = matches!(request, Request::Shutdown);
-        let reply = answer(request, objects, held);
-        if replies.put(&reply).is_err() {
-            return;
-        }
-        if shutdown {
-            listener.close();
+        if replies.put(client.answer(request)).is_err() || shutdown {
             return;
         }
     }
 }
 
-fn answer(request: Request, objects: &Objects, held: &mut HashMap<u64, u64>) -> Reply {
-    match request {
-        Request::Create { type_offset, args } => {
-            let Some(create) = creator_at(type_offset) else {
-                return Reply::Error(RemoteError::BadCall(
-                    "the type is unknown to the server (a different build?)".to_owned(),
-                ));
-            };
-            match create(&args) {
-                Ok(servant) => {
-                    let id = objects.next.fetch_add(1, Ordering::Relaxed) + 1;
-                    let object = Object {
-                        servant: Arc::new(Mutex::new(servant)),
-                        refs: 1,
-                        transit: 0,
-                    };
-                    objects.lock().insert(id, object);
-                    *held.entry(id).or_default() += 1;
-                    Reply::Created(id)
+impl Client<'_> {
+    /// Whether the client is still there: it never writes on its socket while it waits for
+    /// an answer, so a readable socket means end-of-file.
+    fn alive(&self) -> bool {
+        !self.conn.poll(Some(Duration::ZERO)).unwrap_or(true)
+    }
+
+    /// The connection ended: the objects it held as a caller let go (its session's
+    /// references go with the session).
+    fn gone(&self) {
+        let servants: Vec<_> = (self.state.objects.lock().values())
+            .map(|o| Arc::clone(&o.servant))
+            .collect();
+        for servant in servants {
+            servant.caller_gone(self.caller);
+        }
+    }
+
+    fn hold(&self, id: u64) {
+        *self.session.held().entry(id).or_default() += 1;
+    }
+
+    fn answer(&self, request: Request) -> Reply {
+        let objects = &self.state.objects;
+        match request {
+            Request::Create {
+                type_offset,
+                type_name,
+                args,
+            } => self.create(type_offset, type_name, &args),
+            Request::Call { id, call } => {
+                let Some(servant) = objects.lock().get(&id).map(|o| Arc::clone(&o.servant)) else {
+                    return Reply::Error(RemoteError::NoSuchObject(id));
+                };
+                let alive = || self.alive();
+                let caller = Caller {
+                    id: self.caller,
+                    alive: &alive,
+                };
+                match servant.call(&call, &caller) {
+                    Ok(value) => Reply::Value(value),
+                    Err(e) => Reply::Error(e),
                 }
-                Err(e) => Reply::Error(e),
             }
-        }
-        Request::Call { id, call } => {
-            let Some(servant) = objects.lock().get(&id).map(|o| Arc::clone(&o.servant)) else {
-                return Reply::Error(RemoteError::NoSuchObject(id));
-            };
-            let mut servant = servant.lock().unwrap_or_else(|e| e.into_inner());
-            match servant.call(&call) {
-                Ok(value) => Reply::Value(value),
-                Err(e) => Reply::Error(e),
+            Request::IncRef { id } => {
+                if !objects.add_ref(id, false) {
+                    return Reply::Error(RemoteError::NoSuchObject(id));
+                }
+                self.hold(id);
+                Reply::Done
             }
-        }
-        Request::IncRef { id } | Request::Transit { id } => {
-            let transit = matches!(request, Request::Transit { .. });
-            match objects.lock().get_mut(&id) {
-                Some(object) => {
+            Request::Transit { id } => {
+                if !objects.add_ref(id, true) {
+                    return Reply::Error(RemoteError::NoSuchObject(id));
+                }
+                Reply::Done
+            }
+            Request::Adopt { id } => {
+                match objects.lock().get_mut(&id) {
+                    Some(object) if object.transit > 0 => object.transit -= 1,
+                    // Nothing in transit: a second delivery of one message, or a confused
+                    // client. Count it as a fresh reference instead.
+                    Some(object) => object.refs += 1,
+                    None => return Reply::Error(RemoteError::NoSuchObject(id)),
+                }
+                self.hold(id);
+                Reply::Done
+            }
+            Request::DecRef { id } => {
+                let mut held = self.session.held();
+                match held.get_mut(&id) {
+                    Some(n) if *n > 1 => *n -= 1,
+                    Some(_) => {
+                        held.remove(&id);
+                    }
+                    // Not ours to drop: a confused client cannot free others' objects.
+                    None => return Reply::Done,
+                }
+                drop(held);
+                objects.release(id, 1);
+                Reply::Done
+            }
+            Request::Publish { name, id } => {
+                if !objects.add_ref(id, false) {
+                    return Reply::Error(RemoteError::NoSuchObject(id));
+                }
+                let old =
+                    (objects.names.lock().unwrap_or_else(|e| e.into_inner())).insert(name, id);
+                if let Some(old) = old {
+                    objects.release(old, 1);
+                }
+                Reply::Done
+            }
+            Request::Lookup { name } => {
+                let id = (objects.names.lock().unwrap_or_else(|e| e.into_inner()))
+                    .get(&name)
+                    .copied();
+                let found = id.and_then(|id| {
+                    let mut map = objects.lock();
+                    let object = map.get_mut(&id)?;
                     object.refs += 1;
-                    object.transit += u64::from(transit);
+                    Some((id, object.type_name.clone()))
+                });
+                match found {
+                    Some((id, type_name)) => {
+                        self.hold(id);
+                        Reply::Found { id, type_name }
+                    }
+                    None => Reply::Error(RemoteError::NoSuchName(name)),
                 }
-                None => return Reply::Error(RemoteError::NoSuchObject(id)),
             }
-            if !transit {
-                *held.entry(id).or_default() += 1;
+            Request::Count => Reply::Count(objects.lock().len() as u64),
+            Request::Upgrade { .. } => {
+                Reply::Error(RemoteError::BadCall("upgraded twice".to_owned()))
             }
-            Reply::Done
+            Request::Shutdown => {
+                self.state.listener.close();
+                Reply::Done
+            }
         }
-        Request::Adopt { id } => {
-            match objects.lock().get_mut(&id) {
-                Some(object) if object.transit > 0 => object.transit -= 1,
-                // Nothing in transit: a second delivery of one message, or a confused
-                // client. Count it as a fresh reference instead.
-                Some(object) => object.refs += 1,
-                None => return Reply::Error(RemoteError::NoSuchObject(id)),
-            }
-            *held.entry(id).or_default() += 1;
-            Reply::Done
+    }
+
+    fn create(&self, type_offset: i64, type_name: String, args: &[u8]) -> Reply {
+        if !self.same_build {
+            return Reply::Error(RemoteError::BadCall(
+                "the client runs another build than the server: it cannot create objects"
+                    .to_owned(),
+            ));
         }
-        Request::DecRef { id } => {
-            match held.get_mut(&id) {
-                Some(n) if *n > 1 => *n -= 1,
-                Some(_) => {
-                    held.remove(&id);
-                }
-                // Not ours to drop: a confused client cannot free others' objects.
-                None => return Reply::Done,
+        let Some(create) = creator_at(type_offset) else {
+            return Reply::Error(RemoteError::BadCall(
+                "the type is unknown to the server (a different build?)".to_owned(),
+            ));
+        };
+        match create(args) {
+            Ok(servant) => {
+                let objects = &self.state.objects;
+                let id = objects.next.fetch_add(1, Ordering::Relaxed) + 1;
+                let object = Object {
+                    servant,
+                    type_name,
+                    refs: 1,
+                    transit: 0,
+                };
+                objects.lock().insert(id, object);
+                self.hold(id);
+                Reply::Created(id)
             }
-            objects.release(id, 1);
-            Reply::Done
+            Err(e) => Reply::Error(e),
         }
-        Request::Count => Reply::Count(objects.lock().len() as u64),
-        Request::Upgrade { .. } => Reply::Error(RemoteError::BadCall("upgraded twice".to_owned())),
-        Request::Shutdown => Reply::Done,
     }
 }

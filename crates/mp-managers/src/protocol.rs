@@ -1,0 +1,151 @@
+//! What a client and a server say to each other.
+//!
+//! A connection starts with the authkey handshake of `mp_ipc::Listener`, then a [`Hello`]
+//! naming the client's session and build. The invariants the server keeps:
+//!
+//! - **Sessions.** A client process talks to a server through one session: its first
+//!   connection (the *anchor*, made once, kept until the process ends) opens it, and every
+//!   other connection of the process (one per thread that calls) joins it. Every reference the
+//!   process holds is the session's, whichever connection took it, so a proxy made in one
+//!   thread may be dropped in another. A session ends, and its references are dropped, when
+//!   all its connections have ended: the process is gone, however it died.
+//! - **Transit.** A proxy on its way to another process holds a reference of nobody's
+//!   (`Transit`), which the receiver's `Adopt` makes its session's: the object cannot be freed
+//!   in between (cpython #119937).
+//! - **Names.** A published name holds one reference of the server's own, until it is
+//!   published again or the server ends.
+//! - **Builds.** Types are named by code offsets (see `servant`), which mean the same only in
+//!   the same build: a client whose build differs from the server's may call and look up
+//!   objects, but not create them.
+//! - **Callers.** Each connection is one caller (a thread of a client). When it ends, the
+//!   objects it held as a caller (a managed lock it had acquired) are let go.
+
+use std::hash::Hasher;
+use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use mp_ipc::Queue;
+use serde::{Deserialize, Serialize};
+
+use crate::error::RemoteError;
+
+/// The first message on a connection, after the authkey handshake.
+#[derive(Serialize, Deserialize, Debug)]
+pub(crate) struct Hello {
+    /// The client's build.
+    pub(crate) build: Build,
+    /// `None`: open a session (this is the process's anchor). `Some`: join that session.
+    pub(crate) session: Option<u64>,
+}
+
+/// A client's request.
+#[derive(Serialize, Deserialize, Debug)]
+pub(crate) enum Request {
+    /// Creates an object of the type `type_offset` names (see `servant`); `type_name` is what
+    /// a lookup checks.
+    Create {
+        type_offset: i64,
+        type_name: String,
+        args: Vec<u8>,
+    },
+    /// Calls an object.
+    Call { id: u64, call: Vec<u8> },
+    /// One more reference, the session's (a proxy cloned or first used in this process).
+    IncRef { id: u64 },
+    /// One reference less, of those the session holds (a proxy dropped).
+    DecRef { id: u64 },
+    /// One more reference, of nobody's: a proxy on its way to another process.
+    Transit { id: u64 },
+    /// Makes one transit reference the session's (the proxy arrived).
+    Adopt { id: u64 },
+    /// Gives object `id` the name `name` (Python's registered typeids of a remote manager).
+    Publish { name: String, id: u64 },
+    /// The object named `name`, with one more reference, the session's.
+    Lookup { name: String },
+    /// How many objects the server holds (for tests and `Manager::object_count`).
+    Count,
+    /// From now on, requests come on `requests` and replies go on `replies` (shared-memory
+    /// rings: a round trip without a socket wake-up); the socket only tells that the client is
+    /// gone (end-of-file). Only on a connection of the same host.
+    Upgrade {
+        requests: Queue<Request>,
+        replies: Queue<Reply>,
+    },
+    /// Ends the server.
+    Shutdown,
+}
+
+/// The server's answer.
+#[derive(Serialize, Deserialize, Debug)]
+pub(crate) enum Reply {
+    /// The session a connection belongs to (the answer to a [`Hello`]).
+    Session(u64),
+    Created(u64),
+    /// A looked-up object and its type's name.
+    Found {
+        id: u64,
+        type_name: String,
+    },
+    Value(Vec<u8>),
+    Count(u64),
+    Done,
+    Error(RemoteError),
+}
+
+/// Which executable a process runs: on one host the file itself, across hosts its contents.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Build {
+    /// The executable's device and inode (a client on the same host).
+    File(u64, u64),
+    /// A digest of the executable's bytes (a client over TCP, maybe on another host).
+    Digest(u64),
+}
+
+impl Build {
+    /// This process's build, of the kind a client at `address` sends.
+    pub(crate) fn of_this_process(remote: bool) -> Build {
+        if remote {
+            return Build::Digest(exe_digest());
+        }
+        match mp_sys::process::exe_identity() {
+            Ok((dev, ino)) => Build::File(dev, ino),
+            Err(_) => Build::Digest(exe_digest()),
+        }
+    }
+
+    /// Whether a client of build `self` runs the same executable as this process.
+    pub(crate) fn is_ours(self) -> bool {
+        let ours = Build::of_this_process(matches!(self, Build::Digest(_)));
+        self == ours
+    }
+}
+
+/// A digest of this process's executable, computed once (0 if it cannot be read, which no
+/// other build matches, since a digest of 0 is taken as 1).
+fn exe_digest() -> u64 {
+    // An atomic, not a `OnceLock`: one being filled in another thread at a fork would hang the
+    // child. Two threads may both compute it; they store the same value.
+    static DIGEST: AtomicU64 = AtomicU64::new(0);
+    let known = DIGEST.load(Ordering::Relaxed);
+    if known != 0 {
+        return known;
+    }
+    let digest = digest_file("/proc/self/exe").unwrap_or(0).max(1);
+    DIGEST.store(digest, Ordering::Relaxed);
+    digest
+}
+
+fn digest_file(path: &str) -> std::io::Result<u64> {
+    // `DefaultHasher::new` has fixed keys: the same bytes give the same digest in every
+    // process of one build, and a different build's bytes differ.
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    let mut file = std::fs::File::open(path)?;
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            return Ok(hasher.finish());
+        }
+        hasher.write(&buffer[..n]);
+    }
+}

@@ -1,0 +1,185 @@
+//! `Manager::barrier`: Python's `threading.Barrier`, held by the server.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::Cell;
+use crate::error::{ManagerError, RemoteError};
+use crate::manager::Manager;
+use crate::proxy::SharedProxy;
+use crate::servant::{Caller, SharedServant};
+
+/// A call on a barrier.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum BarrierCall {
+    Wait(Option<Duration>),
+    Abort,
+    Reset,
+    Parties,
+    NWaiting,
+    Broken,
+}
+
+/// A barrier's round ("generation") and who waits in it.
+pub(crate) struct State {
+    parties: u64,
+    timeout: Option<Duration>,
+    count: u64,
+    generation: u64,
+    broken: bool,
+    /// Rounds ended by a reset: their waiters fail.
+    reset: HashSet<u64>,
+}
+
+/// The server's side of a [`Barrier`].
+pub(crate) struct BarrierServant(Cell<State>);
+
+impl SharedServant for BarrierServant {
+    type Args = (u64, Option<Duration>);
+    type Call = BarrierCall;
+    type Reply = u64;
+
+    fn create((parties, timeout): (u64, Option<Duration>)) -> Self {
+        BarrierServant(Cell::new(State {
+            parties: parties.max(1),
+            timeout,
+            count: 0,
+            generation: 0,
+            broken: false,
+            reset: HashSet::new(),
+        }))
+    }
+
+    fn call(&self, call: BarrierCall, caller: &Caller<'_>) -> Result<u64, RemoteError> {
+        let mut state = self.0.lock();
+        match call {
+            BarrierCall::Wait(timeout) => {
+                if state.broken {
+                    return Err(RemoteError::BrokenBarrier);
+                }
+                let index = state.count;
+                state.count += 1;
+                if state.count == state.parties {
+                    state.count = 0;
+                    state.generation += 1;
+                    drop(state);
+                    self.0.notify();
+                    return Ok(index);
+                }
+                let round = state.generation;
+                let deadline = mp_sys::deadline::of(timeout.or(state.timeout));
+                let (mut state, outcome) = self.0.wait_with(state, caller, deadline, |s| {
+                    if s.generation != round {
+                        Some(!s.reset.contains(&round))
+                    } else if s.broken {
+                        Some(false)
+                    } else {
+                        None
+                    }
+                });
+                match outcome {
+                    Some(true) => Ok(index),
+                    Some(false) => Err(RemoteError::BrokenBarrier),
+                    // Timed out, or its caller is gone (a party that will never come back):
+                    // the barrier breaks, as Python's does on a timeout, instead of hanging
+                    // the others.
+                    None => {
+                        state.broken = true;
+                        drop(state);
+                        self.0.notify();
+                        Err(RemoteError::BrokenBarrier)
+                    }
+                }
+            }
+            BarrierCall::Abort => {
+                state.broken = true;
+                drop(state);
+                self.0.notify();
+                Ok(0)
+            }
+            BarrierCall::Reset => {
+                if state.count > 0 {
+                    let round = state.generation;
+                    state.reset.insert(round);
+                }
+                state.generation += 1;
+                state.count = 0;
+                state.broken = false;
+                drop(state);
+                self.0.notify();
+                Ok(0)
+            }
+            BarrierCall::Parties => Ok(state.parties),
+            BarrierCall::NWaiting => Ok(if state.broken { 0 } else { state.count }),
+            BarrierCall::Broken => Ok(u64::from(state.broken)),
+        }
+    }
+}
+
+/// A barrier held by a manager's server (Python's `manager.Barrier(parties, timeout=...)`;
+/// Python's `action` has no equivalent: run it in the party whose
+/// [`wait`](Barrier::wait) returns 0). A party killed while it waits breaks the barrier, so the
+/// others fail with [`RemoteError::BrokenBarrier`] instead of waiting forever.
+///
+/// ```
+/// let manager = mp_managers::Manager::new()?;
+/// let barrier = manager.barrier(1, None)?;
+/// assert_eq!(barrier.wait(None)?, 0);
+/// assert_eq!(barrier.parties()?, 1);
+/// # Ok::<(), mp_managers::ManagerError>(())
+/// ```
+pub struct Barrier {
+    proxy: SharedProxy<BarrierServant>,
+}
+
+impl Barrier {
+    /// Waits until all parties have called it (Python's `wait(timeout)`): this party's index,
+    /// `0..parties`. Broken (aborted, reset, or timed out while waiting):
+    /// [`RemoteError::BrokenBarrier`].
+    pub fn wait(&self, timeout: Option<Duration>) -> Result<u64, ManagerError> {
+        self.proxy.call(BarrierCall::Wait(timeout))
+    }
+
+    /// Breaks the barrier: its waiters, and later callers, fail (Python's `abort()`).
+    pub fn abort(&self) -> Result<(), ManagerError> {
+        self.proxy.call(BarrierCall::Abort).map(drop)
+    }
+
+    /// Makes it new: its waiters fail, and it can be used again (Python's `reset()`).
+    pub fn reset(&self) -> Result<(), ManagerError> {
+        self.proxy.call(BarrierCall::Reset).map(drop)
+    }
+
+    /// How many parties it waits for.
+    pub fn parties(&self) -> Result<u64, ManagerError> {
+        self.proxy.call(BarrierCall::Parties)
+    }
+
+    /// How many parties wait now.
+    pub fn n_waiting(&self) -> Result<u64, ManagerError> {
+        self.proxy.call(BarrierCall::NWaiting)
+    }
+
+    /// Whether it is broken.
+    pub fn broken(&self) -> Result<bool, ManagerError> {
+        Ok(self.proxy.call(BarrierCall::Broken)? == 1)
+    }
+}
+
+proxy_wrapper!(Barrier<> where);
+
+impl Manager {
+    /// A new barrier for `parties` held by the server (Python's `manager.Barrier(parties,
+    /// timeout=timeout)`): `timeout` is the default of each [`wait`](Barrier::wait).
+    pub fn barrier(
+        &self,
+        parties: u64,
+        timeout: Option<Duration>,
+    ) -> Result<Barrier, ManagerError> {
+        Ok(Barrier {
+            proxy: SharedProxy::new(self.serve_shared::<BarrierServant>((parties, timeout))?),
+        })
+    }
+}

@@ -1,0 +1,104 @@
+//! `Manager::event`: Python's `threading.Event`, held by the server.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::Cell;
+use crate::error::{ManagerError, RemoteError};
+use crate::manager::Manager;
+use crate::proxy::SharedProxy;
+use crate::servant::{Caller, SharedServant};
+
+/// A call on an event.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum EventCall {
+    Set,
+    Clear,
+    IsSet,
+    Wait(Option<Duration>),
+}
+
+/// The server's side of an [`Event`].
+#[derive(Default)]
+pub(crate) struct EventServant(Cell<bool>);
+
+impl SharedServant for EventServant {
+    type Args = ();
+    type Call = EventCall;
+    type Reply = bool;
+
+    fn create((): ()) -> Self {
+        EventServant::default()
+    }
+
+    fn call(&self, call: EventCall, caller: &Caller<'_>) -> Result<bool, RemoteError> {
+        Ok(match call {
+            EventCall::Set => {
+                *self.0.lock() = true;
+                self.0.notify();
+                true
+            }
+            EventCall::Clear => {
+                *self.0.lock() = false;
+                false
+            }
+            EventCall::IsSet => *self.0.lock(),
+            EventCall::Wait(timeout) => self
+                .0
+                .wait_for(caller, timeout, |set| set.then_some(()))
+                .is_some(),
+        })
+    }
+}
+
+/// An event held by a manager's server (Python's `manager.Event()`).
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let manager = mp_managers::Manager::new()?;
+/// let event = manager.event()?;
+/// assert!(!event.wait(Some(Duration::ZERO))?);
+/// event.set()?;
+/// assert!(event.is_set()?);
+/// assert!(event.wait(None)?);
+/// # Ok::<(), mp_managers::ManagerError>(())
+/// ```
+pub struct Event {
+    proxy: SharedProxy<EventServant>,
+}
+
+impl Event {
+    /// Sets the flag and wakes every waiter (Python's `set()`).
+    pub fn set(&self) -> Result<(), ManagerError> {
+        self.proxy.call(EventCall::Set).map(drop)
+    }
+
+    /// Clears the flag (Python's `clear()`).
+    pub fn clear(&self) -> Result<(), ManagerError> {
+        self.proxy.call(EventCall::Clear).map(drop)
+    }
+
+    /// Whether the flag is set (Python's `is_set()`).
+    pub fn is_set(&self) -> Result<bool, ManagerError> {
+        self.proxy.call(EventCall::IsSet)
+    }
+
+    /// Waits until the flag is set (Python's `wait(timeout)`): `false` if `timeout` passed
+    /// first.
+    pub fn wait(&self, timeout: Option<Duration>) -> Result<bool, ManagerError> {
+        self.proxy.call(EventCall::Wait(timeout))
+    }
+}
+
+proxy_wrapper!(Event<> where);
+
+impl Manager {
+    /// A new event held by the server (Python's `manager.Event()`).
+    pub fn event(&self) -> Result<Event, ManagerError> {
+        Ok(Event {
+            proxy: SharedProxy::new(self.serve_shared::<EventServant>(())?),
+        })
+    }
+}
