@@ -11,6 +11,9 @@
 //! |---|---|
 //! | `Manager()`, `ctx.Manager()` | [`Manager::new`], [`Manager::with_context`] |
 //! | `manager.dict()`, `.list()`, `.Value(t, v)`, `.Namespace()` | [`Manager::dict`], [`Manager::list`], [`Manager::value`], [`Manager::namespace`] |
+//! | `manager.set()`, `.set(items)` (3.14) | [`Manager::set`], [`Manager::set_from`] ([`Set`]) |
+//! | `manager.Array(t, size)`, `.Array(t, seq)` | [`Manager::array`], [`Manager::array_from`] ([`ManagedArray`]) |
+//! | `l.sort()`, `l.sort(reverse=True)` | [`List::sort`], [`List::sort_reverse`] |
 //! | `BaseManager.register(typeid, callable)` | a type implementing [`Servant`], made by [`Manager::serve`] |
 //! | `manager.shutdown()` | [`Manager::shutdown`] (or drop) |
 //! | a server-side exception, `RemoteError` | [`ManagerError::Remote`] with a [`RemoteError`] |
@@ -71,6 +74,7 @@ macro_rules! proxy_wrapper {
     };
 }
 
+mod array;
 mod dict;
 mod error;
 mod list;
@@ -79,7 +83,9 @@ mod namespace;
 mod proxy;
 mod servant;
 mod server;
+mod set;
 
+pub use array::{ArrayCall, ArrayReply, ArrayServant, ManagedArray};
 pub use dict::{Dict, DictCall, DictReply, DictServant, Item, Key};
 pub use error::{ManagerError, RemoteError};
 pub use list::{List, ListCall, ListItem, ListReply, ListServant};
@@ -93,3 +99,4 @@ pub use namespace::{
 };
 pub use proxy::Proxy;
 pub use servant::Servant;
+pub use set::{Set, SetCall, SetReply, SetServant};
