@@ -11,7 +11,17 @@
 //! |---|---|
 //! | `Manager()`, `ctx.Manager()` | [`Manager::new`], [`Manager::with_context`] |
 //! | `manager.dict()`, `.list()`, `.Value(t, v)`, `.Namespace()` | [`Manager::dict`], [`Manager::list`], [`Manager::value`], [`Manager::namespace`] |
+//! | `manager.set()`, `.set(items)` (3.14) | [`Manager::set`], [`Manager::set_from`] ([`Set`]) |
+//! | `manager.Array(t, size)`, `.Array(t, seq)` | [`Manager::array`], [`Manager::array_from`] ([`ManagedArray`]) |
+//! | `l.sort()`, `l.sort(reverse=True)` | [`List::sort`], [`List::sort_reverse`] |
+//! | `manager.Lock()`, `.RLock()`, `.Semaphore(n)`, `.BoundedSemaphore(n)` | [`Manager::lock`], [`Manager::rlock`], [`Manager::semaphore`], [`Manager::bounded_semaphore`] |
+//! | `manager.Event()`, `.Condition()`, `.Barrier(n)` | [`Manager::event`], [`Manager::condition`], [`Manager::barrier`] |
+//! | `manager.Queue()`, `.JoinableQueue()` | [`Manager::queue`], [`Manager::joinable_queue`] ([`ManagedQueue`], [`JoinableQueue`]) |
 //! | `BaseManager.register(typeid, callable)` | a type implementing [`Servant`], made by [`Manager::serve`] |
+//! | `BaseManager(address, authkey).start()` | [`Manager::listen`] |
+//! | `BaseManager(address, authkey).connect()` | [`Manager::connect`] |
+//! | `manager.get_server().serve_forever()` | [`serve_forever`] |
+//! | a typeid registered on a remote server, `manager.get_queue()` | [`Manager::publish`], [`Manager::lookup`] |
 //! | `manager.shutdown()` | [`Manager::shutdown`] (or drop) |
 //! | a server-side exception, `RemoteError` | [`ManagerError::Remote`] with a [`RemoteError`] |
 //!
@@ -39,7 +49,8 @@
 //! # Ok::<(), mp_managers::ManagerError>(())
 //! ```
 //!
-//! Every call is a round trip to the server over a Unix socket, as in Python. For a map that
+//! Every call is a round trip to the server, as in Python: through shared-memory rings on one
+//! host (a few microseconds), over the socket across hosts. For a map that
 //! lives in shared memory with no server at all, see `mp_shm::SharedDict`.
 
 /// Clone, Debug, Serialize and Deserialize of a typed proxy: all through its `proxy` field.
@@ -84,6 +95,7 @@ macro_rules! proxy_wrapper {
     };
 }
 
+mod array;
 mod dict;
 mod error;
 mod link;
@@ -95,8 +107,10 @@ mod proxy;
 mod queues;
 mod servant;
 mod server;
+mod set;
 mod synchronize;
 
+pub use array::{ArrayCall, ArrayReply, ArrayServant, ManagedArray};
 pub use dict::{Dict, DictCall, DictReply, DictServant, Item, Key};
 pub use error::{ManagerError, RemoteError};
 pub use list::{List, ListCall, ListItem, ListReply, ListServant};
@@ -111,6 +125,7 @@ pub use namespace::{
 pub use proxy::{BaseProxy, Managed, Proxy};
 pub use queues::{JoinableQueue, ManagedQueue};
 pub use servant::Servant;
+pub use set::{Set, SetCall, SetReply, SetServant};
 pub use synchronize::{
     Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, RLock, Semaphore,
 };

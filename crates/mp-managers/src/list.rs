@@ -1,5 +1,7 @@
 //! `Manager::list`: a list held by the server, with Python's indexing (negative from the end).
 
+use std::any::Any;
+
 use serde::{Deserialize, Serialize};
 
 use crate::dict::Item;
@@ -46,6 +48,75 @@ pub enum ListCall<T> {
     Clear,
     /// `l.reverse()`
     Reverse,
+    /// `l.sort(reverse=...)`: `sorter` names `sort_vec::<T>` in the server (build it with
+    /// [`ListCall::sort`]); an offset that names no sorter, or the sorter of another item
+    /// type, is refused with `RemoteError::BadCall`.
+    Sort {
+        /// The offset of the sorter in the `mp_list_sorters` section.
+        sorter: i64,
+        /// Largest first (Python's `reverse=True`).
+        reverse: bool,
+    },
+}
+
+impl<T: ListItem + Ord> ListCall<T> {
+    /// `l.sort(reverse=reverse)`, naming the sorter of `T` for the server.
+    pub fn sort(reverse: bool) -> ListCall<T> {
+        ListCall::Sort {
+            sorter: sorters().offset(sort_vec::<T>),
+            reverse,
+        }
+    }
+}
+
+// Sorting on the server. `ListServant<T>` is created for any `T: ListItem` (only `PartialEq`), so
+// it cannot call `sort` generically, and Rust has no specialisation to ask "is T: Ord?" there.
+// The client, which knows `T: Ord`, names the monomorphised `sort_vec::<T>` by its offset in
+// the `mp_list_sorters` link section, the way a servant's type is named (servant.rs): the
+// server runs the same image, resolves the offset only inside the section (anything else is
+// refused), and the sorter checks the `TypeId` of what it is given before it sorts, so a
+// sorter of another type (a forged or mixed-up call) is an error, never a wrong cast.
+
+/// A sorter: sorts the `Vec<T>` behind the `&mut dyn Any` (largest first if asked), or
+/// returns `false` if it is not a `Vec` of its `T`.
+type Sorter = fn(&mut dyn Any, bool) -> bool;
+
+unsafe extern "C" {
+    // The linker defines these around the section holding every `sort_vec` instance (and
+    // `no_sorter`, so that the section always exists).
+    static __start_mp_list_sorters: u8;
+    static __stop_mp_list_sorters: u8;
+}
+
+fn sorters() -> mp_spawn::code::Section<Sorter> {
+    // SAFETY: `mp_list_sorters` holds only `sort_vec` instances and `no_sorter`, all `Sorter`s.
+    unsafe {
+        mp_spawn::code::Section::new(
+            &raw const __start_mp_list_sorters,
+            &raw const __stop_mp_list_sorters,
+            no_sorter,
+        )
+    }
+}
+
+/// Never a sorter: keeps `mp_list_sorters` in every program that links the server.
+#[unsafe(link_section = "mp_list_sorters")]
+fn no_sorter(_: &mut dyn Any, _: bool) -> bool {
+    false
+}
+
+#[unsafe(link_section = "mp_list_sorters")]
+fn sort_vec<T: Ord + 'static>(v: &mut dyn Any, reverse: bool) -> bool {
+    let Some(v) = v.downcast_mut::<Vec<T>>() else {
+        return false;
+    };
+    // Stable both ways, as Python's: equal items keep their order, reversed or not.
+    if reverse {
+        v.sort_by(|a, b| b.cmp(a));
+    } else {
+        v.sort();
+    }
+    true
 }
 
 /// The server's answer to a [`ListCall`].
@@ -63,7 +134,7 @@ pub enum ListReply<T> {
 }
 
 /// Python's index: negative counts from the end; `None` if out of range.
-fn position(index: i64, len: usize) -> Option<usize> {
+pub(crate) fn position(index: i64, len: usize) -> Option<usize> {
     let len_i = i64::try_from(len).ok()?;
     let i = if index < 0 {
         index.checked_add(len_i)?
@@ -74,7 +145,7 @@ fn position(index: i64, len: usize) -> Option<usize> {
 }
 
 /// Python's slice bound: clamped into `0..=len`.
-fn bound(index: i64, len: usize) -> usize {
+pub(crate) fn bound(index: i64, len: usize) -> usize {
     let len_i = i64::try_from(len).unwrap_or(i64::MAX);
     let i = if index < 0 {
         index.saturating_add(len_i)
@@ -147,6 +218,17 @@ impl<T: ListItem> Servant for ListServant<T> {
             }
             ListCall::Reverse => {
                 v.reverse();
+                ListReply::Done
+            }
+            ListCall::Sort { sorter, reverse } => {
+                let sort = sorters()
+                    .get(sorter)
+                    .ok_or_else(|| RemoteError::BadCall("no such sorter".to_owned()))?;
+                if !sort(v, reverse) {
+                    return Err(RemoteError::BadCall(
+                        "the sorter of another item type".to_owned(),
+                    ));
+                }
                 ListReply::Done
             }
         })
@@ -265,6 +347,29 @@ impl<T: ListItem> List<T> {
     /// `l.reverse()`.
     pub fn reverse(&self) -> Result<(), ManagerError> {
         self.done(ListCall::Reverse)
+    }
+}
+
+impl<T: ListItem + Ord> List<T> {
+    /// `l.sort()`: smallest first, in the server, in one call. Stable (equal items keep their
+    /// order), as Python's.
+    ///
+    /// ```
+    /// let manager = mp_managers::Manager::new()?;
+    /// let l = manager.list_from([3, 1, 2])?;
+    /// l.sort()?;
+    /// assert_eq!(l.to_vec()?, [1, 2, 3]);
+    /// l.sort_reverse()?;
+    /// assert_eq!(l.to_vec()?, [3, 2, 1]);
+    /// # Ok::<(), mp_managers::ManagerError>(())
+    /// ```
+    pub fn sort(&self) -> Result<(), ManagerError> {
+        self.done(ListCall::sort(false))
+    }
+
+    /// `l.sort(reverse=True)`: largest first, stable as [`sort`](List::sort).
+    pub fn sort_reverse(&self) -> Result<(), ManagerError> {
+        self.done(ListCall::sort(true))
     }
 }
 

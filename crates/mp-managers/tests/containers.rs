@@ -1,0 +1,406 @@
+//! The managed set, array and `List::sort` (issue #16 item 2) under every start method: each
+//! container is changed in a child and checked in the parent, Python's errors come back typed,
+//! and a sort call that names no sorter, or another type's, is refused.
+//! CPython: `TestSyncManagerTypes` (`test_set`, `test_set_init`, `test_array`, `test_list`),
+//! `_TestArray` (`test_array`, `test_array_from_size`).
+
+use std::collections::HashSet;
+
+use mp_managers::{ListCall, ListServant, ManagedArray, Manager, ManagerError, RemoteError, Set};
+use mp_spawn::StartMethod;
+use mp_spawn::testing::ctx;
+
+mp_spawn::test_matrix!(
+    set_methods_from_a_child,
+    set_comparisons_from_a_child,
+    set_operations_match_std,
+    set_init,
+    array_from_a_child,
+    array_reads_from_a_child,
+    array_from_size,
+    array_errors,
+    list_sort_from_a_child,
+    sort_refuses_a_forged_or_foreign_sorter,
+);
+
+fn manager(m: StartMethod) -> Manager {
+    Manager::with_context(&ctx(m)).unwrap()
+}
+
+fn run<F, A>(m: StartMethod, f: F, args: A)
+where
+    F: mp_spawn::Target<A, Output = ()>,
+    A: mp_spawn::Portable + Send,
+{
+    let mut p = ctx(m).process(f, args);
+    p.start().unwrap();
+    // A failed assertion in the child is a panic there, and an error here.
+    p.join().unwrap();
+}
+
+fn strings<const N: usize>(items: [&str; N]) -> HashSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn s(x: &str) -> String {
+    x.to_owned()
+}
+
+fn is_key_error<T: std::fmt::Debug>(r: Result<T, ManagerError>) -> bool {
+    matches!(r, Err(ManagerError::Remote(RemoteError::Key)))
+}
+
+/// CPython `TestSyncManagerTypes._test_set_operator_methods`, run in the child.
+fn set_methods(obj: Set<String>) {
+    assert!(obj.add(s("d")).unwrap());
+    assert!(!obj.add(s("d")).unwrap(), "already there");
+    assert!(obj.contains(&s("d")).unwrap());
+
+    obj.clear().unwrap();
+    obj.update(strings(["a", "b", "c"])).unwrap();
+    assert_eq!(obj.copy().unwrap(), strings(["a", "b", "c"]));
+    obj.remove(&s("a")).unwrap();
+    assert!(!obj.contains(&s("a")).unwrap());
+    assert!(is_key_error(obj.remove(&s("a"))), "KeyError");
+
+    obj.clear().unwrap();
+    obj.update([s("a")]).unwrap();
+    assert!(obj.discard(&s("a")).unwrap());
+    assert!(!obj.contains(&s("a")).unwrap());
+    assert!(
+        !obj.discard(&s("a")).unwrap(),
+        "discarding a missing item is fine"
+    );
+    obj.update([s("a")]).unwrap();
+    let popped = obj.pop().unwrap();
+    assert_eq!(popped, "a");
+    assert!(!obj.contains(&popped).unwrap());
+    assert!(obj.is_empty().unwrap());
+    assert!(
+        is_key_error(obj.pop()),
+        "pop from an empty set is a KeyError"
+    );
+
+    obj.clear().unwrap();
+    obj.update(strings(["a", "b", "c"])).unwrap();
+    let other = strings(["b", "c", "d"]);
+    assert_eq!(
+        obj.intersection(other.clone()).unwrap(),
+        strings(["b", "c"])
+    );
+    obj.intersection_update(other).unwrap();
+    assert_eq!(obj.copy().unwrap(), strings(["b", "c"]));
+
+    obj.clear().unwrap();
+    obj.update(strings(["a", "b", "c"])).unwrap();
+    assert_eq!(obj.difference(strings(["a", "b"])).unwrap(), strings(["c"]));
+    obj.difference_update(strings(["a", "b"])).unwrap();
+    assert_eq!(obj.copy().unwrap(), strings(["c"]));
+
+    obj.clear().unwrap();
+    obj.update(strings(["a", "b", "c"])).unwrap();
+    let other = strings(["b", "c", "d"]);
+    assert_eq!(
+        obj.symmetric_difference(other.clone()).unwrap(),
+        strings(["a", "d"])
+    );
+    obj.symmetric_difference_update(other).unwrap();
+    assert_eq!(obj.copy().unwrap(), strings(["a", "d"]));
+}
+
+fn set_methods_from_a_child(m: StartMethod) {
+    let manager = manager(m);
+    let set = manager.set::<String>().unwrap();
+    run(m, set_methods, (set.clone(),));
+    // The child's last change is the parent's to see.
+    assert_eq!(set.copy().unwrap(), strings(["a", "d"]));
+    assert_eq!(set.len().unwrap(), 2);
+}
+
+/// CPython `TestSyncManagerTypes._test_set_comparisons`, run in the child (`<` and `>` are a
+/// subset or superset of another length).
+fn set_comparisons(obj: Set<String>) {
+    obj.update(strings(["a", "b", "c"])).unwrap();
+    assert_eq!(
+        obj.union(strings(["d", "e"])).unwrap(),
+        strings(["a", "b", "c", "d", "e"])
+    );
+    assert!(obj.is_disjoint(strings(["d", "e"])).unwrap());
+    assert!(!obj.is_disjoint(strings(["a", "d"])).unwrap());
+
+    assert!(obj.is_subset(strings(["a", "b", "c", "d"])).unwrap());
+    assert!(!obj.is_subset(strings(["a", "b"])).unwrap());
+    assert!(obj.is_subset(strings(["a", "b", "c"])).unwrap(), "<=");
+
+    assert!(obj.is_superset(strings(["a", "b"])).unwrap());
+    assert!(!obj.is_superset(strings(["a", "b", "d"])).unwrap());
+    assert!(obj.is_superset(strings(["a"])).unwrap());
+    assert!(
+        obj.is_superset(Vec::new()).unwrap(),
+        "every set holds the empty set"
+    );
+    assert!(
+        obj.is_subset(["a", "a", "b", "c"].map(s)).unwrap(),
+        "duplicates do not count"
+    );
+}
+
+fn set_comparisons_from_a_child(m: StartMethod) {
+    let manager = manager(m);
+    let set = manager.set::<String>().unwrap();
+    run(m, set_comparisons, (set.clone(),));
+    assert_eq!(set.copy().unwrap(), strings(["a", "b", "c"]));
+}
+
+/// CPython `TestSyncManagerTypes._test_set_operator_symbols`: Python's `|`, `-`, `^`, `&`
+/// (and their in-place forms) are the methods here; each result is checked against std's
+/// `HashSet` on the same operands, from either side.
+fn set_operations_match_std(m: StartMethod) {
+    let manager = manager(m);
+    let operands: [&[u16]; 4] = [&[], &[1, 2, 3], &[2, 3, 4, 4], &[7, 8]];
+    for a in operands {
+        let mine: HashSet<u16> = a.iter().copied().collect();
+        let set = manager.set_from(a.iter().copied()).unwrap();
+        for b in operands {
+            let theirs: HashSet<u16> = b.iter().copied().collect();
+            let b = b.to_vec();
+            assert_eq!(set.union(b.clone()).unwrap(), &mine | &theirs);
+            assert_eq!(set.intersection(b.clone()).unwrap(), &mine & &theirs);
+            assert_eq!(set.difference(b.clone()).unwrap(), &mine - &theirs);
+            assert_eq!(
+                set.symmetric_difference(b.clone()).unwrap(),
+                &mine ^ &theirs
+            );
+            assert_eq!(set.is_subset(b.clone()).unwrap(), mine.is_subset(&theirs));
+            assert_eq!(
+                set.is_superset(b.clone()).unwrap(),
+                mine.is_superset(&theirs)
+            );
+            assert_eq!(
+                set.is_disjoint(b.clone()).unwrap(),
+                mine.is_disjoint(&theirs)
+            );
+            // The in-place forms, each on a fresh copy of `a`.
+            type Update = fn(&Set<u16>, Vec<u16>) -> Result<(), ManagerError>;
+            let updates: [(Update, HashSet<u16>); 4] = [
+                (|s, b| s.update(b), &mine | &theirs),
+                (|s, b| s.intersection_update(b), &mine & &theirs),
+                (|s, b| s.difference_update(b), &mine - &theirs),
+                (|s, b| s.symmetric_difference_update(b), &mine ^ &theirs),
+            ];
+            for (update, expected) in updates {
+                let fresh = manager.set_from(mine.iter().copied()).unwrap();
+                update(&fresh, b.clone()).unwrap();
+                assert_eq!(fresh.copy().unwrap(), expected);
+                assert_eq!(fresh.len().unwrap(), expected.len());
+            }
+        }
+    }
+    assert_eq!(manager.object_count().unwrap(), 0, "every set was freed");
+}
+
+/// CPython `TestSyncManagerTypes.test_set_init`: from a set, a list with duplicates, a dict's
+/// keys. (Python's `manager.set(1234)` is a `RemoteError`; here the type does not compile.)
+fn set_init(m: StartMethod) {
+    let manager = manager(m);
+    let o = manager.set_from(strings(["a", "b", "c"])).unwrap();
+    assert_eq!(o.copy().unwrap(), strings(["a", "b", "c"]));
+    let o = manager.set_from(["a", "b", "c", "a"].map(s)).unwrap();
+    assert_eq!(o.copy().unwrap(), strings(["a", "b", "c"]));
+    assert_eq!(o.len().unwrap(), 3);
+    let map = std::collections::HashMap::from([(s("a"), 1), (s("b"), 2), (s("c"), 3)]);
+    let o = manager.set_from(map.into_keys()).unwrap();
+    assert_eq!(o.copy().unwrap(), strings(["a", "b", "c"]));
+    let empty = manager.set::<String>().unwrap();
+    assert!(empty.is_empty().unwrap());
+    assert!(empty.copy().unwrap().is_empty());
+}
+
+/// CPython `_TestArray.f`: running sums, in place.
+fn running_sums(seq: ManagedArray<i32>) {
+    for i in 1..seq.len().unwrap() as i64 {
+        let sum = seq.get(i).unwrap() + seq.get(i - 1).unwrap();
+        seq.set(i, sum).unwrap();
+    }
+}
+
+/// CPython `_TestArray.test_array`, through a manager.
+fn array_from_a_child(m: StartMethod) {
+    let manager = manager(m);
+    let mut seq = vec![680, 626, 934, 821, 150, 233, 548, 982, 714, 831];
+    let arr = manager.array_from(seq.clone()).unwrap();
+    assert_eq!(arr.len().unwrap(), seq.len());
+    assert_eq!(arr.get(3).unwrap(), seq[3]);
+    assert_eq!(arr.slice(2, 7).unwrap(), seq[2..7]);
+    arr.set_slice(4, 8, [1, 2, 3, 4]).unwrap();
+    seq[4..8].copy_from_slice(&[1, 2, 3, 4]);
+    assert_eq!(arr.to_vec().unwrap(), seq);
+
+    for i in 1..seq.len() {
+        seq[i] += seq[i - 1];
+    }
+    run(m, running_sums, (arr.clone(),));
+    assert_eq!(arr.to_vec().unwrap(), seq);
+}
+
+/// CPython `TestSyncManagerTypes._test_array`, run in the child.
+fn read_array(obj: ManagedArray<i32>) {
+    assert_eq!(obj.get(0).unwrap(), 0);
+    assert_eq!(obj.get(1).unwrap(), 1);
+    assert_eq!(obj.len().unwrap(), 2);
+    assert_eq!(obj.to_vec().unwrap(), [0, 1]);
+}
+
+fn array_reads_from_a_child(m: StartMethod) {
+    let manager = manager(m);
+    let o = manager.array_from([0, 1]).unwrap();
+    run(m, read_array, (o,));
+}
+
+/// CPython `_TestArray.test_array_from_size`: a size gives zeros (issue #11675), three times
+/// over so that a fresh array could land on a freed one's memory.
+fn array_from_size(m: StartMethod) {
+    let manager = manager(m);
+    for _ in 0..3 {
+        let arr = manager.array::<i32>(10).unwrap();
+        assert_eq!(arr.len().unwrap(), 10);
+        assert_eq!(arr.to_vec().unwrap(), [0; 10]);
+        arr.set_slice(0, i64::MAX, 0..10).unwrap();
+        assert_eq!(arr.to_vec().unwrap(), (0..10).collect::<Vec<_>>());
+    }
+    let empty = manager.array::<u8>(0).unwrap();
+    assert!(empty.is_empty().unwrap());
+    // A length no one can allocate is a typed error, not an abort.
+    assert!(matches!(
+        manager.array::<u64>(usize::MAX),
+        Err(ManagerError::Encode(_))
+    ));
+}
+
+/// Python's indexing and slicing on the fixed-length array, and its errors.
+fn array_errors(m: StartMethod) {
+    let manager = manager(m);
+    let arr = manager.array_from([10u8, 11, 12, 13]).unwrap();
+    assert_eq!(arr.get(-1).unwrap(), 13);
+    assert_eq!(arr.get(-4).unwrap(), 10);
+    let index_error = |r: Result<_, ManagerError>, index: i64| {
+        matches!(
+            r,
+            Err(ManagerError::Remote(RemoteError::Index { index: i, len: 4 })) if i == index
+        )
+    };
+    assert!(index_error(arr.get(4).map(drop), 4));
+    assert!(index_error(arr.get(-5).map(drop), -5));
+    assert!(index_error(arr.set(4, 0), 4));
+    assert!(index_error(arr.get(i64::MIN).map(drop), i64::MIN));
+    // Slices clamp, as Python's; a backwards slice is empty.
+    assert_eq!(arr.slice(-2, 100).unwrap(), [12, 13]);
+    assert_eq!(arr.slice(i64::MIN, 1).unwrap(), [10]);
+    assert_eq!(arr.slice(3, 1).unwrap(), [] as [u8; 0]);
+    // Assigning a slice takes exactly its length (ctypes' ValueError), and changes nothing
+    // otherwise.
+    assert!(matches!(
+        arr.set_slice(0, 2, [1]),
+        Err(ManagerError::Remote(RemoteError::Value))
+    ));
+    assert!(matches!(
+        arr.set_slice(0, 2, [1, 2, 3]),
+        Err(ManagerError::Remote(RemoteError::Value))
+    ));
+    assert_eq!(arr.to_vec().unwrap(), [10, 11, 12, 13]);
+    arr.set_slice(3, 1, []).unwrap();
+    arr.set_slice(-2, i64::MAX, [2, 3]).unwrap();
+    assert_eq!(arr.to_vec().unwrap(), [10, 11, 2, 3]);
+    assert_eq!(arr.len().unwrap(), 4, "the length never changes");
+}
+
+/// CPython `TestSyncManagerTypes._test_list`, run in the child (the parts of it with a Rust
+/// form: `+=` is `extend`, `*= 2` is extending by a copy).
+fn list_methods(obj: mp_managers::List<i32>) {
+    assert_eq!(obj.get(0).unwrap(), 5);
+    assert_eq!(obj.count(5).unwrap(), 1);
+    assert_eq!(obj.index(5).unwrap(), 0);
+    obj.extend([7]).unwrap();
+    assert_eq!(obj.to_vec().unwrap(), [5, 7]);
+    obj.extend(obj.to_vec().unwrap()).unwrap();
+    assert_eq!(obj.to_vec().unwrap(), [5, 7, 5, 7]);
+    let copied = obj.to_vec().unwrap();
+    let double: Vec<i32> = copied.iter().chain(&copied).copied().collect();
+    obj.extend(double.into_iter().chain(copied)).unwrap();
+    obj.sort().unwrap();
+    assert_eq!(obj.to_vec().unwrap(), [[5; 8], [7; 8]].concat());
+    obj.reverse().unwrap();
+    assert_eq!(obj.len().unwrap(), 16);
+    assert_eq!(obj.pop(Some(0)).unwrap(), 7);
+    obj.clear().unwrap();
+    assert_eq!(obj.len().unwrap(), 0);
+}
+
+fn sort_strings(l: mp_managers::List<String>) {
+    l.sort().unwrap();
+}
+
+fn list_sort_from_a_child(m: StartMethod) {
+    let manager = manager(m);
+    let o = manager.list_from([5]).unwrap();
+    run(m, list_methods, (o.clone(),));
+    assert_eq!(o.len().unwrap(), 0);
+
+    // The child names the sorter of its own item type; the server finds the same one.
+    let words = manager
+        .list_from(["pear", "apple", "fig", "apple"].map(s))
+        .unwrap();
+    run(m, sort_strings, (words.clone(),));
+    assert_eq!(words.to_vec().unwrap(), ["apple", "apple", "fig", "pear"]);
+    words.sort_reverse().unwrap();
+    assert_eq!(words.to_vec().unwrap(), ["pear", "fig", "apple", "apple"]);
+
+    // Tuples sort as Python's do (by the first item, then the next); an empty list sorts.
+    let pairs = manager.list_from([(2u8, 'b'), (1, 'z'), (2, 'a')]).unwrap();
+    pairs.sort().unwrap();
+    assert_eq!(pairs.to_vec().unwrap(), [(1, 'z'), (2, 'a'), (2, 'b')]);
+    let empty = manager.list::<u8>().unwrap();
+    empty.sort_reverse().unwrap();
+    assert!(empty.is_empty().unwrap());
+}
+
+/// A sort call is refused, with the list unchanged, when its offset names no sorter (forged,
+/// or the section's placeholder) or names the sorter of another item type.
+fn sort_refuses_a_forged_or_foreign_sorter(m: StartMethod) {
+    let manager = manager(m);
+    let list = manager.serve::<ListServant<u32>>(vec![3, 1, 2]).unwrap();
+    let ListCall::Sort { sorter, .. } = ListCall::<u32>::sort(false) else {
+        unreachable!("sort builds a Sort call")
+    };
+    let ListCall::Sort {
+        sorter: string_sorter,
+        ..
+    } = ListCall::<String>::sort(false)
+    else {
+        unreachable!("sort builds a Sort call")
+    };
+    let bad_call = |sorter: i64| {
+        matches!(
+            list.call(ListCall::Sort {
+                sorter,
+                reverse: false
+            }),
+            Err(ManagerError::Remote(RemoteError::BadCall(_)))
+        )
+    };
+    for forged in [0, 1, -1, i64::MIN, i64::MAX, sorter + 1_000_000_000] {
+        assert!(bad_call(forged), "offset {forged} names no sorter");
+    }
+    assert!(bad_call(string_sorter), "the String sorter on a u32 list");
+    let to_vec = || match list.call(ListCall::Slice(0, i64::MAX)).unwrap() {
+        mp_managers::ListReply::Items(xs) => xs,
+        other => panic!("unexpected {other:?}"),
+    };
+    assert_eq!(to_vec(), [3, 1, 2], "a refused sort changes nothing");
+    list.call(ListCall::Sort {
+        sorter,
+        reverse: true,
+    })
+    .unwrap();
+    assert_eq!(to_vec(), [3, 2, 1]);
+}
