@@ -110,6 +110,25 @@ impl Connection {
         self.handle().as_ref().map(|fd| fd.as_raw_fd())
     }
 
+    /// Gives up the socket without closing it (Python's `detach()`): the descriptor, or `None`
+    /// if the connection was closed. Waits for sends and receives in progress on other threads.
+    ///
+    /// ```
+    /// use std::io::Read;
+    ///
+    /// let (a, b) = mp_ipc::pipe(true)?;
+    /// a.send_bytes(b"hi", 0, None)?;
+    /// let mut raw = std::os::unix::net::UnixStream::from(b.detach().expect("open"));
+    /// let mut frame = [0u8; 18]; // a 16-byte header, then the payload
+    /// raw.read_exact(&mut frame)?;
+    /// assert_eq!(&frame[16..], b"hi");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn detach(self) -> Option<OwnedFd> {
+        let fd = self.fd.write().unwrap_or_else(|e| e.into_inner()).take();
+        fd.map(Fd::into_inner)
+    }
+
     /// Closes this process's handle. Waits for sends and receives in progress on other threads.
     /// Closing twice is fine.
     pub fn close(&self) {

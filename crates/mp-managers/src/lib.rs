@@ -20,7 +20,7 @@
 //! | `BaseManager.register(typeid, callable)` | a type implementing [`Servant`], made by [`Manager::serve`] |
 //! | `BaseManager(address, authkey).start()` | [`Manager::listen`] |
 //! | `BaseManager(address, authkey).connect()` | [`Manager::connect`] |
-//! | `manager.get_server().serve_forever()` | [`serve_forever`] |
+//! | `manager.get_server().serve_forever()` | [`Server::bind`], [`Server::serve_forever`] |
 //! | a typeid registered on a remote server, `manager.get_queue()` | [`Manager::publish`], [`Manager::lookup`] |
 //! | `manager.shutdown()` | [`Manager::shutdown`] (or drop) |
 //! | a server-side exception, `RemoteError` | [`ManagerError::Remote`] with a [`RemoteError`] |
@@ -114,7 +114,7 @@ pub use array::{ArrayCall, ArrayReply, ArrayServant, ManagedArray};
 pub use dict::{Dict, DictCall, DictReply, DictServant, Item, Key};
 pub use error::{ManagerError, RemoteError};
 pub use list::{List, ListCall, ListItem, ListReply, ListServant};
-pub use manager::{Manager, serve_forever};
+pub use manager::{Manager, Server};
 /// Processes, re-exported from mp-spawn so that this crate's examples need no other name.
 #[doc(no_inline)]
 pub use mp_spawn::{Process, get_context};

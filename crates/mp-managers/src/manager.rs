@@ -100,7 +100,7 @@ impl Manager {
 
     /// A manager for a server that is already running at `address` (Python's
     /// `BaseManager(address, authkey).connect()`): one started by [`Manager::listen`] or
-    /// [`serve_forever`](crate::serve_forever), maybe on another host. Dropping it leaves the
+    /// a [`Server`], maybe on another host. Dropping it leaves the
     /// server running.
     ///
     /// A client whose executable differs from the server's (another build, on another host)
@@ -275,8 +275,7 @@ impl Manager {
 }
 
 impl Manager {
-    /// Asks the server to end, whoever started it (a connected client of a server started by
-    /// [`serve_forever`](crate::serve_forever), say).
+    /// Asks the server to end, whoever started it (a connected client of a [`Server`], say).
     pub fn shutdown_server(&self) -> Result<(), ManagerError> {
         match request(&self.endpoint, &Request::Shutdown) {
             Ok(_) | Err(ManagerError::ServerGone) => Ok(()),
@@ -285,15 +284,48 @@ impl Manager {
     }
 }
 
-/// Serves managed objects at `address` for clients that know `authkey`, in this process,
-/// until a client asks the server to end (Python's `manager.get_server().serve_forever()`).
-/// Clients [`connect`](Manager::connect), make objects, and [`publish`](Manager::publish)
-/// them for one another.
-pub fn serve_forever(address: &Address, authkey: &[u8]) -> Result<(), ManagerError> {
-    let listener =
-        bind(Some(address.clone()), authkey).map_err(|e| ManagerError::Listen(e.to_string()))?;
-    run(listener);
-    Ok(())
+/// A manager's server run in this process (Python's `manager.get_server()`), for a program
+/// whose job is to serve: clients [`connect`](Manager::connect), make objects, and
+/// [`publish`](Manager::publish) them for one another.
+///
+/// ```
+/// use mp_ipc::Address;
+/// use mp_managers::{Manager, Server};
+///
+/// let server = Server::bind(&Address::Tcp("127.0.0.1:0".parse()?), b"secret")?;
+/// let address = server.address().clone();
+/// let serving = std::thread::spawn(move || server.serve_forever());
+///
+/// let client = Manager::connect(&address, b"secret")?;
+/// let names = client.list_from(["a".to_owned()])?;
+/// client.publish("names", &names)?;
+/// client.shutdown_server()?;
+/// serving.join().unwrap();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Server {
+    listener: mp_ipc::Listener,
+}
+
+impl Server {
+    /// Listens at `address` for clients that know `authkey` (a TCP port 0 picks a free port).
+    pub fn bind(address: &Address, authkey: &[u8]) -> Result<Server, ManagerError> {
+        let listener = bind(Some(address.clone()), authkey)
+            .map_err(|e| ManagerError::Listen(e.to_string()))?;
+        Ok(Server { listener })
+    }
+
+    /// Where it listens.
+    pub fn address(&self) -> &Address {
+        self.listener.address()
+    }
+
+    /// Serves until a client asks the server to end ([`Manager::shutdown_server`]) (Python's
+    /// `serve_forever()`).
+    pub fn serve_forever(self) {
+        run(self.listener);
+    }
 }
 
 fn random_authkey() -> Result<Vec<u8>, ManagerError> {

@@ -149,3 +149,6 @@ fn digest_file(path: &str) -> std::io::Result<u64> {
         hasher.write(&buffer[..n]);
     }
 }
+
+#[cfg(test)]
+mod test;

@@ -181,8 +181,13 @@ struct Client<'a> {
     conn: &'a Connection,
 }
 
+/// The largest request a server reads (Python has no cap): a client that claims more is
+/// dropped before the payload is read.
+const MAX_REQUEST: u64 = 1 << 30;
+
 /// Serves one connection until it ends.
 fn serve_client(conn: &Connection, state: &State) {
+    conn.set_max_message_size(MAX_REQUEST);
     // Anything but a well-formed hello ends this connection only.
     let Ok(hello) = conn.recv::<Hello>() else {
         return;

@@ -1,0 +1,161 @@
+//! Remote managers (issue #16 item 5): a server at a TCP or Unix address with an authkey,
+//! objects published by name and looked up by clients in other processes, and a server that
+//! keeps serving whatever one client sends (a wrong authkey, garbage, an oversized frame).
+//! CPython: `_TestRemoteManager.test_remote`, `_TestManagerRestart`, `test_mymanager`.
+
+use std::io::Write;
+
+use mp_ipc::{Address, ListenerError};
+use mp_managers::{Dict, ManagedQueue, Manager, ManagerError, RemoteError, Server};
+use mp_spawn::StartMethod;
+use mp_spawn::testing::ctx;
+
+mp_spawn::test_matrix!(
+    a_client_process_works_on_published_objects,
+    a_server_in_a_child_serves_until_told_to_end,
+    a_wrong_authkey_garbage_or_an_oversized_frame_leave_the_server_serving,
+);
+
+const KEY: &[u8] = b"remote manager test";
+
+fn loopback() -> Address {
+    Address::Tcp("127.0.0.1:0".parse().unwrap())
+}
+
+/// The client: takes numbers from the published queue until 0, and files their squares.
+fn worker(address: Address, authkey: Vec<u8>) {
+    let manager = Manager::connect(&address, &authkey).unwrap();
+    let jobs: ManagedQueue<u64> = manager.lookup("jobs").unwrap();
+    let results: Dict<u64, u64> = manager.lookup("results").unwrap();
+    loop {
+        match jobs.get().unwrap() {
+            0 => break,
+            n => results.insert(n, n * n).unwrap(),
+        };
+    }
+}
+
+// CPython's `_TestRemoteManager.test_remote`: a queue published by one manager, used by a
+// client that connects with the address and the authkey only.
+fn a_client_process_works_on_published_objects(m: StartMethod) {
+    let server = Manager::listen_with_context(&ctx(m), &loopback(), KEY).unwrap();
+    assert!(matches!(server.address(), Address::Tcp(a) if a.port() != 0));
+    let jobs = server.queue::<u64>().unwrap();
+    let results = server.dict::<u64, u64>().unwrap();
+    server.publish("jobs", &jobs).unwrap();
+    server.publish("results", &results).unwrap();
+    for n in [1, 2, 3, 4, 0] {
+        jobs.put(n).unwrap();
+    }
+    let mut client = ctx(m).process(worker, (server.address().clone(), KEY.to_vec()));
+    client.start().unwrap();
+    client.join().unwrap();
+    let mut got = results.items().unwrap();
+    got.sort();
+    assert_eq!(got, [(1, 1), (2, 4), (3, 9), (4, 16)]);
+    // The client's references went with it: the names and ours are left.
+    drop((jobs, results));
+    assert_eq!(server.object_count().unwrap(), 2);
+
+    // Looking up: no such name, the wrong type.
+    assert!(matches!(
+        server.lookup::<ManagedQueue<u64>>("nope"),
+        Err(ManagerError::Remote(RemoteError::NoSuchName(name))) if name == "nope"
+    ));
+    assert!(matches!(
+        server.lookup::<ManagedQueue<String>>("jobs"),
+        Err(ManagerError::WrongType { .. })
+    ));
+    assert!(matches!(
+        server.lookup::<Dict<u64, u64>>("jobs"),
+        Err(ManagerError::WrongType { .. })
+    ));
+    // A failed lookup holds nothing.
+    assert_eq!(server.object_count().unwrap(), 2);
+    // Another server's proxy cannot be published here.
+    let other = Manager::with_context(&ctx(m)).unwrap();
+    let foreign = other.list::<u8>().unwrap();
+    assert!(matches!(
+        server.publish("foreign", &foreign),
+        Err(ManagerError::OtherServer)
+    ));
+    // Publishing a name again lets go of the object it named.
+    let fresh = server.list_from([7u8]).unwrap();
+    server.publish("jobs", &fresh).unwrap();
+    drop(fresh);
+    assert_eq!(server.object_count().unwrap(), 2);
+    let again: mp_managers::List<u8> = server.lookup("jobs").unwrap();
+    assert_eq!(again.to_vec().unwrap(), [7]);
+}
+
+/// A program whose only job is to serve (Python's `get_server().serve_forever()`).
+fn serve_at(path: std::path::PathBuf, ready: mp_ipc::Connection) {
+    let server = Server::bind(&Address::Unix(path), KEY).unwrap();
+    ready.send(server.address()).unwrap();
+    server.serve_forever();
+}
+
+fn a_server_in_a_child_serves_until_told_to_end(m: StartMethod) {
+    let dir = std::env::temp_dir().join(format!("mp-remote-{}-{m:?}", std::process::id()));
+    let _ = std::fs::remove_file(&dir);
+    let (ours, theirs) = mp_ipc::pipe(false).unwrap();
+    let mut child = ctx(m).process(serve_at, (dir.clone(), theirs));
+    child.start().unwrap();
+    let address: Address = ours.recv().unwrap();
+    let client = Manager::connect(&address, KEY).unwrap();
+    let names = client.list_from(["a".to_owned()]).unwrap();
+    client.publish("names", &names).unwrap();
+    let other = Manager::connect(&address, KEY).unwrap();
+    let same: mp_managers::List<String> = other.lookup("names").unwrap();
+    same.append("b".to_owned()).unwrap();
+    assert_eq!(names.to_vec().unwrap(), ["a", "b"]);
+    // A connected manager's drop leaves the server running.
+    drop(other);
+    assert_eq!(same.len().unwrap(), 2);
+    client.shutdown_server().unwrap();
+    child.join().unwrap();
+    assert!(matches!(same.len(), Err(ManagerError::ServerGone)));
+    let _ = std::fs::remove_file(&dir);
+}
+
+fn a_wrong_authkey_garbage_or_an_oversized_frame_leave_the_server_serving(m: StartMethod) {
+    let server = Manager::listen_with_context(&ctx(m), &loopback(), KEY).unwrap();
+    let address = server.address().clone();
+    let d = server.dict_from([(1u8, 1u8)]).unwrap();
+    let serving = || assert_eq!(d.get(&1).unwrap(), Some(1));
+
+    assert!(matches!(
+        Manager::connect(&address, b"wrong"),
+        Err(ManagerError::Connect(ListenerError::Authentication(_)))
+    ));
+    serving();
+
+    // Past the handshake, garbage instead of a hello.
+    let conn = mp_ipc::client(&address, Some(KEY)).unwrap();
+    conn.send_bytes(&[0xff; 64], 0, None).unwrap();
+    assert!(conn.recv_bytes(None).is_err());
+    serving();
+
+    // A valid hello (postcard: `Build::Digest(1)`, no session), then a garbage request.
+    let conn = mp_ipc::client(&address, Some(KEY)).unwrap();
+    conn.send_bytes(&[1, 1, 0], 0, None).unwrap();
+    assert!(!conn.recv_bytes(None).unwrap().is_empty());
+    conn.send_bytes(&[0xee; 16], 0, None).unwrap();
+    assert!(conn.recv_bytes(None).is_err());
+    serving();
+
+    // A frame that claims far more than the server reads: dropped before its payload.
+    let conn = mp_ipc::client(&address, Some(KEY)).unwrap();
+    let mut raw = std::net::TcpStream::from(conn.detach().unwrap());
+    let mut header = Vec::new();
+    header.extend(mp_spawn::frame::Codec::CONNECTION.magic().to_le_bytes());
+    header.extend(0u32.to_le_bytes());
+    header.extend((1u64 << 39).to_le_bytes());
+    raw.write_all(&header).unwrap();
+    let mut rest = Vec::new();
+    assert_eq!(
+        std::io::Read::read_to_end(&mut raw, &mut rest).unwrap_or(0),
+        0
+    );
+    serving();
+}
