@@ -19,8 +19,8 @@
 //! - [`ipc`]: Pipe/Connection, Queue, JoinableQueue, SimpleQueue, wait, Listener/client.
 //! - [`shm`]: Value, Array, SharedMemory, ShareableList, and robust process-shared locks.
 //! - [`pool`]: Pool, AsyncResult, lazy imap, and a joblib-style Parallel.
-//! - [`managers`]: Manager, and proxies to the dicts, lists, values, namespaces and user types
-//!   its server holds.
+//! - [`managers`]: Manager, and proxies to the dicts, lists, sets, arrays, values, namespaces,
+//!   locks, events, queues and user types its server holds; remote managers over TCP.
 
 #[doc(inline)]
 pub use mp_ipc as ipc;
