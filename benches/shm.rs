@@ -339,22 +339,31 @@ fn manager_dict_child(control: Queue<u64>, done: Queue<u64>, d: mp::managers::Di
 fn manager_dict(c: &mut Criterion) {
     let mut group = c.benchmark_group("manager_dict");
     tune(&mut group, 10, 3);
-    let manager = mp::Manager::new().expect("manager");
-    let d = manager.dict::<String, u64>().expect("dict");
-    let (control, done) = (Queue::new().expect("queue"), Queue::new().expect("queue"));
-    let child = start(ctx().process(
-        manager_dict_child,
-        (control.clone(), done.clone(), d.clone()),
-    ));
-    group.bench_function("get_set_child", |b| {
-        b.iter_custom(|iters| {
-            let t = Instant::now();
-            control.put(iters).expect("put");
-            done.get().expect("get");
-            t.elapsed()
-        })
-    });
-    finish(vec![child], &[control]);
+    // On one host the calls go through shared-memory rings; over TCP (a remote manager, here
+    // on loopback) through the socket.
+    let local = mp::Manager::new().expect("manager");
+    let tcp = mp::Manager::listen(
+        &mp::Address::Tcp("127.0.0.1:0".parse().expect("address")),
+        b"bench",
+    )
+    .expect("manager");
+    for (name, manager) in [("get_set_child", &local), ("get_set_child_tcp", &tcp)] {
+        let d = manager.dict::<String, u64>().expect("dict");
+        let (control, done) = (Queue::new().expect("queue"), Queue::new().expect("queue"));
+        let child = start(ctx().process(
+            manager_dict_child,
+            (control.clone(), done.clone(), d.clone()),
+        ));
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let t = Instant::now();
+                control.put(iters).expect("put");
+                done.get().expect("get");
+                t.elapsed()
+            })
+        });
+        finish(vec![child], &[control]);
+    }
     group.finish();
 }
 

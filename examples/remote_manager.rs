@@ -6,8 +6,8 @@
 //!
 //! Prints the address, then `4 squared is 16` and so on for 1 to 5, in order.
 
-use mp::managers::{ManagedQueue, Manager};
 use mp::ipc::Address;
+use mp::managers::{ManagedQueue, Manager};
 
 const AUTHKEY: &[u8] = b"the key both sides know";
 

@@ -368,6 +368,13 @@ fn definitions(cpus: usize) -> Vec<Def> {
             limit: (Crit("os_limit", "spin_rtt", PerSec(0.5)), "two shared-memory ping-pongs, both spinning"),
         },
         Def {
+            key: "manager_dict_tcp_ops_per_s", label: "Manager dict get + set of one key over TCP (a remote manager on loopback), from a child process", unit: "ops/s", better: Higher,
+            mp: Crit("manager_dict", "get_set_child_tcp", PerSec(1.0)),
+            python: (Py("shm.py", "manager_dict_tcp_ops_per_s"), "SyncManager(address=('127.0.0.1', 0))"),
+            peer: (Missing("no Rust peer has a remote manager"), ""),
+            limit: (Crit("ipc_rtt", "socketpair", PerSec(0.5)), "two Unix socket round trips (TCP loopback costs more)"),
+        },
+        Def {
             key: "lock_uncontended_ns", label: "Lock acquire + release, uncontended", unit: "ns", better: Lower,
             mp: Crit("lock_uncontended", "acquire_release", Ns),
             python: (Py("shm.py", "lock_uncontended_ns"), "Lock"),
