@@ -32,7 +32,7 @@ use crate::metrics::Inputs;
 use crate::python::{Python, run_capture};
 
 const BENCHES: [&str; 4] = ["start_join", "ipc", "shm", "pool"];
-const SCRIPTS: [&str; 4] = ["start_join.py", "ipc.py", "shm.py", "pool.py"];
+const SCRIPTS: [&str; 5] = ["start_join.py", "ipc.py", "shm.py", "pool.py", "bigdata.py"];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
