@@ -14,6 +14,7 @@
 //! | `BaseManager.register(typeid, callable)` | a type implementing [`Servant`], made by [`Manager::serve`] |
 //! | `manager.shutdown()` | [`Manager::shutdown`] (or drop) |
 //! | a server-side exception, `RemoteError` | [`ManagerError::Remote`] with a [`RemoteError`] |
+//! | `SharedMemoryManager()`, `.SharedMemory(size)`, `.ShareableList(seq)` | [`SharedMemoryManager::new`], [`SharedMemoryManager::shared_memory`], [`SharedMemoryManager::shareable_list`] (a [`Segments`] handle in children) |
 //!
 //! ```
 //! use mp_managers::{Dict, Manager};
@@ -79,6 +80,7 @@ mod namespace;
 mod proxy;
 mod servant;
 mod server;
+mod shared_memory_manager;
 
 pub use dict::{Dict, DictCall, DictReply, DictServant, Item, Key};
 pub use error::{ManagerError, RemoteError};
@@ -93,3 +95,4 @@ pub use namespace::{
 };
 pub use proxy::Proxy;
 pub use servant::Servant;
+pub use shared_memory_manager::{Segments, SharedMemoryManager, SmmError};
