@@ -36,7 +36,7 @@ use std::ffi::CString;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use mp_ipc::Address;
@@ -375,7 +375,7 @@ fn apply(live: &mut BTreeSet<String>, line: &[u8]) {
 ///
 /// let smm = SharedMemoryManager::new()?;
 /// let (ours, theirs) = mp_ipc::pipe(false)?;
-/// let mut child = Process::new(fill, (smm.segments(), theirs));
+/// let mut child = Process::new(fill, (smm.segments()?, theirs));
 /// child.start()?;
 /// let name: String = ours.recv()?;
 /// child.join()?;
@@ -440,7 +440,15 @@ impl Segments {
 
 /// A manager whose [`SharedMemory`] and [`ShareableList`] blocks are all unlinked at its
 /// shutdown (Python's `multiprocessing.managers.SharedMemoryManager`), and after its owner's
-/// death too, SIGKILL included (see the [module docs](self) for how).
+/// death too, SIGKILL included.
+///
+/// The blocks are the manager's, not their maker's: its server makes them (untracked by the
+/// resource tracker), so a process that made one through the manager, or a [`Segments`]
+/// handle, may exit and the block stays. Dropping a [`SharedMemory`] only unmaps it.
+/// [`shutdown`](SharedMemoryManager::shutdown) (or drop) unlinks them all. If the server dies
+/// first (it is killed with its owner, however the owner dies), a keeper process that the
+/// server started, and that learns each name before its block exists, unlinks them when the
+/// server is gone; it says so on stderr, as the resource tracker does for leaked segments.
 ///
 /// ```
 /// use mp_managers::SharedMemoryManager;
@@ -458,8 +466,9 @@ impl Segments {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct SharedMemoryManager {
-    // Dropped before the manager, while its server may still answer.
-    segments: Segments,
+    /// Until `shutdown`, which drops it while the server still answers (a proxy dropped
+    /// after its server is gone waits to learn that it is).
+    segments: RwLock<Option<Segments>>,
     /// A pidfd of the keeper, until `shutdown` has waited for it.
     keeper: Mutex<Option<OwnedFd>>,
     keeper_pid: u32,
@@ -493,7 +502,7 @@ impl SharedMemoryManager {
         // server answered just now: this pidfd names the keeper.
         let keeper = mp_sys::pidfd::open(keeper_pid).map_err(|e| SmmError::Shm(ShmError::Os(e)))?;
         Ok(SharedMemoryManager {
-            segments,
+            segments: RwLock::new(Some(segments)),
             keeper: Mutex::new(Some(keeper)),
             keeper_pid,
             manager,
@@ -503,24 +512,34 @@ impl SharedMemoryManager {
     /// A new zero-filled block of `size` bytes, owned by the manager (Python's
     /// `smm.SharedMemory(size)`).
     pub fn shared_memory(&self, size: usize) -> Result<SharedMemory, SmmError> {
-        self.segments.shared_memory(size)
+        self.with_segments(|s| s.shared_memory(size))
     }
 
     /// A new list holding `items`, in a block owned by the manager (Python's
     /// `smm.ShareableList(sequence)`).
     pub fn shareable_list(&self, items: &[mp_shm::Item]) -> Result<ShareableList, SmmError> {
-        self.segments.shareable_list(items)
+        self.with_segments(|s| s.shareable_list(items))
     }
 
     /// A handle that makes blocks owned by this manager, for other processes (see
-    /// [`Segments`]).
-    pub fn segments(&self) -> Segments {
-        self.segments.clone()
+    /// [`Segments`]); [`ManagerError::ServerGone`] after `shutdown`.
+    pub fn segments(&self) -> Result<Segments, SmmError> {
+        self.with_segments(|s| Ok(s.clone()))
     }
 
     /// The names of the blocks the manager owns now, sorted (Python's `list_segments`).
     pub fn names(&self) -> Result<Vec<String>, SmmError> {
-        self.segments.names()
+        self.with_segments(Segments::names)
+    }
+
+    fn with_segments<T>(
+        &self,
+        f: impl FnOnce(&Segments) -> Result<T, SmmError>,
+    ) -> Result<T, SmmError> {
+        match &*self.segments.read().unwrap_or_else(|e| e.into_inner()) {
+            Some(segments) => f(segments),
+            None => Err(SmmError::Manager(ManagerError::ServerGone)),
+        }
     }
 
     /// The server's address (Python's `smm.address`).
@@ -543,7 +562,15 @@ impl SharedMemoryManager {
     /// Views mapped in processes stay valid; the names are gone. Calling it twice is fine;
     /// afterwards making a block fails with [`ManagerError::ServerGone`].
     pub fn shutdown(&self) -> Result<(), SmmError> {
-        let unlinked = self.segments.proxy.call(SegmentsCall::Shutdown);
+        let segments = self
+            .segments
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let unlinked = match segments {
+            Some(segments) => segments.proxy.call(SegmentsCall::Shutdown),
+            None => Err(ManagerError::ServerGone),
+        };
         self.manager.shutdown()?;
         let keeper = self.keeper.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(keeper) = keeper {
@@ -570,5 +597,30 @@ impl fmt::Debug for SharedMemoryManager {
             .field("manager", &self.manager)
             .field("keeper_pid", &self.keeper_pid)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn the_keeper_keeps_only_well_formed_names() {
+        let mut live = BTreeSet::new();
+        for line in [
+            &b"R psm_1"[..],
+            b"R psm_2",
+            b"U psm_1",
+            b"R ../etc",
+            b"R a/b",
+            b"R ",
+            b"X psm_3",
+            b"Rpsm_4",
+            b"R \xff\xfe",
+            b"R psm\0x",
+        ] {
+            apply(&mut live, line);
+        }
+        assert_eq!(live.into_iter().collect::<Vec<_>>(), ["psm_2"]);
     }
 }

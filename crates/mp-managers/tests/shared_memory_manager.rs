@@ -25,6 +25,7 @@ mp_spawn::test_matrix!(
     bad_input_is_a_typed_error,
     the_server_ignores_sigint,
     shutdown_leaves_nothing_for_the_trackers,
+    threads_share_a_manager,
 );
 
 /// A hang guard only: every wait below is on an event.
@@ -115,7 +116,7 @@ fn make_blocks(segments: Segments, out: Connection) {
 fn a_childs_blocks_are_the_managers(m: StartMethod) {
     let smm = smm(m);
     let (ours, theirs) = mp_ipc::pipe(false).unwrap();
-    let mut child = ctx(m).process(make_blocks, (smm.segments(), theirs));
+    let mut child = ctx(m).process(make_blocks, (smm.segments().unwrap(), theirs));
     child.start().unwrap();
     let (shm_name, list_name): (String, String) = ours.recv().unwrap();
     child.join().unwrap();
@@ -283,4 +284,44 @@ fn shutdown_leaves_nothing_for_the_trackers(m: StartMethod) {
         .and_then(|(_, rest)| rest.split_whitespace().next())
         .expect("the program printed no name");
     assert!(!exists(name), "{name} left behind");
+}
+
+/// A manager is shared by the threads of its owner.
+#[test]
+fn the_manager_and_its_handle_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<SharedMemoryManager>();
+    send_sync::<Segments>();
+}
+
+/// Blocks made from several threads at once: each has its own name, all are unlinked.
+fn threads_share_a_manager(m: StartMethod) {
+    let smm = smm(m);
+    let names: Vec<String> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..4)
+            .map(|t| {
+                let smm = &smm;
+                s.spawn(move || {
+                    (0..5)
+                        .map(|i| {
+                            let shm = smm.shared_memory(8 + i).unwrap();
+                            shm.write_at(0, &[t as u8]).unwrap();
+                            shm.name().to_owned()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    let mut sorted = names.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 20);
+    assert_eq!(smm.names().unwrap(), sorted);
+    drop(smm);
+    assert!(names.iter().all(|n| !exists(n)));
 }
