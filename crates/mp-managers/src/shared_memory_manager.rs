@@ -55,6 +55,20 @@ use crate::servant::Servant;
 const KEEPER_WAIT: Duration = Duration::from_secs(10);
 
 /// What went wrong making or attaching a block through a [`SharedMemoryManager`].
+///
+/// ```
+/// use mp_managers::{ManagerError, SharedMemoryManager, SmmError};
+/// use mp_shm::ShmError;
+///
+/// let smm = SharedMemoryManager::new()?;
+/// assert!(matches!(smm.shared_memory(0), Err(SmmError::Shm(ShmError::ZeroSize))));
+/// smm.shutdown()?;
+/// assert!(matches!(
+///     smm.shared_memory(8),
+///     Err(SmmError::Manager(ManagerError::ServerGone))
+/// ));
+/// # Ok::<(), SmmError>(())
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum SmmError {
@@ -254,9 +268,15 @@ impl SegmentsServant {
                     return Ok(name);
                 }
                 Err(failure) => {
-                    // Never ours (a name taken meanwhile, or nothing made): forget it.
+                    let taken = matches!(&failure, Failure::Os(errno) if *errno == libc::EEXIST);
+                    if !taken {
+                        // Made, then failed (a list that could not be written): not left
+                        // behind. Nothing made: nothing to unlink.
+                        let _ = unlink(&name);
+                    }
+                    // The name is not ours (taken by another block), or no longer is.
                     let _ = keeper.tell(b'U', &name);
-                    if !matches!(&failure, Failure::Os(errno) if *errno == libc::EEXIST) {
+                    if !taken {
                         return Err(failure);
                     }
                 }
@@ -528,6 +548,13 @@ impl SharedMemoryManager {
     }
 
     /// The names of the blocks the manager owns now, sorted (Python's `list_segments`).
+    ///
+    /// ```
+    /// let smm = mp_managers::SharedMemoryManager::new()?;
+    /// let shm = smm.shared_memory(8)?;
+    /// assert_eq!(smm.names()?, [shm.name()]);
+    /// # Ok::<(), mp_managers::SmmError>(())
+    /// ```
     pub fn names(&self) -> Result<Vec<String>, SmmError> {
         self.with_segments(Segments::names)
     }
