@@ -47,6 +47,15 @@ fn is_not_found(e: ShmError) -> bool {
     matches!(e, ShmError::NotFound(_))
 }
 
+/// Makes this process a child subreaper, so that the orphans of the tests that kill a
+/// server or its owner (the server, its keeper) come back here and are reaped by pid rather
+/// than left to init. Idempotent; other tests' orphans reach init later, as before.
+fn adopt_orphans() {
+    // SAFETY: prctl with integer arguments.
+    let made_subreaper = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    assert_eq!(made_subreaper, 0);
+}
+
 /// Waits until the process behind `pidfd` has ended (it turns readable).
 fn wait_pidfd(pidfd: &OwnedFd) {
     let ended = mp_sys::poll::readable(&[pidfd.as_fd()], Some(LONG));
@@ -156,6 +165,7 @@ fn own_an_smm(method: String, out: Connection) {
 /// The owner (the process holding the manager) is SIGKILLed: its server dies with it, and
 /// the keeper unlinks every block.
 fn blocks_are_unlinked_after_the_owners_sigkill(m: StartMethod) {
+    adopt_orphans();
     let (ours, theirs) = mp_ipc::pipe(false).unwrap();
     let mut owner = ctx(m).process(own_an_smm, (m.name().to_owned(), theirs));
     owner.start().unwrap();
@@ -165,9 +175,11 @@ fn blocks_are_unlinked_after_the_owners_sigkill(m: StartMethod) {
     let keeper_fd = mp_sys::pidfd::open(keeper).unwrap();
     owner.kill().unwrap();
     owner.join().unwrap_err();
+    // Ours since its parent died (and reaped here).
     wait_gone(server);
-    // The keeper exits once it has unlinked what the server left.
+    // The keeper exits once it has unlinked what the server left; ours since the server died.
     wait_pidfd(&keeper_fd);
+    mp_sys::process::reap_pid(keeper);
     for n in &names {
         assert!(!exists(n), "{n} leaked after the owner's SIGKILL");
     }
@@ -176,6 +188,7 @@ fn blocks_are_unlinked_after_the_owners_sigkill(m: StartMethod) {
 /// The server alone is killed: shutdown still leaves no block behind (the keeper unlinks
 /// them, and shutdown waits for it).
 fn a_killed_server_leaves_nothing_after_shutdown(m: StartMethod) {
+    adopt_orphans();
     let smm = smm(m);
     let shm = smm.shared_memory(8).unwrap();
     let list = smm.shareable_list(&ints(2)).unwrap();
@@ -190,6 +203,8 @@ fn a_killed_server_leaves_nothing_after_shutdown(m: StartMethod) {
     smm.shutdown().unwrap();
     assert!(!exists(shm.name()));
     assert!(!exists(list.shm().name()));
+    // Ended (shutdown waited for it), and ours since the server died.
+    mp_sys::process::reap_pid(smm.keeper_pid());
 }
 
 fn bad_input_is_a_typed_error(m: StartMethod) {
