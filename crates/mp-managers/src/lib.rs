@@ -24,6 +24,7 @@
 //! | a typeid registered on a remote server, `manager.get_queue()` | [`Manager::publish`], [`Manager::lookup`] |
 //! | `manager.shutdown()` | [`Manager::shutdown`] (or drop) |
 //! | a server-side exception, `RemoteError` | [`ManagerError::Remote`] with a [`RemoteError`] |
+//! | `SharedMemoryManager()`, `.SharedMemory(size)`, `.ShareableList(seq)` | [`SharedMemoryManager::new`], [`SharedMemoryManager::shared_memory`], [`SharedMemoryManager::shareable_list`] (a [`Segments`] handle in children) |
 //!
 //! ```
 //! use mp_managers::{Dict, Manager};
@@ -108,6 +109,7 @@ mod queues;
 mod servant;
 mod server;
 mod set;
+mod shared_memory_manager;
 mod synchronize;
 
 pub use array::{ArrayCall, ArrayReply, ArrayServant, ManagedArray};
@@ -126,6 +128,7 @@ pub use proxy::{BaseProxy, Managed, Proxy};
 pub use queues::{JoinableQueue, ManagedQueue};
 pub use servant::Servant;
 pub use set::{Set, SetCall, SetReply, SetServant};
+pub use shared_memory_manager::{Segments, SharedMemoryManager, SmmError};
 pub use synchronize::{
     Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, RLock, Semaphore,
 };
