@@ -21,6 +21,7 @@ mp_spawn::test_matrix!(
     the_server_dies_with_its_owner,
     the_server_ignores_sigint,
     a_wrong_authkey_or_garbage_leaves_the_server_serving,
+    proxies_move_between_threads,
 );
 
 fn signal(pid: u32, signal: i32) {
@@ -264,4 +265,31 @@ fn a_wrong_authkey_or_garbage_leaves_the_server_serving(m: StartMethod) {
     drop(raw);
     d.insert(1, 2).unwrap();
     assert_eq!(d.get(&1).unwrap(), Some(2));
+}
+
+fn proxies_move_between_threads(m: StartMethod) {
+    let manager = manager(m);
+    let d = manager.dict::<u32, u32>().unwrap();
+    // Made in threads that then end (closing their own connections): the references are the
+    // process's, so the lists live on.
+    let lists: Vec<List<u32>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4u32)
+            .map(|i| {
+                let (manager, d) = (&manager, &d);
+                s.spawn(move || {
+                    d.insert(i, i * 10).unwrap();
+                    manager.list_from([i]).unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(manager.object_count().unwrap(), 5);
+    for (i, l) in (0..).zip(&lists) {
+        assert_eq!(l.to_vec().unwrap(), [i]);
+    }
+    // Dropped in yet another thread: freed.
+    std::thread::spawn(move || drop(lists)).join().unwrap();
+    assert_eq!(manager.object_count().unwrap(), 1);
+    assert_eq!(d.len().unwrap(), 4);
 }
