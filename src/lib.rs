@@ -52,7 +52,9 @@ pub use mp_shm::{
 };
 pub use mp_shm::{DictError, SharedDict};
 
-pub use mp_pool::{AsyncResult, IMap, Parallel, Pool, PoolBuilder, PoolError};
+pub use mp_pool::{
+    AsyncResult, IMap, Parallel, Pool, PoolBuilder, PoolError, ProcessPoolExecutor, as_completed,
+};
 
 pub use mp_managers::{Manager, ManagerError};
 

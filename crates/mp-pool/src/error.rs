@@ -60,6 +60,9 @@ pub enum PoolError {
     Interrupted,
     /// The pool was terminated (or dropped) before the task finished.
     Terminated,
+    /// The task was cancelled before a worker took it (`ProcessPoolExecutor::shutdown` with
+    /// `cancel_futures`; Python's `CancelledError`).
+    Cancelled,
     /// The pool no longer takes tasks: it was closed or terminated (Python: `ValueError('Pool
     /// not running')`).
     NotRunning,
@@ -116,6 +119,7 @@ impl PoolError {
             Self::Timeout => Self::Timeout,
             Self::Interrupted => Self::Interrupted,
             Self::Terminated => Self::Terminated,
+            Self::Cancelled => Self::Cancelled,
             Self::NotRunning => Self::NotRunning,
             Self::StillRunning => Self::StillRunning,
             Self::InvalidArgument(m) => Self::InvalidArgument(m),
@@ -178,6 +182,7 @@ impl fmt::Display for PoolError {
             Self::Timeout => f.write_str("timed out waiting for the result"),
             Self::Interrupted => f.write_str("interrupted (SIGINT); the pool was terminated"),
             Self::Terminated => f.write_str("the pool was terminated before the task finished"),
+            Self::Cancelled => f.write_str("the task was cancelled before a worker took it"),
             Self::NotRunning => f.write_str("the pool is not running"),
             Self::StillRunning => {
                 f.write_str("the pool is still running: close or terminate it first")

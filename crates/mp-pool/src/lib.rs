@@ -25,6 +25,7 @@
 //! | `chunksize=` | [`Pool::chunksize`]`(n).map(...)` |
 //! | `close`, `terminate`, `join`, `with` | [`Pool::close`], [`Pool::terminate`], [`Pool::join`], drop |
 //! | joblib `Parallel(n_jobs)(delayed(f)(x) for x in xs)` | [`Parallel::new`]`(n_jobs).run(f, xs)` |
+//! | `concurrent.futures.ProcessPoolExecutor`, `as_completed` | [`ProcessPoolExecutor`], [`as_completed`] |
 //!
 //! # What does not hang here
 //! - A worker that dies (SIGKILL, OOM, abort, segfault) fails the one chunk it was running
@@ -42,6 +43,7 @@
 
 mod builder;
 mod error;
+mod executor;
 mod imap;
 mod interrupt;
 mod monitor;
@@ -57,6 +59,7 @@ mod worker;
 
 pub use builder::PoolBuilder;
 pub use error::PoolError;
+pub use executor::{AsCompleted, ProcessPoolExecutor, as_completed, as_completed_timeout};
 pub use imap::IMap;
 pub use parallel::Parallel;
 pub use pool::Pool;
@@ -82,6 +85,7 @@ const _: fn() = || {
     send_sync::<Submit<'static>>();
     send_sync::<Parallel>();
     send_sync::<PoolError>();
+    send_sync::<ProcessPoolExecutor>();
     send_sync::<AsyncResult<u64>>();
     send_sync::<AsyncResult<std::rc::Rc<u64>>>();
     send_sync::<AsyncResult<std::cell::Cell<u64>>>();

@@ -480,6 +480,12 @@ impl Inner {
         self.lock().cancel_pending(job);
     }
 
+    /// Fails every chunk no worker has taken yet with `PoolError::Cancelled`.
+    pub(crate) fn cancel_all_pending(&self) {
+        let callbacks = self.lock().cancel_all_pending();
+        run(callbacks);
+    }
+
     fn start_worker(&self, st: &mut State, slot: usize) -> Result<(), PoolError> {
         let tasks = Queue::<()>::new()?;
         let init = match &self.config.init {
@@ -521,12 +527,21 @@ impl Inner {
 
     /// Kills the workers and fails every unfinished chunk (terminate, drop, Ctrl-C).
     pub(crate) fn terminate_all(&self) {
+        self.stop_all(true);
+    }
+
+    /// Fails every unfinished chunk and stops the workers: SIGKILL, or SIGTERM (`kill` false).
+    pub(crate) fn stop_all(&self, kill: bool) {
         let mut st = self.lock();
         let Some(callbacks) = st.terminate() else {
             return;
         };
         for worker in st.workers.iter_mut().flatten() {
-            let _ = worker.port.process.kill();
+            let _ = if kill {
+                worker.port.process.kill()
+            } else {
+                worker.port.process.terminate()
+            };
         }
         drop(st);
         self.wake_handler();

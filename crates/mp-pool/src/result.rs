@@ -384,6 +384,13 @@ impl<T> AsyncResult<T> {
     }
 }
 
+impl<T> AsyncResult<T> {
+    /// Calls `notify` once the result is ready, successful or not (at once if it is).
+    pub(crate) fn when_ready(&self, notify: impl FnOnce() + Send + 'static) {
+        self.job.on_settled(Box::new(move |_| notify()));
+    }
+}
+
 impl<T: 'static> AsyncResult<T> {
     /// Calls `callback` with the value once it has arrived, on the pool's thread (Python's
     /// `callback`); at once on this thread if the result is ready already. As in Python, it

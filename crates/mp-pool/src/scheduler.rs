@@ -204,6 +204,19 @@ impl<P: Port> Scheduler<P> {
         self.stop_idle_workers();
     }
 
+    /// Fails with [`PoolError::Cancelled`] every chunk that is not in a worker's queue yet, of
+    /// every job (`ProcessPoolExecutor::shutdown` with `cancel_futures`).
+    pub(crate) fn cancel_all_pending(&mut self) -> Vec<Deferred> {
+        let mut callbacks = Vec::new();
+        for id in std::mem::take(&mut self.pending) {
+            if let Some(task) = self.tasks.remove(&id) {
+                callbacks.extend(task.job.finish(task.chunk, Err(PoolError::Cancelled)));
+            }
+        }
+        self.stop_idle_workers();
+        callbacks
+    }
+
     /// Sends pending chunks to the workers with room, the least loaded first.
     pub(crate) fn dispatch(&mut self) -> Vec<Deferred> {
         let mut callbacks = Vec::new();
