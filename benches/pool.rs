@@ -43,6 +43,17 @@ fn map(c: &mut Criterion) {
             assert_eq!(out.len(), 200_000);
         })
     });
+    // The same map with its progress bar (not drawn: stderr is not a terminal here, as in
+    // most benchmark and CI runs; the workers count per item all the same).
+    g.bench_function("200k_progress", |b| {
+        b.iter(|| {
+            let out = pool
+                .progress(true)
+                .map(identity, 0..200_000u64)
+                .expect("map");
+            assert_eq!(out.len(), 200_000);
+        })
+    });
     g.bench_function("20k_chunksize_1", |b| {
         b.iter(|| {
             let out = pool.chunksize(1).map(identity, 0..20_000u64).expect("map");

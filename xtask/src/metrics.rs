@@ -363,6 +363,13 @@ fn definitions() -> Vec<Def> {
             limit: (Crit("os_limit", "spin_rtt", PerSec(0.5)), "two shared-memory ping-pongs, both spinning"),
         },
         Def {
+            key: "pool_map_progress_tasks_per_s", label: "Pool.map, 200k trivial tasks, 2 workers, with a progress bar (hidden: not a terminal)", unit: "tasks/s", better: Higher,
+            mp: Crit("pool_map", "200k_progress", PerSec(200_000.0)),
+            python: (Missing("tqdm's process_map is not measured"), ""),
+            peer: (Crit("pool_map", "200k_default_chunksize", PerSec(200_000.0)), "the same map without the bar"),
+            limit: (Crit("pool_map", "200k_default_chunksize", PerSec(200_000.0)), "the same map without the bar"),
+        },
+        Def {
             key: "manager_dict_tcp_ops_per_s", label: "Manager dict get + set of one key over TCP (a remote manager on loopback), from a child process", unit: "ops/s", better: Higher,
             mp: Crit("manager_dict", "get_set_child_tcp", PerSec(1.0)),
             python: (Py("shm.py", "manager_dict_tcp_ops_per_s"), "SyncManager(address=('127.0.0.1', 0))"),

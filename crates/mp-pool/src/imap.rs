@@ -91,14 +91,20 @@ impl<'p> Submit<'p> {
         T: Serialize + 'static,
         R: DeserializeOwned + 'static,
     {
-        IMap::new(
+        let total = match items.size_hint() {
+            (lower, Some(upper)) if lower == upper => Some(lower as u64),
+            _ => None,
+        };
+        let imap = IMap::new(
             PoolRef::Borrowed(self.pool),
             items,
             entry,
             self.chunksize.unwrap_or(1),
             self.buffersize.unwrap_or(2 * self.pool.processes()),
             ordered,
-        )
+        );
+        self.watch(&imap.job, total);
+        imap
     }
 
     /// See [`Pool::imap`].

@@ -23,6 +23,7 @@
 //! | `imap`, `imap_unordered` (lazy here) | [`Pool::imap`], [`Pool::imap_unordered`] → [`IMap`] |
 //! | `apply`, `apply_async` → `AsyncResult` | [`Pool::apply`], [`Pool::apply_async`] → [`AsyncResult`] |
 //! | `chunksize=` | [`Pool::chunksize`]`(n).map(...)` |
+//! | tqdm's `process_map(f, xs)` | `pool.progress(true).map(f, xs)` (feature `progress`: a bar counted per item, not per chunk) |
 //! | `close`, `terminate`, `join`, `with` | [`Pool::close`], [`Pool::terminate`], [`Pool::join`], drop |
 //! | joblib `Parallel(n_jobs)(delayed(f)(x) for x in xs)` | [`Parallel::new`]`(n_jobs).run(f, xs)` |
 //! | `concurrent.futures.ProcessPoolExecutor`, `as_completed` | [`ProcessPoolExecutor`], [`as_completed`] |
@@ -50,6 +51,7 @@ mod monitor;
 mod parallel;
 mod plain;
 mod pool;
+mod progress;
 mod result;
 mod scheduler;
 mod submit;

@@ -4,12 +4,11 @@
 use std::panic::{self, AssertUnwindSafe};
 
 use mp_spawn::{Context, Portable, Target};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use crate::error::PoolError;
 use crate::imap::{IMap, PoolRef};
 use crate::pool::Pool;
+use crate::submit::Submit;
 use crate::task;
 
 /// joblib's `Parallel`: runs one function over a batch of argument tuples on `n_jobs`
@@ -51,6 +50,7 @@ pub struct Parallel {
     n_jobs: isize,
     batch_size: Option<usize>,
     context: Option<Context>,
+    #[cfg_attr(not(feature = "progress"), allow(dead_code))]
     progress: bool,
 }
 
@@ -122,23 +122,15 @@ impl Parallel {
             return run_serially(f, calls);
         }
         let pool = self.pool()?;
-        if self.progress {
-            let calls: Vec<A> = calls.into_iter().collect();
-            let total = calls.len();
-            let iter = IMap::new(
-                PoolRef::Borrowed(&pool),
-                calls.into_iter(),
-                task::task_fn::<F, A>(&f),
-                self.batch_size.unwrap_or(1),
-                4 * pool.processes(),
-                true,
-            );
-            return collect_with_progress(iter, total);
+        let mut submit = Submit::new(&pool);
+        #[cfg(feature = "progress")]
+        {
+            submit = submit.progress(self.progress);
         }
-        match self.batch_size {
-            Some(batch) => pool.chunksize(batch).starmap(f, calls),
-            None => pool.starmap(f, calls),
+        if let Some(batch) = self.batch_size {
+            submit = submit.chunksize(batch);
         }
+        submit.starmap(f, calls)
     }
 
     /// The values as an iterator, in call order (joblib's `return_as="generator"`): calls are
@@ -228,39 +220,4 @@ where
         Some(e) => Err(e),
         None => Ok(values),
     }
-}
-
-#[cfg(feature = "progress")]
-fn collect_with_progress<I, A, R>(iter: IMap<'_, I, R>, total: usize) -> Result<Vec<R>, PoolError>
-where
-    I: Iterator<Item = A>,
-    A: Serialize + 'static,
-    R: DeserializeOwned + 'static,
-{
-    let bar = indicatif::ProgressBar::new(total as u64);
-    let mut values = Vec::with_capacity(total);
-    let mut first_error = None;
-    for value in iter {
-        match value {
-            Ok(v) => values.push(v),
-            Err(e) if first_error.is_none() => first_error = Some(e),
-            Err(_) => {}
-        }
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(values),
-    }
-}
-
-#[cfg(not(feature = "progress"))]
-fn collect_with_progress<I, A, R>(iter: IMap<'_, I, R>, _total: usize) -> Result<Vec<R>, PoolError>
-where
-    I: Iterator<Item = A>,
-    A: Serialize + 'static,
-    R: DeserializeOwned + 'static,
-{
-    iter.collect()
 }

@@ -19,18 +19,20 @@
 //! public API.
 
 use std::fmt;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use mp_ipc::Queue;
+use mp_spawn::reduction::Fd;
 use mp_spawn::{Portable, Process, StartMethod, Target};
 
 use crate::builder::{Config, PoolBuilder};
 use crate::error::PoolError;
 use crate::interrupt;
 use crate::monitor::{self, Monitor};
+use crate::progress::{Board, Rows};
 use crate::result::{AsyncResult, Deferred, Job, decode_one};
 use crate::scheduler::{self, Scheduler, Status, Worker};
 use crate::submit::Submit;
@@ -76,6 +78,11 @@ pub(crate) struct Inner {
     /// Under the fork method, forks every worker (see `mp_spawn::ForkServer`); dropped once
     /// the workers are gone.
     fork_helper: Mutex<Option<mp_spawn::ForkServer>>,
+    /// The per-item progress counters of watched calls, the descriptor the workers map, and
+    /// which rows are taken (see `progress`).
+    board: (Board, OwnedFd),
+    #[cfg_attr(not(feature = "progress"), allow(dead_code))]
+    rows: Rows,
 }
 
 /// The pids of the live workers that reported `READY`.
@@ -192,6 +199,8 @@ impl Pool {
             config,
             monitor: Mutex::new(monitor),
             fork_helper: Mutex::new(fork_helper),
+            board: Board::new(processes)?,
+            rows: Rows::default(),
         });
         let pool = Pool {
             inner: Arc::clone(&inner),
@@ -306,6 +315,13 @@ impl Pool {
     /// caller (default: twice the number of workers; Python 3.15's `buffersize`).
     pub fn buffersize(&self, chunks: usize) -> Submit<'_> {
         Submit::new(self).buffersize(chunks)
+    }
+
+    /// Options for the next call: a progress bar (feature `progress`; see
+    /// [`Submit::progress`]).
+    #[cfg(feature = "progress")]
+    pub fn progress(&self, on: bool) -> Submit<'_> {
+        Submit::new(self).progress(on)
     }
 
     /// Calls `f(args...)` in a worker and waits for its value (Python's `apply`).
@@ -465,7 +481,14 @@ impl Inner {
     }
 
     /// Queues chunks of a job and hands out what workers have room for, on this thread.
-    pub(crate) fn submit(&self, job: &Arc<Job>, chunks: Vec<Prepared>) -> Result<(), PoolError> {
+    pub(crate) fn submit(
+        &self,
+        job: &Arc<Job>,
+        mut chunks: Vec<Prepared>,
+    ) -> Result<(), PoolError> {
+        if let Some(tally) = job.tally() {
+            chunks.iter_mut().for_each(|c| c.set_tally(tally.0));
+        }
         let mut st = self.lock();
         let callbacks = st.submit(job, chunks)?;
         drop(st);
@@ -478,6 +501,19 @@ impl Inner {
     /// dropped.
     pub(crate) fn cancel_pending(&self, job: &Arc<Job>) {
         self.lock().cancel_pending(job);
+    }
+
+    /// Fails every chunk no worker has taken yet with `PoolError::Cancelled`.
+    /// The progress counters (see `progress`).
+    #[cfg_attr(not(feature = "progress"), allow(dead_code))]
+    pub(crate) fn board(&self) -> &Board {
+        &self.board.0
+    }
+
+    /// The rows of the progress counters.
+    #[cfg_attr(not(feature = "progress"), allow(dead_code))]
+    pub(crate) fn rows(&self) -> &Rows {
+        &self.rows
     }
 
     /// Fails every chunk no worker has taken yet with `PoolError::Cancelled`.
@@ -498,6 +534,8 @@ impl Inner {
             results: self.results.clone(),
             init,
             maxtasks: self.config.maxtasks,
+            board: Fd::new(self.board.1.try_clone()?),
+            slots: self.config.processes as u32,
         };
         st.started += 1;
         let process = match &*lock(&self.fork_helper) {

@@ -6,7 +6,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::os::fd::OwnedFd;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 use crate::error::PoolError;
 use crate::interrupt;
 use crate::plain;
+use crate::progress::Tally;
 
 /// The encoded results of one chunk, as a worker sent them.
 #[derive(Debug)]
@@ -106,6 +107,14 @@ pub(crate) struct Job {
     settled: AtomicBool,
     /// An `imap`: its reader waits for each chunk, not for the whole job.
     streaming: bool,
+    /// The progress counters of a watched call (0: not watched; see `progress`).
+    tally: AtomicU64,
+    /// The items a watched call's workers finished, once its counters are given back
+    /// (`u64::MAX` until then).
+    counted: AtomicU64,
+    /// The thread drawing a watched call's bar.
+    #[cfg(feature = "progress")]
+    pub(crate) bar: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl fmt::Debug for Job {
@@ -135,7 +144,34 @@ impl Job {
             cond: Condvar::new(),
             settled: AtomicBool::new(expected == Some(0)),
             streaming: expected.is_none(),
+            tally: AtomicU64::new(0),
+            counted: AtomicU64::new(u64::MAX),
+            #[cfg(feature = "progress")]
+            bar: Mutex::new(None),
         })
+    }
+
+    /// Records the final count of a watched call, before its counters are given back.
+    #[cfg_attr(not(feature = "progress"), allow(dead_code))]
+    pub(crate) fn set_counted(&self, n: u64) {
+        self.counted.store(n, Ordering::Release);
+    }
+
+    /// The final count, once recorded.
+    #[cfg_attr(not(feature = "progress"), allow(dead_code))]
+    pub(crate) fn counted(&self) -> Option<u64> {
+        Some(self.counted.load(Ordering::Acquire)).filter(|&n| n != u64::MAX)
+    }
+
+    /// Watches this call's progress with `tally`: set before its chunks are submitted.
+    #[cfg_attr(not(feature = "progress"), allow(dead_code))]
+    pub(crate) fn set_tally(&self, tally: Tally) {
+        self.tally.store(tally.0, Ordering::Relaxed);
+    }
+
+    /// The call's progress counters, if it is watched.
+    pub(crate) fn tally(&self) -> Option<Tally> {
+        Some(Tally(self.tally.load(Ordering::Relaxed))).filter(|t| t.0 != 0)
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, JobState> {
@@ -372,6 +408,20 @@ impl<T> AsyncResult<T> {
     /// Whether the result has arrived (successful or not).
     pub fn ready(&self) -> bool {
         self.job.is_settled()
+    }
+
+    /// A blocking call returns after its bar has drawn its last state.
+    pub(crate) fn finish_progress(&self) {
+        #[cfg(feature = "progress")]
+        crate::progress::finish(&self.job);
+    }
+
+    /// How many items of the call the workers have finished so far, counted per item, if
+    /// the call shows its progress ([`Submit::progress`](crate::Submit::progress); feature
+    /// `progress`): for a user's own display.
+    #[cfg(feature = "progress")]
+    pub fn progress(&self, pool: &crate::Pool) -> Option<u64> {
+        crate::progress::count(pool.inner(), &self.job)
     }
 
     /// Whether the call completed without a failure; `Err(PoolError::StillRunning)` before it

@@ -18,6 +18,8 @@ pub struct Submit<'p> {
     pub(crate) pool: &'p Pool,
     pub(crate) chunksize: Option<usize>,
     pub(crate) buffersize: Option<usize>,
+    #[cfg_attr(not(feature = "progress"), allow(dead_code))]
+    pub(crate) progress: bool,
 }
 
 impl<'p> Submit<'p> {
@@ -26,7 +28,26 @@ impl<'p> Submit<'p> {
             pool,
             chunksize: None,
             buffersize: None,
+            progress: false,
         }
+    }
+
+    /// Shows a progress bar on stderr while the call runs (feature `progress`; tqdm's
+    /// `process_map`): items finished out of the total, with the rate and the time left,
+    /// counted per item as the workers finish them, not per chunk (tqdm#973). Drawn only on
+    /// a terminal; the count costs the workers one store per item, to a line of their own.
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// let pool = mp_pool::Pool::new(2)?;
+    /// let squares = pool.chunksize(100).progress(true).map(square, 0..1000)?;
+    /// assert_eq!(squares[999], 998_001);
+    /// # Ok::<(), mp_pool::PoolError>(())
+    /// ```
+    #[cfg(feature = "progress")]
+    pub fn progress(mut self, on: bool) -> Self {
+        self.progress = on;
+        self
     }
 
     /// How many items travel per task (at least 1; 0 is taken as 1).
@@ -39,6 +60,15 @@ impl<'p> Submit<'p> {
     pub fn buffersize(mut self, chunks: usize) -> Self {
         self.buffersize = Some(chunks.max(1));
         self
+    }
+
+    /// Shows the progress of `job` if this call asked for it (before its chunks go out).
+    pub(crate) fn watch(&self, job: &std::sync::Arc<Job>, total: Option<u64>) {
+        #[cfg(feature = "progress")]
+        if self.progress {
+            crate::progress::watch(self.pool.inner(), job, total);
+        }
+        let _ = (job, total);
     }
 
     /// Python's default for `map`: `ceil(n / (4 × workers))`.
@@ -55,7 +85,10 @@ impl<'p> Submit<'p> {
         T: Portable,
         R: Portable,
     {
-        self.map_async(f, items)?.get()
+        let result = self.map_async(f, items)?;
+        let values = result.get();
+        result.finish_progress();
+        values
     }
 
     /// See [`Pool::map_async`].
@@ -85,7 +118,10 @@ impl<'p> Submit<'p> {
         A: Portable,
         F::Output: Portable,
     {
-        self.starmap_async(f, items)?.get()
+        let result = self.starmap_async(f, items)?;
+        let values = result.get();
+        result.finish_progress();
+        values
     }
 
     /// See [`Pool::starmap_async`].
@@ -110,6 +146,7 @@ impl<'p> Submit<'p> {
     ) -> Result<AsyncResult<Vec<R>>, PoolError> {
         let chunksize = self.map_chunksize(items.len());
         let job = Job::new(Some(items.len().div_ceil(chunksize)));
+        self.watch(&job, Some(items.len() as u64));
         // Chunks go out in small groups as they are encoded, so that workers start on the
         // first ones while the rest are encoded.
         let mut group = Vec::new();

@@ -27,7 +27,9 @@ pub(crate) type Send<'s> = &'s mut dyn FnMut(&[u8], &[BorrowedFd<'_>]);
 /// Decodes a chunk's arguments, finds the function (a fn pointer's offset is the `i64`; see
 /// `mp_spawn::locate_target`), runs it, and sends the result frame: `frame` holds the `Result`
 /// header, and the entry sets the outcome and appends the body.
-pub(crate) type Entry = fn(&[u8], Vec<OwnedFd>, i64, &mut Vec<u8>, Send<'_>);
+/// Called after each item of a chunk (the progress counter of a watched call).
+pub(crate) type Tick<'t> = &'t mut dyn FnMut();
+pub(crate) type Entry = fn(&[u8], Vec<OwnedFd>, i64, &mut Vec<u8>, Send<'_>, Tick<'_>);
 /// Decodes an initializer's arguments, finds it (as `Entry` does) and calls it.
 pub(crate) type InitEntry = fn(&[u8], Vec<OwnedFd>, i64) -> Result<(), String>;
 
@@ -98,7 +100,7 @@ fn init_entries() -> Section<InitEntry> {
 
 /// Never an entry: keeps `mp_pool_chunks` in every program that links the worker.
 #[unsafe(link_section = "mp_pool_chunks")]
-fn no_chunk(_: &[u8], _: Vec<OwnedFd>, _: i64, _: &mut Vec<u8>, _: Send<'_>) {}
+fn no_chunk(_: &[u8], _: Vec<OwnedFd>, _: i64, _: &mut Vec<u8>, _: Send<'_>, _: Tick<'_>) {}
 
 /// Never an entry: keeps `mp_pool_inits` in every program that links the worker.
 #[unsafe(link_section = "mp_pool_inits")]
@@ -160,6 +162,7 @@ fn run_chunk<F, A>(
     code: i64,
     frame: &mut Vec<u8>,
     send: Send<'_>,
+    tick: Tick<'_>,
 ) where
     F: Target<A> + Copy,
     A: DeserializeOwned + 'static,
@@ -185,7 +188,10 @@ fn run_chunk<F, A>(
     let mut out = Vec::with_capacity(items.len());
     for (offset, args) in items.into_iter().enumerate() {
         match panic::catch_unwind(AssertUnwindSafe(|| f.call(args))) {
-            Ok(value) => out.push(value),
+            Ok(value) => {
+                out.push(value);
+                tick();
+            }
             Err(payload) => {
                 wire::set_outcome(frame, Outcome::Panicked);
                 frame.extend_from_slice(&(offset as u64).to_le_bytes());

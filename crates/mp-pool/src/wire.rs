@@ -2,8 +2,9 @@
 //!
 //! Frames are raw bytes in the queues' shared memory (one copy each way, no second encoding);
 //! the first byte is a tag:
-//! - to a worker ([`ToWorker`]): `Task id:u64 entry:i64 payload`, where the payload is the
-//!   postcard encoding of the chunk's argument tuples, or `Stop`;
+//! - to a worker ([`ToWorker`]): `Task id:u64 tally:u64 entry:i64 code:i64 payload`, where
+//!   the tally names the call's progress counters (0: nobody watches; see `progress`) and the
+//!   payload is the postcard encoding of the chunk's argument tuples, or `Stop`;
 //! - to the pool ([`ToPool`]): `Result slot:u32 id:u64 outcome:u8 body`, `Died slot:u32
 //!   generation:u32` (from the pool's monitor thread), `InitFailed slot:u32 message`, `Ready
 //!   slot:u32` (the worker is up: its initializer, if any, has returned), or `Wake`.
@@ -82,8 +83,8 @@ impl Outcome {
     }
 }
 
-/// `Task` + id + entry.
-pub(crate) const TASK_HEADER: usize = 25;
+/// `Task` + id + tally + entry + code.
+pub(crate) const TASK_HEADER: usize = 33;
 /// `Result` + slot + id + outcome.
 pub(crate) const RESULT_HEADER: usize = 14;
 pub(crate) const OUTCOME_AT: usize = 13;
@@ -113,22 +114,29 @@ pub(crate) const STOP: [u8; 1] = [ToWorker::Stop as u8];
 /// The `Wake` frame.
 pub(crate) const WAKE: [u8; 1] = [ToPool::Wake as u8];
 
-/// A `Task` frame's id, entry and function offset, or `None` for anything else (`Stop`).
+/// A `Task` frame's id, tally, entry and function offset, or `None` for anything else
+/// (`Stop`).
 #[inline]
-pub(crate) fn parse_task(frame: &[u8]) -> Option<(u64, TaskFn)> {
+pub(crate) fn parse_task(frame: &[u8]) -> Option<(u64, u64, TaskFn)> {
     match (
         frame.first(),
         get_u64(frame, 1),
         get_u64(frame, 9),
         get_u64(frame, 17),
+        get_u64(frame, 25),
     ) {
-        (Some(&tag), Some(id), Some(entry), Some(code)) if tag == ToWorker::Task as u8 => Some((
-            id,
-            TaskFn {
-                entry: entry as i64,
-                code: code as i64,
-            },
-        )),
+        (Some(&tag), Some(id), Some(tally), Some(entry), Some(code))
+            if tag == ToWorker::Task as u8 =>
+        {
+            Some((
+                id,
+                tally,
+                TaskFn {
+                    entry: entry as i64,
+                    code: code as i64,
+                },
+            ))
+        }
         _ => None,
     }
 }
@@ -240,6 +248,7 @@ impl Prepared {
         let mut frame = Vec::with_capacity(TASK_HEADER + 8 * items.len() + 8);
         frame.push(ToWorker::Task as u8);
         put_u64(&mut frame, 0); // the id, set at submission
+        put_u64(&mut frame, 0); // the tally, set at submission if the call is watched
         frame.extend_from_slice(&task.entry.to_le_bytes());
         frame.extend_from_slice(&task.code.to_le_bytes());
         let fds = if plain::encode(items, &mut frame) {
@@ -259,5 +268,10 @@ impl Prepared {
     /// Sets the id of the chunk, at submission.
     pub(crate) fn set_id(&mut self, id: u64) {
         self.frame[1..9].copy_from_slice(&id.to_le_bytes());
+    }
+
+    /// Sets the tally of the chunk's call (see `progress`), at submission.
+    pub(crate) fn set_tally(&mut self, tally: u64) {
+        self.frame[9..17].copy_from_slice(&tally.to_le_bytes());
     }
 }

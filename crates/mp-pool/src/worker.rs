@@ -46,6 +46,9 @@ pub(crate) struct WorkerArgs {
     pub(crate) results: Queue<()>,
     pub(crate) init: Option<InitSpec>,
     pub(crate) maxtasks: Option<u64>,
+    /// The pool's progress counters (see `progress`), and how many slots it has.
+    pub(crate) board: Fd,
+    pub(crate) slots: u32,
 }
 
 /// The worker's main function.
@@ -60,7 +63,11 @@ pub(crate) fn worker_main(args: WorkerArgs) {
         results,
         init,
         maxtasks,
+        board,
+        slots,
     } = args;
+    // Without its counters a worker still works; watched calls just show no progress.
+    let board = crate::progress::Board::attach(board.as_fd(), slots as usize).ok();
 
     if let Some(init) = init {
         let fds = init.fds.into_iter().map(Fd::into_inner).collect();
@@ -96,7 +103,7 @@ pub(crate) fn worker_main(args: WorkerArgs) {
             // The queue is unusable: the pool will see this worker exit.
             return;
         };
-        let Some((id, task_fn)) = wire::parse_task(&taken) else {
+        let Some((id, tally, task_fn)) = wire::parse_task(&taken) else {
             // Stop.
             return;
         };
@@ -105,6 +112,12 @@ pub(crate) fn worker_main(args: WorkerArgs) {
             // If the pool is gone there is nobody to tell; its lifeline ends this process.
             let _ = results.put_bytes(bytes, fds);
         };
+        let mut counter = board.as_ref().map(|b| b.counter(slot, tally));
+        let mut tick = || {
+            if let Some(counter) = &mut counter {
+                counter.tick();
+            }
+        };
         match task::entry_at(task_fn.entry) {
             Some(entry) => entry(
                 &taken[wire::TASK_HEADER..],
@@ -112,6 +125,7 @@ pub(crate) fn worker_main(args: WorkerArgs) {
                 task_fn.code,
                 &mut frame,
                 &mut send,
+                &mut tick,
             ),
             None => {
                 wire::set_outcome(&mut frame, wire::Outcome::DecodeFailed);

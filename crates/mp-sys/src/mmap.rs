@@ -3,6 +3,7 @@
 use std::io;
 use std::os::fd::BorrowedFd;
 use std::ptr::NonNull;
+use std::sync::atomic::AtomicU64;
 
 use rustix::mm::{MapFlags, ProtFlags};
 
@@ -63,6 +64,27 @@ impl Mapping {
     /// Whether the mapping is empty (never: mappings have at least one byte).
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// The mapping as 64-bit atomic words (the bytes after the last whole word are left
+    /// out): shared counters that other processes read and write too.
+    ///
+    /// ```
+    /// use std::os::fd::AsFd;
+    /// use std::sync::atomic::Ordering;
+    /// let fd = mp_sys::shm::memfd(c"example", 4096)?;
+    /// let (a, b) = (mp_sys::mmap::Mapping::new(fd.as_fd(), 4096)?, mp_sys::mmap::Mapping::new(fd.as_fd(), 4096)?);
+    /// a.atomic_words()[3].store(7, Ordering::Relaxed);
+    /// assert_eq!(b.atomic_words()[3].load(Ordering::Relaxed), 7);
+    /// assert_eq!(a.atomic_words().len(), 512);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn atomic_words(&self) -> &[AtomicU64] {
+        // SAFETY: the mapping is page-aligned (so 8-aligned), `len / 8` words fit in it, and
+        // it stays mapped while `self` is borrowed. `AtomicU64` has `u64`'s layout, every bit
+        // pattern is a valid value, and writes by other processes or other mappings of the
+        // file are atomic accesses as far as this one is concerned: no data race.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().cast::<AtomicU64>(), self.len / 8) }
     }
 }
 

@@ -46,9 +46,17 @@ fn a_looked_up_entry_runs_the_function() {
     let mut frame = Vec::new();
     wire::result_header(&mut frame, 0, 0);
     let mut sent = Vec::new();
-    entry(&args, Vec::new(), 0, &mut frame, &mut |bytes, _| {
-        sent = bytes.to_vec()
-    });
+    let mut ticks = 0;
+    entry(
+        &args,
+        Vec::new(),
+        0,
+        &mut frame,
+        &mut |bytes, _| sent = bytes.to_vec(),
+        &mut || ticks += 1,
+    );
+    // One tick per item: what a watched call's progress counts.
+    assert_eq!(ticks, 2);
     assert_eq!(
         Outcome::from_byte(sent[wire::OUTCOME_AT]),
         Outcome::Ok,
@@ -73,16 +81,26 @@ fn a_fn_pointer_is_found_by_its_code_offset() {
     let mut frame = Vec::new();
     wire::result_header(&mut frame, 0, 0);
     let mut sent = Vec::new();
-    entry(&args, Vec::new(), task.code, &mut frame, &mut |bytes, _| {
-        sent = bytes.to_vec()
-    });
+    entry(
+        &args,
+        Vec::new(),
+        task.code,
+        &mut frame,
+        &mut |bytes, _| sent = bytes.to_vec(),
+        &mut || {},
+    );
     assert_eq!(Outcome::from_byte(sent[wire::OUTCOME_AT]), Outcome::Ok);
     // A wrong offset is a typed failure of the chunk, never a jump.
     let mut frame = Vec::new();
     wire::result_header(&mut frame, 0, 0);
-    entry(&args, Vec::new(), i64::MAX, &mut frame, &mut |bytes, _| {
-        sent = bytes.to_vec()
-    });
+    entry(
+        &args,
+        Vec::new(),
+        i64::MAX,
+        &mut frame,
+        &mut |bytes, _| sent = bytes.to_vec(),
+        &mut || {},
+    );
     assert_eq!(
         Outcome::from_byte(sent[wire::OUTCOME_AT]),
         Outcome::DecodeFailed

@@ -4,7 +4,7 @@ use super::{Msg, Outcome, Prepared, ToPool, ToWorker};
 use crate::task::TaskFn;
 
 fn id_entry_code(frame: &[u8]) -> Option<(u64, i64, i64)> {
-    super::parse_task(frame).map(|(id, task)| (id, task.entry, task.code))
+    super::parse_task(frame).map(|(id, _, task)| (id, task.entry, task.code))
 }
 
 #[test]
@@ -19,10 +19,19 @@ fn task_frames_carry_their_id_entry_and_code() {
     assert_eq!(id_entry_code(&chunk.frame), Some((0, -42, 1 << 40)));
     chunk.set_id(7);
     assert_eq!(id_entry_code(&chunk.frame), Some((7, -42, 1 << 40)));
+    // So is the tally, for a watched call; it touches nothing else.
+    assert_eq!(super::parse_task(&chunk.frame).map(|t| t.1), Some(0));
+    chunk.set_tally(0x1234_0005);
+    assert_eq!(
+        super::parse_task(&chunk.frame).map(|t| t.1),
+        Some(0x1234_0005)
+    );
+    assert_eq!(id_entry_code(&chunk.frame), Some((7, -42, 1 << 40)));
     assert_eq!((chunk.chunk, chunk.index, chunk.len), (3, 30, 3));
     assert_eq!(id_entry_code(&super::STOP), None);
     assert_eq!(id_entry_code(&chunk.frame[..10]), None);
     assert_eq!(id_entry_code(&chunk.frame[..24]), None);
+    assert_eq!(id_entry_code(&chunk.frame[..32]), None);
 }
 
 #[test]
