@@ -99,7 +99,11 @@ fn put(m: StartMethod) {
     assert!(is_full(queue.put_timeout(7, Duration::ZERO)));
     assert!(is_full(queue.put_timeout(7, TIMEOUT1)));
     assert!(is_full(queue.put_timeout(7, 3 * TIMEOUT1)));
-    assert_eq!(queue.qsize().unwrap(), MAXSIZE, "a refused put adds nothing");
+    assert_eq!(
+        queue.qsize().unwrap(),
+        MAXSIZE,
+        "a refused put adds nothing"
+    );
 
     child_can_start.set().unwrap();
     wait(&parent_can_continue);
@@ -264,7 +268,12 @@ fn get_in_one_thread_put_in_another(queue: ManagedQueue<u32>) {
             assert_eq!(queue.qsize().unwrap(), 0);
             queue.put(i).unwrap();
         }
-        let got: Vec<u32> = getter.join().unwrap().into_iter().map(Result::unwrap).collect();
+        let got: Vec<u32> = getter
+            .join()
+            .unwrap()
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
         assert_eq!(got, (0..ROUNDS).collect::<Vec<_>>());
     });
 }

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use mp_ipc::Queue;
 use mp_managers::{
-    Barrier, Condition, Event, List, Lock, ManagedValue, Manager, ManagerError, RLock,
-    RemoteError, Semaphore,
+    Barrier, Condition, Event, List, Lock, ManagedValue, Manager, ManagerError, RLock, RemoteError,
+    Semaphore,
 };
 use mp_spawn::testing::{ctx, park_forever};
 use mp_spawn::{Portable, StartMethod, Target};
@@ -121,11 +121,18 @@ fn rlock(m: StartMethod) {
     assert!(lock.acquire(true, None).unwrap());
     assert!(rlock.acquire(true, None).unwrap());
     let done = Queue::new().unwrap();
-    let mut p = start(m, release_from_here, (lock.clone(), rlock.clone(), done.clone()));
+    let mut p = start(
+        m,
+        release_from_here,
+        (lock.clone(), rlock.clone(), done.clone()),
+    );
     assert!(done.get().unwrap());
     p.join().unwrap();
     assert!(!lock.locked().unwrap(), "the child released the plain lock");
-    assert!(rlock.is_owned().unwrap(), "the child could not release the rlock");
+    assert!(
+        rlock.is_owned().unwrap(),
+        "the child could not release the rlock"
+    );
     rlock.release().unwrap();
 }
 
@@ -191,7 +198,11 @@ fn bounded_semaphore(m: StartMethod) {
         || sem.get_value().unwrap(),
     );
     assert!(is_runtime(sem.release()));
-    assert_eq!(sem.get_value().unwrap(), 2, "a refused release changes nothing");
+    assert_eq!(
+        sem.get_value().unwrap(),
+        2,
+        "a refused release changes nothing"
+    );
     assert!(sem.acquire(false, None).unwrap());
     assert!(is_runtime(sem.release_n(2)));
     assert_eq!(sem.get_value().unwrap(), 1);
@@ -521,7 +532,11 @@ fn barrier_passes(m: StartMethod, passes: u64) {
     let manager = manager(m);
     let barrier = new_barrier(&manager);
     let results = (manager.list().unwrap(), manager.list().unwrap());
-    run_parties(m, multipass, (barrier.clone(), results.0, results.1, passes));
+    run_parties(
+        m,
+        multipass,
+        (barrier.clone(), results.0, results.1, passes),
+    );
     barrier.abort().unwrap();
 }
 
@@ -607,7 +622,10 @@ fn barrier_abort(m: StartMethod) {
     assert_eq!(len(&results1), 0);
     assert_eq!(len(&results2), N - 1);
     assert!(barrier.broken().unwrap());
-    assert!(is_broken(barrier.wait(None)), "a broken barrier stays broken");
+    assert!(
+        is_broken(barrier.wait(None)),
+        "a broken barrier stays broken"
+    );
 }
 
 type Results3 = (Barrier, List<bool>, List<bool>, List<bool>);
@@ -616,7 +634,10 @@ type Results3 = (Barrier, List<bool>, List<bool>, List<bool>);
 fn wait_for_waiting(barrier: &Barrier, n: u64) {
     let deadline = mp_sys::deadline::after(HANG);
     while barrier.n_waiting().unwrap() < n {
-        assert!(deadline.is_none_or(|d| d > std::time::Instant::now()), "hang guard");
+        assert!(
+            deadline.is_none_or(|d| d > std::time::Instant::now()),
+            "hang guard"
+        );
         std::thread::yield_now();
     }
 }
@@ -715,7 +736,11 @@ fn barrier_timeouts(m: StartMethod, default: Option<Duration>, wait: Option<Dura
     let barrier = manager.barrier(N, default).unwrap();
     let results = manager.list().unwrap();
     let broken = manager.event().unwrap();
-    run_parties(m, timeout_f, (barrier.clone(), results.clone(), broken, wait));
+    run_parties(
+        m,
+        timeout_f,
+        (barrier.clone(), results.clone(), broken, wait),
+    );
     assert_eq!(len(&results), barrier.parties().unwrap());
 }
 
@@ -771,7 +796,10 @@ fn killed_holder(m: StartMethod, which: u8) {
         let waiter = s.spawn(|| acquire(true));
         p.kill().unwrap();
         p.join().unwrap_err();
-        assert!(waiter.join().unwrap(), "the waiter got the dead holder's lock");
+        assert!(
+            waiter.join().unwrap(),
+            "the waiter got the dead holder's lock"
+        );
     });
     // The waiter thread held it and is gone: free again.
     assert!(acquire(true));
@@ -802,7 +830,10 @@ fn a_party_killed_at_a_barrier_breaks_it(m: StartMethod) {
         wait_for_waiting(&barrier, 2);
         p.kill().unwrap();
         p.join().unwrap_err();
-        assert!(is_broken(other.join().unwrap()), "the other waiter is freed");
+        assert!(
+            is_broken(other.join().unwrap()),
+            "the other waiter is freed"
+        );
     });
     assert!(barrier.broken().unwrap());
     assert!(is_broken(barrier.wait(None)));
