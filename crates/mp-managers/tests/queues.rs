@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use mp_ipc::Queue;
 use mp_managers::{Event, JoinableQueue, ManagedQueue, Manager, ManagerError, RemoteError};
-use mp_spawn::testing::ctx;
+use mp_spawn::testing::{ctx, park_forever};
 use mp_spawn::{Portable, StartMethod, Target};
 
 mp_spawn::test_matrix!(
@@ -24,6 +24,7 @@ mp_spawn::test_matrix!(
     timeout,
     a_blocked_get_does_not_hold_up_a_put_from_another_thread,
     a_client_killed_in_get_leaves_the_server_serving,
+    a_client_killed_in_put_adds_nothing,
 );
 
 /// A hang guard only: every wait bounded by it is expected to end long before.
@@ -295,23 +296,68 @@ fn get_forever(queue: ManagedQueue<u32>, about_to_get: Queue<bool>) {
     panic!("the killed child got {item:?}");
 }
 
-/// A client killed while it waits in `get`: the server goes on serving the others, and the
-/// dead client's `get` takes no item that is put after its death.
+/// A client killed while it waits in `get`: the server goes on serving the others (a thread
+/// of the test that waits in `get` beside it, then the test itself), and the dead client's
+/// `get` takes no item that is put after its death.
 fn a_client_killed_in_get_leaves_the_server_serving(m: StartMethod) {
     let manager = manager(m);
     let queue = manager.queue::<u32>().unwrap();
     let about_to_get = Queue::new().unwrap();
     let mut p = start(m, get_forever, (queue.clone(), about_to_get.clone()));
     assert!(about_to_get.get().unwrap());
-    // Round trips while the child's `get` reaches the server (it is there, or about to be).
-    for _ in 0..10 {
-        assert!(queue.empty().unwrap());
-    }
-    p.kill().unwrap();
-    p.join().unwrap_err();
+    std::thread::scope(|s| {
+        let living = s.spawn(|| queue.get_timeout(HANG));
+        // Round trips while the child's `get` reaches the server (it is there, or about to
+        // be).
+        for _ in 0..10 {
+            assert!(queue.empty().unwrap());
+        }
+        p.kill().unwrap();
+        p.join().unwrap_err();
+        queue.put(100).unwrap();
+        assert_eq!(
+            living.join().unwrap().unwrap(),
+            100,
+            "the living getter got it"
+        );
+    });
     for i in 0..5 {
         queue.put(i).unwrap();
         assert_eq!(queue.get_timeout(HANG).unwrap(), i, "no item lost");
+    }
+    assert!(queue.empty().unwrap());
+}
+
+fn put_forever(queue: ManagedQueue<u32>, about_to_put: Queue<bool>) {
+    about_to_put.put(true).unwrap();
+    // The queue is full: this waits until the test kills it.
+    let _ = queue.put(99);
+    park_forever();
+}
+
+/// A client killed while it waits in `put` on a full queue: its item never goes in, even once
+/// there is room.
+fn a_client_killed_in_put_adds_nothing(m: StartMethod) {
+    let manager = manager(m);
+    let queue = manager.bounded_queue::<u32>(1).unwrap();
+    queue.put(0).unwrap();
+    let about_to_put = Queue::new().unwrap();
+    let mut p = start(m, put_forever, (queue.clone(), about_to_put.clone()));
+    assert!(about_to_put.get().unwrap());
+    for _ in 0..10 {
+        assert!(queue.full().unwrap());
+    }
+    p.kill().unwrap();
+    p.join().unwrap_err();
+    // Room now: the dead client's put must not take it.
+    assert_eq!(queue.get().unwrap(), 0);
+    for i in 1..5 {
+        queue.put_timeout(i, HANG).unwrap();
+        assert_eq!(
+            queue.get_timeout(HANG).unwrap(),
+            i,
+            "the dead client's item is not in"
+        );
     }
     assert!(queue.empty().unwrap());
 }
