@@ -89,8 +89,10 @@ fn lock(m: StartMethod) {
     let manager = manager(m);
     let lock = manager.lock().unwrap();
     assert!(lock.acquire(true, None).unwrap());
+    assert!(lock.locked().unwrap());
     assert!(!lock.acquire(false, None).unwrap());
     lock.release().unwrap();
+    assert!(!lock.locked().unwrap());
     assert!(is_runtime(lock.release()), "released while unlocked");
 }
 
@@ -109,9 +111,19 @@ fn rlock(m: StartMethod) {
     let rlock = manager.rlock().unwrap();
     for _ in 0..3 {
         assert!(rlock.acquire(true, None).unwrap());
+        assert!(rlock.locked().unwrap());
     }
     assert!(rlock.is_owned().unwrap());
+    std::thread::scope(|s| {
+        // Another thread of this process is another owner.
+        s.spawn(|| {
+            assert!(!rlock.is_owned().unwrap());
+            assert!(is_runtime(rlock.release()));
+            assert!(!rlock.acquire(false, None).unwrap());
+        });
+    });
     for _ in 0..3 {
+        assert!(rlock.locked().unwrap());
         rlock.release().unwrap();
     }
     assert!(is_runtime(rlock.release()), "released more than taken");
@@ -136,7 +148,7 @@ fn rlock(m: StartMethod) {
     rlock.release().unwrap();
 }
 
-/// CPython `_TestLock.test_lock_context`.
+/// CPython `_TestLock.test_lock_context` and `test_rlock_context`.
 fn lock_context(m: StartMethod) {
     let manager = manager(m);
     let lock = manager.lock().unwrap();
