@@ -47,6 +47,7 @@ mp_spawn::test_matrix!(
     a_killed_holder_frees_its_lock,
     a_killed_holder_frees_its_rlock,
     a_party_killed_at_a_barrier_breaks_it,
+    a_waiter_killed_at_a_condition_swallows_no_notify,
     a_call_blocked_in_one_thread_does_not_hold_up_another,
 );
 
@@ -849,6 +850,36 @@ fn a_party_killed_at_a_barrier_breaks_it(m: StartMethod) {
     });
     assert!(barrier.broken().unwrap());
     assert!(is_broken(barrier.wait(None)));
+}
+
+/// A waiter killed at a condition: a `notify(1)` goes to a living waiter, not to the dead one
+/// (which waited first, so it is the first in line).
+fn a_waiter_killed_at_a_condition_swallows_no_notify(m: StartMethod) {
+    let manager = manager(m);
+    let cond = manager.condition().unwrap();
+    let sleeping = manager.semaphore(0).unwrap();
+    let woken = manager.semaphore(0).unwrap();
+    let mut p = start(
+        m,
+        sleeper,
+        (cond.clone(), sleeping.clone(), woken.clone(), None),
+    );
+    take(&sleeping);
+    all_asleep(&cond);
+    std::thread::scope(|s| {
+        let living = s.spawn(|| {
+            let _held = cond.lock().unwrap();
+            sleeping.release().unwrap();
+            cond.wait(Some(HANG)).unwrap()
+        });
+        take(&sleeping);
+        all_asleep(&cond);
+        p.kill().unwrap();
+        p.join().unwrap_err();
+        notify(&cond, 1);
+        assert!(living.join().unwrap(), "the living waiter was notified");
+    });
+    assert_eq!(woken.get_value().unwrap(), 0, "the dead waiter never woke");
 }
 
 fn blocked_and_free_threads(cond: Condition, event: Event, sleeping: Semaphore) {
