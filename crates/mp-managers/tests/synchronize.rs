@@ -48,6 +48,7 @@ mp_spawn::test_matrix!(
     a_killed_holder_frees_its_rlock,
     a_party_killed_at_a_barrier_breaks_it,
     a_waiter_killed_at_a_condition_swallows_no_notify,
+    a_waiter_killed_at_a_semaphore_takes_no_unit,
     a_call_blocked_in_one_thread_does_not_hold_up_another,
 );
 
@@ -880,6 +881,32 @@ fn a_waiter_killed_at_a_condition_swallows_no_notify(m: StartMethod) {
         assert!(living.join().unwrap(), "the living waiter was notified");
     });
     assert_eq!(woken.get_value().unwrap(), 0, "the dead waiter never woke");
+}
+
+fn acquire_forever(sem: Semaphore, about_to_acquire: Queue<bool>) {
+    about_to_acquire.put(true).unwrap();
+    // Nothing to take: this waits until the test kills it.
+    let _ = sem.acquire(true, None);
+    park_forever();
+}
+
+/// A process killed while it waits at a semaphore: a unit released after its death goes to
+/// the living (a semaphore has no owner, so a unit the dead took would be lost for good).
+fn a_waiter_killed_at_a_semaphore_takes_no_unit(m: StartMethod) {
+    let manager = manager(m);
+    let sem = manager.semaphore(0).unwrap();
+    let about_to_acquire = Queue::new().unwrap();
+    let mut p = start(m, acquire_forever, (sem.clone(), about_to_acquire.clone()));
+    assert!(about_to_acquire.get().unwrap());
+    // Round trips while the child's `acquire` reaches the server (it is there, or about to
+    // be).
+    for _ in 0..10 {
+        assert_eq!(sem.get_value().unwrap(), 0);
+    }
+    p.kill().unwrap();
+    p.join().unwrap_err();
+    sem.release().unwrap();
+    take(&sem);
 }
 
 fn blocked_and_free_threads(cond: Condition, event: Event, sleeping: Semaphore) {
