@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use mp_ipc::Queue;
-use mp_managers::{Event, JoinableQueue, ManagedQueue, Manager, ManagerError, RemoteError};
+use mp_managers::{Dict, Event, JoinableQueue, ManagedQueue, Manager, ManagerError, RemoteError};
 use mp_spawn::testing::{ctx, park_forever};
 use mp_spawn::{Portable, StartMethod, Target};
 
@@ -25,6 +25,7 @@ mp_spawn::test_matrix!(
     a_blocked_get_does_not_hold_up_a_put_from_another_thread,
     a_client_killed_in_get_leaves_the_server_serving,
     a_client_killed_in_put_adds_nothing,
+    nested_queue,
 );
 
 /// A hang guard only: every wait bounded by it is expected to end long before.
@@ -360,4 +361,27 @@ fn a_client_killed_in_put_adds_nothing(m: StartMethod) {
         );
     }
     assert!(queue.empty().unwrap());
+}
+
+fn put_through_the_dict(d: Dict<u32, ManagedQueue<u32>>) {
+    let q = d.get(&0).unwrap().expect("the queue is in the dict");
+    q.put(789).unwrap();
+}
+
+/// CPython `_TestContainers.test_nested_queue` (its dict half: a managed list needs
+/// `PartialEq` items, which a proxy is not): a managed queue stored in a managed dict is used
+/// through it, here and from a child, and lives on after the test's own proxy is gone.
+fn nested_queue(m: StartMethod) {
+    let manager = manager(m);
+    let d = manager.dict::<u32, ManagedQueue<u32>>().unwrap();
+    d.insert(0, manager.queue().unwrap()).unwrap();
+    let q = d.get(&0).unwrap().unwrap();
+    q.put(456).unwrap();
+    drop(q);
+    assert_eq!(d.get(&0).unwrap().unwrap().get_nowait().unwrap(), 456);
+    let mut p = start(m, put_through_the_dict, (d.clone(),));
+    p.join().unwrap();
+    assert_eq!(d.get(&0).unwrap().unwrap().get_nowait().unwrap(), 789);
+    d.clear().unwrap();
+    assert_eq!(manager.object_count().unwrap(), 1, "only the dict is left");
 }
