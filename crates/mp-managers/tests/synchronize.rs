@@ -35,6 +35,7 @@ mp_spawn::test_matrix!(
     event,
     a_killed_holder_frees_its_lock,
     a_killed_holder_frees_its_rlock,
+    a_killed_holder_frees_its_condition,
     a_waiter_killed_at_a_condition_swallows_no_notify,
     a_waiter_killed_at_a_semaphore_takes_no_unit,
     a_call_blocked_in_one_thread_does_not_hold_up_another,
@@ -530,6 +531,37 @@ fn a_killed_holder_frees_its_lock(m: StartMethod) {
 
 fn a_killed_holder_frees_its_rlock(m: StartMethod) {
     killed_holder(m, 1);
+}
+
+fn hold_condition_and_park(cond: Condition, ready: Queue<bool>) {
+    assert!(cond.acquire(true, None).unwrap());
+    assert!(cond.acquire(true, None).unwrap());
+    ready.put(true).unwrap();
+    park_forever();
+}
+
+/// A process killed while it holds a condition's lock (twice): the lock becomes free, and a
+/// waiter blocked on it gets it.
+fn a_killed_holder_frees_its_condition(m: StartMethod) {
+    let manager = manager(m);
+    let cond = manager.condition().unwrap();
+    let ready = Queue::new().unwrap();
+    let mut p = start(m, hold_condition_and_park, (cond.clone(), ready.clone()));
+    assert!(ready.get().unwrap());
+    assert!(!cond.acquire(false, None).unwrap(), "the child holds it");
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| cond.acquire(true, Some(HANG)).unwrap());
+        p.kill().unwrap();
+        p.join().unwrap_err();
+        assert!(
+            waiter.join().unwrap(),
+            "the waiter got the dead holder's lock"
+        );
+    });
+    // The waiter thread held it and is gone: free again.
+    assert!(cond.acquire(true, Some(HANG)).unwrap());
+    assert!(!cond.wait(Some(Duration::ZERO)).unwrap());
+    cond.release().unwrap();
 }
 
 /// A waiter killed at a condition: a `notify(1)` goes to a living waiter, not to the dead one
