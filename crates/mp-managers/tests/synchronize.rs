@@ -39,6 +39,7 @@ mp_spawn::test_matrix!(
     a_waiter_killed_at_a_condition_swallows_no_notify,
     a_waiter_killed_at_a_semaphore_takes_no_unit,
     a_call_blocked_in_one_thread_does_not_hold_up_another,
+    a_huge_timeout_is_forever_not_a_panic,
 );
 
 /// A hang guard only: every wait bounded by it is expected to end long before.
@@ -648,4 +649,32 @@ fn a_call_blocked_in_one_thread_does_not_hold_up_another(m: StartMethod) {
     blocked_and_free_threads(cond.clone(), event.clone(), sleeping.clone());
     let mut p = start(m, blocked_and_free_threads, (cond, event, sleeping));
     p.join().unwrap();
+}
+
+/// `Duration::MAX` as a timeout is "forever" in the server (no `Instant` overflow, which would
+/// panic the server's thread and lose the call).
+fn a_huge_timeout_is_forever_not_a_panic(m: StartMethod) {
+    let manager = manager(m);
+    let lock = manager.lock().unwrap();
+    assert!(lock.acquire(true, Some(Duration::MAX)).unwrap());
+    let sem = manager.semaphore(1).unwrap();
+    assert!(sem.acquire(true, Some(Duration::MAX)).unwrap());
+    let event = manager.event().unwrap();
+    event.set().unwrap();
+    assert!(event.wait(Some(Duration::MAX)).unwrap());
+    let cond = manager.condition().unwrap();
+    assert!(cond.acquire(true, Some(Duration::MAX)).unwrap());
+    let mut p = start(m, notify_once, (cond.clone(),));
+    // The child needs the lock that the wait lets go of: it notifies this waiter.
+    assert!(cond.wait(Some(Duration::MAX)).unwrap());
+    p.join().unwrap();
+    cond.release().unwrap();
+    let barrier = manager.barrier(1, Some(Duration::MAX)).unwrap();
+    assert_eq!(barrier.wait(Some(Duration::MAX)).unwrap(), 0);
+    assert_eq!(barrier.wait(None).unwrap(), 0);
+    let q = manager.bounded_queue::<u8>(1).unwrap();
+    q.put_timeout(1, Duration::MAX).unwrap();
+    assert_eq!(q.get_timeout(Duration::MAX).unwrap(), 1);
+    // Still serving.
+    assert!(lock.locked().unwrap());
 }
