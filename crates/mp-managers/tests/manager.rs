@@ -2,7 +2,7 @@
 //! children and through queues, reference counts (including a killed client's), nested
 //! proxies, and faults (a dead server is an error at once, never a hang).
 //! CPython: `_TestManagerRestart`, `_TestContainers` (`test_list`, `test_dict`,
-//! `test_namespace`, `test_nested_queue`), `test_mymanager`.
+//! `test_namespace`), `test_mymanager` (`test_nested_queue` is in `queues.rs`).
 
 use mp_ipc::Queue;
 use mp_managers::{Dict, List, Manager, ManagerError, Namespace, RemoteError};

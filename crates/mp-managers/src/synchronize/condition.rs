@@ -141,6 +141,20 @@ impl ConditionServant {
         });
         if notified.is_none() {
             state.waiting.retain(|&t| t != ticket);
+            // Notified (which only a caller gone before it could see it leaves here) or not:
+            // a gone caller's notify goes to the next waiter instead of being lost with it,
+            // and a gone caller does not take the lock again.
+            let notified_when_gone = state.woken.remove(&ticket);
+            if notified_when_gone || !(caller.alive)() {
+                if notified_when_gone {
+                    if let Some(next) = state.waiting.pop_front() {
+                        state.woken.insert(next);
+                    }
+                }
+                drop(state);
+                self.0.notify();
+                return Err(RemoteError::Runtime("the caller is gone".to_owned()));
+            }
         }
         // The lock is taken again whatever happened, as Python does (a gone caller excepted).
         let (state, again) = self

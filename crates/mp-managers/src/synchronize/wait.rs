@@ -55,7 +55,13 @@ impl<T> Cell<T> {
         deadline: Option<Instant>,
         mut attempt: impl FnMut(&mut T) -> Option<R>,
     ) -> (MutexGuard<'a, T>, Option<R>) {
+        let mut waited = false;
         loop {
+            // After a wait, before the next attempt: a caller that died while it waited must
+            // not take what a change brought (an item put, a lock released) from the living.
+            if waited && !(caller.alive)() {
+                return (state, None);
+            }
             if let Some(answer) = attempt(&mut state) {
                 return (state, Some(answer));
             }
@@ -66,13 +72,11 @@ impl<T> Cell<T> {
                     _ => return (state, None),
                 },
             };
-            if !(caller.alive)() {
-                return (state, None);
-            }
             state = match self.changed.wait_timeout(state, slice) {
                 Ok((state, _)) => state,
                 Err(e) => e.into_inner().0,
             };
+            waited = true;
         }
     }
 }
