@@ -325,6 +325,13 @@ fn barrier_single_thread(m: StartMethod) {
     let barrier = manager.barrier(1, None).unwrap();
     assert_eq!(barrier.wait(None).unwrap(), 0);
     assert_eq!(barrier.wait(None).unwrap(), 0);
+    // No parties: Python's ValueError.
+    assert!(matches!(
+        manager.barrier(0, None),
+        Err(mp_managers::ManagerError::Remote(
+            mp_managers::RemoteError::Value
+        ))
+    ));
 }
 
 // ---- Beyond Python: faults ----

@@ -43,6 +43,7 @@ impl SharedServant for BarrierServant {
 
     fn create((parties, timeout): (u64, Option<Duration>)) -> Self {
         BarrierServant(Cell::new(State {
+            // `Manager::barrier` refuses 0; a forged request gets a barrier of one.
             parties: parties.max(1),
             timeout,
             count: 0,
@@ -172,12 +173,16 @@ proxy_wrapper!(Barrier<> where);
 
 impl Manager {
     /// A new barrier for `parties` held by the server (Python's `manager.Barrier(parties,
-    /// timeout=timeout)`): `timeout` is the default of each [`wait`](Barrier::wait).
+    /// timeout=timeout)`): `timeout` is the default of each [`wait`](Barrier::wait). No
+    /// parties: [`RemoteError::Value`] (Python's `ValueError`).
     pub fn barrier(
         &self,
         parties: u64,
         timeout: Option<Duration>,
     ) -> Result<Barrier, ManagerError> {
+        if parties == 0 {
+            return Err(ManagerError::Remote(RemoteError::Value));
+        }
         Ok(Barrier {
             proxy: SharedProxy::new(self.serve_shared::<BarrierServant>((parties, timeout))?),
         })
