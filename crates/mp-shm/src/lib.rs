@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | one number or struct, shared | [`Value`] (locked), [`RawValue`] | `Value`, `RawValue` |
 //! | a fixed array, shared | [`Array`] (locked), [`RawArray`] | `Array`, `RawArray` |
+//! | a large array, by descriptor: read-only, or filled in chunks by many processes | [`SharedArray`], [`SharedArrayMut`], [`Chunks`] | joblib's memmapping, `np.ndarray(buffer=shm.buf)` |
 //! | bytes any process can attach by name | [`SharedMemory`] | `shared_memory.SharedMemory` |
 //! | a list of mixed items by name | [`ShareableList`] | `shared_memory.ShareableList` |
 //! | a dict of serde keys and values, shared, no server | [`SharedDict`] | `Manager().dict()` |
@@ -54,6 +55,7 @@ mod error;
 mod heap;
 mod resource_tracker;
 mod shareable_list;
+mod shared_array;
 mod shared_dict;
 mod shared_memory;
 mod sharedctypes;
@@ -94,6 +96,11 @@ pub use error::{
 #[doc(no_inline)]
 pub use mp_spawn::{Process, get_context};
 pub use shareable_list::{Item, ShareableList};
+#[cfg(feature = "ndarray")]
+pub use shared_array::SharedNdArray;
+#[doc(hidden)]
+pub use shared_array::mapped_arrays;
+pub use shared_array::{Chunk, Chunks, JoinError, SharedArray, SharedArrayMut};
 pub use shared_dict::SharedDict;
 #[cfg(feature = "unstable-test-hooks")]
 #[doc(hidden)]

@@ -31,6 +31,56 @@ impl Mapping {
     /// Maps `len` bytes of `fd`, shared, without reserving swap for them (`InvalidInput` for
     /// 0 bytes).
     pub fn new(fd: BorrowedFd<'_>, len: usize) -> io::Result<Mapping> {
+        Mapping::map(fd, 0, len, ProtFlags::READ | ProtFlags::WRITE, MapFlags::empty())
+    }
+
+    /// Maps `len` bytes of `fd` from `offset` (a multiple of the page size), shared and
+    /// read-write.
+    ///
+    /// ```
+    /// use std::os::fd::AsFd;
+    /// let fd = mp_sys::shm::memfd(c"example", 8192)?;
+    /// let map = mp_sys::mmap::Mapping::at(fd.as_fd(), 4096, 4096)?;
+    /// assert_eq!(map.len(), 4096);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn at(fd: BorrowedFd<'_>, offset: u64, len: usize) -> io::Result<Mapping> {
+        Mapping::map(
+            fd,
+            offset,
+            len,
+            ProtFlags::READ | ProtFlags::WRITE,
+            MapFlags::empty(),
+        )
+    }
+
+    /// Maps the first `len` bytes of `fd`, shared and read-only; `populate` faults every page
+    /// in at once (`MAP_POPULATE`) instead of on first touch.
+    ///
+    /// ```
+    /// use std::os::fd::AsFd;
+    /// let fd = mp_sys::shm::memfd_sealable(c"example", 4096)?;
+    /// mp_sys::shm::seal_read_only(fd.as_fd())?;
+    /// let map = mp_sys::mmap::Mapping::read_only(fd.as_fd(), 4096, false)?;
+    /// assert_eq!(map.len(), 4096);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn read_only(fd: BorrowedFd<'_>, len: usize, populate: bool) -> io::Result<Mapping> {
+        let flags = if populate {
+            MapFlags::POPULATE
+        } else {
+            MapFlags::empty()
+        };
+        Mapping::map(fd, 0, len, ProtFlags::READ, flags)
+    }
+
+    fn map(
+        fd: BorrowedFd<'_>,
+        offset: u64,
+        len: usize,
+        prot: ProtFlags,
+        flags: MapFlags,
+    ) -> io::Result<Mapping> {
         if len == 0 {
             return Err(io::Error::from(io::ErrorKind::InvalidInput));
         }
@@ -39,10 +89,10 @@ impl Mapping {
             rustix::mm::mmap(
                 std::ptr::null_mut(),
                 len,
-                ProtFlags::READ | ProtFlags::WRITE,
-                MapFlags::SHARED | MapFlags::NORESERVE,
+                prot,
+                MapFlags::SHARED | MapFlags::NORESERVE | flags,
                 fd,
-                0,
+                offset,
             )
         }?;
         let ptr = NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap returned null"))?;
