@@ -420,3 +420,88 @@ fn freezing_while_a_forked_child_maps_it_writable_seals_future_writes() {
     go.set();
     child.join().unwrap();
 }
+
+/// `ndarray` views and `SharedNdArray` (feature `ndarray`; `.ci/run` runs them).
+#[cfg(feature = "ndarray")]
+mod nd {
+    use mp_shm::{Chunk, SharedArray, SharedArrayMut, SharedNdArray};
+    use mp_spawn::StartMethod;
+    use mp_spawn::reduction::{dumps, loads};
+    use mp_spawn::testing::ctx;
+    use ndarray::{Array2, Array3, Ix2, Ix3, s};
+
+    mp_spawn::test_matrix!(
+        an_array2_is_shared_in_one_call,
+        rows_of_a_2d_array_are_filled_by_children,
+    );
+
+    fn column_sums(m: SharedNdArray<f64, Ix2>) -> Vec<f64> {
+        m.view().sum_axis(ndarray::Axis(0)).to_vec()
+    }
+
+    fn an_array2_is_shared_in_one_call(m: StartMethod) {
+        let a = Array2::from_shape_fn((100, 3), |(i, j)| (i * 3 + j) as f64);
+        let shared = SharedArray::from_ndarray(&a).unwrap();
+        assert_eq!(shared.view(), a);
+        let mut p = ctx(m).process(column_sums, (shared.clone(),));
+        p.start().unwrap();
+        assert_eq!(p.join().unwrap(), a.sum_axis(ndarray::Axis(0)).to_vec());
+    }
+
+    const COLS: usize = 5;
+
+    fn fill_rows(mut c: Chunk<i32>) {
+        let first_row = c.range().start / COLS;
+        let rows = c.len() / COLS;
+        let mut v = c.view_mut((rows, COLS)).unwrap();
+        for ((r, col), x) in v.indexed_iter_mut() {
+            *x = ((first_row + r) * 10 + col) as i32;
+        }
+    }
+
+    fn rows_of_a_2d_array_are_filled_by_children(m: StartMethod) {
+        // 7 rows of 5 in chunks of 3 rows: the last chunk has one row.
+        let chunks = SharedArrayMut::<i32>::zeroed(7 * COLS)
+            .unwrap()
+            .split(3 * COLS)
+            .unwrap();
+        let mut children: Vec<_> = chunks
+            .parts()
+            .into_iter()
+            .map(|c| ctx(m).process(fill_rows, (c,)))
+            .collect();
+        for c in &mut children {
+            c.start().unwrap();
+        }
+        for c in &mut children {
+            c.join().unwrap();
+        }
+        let mut a = chunks.join().unwrap();
+        let v = a.view_mut((7, COLS)).unwrap();
+        assert_eq!(v[[6, 4]], 64);
+        assert_eq!(v.row(2).to_vec(), [20, 21, 22, 23, 24]);
+    }
+
+    #[test]
+    fn views_and_shapes() {
+        let a = SharedArray::from_slice(&(0..24).collect::<Vec<u16>>()).unwrap();
+        let v = a.view((2, 3, 4)).unwrap();
+        assert_eq!(v[[1, 2, 3]], 23);
+        assert!(matches!(a.view((5, 5)), Err(mp_shm::ShmError::Shape(_))));
+        // A non-standard layout is shared in row-major order.
+        let t = Array3::from_shape_fn((2, 3, 4), |(i, j, k)| (i * 12 + j * 4 + k) as u16);
+        let transposed = t.t();
+        let shared = SharedNdArray::from_array(&transposed).unwrap();
+        assert_eq!(shared.view(), transposed);
+        assert_eq!(shared.shape(), [4, 3, 2]);
+        let sliced = t.slice(s![.., 1.., ..2]);
+        assert_eq!(SharedNdArray::from_array(&sliced).unwrap().view(), sliced);
+        // Received with the wrong number of dimensions: refused.
+        let msg = dumps(&shared).unwrap();
+        let e = loads::<SharedNdArray<u16, Ix2>>(&msg.bytes, msg.fds).unwrap_err();
+        assert!(e.to_string().contains("dimensions"), "{e}");
+        let msg = dumps(&shared).unwrap();
+        let back: SharedNdArray<u16, Ix3> = loads(&msg.bytes, msg.fds).unwrap();
+        assert_eq!(back.view(), transposed);
+    }
+}

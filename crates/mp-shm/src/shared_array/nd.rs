@@ -50,6 +50,20 @@ impl<T: Pod> SharedArray<T> {
 }
 
 impl<T: Pod> SharedArrayMut<T> {
+    /// The elements as an `ndarray` view of `shape`.
+    ///
+    /// ```
+    /// let a = mp_shm::SharedArrayMut::<u8>::zeroed(6)?;
+    /// assert_eq!(a.view((2, 3))?.shape(), [2, 3]);
+    /// # Ok::<(), mp_shm::ShmError>(())
+    /// ```
+    pub fn view<D: Dimension, Sh: Into<StrideShape<D>>>(
+        &self,
+        shape: Sh,
+    ) -> Result<ArrayView<'_, T, D>, ShmError> {
+        ArrayView::from_shape(shape, self).map_err(shape_error)
+    }
+
     /// The elements as a mutable `ndarray` view of `shape`.
     ///
     /// ```
@@ -79,7 +93,7 @@ impl<T: Pod> Chunk<T> {
     /// second.view_mut((2, 3))?.row_mut(1).fill(1.0); // row 3 of the whole
     /// drop(second);
     /// let a = chunks.join()?;
-    /// assert_eq!(a.view_mut((4, 3))?.row(3).sum(), 3.0);
+    /// assert_eq!(a.view((4, 3))?.row(3).sum(), 3.0);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn view_mut<D: Dimension, Sh: Into<StrideShape<D>>>(
