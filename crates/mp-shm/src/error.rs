@@ -227,6 +227,10 @@ pub enum ShmError {
     /// The split array was joined (or frozen) by its owner: its chunks can no longer be
     /// attached.
     ChunksJoined,
+    /// A `SharedArrayMut`, `Chunks` or attached `Chunk` used in a forked child that a
+    /// closure carried it into: its writable mapping is not copied into forks, so the copy
+    /// gives no access (send chunks as process arguments instead).
+    ForkedCopy,
     /// An `ndarray` shape does not fit a shared array's elements (feature `ndarray`).
     Shape(String),
     /// A received shared array's memory is not sealed read-only, or its header is not a
@@ -264,6 +268,9 @@ impl fmt::Display for ShmError {
             ),
             ShmError::ChunkBusy { index, pid } => {
                 write!(f, "chunk {index} is attached by live process {pid}")
+            }
+            ShmError::ForkedCopy => {
+                f.write_str("this shared array handle belongs to the parent of this forked process")
             }
             ShmError::Shape(e) => write!(f, "shape does not fit the shared array: {e}"),
             ShmError::ChunksJoined => {

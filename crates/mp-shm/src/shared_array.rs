@@ -8,8 +8,8 @@
 //! - **Make** a writable array: [`SharedArrayMut::zeroed`], [`from_slice`](SharedArrayMut::from_slice),
 //!   [`from_vec`](SharedArrayMut::from_vec). It derefs to `&mut [T]`, and is not `Clone`.
 //! - **Share it read-only**: [`freeze`](SharedArrayMut::freeze) seals its memory (a memfd
-//!   sealed with `F_SEAL_WRITE`, or `F_SEAL_FUTURE_WRITE` where a forked child still maps it
-//!   writable, plus `F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL`) and gives a [`SharedArray`]:
+//!   sealed with `F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL`) and gives a
+//!   [`SharedArray`]:
 //!   `Clone`, `Send + Sync`, `Deref<Target = [T]>`, and serde, so it is an ordinary argument of
 //!   a process, a pool task, a `Queue` or a `Connection` message. Only its descriptor travels.
 //!   A process maps each array once: receiving it again (the same memfd) reuses the live
@@ -52,6 +52,14 @@
 //! its chunk can be attached again or joined. A descriptor received as another element type
 //! or length is [`ShmError::WrongType`] / [`ShmError::WrongLength`] (through serde: a decode
 //! error with the same words). See `src/shared_array/README.md` for the protocol.
+//!
+//! # Fork
+//! A `SharedArrayMut`, a `Chunks` and an attached `Chunk` belong to the process that made or
+//! attached them: their writable mappings are not copied into forked children (so that a
+//! fork-method pool's workers never keep the array writable), and a copy of such a handle
+//! that a closure carries into a forked child gives no access there (an empty slice;
+//! [`ShmError::ForkedCopy`] where a `Result` is returned). Send chunks to children as
+//! arguments instead; a [`SharedArray`] works everywhere.
 
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
@@ -71,6 +79,7 @@ use crate::shared_memory::{SharedMemory, posix_name};
 mod chunks;
 mod holder;
 mod layout;
+mod local;
 #[cfg(feature = "ndarray")]
 mod nd;
 
@@ -79,6 +88,7 @@ pub use chunks::{Chunk, Chunks, JoinError};
 pub use nd::SharedNdArray;
 
 use layout::{HEADER, Header, check_align, data_bytes, trailer_offset, type_hash};
+use local::LocalMap;
 
 /// Whether a received array is faulted in whole when mapped (`MAP_POPULATE`). Off: a task
 /// that reads a little of a large array pays for what it reads (see the crate's DESIGN notes).
@@ -100,7 +110,7 @@ const POPULATE: bool = false;
 /// ```
 pub struct SharedArrayMut<T> {
     fd: Arc<Fd>,
-    map: Option<Mapping>,
+    map: Option<LocalMap>,
     len: usize,
     named: Option<SharedMemory>,
     _t: PhantomData<T>,
@@ -145,7 +155,7 @@ impl<T: Pod> SharedArrayMut<T> {
         };
         Header::of::<T>(len).write(array.fd.as_fd(), trailer)?;
         let map = if bytes > 0 {
-            Some(Mapping::new(array.fd.as_fd(), bytes)?)
+            Some(LocalMap::new(array.fd.as_fd(), 0, bytes)?)
         } else {
             None
         };
@@ -264,6 +274,9 @@ impl<T: Pod> SharedArrayMut<T> {
         if self.named.is_some() {
             return SharedArrayMut::from_slice(&self)?.freeze();
         }
+        if self.map.as_ref().is_some_and(|m| !m.here()) {
+            return Err(ShmError::ForkedCopy);
+        }
         let SharedArrayMut { fd, map, len, .. } = self;
         // Our own writable mapping would keep F_SEAL_WRITE out.
         drop(map);
@@ -298,13 +311,13 @@ impl<T: Pod> SharedArrayMut<T> {
         Chunks::new(self, chunk_len)
     }
 
-    fn parts(self) -> (Arc<Fd>, Option<Mapping>, usize, Option<SharedMemory>) {
+    fn parts(self) -> (Arc<Fd>, Option<LocalMap>, usize, Option<SharedMemory>) {
         (self.fd, self.map, self.len, self.named)
     }
 
     fn from_parts(
         fd: Arc<Fd>,
-        map: Option<Mapping>,
+        map: Option<LocalMap>,
         len: usize,
         named: Option<SharedMemory>,
     ) -> SharedArrayMut<T> {
@@ -321,11 +334,13 @@ impl<T: Pod> SharedArrayMut<T> {
 impl<T: Pod> Deref for SharedArrayMut<T> {
     type Target = [T];
     fn deref(&self) -> &[T] {
-        match &self.map {
+        match self.map.as_ref().and_then(LocalMap::ptr) {
             // SAFETY: the mapping holds `len` Ts (page-aligned, T's alignment checked at
-            // creation); this handle is the only one that can reach them while it is not
-            // split (not Clone, not serde; a split array is a `Chunks`, which gives no access).
-            Some(m) => unsafe { std::slice::from_raw_parts(m.ptr().cast::<T>(), self.len) },
+            // creation) and is mapped in this process (`ptr` is `None` in a forked copy);
+            // this handle is the only one that can reach them while it is not split (not
+            // Clone, not serde, no mapping of it in forked children; a split array is a
+            // `Chunks`, which gives no access).
+            Some(p) => unsafe { std::slice::from_raw_parts(p.cast::<T>(), self.len) },
             None => &[],
         }
     }
@@ -333,9 +348,9 @@ impl<T: Pod> Deref for SharedArrayMut<T> {
 
 impl<T: Pod> DerefMut for SharedArrayMut<T> {
     fn deref_mut(&mut self) -> &mut [T] {
-        match &self.map {
+        match self.map.as_ref().and_then(LocalMap::ptr) {
             // SAFETY: as in `deref`; `&mut self` makes the borrow unique in this process.
-            Some(m) => unsafe { std::slice::from_raw_parts_mut(m.ptr().cast::<T>(), self.len) },
+            Some(p) => unsafe { std::slice::from_raw_parts_mut(p.cast::<T>(), self.len) },
             None => &mut [],
         }
     }
@@ -455,9 +470,9 @@ impl<T: Pod> SharedArray<T> {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 
-    /// The memfd's seals, as `F_GET_SEALS` reports them: whether `F_SEAL_WRITE` itself is set
-    /// (true unless a forked child still mapped the array writable when it was frozen; then
-    /// `F_SEAL_FUTURE_WRITE` is).
+    /// Whether the memfd's seals (`F_GET_SEALS`) forbid writes, writable mappings and resizing
+    /// (`F_SEAL_WRITE`, `F_SEAL_SHRINK`, `F_SEAL_GROW`): always, for an array made or received
+    /// by this crate.
     ///
     /// ```
     /// let a = mp_shm::SharedArray::from_slice(&[1u8])?;
@@ -465,7 +480,7 @@ impl<T: Pod> SharedArray<T> {
     /// # Ok::<(), mp_shm::ShmError>(())
     /// ```
     pub fn is_write_sealed(&self) -> Result<bool, ShmError> {
-        Ok(sys::has_write_seal(self.inner.fd.as_fd())?)
+        Ok(sys::is_read_only(self.inner.fd.as_fd())?)
     }
 
     fn receive(wire: Wire, fd: Fd) -> Result<SharedArray<T>, ShmError> {
@@ -504,10 +519,10 @@ impl<T: Pod> Deref for SharedArray<T> {
     fn deref(&self) -> &[T] {
         match &self.inner.map {
             // SAFETY: the mapping holds at least `len` Ts (checked against the sealed header
-            // when made or received); the file is sealed against writes and writable
-            // mappings (F_SEAL_WRITE, or F_SEAL_FUTURE_WRITE when a forked child kept one it
-            // cannot reach from safe code) and against shrinking, so the bytes never change
-            // under the slice and never vanish.
+            // when made or received); the file is sealed with F_SEAL_WRITE, which the kernel
+            // grants only while no writable mapping of it exists anywhere and which forbids
+            // new ones and write(2), and with F_SEAL_SHRINK, so the bytes never change under
+            // the slice and never vanish.
             Some(m) => unsafe { std::slice::from_raw_parts(m.ptr().cast::<T>(), self.len) },
             None => &[],
         }

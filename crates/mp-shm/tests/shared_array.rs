@@ -43,7 +43,6 @@ fn read_only_sharing_to_a_child(m: StartMethod) {
     let msg = dumps(&a).unwrap();
     let fd = msg.fds[0].as_fd();
     assert!(mp_sys::shm::is_read_only(fd).unwrap());
-    assert!(mp_sys::shm::has_write_seal(fd).unwrap());
     assert!(mp_sys::mmap::Mapping::new(fd, 4096).is_err());
     assert!(mp_sys::shm::set_len(fd, 0).is_err());
 }
@@ -400,25 +399,62 @@ fn named_round_trip_with_numpy() {
 }
 
 #[test]
-fn freezing_while_a_forked_child_maps_it_writable_seals_future_writes() {
+fn a_forked_child_keeps_no_writable_mapping() {
     fn wait(e: Event) {
         e.wait(Some(LONG));
     }
     let a = SharedArrayMut::<u8>::from_slice(&[1, 2, 3]).unwrap();
     let go = Event::new().unwrap();
-    // A forked child inherits the owner's writable mapping: F_SEAL_WRITE is refused (EBUSY)
-    // while it lives, and F_SEAL_FUTURE_WRITE seals it instead.
+    // A forked child copies this process's mappings, but not the array's writable one
+    // (MADV_DONTFORK): else F_SEAL_WRITE would be refused while the child lives.
     let mut child = ctx(StartMethod::Fork).process(wait, (go.clone(),));
     child.start().unwrap();
+    // Lets the child go on also when an assertion below fails.
+    struct SetOnDrop(Event);
+    impl Drop for SetOnDrop {
+        fn drop(&mut self) {
+            self.0.set();
+        }
+    }
+    let _go = SetOnDrop(go.clone());
     let frozen = a.freeze().unwrap();
-    assert!(!frozen.is_write_sealed().unwrap());
+    assert!(frozen.is_write_sealed().unwrap());
     let msg = dumps(&frozen).unwrap();
-    assert!(mp_sys::shm::is_read_only(msg.fds[0].as_fd()).unwrap());
     assert!(mp_sys::mmap::Mapping::new(msg.fds[0].as_fd(), 4096).is_err());
-    let back: SharedArray<u8> = loads(&msg.bytes, msg.fds).unwrap();
-    assert_eq!(&back[..], [1, 2, 3]);
     go.set();
     child.join().unwrap();
+}
+
+fn sum_forked_copy(a: std::sync::Arc<std::sync::Mutex<Option<SharedArrayMut<u8>>>>) -> bool {
+    let mut g = a.lock().unwrap();
+    let a = g.as_mut().unwrap();
+    // The parent's handle, copied by fork: no access here, and no freeze.
+    a.len() == 3
+        && a[..].is_empty()
+        && matches!(g.take().unwrap().freeze(), Err(ShmError::ForkedCopy))
+}
+
+#[test]
+fn a_handle_carried_into_a_forked_child_gives_no_access_there() {
+    let a = SharedArrayMut::<u8>::from_slice(&[1, 2, 3]).unwrap();
+    let shared = std::sync::Arc::new(std::sync::Mutex::new(Some(a)));
+    let s2 = shared.clone();
+    let mut child = ctx(StartMethod::Fork).process_closure(move || sum_forked_copy(s2));
+    child.start().unwrap();
+    assert!(child.join().unwrap());
+    // The parent's handle is untouched.
+    assert_eq!(&shared.lock().unwrap().as_ref().unwrap()[..], [1, 2, 3]);
+    let chunks = shared.lock().unwrap().take().unwrap().split(2).unwrap();
+    let held = chunks.parts()[0].attach().unwrap();
+    let mut child = ctx(StartMethod::Fork).process_closure(move || {
+        let c = held;
+        !c.is_attached() && c.is_empty()
+    });
+    child.start().unwrap();
+    assert!(child.join().unwrap());
+    // The closure's copy in this process, dropped with the child's handle, released it.
+    drop(child);
+    assert!(chunks.join().is_ok());
 }
 
 /// `ndarray` views and `SharedNdArray` (feature `ndarray`; `.ci/run` runs them).

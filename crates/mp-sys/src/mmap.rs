@@ -99,6 +99,29 @@ impl Mapping {
         Ok(Mapping { ptr, len })
     }
 
+    /// Keeps this mapping out of children forked from now on (`MADV_DONTFORK`): a forked
+    /// child has nothing at these addresses.
+    ///
+    /// ```
+    /// use std::os::fd::AsFd;
+    /// let fd = mp_sys::shm::memfd(c"example", 4096)?;
+    /// let map = mp_sys::mmap::Mapping::new(fd.as_fd(), 4096)?;
+    /// map.keep_from_forks()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn keep_from_forks(&self) -> io::Result<()> {
+        // SAFETY: the range is exactly this mapping; the advice changes nothing in this
+        // process, only what a later fork copies.
+        unsafe {
+            rustix::mm::madvise(
+                self.ptr.as_ptr().cast(),
+                self.len,
+                rustix::mm::Advice::LinuxDontFork,
+            )
+        }?;
+        Ok(())
+    }
+
     /// The first byte (page-aligned).
     #[inline]
     pub fn ptr(&self) -> *mut u8 {

@@ -39,49 +39,33 @@ pub fn memfd_sealable(name: &CStr, len: u64) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
-/// How [`seal_read_only`] sealed a file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sealed {
-    /// `F_SEAL_WRITE`: no writable mapping exists anywhere, and none can be made.
-    Write,
-    /// `F_SEAL_FUTURE_WRITE`: a writable mapping made before the seal still exists somewhere
-    /// (one a forked child inherited, say); no new one can be made, and `write(2)` fails.
-    FutureWrite,
-}
-
-/// Seals a memfd read-only for good: no write, no new writable mapping, no resize, no further
-/// seal (`F_SEAL_WRITE` or, where a writable mapping still exists, `F_SEAL_FUTURE_WRITE`, with
-/// `F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL`).
+/// Seals a memfd read-only for good: no write, no writable mapping, no resize, no further
+/// seal (`F_SEAL_WRITE | F_SEAL_FUTURE_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL`).
+/// `F_SEAL_WRITE` is refused (`ResourceBusy`) while any process maps the file writable,
+/// this one included; then only the size seals are set.
 ///
 /// ```
 /// use std::os::fd::AsFd;
 /// let fd = mp_sys::shm::memfd_sealable(c"example", 4096)?;
-/// assert_eq!(mp_sys::shm::seal_read_only(fd.as_fd())?, mp_sys::shm::Sealed::Write);
+/// let map = mp_sys::mmap::Mapping::new(fd.as_fd(), 4096)?;
+/// assert!(mp_sys::shm::seal_read_only(fd.as_fd()).is_err()); // mapped writable
+/// drop(map);
+/// mp_sys::shm::seal_read_only(fd.as_fd())?;
 /// assert!(mp_sys::shm::is_read_only(fd.as_fd())?);
 /// assert!(mp_sys::mmap::Mapping::new(fd.as_fd(), 4096).is_err()); // no writable mapping
 /// # Ok::<(), std::io::Error>(())
 /// ```
-pub fn seal_read_only(fd: BorrowedFd<'_>) -> io::Result<Sealed> {
-    let rest = SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL;
-    // The sizes first: then a failing F_SEAL_WRITE leaves a file that cannot be resized, and
-    // F_SEAL_SEAL last, once the write seal is in.
+pub fn seal_read_only(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // The sizes first, then the write seal, then F_SEAL_SEAL once the write seal is in.
     retry(|| rustix::fs::fcntl_add_seals(fd, SealFlags::SHRINK | SealFlags::GROW))?;
-    let how = match rustix::fs::fcntl_add_seals(fd, SealFlags::WRITE | SealFlags::FUTURE_WRITE) {
-        Ok(()) => Sealed::Write,
-        // EBUSY: a writable shared mapping of the file exists (in this process or another).
-        Err(rustix::io::Errno::BUSY) => {
-            retry(|| rustix::fs::fcntl_add_seals(fd, SealFlags::FUTURE_WRITE))?;
-            Sealed::FutureWrite
-        }
-        Err(e) => return Err(e.into()),
-    };
-    retry(|| rustix::fs::fcntl_add_seals(fd, rest))?;
-    Ok(how)
+    retry(|| rustix::fs::fcntl_add_seals(fd, SealFlags::WRITE | SealFlags::FUTURE_WRITE))?;
+    retry(|| rustix::fs::fcntl_add_seals(fd, SealFlags::SEAL))
 }
 
-/// Whether a file is sealed so that no new writable mapping or write can be made and its
-/// size cannot change (`F_SEAL_WRITE` or `F_SEAL_FUTURE_WRITE`, with `F_SEAL_SHRINK` and
-/// `F_SEAL_GROW`). False for files that cannot be sealed (a named segment).
+/// Whether a file is sealed so that no writable mapping of it exists or can be made, no write
+/// can change it and its size is fixed (`F_SEAL_WRITE`, `F_SEAL_SHRINK` and `F_SEAL_GROW`).
+/// False for files that cannot be sealed (a named segment). `F_SEAL_FUTURE_WRITE` alone is not
+/// enough: writable mappings made before it stay writable.
 ///
 /// ```
 /// use std::os::fd::AsFd;
@@ -96,25 +80,7 @@ pub fn is_read_only(fd: BorrowedFd<'_>) -> io::Result<bool> {
         Err(rustix::io::Errno::INVAL) => return Ok(false),
         Err(e) => return Err(e.into()),
     };
-    let write = seals.intersects(SealFlags::WRITE | SealFlags::FUTURE_WRITE);
-    Ok(write && seals.contains(SealFlags::SHRINK | SealFlags::GROW))
-}
-
-/// Whether `F_SEAL_WRITE` itself is set on a file (not only `F_SEAL_FUTURE_WRITE`).
-///
-/// ```
-/// use std::os::fd::AsFd;
-/// let fd = mp_sys::shm::memfd_sealable(c"example", 4096)?;
-/// mp_sys::shm::seal_read_only(fd.as_fd())?;
-/// assert!(mp_sys::shm::has_write_seal(fd.as_fd())?);
-/// # Ok::<(), std::io::Error>(())
-/// ```
-pub fn has_write_seal(fd: BorrowedFd<'_>) -> io::Result<bool> {
-    match rustix::fs::fcntl_get_seals(fd) {
-        Ok(s) => Ok(s.contains(SealFlags::WRITE)),
-        Err(rustix::io::Errno::INVAL) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
+    Ok(seals.contains(SealFlags::WRITE | SealFlags::SHRINK | SealFlags::GROW))
 }
 
 /// The file's identity: (device, inode). Two descriptors of the same memfd have the same.

@@ -9,19 +9,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytemuck::Pod;
 use mp_spawn::reduction::{Fd, custom_error};
-use mp_sys::mmap::Mapping;
 use mp_sys::shm as sys;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::holder::{self, CLOSED, FREE};
 use super::layout::{HEADER, Header, check_align, data_bytes, trailer_offset, type_hash};
+use super::local::LocalMap;
 use super::{SharedArray, SharedArrayMut, check_type};
 use crate::error::ShmError;
 use crate::shared_memory::SharedMemory;
 
 /// The claim words of one split, mapped in this process.
 struct Claims {
-    map: Mapping,
+    map: LocalMap,
     nchunks: usize,
 }
 
@@ -29,17 +29,22 @@ impl Claims {
     fn map(fd: &Fd, trailer: u64, nchunks: usize) -> Result<Claims, ShmError> {
         let len = HEADER + nchunks * 8;
         Ok(Claims {
-            map: Mapping::at(fd.as_fd(), trailer, len)?,
+            map: LocalMap::new(fd.as_fd(), trailer, len)?,
             nchunks,
         })
     }
 
-    fn word(&self, index: usize) -> &AtomicU64 {
-        assert!(index < self.nchunks, "claim word {index} out of range");
-        // SAFETY: the mapping is page-aligned and holds HEADER + 8 * nchunks bytes, so the
-        // word is in bounds and 8-aligned; it lives as long as `&self`; every process touches
-        // claim words only through atomics.
-        unsafe { &*self.map.ptr().add(HEADER + index * 8).cast::<AtomicU64>() }
+    /// Claim word `index`, in the process that mapped the words (`ForkedCopy` in a forked
+    /// child, which does not have the mapping).
+    fn word(&self, index: usize) -> Result<&AtomicU64, ShmError> {
+        if index >= self.nchunks {
+            return Err(ShmError::Corrupt("a claim word out of range"));
+        }
+        let base = self.map.ptr().ok_or(ShmError::ForkedCopy)?;
+        // SAFETY: the mapping is page-aligned, mapped in this process, and holds HEADER + 8 *
+        // nchunks bytes, so the word is in bounds and 8-aligned; it lives as long as `&self`;
+        // every process touches claim words only through atomics.
+        Ok(unsafe { &*base.add(HEADER + index * 8).cast::<AtomicU64>() })
     }
 }
 
@@ -74,7 +79,7 @@ impl Claims {
 pub struct Chunks<T> {
     ticket: Arc<Ticket>,
     /// The owner's mapping, kept (unused) so that `join` need not map again.
-    map: Option<Mapping>,
+    map: Option<LocalMap>,
     claims: Claims,
     named: Option<SharedMemory>,
     _t: PhantomData<T>,
@@ -157,7 +162,7 @@ impl<T: Pod> Chunks<T> {
         header.write(fd.as_fd(), trailer)?;
         let claims = Claims::map(&fd, trailer, nchunks)?;
         for i in 0..nchunks {
-            claims.word(i).store(FREE, Ordering::Release);
+            claims.word(i)?.store(FREE, Ordering::Release);
         }
         Ok(Chunks {
             ticket: Arc::new(Ticket {
@@ -238,7 +243,7 @@ impl<T: Pod> Chunks<T> {
     fn close(&self) -> Result<(), ShmError> {
         let n = self.claims.nchunks;
         for i in 0..n {
-            let w = self.claims.word(i).load(Ordering::Acquire);
+            let w = self.claims.word(i)?.load(Ordering::Acquire);
             if w != FREE && w != CLOSED && holder::alive(w) {
                 return Err(ShmError::ChunkBusy {
                     index: i,
@@ -247,7 +252,7 @@ impl<T: Pod> Chunks<T> {
             }
         }
         for i in 0..n {
-            let word = self.claims.word(i);
+            let word = self.claims.word(i)?;
             let mut cur = word.load(Ordering::Acquire);
             loop {
                 if cur == CLOSED {
@@ -255,7 +260,7 @@ impl<T: Pod> Chunks<T> {
                 }
                 if cur != FREE && holder::alive(cur) {
                     for j in 0..i {
-                        let _ = self.claims.word(j).compare_exchange(
+                        let _ = self.claims.word(j)?.compare_exchange(
                             CLOSED,
                             FREE,
                             Ordering::AcqRel,
@@ -296,8 +301,8 @@ pub struct Chunk<T> {
 
 /// An attached chunk's mappings and claim.
 struct Held {
-    /// The pages that hold the range; `None` only while dropping.
-    window: Option<Mapping>,
+    /// The pages that hold the range; `None` for an empty range, and while dropping.
+    window: Option<LocalMap>,
     /// Where the range starts in the window.
     offset: usize,
     claims: Claims,
@@ -309,13 +314,11 @@ impl Drop for Held {
     fn drop(&mut self) {
         // Unmapped before the word is released: once free, another process may write.
         drop(self.window.take());
-        // Release: our writes are seen by whoever claims or closes the word next.
-        let _ = self.claims.word(self.index).compare_exchange(
-            self.token,
-            FREE,
-            Ordering::Release,
-            Ordering::Relaxed,
-        );
+        // Release: our writes are seen by whoever claims or closes the word next. A forked
+        // copy (`word` fails there) releases nothing: the claim is its parent's.
+        if let Ok(word) = self.claims.word(self.index) {
+            let _ = word.compare_exchange(self.token, FREE, Ordering::Release, Ordering::Relaxed);
+        }
     }
 }
 
@@ -355,9 +358,9 @@ impl<T: Pod> Chunk<T> {
         }
     }
 
-    /// Whether this handle is attached (then it derefs to its range).
+    /// Whether this handle is attached in this process (then it derefs to its range).
     pub fn is_attached(&self) -> bool {
-        self.held.is_some()
+        self.held.as_ref().is_some_and(|h| h.claims.map.here())
     }
 
     /// An attached handle of this chunk in this process (to write it from a thread, or in the
@@ -394,7 +397,7 @@ fn attach<T: Pod>(ticket: &Ticket, index: usize) -> Result<Held, ShmError> {
     }
     let all = Claims::map(&ticket.fd, trailer, nchunks)?;
     let token = holder::mine();
-    let word = all.word(index);
+    let word = all.word(index)?;
     let mut cur = word.load(Ordering::Acquire);
     loop {
         if cur == CLOSED {
@@ -413,10 +416,9 @@ fn attach<T: Pod>(ticket: &Ticket, index: usize) -> Result<Held, ShmError> {
         }
     }
     let release = |claims: &Claims| {
-        let _ =
-            claims
-                .word(index)
-                .compare_exchange(token, FREE, Ordering::Release, Ordering::Relaxed);
+        if let Ok(word) = claims.word(index) {
+            let _ = word.compare_exchange(token, FREE, Ordering::Release, Ordering::Relaxed);
+        }
     };
     // A ticket of an earlier split may have claimed a word that a new split freed: the
     // generation read again after the claim says so.
@@ -438,11 +440,11 @@ fn attach<T: Pod>(ticket: &Ticket, index: usize) -> Result<Held, ShmError> {
     let page = mp_sys::stack::page_size();
     let base = from - from % page;
     let window = if to > from {
-        match Mapping::at(ticket.fd.as_fd(), base as u64, to - base) {
+        match LocalMap::new(ticket.fd.as_fd(), base as u64, to - base) {
             Ok(m) => Some(m),
             Err(e) => {
                 release(&all);
-                return Err(e.into());
+                return Err(e);
             }
         }
     } else {
@@ -457,22 +459,27 @@ fn attach<T: Pod>(ticket: &Ticket, index: usize) -> Result<Held, ShmError> {
     })
 }
 
+impl<T> Chunk<T> {
+    /// The range's first byte, if attached in this process.
+    fn window(&self) -> Option<*mut u8> {
+        let held = self.held.as_ref()?;
+        let base = held.window.as_ref()?.ptr()?;
+        // SAFETY: `offset` is inside the window (the range's start within its first page).
+        Some(unsafe { base.add(held.offset) })
+    }
+}
+
 impl<T: Pod> Deref for Chunk<T> {
     type Target = [T];
     fn deref(&self) -> &[T] {
-        match self
-            .held
-            .as_ref()
-            .and_then(|h| Some((h.window.as_ref()?, h.offset)))
-        {
-            // SAFETY: the window maps the pages of this chunk's range, which starts `offset`
-            // bytes in (T-aligned: a multiple of size_of::<T>() from a page boundary) and
-            // holds `range().len()` Ts; this handle holds the chunk's claim, so no other
-            // handle in any process maps the range writable (the owner's `Chunks` gives no
-            // access) until it is released, after this mapping is gone.
-            Some((w, off)) => unsafe {
-                std::slice::from_raw_parts(w.ptr().add(off).cast::<T>(), self.range().len())
-            },
+        match self.window() {
+            // SAFETY: the window maps the pages of this chunk's range in this process, the
+            // range starting `offset` bytes in (T-aligned: a multiple of size_of::<T>() from
+            // a page boundary) and holding `range().len()` Ts; this handle holds the chunk's
+            // claim, so no other handle in any process maps the range writable (the owner's
+            // `Chunks` gives no access; forked children have no copy of the window) until it
+            // is released, after this mapping is gone.
+            Some(p) => unsafe { std::slice::from_raw_parts(p.cast::<T>(), self.range().len()) },
             None => &[],
         }
     }
@@ -481,15 +488,9 @@ impl<T: Pod> Deref for Chunk<T> {
 impl<T: Pod> DerefMut for Chunk<T> {
     fn deref_mut(&mut self) -> &mut [T] {
         let len = self.range().len();
-        match self
-            .held
-            .as_ref()
-            .and_then(|h| Some((h.window.as_ref()?, h.offset)))
-        {
+        match self.window() {
             // SAFETY: as in `deref`; `&mut self` makes the borrow unique in this process.
-            Some((w, off)) => unsafe {
-                std::slice::from_raw_parts_mut(w.ptr().add(off).cast::<T>(), len)
-            },
+            Some(p) => unsafe { std::slice::from_raw_parts_mut(p.cast::<T>(), len) },
             None => &mut [],
         }
     }
