@@ -253,6 +253,15 @@ fn a_wrong_type_or_length_is_refused() {
 }
 
 #[test]
+fn the_handles_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<SharedArray<f64>>();
+    send_sync::<SharedArrayMut<f64>>();
+    send_sync::<Chunk<f64>>();
+    send_sync::<mp_shm::Chunks<f64>>();
+}
+
+#[test]
 fn edges_are_typed_errors() {
     assert!(matches!(
         SharedArrayMut::<u8>::zeroed(4).unwrap().split(0),

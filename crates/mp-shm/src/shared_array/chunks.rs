@@ -396,7 +396,7 @@ fn attach<T: Pod>(ticket: &Ticket, index: usize) -> Result<Held, ShmError> {
         ));
     }
     let all = Claims::map(&ticket.fd, trailer, nchunks)?;
-    let token = holder::mine();
+    let token = holder::mine()?;
     let word = all.word(index)?;
     let mut cur = word.load(Ordering::Acquire);
     loop {

@@ -3,6 +3,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::error::ShmError;
+
 /// A free claim word.
 pub(crate) const FREE: u64 = 0;
 /// A claim word of a joined array: closed for good (until the next split resets it).
@@ -12,21 +14,28 @@ pub(crate) const CLOSED: u64 = u64::MAX;
 /// years). Pids are below 2^22 (the kernel's PID_MAX_LIMIT), so a token is never `CLOSED`.
 const TIME_BITS: u32 = 42;
 
-/// This process's token, computed once per process (a forked child computes its own).
-pub(crate) fn mine() -> u64 {
+/// This process's token, computed once per process (a forked child computes its own). An
+/// error where `/proc` does not show this process: then no holder could be told alive, and
+/// every claim could be taken from a live holder, so nothing is claimed at all.
+pub(crate) fn mine() -> Result<u64, ShmError> {
     static PID: AtomicU64 = AtomicU64::new(0);
     static TOKEN: AtomicU64 = AtomicU64::new(0);
     let pid = mp_sys::process::getpid();
     if PID.load(Ordering::Acquire) == u64::from(pid) {
         let t = TOKEN.load(Ordering::Acquire);
         if t != 0 {
-            return t;
+            return Ok(t);
         }
     }
-    let token = token_of(pid, mp_sys::process::start_time(pid).unwrap_or(0));
+    let start = mp_sys::process::start_time(pid).ok_or_else(|| {
+        ShmError::Os(std::io::Error::other(
+            "cannot read /proc/self/stat, which names the holders of chunks",
+        ))
+    })?;
+    let token = token_of(pid, start);
     TOKEN.store(token, Ordering::Release);
     PID.store(u64::from(pid), Ordering::Release);
-    token
+    Ok(token)
 }
 
 fn token_of(pid: u32, start: u64) -> u64 {
