@@ -144,7 +144,11 @@ impl<T: Pod> SharedArrayMut<T> {
             shm.close();
             (fd, Some(shm))
         } else {
-            (sys::memfd_sealable(c"mp-array", total)?, None)
+            let fd = sys::memfd_sealable(c"mp-array", total)?;
+            // A holder of the descriptor (a chunk's receiver) can then never shrink the file
+            // under another's mapping (SIGBUS).
+            sys::forbid_shrinking(fd.as_fd())?;
+            (fd, None)
         };
         let array = SharedArrayMut {
             map: None,

@@ -288,6 +288,8 @@ fn nothing_in_dev_shm_only_memfds() {
     let c = dumps(&chunks.parts()[0]).unwrap();
     let frozen = chunks.freeze().unwrap();
     let f = dumps(&frozen).unwrap();
+    // A chunk's holder cannot shrink the file under the others' mappings.
+    assert!(mp_sys::shm::set_len(c.fds[0].as_fd(), 0).is_err());
     for fd in [&c.fds[0], &f.fds[0]] {
         use std::os::fd::AsRawFd;
         let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();

@@ -62,6 +62,21 @@ pub fn seal_read_only(fd: BorrowedFd<'_>) -> io::Result<()> {
     retry(|| rustix::fs::fcntl_add_seals(fd, SealFlags::SEAL))
 }
 
+/// Seals a memfd against shrinking (`F_SEAL_SHRINK`): a mapping of it can then never find its
+/// pages gone (SIGBUS), whoever else holds the descriptor. It may still grow.
+///
+/// ```
+/// use std::os::fd::AsFd;
+/// let fd = mp_sys::shm::memfd_sealable(c"example", 4096)?;
+/// mp_sys::shm::forbid_shrinking(fd.as_fd())?;
+/// assert!(mp_sys::shm::set_len(fd.as_fd(), 0).is_err());
+/// mp_sys::shm::set_len(fd.as_fd(), 8192)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn forbid_shrinking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    retry(|| rustix::fs::fcntl_add_seals(fd, SealFlags::SHRINK))
+}
+
 /// Whether a file is sealed so that no writable mapping of it exists or can be made, no write
 /// can change it and its size is fixed (`F_SEAL_WRITE`, `F_SEAL_SHRINK` and `F_SEAL_GROW`).
 /// False for files that cannot be sealed (a named segment). `F_SEAL_FUTURE_WRITE` alone is not
