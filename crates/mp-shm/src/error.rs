@@ -228,8 +228,9 @@ pub enum ShmError {
     /// attached.
     ChunksJoined,
     /// A `SharedArrayMut`, `Chunks` or attached `Chunk` used in a forked child that a
-    /// closure carried it into: its writable mapping is not copied into forks, so the copy
-    /// gives no access (send chunks as process arguments instead).
+    /// closure carried it into: its writable mapping is not copied into forks (the copy sees
+    /// private zero pages), so it cannot be frozen, joined or attached there (send chunks as
+    /// process arguments instead).
     ForkedCopy,
     /// An `ndarray` shape does not fit a shared array's elements (feature `ndarray`).
     Shape(String),

@@ -98,6 +98,7 @@ pub use mp_spawn::{Process, get_context};
 pub use shareable_list::{Item, ShareableList};
 #[cfg(feature = "ndarray")]
 pub use shared_array::SharedNdArray;
+#[cfg(feature = "unstable-test-hooks")]
 #[doc(hidden)]
 pub use shared_array::mapped_arrays;
 pub use shared_array::{Chunk, Chunks, JoinError, SharedArray, SharedArrayMut};

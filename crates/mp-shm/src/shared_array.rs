@@ -57,11 +57,10 @@
 //! A `SharedArrayMut`, a `Chunks` and an attached `Chunk` belong to the process that made or
 //! attached them: their writable mappings are not copied into forked children (so that a
 //! fork-method pool's workers never keep the array writable), and a copy of such a handle
-//! that a closure carries into a forked child gives no access there (an empty slice;
-//! [`ShmError::ForkedCopy`] where a `Result` is returned). Send chunks to children as
-//! arguments instead; a [`SharedArray`] works everywhere.
+//! that a closure carries into a forked child sees private zero-filled memory there (writes to
+//! it reach no one), and `freeze`, `join` and `attach` refuse with [`ShmError::ForkedCopy`].
+//! Send chunks to children as arguments instead; a [`SharedArray`] works everywhere.
 
-use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -88,7 +87,7 @@ pub use chunks::{Chunk, Chunks, JoinError};
 pub use nd::SharedNdArray;
 
 use layout::{HEADER, Header, check_align, data_bytes, trailer_offset, type_hash};
-use local::LocalMap;
+use local::{LocalMap, Span};
 
 /// Whether a received array is faulted in whole when mapped (`MAP_POPULATE`). Off: a task
 /// that reads a little of a large array pays for what it reads (see the crate's DESIGN notes).
@@ -113,7 +112,8 @@ pub struct SharedArrayMut<T> {
     map: Option<LocalMap>,
     len: usize,
     named: Option<SharedMemory>,
-    _t: PhantomData<T>,
+    /// The elements, in `map`.
+    span: Span<T>,
 }
 
 impl<T: Pod> std::fmt::Debug for SharedArrayMut<T> {
@@ -155,7 +155,7 @@ impl<T: Pod> SharedArrayMut<T> {
             fd: Arc::new(Fd::new(fd)),
             len,
             named,
-            _t: PhantomData,
+            span: Span::empty(),
         };
         Header::of::<T>(len).write(array.fd.as_fd(), trailer)?;
         let map = if bytes > 0 {
@@ -163,7 +163,8 @@ impl<T: Pod> SharedArrayMut<T> {
         } else {
             None
         };
-        Ok(SharedArrayMut { map, ..array })
+        let span = Span::new(map.as_ref().map(LocalMap::ptr), len);
+        Ok(SharedArrayMut { map, span, ..array })
     }
 
     /// A zero-filled array of `len` elements (its pages cost nothing until written).
@@ -286,11 +287,7 @@ impl<T: Pod> SharedArrayMut<T> {
         drop(map);
         sys::seal_read_only(fd.as_fd())?;
         let mapped = Mapped::map(fd, data_bytes::<T>(len)?)?;
-        Ok(SharedArray {
-            inner: cache_insert(mapped),
-            len,
-            _t: PhantomData,
-        })
+        Ok(SharedArray::new(cache_insert(mapped), len))
     }
 
     /// Splits the array into chunks of `chunk_len` elements (the last may be shorter), as
@@ -325,38 +322,34 @@ impl<T: Pod> SharedArrayMut<T> {
         len: usize,
         named: Option<SharedMemory>,
     ) -> SharedArrayMut<T> {
+        let span = Span::new(map.as_ref().map(LocalMap::ptr), len);
         SharedArrayMut {
             fd,
             map,
             len,
             named,
-            _t: PhantomData,
+            span,
         }
     }
 }
 
 impl<T: Pod> Deref for SharedArrayMut<T> {
     type Target = [T];
+    #[inline]
     fn deref(&self) -> &[T] {
-        match self.map.as_ref().and_then(LocalMap::ptr) {
-            // SAFETY: the mapping holds `len` Ts (page-aligned, T's alignment checked at
-            // creation) and is mapped in this process (`ptr` is `None` in a forked copy);
-            // this handle is the only one that can reach them while it is not split (not
-            // Clone, not serde, no mapping of it in forked children; a split array is a
-            // `Chunks`, which gives no access).
-            Some(p) => unsafe { std::slice::from_raw_parts(p.cast::<T>(), self.len) },
-            None => &[],
-        }
+        // SAFETY: the span is `len` Ts in `map` (page-aligned, T's alignment checked at
+        // creation), which lives as long as `self`; this handle is the only one that can reach
+        // them while it is not split (not Clone, not serde, and a forked copy of it has private
+        // zero pages instead; a split array is a `Chunks`, which gives no access).
+        unsafe { std::slice::from_raw_parts(self.span.ptr(), self.span.len()) }
     }
 }
 
 impl<T: Pod> DerefMut for SharedArrayMut<T> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut [T] {
-        match self.map.as_ref().and_then(LocalMap::ptr) {
-            // SAFETY: as in `deref`; `&mut self` makes the borrow unique in this process.
-            Some(p) => unsafe { std::slice::from_raw_parts_mut(p.cast::<T>(), self.len) },
-            None => &mut [],
-        }
+        // SAFETY: as in `deref`; `&mut self` makes the borrow unique in this process.
+        unsafe { std::slice::from_raw_parts_mut(self.span.ptr(), self.span.len()) }
     }
 }
 
@@ -376,7 +369,8 @@ impl<T: Pod> DerefMut for SharedArrayMut<T> {
 pub struct SharedArray<T> {
     inner: Arc<Mapped>,
     len: usize,
-    _t: PhantomData<T>,
+    /// The elements, in `inner`'s mapping.
+    span: Span<T>,
 }
 
 impl<T> Clone for SharedArray<T> {
@@ -384,8 +378,16 @@ impl<T> Clone for SharedArray<T> {
         SharedArray {
             inner: Arc::clone(&self.inner),
             len: self.len,
-            _t: PhantomData,
+            span: self.span,
         }
+    }
+}
+
+impl<T> SharedArray<T> {
+    /// A handle of `len` elements of a mapping whose size was checked against them.
+    fn new(inner: Arc<Mapped>, len: usize) -> SharedArray<T> {
+        let span = Span::new(inner.map.as_ref().map(Mapping::ptr), len);
+        SharedArray { inner, len, span }
     }
 }
 
@@ -502,34 +504,24 @@ impl<T: Pod> SharedArray<T> {
         let id = sys::identity(fd.as_fd())?;
         if let Some(inner) = cache_find(id) {
             inner.header.check::<T>(len)?;
-            return Ok(SharedArray {
-                inner,
-                len,
-                _t: PhantomData,
-            });
+            return Ok(SharedArray::new(inner, len));
         }
         let mapped = Mapped::map(Arc::new(fd), bytes)?;
         mapped.header.check::<T>(len)?;
-        Ok(SharedArray {
-            inner: cache_insert(mapped),
-            len,
-            _t: PhantomData,
-        })
+        Ok(SharedArray::new(cache_insert(mapped), len))
     }
 }
 
 impl<T: Pod> Deref for SharedArray<T> {
     type Target = [T];
+    #[inline]
     fn deref(&self) -> &[T] {
-        match &self.inner.map {
-            // SAFETY: the mapping holds at least `len` Ts (checked against the sealed header
-            // when made or received); the file is sealed with F_SEAL_WRITE, which the kernel
-            // grants only while no writable mapping of it exists anywhere and which forbids
-            // new ones and write(2), and with F_SEAL_SHRINK, so the bytes never change under
-            // the slice and never vanish.
-            Some(m) => unsafe { std::slice::from_raw_parts(m.ptr().cast::<T>(), self.len) },
-            None => &[],
-        }
+        // SAFETY: the span is `len` Ts in `inner`'s mapping, which lives as long as `self`
+        // (checked against the sealed header when made or received); the file is sealed with
+        // F_SEAL_WRITE, which the kernel grants only while no writable mapping of it exists
+        // anywhere and which forbids new ones and write(2), and with F_SEAL_SHRINK, so the
+        // bytes never change under the slice and never vanish.
+        unsafe { std::slice::from_raw_parts(self.span.ptr(), self.span.len()) }
     }
 }
 
@@ -642,7 +634,7 @@ fn cache_insert(mapped: Mapped) -> Arc<Mapped> {
 }
 
 /// How many arrays this process has mapped and still uses (for tests).
-#[doc(hidden)]
+#[cfg(feature = "unstable-test-hooks")]
 pub fn mapped_arrays() -> usize {
     cache().iter().filter(|w| w.strong_count() > 0).count()
 }

@@ -252,6 +252,40 @@ fn a_wrong_type_or_length_is_refused() {
     assert!(loads::<SharedArray<f64>>(&[1, 2, 3], Vec::new()).is_err());
 }
 
+/// The lines of /proc/self/maps and the descriptors of this process that show inode `ino`.
+fn uses_of(ino: u64) -> usize {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let mapped = maps
+        .lines()
+        .filter(|l| l.split_whitespace().nth(4) == Some(&ino.to_string()))
+        .count();
+    let fds = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::metadata(e.ok()?.path()).ok())
+        .filter(|m| std::os::unix::fs::MetadataExt::ino(m) == ino)
+        .count();
+    mapped + fds
+}
+
+#[test]
+fn the_last_handle_gone_nothing_is_left_in_this_process() {
+    let a = SharedArrayMut::<u32>::zeroed(50_000).unwrap();
+    let chunks = a.split(10_000).unwrap();
+    let ino = {
+        let m = dumps(&chunks.parts()[0]).unwrap();
+        mp_sys::shm::identity(m.fds[0].as_fd()).unwrap().1
+    };
+    let held = chunks.parts()[2].attach().unwrap();
+    assert!(uses_of(ino) >= 3); // the fd, the owner's mapping, the claim words, the window
+    drop(held);
+    let frozen = chunks.freeze().unwrap();
+    let msg = dumps(&frozen).unwrap();
+    let again: SharedArray<u32> = loads(&msg.bytes, msg.fds).unwrap();
+    assert!(uses_of(ino) >= 2);
+    drop((frozen, again));
+    assert_eq!(uses_of(ino), 0);
+}
+
 #[test]
 fn the_handles_are_send_and_sync() {
     fn send_sync<T: Send + Sync>() {}
@@ -436,21 +470,22 @@ fn a_forked_child_keeps_no_writable_mapping() {
     child.join().unwrap();
 }
 
-fn sum_forked_copy(a: std::sync::Arc<std::sync::Mutex<Option<SharedArrayMut<u8>>>>) -> bool {
+fn use_forked_copy(a: std::sync::Arc<std::sync::Mutex<Option<SharedArrayMut<u8>>>>) -> bool {
     let mut g = a.lock().unwrap();
     let a = g.as_mut().unwrap();
-    // The parent's handle, copied by fork: no access here, and no freeze.
-    a.len() == 3
-        && a[..].is_empty()
-        && matches!(g.take().unwrap().freeze(), Err(ShmError::ForkedCopy))
+    // The parent's handle, copied by fork: private zero pages here, writes reach no one, and
+    // it cannot be frozen.
+    let zeros = a[..] == [0, 0, 0];
+    a[0] = 99;
+    zeros && matches!(g.take().unwrap().freeze(), Err(ShmError::ForkedCopy))
 }
 
 #[test]
-fn a_handle_carried_into_a_forked_child_gives_no_access_there() {
+fn a_handle_carried_into_a_forked_child_reaches_nothing_shared() {
     let a = SharedArrayMut::<u8>::from_slice(&[1, 2, 3]).unwrap();
     let shared = std::sync::Arc::new(std::sync::Mutex::new(Some(a)));
     let s2 = shared.clone();
-    let mut child = ctx(StartMethod::Fork).process_closure(move || sum_forked_copy(s2));
+    let mut child = ctx(StartMethod::Fork).process_closure(move || use_forked_copy(s2));
     child.start().unwrap();
     assert!(child.join().unwrap());
     // The parent's handle is untouched.
@@ -458,14 +493,18 @@ fn a_handle_carried_into_a_forked_child_gives_no_access_there() {
     let chunks = shared.lock().unwrap().take().unwrap().split(2).unwrap();
     let held = chunks.parts()[0].attach().unwrap();
     let mut child = ctx(StartMethod::Fork).process_closure(move || {
-        let c = held;
-        !c.is_attached() && c.is_empty()
+        let mut c = held;
+        let zeros = c[..] == [0, 0];
+        c[1] = 42;
+        // Not attached here: the claim is the parent's (dropping this copy releases nothing).
+        !c.is_attached() && zeros
     });
     child.start().unwrap();
     assert!(child.join().unwrap());
     // The closure's copy in this process, dropped with the child's handle, released it.
     drop(child);
-    assert!(chunks.join().is_ok());
+    let a = chunks.join().unwrap();
+    assert_eq!(&a[..], [1, 2, 3]);
 }
 
 /// `ndarray` views and `SharedNdArray` (feature `ndarray`; `.ci/run` runs them).

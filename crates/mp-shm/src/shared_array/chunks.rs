@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::holder::{self, CLOSED, FREE};
 use super::layout::{HEADER, Header, check_align, data_bytes, trailer_offset, type_hash};
-use super::local::LocalMap;
+use super::local::{LocalMap, Span};
 use super::{SharedArray, SharedArrayMut, check_type};
 use crate::error::ShmError;
 use crate::shared_memory::SharedMemory;
@@ -40,7 +40,10 @@ impl Claims {
         if index >= self.nchunks {
             return Err(ShmError::Corrupt("a claim word out of range"));
         }
-        let base = self.map.ptr().ok_or(ShmError::ForkedCopy)?;
+        if !self.map.here() {
+            return Err(ShmError::ForkedCopy);
+        }
+        let base = self.map.ptr();
         // SAFETY: the mapping is page-aligned, mapped in this process, and holds HEADER + 8 *
         // nchunks bytes, so the word is in bounds and 8-aligned; it lives as long as `&self`;
         // every process touches claim words only through atomics.
@@ -187,7 +190,7 @@ impl<T: Pod> Chunks<T> {
                 ticket: Arc::clone(&self.ticket),
                 index,
                 held: None,
-                _t: PhantomData,
+                span: Span::empty(),
             })
             .collect()
     }
@@ -296,7 +299,8 @@ pub struct Chunk<T> {
     ticket: Arc<Ticket>,
     index: usize,
     held: Option<Held>,
-    _t: PhantomData<T>,
+    /// The range's elements, in `held`'s window (empty for a ticket).
+    span: Span<T>,
 }
 
 /// An attached chunk's mappings and claim.
@@ -354,7 +358,7 @@ impl<T: Pod> Chunk<T> {
             ticket: Arc::clone(&self.ticket),
             index: self.index,
             held: None,
-            _t: PhantomData,
+            span: Span::empty(),
         }
     }
 
@@ -368,12 +372,7 @@ impl<T: Pod> Chunk<T> {
     /// [`ShmError::ChunksJoined`] once the owner joined.
     pub fn attach(&self) -> Result<Chunk<T>, ShmError> {
         let held = attach::<T>(&self.ticket, self.index)?;
-        Ok(Chunk {
-            ticket: Arc::clone(&self.ticket),
-            index: self.index,
-            held: Some(held),
-            _t: PhantomData,
-        })
+        Ok(Chunk::held(Arc::clone(&self.ticket), self.index, held))
     }
 }
 
@@ -459,40 +458,44 @@ fn attach<T: Pod>(ticket: &Ticket, index: usize) -> Result<Held, ShmError> {
     })
 }
 
-impl<T> Chunk<T> {
-    /// The range's first byte, if attached in this process.
-    fn window(&self) -> Option<*mut u8> {
-        let held = self.held.as_ref()?;
-        let base = held.window.as_ref()?.ptr()?;
-        // SAFETY: `offset` is inside the window (the range's start within its first page).
-        Some(unsafe { base.add(held.offset) })
+impl<T: Pod> Chunk<T> {
+    /// An attached handle: its span is the range in `held`'s window.
+    fn held(ticket: Arc<Ticket>, index: usize, held: Held) -> Chunk<T> {
+        let mut c = Chunk {
+            ticket,
+            index,
+            held: None,
+            span: Span::empty(),
+        };
+        let start = held.window.as_ref().map(|w| {
+            // SAFETY: `offset` is inside the window (the range's start within its first page).
+            unsafe { w.ptr().add(held.offset) }
+        });
+        c.span = Span::new(start, c.range().len());
+        c.held = Some(held);
+        c
     }
 }
 
 impl<T: Pod> Deref for Chunk<T> {
     type Target = [T];
+    #[inline]
     fn deref(&self) -> &[T] {
-        match self.window() {
-            // SAFETY: the window maps the pages of this chunk's range in this process, the
-            // range starting `offset` bytes in (T-aligned: a multiple of size_of::<T>() from
-            // a page boundary) and holding `range().len()` Ts; this handle holds the chunk's
-            // claim, so no other handle in any process maps the range writable (the owner's
-            // `Chunks` gives no access; forked children have no copy of the window) until it
-            // is released, after this mapping is gone.
-            Some(p) => unsafe { std::slice::from_raw_parts(p.cast::<T>(), self.range().len()) },
-            None => &[],
-        }
+        // SAFETY: the span is this chunk's range in `held`'s window (T-aligned: a multiple of
+        // size_of::<T>() from a page boundary), which lives as long as `self`, or empty for a
+        // ticket; an attached handle holds the chunk's claim, so no other handle in any
+        // process maps the range writable (the owner's `Chunks` gives no access; a forked
+        // copy of this handle has private zero pages instead) until it is released, after
+        // this mapping is gone.
+        unsafe { std::slice::from_raw_parts(self.span.ptr(), self.span.len()) }
     }
 }
 
 impl<T: Pod> DerefMut for Chunk<T> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut [T] {
-        let len = self.range().len();
-        match self.window() {
-            // SAFETY: as in `deref`; `&mut self` makes the borrow unique in this process.
-            Some(p) => unsafe { std::slice::from_raw_parts_mut(p.cast::<T>(), len) },
-            None => &mut [],
-        }
+        // SAFETY: as in `deref`; `&mut self` makes the borrow unique in this process.
+        unsafe { std::slice::from_raw_parts_mut(self.span.ptr(), self.span.len()) }
     }
 }
 
@@ -550,10 +553,5 @@ fn receive<T: Pod>(wire: Wire, fd: Fd) -> Result<Chunk<T>, ShmError> {
         generation: wire.generation,
     });
     let held = attach::<T>(&ticket, index)?;
-    Ok(Chunk {
-        ticket,
-        index,
-        held: Some(held),
-        _t: PhantomData,
-    })
+    Ok(Chunk::held(ticket, index, held))
 }
