@@ -42,8 +42,12 @@
 //!   deadlocks there.
 //!   A [`SharedDict`] needs no repair by hand: every change is one final store, so the next
 //!   call checks it, returns [`DictError::Sync`] with `OwnerDied` once, and the map goes on.
+//! - **Holding a chunk** of a split [`SharedArrayMut`]: the chunk is released (what was
+//!   written stays, the other chunks are intact), and [`Chunks::join`] succeeds once the
+//!   holder is gone; a chunk is never attached in two places at once ([`ShmError::ChunkBusy`]).
 //! - **Leaks**: `Value`, `Array` and the locks live in anonymous memory (memfd) that the kernel
-//!   frees with its last user; nothing of theirs is ever in /dev/shm. A named
+//!   frees with its last user; nothing of theirs is ever in /dev/shm (nor of a
+//!   [`SharedArray`]'s, unless made `named` for numpy). A named
 //!   [`SharedMemory`] that its creator's process tree did not unlink is unlinked by the
 //!   resource tracker when the tree is gone, after SIGKILL too. Attaching never unlinks.
 //!
