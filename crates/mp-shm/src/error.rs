@@ -200,8 +200,51 @@ pub enum ShmError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A shared array was received or attached as another element type than it was made with
+    /// (a `SharedArray<f64>` received as a `SharedArray<u8>`, say).
+    WrongType {
+        /// The element type asked for.
+        expected: &'static str,
+        /// The element size in bytes the array was made with.
+        found_size: usize,
+    },
+    /// A shared array's length, or a chunk's range, does not match its memory or the shape
+    /// asked for.
+    WrongLength {
+        /// The length (in elements) asked for or described.
+        expected: usize,
+        /// The length the memory holds.
+        found: usize,
+    },
+    /// A chunk of a split [`SharedArrayMut`](crate::SharedArrayMut) is attached by a live
+    /// process (this one included): a chunk is writable in one place at a time.
+    ChunkBusy {
+        /// The chunk's index.
+        index: usize,
+        /// The process that holds it.
+        pid: u32,
+    },
+    /// The split array was joined (or frozen) by its owner: its chunks can no longer be
+    /// attached.
+    ChunksJoined,
+    /// A `SharedArrayMut`, `Chunks` or attached `Chunk` used in a forked child that a
+    /// closure carried it into: its writable mapping is not copied into forks (the copy sees
+    /// private zero pages), so it cannot be frozen, joined or attached there (send chunks as
+    /// process arguments instead).
+    ForkedCopy,
+    /// An `ndarray` shape does not fit a shared array's elements (feature `ndarray`).
+    Shape(String),
+    /// A received shared array's memory is not sealed read-only, or its header is not a
+    /// shared array's.
+    Corrupt(&'static str),
     /// Another OS error.
     Os(io::Error),
+}
+
+impl From<io::Error> for ShmError {
+    fn from(e: io::Error) -> Self {
+        ShmError::Os(e)
+    }
 }
 
 impl fmt::Display for ShmError {
@@ -213,6 +256,28 @@ impl fmt::Display for ShmError {
             ShmError::InvalidName { name, reason } => {
                 write!(f, "invalid shared memory name {name:?}: {reason}")
             }
+            ShmError::WrongType {
+                expected,
+                found_size,
+            } => write!(
+                f,
+                "the shared array does not hold {expected} (it was made with {found_size}-byte elements of another type)"
+            ),
+            ShmError::WrongLength { expected, found } => write!(
+                f,
+                "wrong shared array length: {expected} elements asked for, {found} held"
+            ),
+            ShmError::ChunkBusy { index, pid } => {
+                write!(f, "chunk {index} is attached by live process {pid}")
+            }
+            ShmError::ForkedCopy => {
+                f.write_str("this shared array handle belongs to the parent of this forked process")
+            }
+            ShmError::Shape(e) => write!(f, "shape does not fit the shared array: {e}"),
+            ShmError::ChunksJoined => {
+                f.write_str("the split array was joined by its owner; its chunks are closed")
+            }
+            ShmError::Corrupt(what) => write!(f, "not a shared array: {what}"),
             ShmError::Os(e) => write!(f, "{e}"),
         }
     }

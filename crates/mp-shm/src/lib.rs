@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | one number or struct, shared | [`Value`] (locked), [`RawValue`] | `Value`, `RawValue` |
 //! | a fixed array, shared | [`Array`] (locked), [`RawArray`] | `Array`, `RawArray` |
+//! | a large array, by descriptor: read-only, or filled in chunks by many processes | [`SharedArray`], [`SharedArrayMut`], [`Chunks`] | joblib's memmapping, `np.ndarray(buffer=shm.buf)` |
 //! | bytes any process can attach by name | [`SharedMemory`] | `shared_memory.SharedMemory` |
 //! | a list of mixed items by name | [`ShareableList`] | `shared_memory.ShareableList` |
 //! | a dict of serde keys and values, shared, no server | [`SharedDict`] | `Manager().dict()` |
@@ -41,8 +42,12 @@
 //!   deadlocks there.
 //!   A [`SharedDict`] needs no repair by hand: every change is one final store, so the next
 //!   call checks it, returns [`DictError::Sync`] with `OwnerDied` once, and the map goes on.
+//! - **Holding a chunk** of a split [`SharedArrayMut`]: the chunk is released (what was
+//!   written stays, the other chunks are intact), and [`Chunks::join`] succeeds once the
+//!   holder is gone; a chunk is never attached in two places at once ([`ShmError::ChunkBusy`]).
 //! - **Leaks**: `Value`, `Array` and the locks live in anonymous memory (memfd) that the kernel
-//!   frees with its last user; nothing of theirs is ever in /dev/shm. A named
+//!   frees with its last user; nothing of theirs is ever in /dev/shm (nor of a
+//!   [`SharedArray`]'s, unless made `named` for numpy). A named
 //!   [`SharedMemory`] that its creator's process tree did not unlink is unlinked by the
 //!   resource tracker when the tree is gone, after SIGKILL too. Attaching never unlinks.
 //!
@@ -54,6 +59,7 @@ mod error;
 mod heap;
 mod resource_tracker;
 mod shareable_list;
+mod shared_array;
 mod shared_dict;
 mod shared_memory;
 mod sharedctypes;
@@ -94,6 +100,12 @@ pub use error::{
 #[doc(no_inline)]
 pub use mp_spawn::{Process, get_context};
 pub use shareable_list::{Item, ShareableList};
+#[cfg(feature = "ndarray")]
+pub use shared_array::SharedNdArray;
+#[cfg(feature = "unstable-test-hooks")]
+#[doc(hidden)]
+pub use shared_array::mapped_arrays;
+pub use shared_array::{Chunk, Chunks, JoinError, SharedArray, SharedArrayMut};
 pub use shared_dict::SharedDict;
 #[cfg(feature = "unstable-test-hooks")]
 #[doc(hidden)]

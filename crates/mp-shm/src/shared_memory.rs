@@ -150,7 +150,7 @@ fn random_name() -> io::Result<String> {
 }
 
 /// Checks a name and returns it without leading slashes, and its POSIX form (`/name`).
-fn posix_name(name: &str) -> Result<(String, CString), ShmError> {
+pub(crate) fn posix_name(name: &str) -> Result<(String, CString), ShmError> {
     let invalid = |reason| ShmError::InvalidName {
         name: name.to_owned(),
         reason,

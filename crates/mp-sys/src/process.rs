@@ -413,3 +413,27 @@ pub fn in_exe_code(addr: usize) -> Option<bool> {
     }
     Some((start..end).contains(&addr))
 }
+
+/// When process `pid` started (field 22 of `/proc/<pid>/stat`, in clock ticks since boot), or
+/// `None` when it is gone or a zombie (it has ended: its memory is released). With the pid, it
+/// names one process for good: a pid reused later has a later start time.
+///
+/// ```
+/// let me = mp_sys::process::getpid();
+/// assert!(mp_sys::process::start_time(me).is_some());
+/// assert_eq!(mp_sys::process::start_time(me), mp_sys::process::start_time(me));
+/// ```
+pub fn start_time(pid: u32) -> Option<u64> {
+    if pid == 0 {
+        return None;
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields follow the last ')' (the command name may hold any byte): state is field 3,
+    // starttime field 22.
+    let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
+    let state = fields.next()?;
+    if state == "Z" || state == "X" {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
+}
