@@ -17,7 +17,8 @@
 //! # Crates
 //! - [`spawn`]: processes, start methods (fork, spawn, forkserver), contexts.
 //! - [`ipc`]: Pipe/Connection, Queue, JoinableQueue, SimpleQueue, wait, Listener/client.
-//! - [`shm`]: Value, Array, SharedMemory, ShareableList, and robust process-shared locks.
+//! - [`shm`]: Value, Array, SharedMemory, ShareableList, SharedArray (big data, zero-copy), SharedDict,
+//!   and robust process-shared locks.
 //! - [`pool`]: Pool, AsyncResult, lazy imap, and a joblib-style Parallel.
 //! - [`managers`]: Manager, and proxies to the dicts, lists, sets, arrays, values, namespaces,
 //!   locks, events, queues and user types its server holds; remote managers over TCP.
@@ -50,6 +51,7 @@ pub use mp_shm::{
     RawArray, RawValue, Semaphore, ShareableList, SharedMemory, ShmError, SyncError, Value,
     Zeroable,
 };
+pub use mp_shm::{Chunk, Chunks, JoinError, SharedArray, SharedArrayMut};
 pub use mp_shm::{DictError, SharedDict};
 
 pub use mp_pool::{

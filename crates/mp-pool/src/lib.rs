@@ -28,6 +28,17 @@
 //! | joblib `Parallel(n_jobs)(delayed(f)(x) for x in xs)` | [`Parallel::new`]`(n_jobs).run(f, xs)` |
 //! | `concurrent.futures.ProcessPoolExecutor`, `as_completed` | [`ProcessPoolExecutor`], [`as_completed`] |
 //!
+//! # Big arguments: pass a `SharedArray`
+//! A task's arguments are serialised into the pool's queue for every task, as Python pickles
+//! them. For a big array that many tasks read (joblib's memmapping case), pass an
+//! `mp_shm::SharedArray` instead: it travels as a descriptor, a worker maps it once (and keeps
+//! the one it received last mapped between back-to-back tasks and calls, letting go of it
+//! after 100 ms idle), and a task reads it as `&[T]`. This is explicit rather than joblib's
+//! automatic `max_nbytes` threshold: the type says what is shared, nothing is copied per call
+//! (joblib dumps the array to /dev/shm on each `Parallel` call), and the workers cannot write
+//! it (a sealed memfd). To fill one output array in parallel, send its `Chunk`s
+//! (`SharedArrayMut::split`), one per task; a result can be a `SharedArray` too.
+//!
 //! # What does not hang here
 //! - A worker that dies (SIGKILL, OOM, abort, segfault) fails the one chunk it was running
 //!   with [`PoolError::WorkerDied`]; a new worker takes its place (Python hangs, gh-66587).

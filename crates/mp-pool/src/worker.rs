@@ -7,6 +7,9 @@ use std::time::Duration;
 
 /// How long an idle worker polls its queue before it sleeps.
 const POLL: Duration = Duration::from_micros(50);
+/// How long an idle worker keeps the shared array it received last (see `mp_shm`'s
+/// lingering arrays) before it lets go of it.
+const LINGER: Duration = Duration::from_millis(100);
 
 use mp_ipc::Queue;
 use mp_spawn::reduction::Fd;
@@ -85,20 +88,37 @@ pub(crate) fn worker_main(args: WorkerArgs) {
     if results.put_bytes(&wire::ready(slot), &[]).is_err() {
         return;
     }
+    // Back-to-back tasks on one shared array map it once; an idle worker holds none.
+    mp_shm::set_lingering(true);
 
     let mut frame = Vec::new();
     let mut taken = Vec::new();
     let mut done = 0u64;
     while maxtasks.is_none_or(|max| done < max) {
         // Idle: poll a moment before sleeping, so that the next task costs no wake-up.
-        crate::result::spin_for(POLL, || tasks.qsize() > 0);
+        let mut wait = None;
+        if !crate::result::spin_for(POLL, || tasks.qsize() > 0) {
+            // Still idle: keep the shared array received last mapped a moment longer, for the
+            // next call on it (a remap faults its pages in again), then let it go, so that
+            // an idle pool holds no array's memory.
+            wait = Some(LINGER);
+        }
         // The frame is copied out before it is decoded: a worker that dies decoding it (a
         // bad `Deserialize`) has taken it, and the pool must not hand it to the next worker.
-        let fds = tasks.get_bytes(None, |bytes, fds| {
-            taken.clear();
-            taken.extend_from_slice(bytes);
-            fds
-        });
+        let fds = loop {
+            let got = tasks.get_bytes(wait, |bytes, fds| {
+                taken.clear();
+                taken.extend_from_slice(bytes);
+                fds
+            });
+            match got {
+                Err(mp_ipc::GetError::Empty) if wait.is_some() => {
+                    mp_shm::release_lingering();
+                    wait = None;
+                }
+                got => break got,
+            }
+        };
         let Ok(fds) = fds else {
             // The queue is unusable: the pool will see this worker exit.
             return;

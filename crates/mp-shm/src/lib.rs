@@ -106,6 +106,11 @@ pub use shared_array::SharedNdArray;
 #[doc(hidden)]
 pub use shared_array::mapped_arrays;
 pub use shared_array::{Chunk, Chunks, JoinError, SharedArray, SharedArrayMut};
+/// For mp-pool's workers: the array received last stays mapped between back-to-back tasks.
+/// Feature `unstable-internals`: not covered by semver.
+#[cfg(feature = "unstable-internals")]
+#[doc(hidden)]
+pub use shared_array::{release_lingering, set_lingering};
 pub use shared_dict::SharedDict;
 #[cfg(feature = "unstable-test-hooks")]
 #[doc(hidden)]

@@ -504,11 +504,14 @@ impl<T: Pod> SharedArray<T> {
         let id = sys::identity(fd.as_fd())?;
         if let Some(inner) = cache_find(id) {
             inner.header.check::<T>(len)?;
+            linger(&inner);
             return Ok(SharedArray::new(inner, len));
         }
         let mapped = Mapped::map(Arc::new(fd), bytes)?;
         mapped.header.check::<T>(len)?;
-        Ok(SharedArray::new(cache_insert(mapped), len))
+        let inner = cache_insert(mapped);
+        linger(&inner);
+        Ok(SharedArray::new(inner, len))
     }
 }
 
@@ -631,6 +634,51 @@ fn cache_insert(mapped: Mapped) -> Arc<Mapped> {
     let mapped = Arc::new(mapped);
     cache.push(Arc::downgrade(&mapped));
     mapped
+}
+
+/// Whether received arrays linger (see [`set_lingering`]).
+static LINGERING: AtomicBool = AtomicBool::new(false);
+/// The array received last, while arrays linger.
+static LINGERER: Mutex<Option<Arc<Mapped>>> = Mutex::new(None);
+
+fn lingerer() -> MutexGuard<'static, Option<Arc<Mapped>>> {
+    static REGISTERED: AtomicBool = AtomicBool::new(false);
+    if !REGISTERED.load(Ordering::Relaxed) {
+        mp_spawn::hold_across_fork(|| Box::new(LINGERER.lock().unwrap_or_else(|e| e.into_inner())));
+        REGISTERED.store(true, Ordering::Relaxed);
+    }
+    LINGERER.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Keeps `mapped` mapped after its last handle here is gone, if arrays linger.
+fn linger(mapped: &Arc<Mapped>) {
+    if !LINGERING.load(Ordering::Relaxed) {
+        return;
+    }
+    let old = lingerer().replace(Arc::clone(mapped));
+    // Unmapped outside the lock.
+    drop(old);
+}
+
+/// For pool workers (mp-pool): from now on, the array this process received last stays
+/// mapped after its last handle here is gone, until another array is received or
+/// [`release_lingering`] is called. Back-to-back tasks on one array then map it once (and
+/// fault its pages in once) instead of once per task. A worker releases it whenever it runs
+/// out of tasks, so an idle pool holds no array's memory.
+#[cfg(feature = "unstable-internals")]
+pub fn set_lingering(on: bool) {
+    LINGERING.store(on, Ordering::Relaxed);
+    if !on {
+        release_lingering();
+    }
+}
+
+/// Lets go of the lingering array (see [`set_lingering`]).
+#[cfg(feature = "unstable-internals")]
+pub fn release_lingering() {
+    let old = lingerer().take();
+    // Unmapped outside the lock.
+    drop(old);
 }
 
 /// How many arrays this process has mapped and still uses (for tests).
