@@ -58,6 +58,8 @@ mod worker;
 pub use builder::PoolBuilder;
 pub use error::PoolError;
 pub use imap::IMap;
+#[cfg(feature = "async")]
+pub use imap::IMapStream;
 pub use parallel::Parallel;
 pub use pool::Pool;
 pub use result::AsyncResult;

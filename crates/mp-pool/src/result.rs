@@ -8,6 +8,7 @@ use std::os::fd::OwnedFd;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use mp_spawn::reduction;
@@ -53,6 +54,9 @@ pub(crate) struct JobState {
     /// How many chunks have finished, taken or not.
     pub(crate) finished: usize,
     callbacks: Vec<Callback>,
+    /// Tasks awaiting the job (an `AsyncResult` future, an `IMap` stream), woken whenever
+    /// the condition variable's waiters are.
+    wakers: Vec<Waker>,
     /// Every chunk has finished and the callbacks have run: waiters may see the result.
     ready: bool,
 }
@@ -66,6 +70,21 @@ impl JobState {
     /// Ready for waiters: finished, and the callbacks have run.
     fn settled(&self) -> bool {
         self.ready
+    }
+
+    /// Has the task of `waker` woken at the next change (once; a task registers again when it
+    /// polls again).
+    pub(crate) fn register(&mut self, waker: &Waker) {
+        if !self.wakers.iter().any(|w| w.will_wake(waker)) {
+            self.wakers.push(waker.clone());
+        }
+    }
+}
+
+/// Wakes the tasks taken out of a job's state (outside its lock: a waker may run code).
+fn wake_all(wakers: Vec<Waker>) {
+    for w in wakers {
+        w.wake();
     }
 }
 
@@ -83,8 +102,10 @@ impl Drop for Settle {
                 if st.callbacks.is_empty() {
                     st.ready = true;
                     job.settled.store(true, Ordering::Release);
+                    let wakers = std::mem::take(&mut st.wakers);
                     drop(st);
                     job.cond.notify_all();
+                    wake_all(wakers);
                     return;
                 }
                 std::mem::take(&mut st.callbacks)
@@ -170,11 +191,18 @@ impl Job {
             st.ready = true;
             self.settled.store(true, Ordering::Release);
         }
-        drop(st);
         // A `get` waits for the whole job: waking it for every chunk of a long `map` would
         // cost a context switch per chunk. An `imap` waits for each chunk.
-        if (finished && !settle) || self.streaming {
+        let wake = (finished && !settle) || self.streaming;
+        let wakers = if wake {
+            std::mem::take(&mut st.wakers)
+        } else {
+            Vec::new()
+        };
+        drop(st);
+        if wake {
             self.cond.notify_all();
+            wake_all(wakers);
         }
         if settle {
             let settle = Settle(Arc::clone(self));
@@ -243,8 +271,11 @@ impl Job {
 impl interrupt::Wake for Job {
     /// Wakes every waiter (an interrupt).
     fn wake(&self) {
-        let _st = self.lock();
+        let mut st = self.lock();
         self.cond.notify_all();
+        let wakers = std::mem::take(&mut st.wakers);
+        drop(st);
+        wake_all(wakers);
     }
 }
 
@@ -381,6 +412,40 @@ impl<T> AsyncResult<T> {
             return Err(PoolError::StillRunning);
         }
         Ok(self.job.lock().done.iter().all(|(_, r)| r.is_ok()))
+    }
+}
+
+/// Awaiting an `AsyncResult` gives what [`get`](AsyncResult::get) gives, without blocking a
+/// thread: the pool's thread wakes the task when the result is ready. Runtime-agnostic (tokio,
+/// either flavour; smol; `futures::executor`); no descriptor and no polling loop is involved.
+///
+/// Dropping the future (or the `AsyncResult`) before it resolves loses nothing but the value:
+/// the task still runs in its worker, and the pool stays usable. Ctrl-C is not seen by a future
+/// (no thread waits): it ends the program as usual, unless the program handles SIGINT itself.
+///
+/// ```
+/// fn add(a: u64, b: u64) -> u64 { a + b }
+///
+/// let pool = mp_pool::Pool::new(2)?;
+/// let sum = pool.apply_async(add, (2, 3))?;
+/// // Any executor; futures' own here.
+/// assert_eq!(futures::executor::block_on(sum)?, 5);
+/// # Ok::<(), mp_pool::PoolError>(())
+/// ```
+#[cfg(feature = "async")]
+impl<T> std::future::Future for AsyncResult<T> {
+    type Output = Result<T, PoolError>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let mut st = self.job.lock();
+        if st.settled() {
+            return std::task::Poll::Ready((self.decode)(&mut st));
+        }
+        st.register(cx.waker());
+        std::task::Poll::Pending
     }
 }
 
