@@ -280,6 +280,30 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         }
     }
 
+    /// The queue's doorbell, to wait for items with your own `poll`, `epoll` or reactor
+    /// (tokio's `AsyncFd`, ...): while the returned [`Doorbell`] lives, producers ring its
+    /// descriptor (an eventfd) on every put. Readable means "maybe an item": call
+    /// [`Doorbell::ready`] to reset a stale ring and learn whether an item is there, then take
+    /// it with [`get_nowait`](Queue::get_nowait) (another consumer may have been first).
+    /// [`get_async`](Queue::get_async) (feature `async`) does all this for you.
+    ///
+    /// ```
+    /// use std::os::fd::AsFd;
+    /// let q = mp_ipc::Queue::<u64>::new()?;
+    /// let bell = q.doorbell();
+    /// q.put(1)?;
+    /// assert_eq!(mp_sys::poll::readable(&[bell.as_fd()], None)?, [true]);
+    /// assert!(bell.ready());
+    /// assert_eq!(q.get_nowait()?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn doorbell(&self) -> Doorbell<'_> {
+        self.shared.ring.watch(true);
+        Doorbell {
+            ring: &self.shared.ring,
+        }
+    }
+
     /// The number of items in the queue. Exact when read; other processes may change it at
     /// any moment after.
     #[doc(alias = "len")]
@@ -391,6 +415,35 @@ impl Drop for Watching<'_> {
         } else {
             self.ring.watch(false);
         }
+    }
+}
+
+/// A queue's doorbell, registered as watched while it lives (see [`Queue::doorbell`]).
+#[derive(Debug)]
+pub struct Doorbell<'a> {
+    ring: &'a Ring,
+}
+
+impl Doorbell<'_> {
+    /// Whether an item is in the queue now. Resets the doorbell when it rang for an item that
+    /// is gone, and rings it again if an item arrived meanwhile, so no ring is lost.
+    pub fn ready(&self) -> bool {
+        let rang =
+            mp_sys::poll::readable(&[self.ring.bell()], Some(Duration::ZERO)).is_ok_and(|r| r[0]);
+        self.ring.ready_for_wait(rang)
+    }
+}
+
+impl AsFd for Doorbell<'_> {
+    /// The eventfd: readable after a put (and until [`ready`](Doorbell::ready) resets it).
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.ring.bell()
+    }
+}
+
+impl Drop for Doorbell<'_> {
+    fn drop(&mut self) {
+        self.ring.watch(false);
     }
 }
 

@@ -21,6 +21,7 @@ mp_spawn::test_matrix!(
     large_messages_both_ways,
     recv_async_sees_end_of_file,
     forked_child_while_a_get_is_pending,
+    doorbell_rings_for_a_child_put,
 );
 
 /// Runs the future `make()` gives under each executor in turn: tokio current-thread, tokio
@@ -260,4 +261,34 @@ fn forked_child_while_a_get_is_pending(m: StartMethod) {
     p.start().unwrap();
     p.join().unwrap();
     assert_eq!(waiter.join().unwrap().unwrap(), 7);
+}
+
+/// A queue's doorbell, polled by hand (as a user's own reactor would): a child's put rings it.
+fn doorbell_rings_for_a_child_put(m: StartMethod) {
+    use std::os::fd::AsFd;
+    let q = Queue::<u64>::new().unwrap();
+    let go = Queue::<()>::new().unwrap();
+    let bell = q.doorbell();
+    let zero = std::time::Duration::ZERO;
+    assert!(!bell.ready());
+    assert_eq!(
+        mp_sys::poll::readable(&[bell.as_fd()], Some(zero)).unwrap(),
+        [false]
+    );
+    let mut p = ctx(m).process(put_range_on_go, (q.clone(), go.clone(), 1));
+    p.start().unwrap();
+    go.put(()).unwrap();
+    assert_eq!(
+        mp_sys::poll::readable(&[bell.as_fd()], None).unwrap(),
+        [true]
+    );
+    assert!(bell.ready());
+    assert_eq!(q.get_nowait().unwrap(), 0);
+    // Taken: a stale ring is reset by `ready`, which then says no.
+    assert!(!bell.ready());
+    assert_eq!(
+        mp_sys::poll::readable(&[bell.as_fd()], Some(zero)).unwrap(),
+        [false]
+    );
+    p.join().unwrap();
 }

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -102,6 +102,7 @@ impl Drop for Settle {
                 if st.callbacks.is_empty() {
                     st.ready = true;
                     job.settled.store(true, Ordering::Release);
+                    job.ring_bell();
                     let wakers = std::mem::take(&mut st.wakers);
                     drop(st);
                     job.cond.notify_all();
@@ -127,6 +128,9 @@ pub(crate) struct Job {
     settled: AtomicBool,
     /// An `imap`: its reader waits for each chunk, not for the whole job.
     streaming: bool,
+    /// An eventfd rung when the job settles, made on demand by [`AsyncResult::ready_fd`];
+    /// set and checked under the state's lock.
+    bell: std::sync::OnceLock<OwnedFd>,
 }
 
 impl fmt::Debug for Job {
@@ -156,7 +160,15 @@ impl Job {
             cond: Condvar::new(),
             settled: AtomicBool::new(expected == Some(0)),
             streaming: expected.is_none(),
+            bell: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Rings the ready descriptor, if someone asked for one (called with the state locked).
+    fn ring_bell(&self) {
+        if let Some(bell) = self.bell.get() {
+            mp_sys::eventfd::ring(bell.as_fd());
+        }
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, JobState> {
@@ -190,6 +202,7 @@ impl Job {
         if finished && !settle {
             st.ready = true;
             self.settled.store(true, Ordering::Release);
+            self.ring_bell();
         }
         // A `get` waits for the whole job: waking it for every chunk of a long `map` would
         // cost a context switch per chunk. An `imap` waits for each chunk.
@@ -403,6 +416,40 @@ impl<T> AsyncResult<T> {
     /// Whether the result has arrived (successful or not).
     pub fn ready(&self) -> bool {
         self.job.is_settled()
+    }
+
+    /// A descriptor that turns readable once the result is ready (and stays so), to wait on
+    /// it with `poll`, `epoll`, tokio's `AsyncFd` or mp's [`wait`](mp_ipc::wait), beside other
+    /// descriptors. Made on first call (an eventfd); a result ready already gives one that is
+    /// readable at once. Awaiting the result itself (feature `async`) needs no descriptor.
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// let pool = mp_pool::Pool::new(1)?;
+    /// let r = pool.apply_async(square, (3,))?;
+    /// let fd = r.ready_fd()?;
+    /// assert!(mp_ipc::wait(&[&fd], Some(std::time::Duration::from_secs(60)))? == [0]);
+    /// assert!(r.ready());
+    /// assert_eq!(r.get()?, 9);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn ready_fd(&self) -> std::io::Result<std::os::fd::BorrowedFd<'_>> {
+        let st = self.job.lock();
+        if self.job.bell.get().is_none() {
+            let bell = mp_sys::eventfd::new()?;
+            if st.settled() {
+                mp_sys::eventfd::ring(bell.as_fd());
+            }
+            // Under the lock: the settling side checks for the bell under it too.
+            let _ = self.job.bell.set(bell);
+        }
+        drop(st);
+        self.job
+            .bell
+            .get()
+            .map(AsFd::as_fd)
+            .ok_or_else(|| std::io::Error::other("the ready descriptor was not kept"))
     }
 
     /// Whether the call completed without a failure; `Err(PoolError::StillRunning)` before it

@@ -22,6 +22,7 @@ mp_spawn::test_matrix!(
     dropped_future_leaves_the_result_gettable,
     dropped_stream_leaves_the_pool_usable,
     terminated_pool_resolves_pending_futures,
+    ready_fd_turns_readable,
 );
 
 /// Runs the future `make(pool)` gives under each executor in turn: tokio current-thread,
@@ -185,4 +186,30 @@ fn terminated_pool_resolves_pending_futures(m: StartMethod) {
     let out = rt.block_on(task).unwrap();
     terminator.join().unwrap();
     assert!(matches!(out, Err(PoolError::Terminated)), "{out:?}");
+}
+
+/// `ready_fd` turns readable when the result settles (asked for before, or after).
+fn ready_fd_turns_readable(m: StartMethod) {
+    use std::os::fd::AsFd;
+    let pool = pool(m, 1);
+    let go = Queue::<()>::new().unwrap();
+    let r = pool.apply_async(square_on_go, ((go.clone(), 5),)).unwrap();
+    let fd = r.ready_fd().unwrap();
+    let zero = std::time::Duration::ZERO;
+    assert_eq!(
+        mp_sys::poll::readable(&[fd.as_fd()], Some(zero)).unwrap(),
+        [false]
+    );
+    go.put(()).unwrap();
+    assert_eq!(mp_sys::poll::readable(&[fd.as_fd()], None).unwrap(), [true]);
+    assert!(r.ready());
+    assert_eq!(r.get().unwrap(), 25);
+    // Asked for once the result is there: readable at once.
+    let done = pool.apply_async(square, (2,)).unwrap();
+    done.wait(None);
+    let fd = done.ready_fd().unwrap();
+    assert_eq!(
+        mp_sys::poll::readable(&[fd.as_fd()], Some(zero)).unwrap(),
+        [true]
+    );
 }
