@@ -74,6 +74,7 @@ impl JobState {
 
     /// Has the task of `waker` woken at the next change (once; a task registers again when it
     /// polls again).
+    #[cfg(feature = "async")]
     pub(crate) fn register(&mut self, waker: &Waker) {
         if !self.wakers.iter().any(|w| w.will_wake(waker)) {
             self.wakers.push(waker.clone());

@@ -144,6 +144,7 @@ impl Ring {
         self.bell.as_fd()
     }
 
+    #[cfg(feature = "async")]
     pub(crate) fn room_bell(&self) -> BorrowedFd<'_> {
         self.room_bell.as_fd()
     }

@@ -439,6 +439,7 @@ impl Ring {
     }
 
     /// For `put_async`: registers (or unregisters) this caller as watching the room doorbell.
+    #[cfg(feature = "async")]
     pub(crate) fn watch_room(&self, on: bool) {
         let p = &self.header().waiters.room_pollers;
         if on {
@@ -450,6 +451,7 @@ impl Ring {
 
     /// For `put_async`, after the room doorbell rang: resets it, and rings it again if there is
     /// room, so that other watchers still see it.
+    #[cfg(feature = "async")]
     pub(crate) fn room_rang(&self) {
         mp_sys::eventfd::drain(self.room_bell.as_fd());
         fence(Ordering::SeqCst);
