@@ -285,7 +285,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// descriptor (an eventfd) on every put. Readable means "maybe an item": call
     /// [`Doorbell::ready`] to reset a stale ring and learn whether an item is there, then take
     /// it with [`get_nowait`](Queue::get_nowait) (another consumer may have been first).
-    /// [`get_async`](Queue::get_async) (feature `async`) does all this for you.
+    /// `get_async` (feature `async`) does all this for you.
     ///
     /// ```
     /// use std::os::fd::AsFd;
