@@ -24,7 +24,9 @@ pub(crate) struct Ring {
     pub(super) fd_rx: Fd,
     /// Rung by producers while someone is in `wait` (or awaits an item).
     pub(super) bell: Fd,
-    /// Rung by consumers of a bounded queue while someone awaits room (`put_async`).
+    /// Rung by consumers of a bounded queue while someone awaits room (`put_async`; only
+    /// with the feature `async`, so that other programs make no extra descriptor).
+    #[cfg(feature = "async")]
     pub(super) room_bell: Fd,
     /// The last `head` this process's producers saw (under the producer lock): free space is
     /// at least what it implies, so the consumers' cache line is read only when that is short.
@@ -40,6 +42,7 @@ struct PartsRef<'a> {
     fd_tx: &'a Fd,
     fd_rx: &'a Fd,
     bell: &'a Fd,
+    #[cfg(feature = "async")]
     room_bell: &'a Fd,
 }
 
@@ -50,6 +53,7 @@ pub(super) struct Parts {
     pub(super) fd_tx: Fd,
     pub(super) fd_rx: Fd,
     pub(super) bell: Fd,
+    #[cfg(feature = "async")]
     pub(super) room_bell: Fd,
 }
 
@@ -60,6 +64,7 @@ impl serde::Serialize for Ring {
             fd_tx: &self.fd_tx,
             fd_rx: &self.fd_rx,
             bell: &self.bell,
+            #[cfg(feature = "async")]
             room_bell: &self.room_bell,
         }
         .serialize(s)
@@ -80,6 +85,7 @@ impl Ring {
         let (fd_tx, fd_rx) = mp_sys::socket::socketpair(mp_sys::socket::Kind::SeqPacket)?;
         mp_sys::fd::set_nonblocking(fd_rx.as_fd(), true)?;
         let bell = mp_sys::eventfd::new()?;
+        #[cfg(feature = "async")]
         let room_bell = mp_sys::eventfd::new()?;
         let map = Mapping::new(memfd.as_fd(), RESERVE as usize)?;
         let header = map.ptr().cast::<Header>();
@@ -95,6 +101,7 @@ impl Ring {
             fd_tx: Fd::new(fd_tx),
             fd_rx: Fd::new(fd_rx),
             bell: Fd::new(bell),
+            #[cfg(feature = "async")]
             room_bell: Fd::new(room_bell),
             seen_head: AtomicU64::new(0),
             seen_tail: AtomicU64::new(0),
@@ -123,6 +130,7 @@ impl Ring {
             fd_tx: parts.fd_tx,
             fd_rx: parts.fd_rx,
             bell: parts.bell,
+            #[cfg(feature = "async")]
             room_bell: parts.room_bell,
             seen_head: AtomicU64::new(0),
             seen_tail: AtomicU64::new(0),

@@ -360,6 +360,7 @@ impl Ring {
         if h.waiters.putters.load(Ordering::SeqCst) > 0 {
             mp_shm::parker::unpark(&h.consumers.get_seq, 1);
         }
+        #[cfg(feature = "async")]
         if h.waiters.room_pollers.load(Ordering::SeqCst) > 0 {
             mp_sys::eventfd::ring(self.room_bell.as_fd());
         }
@@ -444,6 +445,8 @@ impl Ring {
         let p = &self.header().waiters.room_pollers;
         if on {
             p.fetch_add(1, Ordering::SeqCst);
+            // Against `after_get`'s fence: either it sees us, or our next look sees its get.
+            fence(Ordering::SeqCst);
         } else {
             p.fetch_sub(1, Ordering::SeqCst);
         }
