@@ -22,6 +22,8 @@ mp_spawn::test_matrix!(
     recv_async_sees_end_of_file,
     forked_child_while_a_get_is_pending,
     doorbell_rings_for_a_child_put,
+    blocking_and_async_receivers_share_a_queue,
+    blocking_and_async_receivers_share_a_connection,
 );
 
 /// Runs the future `make()` gives under each executor in turn: tokio current-thread, tokio
@@ -290,5 +292,67 @@ fn doorbell_rings_for_a_child_put(m: StartMethod) {
         mp_sys::poll::readable(&[bell.as_fd()], Some(zero)).unwrap(),
         [false]
     );
+    p.join().unwrap();
+}
+
+/// A blocking `get` on another thread (parked on the futex) and an awaiting one (on the
+/// doorbell) wait on one queue; a child's two puts reach one each.
+fn blocking_and_async_receivers_share_a_queue(m: StartMethod) {
+    let q = Queue::<u64>::new().unwrap();
+    let go = Queue::<()>::new().unwrap();
+    let blocking = {
+        let q = q.clone();
+        std::thread::spawn(move || q.get().unwrap())
+    };
+    let mut p = ctx(m).process(put_range_on_go, (q.clone(), go.clone(), 2));
+    p.start().unwrap();
+    let awaited = futures::executor::block_on(async {
+        let mut get = pin!(q.get_async());
+        assert!(
+            get.as_mut()
+                .poll(&mut Context::from_waker(Waker::noop()))
+                .is_pending()
+        );
+        go.put(()).unwrap();
+        get.await.unwrap()
+    });
+    let mut got = [awaited, blocking.join().unwrap()];
+    got.sort_unstable();
+    assert_eq!(got, [0, 1]);
+    p.join().unwrap();
+}
+
+/// Waits for the parent's word, sends `0..n` on `c`, then waits for another word to end (so
+/// that its end stays open).
+fn send_range_on_go(c: Connection, n: u64) {
+    let _: () = c.recv().unwrap();
+    for i in 0..n {
+        c.send(&i).unwrap();
+    }
+    let _: () = c.recv().unwrap();
+}
+
+/// A blocking `recv` on another thread holds the receive lock while it waits. An awaiting
+/// `recv_async` on the same connection must not block its (single) executor thread behind
+/// that lock: the task that sends the child its go runs on the same thread. Each receiver
+/// gets one of the two messages.
+fn blocking_and_async_receivers_share_a_connection(m: StartMethod) {
+    let (a, b) = pipe(true).unwrap();
+    let a = std::sync::Arc::new(a);
+    let blocking = {
+        let a = a.clone();
+        std::thread::spawn(move || a.recv::<u64>().unwrap())
+    };
+    let mut p = ctx(m).process(send_range_on_go, (b, 2));
+    p.start().unwrap();
+    let (awaited, sent) = futures::executor::block_on(futures::future::join(
+        a.recv_async::<u64>(),
+        a.send_async(&()),
+    ));
+    sent.unwrap();
+    let mut got = [awaited.unwrap(), blocking.join().unwrap()];
+    got.sort_unstable();
+    assert_eq!(got, [0, 1]);
+    a.send(&()).unwrap();
     p.join().unwrap();
 }
