@@ -1,5 +1,6 @@
 //! Pool: `map` of a trivial function over 200k items at the default chunksize and over 20k
-//! items at chunksize 1, the `apply_async(...).get()` round trip, the tutorial's CPU job
+//! items at chunksize 1, the `apply_async(...).get()` round trip (and the same awaited under
+//! tokio), the tutorial's CPU job
 //! (4 × the sum of i*i for i < 10^7) on 2 workers beside the same work serially and on 2
 //! threads (the machine's limit), and `Parallel` over 20k calls; and procspawn's pool on the
 //! same tasks, in the same run.
@@ -70,6 +71,21 @@ fn map(c: &mut Criterion) {
                 .expect("apply")
                 .get()
                 .expect("get")
+        })
+    });
+    // The same round trip awaited (issue #18): the pool's thread wakes the task, which runs
+    // on a tokio current-thread runtime, as a program on tokio would await it.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    g.bench_function("apply_async_await", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                pool.apply_async(identity, (7,))
+                    .expect("apply")
+                    .await
+                    .expect("await")
+            })
         })
     });
     g.finish();

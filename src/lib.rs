@@ -22,6 +22,13 @@
 //! - [`pool`]: Pool, AsyncResult, lazy imap, and a joblib-style Parallel.
 //! - [`managers`]: Manager, and proxies to the dicts, lists, sets, arrays, values, namespaces,
 //!   locks, events, queues and user types its server holds; remote managers over TCP.
+//!
+//! # Async
+//! With the feature `async`, mp can be awaited under any executor (tokio, either flavour;
+//! smol; `futures::executor`): [`AsyncResult`] is a `Future`, [`IMap`] a `Stream`,
+//! `Process::join_async`, `Queue::get_async`/`put_async`,
+//! `Connection::recv_async`/`send_async`. They wait on descriptor readiness
+//! (pidfd, eventfd, socket) or on a waker the pool's thread calls, never by polling in a loop.
 
 #[doc(inline)]
 pub use mp_ipc as ipc;
@@ -57,6 +64,8 @@ pub use mp_shm::{DictError, SharedDict};
 pub use mp_pool::{
     AsyncResult, IMap, Parallel, Pool, PoolBuilder, PoolError, ProcessPoolExecutor, as_completed,
 };
+#[cfg(feature = "async")]
+pub use mp_pool::IMapStream;
 
 pub use mp_managers::{Manager, ManagerError};
 

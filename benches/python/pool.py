@@ -2,9 +2,11 @@
 of repeated trials after a warm-up. Prints `<metric> <median> <spread_%>` lines (stats.py):
 map_200k_tasks_per_s (map of a trivial function over 200k items, default chunksize),
 map_20k_c1_tasks_per_s (the same over 20k items, chunksize 1), apply_rtt_us
-(apply_async(...).get()), cpu_serial_s and cpu_pool_s (4 x sum(i*i for i < 10**7) serially and
+(apply_async(...).get()), apply_await_rtt_us (the same awaited in asyncio, through a callback that
+resolves a future: Pool has nothing awaitable), cpu_serial_s and cpu_pool_s (4 x sum(i*i for i < 10**7) serially and
 on 2 workers; the report divides them), and joblib_20k_tasks_per_s (joblib.Parallel(n_jobs=2) over 20k
 delayed calls) when joblib is installed."""
+import asyncio
 import multiprocessing as mp
 import sys
 import time
@@ -31,6 +33,16 @@ def times(fn, rounds):
     return samples
 
 
+async def awaited_applies(pool, n):
+    loop = asyncio.get_running_loop()
+    for _ in range(n):
+        fut = loop.create_future()
+        pool.apply_async(
+            identity, (7,), callback=lambda v, f=fut: loop.call_soon_threadsafe(f.set_result, v)
+        )
+        await fut
+
+
 def main():
     quick = "--quick" in sys.argv
     rounds = 3 if quick else 7
@@ -42,6 +54,8 @@ def main():
         n = 300 if quick else 2000
         t = times(lambda: [pool.apply_async(identity, (7,)).get() for _ in range(n)], rounds)
         emit("apply_rtt_us", [s / n * 1e6 for s in t])
+        t = times(lambda: asyncio.run(awaited_applies(pool, n)), rounds)
+        emit("apply_await_rtt_us", [s / n * 1e6 for s in t])
         # The quick run does a tenth of the work and scales it up.
         count = 10**6 if quick else 10**7
         cpu_rounds = 3 if quick else 5

@@ -328,6 +328,13 @@ fn definitions() -> Vec<Def> {
             limit: (Missing("no OS bound: each task is a message each way (see queue_small_msgs_per_s)"), ""),
         },
         Def {
+            key: "apply_async_await_rtt_us", label: "apply_async(f) awaited under tokio (current-thread), round trip", unit: "us", better: Lower,
+            mp: Crit("pool_apply", "apply_async_await", Us),
+            python: (Py("pool.py", "apply_await_rtt_us"), "asyncio: apply_async callback -> call_soon_threadsafe -> awaited future"),
+            peer: (Crit("pool_apply", "apply_async_get", Us), "mp's blocking apply_async(f).get()"),
+            limit: spin_rtt.clone(),
+        },
+        Def {
             key: "apply_async_rtt_us", label: "apply_async(f).get() round trip", unit: "us", better: Lower,
             mp: Crit("pool_apply", "apply_async_get", Us),
             python: (Py("pool.py", "apply_rtt_us"), "Pool(2).apply_async().get()"),

@@ -257,6 +257,17 @@ impl Connection {
         if self.broken.load(Ordering::Relaxed) {
             return Err(RecvError::Broken);
         }
+        self.read_marking_broken(sock, limit, stop)
+    }
+
+    /// Reads a frame (the receive lock held); a failure that loses the stream's position
+    /// breaks the connection for good.
+    fn read_marking_broken(
+        &self,
+        sock: BorrowedFd<'_>,
+        limit: u64,
+        stop: Stop<'_>,
+    ) -> Result<(Vec<u8>, Vec<OwnedFd>), RecvError> {
         let result = read_frame(sock, limit, stop);
         if matches!(
             result,
@@ -268,6 +279,129 @@ impl Connection {
             self.broken.store(true, Ordering::Relaxed);
         }
         result
+    }
+}
+
+/// The async calls (feature `async`): each waits for the socket's readiness through async-io's
+/// reactor, under any executor (tokio, either flavour; smol; `futures::executor`), then does
+/// the call. What is awaited is the start of a message (or room to write): a message that
+/// arrives in pieces (over 64 KiB, sent in several calls) is read to its end as the peer sends
+/// it, and a large send finishes as the peer reads, on the polling thread.
+///
+/// Cancel-safe: a receive takes a message only in the poll that returns it, and a send writes
+/// only in the poll that returns, so a future dropped before it resolves has moved no byte.
+#[cfg(feature = "async")]
+impl Connection {
+    /// As [`recv`](Connection::recv), awaiting the message.
+    ///
+    /// ```
+    /// let (a, b) = mp_ipc::pipe(true)?;
+    /// futures::executor::block_on(async {
+    ///     a.send_async(&"hi").await?;
+    ///     assert_eq!(b.recv_async::<String>().await?, "hi");
+    ///     Ok::<(), Box<dyn std::error::Error>>(())
+    /// })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn recv_async<T: DeserializeOwned>(&self) -> Result<T, RecvError> {
+        let limit = self.max_message.load(Ordering::Relaxed);
+        let (bytes, fds) = self.recv_frame_async(limit).await?;
+        reduction::loads(&bytes, fds).map_err(RecvError::Decode)
+    }
+
+    /// As [`recv_bytes`](Connection::recv_bytes), awaiting the message.
+    pub async fn recv_bytes_async(&self, maxlength: Option<usize>) -> Result<Vec<u8>, RecvError> {
+        let limit = self.max_message.load(Ordering::Relaxed);
+        let limit = maxlength.map_or(limit, |m| limit.min(m as u64));
+        Ok(self.recv_frame_async(limit).await?.0)
+    }
+
+    /// As [`send`](Connection::send), awaiting room in the socket.
+    pub async fn send_async<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), SendError> {
+        let dumped = reduction::dumps(value).map_err(SendError::Encode)?;
+        let fds: Vec<BorrowedFd<'_>> = dumped.fds.iter().map(AsFd::as_fd).collect();
+        self.send_frame_async(&dumped.bytes, &fds).await
+    }
+
+    /// As [`send_bytes`](Connection::send_bytes) of a whole buffer, awaiting room in the
+    /// socket.
+    pub async fn send_bytes_async(&self, buf: &[u8]) -> Result<(), SendError> {
+        self.send_frame_async(buf, &[]).await
+    }
+
+    async fn recv_frame_async(&self, limit: u64) -> Result<(Vec<u8>, Vec<OwnedFd>), RecvError> {
+        if !self.readable {
+            return Err(RecvError::NotReadable);
+        }
+        loop {
+            if let Some(result) = self.try_recv_frame(limit)? {
+                return result;
+            }
+            let ready = {
+                let guard = self.handle();
+                let sock = guard.as_ref().ok_or(RecvError::Closed)?.as_fd();
+                mp_sys::aio::readable(&[sock])?
+            };
+            ready.await?;
+        }
+    }
+
+    /// Receives a frame if one has begun to arrive and no other receiver is at work; `None`:
+    /// wait for readability and try again.
+    #[allow(clippy::type_complexity)]
+    fn try_recv_frame(
+        &self,
+        limit: u64,
+    ) -> Result<Option<Result<(Vec<u8>, Vec<OwnedFd>), RecvError>>, RecvError> {
+        let guard = self.handle();
+        let sock = guard.as_ref().ok_or(RecvError::Closed)?.as_fd();
+        // Never wait for the lock: its holder may be a blocking `recv` waiting for a message
+        // that is not coming, and this thread runs other tasks.
+        let _receiving = match self.recv_lock.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return Ok(None),
+        };
+        if self.broken.load(Ordering::Relaxed) {
+            return Err(RecvError::Broken);
+        }
+        if !mp_sys::poll::readable(&[sock], Some(Duration::ZERO))?[0] {
+            return Ok(None);
+        }
+        Ok(Some(self.read_marking_broken(sock, limit, Stop::NEVER)))
+    }
+
+    async fn send_frame_async(
+        &self,
+        payload: &[u8],
+        fds: &[BorrowedFd<'_>],
+    ) -> Result<(), SendError> {
+        if !self.writable {
+            return Err(SendError::NotWritable);
+        }
+        loop {
+            {
+                let guard = self.handle();
+                let sock = guard.as_ref().ok_or(SendError::Closed)?.as_fd();
+                if mp_sys::poll::writable_now(sock)? {
+                    // As above: never wait for the lock of a sender blocked on a full socket.
+                    let sending = match self.send_lock.try_lock() {
+                        Ok(g) => Some(g),
+                        Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+                        Err(std::sync::TryLockError::WouldBlock) => None,
+                    };
+                    if let Some(_sending) = sending {
+                        return Ok(CODEC.send(sock, payload, fds)?);
+                    }
+                }
+            }
+            let ready = {
+                let guard = self.handle();
+                let sock = guard.as_ref().ok_or(SendError::Closed)?.as_fd();
+                mp_sys::aio::writable(sock)?
+            };
+            ready.await?;
+        }
     }
 }
 

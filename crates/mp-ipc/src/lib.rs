@@ -49,5 +49,5 @@ pub use listener::{Address, DEFAULT_HANDSHAKE_TIMEOUT, Listener, client};
 /// Processes, re-exported from mp-spawn so that this crate's examples need no other name.
 #[doc(no_inline)]
 pub use mp_spawn::{Process, get_context};
-pub use queues::{JoinableQueue, Queue, SimpleQueue};
+pub use queues::{Doorbell, JoinableQueue, Queue, SimpleQueue};
 pub use wait::{Waitable, wait};

@@ -197,6 +197,113 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         decoded.map_err(GetError::Decode)
     }
 
+    /// Takes the oldest item, waiting for one without blocking a thread (feature `async`):
+    /// the future sleeps on the queue's doorbell (an eventfd that producers ring while someone
+    /// awaits), through async-io's reactor, under any executor (tokio, either flavour; smol;
+    /// `futures::executor`).
+    ///
+    /// Cancel-safe: the item is taken only in the poll that returns it, so a future dropped
+    /// before it resolves takes nothing, and the item stays for the next `get`.
+    ///
+    /// ```
+    /// let q = mp_ipc::Queue::<String>::new()?;
+    /// q.put("hi".to_string())?;
+    /// // Any executor; futures' own here.
+    /// assert_eq!(futures::executor::block_on(q.get_async())?, "hi");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "async")]
+    pub async fn get_async(&self) -> Result<T, GetError> {
+        let ring = &self.shared.ring;
+        loop {
+            match self.get_nowait() {
+                Err(GetError::Empty) => {}
+                other => return other,
+            }
+            let _watching = Watching::items(ring);
+            // An item put before we registered rang no doorbell: look once more.
+            match self.get_nowait() {
+                Err(GetError::Empty) => {}
+                other => return other,
+            }
+            mp_sys::aio::readable(&[ring.bell()])
+                .map_err(GetError::Io)?
+                .await
+                .map_err(GetError::Io)?;
+            // Resets the doorbell (ringing it again if an item is there, for other waiters).
+            ring.ready_for_wait(true);
+        }
+    }
+
+    /// Puts an item, waiting for room without blocking a thread (feature `async`; only a
+    /// bounded queue ever waits). The future sleeps on the queue's room doorbell (an eventfd
+    /// that consumers ring while someone awaits room), under any executor.
+    ///
+    /// Cancel-safe: the item is put only in the poll that returns `Ok`; a future dropped
+    /// before that has put nothing. Items carrying handles may still block briefly when
+    /// hundreds of them are unread (see [`Queue`]).
+    ///
+    /// ```
+    /// let q = mp_ipc::Queue::<u64>::with_maxsize(1)?;
+    /// futures::executor::block_on(async {
+    ///     q.put_async(1).await?;
+    ///     assert_eq!(q.get_async().await?, 1);
+    ///     q.put_async(2).await?;
+    ///     Ok::<(), Box<dyn std::error::Error>>(())
+    /// })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "async")]
+    pub async fn put_async(&self, item: impl Borrow<T>) -> Result<(), PutError> {
+        self.put_async_inner(item.borrow(), false).await
+    }
+
+    #[cfg(feature = "async")]
+    async fn put_async_inner(&self, item: &T, counted: bool) -> Result<(), PutError> {
+        let ring = &self.shared.ring;
+        loop {
+            match self.put_inner(item, Some(Duration::ZERO), counted) {
+                Err(PutError::Full) => {}
+                other => return other,
+            }
+            let _watching = Watching::room(ring);
+            // Room made before we registered rang no doorbell: try once more.
+            match self.put_inner(item, Some(Duration::ZERO), counted) {
+                Err(PutError::Full) => {}
+                other => return other,
+            }
+            mp_sys::aio::readable(&[ring.room_bell()])
+                .map_err(PutError::Io)?
+                .await
+                .map_err(PutError::Io)?;
+            ring.room_rang();
+        }
+    }
+
+    /// The queue's doorbell, to wait for items with your own `poll`, `epoll` or reactor
+    /// (tokio's `AsyncFd`, ...): while the returned [`Doorbell`] lives, producers ring its
+    /// descriptor (an eventfd) on every put. Readable means "maybe an item": call
+    /// [`Doorbell::ready`] to reset a stale ring and learn whether an item is there, then take
+    /// it with [`get_nowait`](Queue::get_nowait) (another consumer may have been first).
+    /// `get_async` (feature `async`) does all this for you.
+    ///
+    /// ```
+    /// use std::os::fd::AsFd;
+    /// let q = mp_ipc::Queue::<u64>::new()?;
+    /// let bell = q.doorbell();
+    /// q.put(1)?;
+    /// assert_eq!(mp_sys::poll::readable(&[bell.as_fd()], None)?, [true]);
+    /// assert!(bell.ready());
+    /// assert_eq!(q.get_nowait()?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn doorbell(&self) -> Doorbell<'_> {
+        self.shared.ring.watch(true);
+        Doorbell {
+            ring: &self.shared.ring,
+        }
+    }
+
     /// The number of items in the queue. Exact when read; other processes may change it at
     /// any moment after.
     #[doc(alias = "len")]
@@ -276,6 +383,67 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     #[doc(hidden)]
     pub fn hold_locks_forever(&self) -> std::io::Result<()> {
         self.shared.ring.hold_locks_forever()
+    }
+}
+
+/// Registered in the ring's header as awaiting items (or room) while alive, so that the other
+/// side rings the matching doorbell; unregistered on drop (a future dropped mid-wait too).
+#[cfg(feature = "async")]
+struct Watching<'a> {
+    ring: &'a Ring,
+    room: bool,
+}
+
+#[cfg(feature = "async")]
+impl<'a> Watching<'a> {
+    fn items(ring: &'a Ring) -> Self {
+        ring.watch(true);
+        Watching { ring, room: false }
+    }
+
+    fn room(ring: &'a Ring) -> Self {
+        ring.watch_room(true);
+        Watching { ring, room: true }
+    }
+}
+
+#[cfg(feature = "async")]
+impl Drop for Watching<'_> {
+    fn drop(&mut self) {
+        if self.room {
+            self.ring.watch_room(false);
+        } else {
+            self.ring.watch(false);
+        }
+    }
+}
+
+/// A queue's doorbell, registered as watched while it lives (see [`Queue::doorbell`]).
+#[derive(Debug)]
+pub struct Doorbell<'a> {
+    ring: &'a Ring,
+}
+
+impl Doorbell<'_> {
+    /// Whether an item is in the queue now. Resets the doorbell when it rang for an item that
+    /// is gone, and rings it again if an item arrived meanwhile, so no ring is lost.
+    pub fn ready(&self) -> bool {
+        let rang =
+            mp_sys::poll::readable(&[self.ring.bell()], Some(Duration::ZERO)).is_ok_and(|r| r[0]);
+        self.ring.ready_for_wait(rang)
+    }
+}
+
+impl AsFd for Doorbell<'_> {
+    /// The eventfd: readable after a put (and until [`ready`](Doorbell::ready) resets it).
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.ring.bell()
+    }
+}
+
+impl Drop for Doorbell<'_> {
+    fn drop(&mut self) {
+        self.ring.watch(false);
     }
 }
 
@@ -367,6 +535,12 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
             .put_inner(item.borrow(), Some(Duration::ZERO), true)
     }
 
+    /// As [`Queue::put_async`], counted (feature `async`).
+    #[cfg(feature = "async")]
+    pub async fn put_async(&self, item: impl Borrow<T>) -> Result<(), PutError> {
+        self.queue.put_async_inner(item.borrow(), true).await
+    }
+
     /// Marks one item as processed; an error when every item already was.
     pub fn task_done(&self) -> Result<(), TaskDoneError> {
         let ring = &self.queue.shared.ring;
@@ -439,6 +613,12 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
     /// Takes the oldest item, waiting for one.
     pub fn get(&self) -> Result<T, GetError> {
         self.queue.get()
+    }
+
+    /// As [`Queue::get_async`] (feature `async`).
+    #[cfg(feature = "async")]
+    pub async fn get_async(&self) -> Result<T, GetError> {
+        self.queue.get_async().await
     }
 
     /// Whether the queue holds no item.

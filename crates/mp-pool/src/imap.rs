@@ -170,6 +170,10 @@ pub struct IMap<'p, I, R> {
 
 /// Dropping an `IMap` before its end reads no more input and cancels its chunks that no
 /// worker holds yet (Python's `imap` keeps feeding the pool after its iterator is gone).
+// Nothing in an `IMap` is ever pinned (the stream works through `&mut`), so it may move
+// whatever its input and values are.
+impl<I, R> Unpin for IMap<'_, I, R> {}
+
 impl<I, R> Drop for IMap<'_, I, R> {
     fn drop(&mut self) {
         if self.submitted > self.taken {
@@ -313,37 +317,52 @@ where
     }
 
     fn next_until(&mut self, deadline: Option<Instant>) -> Option<Result<R, PoolError>> {
+        loop {
+            if let Some(step) = self.before_part() {
+                return step;
+            }
+            let part = match self.take_part(deadline) {
+                Ok(part) => part,
+                Err(e @ PoolError::Timeout) => return Some(Err(e)),
+                Err(e) => {
+                    self.ended = true;
+                    return Some(Err(e));
+                }
+            };
+            if let Some(item) = self.accept(part) {
+                return Some(item);
+            }
+        }
+    }
+
+    /// What `next` returns without waiting for a chunk, if anything: a value already decoded,
+    /// the end, or a failure to submit. `None`: a chunk must be awaited.
+    #[allow(clippy::option_option)]
+    fn before_part(&mut self) -> Option<Option<Result<R, PoolError>>> {
         if let Some(value) = self.values.pop_front() {
-            return Some(Ok(value));
+            return Some(Some(Ok(value)));
         }
         if self.ended {
-            return None;
+            return Some(None);
         }
         if let Err(e) = self.top_up() {
             self.ended = true;
-            return Some(Err(e));
+            return Some(Some(Err(e)));
         }
         if self.input.is_none() && self.taken == self.submitted {
-            return None;
+            return Some(None);
         }
-        let part = match self.take_part(deadline) {
-            Ok(part) => part,
-            Err(e @ PoolError::Timeout) => return Some(Err(e)),
-            Err(e) => {
-                self.ended = true;
-                return Some(Err(e));
-            }
-        };
+        None
+    }
+
+    /// Takes in the chunk just taken; returns its first value or its failure (`None`: an
+    /// empty chunk, which cannot happen; the caller then goes on rather than end early).
+    fn accept(&mut self, part: Result<Part, PoolError>) -> Option<Result<R, PoolError>> {
         self.taken += 1;
-        let result = part.and_then(|mut part| part.decode::<R>());
-        match result {
+        match part.and_then(|mut part| part.decode::<R>()) {
             Ok(values) => {
                 self.values = values.into();
-                // An empty chunk cannot happen; keep going rather than end early if it did.
-                self.values
-                    .pop_front()
-                    .map(Ok)
-                    .or_else(|| self.next_until(deadline))
+                self.values.pop_front().map(Ok)
             }
             Err(e @ (PoolError::Terminated | PoolError::Interrupted)) => {
                 self.ended = true;
@@ -351,6 +370,36 @@ where
             }
             Err(e) => Some(Err(e)),
         }
+    }
+
+    /// The next chunk if it has finished, else registers the task to be woken (a `Stream`).
+    #[cfg(feature = "async")]
+    fn poll_part(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<Part, PoolError>> {
+        let want = self.taken;
+        if self.ordered {
+            if let Some(part) = self.early.remove(&want) {
+                return std::task::Poll::Ready(part);
+            }
+        }
+        let job = Arc::clone(&self.job);
+        let mut st = job.lock();
+        if !self.ordered {
+            if let Some((_, part)) = st.done.pop_front() {
+                return std::task::Poll::Ready(part);
+            }
+        } else {
+            while let Some((chunk, part)) = st.done.pop_front() {
+                if chunk == want {
+                    return std::task::Poll::Ready(part);
+                }
+                self.early.insert(chunk, part);
+            }
+        }
+        st.register(cx.waker());
+        std::task::Poll::Pending
     }
 
     /// Waits for the next chunk to hand out: the next in order, or the next to finish.
@@ -384,6 +433,90 @@ where
             self.early.insert(chunk, result);
         }
         unreachable!("waited for chunk {want}")
+    }
+}
+
+/// An `IMap` is also a [`Stream`](futures_core::Stream) (feature `async`): awaiting the next
+/// value does not block a thread; the pool's thread wakes the task when a chunk finishes.
+/// Runtime-agnostic, with no descriptor and no polling loop. The input iterator is still read
+/// on the polling task, as [`next`](Iterator::next) reads it: give one that does not block.
+///
+/// Dropping the stream cancels the chunks not yet started, as dropping the iterator does.
+///
+/// Being an `Iterator` too, its combinators (`map`, `next`, ...) are ambiguous with
+/// `StreamExt`'s; [`into_stream`](IMap::into_stream) gives a stream that is only a stream:
+///
+/// ```
+/// use futures::StreamExt;
+///
+/// fn square(x: u64) -> u64 { x * x }
+///
+/// let pool = mp_pool::Pool::new(2)?;
+/// let squares: Vec<u64> = futures::executor::block_on(async {
+///     pool.imap(square, 0..5u64).into_stream().map(|r| r.unwrap()).collect().await
+/// });
+/// assert_eq!(squares, [0, 1, 4, 9, 16]);
+/// # Ok::<(), mp_pool::PoolError>(())
+/// ```
+#[cfg(feature = "async")]
+impl<I, T, R> futures_core::Stream for IMap<'_, I, R>
+where
+    I: Iterator<Item = T>,
+    T: Serialize + 'static,
+    R: DeserializeOwned + 'static,
+{
+    type Item = Result<R, PoolError>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            if let Some(step) = this.before_part() {
+                return std::task::Poll::Ready(step);
+            }
+            let part = match this.poll_part(cx) {
+                std::task::Poll::Ready(part) => part,
+                std::task::Poll::Pending => return std::task::Poll::Pending,
+            };
+            if let Some(item) = this.accept(part) {
+                return std::task::Poll::Ready(Some(item));
+            }
+        }
+    }
+}
+
+/// An [`IMap`] as a [`Stream`](futures_core::Stream) alone, without `Iterator`'s methods
+/// (feature `async`; see [`IMap::into_stream`]).
+#[cfg(feature = "async")]
+#[derive(Debug)]
+#[must_use = "streams do nothing unless polled"]
+pub struct IMapStream<'p, I, R>(IMap<'p, I, R>);
+
+#[cfg(feature = "async")]
+impl<'p, I, R> IMap<'p, I, R> {
+    /// This `IMap` as a stream that is not also an iterator, so that `StreamExt`'s
+    /// combinators need no disambiguation (feature `async`).
+    pub fn into_stream(self) -> IMapStream<'p, I, R> {
+        IMapStream(self)
+    }
+}
+
+#[cfg(feature = "async")]
+impl<I, T, R> futures_core::Stream for IMapStream<'_, I, R>
+where
+    I: Iterator<Item = T>,
+    T: Serialize + 'static,
+    R: DeserializeOwned + 'static,
+{
+    type Item = Result<R, PoolError>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        std::pin::Pin::new(&mut self.0).poll_next(cx)
     }
 }
 

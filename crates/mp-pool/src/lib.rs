@@ -74,6 +74,8 @@ pub use builder::PoolBuilder;
 pub use error::PoolError;
 pub use executor::{AsCompleted, ProcessPoolExecutor, as_completed, as_completed_timeout};
 pub use imap::IMap;
+#[cfg(feature = "async")]
+pub use imap::IMapStream;
 pub use parallel::Parallel;
 pub use pool::Pool;
 pub use result::AsyncResult;

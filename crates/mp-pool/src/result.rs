@@ -4,10 +4,11 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use mp_spawn::reduction;
@@ -54,6 +55,9 @@ pub(crate) struct JobState {
     /// How many chunks have finished, taken or not.
     pub(crate) finished: usize,
     callbacks: Vec<Callback>,
+    /// Tasks awaiting the job (an `AsyncResult` future, an `IMap` stream), woken whenever
+    /// the condition variable's waiters are.
+    wakers: Vec<Waker>,
     /// Every chunk has finished and the callbacks have run: waiters may see the result.
     ready: bool,
 }
@@ -67,6 +71,22 @@ impl JobState {
     /// Ready for waiters: finished, and the callbacks have run.
     fn settled(&self) -> bool {
         self.ready
+    }
+
+    /// Has the task of `waker` woken at the next change (once; a task registers again when it
+    /// polls again).
+    #[cfg(feature = "async")]
+    pub(crate) fn register(&mut self, waker: &Waker) {
+        if !self.wakers.iter().any(|w| w.will_wake(waker)) {
+            self.wakers.push(waker.clone());
+        }
+    }
+}
+
+/// Wakes the tasks taken out of a job's state (outside its lock: a waker may run code).
+fn wake_all(wakers: Vec<Waker>) {
+    for w in wakers {
+        w.wake();
     }
 }
 
@@ -84,8 +104,11 @@ impl Drop for Settle {
                 if st.callbacks.is_empty() {
                     st.ready = true;
                     job.settled.store(true, Ordering::Release);
+                    job.ring_bell();
+                    let wakers = std::mem::take(&mut st.wakers);
                     drop(st);
                     job.cond.notify_all();
+                    wake_all(wakers);
                     return;
                 }
                 std::mem::take(&mut st.callbacks)
@@ -115,6 +138,9 @@ pub(crate) struct Job {
     /// The thread drawing a watched call's bar.
     #[cfg(feature = "progress")]
     pub(crate) bar: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// An eventfd rung when the job settles, made on demand by [`AsyncResult::ready_fd`];
+    /// set and checked under the state's lock.
+    bell: std::sync::OnceLock<OwnedFd>,
 }
 
 impl fmt::Debug for Job {
@@ -148,6 +174,7 @@ impl Job {
             counted: AtomicU64::new(u64::MAX),
             #[cfg(feature = "progress")]
             bar: Mutex::new(None),
+            bell: std::sync::OnceLock::new(),
         })
     }
 
@@ -172,6 +199,13 @@ impl Job {
     /// The call's progress counters, if it is watched.
     pub(crate) fn tally(&self) -> Option<Tally> {
         Some(Tally(self.tally.load(Ordering::Relaxed))).filter(|t| t.0 != 0)
+    }
+
+    /// Rings the ready descriptor, if someone asked for one (called with the state locked).
+    fn ring_bell(&self) {
+        if let Some(bell) = self.bell.get() {
+            mp_sys::eventfd::ring(bell.as_fd());
+        }
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, JobState> {
@@ -205,12 +239,20 @@ impl Job {
         if finished && !settle {
             st.ready = true;
             self.settled.store(true, Ordering::Release);
+            self.ring_bell();
         }
-        drop(st);
         // A `get` waits for the whole job: waking it for every chunk of a long `map` would
         // cost a context switch per chunk. An `imap` waits for each chunk.
-        if (finished && !settle) || self.streaming {
+        let wake = (finished && !settle) || self.streaming;
+        let wakers = if wake {
+            std::mem::take(&mut st.wakers)
+        } else {
+            Vec::new()
+        };
+        drop(st);
+        if wake {
             self.cond.notify_all();
+            wake_all(wakers);
         }
         if settle {
             let settle = Settle(Arc::clone(self));
@@ -279,8 +321,11 @@ impl Job {
 impl interrupt::Wake for Job {
     /// Wakes every waiter (an interrupt).
     fn wake(&self) {
-        let _st = self.lock();
+        let mut st = self.lock();
         self.cond.notify_all();
+        let wakers = std::mem::take(&mut st.wakers);
+        drop(st);
+        wake_all(wakers);
     }
 }
 
@@ -424,6 +469,40 @@ impl<T> AsyncResult<T> {
         crate::progress::count(pool.inner(), &self.job)
     }
 
+    /// A descriptor that turns readable once the result is ready (and stays so), to wait on
+    /// it with `poll`, `epoll`, tokio's `AsyncFd` or mp's [`wait`](mp_ipc::wait), beside other
+    /// descriptors. Made on first call (an eventfd); a result ready already gives one that is
+    /// readable at once. Awaiting the result itself (feature `async`) needs no descriptor.
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// let pool = mp_pool::Pool::new(1)?;
+    /// let r = pool.apply_async(square, (3,))?;
+    /// let fd = r.ready_fd()?;
+    /// assert!(mp_ipc::wait(&[&fd], Some(std::time::Duration::from_secs(60)))? == [0]);
+    /// assert!(r.ready());
+    /// assert_eq!(r.get()?, 9);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn ready_fd(&self) -> std::io::Result<std::os::fd::BorrowedFd<'_>> {
+        let st = self.job.lock();
+        if self.job.bell.get().is_none() {
+            let bell = mp_sys::eventfd::new()?;
+            if st.settled() {
+                mp_sys::eventfd::ring(bell.as_fd());
+            }
+            // Under the lock: the settling side checks for the bell under it too.
+            let _ = self.job.bell.set(bell);
+        }
+        drop(st);
+        self.job
+            .bell
+            .get()
+            .map(AsFd::as_fd)
+            .ok_or_else(|| std::io::Error::other("the ready descriptor was not kept"))
+    }
+
     /// Whether the call completed without a failure; `Err(PoolError::StillRunning)` before it
     /// is ready (Python raises `ValueError`).
     pub fn successful(&self) -> Result<bool, PoolError> {
@@ -438,6 +517,40 @@ impl<T> AsyncResult<T> {
     /// Calls `notify` once the result is ready, successful or not (at once if it is).
     pub(crate) fn when_ready(&self, notify: impl FnOnce() + Send + 'static) {
         self.job.on_settled(Box::new(move |_| notify()));
+    }
+}
+
+/// Awaiting an `AsyncResult` gives what [`get`](AsyncResult::get) gives, without blocking a
+/// thread: the pool's thread wakes the task when the result is ready. Runtime-agnostic (tokio,
+/// either flavour; smol; `futures::executor`); no descriptor and no polling loop is involved.
+///
+/// Dropping the future (or the `AsyncResult`) before it resolves loses nothing but the value:
+/// the task still runs in its worker, and the pool stays usable. Ctrl-C is not seen by a future
+/// (no thread waits): it ends the program as usual, unless the program handles SIGINT itself.
+///
+/// ```
+/// fn add(a: u64, b: u64) -> u64 { a + b }
+///
+/// let pool = mp_pool::Pool::new(2)?;
+/// let sum = pool.apply_async(add, (2, 3))?;
+/// // Any executor; futures' own here.
+/// assert_eq!(futures::executor::block_on(sum)?, 5);
+/// # Ok::<(), mp_pool::PoolError>(())
+/// ```
+#[cfg(feature = "async")]
+impl<T> std::future::Future for AsyncResult<T> {
+    type Output = Result<T, PoolError>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let mut st = self.job.lock();
+        if st.settled() {
+            return std::task::Poll::Ready((self.decode)(&mut st));
+        }
+        st.register(cx.waker());
+        std::task::Poll::Pending
     }
 }
 

@@ -367,6 +367,56 @@ impl<R: Portable> Process<R> {
                 return Ok(None);
             }
         };
+        self.finish_join(&child, code).map(Some)
+    }
+
+    /// Waits for the process to end without blocking a thread (feature `async`): the future
+    /// resolves on the readiness of the process's pidfd (and of its result channel, so that a
+    /// child writing a large result is drained meanwhile), through async-io's reactor, under
+    /// any executor (tokio, either flavour; smol; `futures::executor`). Same result as
+    /// [`join`](Process::join).
+    ///
+    /// Dropping the future before it resolves loses nothing: the process can still be joined
+    /// (blocking or async).
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// let mut p = mp_spawn::Process::new(square, (7,));
+    /// p.start()?;
+    /// // Any executor; futures' own here.
+    /// assert_eq!(futures::executor::block_on(p.join_async())?, 49);
+    /// # Ok::<(), mp_spawn::ProcessError>(())
+    /// ```
+    #[cfg(feature = "async")]
+    pub async fn join_async(&mut self) -> Result<R, ProcessError> {
+        let child = self.started_child()?;
+        if self.joined {
+            return Err(ProcessError::AlreadyJoined);
+        }
+        loop {
+            if let Some(code) = child.try_reap_ended()? {
+                return self.finish_join(&child, code);
+            }
+            let ready = match &self.control {
+                Some(control) => mp_sys::aio::readable(&[child.exit_fd(), control.as_fd()])?,
+                None => mp_sys::aio::readable(&[child.exit_fd()])?,
+            };
+            ready.await?;
+            let result_waiting = match &self.control {
+                Some(control) => {
+                    mp_sys::poll::readable(&[control.as_fd()], Some(Duration::ZERO))?[0]
+                }
+                None => false,
+            };
+            if result_waiting {
+                self.read_outcome();
+            }
+        }
+    }
+
+    /// The end of a join, once the child has ended with `code`.
+    fn finish_join(&mut self, child: &Arc<Child>, code: i32) -> Result<R, ProcessError> {
         // The child has ended: whatever it wrote is already in the socket.
         if let Some(control) = &self.control {
             if mp_sys::poll::readable(&[control.as_fd()], Some(Duration::ZERO))?[0] {
@@ -375,8 +425,8 @@ impl<R: Portable> Process<R> {
         }
         self.control = None;
         self.joined = true;
-        global().children.retain(|c| !Arc::ptr_eq(c, &child));
-        self.value_for(code).map(Some)
+        global().children.retain(|c| !Arc::ptr_eq(c, child));
+        self.value_for(code)
     }
 
     fn read_outcome(&mut self) {

@@ -34,6 +34,8 @@ macro_rules! linux_only {
 
 linux_only! {
 
+#[cfg(feature = "async")]
+pub mod aio;
 pub mod creds;
 pub mod deadline;
 pub mod eventfd;

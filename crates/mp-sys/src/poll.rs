@@ -51,3 +51,26 @@ pub fn readable_until(fds: &[BorrowedFd<'_>], deadline: Option<Instant>) -> io::
         }
     }
 }
+
+/// Whether `fd` is writable (or hung up, or in error) right now, without waiting.
+///
+/// ```
+/// use std::os::fd::AsFd;
+/// let (_r, w) = mp_sys::fd::pipe()?;
+/// assert!(mp_sys::poll::writable_now(w.as_fd())?);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn writable_now(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    let mut pfds = [PollFd::from_borrowed_fd(fd, PollFlags::OUT)];
+    let zero = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    loop {
+        match rustix::event::poll(&mut pfds, Some(&zero)) {
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+            Ok(_) => return Ok(!pfds[0].revents().is_empty()),
+        }
+    }
+}

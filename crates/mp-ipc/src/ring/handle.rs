@@ -22,8 +22,12 @@ pub(crate) struct Ring {
     pub(super) fd_tx: Fd,
     /// ...and consumers take them from here (non-blocking).
     pub(super) fd_rx: Fd,
-    /// Rung by producers while someone is in `wait`.
+    /// Rung by producers while someone is in `wait` (or awaits an item).
     pub(super) bell: Fd,
+    /// Rung by consumers of a bounded queue while someone awaits room (`put_async`; only
+    /// with the feature `async`, so that other programs make no extra descriptor).
+    #[cfg(feature = "async")]
+    pub(super) room_bell: Fd,
     /// The last `head` this process's producers saw (under the producer lock): free space is
     /// at least what it implies, so the consumers' cache line is read only when that is short.
     pub(super) seen_head: AtomicU64,
@@ -38,6 +42,8 @@ struct PartsRef<'a> {
     fd_tx: &'a Fd,
     fd_rx: &'a Fd,
     bell: &'a Fd,
+    #[cfg(feature = "async")]
+    room_bell: &'a Fd,
 }
 
 /// ...and as they arrive (same fields, same order).
@@ -47,6 +53,8 @@ pub(super) struct Parts {
     pub(super) fd_tx: Fd,
     pub(super) fd_rx: Fd,
     pub(super) bell: Fd,
+    #[cfg(feature = "async")]
+    pub(super) room_bell: Fd,
 }
 
 impl serde::Serialize for Ring {
@@ -56,6 +64,8 @@ impl serde::Serialize for Ring {
             fd_tx: &self.fd_tx,
             fd_rx: &self.fd_rx,
             bell: &self.bell,
+            #[cfg(feature = "async")]
+            room_bell: &self.room_bell,
         }
         .serialize(s)
     }
@@ -75,6 +85,8 @@ impl Ring {
         let (fd_tx, fd_rx) = mp_sys::socket::socketpair(mp_sys::socket::Kind::SeqPacket)?;
         mp_sys::fd::set_nonblocking(fd_rx.as_fd(), true)?;
         let bell = mp_sys::eventfd::new()?;
+        #[cfg(feature = "async")]
+        let room_bell = mp_sys::eventfd::new()?;
         let map = Mapping::new(memfd.as_fd(), RESERVE as usize)?;
         let header = map.ptr().cast::<Header>();
         // SAFETY: the mapping is fresh, zero-filled, at least HEADER_SIZE long and page
@@ -89,6 +101,8 @@ impl Ring {
             fd_tx: Fd::new(fd_tx),
             fd_rx: Fd::new(fd_rx),
             bell: Fd::new(bell),
+            #[cfg(feature = "async")]
+            room_bell: Fd::new(room_bell),
             seen_head: AtomicU64::new(0),
             seen_tail: AtomicU64::new(0),
         };
@@ -116,6 +130,8 @@ impl Ring {
             fd_tx: parts.fd_tx,
             fd_rx: parts.fd_rx,
             bell: parts.bell,
+            #[cfg(feature = "async")]
+            room_bell: parts.room_bell,
             seen_head: AtomicU64::new(0),
             seen_tail: AtomicU64::new(0),
         };
@@ -134,6 +150,11 @@ impl Ring {
 
     pub(crate) fn bell(&self) -> BorrowedFd<'_> {
         self.bell.as_fd()
+    }
+
+    #[cfg(feature = "async")]
+    pub(crate) fn room_bell(&self) -> BorrowedFd<'_> {
+        self.room_bell.as_fd()
     }
 
     // -----------------------------------------------------------------------------------------

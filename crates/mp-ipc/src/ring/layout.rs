@@ -70,6 +70,8 @@ pub(super) struct Waiters {
     /// JoinableQueue: items put and not yet marked done (a futex word).
     pub(super) unfinished: AtomicU32,
     pub(super) joiners: AtomicU32,
+    /// Callers of `put_async` watching the room doorbell.
+    pub(super) room_pollers: AtomicU32,
 }
 
 #[repr(C)]

@@ -360,6 +360,10 @@ impl Ring {
         if h.waiters.putters.load(Ordering::SeqCst) > 0 {
             mp_shm::parker::unpark(&h.consumers.get_seq, 1);
         }
+        #[cfg(feature = "async")]
+        if h.waiters.room_pollers.load(Ordering::SeqCst) > 0 {
+            mp_sys::eventfd::ring(self.room_bell.as_fd());
+        }
     }
 
     // -----------------------------------------------------------------------------------------
@@ -433,6 +437,30 @@ impl Ring {
             }
         }
         false
+    }
+
+    /// For `put_async`: registers (or unregisters) this caller as watching the room doorbell.
+    #[cfg(feature = "async")]
+    pub(crate) fn watch_room(&self, on: bool) {
+        let p = &self.header().waiters.room_pollers;
+        if on {
+            p.fetch_add(1, Ordering::SeqCst);
+            // Against `after_get`'s fence: either it sees us, or our next look sees its get.
+            fence(Ordering::SeqCst);
+        } else {
+            p.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// For `put_async`, after the room doorbell rang: resets it, and rings it again if there is
+    /// room, so that other watchers still see it.
+    #[cfg(feature = "async")]
+    pub(crate) fn room_rang(&self) {
+        mp_sys::eventfd::drain(self.room_bell.as_fd());
+        fence(Ordering::SeqCst);
+        if self.has_room() {
+            mp_sys::eventfd::ring(self.room_bell.as_fd());
+        }
     }
 
     // -----------------------------------------------------------------------------------------
