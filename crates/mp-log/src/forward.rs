@@ -149,19 +149,14 @@ pub(crate) fn flush() {
 fn listen(reader: OwnedFd, stop: &OwnedFd, dispatch: Option<Dispatch>, flushed: &Flushed) {
     let mut buf = vec![0u8; MAX_FRAME + 1];
     let fds = [reader.as_fd(), stop.as_fd()];
-    loop {
-        let Ok(ready) = mp_sys::poll::readable(&fds, None) else {
-            break;
-        };
+    let readable_now =
+        || mp_sys::poll::readable(&fds[..1], Some(std::time::Duration::ZERO)).is_ok_and(|r| r[0]);
+    while let Ok(ready) = mp_sys::poll::readable(&fds, None) {
         if ready[1] {
             // From now on every sender's `send` fails (EPIPE) instead of filling the buffer,
             // whoever else holds a copy of this end; then what was queued is re-emitted.
             let _ = mp_sys::socket::shutdown(reader.as_fd(), mp_sys::socket::Shutdown::Read);
-            while let Ok([true]) =
-                mp_sys::poll::readable(&fds[..1], Some(std::time::Duration::ZERO))
-                    .as_deref()
-                    .map(|r| [r[0]])
-            {
+            while readable_now() {
                 match mp_sys::fd::read(reader.as_fd(), &mut buf) {
                     Ok(n @ 1..) => handle(&buf[..n], dispatch.as_ref(), flushed),
                     _ => break,
@@ -170,9 +165,8 @@ fn listen(reader: OwnedFd, stop: &OwnedFd, dispatch: Option<Dispatch>, flushed: 
             break;
         }
         match mp_sys::fd::read(reader.as_fd(), &mut buf) {
-            Ok(0) => break,
-            Ok(n) => handle(&buf[..n], dispatch.as_ref(), flushed),
-            Err(_) => break,
+            Ok(n @ 1..) => handle(&buf[..n], dispatch.as_ref(), flushed),
+            _ => break,
         }
     }
     let mut g = flushed.state.lock().unwrap_or_else(|e| e.into_inner());

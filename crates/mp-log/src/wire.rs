@@ -120,7 +120,8 @@ mod tests {
         assert_eq!(capped("hello", 10), "hello");
         assert_eq!(capped("héllo", 2), "h… [5 bytes cut]");
         let mut c = Capped::new(4);
-        write!(c, "{}{}", "ab", "cdef").unwrap();
+        c.write_str("ab").unwrap();
+        c.write_str("cdef").unwrap();
         write!(c, "x").unwrap();
         assert_eq!(c.finish(), "abcd… [3 bytes cut]");
     }
