@@ -19,11 +19,15 @@
 //! - [`ipc`]: Pipe/Connection, Queue, JoinableQueue, SimpleQueue, wait, Listener/client.
 //! - [`shm`]: Value, Array, SharedMemory, ShareableList, and robust process-shared locks.
 //! - [`pool`]: Pool, AsyncResult, lazy imap, and a joblib-style Parallel.
+//! - [`log`]: `log_to_stderr`, `get_logger`, and children's `tracing` events re-emitted in
+//!   the parent (`log::forward_children`).
 //! - [`managers`]: Manager, and proxies to the dicts, lists, sets, arrays, values, namespaces,
 //!   locks, events, queues and user types its server holds; remote managers over TCP.
 
 #[doc(inline)]
 pub use mp_ipc as ipc;
+#[doc(inline)]
+pub use mp_log as log;
 #[doc(inline)]
 pub use mp_managers as managers;
 #[doc(inline)]
@@ -55,6 +59,8 @@ pub use mp_shm::{DictError, SharedDict};
 pub use mp_pool::{AsyncResult, IMap, Parallel, Pool, PoolBuilder, PoolError};
 
 pub use mp_managers::{Manager, ManagerError};
+
+pub use mp_log::{get_logger, log_to_stderr};
 
 /// The `bytemuck` crate, for `#[derive(Pod, Zeroable)]` with `#[bytemuck(crate =
 /// "mp::bytemuck")]` and no dependency of your own (see [`shm::bytemuck`]).

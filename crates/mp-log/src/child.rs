@@ -25,8 +25,11 @@ pub(crate) struct Forwarder {
 }
 
 impl Forwarder {
-    pub(crate) fn new(sock: BorrowedFd<'static>, max: LevelFilter) -> Forwarder {
-        let me = mp_spawn::current_process();
+    pub(crate) fn new(
+        sock: BorrowedFd<'static>,
+        max: LevelFilter,
+        me: mp_spawn::CurrentProcess,
+    ) -> Forwarder {
         Forwarder {
             sock,
             max,

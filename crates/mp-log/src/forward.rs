@@ -287,6 +287,8 @@ static HOOK: fn() = child_started;
 /// In every new child, before its target: if the parent forwards (a spawn or forkserver child
 /// received the socket; a fork child has its parent's state), install the forwarder.
 fn child_started() {
+    // Before mp-log's lock: a fork takes mp-spawn's state first, then this one.
+    let me = mp_spawn::current_process();
     let mut st = state();
     let was_listener = if let Some(listener) = st.listener.take() {
         // A fork of the listening process: its listener thread is not here. Close this copy of
@@ -321,10 +323,12 @@ fn child_started() {
         st.sender = None;
         return;
     };
-    let forwarder = Arc::new(Forwarder::new(sender, level));
+    let forwarder = Arc::new(Forwarder::new(sender, level, me));
     st.sender = Some(sender);
     st.child = Some((level, forwarder.clone()));
     drop(st);
+    // This child's own forks must find the state unlocked too.
+    mp_spawn::hold_across_fork(hold_state);
     FORWARDING_CHILD.store(true, Ordering::Relaxed);
     child::install(forwarder);
 }
