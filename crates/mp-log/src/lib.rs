@@ -11,6 +11,16 @@
 //!   and the original message and level. [`log_to_stderr`] implies it.
 //!
 //! ```
+//! use mp_log::tracing::{self, Level};
+//!
+//! let logger = mp_log::log_to_stderr(Level::INFO);
+//! logger.info("ready"); // stderr: [INFO/MainProcess] ready
+//! tracing::warn!(n = 3, "any tracing event"); // [WARNING/MainProcess] any tracing event n=3
+//! ```
+//!
+//! With a child (mp-spawn's `Process`; a `Pool`'s workers alike):
+//!
+//! ```
 //! use tracing::Level;
 //!
 //! fn work(n: u32) -> u32 {
@@ -58,6 +68,9 @@ mod wire;
 
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
+
+/// The `tracing` crate, so that a program needs no dependency of its own for its macros.
+pub use tracing;
 
 pub use format::{DEFAULT_FORMAT, PythonFormat, level_name};
 pub use forward::CHILD_TARGET;
