@@ -7,7 +7,7 @@ mod common;
 use std::os::fd::AsFd;
 
 use common::{setup, wait_for, with_token};
-use mp_spawn::testing::{ctx, wait_gone};
+use mp_spawn::testing::ctx;
 use mp_spawn::{StartMethod, test_matrix};
 
 fn log_three(token: String) -> u32 {
@@ -21,7 +21,7 @@ fn log_three(token: String) -> u32 {
 /// original target and the fields.
 fn child_events_reach_the_parent(m: StartMethod) {
     setup();
-    let token = format!("events-{}", m.name());
+    let token = format!("events-{}:", m.name());
     let mut p = ctx(m)
         .process(log_three, (token.clone(),))
         .with_name("Logger-1");
@@ -60,7 +60,7 @@ fn log_task(token: String, x: u64) -> u64 {
 /// Pool workers' events arrive too, with the workers' names.
 fn pool_workers_events(m: StartMethod) {
     setup();
-    let token = format!("pool-{}", m.name());
+    let token = format!("pool-{}:", m.name());
     let pool = mp_pool::Pool::builder()
         .processes(2)
         .context(ctx(m))
@@ -102,7 +102,7 @@ fn middle(token: String, method: String) -> u32 {
 /// A child's child forwards to the process that listens, with its own name.
 fn grandchildren_events(m: StartMethod) {
     setup();
-    let token = format!("grandchild-{}", m.name());
+    let token = format!("grandchild-{}:", m.name());
     let mut p = ctx(m).process(middle, (token.clone(), m.name().to_owned()));
     p.start().unwrap();
     let pid = p.join().unwrap();
@@ -124,7 +124,7 @@ fn huge(token: String) {
 /// the next event arrives as usual.
 fn huge_event_is_capped(m: StartMethod) {
     setup();
-    let token = format!("huge-{}", m.name());
+    let token = format!("huge-{}:", m.name());
     let mut p = ctx(m).process(huge, (token.clone(),));
     p.start().unwrap();
     p.join().unwrap();
@@ -166,7 +166,7 @@ fn log_numbered(token: String, n: u64) {
 /// whole and in order, and another child's events all arrive afterwards.
 fn killed_child_does_not_break_the_stream(m: StartMethod) {
     setup();
-    let token = format!("killed-{}", m.name());
+    let token = format!("killed-{}:", m.name());
     let (r, w) = mp_sys::fd::pipe().unwrap();
     let mut p = ctx(m).process(log_forever, (token.clone(), w.into()));
     p.start().unwrap();
@@ -212,7 +212,7 @@ fn garbage_then_log(token: String) {
 /// event arrives.
 fn malformed_messages_are_dropped(m: StartMethod) {
     setup();
-    let token = format!("garbage-{}", m.name());
+    let token = format!("garbage-{}:", m.name());
     let mut p = ctx(m).process(garbage_then_log, (token.clone(),));
     p.start().unwrap();
     p.join().unwrap();
@@ -225,7 +225,7 @@ fn malformed_messages_are_dropped(m: StartMethod) {
 fn parent_logs_too(m: StartMethod) {
     setup();
     // The parent's own events go to its subscriber directly, beside its children's.
-    let token = format!("parent-{}", m.name());
+    let token = format!("parent-{}:", m.name());
     let mut p = ctx(m).process(log_numbered, (token.clone(), 50));
     p.start().unwrap();
     for i in 0..50 {
@@ -234,7 +234,9 @@ fn parent_logs_too(m: StartMethod) {
     p.join().unwrap();
     mp_log::flush();
     assert_eq!(with_token(&token).len(), 50);
-    let _ = wait_gone;
+    let own = common::own_with_token(&token);
+    assert_eq!(own.len(), 50);
+    assert!(own.iter().all(|g| g.target == "parent"));
 }
 
 test_matrix!(

@@ -90,6 +90,16 @@ pub(crate) fn with_token(token: &str) -> Vec<Got> {
         .collect()
 }
 
+/// This process's own events whose message contains `token`.
+pub(crate) fn own_with_token(token: &str) -> Vec<Got> {
+    GOT.lock()
+        .unwrap()
+        .iter()
+        .filter(|g| g.target != mp_log::CHILD_TARGET && g.message.contains(token))
+        .cloned()
+        .collect()
+}
+
 /// Waits until `n` children's events contain `token` (a hang guard of 60 s panics).
 pub(crate) fn wait_for(token: &str, n: usize) -> Vec<Got> {
     let deadline = mp_sys::deadline::after(Duration::from_secs(60));
