@@ -46,6 +46,8 @@
 //! a character boundary, ending `… [N bytes cut]`), targets and names at 256 bytes.
 //!
 //! # Limits
+//! - Children started before the call do not forward, nor do the workers of a fork-method
+//!   pool made before it (they are forked from a snapshot taken when the pool was made).
 //! - Events only: spans are not forwarded (an event's span context is not sent).
 //! - A child forwards at the level the listening process's subscribers want when the child
 //!   starts (`LevelFilter::current()`), or none if that is `OFF`.

@@ -239,7 +239,28 @@ fn parent_logs_too(m: StartMethod) {
     assert!(own.iter().all(|g| g.target == "parent"));
 }
 
+fn log_from_a_thread(token: String) {
+    std::thread::spawn(move || tracing::info!("{token} from a thread"))
+        .join()
+        .unwrap();
+}
+
+/// A thread that a spawn or forkserver child starts forwards too (the forwarder is that
+/// child's global subscriber). A fork child keeps its parent's global subscriber (here the
+/// test's collector, copied), which its other threads log into: documented, not forwarded.
+fn threads_of_a_child(m: StartMethod) {
+    setup();
+    let token = format!("thread-{}:", m.name());
+    let mut p = ctx(m).process(log_from_a_thread, (token.clone(),));
+    p.start().unwrap();
+    p.join().unwrap();
+    mp_log::flush();
+    let expected = usize::from(m != StartMethod::Fork);
+    assert_eq!(with_token(&token).len(), expected);
+}
+
 test_matrix!(
+    threads_of_a_child,
     child_events_reach_the_parent,
     pool_workers_events,
     grandchildren_events,
