@@ -147,7 +147,16 @@ pub(crate) fn flush() {
 
 /// The listener thread: reads one event per message and re-emits it, until `stop` rings.
 fn listen(reader: OwnedFd, stop: &OwnedFd, dispatch: Option<Dispatch>, flushed: &Flushed) {
+    // However the thread ends, `flush` must stop waiting for it.
+    let _ended = Ended(flushed);
     let mut buf = vec![0u8; MAX_FRAME + 1];
+    // A subscriber that panics on one event loses that event, not the listener (the panic
+    // hook has printed it).
+    let on_message = |bytes: &[u8]| {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            handle(bytes, dispatch.as_ref(), flushed)
+        }));
+    };
     let fds = [reader.as_fd(), stop.as_fd()];
     let readable_now =
         || mp_sys::poll::readable(&fds[..1], Some(std::time::Duration::ZERO)).is_ok_and(|r| r[0]);
@@ -158,20 +167,28 @@ fn listen(reader: OwnedFd, stop: &OwnedFd, dispatch: Option<Dispatch>, flushed: 
             let _ = mp_sys::socket::shutdown(reader.as_fd(), mp_sys::socket::Shutdown::Read);
             while readable_now() {
                 match mp_sys::fd::read(reader.as_fd(), &mut buf) {
-                    Ok(n @ 1..) => handle(&buf[..n], dispatch.as_ref(), flushed),
+                    Ok(n @ 1..) => on_message(&buf[..n]),
                     _ => break,
                 }
             }
             break;
         }
         match mp_sys::fd::read(reader.as_fd(), &mut buf) {
-            Ok(n @ 1..) => handle(&buf[..n], dispatch.as_ref(), flushed),
+            Ok(n @ 1..) => on_message(&buf[..n]),
             _ => break,
         }
     }
-    let mut g = flushed.state.lock().unwrap_or_else(|e| e.into_inner());
-    g.1 = true;
-    flushed.changed.notify_all();
+}
+
+/// Marks the listener as ended when dropped.
+struct Ended<'a>(&'a Flushed);
+
+impl Drop for Ended<'_> {
+    fn drop(&mut self) {
+        let mut g = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
+        g.1 = true;
+        self.0.changed.notify_all();
+    }
 }
 
 /// One message: an event to re-emit or a flush marker. A message longer than any event (cut
