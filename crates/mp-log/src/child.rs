@@ -8,10 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing::field::{Field, Visit};
 use tracing::level_filters::LevelFilter;
-use tracing::span::{Attributes, Id, Record};
 use tracing::{Dispatch, Event, Metadata, Subscriber};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
 
-use crate::wire::{Capped, Frame, MAX_FIELDS, MAX_MESSAGE, MAX_NAME, WireEvent, capped};
+use crate::wire::{Capped, Frame, MAX_FIELDS, MAX_MESSAGE, MAX_NAME, MAX_SPANS, WireEvent, capped};
 
 /// Sends this process's events up the forwarding socket.
 #[derive(Debug)]
@@ -42,7 +43,8 @@ impl Forwarder {
     /// Sends `event`, whole or not at all (one `SOCK_SEQPACKET` message). Blocks while the
     /// socket's buffer is full, that is while the listener is behind; a listener that is gone
     /// makes the send fail at once, and the event is dropped.
-    pub(crate) fn send(&self, event: &Event<'_>) {
+    /// `spans`: the names of the spans the event is in, outermost first, `:`-separated.
+    pub(crate) fn send(&self, event: &Event<'_>, spans: &str) {
         if self.dead.load(Ordering::Relaxed) {
             return;
         }
@@ -59,6 +61,7 @@ impl Forwarder {
             target: capped(meta.target(), MAX_NAME),
             message: fields.message.finish(),
             fields: fields.rest.finish(),
+            spans: capped(spans, MAX_SPANS),
         });
         let Ok(bytes) = postcard::to_stdvec(&frame) else {
             return;
@@ -96,12 +99,16 @@ impl Visit for Fields {
     }
 }
 
-/// The subscriber of a forwarding child: events only (spans are not forwarded).
+/// The layer of a forwarding child, over a `Registry` (which keeps the spans, so that each
+/// event carries the names of the spans it is in).
 #[derive(Debug)]
-struct ForwardSubscriber(Arc<Forwarder>);
+struct ForwardLayer(Arc<Forwarder>);
 
-impl Subscriber for ForwardSubscriber {
-    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+impl<S> Layer<S> for ForwardLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn enabled(&self, metadata: &Metadata<'_>, _: Context<'_, S>) -> bool {
         metadata.level() <= &self.0.max
     }
 
@@ -109,21 +116,27 @@ impl Subscriber for ForwardSubscriber {
         Some(self.0.max)
     }
 
-    fn new_span(&self, _: &Attributes<'_>) -> Id {
-        Id::from_u64(1)
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        self.0.send(event, &span_names(event, &ctx))
     }
+}
 
-    fn record(&self, _: &Id, _: &Record<'_>) {}
-
-    fn record_follows_from(&self, _: &Id, _: &Id) {}
-
-    fn event(&self, event: &Event<'_>) {
-        self.0.send(event)
+/// The names of the spans `event` is in, outermost first, `:`-separated.
+pub(crate) fn span_names<S>(event: &Event<'_>, ctx: &Context<'_, S>) -> String
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let Some(scope) = ctx.event_scope(event) else {
+        return String::new();
+    };
+    let mut names = Capped::new(MAX_SPANS);
+    for (i, span) in scope.from_root().enumerate() {
+        if i > 0 {
+            let _ = names.write_str(":");
+        }
+        let _ = names.write_str(span.name());
     }
-
-    fn enter(&self, _: &Id) {}
-
-    fn exit(&self, _: &Id) {}
+    names.finish()
 }
 
 /// Makes `forwarder` this process's subscriber: the global default where none was set (a
@@ -131,7 +144,7 @@ impl Subscriber for ForwardSubscriber {
 /// that runs the target (a fork child inherits its parent's global subscriber, which cannot
 /// be replaced: its other threads log there, see the crate docs).
 pub(crate) fn install(forwarder: Arc<Forwarder>) {
-    let dispatch = Dispatch::new(ForwardSubscriber(forwarder));
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(ForwardLayer(forwarder)));
     let _ = tracing::dispatcher::set_global_default(dispatch.clone());
     // For the rest of the process: the guard would restore the previous default.
     std::mem::forget(tracing::dispatcher::set_default(&dispatch));

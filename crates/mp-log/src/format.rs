@@ -10,6 +10,7 @@ use tracing::field::{Field, Visit};
 use tracing::level_filters::LevelFilter;
 use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::registry::LookupSpan;
 
 use crate::child::Fields;
 use crate::forward::{self, CHILD_TARGET};
@@ -240,7 +241,10 @@ impl Visit for ChildVisit {
     }
 }
 
-impl<S: Subscriber> Layer<S> for PythonFormat {
+impl<S> Layer<S> for PythonFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
     fn enabled(&self, metadata: &Metadata<'_>, _: Context<'_, S>) -> bool {
         metadata.level() <= &level()
     }
@@ -249,10 +253,10 @@ impl<S: Subscriber> Layer<S> for PythonFormat {
         Some(level())
     }
 
-    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         // A thread of a forked child that inherited this layer: its events go up too.
         if let Some(forwarder) = forward::forwarder() {
-            forwarder.send(event);
+            forwarder.send(event, &crate::child::span_names(event, &ctx));
             return;
         }
         let mut line = self.format(&record(event), SystemTime::now());

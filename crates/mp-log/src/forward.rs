@@ -226,6 +226,7 @@ fn emit(e: &WireEvent) {
                 pid = e.pid,
                 child_target = %e.target,
                 fields = %e.fields,
+                spans = %e.spans,
                 "{}",
                 e.message
             )

@@ -7,8 +7,9 @@
 //!   (fork, spawn and forkserver children, pool workers, children of children) sends its
 //!   `tracing` events to this process, where they are re-emitted into this process's
 //!   subscriber as ordinary events (target [`CHILD_TARGET`]) with the fields `process_name`,
-//!   `pid`, `child_target` (the original target), `fields` (the other fields, `name=value`)
-//!   and the original message and level. [`log_to_stderr`] implies it.
+//!   `pid`, `child_target` (the original target), `fields` (the other fields, `name=value`),
+//!   `spans` (the names of the spans the event was in, `outer:inner`) and the original
+//!   message and level. [`log_to_stderr`] implies it.
 //!
 //! ```
 //! use mp_log::tracing::{self, Level};
@@ -48,7 +49,8 @@
 //! # Limits
 //! - Children started before the call do not forward, nor do the workers of a fork-method
 //!   pool made before it (they are forked from a snapshot taken when the pool was made).
-//! - Events only: spans are not forwarded (an event's span context is not sent).
+//! - Spans are not forwarded as spans: each event carries the names of the spans it was in
+//!   (their fields stay in the child).
 //! - A child forwards at the level the listening process's subscribers want when the child
 //!   starts (`LevelFilter::current()`), or none if that is `OFF`.
 //! - A fork child keeps its parent's global subscriber (tracing's global default is set once

@@ -11,6 +11,8 @@ pub(crate) const MAX_MESSAGE: usize = 8 * 1024;
 pub(crate) const MAX_FIELDS: usize = 4 * 1024;
 /// Most bytes of a target or a process name.
 pub(crate) const MAX_NAME: usize = 256;
+/// Most bytes of the names of the spans an event is in (`outer:inner`).
+pub(crate) const MAX_SPANS: usize = 1024;
 /// Larger than any encoded event (the caps above plus postcard's few header bytes), and far
 /// below a socket's send buffer, so one `send` carries an event whole.
 pub(crate) const MAX_FRAME: usize = 16 * 1024;
@@ -33,6 +35,7 @@ pub(crate) struct WireEvent {
     pub(crate) target: String,
     pub(crate) message: String,
     pub(crate) fields: String,
+    pub(crate) spans: String,
 }
 
 pub(crate) fn level_to_u8(level: Level) -> u8 {
@@ -136,6 +139,7 @@ mod tests {
             target: capped(&big(1000), MAX_NAME),
             message: capped(&big(100_000), MAX_MESSAGE),
             fields: capped(&big(100_000), MAX_FIELDS),
+            spans: capped(&big(100_000), MAX_SPANS),
         });
         let bytes = postcard::to_stdvec(&event).unwrap();
         assert!(bytes.len() <= MAX_FRAME, "{}", bytes.len());

@@ -239,6 +239,26 @@ fn parent_logs_too(m: StartMethod) {
     assert!(own.iter().all(|g| g.target == "parent"));
 }
 
+fn log_in_spans(token: String) {
+    tracing::info!("{token} outside");
+    tracing::info_span!("outer", k = 1)
+        .in_scope(|| tracing::debug_span!("inner").in_scope(|| tracing::info!("{token} inside")));
+}
+
+/// An event in spans carries their names, outermost first.
+fn events_carry_their_spans(m: StartMethod) {
+    setup();
+    let token = format!("spans-{}:", m.name());
+    let mut p = ctx(m).process(log_in_spans, (token.clone(),));
+    p.start().unwrap();
+    p.join().unwrap();
+    mp_log::flush();
+    let got = with_token(&token);
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].spans, "");
+    assert_eq!(got[1].spans, "outer:inner");
+}
+
 fn log_from_a_thread(token: String) {
     std::thread::spawn(move || tracing::info!("{token} from a thread"))
         .join()
@@ -260,6 +280,7 @@ fn threads_of_a_child(m: StartMethod) {
 }
 
 test_matrix!(
+    events_carry_their_spans,
     threads_of_a_child,
     child_events_reach_the_parent,
     pool_workers_events,

@@ -20,6 +20,7 @@ pub(crate) struct Got {
     pub pid: u64,
     pub child_target: String,
     pub fields: String,
+    pub spans: String,
 }
 
 static GOT: Mutex<Vec<Got>> = Mutex::new(Vec::new());
@@ -43,6 +44,7 @@ impl Visit for Got {
             "process_name" => self.process_name = text,
             "child_target" => self.child_target = text,
             "fields" => self.fields = text,
+            "spans" => self.spans = text,
             other => self.fields.push_str(&format!("{other}={text}")),
         }
     }
