@@ -32,8 +32,9 @@ struct State {
 }
 
 struct Listener {
-    /// The reader's number, owned by the listener thread (see `child_started`).
-    reader: RawFd,
+    /// The reader's number, owned by the listener thread, while that thread may use it (see
+    /// `child_started`).
+    reader: Option<RawFd>,
     stop: Arc<OwnedFd>,
     thread: JoinHandle<()>,
     flushed: Arc<Flushed>,
@@ -99,7 +100,7 @@ pub(crate) fn start() -> std::io::Result<()> {
     let sender: &'static OwnedFd = Box::leak(Box::new(sender));
     st.sender = Some(sender.as_fd());
     st.listener = Some(Listener {
-        reader: raw,
+        reader: Some(raw),
         stop,
         thread,
         flushed,
@@ -112,8 +113,12 @@ pub(crate) fn start() -> std::io::Result<()> {
 pub(crate) fn stop() {
     let listener = {
         let mut st = state();
-        st.sender = None;
-        st.listener.take()
+        // In a child (which does not listen) nothing changes.
+        let listener = st.listener.take();
+        if listener.is_some() {
+            st.sender = None;
+        }
+        listener
     };
     if let Some(listener) = listener {
         mp_sys::eventfd::ring(listener.stop.as_fd());
@@ -146,36 +151,56 @@ pub(crate) fn flush() {
 }
 
 /// The listener thread: reads one event per message and re-emits it, until `stop` rings.
-fn listen(reader: OwnedFd, stop: &OwnedFd, dispatch: Option<Dispatch>, flushed: &Flushed) {
+fn listen(reader: OwnedFd, stop: &Arc<OwnedFd>, dispatch: Option<Dispatch>, flushed: &Flushed) {
     // However the thread ends, `flush` must stop waiting for it.
     let _ended = Ended(flushed);
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        read_loop(reader.as_fd(), stop.as_fd(), dispatch.as_ref(), flushed)
+    }));
+    // The reader closes when this returns: first make sure no forked child will take its
+    // number for the reader (see `child_started`).
+    let mut st = state();
+    if let Some(listener) = st.listener.as_mut().filter(|l| Arc::ptr_eq(&l.stop, stop)) {
+        listener.reader = None;
+    }
+}
+
+fn read_loop(
+    reader: BorrowedFd<'_>,
+    stop: BorrowedFd<'_>,
+    dispatch: Option<&Dispatch>,
+    flushed: &Flushed,
+) {
     let mut buf = vec![0u8; MAX_FRAME + 1];
     // A subscriber that panics on one event loses that event, not the listener (the panic
     // hook has printed it).
     let on_message = |bytes: &[u8]| {
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            handle(bytes, dispatch.as_ref(), flushed)
+            handle(bytes, dispatch, flushed)
         }));
     };
-    let fds = [reader.as_fd(), stop.as_fd()];
+    let fds = [reader, stop];
     let readable_now =
         || mp_sys::poll::readable(&fds[..1], Some(std::time::Duration::ZERO)).is_ok_and(|r| r[0]);
     while let Ok(ready) = mp_sys::poll::readable(&fds, None) {
         if ready[1] {
             // From now on every sender's `send` fails (EPIPE) instead of filling the buffer,
             // whoever else holds a copy of this end; then what was queued is re-emitted.
-            let _ = mp_sys::socket::shutdown(reader.as_fd(), mp_sys::socket::Shutdown::Read);
+            let _ = mp_sys::socket::shutdown(reader, mp_sys::socket::Shutdown::Read);
             while readable_now() {
-                match mp_sys::fd::read(reader.as_fd(), &mut buf) {
+                match mp_sys::fd::read(reader, &mut buf) {
                     Ok(n @ 1..) => on_message(&buf[..n]),
                     _ => break,
                 }
             }
             break;
         }
-        match mp_sys::fd::read(reader.as_fd(), &mut buf) {
+        match mp_sys::fd::read(reader, &mut buf) {
             Ok(n @ 1..) => on_message(&buf[..n]),
-            _ => break,
+            // An empty message (end-of-file cannot come: this process keeps a sending end for
+            // its life).
+            Ok(0) => {}
+            Err(_) => break,
         }
     }
 }
@@ -312,11 +337,14 @@ fn child_started() {
         // A fork of the listening process: its listener thread is not here. Close this copy of
         // the reader, so that once the listener is gone this process does not keep the socket
         // open (its sends would then block on a full buffer instead of failing).
-        // SAFETY: the number is that of the reader the listener thread owns; that thread does
-        // not exist in a forked child, so nothing here will use or close it, and it was still
-        // open at the fork: the thread closes it only after `stop` removed it from the state,
-        // whose lock every fork holds (`hold_across_fork`).
-        drop(unsafe { mp_sys::fd::adopt(listener.reader) });
+        if let Some(reader) = listener.reader {
+            // SAFETY: the number is that of the reader the listener thread owns; that thread
+            // does not exist in a forked child, so nothing here will use or close it, and it
+            // was still open at the fork: the thread closes it only after `stop` removed the
+            // listener from the state, or after it cleared the number itself, both under the
+            // state's lock, which every fork holds (`hold_across_fork`).
+            drop(unsafe { mp_sys::fd::adopt(reader) });
+        }
         // The thread's handle and the shared parts belong to a thread that is not here.
         std::mem::forget(listener);
         true

@@ -204,6 +204,8 @@ fn garbage_then_log(token: String) {
         let _ = mp_sys::socket::send_all(sock, b"\x00\xff\xff\xff\xff\xff garbage");
         let _ = mp_sys::socket::send_all(sock, &[0u8; 20_000]);
         let _ = mp_sys::socket::send_all(sock, &[0u8, 9]);
+        // An empty message reads as 0 bytes, like end-of-file.
+        mp_sys::socket::send_now(sock, b"");
     }
     tracing::info!("{token} fine");
 }
