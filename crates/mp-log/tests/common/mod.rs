@@ -117,8 +117,12 @@ pub(crate) fn wait_for(token: &str, n: usize) -> Vec<Got> {
         }
         let left = deadline
             .and_then(|d| d.checked_duration_since(std::time::Instant::now()))
-            .filter(|d| !d.is_zero())
-            .unwrap_or_else(|| panic!("only {} events with {token:?} after 60 s", found.len()));
+            .filter(|d| !d.is_zero());
+        let Some(left) = left else {
+            // Unlocked first, so that this failure does not poison the other tests.
+            drop(g);
+            panic!("only {} events with {token:?} after 60 s", found.len());
+        };
         g = CHANGED.wait_timeout(g, left).unwrap().0;
     }
 }
