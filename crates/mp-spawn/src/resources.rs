@@ -44,7 +44,7 @@ pub struct Shared {
 #[linkme::distributed_slice]
 pub static SHARED: [Shared];
 
-/// Runs once in every new child process, before its target: in a fork child right after the
+/// Runs in every new child process, before its target: in a fork child right after the
 /// fork (and in a fork helper), in a spawn or forkserver child once the shared descriptors
 /// ([`inherited`]) are in place; the child's name is set (`current_process()`). For a library's
 /// per-child setup, such as mp-log's forwarding of the child's `tracing` events to its parent.
