@@ -378,3 +378,62 @@ fn child_started() {
     FORWARDING_CHILD.store(true, Ordering::Relaxed);
     child::install(forwarder);
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::UNIX_EPOCH;
+
+    use tracing::Subscriber;
+    use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+
+    use super::*;
+    use crate::format::{PythonFormat, record};
+
+    static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    struct Lines;
+
+    impl<S: Subscriber> Layer<S> for Lines {
+        fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+            let format = PythonFormat::new(
+                "[%(levelname)s/%(processName)s] %(process)d %(name)s: %(message)s",
+            );
+            LINES
+                .lock()
+                .unwrap()
+                .push(format.format(&record(event), UNIX_EPOCH));
+        }
+    }
+
+    /// A child's event, re-emitted, prints with the child's name, pid and target.
+    #[test]
+    fn a_reemitted_event_formats_as_the_childs() {
+        let subscriber = tracing_subscriber::registry().with(Lines);
+        tracing::subscriber::with_default(subscriber, || {
+            emit(&WireEvent {
+                pid: 4242,
+                name: "Process-7".into(),
+                level: 3,
+                target: "app::db".into(),
+                message: "slow query".into(),
+                fields: "ms=250".into(),
+                spans: "request".into(),
+            });
+            // A corrupt level is dropped.
+            emit(&WireEvent {
+                pid: 1,
+                name: "x".into(),
+                level: 9,
+                target: String::new(),
+                message: "never".into(),
+                fields: String::new(),
+                spans: String::new(),
+            });
+        });
+        assert_eq!(
+            *LINES.lock().unwrap(),
+            ["[WARNING/Process-7] 4242 app::db: slow query ms=250"]
+        );
+    }
+}
