@@ -1,6 +1,6 @@
-//! Pool: `map` of a trivial function over 200k items at the default chunksize and over 20k
-//! items at chunksize 1, the `apply_async(...).get()` round trip (and the same awaited under
-//! tokio), the tutorial's CPU job
+//! Pool: `map` of a trivial function over 200k items at the default chunksize (also with
+//! cross-process logging on, and with a progress bar) and over 20k items at chunksize 1, the
+//! `apply_async(...).get()` round trip (and the same awaited under tokio), the tutorial's CPU job
 //! (4 × the sum of i*i for i < 10^7) on 2 workers beside the same work serially and on 2
 //! threads (the machine's limit), and `Parallel` over 20k calls; and procspawn's pool on the
 //! same tasks, in the same run.
@@ -61,7 +61,18 @@ fn map(c: &mut Criterion) {
             assert_eq!(out.len(), 20_000);
         })
     });
+    // Cross-process logging on (a subscriber at INFO here, every worker forwarding), nothing
+    // logged: what forwarding costs a map that does not log.
+    mp::log_to_stderr(tracing::Level::INFO);
+    let logging = self::pool();
+    g.bench_function("200k_logging_on", |b| {
+        b.iter(|| {
+            let out = logging.map(identity, 0..200_000u64).expect("map");
+            assert_eq!(out.len(), 200_000);
+        })
+    });
     g.finish();
+    drop(logging);
 
     let mut g = c.benchmark_group("pool_apply");
     tune(&mut g, 100, 5);

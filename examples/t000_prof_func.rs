@@ -1,8 +1,13 @@
 //! Post 000, `prof_func`: one Process, `start`, `join`, `is_alive`, with logging.
-//! Python's `logging` writes to stderr, so the log lines go there here too.
+//! The post's `logging.basicConfig(format="%(asctime)s: %(message)s", level=logging.INFO,
+//! datefmt="%H:%M:%S")` is `mp::log::basic_config` with the same format, and
+//! `logging.info(...)` is `tracing::info!(...)`. Python's `logging` writes to stderr, so the
+//! log lines go there here too (the times are UTC; Python's are local).
 mod common;
 
 use std::time::Duration;
+
+use mp::log::PythonFormat;
 
 fn prof_func(name: String) {
     println!("Sub-Process {name}: starting");
@@ -11,11 +16,13 @@ fn prof_func(name: String) {
 }
 
 fn main() -> Result<(), mp::ProcessError> {
+    let format = PythonFormat::new("%(asctime)s: %(message)s").datefmt("%H:%M:%S");
+    mp::log::basic_config(format, tracing::Level::INFO);
     let mut p = mp::Process::new(prof_func, ("First".to_string(),));
-    common::log_info("Main-Process: before creating process");
+    tracing::info!("Main-Process: before creating process");
     p.start()?;
-    common::log_info("Main-Process: during process");
-    common::log_info("Main-Process: joined process");
+    tracing::info!("Main-Process: during process");
+    tracing::info!("Main-Process: joined process");
     p.join()?;
     println!("process p is alive: {}", common::py_bool(p.is_alive()?));
     Ok(())

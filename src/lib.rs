@@ -20,6 +20,8 @@
 //! - [`shm`]: Value, Array, SharedMemory, ShareableList, SharedArray (big data, zero-copy), SharedDict,
 //!   and robust process-shared locks.
 //! - [`pool`]: Pool, AsyncResult, lazy imap, and a joblib-style Parallel.
+//! - [`log`]: `log_to_stderr`, `get_logger`, and children's `tracing` events re-emitted in
+//!   the parent (`log::forward_children`).
 //! - [`managers`]: Manager, and proxies to the dicts, lists, sets, arrays, values, namespaces,
 //!   locks, events, queues and user types its server holds; remote managers over TCP.
 //!
@@ -32,6 +34,8 @@
 
 #[doc(inline)]
 pub use mp_ipc as ipc;
+#[doc(inline)]
+pub use mp_log as log;
 #[doc(inline)]
 pub use mp_managers as managers;
 #[doc(inline)]
@@ -68,6 +72,8 @@ pub use mp_pool::{
 pub use mp_pool::IMapStream;
 
 pub use mp_managers::{Manager, ManagerError};
+
+pub use mp_log::{get_logger, log_to_stderr};
 
 /// The `bytemuck` crate, for `#[derive(Pod, Zeroable)]` with `#[bytemuck(crate =
 /// "mp::bytemuck")]` and no dependency of your own (see [`shm::bytemuck`]).

@@ -14,9 +14,10 @@ use std::process::{Command, ExitCode};
 use crate::root;
 
 /// The crates users may depend on alone, lowest first.
-const CRATES: [&str; 6] = [
+const CRATES: [&str; 7] = [
     "mp-sys",
     "mp-spawn",
+    "mp-log",
     "mp-shm",
     "mp-ipc",
     "mp-pool",

@@ -321,6 +321,13 @@ fn definitions() -> Vec<Def> {
             limit: (Missing("no OS bound: a trivial task costs only its transfer (see queue_1mib_gb_per_s)"), ""),
         },
         Def {
+            key: "pool_map_logging_tasks_per_s", label: "Pool.map, 200k trivial tasks, cross-process logging on (nothing logged), 2 workers", unit: "tasks/s", better: Higher,
+            mp: Crit("pool_map", "200k_logging_on", PerSec(200_000.0)),
+            python: (Missing("Python has no cross-process logging to switch on (a QueueHandler is the user's own code)"), ""),
+            peer: (Crit("pool_map", "200k_default_chunksize", PerSec(200_000.0)), "the same map, logging off"),
+            limit: (Missing("no OS bound (see pool_map_tasks_per_s)"), ""),
+        },
+        Def {
             key: "pool_map_chunk1_tasks_per_s", label: "Pool.map, 20k trivial tasks, chunksize 1, 2 workers", unit: "tasks/s", better: Higher,
             mp: Crit("pool_map", "20k_chunksize_1", PerSec(20_000.0)),
             python: (Py("pool.py", "map_20k_c1_tasks_per_s"), "Pool(2).map, chunksize=1"),

@@ -348,6 +348,7 @@ pub(crate) fn child_main(payload: &[u8], fds: Vec<OwnedFd>, control: OwnedFd) ->
         },
     );
     install_panic_hook();
+    resources::child_started();
     let Some(entry) = trampolines().get(boot.entry) else {
         fail("the entry offset does not designate a trampoline; refusing to jump".to_owned())
     };

@@ -85,5 +85,9 @@ pub(crate) fn fork_child(spec: &ChildSpec<'_>) -> Result<Forked, ProcessError> {
     drop(shared);
     drop(g);
     drop(held);
+    if let Forked::Child = forked {
+        // Once the locks are released: a hook may use mp-spawn's state.
+        resources::child_started();
+    }
     Ok(forked)
 }

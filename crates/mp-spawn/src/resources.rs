@@ -44,6 +44,31 @@ pub struct Shared {
 #[linkme::distributed_slice]
 pub static SHARED: [Shared];
 
+/// Runs in every new child process, before its target: in a fork child right after the
+/// fork (and in a fork helper), in a spawn or forkserver child once the shared descriptors
+/// ([`inherited`]) are in place; the child's name is set (`current_process()`). For a library's
+/// per-child setup, such as mp-log's forwarding of the child's `tracing` events to its parent.
+/// A hook must not block, and must not assume other threads of the parent exist (a forked
+/// child has one thread). A process forked by a fork helper (mp-pool's fork-method workers)
+/// inherits the helper's state, where the hooks ran too, and runs them again: make them
+/// idempotent.
+///
+/// ```
+/// #[linkme::distributed_slice(mp_spawn::resources::CHILD_START)]
+/// static SETUP: fn() = || {
+///     // e.g. look at `mp_spawn::resources::inherited("my-crate/daemon")`
+/// };
+/// ```
+#[linkme::distributed_slice]
+pub static CHILD_START: [fn()];
+
+/// Runs the [`CHILD_START`] hooks (in a new child, before its target).
+pub(crate) fn child_started() {
+    for hook in CHILD_START {
+        hook();
+    }
+}
+
 /// What this process received from its parent: open for the life of the process (leaked).
 static RECEIVED: Mutex<BTreeMap<String, BorrowedFd<'static>>> = Mutex::new(BTreeMap::new());
 
