@@ -1,0 +1,49 @@
+//! Task functions and the generic test body run against both `Pool` and `MpiPool`.
+#![allow(dead_code)]
+
+use std::fmt::Debug;
+
+use mp_mpi::{Pending, PoolApi};
+
+pub(crate) fn square(x: u64) -> u64 {
+    x * x
+}
+
+pub(crate) fn add(a: u64, b: u64) -> u64 {
+    a + b
+}
+
+/// Panics at 7.
+pub(crate) fn boom(x: u64) -> u64 {
+    if x == 7 {
+        panic!("boom at {x}");
+    }
+    x
+}
+
+/// The same body against any pool: switching between `Pool` and `MpiPool` is the line that
+/// makes `pool`.
+pub(crate) fn generic_body<P: PoolApi>(pool: &P)
+where
+    P::Error: Debug,
+{
+    let squares = pool.map(square, 0..100u64).unwrap();
+    assert_eq!(squares, (0..100u64).map(square).collect::<Vec<_>>());
+    assert_eq!(pool.starmap(add, [(1u64, 2u64), (3, 4)]).unwrap(), [3, 7]);
+    let first: Vec<u64> = pool
+        .imap(square, 0u64..)
+        .take(5)
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(first, [0, 1, 4, 9, 16]);
+    let mut unordered: Vec<u64> = pool
+        .imap_unordered(square, 0..20u64)
+        .collect::<Result<_, _>>()
+        .unwrap();
+    unordered.sort_unstable();
+    assert_eq!(unordered, (0..20u64).map(square).collect::<Vec<_>>());
+    let pending = pool.apply_async(add, (2u64, 3u64)).unwrap();
+    assert_eq!(pending.get().unwrap(), 5);
+    let failure = pool.map(boom, 0..10u64).unwrap_err();
+    assert!(format!("{failure}").contains("boom at 7"), "{failure}");
+}
