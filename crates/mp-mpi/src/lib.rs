@@ -4,7 +4,8 @@
 //! `mpirun -n N ./app` runs rank 0 as the master (the user's `main`) and ranks 1.. as workers;
 //! the one line that makes the pool turns the worker ranks into servers:
 //!
-//! ```no_run
+#![cfg_attr(feature = "mpi", doc = "```no_run")]
+#![cfg_attr(not(feature = "mpi"), doc = "```ignore")]
 //! // mpirun --oversubscribe -n 4 target/release/app
 //! fn square(x: u64) -> u64 {
 //!     x * x
