@@ -4,9 +4,7 @@
 use mp_pool::{AsyncResult, Pool, PoolError};
 use mp_spawn::{Portable, Target};
 
-/// A value on its way (`AsyncResult` of a local pool, [`MpiAsyncResult`] of an MPI one).
-///
-/// [`MpiAsyncResult`]: crate::MpiAsyncResult
+/// A value on its way (`AsyncResult` of a local pool, `MpiAsyncResult` of an MPI one).
 pub trait Pending<T> {
     /// The pool's error type.
     type Error;

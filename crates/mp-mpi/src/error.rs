@@ -21,7 +21,7 @@ pub enum MpiError {
         error: PoolError,
     },
     /// A chunk's encoded result exceeded the configured limit
-    /// ([`MpiPoolBuilder::max_result_bytes`](crate::MpiPoolBuilder::max_result_bytes)); the
+    /// (`MpiPoolBuilder::max_result_bytes`); the
     /// worker rank dropped it instead of sending it.
     ResultTooLarge {
         /// The worker rank.
@@ -34,7 +34,7 @@ pub enum MpiError {
         limit: usize,
     },
     /// A worker rank did not answer within the configured deadline
-    /// ([`MpiPoolBuilder::deadline`](crate::MpiPoolBuilder::deadline)); its chunk fails and
+    /// (`MpiPoolBuilder::deadline`); its chunk fails and
     /// the rank gets no more work until it answers.
     RankTimeout {
         /// The silent worker rank (0 when every rank is silent and nothing can run).

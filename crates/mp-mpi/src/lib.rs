@@ -18,7 +18,7 @@
 //! }
 //! ```
 //!
-//! - Feature `mpi` (off by default) builds [`MpiPool`] on rsmpi, which needs a system MPI
+//! - Feature `mpi` (off by default) builds `MpiPool` on rsmpi, which needs a system MPI
 //!   (Debian: `libopenmpi-dev openmpi-bin libclang-dev pkg-config`). Without it this crate
 //!   holds [`PoolApi`] only, the trait `mp_pool::Pool` and `MpiPool` both implement, so that
 //!   generic code switches between them by one line.
@@ -30,8 +30,8 @@
 //!   `PoolError::WorkerDied` inside [`MpiError::Task`], and the rank goes on. A rank killed
 //!   whole ends the job (Open MPI 4 has no fault tolerance): `mpirun` aborts every rank and
 //!   exits non-zero within about a second; a rank alive but silent past
-//!   [`MpiPoolBuilder::deadline`] fails its chunk with [`MpiError::RankTimeout`].
-//! - Without `mpirun`, [`MpiPool::init`] fails with [`MpiError::NoWorkers`] (it does not run
+//!   `MpiPoolBuilder::deadline` fails its chunk with [`MpiError::RankTimeout`].
+//! - Without `mpirun`, `MpiPool::init` fails with [`MpiError::NoWorkers`] (it does not run
 //!   the tasks locally behind the user's back: use `mp_pool::Pool` for that).
 
 mod api;
