@@ -8,7 +8,6 @@
 //! runs it), then the same jobs serially. The one line that differs from `t001_pool` is the
 //! one that makes the pool.
 #[path = "../../../examples/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::time::Instant;
