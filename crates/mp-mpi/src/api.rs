@@ -5,6 +5,19 @@ use mp_pool::{AsyncResult, Pool, PoolError};
 use mp_spawn::{Portable, Target};
 
 /// A value on its way (`AsyncResult` of a local pool, `MpiAsyncResult` of an MPI one).
+///
+/// ```
+/// use mp_mpi::{Pending, PoolApi};
+///
+/// fn add(a: u64, b: u64) -> u64 {
+///     a + b
+/// }
+///
+/// let pool = mp_pool::Pool::new(1)?;
+/// let sum = PoolApi::apply_async(&pool, add, (2, 3))?;
+/// assert_eq!(Pending::get(&sum)?, 5);
+/// # Ok::<(), mp_pool::PoolError>(())
+/// ```
 pub trait Pending<T> {
     /// The pool's error type.
     type Error;

@@ -7,6 +7,22 @@ use std::time::Duration;
 use mp_pool::PoolError;
 
 /// Why an `MpiPool` call, or one of its tasks, did not produce a value.
+///
+/// ```
+/// use mp_mpi::MpiError;
+/// use mp_pool::PoolError;
+///
+/// fn explain(e: &MpiError) -> String {
+///     match e {
+///         MpiError::Task { rank, error: PoolError::WorkerDied { index, exitcode, .. } } => {
+///             format!("item {index} killed its process on rank {rank} ({exitcode})")
+///         }
+///         MpiError::RankTimeout { rank, .. } => format!("rank {rank} is silent"),
+///         other => other.to_string(),
+///     }
+/// }
+/// assert_eq!(explain(&MpiError::NoWorkers).contains("mpirun"), true);
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum MpiError {

@@ -122,6 +122,14 @@ impl MpiPoolBuilder {
 }
 
 /// A worker rank, as it introduced itself.
+///
+/// ```no_run
+/// let pool = mp_mpi::MpiPool::init()?;
+/// for w in pool.workers() {
+///     println!("rank {} is pid {} on {}", w.rank, w.pid, w.host);
+/// }
+/// # Ok::<(), mp_mpi::MpiError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct RankInfo {
     /// Its rank in `MPI_COMM_WORLD`.
@@ -731,7 +739,21 @@ impl Drop for MpiPool {
     }
 }
 
-/// The options of one call: `pool.chunksize(n)` or `pool.buffersize(n)`, then the call.
+/// The options of one call: `pool.chunksize(n)`, `buffersize(n)`, `deadline(..)` or
+/// `max_result_bytes(n)`, then the call.
+///
+/// ```no_run
+/// # fn square(x: u64) -> u64 { x * x }
+/// use std::time::Duration;
+///
+/// let pool = mp_mpi::MpiPool::init()?;
+/// let squares = pool
+///     .chunksize(1000)
+///     .deadline(Some(Duration::from_secs(60)))
+///     .map(square, 0..100_000)?;
+/// assert_eq!(squares[3], 9);
+/// # Ok::<(), mp_mpi::MpiError>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct MpiSubmit<'p> {
     pool: &'p MpiPool,
@@ -897,6 +919,16 @@ impl<'p> MpiSubmit<'p> {
 
 /// The iterator of [`MpiPool::imap`] and [`MpiPool::imap_unordered`]: reads its input on
 /// the caller's thread, at most `buffersize` chunks ahead of what it has yielded.
+///
+/// ```no_run
+/// # fn square(x: u64) -> u64 { x * x }
+/// let pool = mp_mpi::MpiPool::init()?;
+/// // An endless input: read only as the ranks finish chunks.
+/// for value in pool.chunksize(10).imap(square, 0..).take(100) {
+///     println!("{}", value?);
+/// }
+/// # Ok::<(), mp_mpi::MpiError>(())
+/// ```
 pub struct MpiIMap<'p, I, R> {
     pool: &'p MpiPool,
     job: u64,
@@ -1013,6 +1045,16 @@ where
 }
 
 /// A value on its way from a worker rank ([`MpiPool::apply_async`]).
+///
+/// ```no_run
+/// # fn add(a: u64, b: u64) -> u64 { a + b }
+/// let pool = mp_mpi::MpiPool::init()?;
+/// let sums: Vec<_> = (0..4).map(|i| pool.apply_async(add, (i, 10))).collect::<Result<_, _>>()?;
+/// for (i, sum) in sums.iter().enumerate() {
+///     assert_eq!(sum.get()?, i as u64 + 10);
+/// }
+/// # Ok::<(), mp_mpi::MpiError>(())
+/// ```
 pub struct MpiAsyncResult<'p, T> {
     pool: &'p MpiPool,
     job: u64,
