@@ -150,11 +150,32 @@ fn handshake(
     let size = world.size();
     let mut hellos: Vec<Option<Hello>> = (1..size).map(|_| None).collect();
     let mut first_error = None;
+    // A rank that never says hello (another program in an MPMD job) would block `init`
+    // forever; past the deadline the job is aborted, since MPI_Finalize would wait for it.
+    let deadline = mp_sys::deadline::of(config.deadline);
     for _ in 1..size {
-        let (bytes, status) = world
-            .any_process()
-            .matched_probe_with_tag(TAG_HELLO)
-            .matched_receive_vec::<u8>();
+        let mut idle = Backoff::default();
+        let probed = loop {
+            if let Some(probed) = world
+                .any_process()
+                .immediate_matched_probe_with_tag(TAG_HELLO)
+            {
+                break probed;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                let silent: Vec<i32> = (1..size)
+                    .filter(|r| hellos[(r - 1) as usize].is_none())
+                    .collect();
+                eprintln!(
+                    "mp-mpi: worker ranks {silent:?} did not start within {:?} (not running \
+                     MpiPool::init?); aborting the MPI job",
+                    config.deadline.unwrap_or_default()
+                );
+                world.abort(1);
+            }
+            idle.wait();
+        };
+        let (bytes, status) = probed.matched_receive_vec::<u8>();
         let rank = status.source_rank();
         match postcard::from_bytes::<Hello>(&bytes) {
             Ok(hello) => hellos[(rank - 1) as usize] = Some(hello),

@@ -12,6 +12,8 @@
 //! - `killed`: a worker rank killed whole: the job ends (no hang), `mpirun` exits non-zero.
 //! - `identity`: rank 1 runs another executable (this one with bytes appended):
 //!   `IdentityMismatch` on the master, and both ranks exit cleanly.
+//! - `silent_start`: rank 1 is not an mp-mpi program: past the deadline, `init` aborts the
+//!   job (MPI_Finalize would wait for that rank), no hang.
 //! - `singleton`: without `mpirun`, `init` fails with `NoWorkers`.
 
 mod common;
@@ -48,6 +50,7 @@ mod suite {
             Ok("killed") => killed_rank(),
             Ok("identity") => identity_mismatch(),
             Ok("singleton") => singleton(),
+            Ok("silent_start") => silent_start(),
             _ => launcher(),
         }
     }
@@ -114,6 +117,30 @@ mod suite {
         );
         print!("{}", stdout(&out));
 
+        // Rank 1: an MPI program (it calls MPI_Init, or the master's MPI_Init would wait for
+        // it) that never says hello; mpi4py's, where it is installed (the bench rows use it).
+        let mute = "from mpi4py import MPI; import time; time.sleep(600)";
+        let python = ["python3", "/usr/bin/python3"].into_iter().find(|p| {
+            Command::new(p)
+                .args(["-c", "import mpi4py"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+        if let Some(python) = python {
+            println!("mpi suite: a rank that never says hello (mpirun -n 1 exe : -n 1 {python})");
+            let out = mpirun(
+                "silent_start",
+                &["-n", "1", exe, ":", "-n", "1", python, "-c", mute],
+            );
+            assert!(!out.status.success(), "{}", show(&out));
+            assert!(!stdout(&out).contains("survived"), "{}", show(&out));
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(stderr.contains("did not start within 2s"), "{}", show(&out));
+            println!("ok: the master aborted the job ({})", out.status);
+        } else {
+            println!("skipped: a rank that never says hello (needs python3 with mpi4py)");
+        }
+
         println!("mpi suite: singleton (no mpirun)");
         let out = run(Command::new(exe).env("MP_MPI_SUITE", "singleton"));
         assert!(out.status.success(), "{}", show(&out));
@@ -146,8 +173,14 @@ mod suite {
         let waiter = std::thread::spawn(move || child.wait_with_output().unwrap());
         let ended = mp_sys::poll::readable(&[pidfd.as_fd()], Some(GUARD)).unwrap();
         if !ended[0] {
+            // SIGTERM first: mpirun passes it on to every rank, so none is left behind.
             // SAFETY: kill has no memory effects; `pid` is our child, not yet reaped.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+            let ended = mp_sys::poll::readable(&[pidfd.as_fd()], Some(Duration::from_secs(20)));
+            if !ended.is_ok_and(|e| e[0]) {
+                // SAFETY: as above.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
             panic!(
                 "the job hung past {GUARD:?}: {}",
                 show(&waiter.join().unwrap())
@@ -397,6 +430,15 @@ mod suite {
             }
             other => panic!("expected IdentityMismatch, got {other:?}"),
         }
+    }
+
+    fn silent_start() {
+        // Rank 1 is not an mp-mpi program and never says hello: past the deadline, the
+        // master aborts the job rather than wait forever.
+        let pool = MpiPool::builder()
+            .deadline(Some(Duration::from_secs(2)))
+            .init();
+        println!("survived: {pool:?}");
     }
 
     fn singleton() {
