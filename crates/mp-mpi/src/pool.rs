@@ -154,7 +154,7 @@ fn handshake(
     // forever; past the deadline the job is aborted, since MPI_Finalize would wait for it.
     let deadline = mp_sys::deadline::of(config.deadline);
     for _ in 1..size {
-        let mut idle = Backoff::default();
+        let mut idle = Backoff::new(Backoff::MASTER);
         let probed = loop {
             if let Some(probed) = world
                 .any_process()
@@ -303,7 +303,7 @@ fn serve_on(world: &SimpleCommunicator) -> Result<(), String> {
 /// The next message from `source` (any tag), polled with a back-off rather than MPI's busy
 /// wait, so that an idle rank leaves the CPU to the others.
 fn receive_from(source: &mpi::topology::Process<'_>) -> (Vec<u8>, i32) {
-    let mut idle = Backoff::default();
+    let mut idle = Backoff::new(Backoff::WORKER);
     loop {
         if let Some(probed) = source.immediate_matched_probe() {
             let (bytes, status) = probed.matched_receive_vec::<u8>();
@@ -313,19 +313,33 @@ fn receive_from(source: &mpi::topology::Process<'_>) -> (Vec<u8>, i32) {
     }
 }
 
-/// Spin a little (a reply often follows within microseconds), then sleep up to 1 ms.
-#[derive(Default)]
-struct Backoff(u32);
+/// Yield a little (a reply often follows within microseconds), then sleep from 8 µs up to a
+/// cap: 128 µs on the master, whose wake-up latency every chunk pays; 1 ms on an idle worker
+/// rank, which mostly waits while the master has nothing to send.
+struct Backoff {
+    polls: u32,
+    max_shift: u32,
+}
 
 impl Backoff {
+    const MASTER: u32 = 4;
+    const WORKER: u32 = 7;
+
+    fn new(max_shift: u32) -> Self {
+        Backoff {
+            polls: 0,
+            max_shift,
+        }
+    }
+
     fn wait(&mut self) {
-        if self.0 < 100 {
+        if self.polls < 100 {
             std::thread::yield_now();
         } else {
-            let shift = (self.0 - 100).min(7);
+            let shift = (self.polls - 100).min(self.max_shift);
             std::thread::sleep(Duration::from_micros(8 << shift));
         }
-        self.0 = self.0.saturating_add(1);
+        self.polls = self.polls.saturating_add(1);
     }
 }
 
@@ -607,10 +621,10 @@ impl MpiPool {
 
     /// Polls until `ready` holds.
     fn pump(&self, st: &mut State, ready: impl Fn(&State) -> bool) {
-        let mut idle = Backoff::default();
+        let mut idle = Backoff::new(Backoff::MASTER);
         loop {
             if self.poll(st) {
-                idle = Backoff::default();
+                idle = Backoff::new(Backoff::MASTER);
             }
             if ready(st) {
                 return;
@@ -730,7 +744,7 @@ impl Drop for MpiPool {
         st.jobs.clear();
         // Wait for the chunks still running, so that no rank is mid-task when told to stop.
         let deadline = mp_sys::deadline::of(self.config.deadline);
-        let mut idle = Backoff::default();
+        let mut idle = Backoff::new(Backoff::MASTER);
         let st = self.state.get_mut();
         while st.ranks.iter().any(|r| r.running.is_some()) {
             while let Some(probed) = self
