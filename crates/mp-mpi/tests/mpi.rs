@@ -14,6 +14,8 @@
 //!   `IdentityMismatch` on the master, and both ranks exit cleanly.
 //! - `silent_start`: rank 1 is not an mp-mpi program: past the deadline, `init` aborts the
 //!   job (MPI_Finalize would wait for that rank), no hang.
+//! - `bad_frames`: rank 1 is `tests/impostor/rank.py` (mpi4py), which passes the handshake
+//!   and answers each task with a malformed frame: each is a typed error on the master.
 //! - `singleton`: without `mpirun`, `init` fails with `NoWorkers`.
 
 mod common;
@@ -51,6 +53,7 @@ mod suite {
             Ok("identity") => identity_mismatch(),
             Ok("singleton") => singleton(),
             Ok("silent_start") => silent_start(),
+            Ok("bad_frames") => bad_frames(),
             _ => launcher(),
         }
     }
@@ -137,8 +140,24 @@ mod suite {
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(stderr.contains("did not start within 2s"), "{}", show(&out));
             println!("ok: the master aborted the job ({})", out.status);
+
+            println!("mpi suite: bad frames from a rank (mpirun -n 1 exe : -n 1 {python})");
+            let impostor = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/impostor/rank.py");
+            let out = mpirun(
+                "bad_frames",
+                &["-n", "1", exe, ":", "-n", "1", python, impostor, exe],
+            );
+            assert!(out.status.success(), "{}", show(&out));
+            assert!(
+                stdout(&out).contains("bad frames: all typed errors"),
+                "{}",
+                show(&out)
+            );
+            print!("{}", stdout(&out));
         } else {
-            println!("skipped: a rank that never says hello (needs python3 with mpi4py)");
+            println!(
+                "skipped: a rank that never says hello, and bad frames (need python3 with mpi4py)"
+            );
         }
 
         println!("mpi suite: singleton (no mpirun)");
@@ -430,6 +449,30 @@ mod suite {
             }
             other => panic!("expected IdentityMismatch, got {other:?}"),
         }
+    }
+
+    /// Rank 1 is `tests/impostor/rank.py`: a correct handshake, then a bad frame per task.
+    fn bad_frames() {
+        let pool = MpiPool::init().unwrap();
+        let mut errors = Vec::new();
+        for _ in 0..4 {
+            // One chunk per call: one bad frame each.
+            errors.push(pool.chunksize(3).map(square, [1u64, 2, 3]).unwrap_err());
+        }
+        let reason = |e: &MpiError| match e {
+            MpiError::BadFrame { rank: 1, reason } => reason.clone(),
+            other => panic!("expected BadFrame from rank 1, got {other:?}"),
+        };
+        assert!(reason(&errors[0]).contains("a result frame of 3 bytes"));
+        assert!(reason(&errors[1]).contains("undecodable failure report"));
+        assert!(reason(&errors[2]).contains("not to the chunk it runs"));
+        assert!(
+            matches!(&errors[3], MpiError::Decode(_)),
+            "expected Decode, got {:?}",
+            errors[3]
+        );
+        drop(pool);
+        println!("bad frames: all typed errors");
     }
 
     fn silent_start() {
