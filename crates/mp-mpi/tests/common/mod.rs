@@ -46,4 +46,17 @@ where
     assert_eq!(pending.get().unwrap(), 5);
     let failure = pool.map(boom, 0..10u64).unwrap_err();
     assert!(format!("{failure}").contains("boom at 7"), "{failure}");
+    // A failed chunk (of one item by default) gives one `Err`, then the output goes on.
+    let out: Vec<Result<u64, P::Error>> = pool.imap(boom, 0..10u64).collect();
+    assert_eq!(out.len(), 10);
+    for (i, item) in out.iter().enumerate() {
+        match item {
+            Ok(v) => assert_eq!(*v, i as u64),
+            Err(e) => {
+                assert_eq!(i, 7);
+                assert!(format!("{e}").contains("boom at 7"), "{e}");
+            }
+        }
+    }
+    assert!(out[7].is_err());
 }
