@@ -667,13 +667,12 @@ impl MpiPool {
         let now = Instant::now();
         let mut failed = Vec::new();
         for (i, slot) in st.ranks.iter_mut().enumerate() {
-            if let Some(run) = &slot.running
-                && !slot.late
-                && run.deadline.is_some_and(|d| now >= d)
-            {
-                slot.late = true;
+            // (No let-chain: the workspace's MSRV is 1.85.)
+            let Some(run) = &slot.running else { continue };
+            if !slot.late && run.deadline.is_some_and(|d| now >= d) {
                 let timeout = run.limits.deadline.unwrap_or_default();
                 failed.push((i as i32 + 1, run.job, run.chunk, run.start, timeout));
+                slot.late = true;
             }
         }
         for (rank, job, chunk, index, timeout) in failed {
