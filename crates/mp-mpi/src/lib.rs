@@ -36,6 +36,10 @@
 
 mod api;
 // The worker side and the frames are used by `MpiPool` (and unit-tested without MPI).
+#[cfg(feature = "mpi")]
+mod backoff;
+#[cfg(feature = "mpi")]
+mod calls;
 #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
 mod entry;
 mod error;
@@ -45,8 +49,12 @@ mod identity;
 mod pool;
 #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
 mod wire;
+#[cfg(feature = "mpi")]
+mod worker;
 
 pub use api::{Pending, PoolApi};
+#[cfg(feature = "mpi")]
+pub use calls::{MpiAsyncResult, MpiIMap, MpiSubmit};
 pub use error::MpiError;
 #[cfg(feature = "mpi")]
-pub use pool::{MpiAsyncResult, MpiIMap, MpiPool, MpiPoolBuilder, MpiSubmit, RankInfo};
+pub use pool::{MpiPool, MpiPoolBuilder, RankInfo};

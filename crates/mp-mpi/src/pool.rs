@@ -1,4 +1,5 @@
-//! `MpiPool`: the master's side (rank 0) and the worker ranks' loop.
+//! `MpiPool`: the master's side (rank 0): the handshake, the chunk queue, dispatch, and
+//! replies.
 //!
 //! All MPI calls happen on the thread that called [`MpiPool::init`] (rsmpi does not encode
 //! MPI's threading levels in `Send`/`Sync`, so `MpiPool` is neither). No thread runs in the
@@ -9,21 +10,20 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
-use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
-use mp_pool::Pool;
 use mp_spawn::{Portable, Target};
 use mpi::environment::Universe;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
 
-use crate::api::{Pending, PoolApi};
+use crate::backoff::Backoff;
+use crate::calls::{MpiAsyncResult, MpiIMap, MpiSubmit};
 use crate::entry::{self, TaskFn};
 use crate::error::MpiError;
 use crate::identity;
 use crate::wire::{
-    Hello, RemoteError, Reply, Start, TAG_HELLO, TAG_RESULT, TAG_START, TAG_STOP, TAG_TASK, Task,
+    Hello, Reply, Start, TAG_HELLO, TAG_RESULT, TAG_START, TAG_STOP, TAG_TASK, Task,
 };
 
 /// The settings of an [`MpiPool`], made on every rank; only the master's count.
@@ -56,7 +56,7 @@ impl Default for MpiPoolBuilder {
 }
 
 /// MPI counts are `int`s: one message holds at most this many bytes.
-const MAX_FRAME: usize = i32::MAX as usize;
+pub(crate) const MAX_FRAME: usize = i32::MAX as usize;
 
 impl MpiPoolBuilder {
     /// How many processes each worker rank's local pool has (default 1; at least 1). With
@@ -89,7 +89,7 @@ impl MpiPoolBuilder {
             .ok_or_else(|| MpiError::Init("MPI is already initialised in this process".into()))?;
         let world = universe.world();
         if world.rank() != 0 {
-            serve(universe)
+            crate::worker::serve(universe)
         }
         let size = world.size();
         if size < 2 {
@@ -226,126 +226,10 @@ fn handshake(
     Ok(workers)
 }
 
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default()
-}
-
-/// A worker rank: says hello, waits for START (or STOP), then runs chunks in its local pool
-/// until STOP. Exits the process.
-fn serve(universe: Universe) -> ! {
-    let world = universe.world();
-    let code = match serve_on(&world) {
-        Ok(()) => 0,
-        Err(message) => {
-            eprintln!("mp-mpi worker rank {}: {message}", world.rank());
-            1
-        }
-    };
-    drop(world);
-    // MPI_Finalize, then leave: the rest of the user's `main` is the master's.
-    drop(universe);
-    std::process::exit(code)
-}
-
-fn serve_on(world: &SimpleCommunicator) -> Result<(), String> {
-    let own = identity::of_self().unwrap_or_default();
-    let hello = Hello {
-        identity: own.to_vec(),
-        host: host_name(),
-        pid: std::process::id(),
-    };
-    let hello = postcard::to_stdvec(&hello).map_err(|e| e.to_string())?;
-    let master = world.process_at_rank(0);
-    master.send_with_tag(&hello[..], TAG_HELLO);
-    let (bytes, tag) = receive_from(&master);
-    match tag {
-        TAG_STOP => return Ok(()),
-        TAG_START => {}
-        other => return Err(format!("a first message with tag {other}")),
-    }
-    let start: Start = postcard::from_bytes(&bytes).map_err(|e| e.to_string())?;
-    if own.is_empty() || start.identity != own {
-        // The master checked already; this side keeps a forged START from running code.
-        return Err("the master runs another executable; no task will run here".into());
-    }
-    let pool = Pool::new(start.local_processes.max(1) as usize);
-    loop {
-        let (bytes, tag) = receive_from(&master);
-        match tag {
-            TAG_STOP => return Ok(()),
-            TAG_TASK => {
-                let reply = match &pool {
-                    Ok(pool) => entry::execute(pool, &bytes),
-                    Err(e) => match Task::decode(&bytes) {
-                        Ok(task) => Reply {
-                            job: task.job,
-                            chunk: task.chunk,
-                            outcome: Err(RemoteError::Other(format!(
-                                "the rank's local pool did not start: {e}"
-                            ))),
-                        },
-                        Err(e) => Reply {
-                            job: u64::MAX,
-                            chunk: u64::MAX,
-                            outcome: Err(RemoteError::Decode(e)),
-                        },
-                    },
-                };
-                master.send_with_tag(&reply.encode()[..], TAG_RESULT);
-            }
-            _ => {}
-        }
-    }
-}
-
-/// The next message from `source` (any tag), polled with a back-off rather than MPI's busy
-/// wait, so that an idle rank leaves the CPU to the others.
-fn receive_from(source: &mpi::topology::Process<'_>) -> (Vec<u8>, i32) {
-    let mut idle = Backoff::new(Backoff::WORKER);
-    loop {
-        if let Some(probed) = source.immediate_matched_probe() {
-            let (bytes, status) = probed.matched_receive_vec::<u8>();
-            return (bytes, status.tag());
-        }
-        idle.wait();
-    }
-}
-
-/// Yield a little (a reply often follows within microseconds), then sleep from 8 µs up to a
-/// cap: 128 µs on the master, whose wake-up latency every chunk pays; 1 ms on an idle worker
-/// rank, which mostly waits while the master has nothing to send.
-struct Backoff {
-    polls: u32,
-    max_shift: u32,
-}
-
-impl Backoff {
-    const MASTER: u32 = 4;
-    const WORKER: u32 = 7;
-
-    fn new(max_shift: u32) -> Self {
-        Backoff {
-            polls: 0,
-            max_shift,
-        }
-    }
-
-    fn wait(&mut self) {
-        if self.polls < 100 {
-            std::thread::yield_now();
-        } else {
-            let shift = (self.polls - 100).min(self.max_shift);
-            std::thread::sleep(Duration::from_micros(8 << shift));
-        }
-        self.polls = self.polls.saturating_add(1);
-    }
-}
-
 /// The Pool API over the ranks of an MPI job: rank 0 (the user's `main`) is the master, the
-/// other ranks are workers, each running its tasks in a node-local mp [`Pool`] (so a task
-/// that segfaults fails with `WorkerDied`, and the rank goes on).
+/// other ranks are workers, each running its tasks in a node-local mp
+/// [`Pool`](mp_pool::Pool) (so a task that segfaults fails with `WorkerDied`, and the rank
+/// goes on).
 ///
 /// ```no_run
 /// // mpirun -n 4 ./app   (1 master + 3 worker ranks)
@@ -369,9 +253,9 @@ impl Backoff {
 /// `mpirun` exits non-zero within about a second.
 pub struct MpiPool {
     world: SimpleCommunicator,
-    state: RefCell<State>,
+    pub(crate) state: RefCell<State>,
     config: MpiPoolBuilder,
-    workers: Vec<RankInfo>,
+    pub(crate) workers: Vec<RankInfo>,
     // Last: dropped (MPI_Finalize) after the STOPs of `drop` are sent.
     _universe: Universe,
 }
@@ -385,50 +269,50 @@ impl fmt::Debug for MpiPool {
     }
 }
 
-struct State {
-    next_job: u64,
-    jobs: HashMap<u64, Job>,
+pub(crate) struct State {
+    pub(crate) next_job: u64,
+    pub(crate) jobs: HashMap<u64, Job>,
     /// Chunks not sent yet, in submission order.
-    queue: VecDeque<Queued>,
+    pub(crate) queue: VecDeque<Queued>,
     /// Worker rank `i + 1`.
-    ranks: Vec<RankSlot>,
+    pub(crate) ranks: Vec<RankSlot>,
 }
 
-struct Queued {
-    job: u64,
-    chunk: u64,
-    start: usize,
-    frame: Vec<u8>,
-    limits: Limits,
+pub(crate) struct Queued {
+    pub(crate) job: u64,
+    pub(crate) chunk: u64,
+    pub(crate) start: usize,
+    pub(crate) frame: Vec<u8>,
+    pub(crate) limits: Limits,
 }
 
 /// The per-call limits (the pool's unless the call's options say).
 #[derive(Debug, Clone, Copy)]
-struct Limits {
-    deadline: Option<Duration>,
-    max_result_bytes: usize,
+pub(crate) struct Limits {
+    pub(crate) deadline: Option<Duration>,
+    pub(crate) max_result_bytes: usize,
 }
 
 #[derive(Default)]
-struct RankSlot {
-    running: Option<Running>,
+pub(crate) struct RankSlot {
+    pub(crate) running: Option<Running>,
     /// Its chunk failed with `RankTimeout`; its reply, when it comes, is dropped.
-    late: bool,
+    pub(crate) late: bool,
 }
 
-struct Running {
-    job: u64,
-    chunk: u64,
-    start: usize,
-    limits: Limits,
-    deadline: Option<Instant>,
+pub(crate) struct Running {
+    pub(crate) job: u64,
+    pub(crate) chunk: u64,
+    pub(crate) start: usize,
+    pub(crate) limits: Limits,
+    pub(crate) deadline: Option<Instant>,
 }
 
 #[derive(Default)]
-struct Job {
-    done: BTreeMap<u64, Result<Vec<u8>, MpiError>>,
+pub(crate) struct Job {
+    pub(crate) done: BTreeMap<u64, Result<Vec<u8>, MpiError>>,
     /// Chunks in the order they finished (for `imap_unordered`).
-    order: VecDeque<u64>,
+    pub(crate) order: VecDeque<u64>,
 }
 
 impl MpiPool {
@@ -534,15 +418,10 @@ impl MpiPool {
         let job = new_job(&mut st);
         self.enqueue(&mut st, job, 0, 0, task, &payload, self.limits());
         self.poll(&mut st);
-        Ok(MpiAsyncResult {
-            pool: self,
-            job,
-            outcome: RefCell::new(None),
-            _value: PhantomData,
-        })
+        Ok(MpiAsyncResult::new(self, job))
     }
 
-    fn limits(&self) -> Limits {
+    pub(crate) fn limits(&self) -> Limits {
         Limits {
             deadline: self.config.deadline,
             max_result_bytes: self.config.max_result_bytes,
@@ -550,7 +429,7 @@ impl MpiPool {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn enqueue(
+    pub(crate) fn enqueue(
         &self,
         st: &mut State,
         job: u64,
@@ -599,7 +478,7 @@ impl MpiPool {
 
     /// One step: sends what can go, takes every reply that arrived, fails what is late.
     /// Whether a reply arrived.
-    fn poll(&self, st: &mut State) -> bool {
+    pub(crate) fn poll(&self, st: &mut State) -> bool {
         self.dispatch(st);
         let mut any = false;
         while let Some(probed) = self
@@ -620,7 +499,7 @@ impl MpiPool {
     }
 
     /// Polls until `ready` holds.
-    fn pump(&self, st: &mut State, ready: impl Fn(&State) -> bool) {
+    pub(crate) fn pump(&self, st: &mut State, ready: impl Fn(&State) -> bool) {
         let mut idle = Backoff::new(Backoff::MASTER);
         loop {
             if self.poll(st) {
@@ -701,26 +580,26 @@ impl MpiPool {
     }
 }
 
-fn settle(st: &mut State, job: u64, chunk: u64, outcome: Result<Vec<u8>, MpiError>) {
+pub(crate) fn settle(st: &mut State, job: u64, chunk: u64, outcome: Result<Vec<u8>, MpiError>) {
     if let Some(job) = st.jobs.get_mut(&job) {
         job.done.insert(chunk, outcome);
         job.order.push_back(chunk);
     }
 }
 
-fn new_job(st: &mut State) -> u64 {
+pub(crate) fn new_job(st: &mut State) -> u64 {
     let id = st.next_job;
     st.next_job += 1;
     st.jobs.insert(id, Job::default());
     id
 }
 
-fn forget_job(st: &mut State, job: u64) {
+pub(crate) fn forget_job(st: &mut State, job: u64) {
     st.jobs.remove(&job);
     st.queue.retain(|q| q.job != job);
 }
 
-fn encode<T: serde::Serialize>(items: &[T]) -> Result<Vec<u8>, MpiError> {
+pub(crate) fn encode<T: serde::Serialize>(items: &[T]) -> Result<Vec<u8>, MpiError> {
     let bytes = postcard::to_stdvec(items).map_err(|e| MpiError::Encode(e.to_string()))?;
     if bytes.len() > MAX_FRAME - 64 {
         return Err(MpiError::Encode(format!(
@@ -732,7 +611,7 @@ fn encode<T: serde::Serialize>(items: &[T]) -> Result<Vec<u8>, MpiError> {
     Ok(bytes)
 }
 
-fn decode<R: Portable>(bytes: &[u8]) -> Result<Vec<R>, MpiError> {
+pub(crate) fn decode<R: Portable>(bytes: &[u8]) -> Result<Vec<R>, MpiError> {
     postcard::from_bytes(bytes).map_err(|e| MpiError::Decode(e.to_string()))
 }
 
@@ -770,449 +649,5 @@ impl Drop for MpiPool {
                 .process_at_rank(rank)
                 .send_with_tag(&[0u8][..], TAG_STOP);
         }
-    }
-}
-
-/// The options of one call: `pool.chunksize(n)`, `buffersize(n)`, `deadline(..)` or
-/// `max_result_bytes(n)`, then the call.
-///
-/// ```no_run
-/// # fn square(x: u64) -> u64 { x * x }
-/// use std::time::Duration;
-///
-/// let pool = mp_mpi::MpiPool::init()?;
-/// let squares = pool
-///     .chunksize(1000)
-///     .deadline(Some(Duration::from_secs(60)))
-///     .map(square, 0..100_000)?;
-/// assert_eq!(squares[3], 9);
-/// # Ok::<(), mp_mpi::MpiError>(())
-/// ```
-#[derive(Debug, Clone, Copy)]
-pub struct MpiSubmit<'p> {
-    pool: &'p MpiPool,
-    chunksize: Option<usize>,
-    buffersize: Option<usize>,
-    limits: Limits,
-}
-
-impl<'p> MpiSubmit<'p> {
-    fn new(pool: &'p MpiPool) -> Self {
-        MpiSubmit {
-            pool,
-            chunksize: None,
-            buffersize: None,
-            limits: pool.limits(),
-        }
-    }
-
-    /// This call's deadline per chunk (see [`MpiPoolBuilder::deadline`]).
-    pub fn deadline(mut self, deadline: Option<Duration>) -> Self {
-        self.limits.deadline = deadline;
-        self
-    }
-
-    /// This call's limit on a chunk's encoded result (see
-    /// [`MpiPoolBuilder::max_result_bytes`]).
-    pub fn max_result_bytes(mut self, bytes: usize) -> Self {
-        self.limits.max_result_bytes = bytes.min(MAX_FRAME);
-        self
-    }
-
-    /// How many items travel per chunk (at least 1).
-    pub fn chunksize(mut self, chunksize: usize) -> Self {
-        self.chunksize = Some(chunksize.max(1));
-        self
-    }
-
-    /// How many chunks an `imap` keeps in flight (at least 1).
-    pub fn buffersize(mut self, chunks: usize) -> Self {
-        self.buffersize = Some(chunks.max(1));
-        self
-    }
-
-    /// See [`MpiPool::map`].
-    pub fn map<F, T, R>(self, f: F, items: impl IntoIterator<Item = T>) -> Result<Vec<R>, MpiError>
-    where
-        F: Fn(T) -> R + Copy + Send + 'static,
-        T: Portable,
-        R: Portable,
-    {
-        // `T` and `(T,)` have the same encoding: a slice of items is a slice of 1-tuples.
-        let task = entry::task_fn::<F, (T,)>(&f).map_err(MpiError::InvalidArgument)?;
-        self.run_all(task, items.into_iter().collect())
-    }
-
-    /// See [`MpiPool::starmap`].
-    pub fn starmap<F, A>(
-        self,
-        f: F,
-        items: impl IntoIterator<Item = A>,
-    ) -> Result<Vec<F::Output>, MpiError>
-    where
-        F: Target<A> + Copy,
-        A: Portable,
-        F::Output: Portable,
-    {
-        let task = entry::task_fn::<F, A>(&f).map_err(MpiError::InvalidArgument)?;
-        self.run_all(task, items.into_iter().collect())
-    }
-
-    fn run_all<T: Portable, R: Portable>(
-        self,
-        task: TaskFn,
-        items: Vec<T>,
-    ) -> Result<Vec<R>, MpiError> {
-        let pool = self.pool;
-        let chunksize = self
-            .chunksize
-            .unwrap_or_else(|| items.len().div_ceil(4 * pool.workers.len()))
-            .max(1);
-        let chunks = items.len().div_ceil(chunksize);
-        let mut st = pool.state.borrow_mut();
-        let job = new_job(&mut st);
-        for (chunk, slice) in items.chunks(chunksize).enumerate() {
-            let payload = match encode(slice) {
-                Ok(payload) => payload,
-                Err(e) => {
-                    forget_job(&mut st, job);
-                    return Err(e);
-                }
-            };
-            let start = chunk * chunksize;
-            pool.enqueue(
-                &mut st,
-                job,
-                chunk as u64,
-                start,
-                task,
-                &payload,
-                self.limits,
-            );
-            // The ranks start on the first chunks while the rest are encoded.
-            pool.poll(&mut st);
-        }
-        pool.pump(&mut st, |st| st.jobs[&job].done.len() == chunks);
-        let done = st.jobs.remove(&job).map(|j| j.done).unwrap_or_default();
-        drop(st);
-        let mut out = Vec::with_capacity(items.len());
-        for (_, outcome) in done {
-            out.extend(decode::<R>(&outcome?)?);
-        }
-        Ok(out)
-    }
-
-    /// See [`MpiPool::imap`].
-    pub fn imap<F, T, R, I>(self, f: F, items: I) -> MpiIMap<'p, I::IntoIter, R>
-    where
-        F: Fn(T) -> R + Copy + Send + 'static,
-        I: IntoIterator<Item = T>,
-        T: Portable,
-        R: Portable,
-    {
-        self.lazy(entry::task_fn::<F, (T,)>(&f), items.into_iter(), true)
-    }
-
-    /// See [`MpiPool::imap_unordered`].
-    pub fn imap_unordered<F, T, R, I>(self, f: F, items: I) -> MpiIMap<'p, I::IntoIter, R>
-    where
-        F: Fn(T) -> R + Copy + Send + 'static,
-        I: IntoIterator<Item = T>,
-        T: Portable,
-        R: Portable,
-    {
-        self.lazy(entry::task_fn::<F, (T,)>(&f), items.into_iter(), false)
-    }
-
-    fn lazy<I, R>(
-        self,
-        task: Result<TaskFn, &'static str>,
-        input: I,
-        ordered: bool,
-    ) -> MpiIMap<'p, I, R> {
-        let pool = self.pool;
-        let job = new_job(&mut pool.state.borrow_mut());
-        MpiIMap {
-            pool,
-            job,
-            task,
-            input,
-            limits: self.limits,
-            chunksize: self.chunksize.unwrap_or(1),
-            buffersize: self.buffersize.unwrap_or(2 * pool.workers.len()),
-            submitted: 0,
-            read: 0,
-            next_chunk: 0,
-            in_flight: 0,
-            exhausted: false,
-            ordered,
-            values: VecDeque::new(),
-        }
-    }
-}
-
-/// The iterator of [`MpiPool::imap`] and [`MpiPool::imap_unordered`]: reads its input on
-/// the caller's thread, at most `buffersize` chunks ahead of what it has yielded.
-///
-/// ```no_run
-/// # fn square(x: u64) -> u64 { x * x }
-/// let pool = mp_mpi::MpiPool::init()?;
-/// // An endless input: read only as the ranks finish chunks.
-/// for value in pool.chunksize(10).imap(square, 0..).take(100) {
-///     println!("{}", value?);
-/// }
-/// # Ok::<(), mp_mpi::MpiError>(())
-/// ```
-pub struct MpiIMap<'p, I, R> {
-    pool: &'p MpiPool,
-    job: u64,
-    task: Result<TaskFn, &'static str>,
-    input: I,
-    limits: Limits,
-    chunksize: usize,
-    buffersize: usize,
-    submitted: u64,
-    read: usize,
-    next_chunk: u64,
-    in_flight: usize,
-    exhausted: bool,
-    ordered: bool,
-    values: VecDeque<R>,
-}
-
-impl<I, R> fmt::Debug for MpiIMap<'_, I, R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MpiIMap")
-            .field("chunksize", &self.chunksize)
-            .field("buffersize", &self.buffersize)
-            .field("in_flight", &self.in_flight)
-            .field("ordered", &self.ordered)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<I, R> Drop for MpiIMap<'_, I, R> {
-    fn drop(&mut self) {
-        if let Ok(mut st) = self.pool.state.try_borrow_mut() {
-            forget_job(&mut st, self.job);
-        }
-    }
-}
-
-impl<I, R> Iterator for MpiIMap<'_, I, R>
-where
-    I: Iterator,
-    I::Item: Portable,
-    R: Portable,
-{
-    type Item = Result<R, MpiError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let task = match self.task {
-            Ok(task) => task,
-            Err(message) => {
-                if self.exhausted {
-                    return None;
-                }
-                self.exhausted = true;
-                return Some(Err(MpiError::InvalidArgument(message)));
-            }
-        };
-        loop {
-            if let Some(value) = self.values.pop_front() {
-                return Some(Ok(value));
-            }
-            while !self.exhausted && self.in_flight < self.buffersize {
-                // Read on the caller's thread, with no borrow of the pool held.
-                let chunk: Vec<I::Item> = self.input.by_ref().take(self.chunksize).collect();
-                if chunk.is_empty() {
-                    self.exhausted = true;
-                    break;
-                }
-                let start = self.read;
-                self.read += chunk.len();
-                let payload = match encode(&chunk) {
-                    Ok(payload) => payload,
-                    Err(e) => return Some(Err(e)),
-                };
-                let mut st = self.pool.state.borrow_mut();
-                let (job, chunk) = (self.job, self.submitted);
-                self.pool
-                    .enqueue(&mut st, job, chunk, start, task, &payload, self.limits);
-                self.pool.poll(&mut st);
-                self.submitted += 1;
-                self.in_flight += 1;
-            }
-            if self.in_flight == 0 {
-                return None;
-            }
-            let mut st = self.pool.state.borrow_mut();
-            let (job, next, ordered) = (self.job, self.next_chunk, self.ordered);
-            self.pool.pump(&mut st, |st| {
-                let j = &st.jobs[&job];
-                if ordered {
-                    j.done.contains_key(&next)
-                } else {
-                    !j.order.is_empty()
-                }
-            });
-            let j = st
-                .jobs
-                .get_mut(&job)
-                .expect("the job lives as long as its IMap");
-            let chunk = if ordered {
-                j.order.retain(|c| *c != next);
-                self.next_chunk += 1;
-                next
-            } else {
-                j.order.pop_front().expect("pumped until one finished")
-            };
-            let outcome = j.done.remove(&chunk).expect("settled");
-            drop(st);
-            self.in_flight -= 1;
-            match outcome.and_then(|bytes| decode::<R>(&bytes)) {
-                Ok(values) => self.values.extend(values),
-                Err(e) => return Some(Err(e)),
-            }
-        }
-    }
-}
-
-/// A value on its way from a worker rank ([`MpiPool::apply_async`]).
-///
-/// ```no_run
-/// # fn add(a: u64, b: u64) -> u64 { a + b }
-/// let pool = mp_mpi::MpiPool::init()?;
-/// let sums: Vec<_> = (0..4).map(|i| pool.apply_async(add, (i, 10))).collect::<Result<_, _>>()?;
-/// for (i, sum) in sums.iter().enumerate() {
-///     assert_eq!(sum.get()?, i as u64 + 10);
-/// }
-/// # Ok::<(), mp_mpi::MpiError>(())
-/// ```
-pub struct MpiAsyncResult<'p, T> {
-    pool: &'p MpiPool,
-    job: u64,
-    outcome: RefCell<Option<Result<Vec<u8>, MpiError>>>,
-    _value: PhantomData<fn() -> T>,
-}
-
-impl<T> fmt::Debug for MpiAsyncResult<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MpiAsyncResult")
-            .field("job", &self.job)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<T: Portable> MpiAsyncResult<'_, T> {
-    /// Waits for the value (again if called again).
-    pub fn get(&self) -> Result<T, MpiError> {
-        if self.outcome.borrow().is_none() {
-            let mut st = self.pool.state.borrow_mut();
-            let job = self.job;
-            self.pool.pump(&mut st, |st| {
-                st.jobs.get(&job).is_none_or(|j| !j.done.is_empty())
-            });
-            let outcome = st
-                .jobs
-                .remove(&job)
-                .and_then(|mut j| j.done.remove(&0))
-                .unwrap_or(Err(MpiError::Decode("the result was lost".into())));
-            *self.outcome.borrow_mut() = Some(outcome);
-        }
-        match self.outcome.borrow().as_ref().expect("set above") {
-            Ok(bytes) => decode::<T>(bytes)?
-                .pop()
-                .ok_or_else(|| MpiError::Decode("an empty result".into())),
-            Err(e) => Err(e.duplicate()),
-        }
-    }
-
-    /// Whether the value (or its failure) has arrived; moves work along without waiting.
-    pub fn ready(&self) -> bool {
-        if self.outcome.borrow().is_some() {
-            return true;
-        }
-        let mut st = self.pool.state.borrow_mut();
-        self.pool.poll(&mut st);
-        st.jobs.get(&self.job).is_none_or(|j| !j.done.is_empty())
-    }
-}
-
-impl<T> Drop for MpiAsyncResult<'_, T> {
-    fn drop(&mut self) {
-        if let Ok(mut st) = self.pool.state.try_borrow_mut() {
-            forget_job(&mut st, self.job);
-        }
-    }
-}
-
-impl<T: Portable> Pending<T> for MpiAsyncResult<'_, T> {
-    type Error = MpiError;
-    fn get(&self) -> Result<T, MpiError> {
-        MpiAsyncResult::get(self)
-    }
-}
-
-impl PoolApi for MpiPool {
-    type Error = MpiError;
-
-    fn map<F, T, R>(&self, f: F, items: impl IntoIterator<Item = T>) -> Result<Vec<R>, MpiError>
-    where
-        F: Fn(T) -> R + Copy + Send + 'static,
-        T: Portable,
-        R: Portable,
-    {
-        MpiPool::map(self, f, items)
-    }
-
-    fn starmap<F, A>(
-        &self,
-        f: F,
-        items: impl IntoIterator<Item = A>,
-    ) -> Result<Vec<F::Output>, MpiError>
-    where
-        F: Target<A> + Copy,
-        A: Portable,
-        F::Output: Portable,
-    {
-        MpiPool::starmap(self, f, items)
-    }
-
-    fn imap<F, T, R, I>(&self, f: F, items: I) -> impl Iterator<Item = Result<R, MpiError>>
-    where
-        F: Fn(T) -> R + Copy + Send + 'static,
-        I: IntoIterator<Item = T>,
-        T: Portable,
-        R: Portable,
-    {
-        MpiPool::imap(self, f, items)
-    }
-
-    fn imap_unordered<F, T, R, I>(
-        &self,
-        f: F,
-        items: I,
-    ) -> impl Iterator<Item = Result<R, MpiError>>
-    where
-        F: Fn(T) -> R + Copy + Send + 'static,
-        I: IntoIterator<Item = T>,
-        T: Portable,
-        R: Portable,
-    {
-        MpiPool::imap_unordered(self, f, items)
-    }
-
-    fn apply_async<F, A>(
-        &self,
-        f: F,
-        args: A,
-    ) -> Result<impl Pending<F::Output, Error = MpiError>, MpiError>
-    where
-        F: Target<A> + Copy,
-        A: Portable,
-        F::Output: Portable,
-    {
-        MpiPool::apply_async(self, f, args)
     }
 }
