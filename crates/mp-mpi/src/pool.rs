@@ -247,6 +247,14 @@ fn handshake(
 /// }
 /// ```
 ///
+/// All MPI calls stay on the thread that initialised MPI: the pool cannot be sent to, or
+/// shared with, another thread.
+///
+/// ```compile_fail
+/// fn on_another_thread<T: Send>(_: T) {}
+/// on_another_thread(mp_mpi::MpiPool::init().unwrap());
+/// ```
+///
 /// Without `mpirun` (a singleton), [`init`](MpiPool::init) fails with
 /// [`MpiError::NoWorkers`]: the program says so rather than silently running elsewhere.
 /// A rank killed whole (not a task in it) ends the job: Open MPI 4 aborts every rank, and
@@ -353,6 +361,14 @@ impl MpiPool {
 
     /// `f` applied to every item, in input order (Python's `map`); chunks of
     /// `ceil(n / (4 × worker ranks))` items unless [`chunksize`](MpiPool::chunksize) says.
+    ///
+    /// A closure that captures state does not build (a worker rank could not recreate it):
+    ///
+    /// ```compile_fail
+    /// let pool = mp_mpi::MpiPool::init().unwrap();
+    /// let (scale, shift) = (3u64, 1u64);
+    /// let _ = pool.map(move |i: u64| i * scale + shift, 0..3);
+    /// ```
     pub fn map<F, T, R>(&self, f: F, items: impl IntoIterator<Item = T>) -> Result<Vec<R>, MpiError>
     where
         F: Fn(T) -> R + Copy + Send + 'static,

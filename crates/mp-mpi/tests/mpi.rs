@@ -388,9 +388,20 @@ mod suite {
             assert_eq!(pool.map(square, 0..100u64).unwrap().len(), 100);
         });
         test("a_closure_with_state_is_refused", || {
+            // A fn pointer is found on the worker ranks.
             let f: fn(u64) -> u64 = square;
-            // A fn pointer is fine; a capturing closure does not compile (as with `Pool`).
             assert_eq!(pool.map(f, [3u64]).unwrap(), [9]);
+            // A closure that captures a pointer-sized value builds (wider ones do not), but
+            // no rank could recreate it: a typed error before anything is sent.
+            let k = std::hint::black_box(3u64);
+            let e = pool.map(move |x: u64| x * k, [1u64]).unwrap_err();
+            assert!(matches!(e, MpiError::InvalidArgument(m) if m.contains("captures state")));
+            let mut lazy = pool.imap(move |x: u64| x * k, 0..);
+            assert!(matches!(
+                lazy.next(),
+                Some(Err(MpiError::InvalidArgument(_)))
+            ));
+            assert!(lazy.next().is_none());
         });
         drop(pool);
         println!("main suite: all passed");
