@@ -355,6 +355,27 @@ mod suite {
             let got = pool.chunksize(1).map(square, 0..30u64).unwrap();
             assert_eq!(got, (0..30).map(square).collect::<Vec<_>>());
         });
+        test("a_task_killed_as_by_the_oom_killer", || {
+            let e = pool.chunksize(2).map(sigkill_at_4, 0..8u64).unwrap_err();
+            match e {
+                MpiError::Task {
+                    error:
+                        PoolError::WorkerDied {
+                            index,
+                            len,
+                            exitcode,
+                            ..
+                        },
+                    ..
+                } => {
+                    assert_eq!((index, exitcode), (4, -libc::SIGKILL));
+                    // The local chunk that died: the MPI chunk of 2 split over the rank's
+                    // 2 local processes.
+                    assert_eq!(len, 1);
+                }
+                other => panic!("{other:?}"),
+            }
+        });
         test("a_result_over_the_limit", || {
             let e = pool
                 .chunksize(1)
@@ -423,6 +444,15 @@ mod suite {
             // SAFETY: raising a signal has no memory effects; SIGSEGV's default action
             // kills this (local pool worker) process, which is the point.
             unsafe { libc::raise(libc::SIGSEGV) };
+        }
+        x
+    }
+
+    fn sigkill_at_4(x: u64) -> u64 {
+        if x == 4 {
+            // SAFETY: raising a signal has no memory effects; SIGKILL ends this (local pool
+            // worker) process, as the OOM killer would.
+            unsafe { libc::raise(libc::SIGKILL) };
         }
         x
     }
