@@ -57,7 +57,15 @@ fn serve_on(world: &SimpleCommunicator) -> Result<(), String> {
         // The master checked already; this side keeps a forged START from running code.
         return Err("the master runs another executable; no task will run here".into());
     }
-    let pool = Pool::new(start.local_processes.max(1) as usize);
+    // Forkserver, whatever the program's default: the local workers are forked from a server
+    // exec'd afresh, never from this process, whose MPI state (pinned memory on InfiniBand)
+    // a fork must not share.
+    let pool = Pool::builder()
+        .processes(start.local_processes.max(1) as usize)
+        .context(
+            mp_spawn::get_context(mp_spawn::StartMethod::Forkserver).map_err(|e| e.to_string())?,
+        )
+        .build();
     loop {
         let (bytes, tag) = receive_from(&master);
         match tag {
