@@ -154,7 +154,7 @@ fn handshake(
     // forever; past the deadline the job is aborted, since MPI_Finalize would wait for it.
     let deadline = mp_sys::deadline::of(config.deadline);
     for _ in 1..size {
-        let mut idle = Backoff::new(Backoff::MASTER);
+        let mut idle = Backoff::new();
         let probed = loop {
             if let Some(probed) = world
                 .any_process()
@@ -516,10 +516,10 @@ impl MpiPool {
 
     /// Polls until `ready` holds.
     pub(crate) fn pump(&self, st: &mut State, ready: impl Fn(&State) -> bool) {
-        let mut idle = Backoff::new(Backoff::MASTER);
+        let mut idle = Backoff::new();
         loop {
             if self.poll(st) {
-                idle = Backoff::new(Backoff::MASTER);
+                idle = Backoff::new();
             }
             if ready(st) {
                 return;
@@ -638,7 +638,7 @@ impl Drop for MpiPool {
         st.jobs.clear();
         // Wait for the chunks still running, so that no rank is mid-task when told to stop.
         let deadline = mp_sys::deadline::of(self.config.deadline);
-        let mut idle = Backoff::new(Backoff::MASTER);
+        let mut idle = Backoff::new();
         let st = self.state.get_mut();
         while st.ranks.iter().any(|r| r.running.is_some()) {
             while let Some(probed) = self

@@ -98,7 +98,7 @@ fn serve_on(world: &SimpleCommunicator) -> Result<(), String> {
 /// The next message from `source` (any tag), polled with a back-off rather than MPI's busy
 /// wait, so that an idle rank leaves the CPU to the others.
 fn receive_from(source: &mpi::topology::Process<'_>) -> (Vec<u8>, i32) {
-    let mut idle = Backoff::new(Backoff::WORKER);
+    let mut idle = Backoff::new();
     loop {
         if let Some(probed) = source.immediate_matched_probe() {
             let (bytes, status) = probed.matched_receive_vec::<u8>();
