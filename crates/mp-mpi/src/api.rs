@@ -96,6 +96,46 @@ pub trait PoolApi {
         T: Portable,
         R: Portable;
 
+    /// As [`map`](PoolApi::map), `chunksize` items per task (Python's
+    /// `map(f, items, chunksize)`; at least 1).
+    fn map_chunksize<F, T, R>(
+        &self,
+        chunksize: usize,
+        f: F,
+        items: impl IntoIterator<Item = T>,
+    ) -> Result<Vec<R>, Self::Error>
+    where
+        F: Fn(T) -> R + Copy + Send + 'static,
+        T: Portable,
+        R: Portable;
+
+    /// As [`imap`](PoolApi::imap), `chunksize` items per task (Python's
+    /// `imap(f, items, chunksize)`).
+    fn imap_chunksize<F, T, R, I>(
+        &self,
+        chunksize: usize,
+        f: F,
+        items: I,
+    ) -> impl Iterator<Item = Result<R, Self::Error>>
+    where
+        F: Fn(T) -> R + Copy + Send + 'static,
+        I: IntoIterator<Item = T>,
+        T: Portable,
+        R: Portable;
+
+    /// As [`imap_unordered`](PoolApi::imap_unordered), `chunksize` items per task.
+    fn imap_unordered_chunksize<F, T, R, I>(
+        &self,
+        chunksize: usize,
+        f: F,
+        items: I,
+    ) -> impl Iterator<Item = Result<R, Self::Error>>
+    where
+        F: Fn(T) -> R + Copy + Send + 'static,
+        I: IntoIterator<Item = T>,
+        T: Portable,
+        R: Portable;
+
     /// `f(args...)` in a worker; the value comes through [`Pending::get`] (Python's
     /// `apply_async`).
     fn apply_async<F, A>(
@@ -156,6 +196,50 @@ impl PoolApi for Pool {
         R: Portable,
     {
         Pool::imap_unordered(self, f, items)
+    }
+
+    fn map_chunksize<F, T, R>(
+        &self,
+        chunksize: usize,
+        f: F,
+        items: impl IntoIterator<Item = T>,
+    ) -> Result<Vec<R>, PoolError>
+    where
+        F: Fn(T) -> R + Copy + Send + 'static,
+        T: Portable,
+        R: Portable,
+    {
+        Pool::chunksize(self, chunksize).map(f, items)
+    }
+
+    fn imap_chunksize<F, T, R, I>(
+        &self,
+        chunksize: usize,
+        f: F,
+        items: I,
+    ) -> impl Iterator<Item = Result<R, PoolError>>
+    where
+        F: Fn(T) -> R + Copy + Send + 'static,
+        I: IntoIterator<Item = T>,
+        T: Portable,
+        R: Portable,
+    {
+        Pool::chunksize(self, chunksize).imap(f, items)
+    }
+
+    fn imap_unordered_chunksize<F, T, R, I>(
+        &self,
+        chunksize: usize,
+        f: F,
+        items: I,
+    ) -> impl Iterator<Item = Result<R, PoolError>>
+    where
+        F: Fn(T) -> R + Copy + Send + 'static,
+        I: IntoIterator<Item = T>,
+        T: Portable,
+        R: Portable,
+    {
+        Pool::chunksize(self, chunksize).imap_unordered(f, items)
     }
 
     fn apply_async<F, A>(

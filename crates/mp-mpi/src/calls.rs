@@ -455,6 +455,50 @@ impl PoolApi for MpiPool {
         MpiPool::imap_unordered(self, f, items)
     }
 
+    fn map_chunksize<F, T, R>(
+        &self,
+        chunksize: usize,
+        f: F,
+        items: impl IntoIterator<Item = T>,
+    ) -> Result<Vec<R>, MpiError>
+    where
+        F: Fn(T) -> R + Copy + Send + 'static,
+        T: Portable,
+        R: Portable,
+    {
+        MpiPool::chunksize(self, chunksize).map(f, items)
+    }
+
+    fn imap_chunksize<F, T, R, I>(
+        &self,
+        chunksize: usize,
+        f: F,
+        items: I,
+    ) -> impl Iterator<Item = Result<R, MpiError>>
+    where
+        F: Fn(T) -> R + Copy + Send + 'static,
+        I: IntoIterator<Item = T>,
+        T: Portable,
+        R: Portable,
+    {
+        MpiPool::chunksize(self, chunksize).imap(f, items)
+    }
+
+    fn imap_unordered_chunksize<F, T, R, I>(
+        &self,
+        chunksize: usize,
+        f: F,
+        items: I,
+    ) -> impl Iterator<Item = Result<R, MpiError>>
+    where
+        F: Fn(T) -> R + Copy + Send + 'static,
+        I: IntoIterator<Item = T>,
+        T: Portable,
+        R: Portable,
+    {
+        MpiPool::chunksize(self, chunksize).imap_unordered(f, items)
+    }
+
     fn apply_async<F, A>(
         &self,
         f: F,

@@ -41,6 +41,9 @@ where
         let squares = pool.map(square, 0..n).unwrap();
         assert_eq!(squares, (0..n).map(square).collect::<Vec<_>>());
     }
+    // test_map, second half: pmap(sqr, list(range(100)), chunksize=20).
+    let squares = pool.map_chunksize(20, square, 0..100u64).unwrap();
+    assert_eq!(squares, (0..100u64).map(square).collect::<Vec<_>>());
     // test_starmap: starmap(mul, zip(range(10), range(9, -1, -1))) == itertools.starmap(...).
     let tuples: Vec<(u64, u64)> = (0..10).zip((0..10).rev()).collect();
     let expected: Vec<u64> = tuples.iter().map(|&(a, b)| mul(a, b)).collect();
@@ -52,6 +55,19 @@ where
         .collect::<Result<_, _>>()
         .unwrap();
     assert_eq!(all, (0..10u64).map(square).collect::<Vec<_>>());
+    // test_imap, second half: imap(sqr, list(range(1000)), chunksize=100).
+    let all: Vec<u64> = pool
+        .imap_chunksize(100, square, 0..1000u64)
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(all, (0..1000u64).map(square).collect::<Vec<_>>());
+    // test_imap_unordered, second half: chunksize=53.
+    let mut unordered: Vec<u64> = pool
+        .imap_unordered_chunksize(53, square, 0..1000u64)
+        .collect::<Result<_, _>>()
+        .unwrap();
+    unordered.sort_unstable();
+    assert_eq!(unordered, (0..1000u64).map(square).collect::<Vec<_>>());
     // test_imap_unordered: sorted(imap_unordered(sqr, range(1000))) == list(map(sqr, ...)).
     let mut thousand: Vec<u64> = pool
         .imap_unordered(square, 0..1000u64)
