@@ -19,6 +19,7 @@ mod alone;
 mod chart;
 mod figures;
 mod metrics;
+mod mpi;
 mod python;
 mod report;
 mod stress;
@@ -91,8 +92,10 @@ fn bench(quick: bool, no_bench: bool) -> ExitCode {
         .into_iter()
         .map(|script| (script, python.run(&root, script, quick)))
         .collect();
+    let mpi = mpi::run(&root, quick);
     let inputs = Inputs {
         root: &root,
+        mpi: &mpi,
         python: &figures,
         python_missing: python
             .missing()

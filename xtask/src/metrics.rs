@@ -51,6 +51,8 @@ enum Src {
     Crit(&'static str, &'static str, Conv),
     /// A line of a Python script, already in the metric's unit: (script, key).
     Py(&'static str, &'static str),
+    /// A line of an MPI run (`mpi`): mp-mpi's (`true`) or mpi4py.futures' (`false`).
+    Mpi(bool, &'static str),
     /// One figure divided by another.
     Ratio(Box<Src>, Box<Src>),
     /// Not measured, and why.
@@ -119,6 +121,8 @@ pub(crate) struct Inputs<'a> {
     pub(crate) python_missing: &'a str,
     /// CPUs this process may use.
     pub(crate) cpus: usize,
+    /// The MPI runs' figures.
+    pub(crate) mpi: &'a crate::mpi::MpiFigures,
 }
 
 impl Inputs<'_> {
@@ -134,6 +138,20 @@ impl Inputs<'_> {
                     .ok_or_else(|| format!("{script} printed no {key}")),
                 _ => Err(self.python_missing.to_string()),
             },
+            Src::Mpi(rust, key) => {
+                let figures = if *rust {
+                    &self.mpi.rust
+                } else {
+                    &self.mpi.python
+                };
+                match figures {
+                    Ok(figures) => figures
+                        .get(*key)
+                        .copied()
+                        .ok_or_else(|| format!("the MPI run printed no {key}")),
+                    Err(e) => Err(e.clone()),
+                }
+            }
             Src::Ratio(a, b) => self
                 .eval(a)?
                 .ratio(self.eval(b)?)
@@ -417,6 +435,20 @@ fn definitions() -> Vec<Def> {
             python: (ratio(Py("pool.py", "cpu_serial_s"), Py("pool.py", "cpu_pool_s")), "Pool(2).map against a loop"),
             peer: (ratio(serial(), Crit("procspawn_pool", "cpu_4_jobs", Ns)), "procspawn Pool(2)"),
             // Measured, not 2.0: a shared host rarely gives two threads a full 2x.
+            limit: (ratio(serial(), Crit("pool_cpu", "threads_2_4_jobs", Ns)), "the same 4 jobs on 2 threads of one process"),
+        },
+        Def {
+            key: "mpi_map_tasks_per_s", label: "MpiPool.map, 200k trivial tasks, default chunksize, 1 master + 2 worker ranks (mpirun -n 3)", unit: "tasks/s", better: Higher,
+            mp: Mpi(true, "map_200k_tasks_per_s"),
+            python: (Mpi(false, "map_200k_tasks_per_s"), "mpi4py.futures MPIPoolExecutor.map, same chunksize"),
+            peer: (Mpi(true, "local_map_200k_tasks_per_s"), "mp's local Pool(2).map, in the same mpirun job"),
+            limit: (Missing("no OS bound (see pool_map_tasks_per_s)"), ""),
+        },
+        Def {
+            key: "mpi_cpu_speedup_2_workers", label: "4 x sum of i*i (i < 10^7) on 2 worker ranks: speedup over serial", unit: "x", better: Higher,
+            mp: ratio(Mpi(true, "cpu_serial_s"), Mpi(true, "cpu_pool_s")),
+            python: (ratio(Mpi(false, "cpu_serial_s"), Mpi(false, "cpu_pool_s")), "mpi4py.futures, 2 worker ranks"),
+            peer: (ratio(Mpi(true, "cpu_serial_s"), Mpi(true, "local_cpu_pool_s")), "mp's local Pool(2), in the same mpirun job"),
             limit: (ratio(serial(), Crit("pool_cpu", "threads_2_4_jobs", Ns)), "the same 4 jobs on 2 threads of one process"),
         },
         Def {
