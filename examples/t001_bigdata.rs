@@ -38,7 +38,11 @@ fn write_squares((input, mut out): (SharedArray<f64>, Chunk<f64>)) {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let input = SharedArray::from_vec((0..LEN).map(|i| (i % 1000) as f64).collect())?;
-    println!("input: {} f64 ({} MiB), shared", input.len(), (LEN * 8) >> 20);
+    println!(
+        "input: {} f64 ({} MiB), shared",
+        input.len(),
+        (LEN * 8) >> 20
+    );
     let pool = Pool::new(2)?;
 
     let start = Instant::now();

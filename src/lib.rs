@@ -65,11 +65,11 @@ pub use mp_shm::{
 pub use mp_shm::{Chunk, Chunks, JoinError, SharedArray, SharedArrayMut};
 pub use mp_shm::{DictError, SharedDict};
 
+#[cfg(feature = "async")]
+pub use mp_pool::IMapStream;
 pub use mp_pool::{
     AsyncResult, IMap, Parallel, Pool, PoolBuilder, PoolError, ProcessPoolExecutor, as_completed,
 };
-#[cfg(feature = "async")]
-pub use mp_pool::IMapStream;
 
 pub use mp_managers::{Manager, ManagerError};
 
