@@ -32,7 +32,7 @@ use std::time::Instant;
 use crate::metrics::Inputs;
 use crate::python::{Python, run_capture};
 
-const BENCHES: [&str; 4] = ["start_join", "ipc", "shm", "pool"];
+const BENCHES: [&str; 5] = ["start_join", "ipc", "shm", "pool", "bigdata"];
 const SCRIPTS: [&str; 5] = ["start_join.py", "ipc.py", "shm.py", "pool.py", "bigdata.py"];
 
 fn main() -> ExitCode {
