@@ -32,7 +32,7 @@ fn die_on(x: u64, victim: u64, signal: i32) -> u64 {
     if x == victim {
         // SAFETY: raising a signal in this worker process is the behaviour under test.
         unsafe { libc::raise(signal) };
-        std::process::exit(3);
+        mp_sys::process::exit_now(3);
     }
     x
 }

@@ -30,8 +30,11 @@ fn greet(name: String) -> String {
 
 fn nothing() {}
 
+// Not `std::process::exit`: in a child forked from a multi-threaded test process, std's exit
+// cleanup takes a std-internal lock that another thread may have held at the fork (a thread
+// starting or ending then), and the child hangs. `_exit` is what Python's children use too.
 fn exit_with(code: i32) -> Vec<u8> {
-    std::process::exit(code)
+    mp_sys::process::exit_now(code)
 }
 
 fn boom() -> (u8, u8) {

@@ -80,7 +80,7 @@ fn middle(method: String, report: Fd, joined: Option<Fd>, then: u8) {
     match then {
         0 => park_forever(),
         1 => {}
-        2 => std::process::exit(101),
+        2 => mp_sys::process::exit_now(101),
         _ => panic!("the middle process panics"),
     }
 }

@@ -160,12 +160,15 @@ fn panic_message_has_location(m: StartMethod) {
     assert_eq!(p.exitcode().unwrap(), Some(1));
 }
 
+// Not `std::process::exit`: in a child forked from a multi-threaded test process, std's exit
+// cleanup takes a std-internal lock that another thread may have held at the fork (a thread
+// starting or ending then), and the child hangs. `_exit` is what Python's children use too.
 fn exit_with(code: i32) -> u8 {
-    std::process::exit(code)
+    mp_sys::process::exit_now(code)
 }
 
 fn exit_zero() {
-    std::process::exit(0)
+    mp_sys::process::exit_now(0)
 }
 
 fn explicit_exit_code(m: StartMethod) {
