@@ -393,18 +393,34 @@ mod suite {
             }
         });
         test("a_rank_silent_past_the_deadline", || {
-            // The task outlasts the deadline by far: its reply cannot come before the
-            // master's deadline, whatever the scheduling.
+            // The task waits until the master releases it, which it does only after its
+            // deadline has passed: the reply cannot come in time, whatever the scheduling.
+            let fifo = std::env::temp_dir().join(format!("mp-mpi-release-{}", std::process::id()));
+            let _ = std::fs::remove_file(&fifo);
+            assert!(
+                Command::new("mkfifo")
+                    .arg(&fifo)
+                    .status()
+                    .unwrap()
+                    .success()
+            );
             let deadline = Duration::from_millis(300);
             let e = pool
                 .chunksize(1)
                 .deadline(Some(deadline))
-                .map(sleep_ms, [5_000u64])
+                .map(wait_for_release, [fifo.to_string_lossy().into_owned()])
                 .unwrap_err();
             assert!(
                 matches!(e, MpiError::RankTimeout { rank, timeout, .. } if rank > 0 && timeout == deadline),
                 "{e:?}"
             );
+            // Released (opening for writing waits for the task's open), its rank can finish.
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&fifo)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, b"x"))
+                .unwrap();
+            std::fs::remove_file(&fifo).unwrap();
             // The other ranks go on meanwhile.
             assert_eq!(pool.map(square, 0..100u64).unwrap().len(), 100);
         });
@@ -461,9 +477,12 @@ mod suite {
         vec![0; n]
     }
 
-    fn sleep_ms(ms: u64) -> u64 {
-        std::thread::sleep(Duration::from_millis(ms));
-        ms
+    /// Blocks until the master opens the FIFO `path` for writing and writes a byte.
+    fn wait_for_release(path: String) -> u64 {
+        let mut byte = [0u8; 1];
+        let read =
+            std::fs::File::open(path).and_then(|mut f| std::io::Read::read(&mut f, &mut byte));
+        read.map_or(0, |n| n as u64)
     }
 
     fn killed_rank() {
