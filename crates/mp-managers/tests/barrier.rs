@@ -6,11 +6,14 @@
 //! sleeps so that the others time out, the party that stays away here waits for an event that
 //! only a broken barrier sets.
 
+mod common;
+use common::{manager, start};
+
 use std::time::Duration;
 
 use mp_ipc::Queue;
 use mp_managers::{Barrier, Event, List, Manager, ManagerError, RemoteError};
-use mp_spawn::testing::{ctx, park_forever};
+use mp_spawn::testing::park_forever;
 use mp_spawn::{Portable, StartMethod, Target};
 
 mp_spawn::test_matrix!(
@@ -29,20 +32,6 @@ mp_spawn::test_matrix!(
 
 /// A hang guard only: every wait bounded by it is expected to end long before.
 const HANG: Duration = Duration::from_secs(60);
-
-fn manager(m: StartMethod) -> Manager {
-    Manager::with_context(&ctx(m)).unwrap()
-}
-
-fn start<F, A>(m: StartMethod, f: F, args: A) -> mp_spawn::Process<()>
-where
-    F: Target<A, Output = ()>,
-    A: Portable + Send,
-{
-    let mut p = ctx(m).process(f, args);
-    p.start().unwrap();
-    p
-}
 
 fn is_broken<T: std::fmt::Debug>(r: Result<T, ManagerError>) -> bool {
     matches!(r, Err(ManagerError::Remote(RemoteError::BrokenBarrier)))

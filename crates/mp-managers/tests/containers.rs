@@ -4,11 +4,13 @@
 //! CPython: `TestSyncManagerTypes` (`test_set`, `test_set_init`, `test_array`, `test_list`),
 //! `_TestArray` (`test_array`, `test_array_from_size`).
 
+mod common;
+use common::{manager, run};
+
 use std::collections::HashSet;
 
-use mp_managers::{ListCall, ListServant, ManagedArray, Manager, ManagerError, RemoteError, Set};
+use mp_managers::{ListCall, ListServant, ManagedArray, ManagerError, RemoteError, Set};
 use mp_spawn::StartMethod;
-use mp_spawn::testing::ctx;
 
 mp_spawn::test_matrix!(
     set_methods_from_a_child,
@@ -22,21 +24,6 @@ mp_spawn::test_matrix!(
     list_sort_from_a_child,
     sort_refuses_a_forged_or_foreign_sorter,
 );
-
-fn manager(m: StartMethod) -> Manager {
-    Manager::with_context(&ctx(m)).unwrap()
-}
-
-fn run<F, A>(m: StartMethod, f: F, args: A)
-where
-    F: mp_spawn::Target<A, Output = ()>,
-    A: mp_spawn::Portable + Send,
-{
-    let mut p = ctx(m).process(f, args);
-    p.start().unwrap();
-    // A failed assertion in the child is a panic there, and an error here.
-    p.join().unwrap();
-}
 
 fn strings<const N: usize>(items: [&str; N]) -> HashSet<String> {
     items.iter().map(|s| s.to_string()).collect()

@@ -4,6 +4,9 @@
 //! CPython: `_TestManagerRestart`, `_TestContainers` (`test_list`, `test_dict`,
 //! `test_namespace`), `test_mymanager` (`test_nested_queue` is in `queues.rs`).
 
+mod common;
+use common::{manager, run};
+
 use mp_ipc::Queue;
 use mp_managers::{Dict, List, Manager, ManagerError, Namespace, RemoteError};
 use mp_shm::Lock;
@@ -27,20 +30,6 @@ mp_spawn::test_matrix!(
 fn signal(pid: u32, signal: i32) {
     let pidfd = mp_sys::pidfd::open(pid).unwrap();
     mp_sys::pidfd::send_signal(std::os::fd::AsFd::as_fd(&pidfd), signal).unwrap();
-}
-
-fn manager(m: StartMethod) -> Manager {
-    Manager::with_context(&ctx(m)).unwrap()
-}
-
-fn run<F, A>(m: StartMethod, f: F, args: A)
-where
-    F: mp_spawn::Target<A, Output = ()>,
-    A: mp_spawn::Portable + Send,
-{
-    let mut p = ctx(m).process(f, args);
-    p.start().unwrap();
-    p.join().unwrap();
 }
 
 fn fill(d: Dict<String, i64>, l: List<i64>, ns: Namespace) {

@@ -8,12 +8,15 @@
 //! Ordering comes from events, never from a sleep; timeouts are hang guards, or the subject of
 //! the test (then only "timed out" is asserted, never how long it took).
 
+mod common;
+use common::{manager, start};
+
 use std::time::Duration;
 
 use mp_ipc::Queue;
-use mp_managers::{Dict, Event, JoinableQueue, ManagedQueue, Manager, ManagerError, RemoteError};
-use mp_spawn::testing::{ctx, park_forever};
-use mp_spawn::{Portable, StartMethod, Target};
+use mp_managers::{Dict, Event, JoinableQueue, ManagedQueue, ManagerError, RemoteError};
+use mp_spawn::StartMethod;
+use mp_spawn::testing::park_forever;
 
 mp_spawn::test_matrix!(
     put,
@@ -32,20 +35,6 @@ mp_spawn::test_matrix!(
 const HANG: Duration = Duration::from_secs(60);
 /// A timeout the test is about (CPython's `TIMEOUT1`..`TIMEOUT3`).
 const TIMEOUT1: Duration = Duration::from_millis(100);
-
-fn manager(m: StartMethod) -> Manager {
-    Manager::with_context(&ctx(m)).unwrap()
-}
-
-fn start<F, A>(m: StartMethod, f: F, args: A) -> mp_spawn::Process<()>
-where
-    F: Target<A, Output = ()>,
-    A: Portable + Send,
-{
-    let mut p = ctx(m).process(f, args);
-    p.start().unwrap();
-    p
-}
 
 fn is_full<T: std::fmt::Debug>(r: Result<T, ManagerError>) -> bool {
     matches!(r, Err(ManagerError::Remote(RemoteError::Full)))

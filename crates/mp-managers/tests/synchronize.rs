@@ -8,14 +8,17 @@
 //! where CPython sleeps "long enough" for the others to be waiting, these tests wait for a
 //! fact that proves they are.
 
+mod common;
+use common::{manager, start};
+
 use std::time::Duration;
 
 use mp_ipc::Queue;
 use mp_managers::{
-    Condition, Event, Lock, ManagedValue, Manager, ManagerError, RLock, RemoteError, Semaphore,
+    Condition, Event, Lock, ManagedValue, ManagerError, RLock, RemoteError, Semaphore,
 };
-use mp_spawn::testing::{ctx, park_forever};
-use mp_spawn::{Portable, StartMethod, Target};
+use mp_spawn::StartMethod;
+use mp_spawn::testing::park_forever;
 
 mp_spawn::test_matrix!(
     lock,
@@ -46,20 +49,6 @@ mp_spawn::test_matrix!(
 const HANG: Duration = Duration::from_secs(60);
 /// A timeout the test is about (CPython's `TIMEOUT1`): only "timed out" is asserted.
 const TIMEOUT1: Duration = Duration::from_millis(100);
-
-fn manager(m: StartMethod) -> Manager {
-    Manager::with_context(&ctx(m)).unwrap()
-}
-
-fn start<F, A>(m: StartMethod, f: F, args: A) -> mp_spawn::Process<()>
-where
-    F: Target<A, Output = ()>,
-    A: Portable + Send,
-{
-    let mut p = ctx(m).process(f, args);
-    p.start().unwrap();
-    p
-}
 
 /// Takes one unit of `sem`, which must come (the hang guard panics otherwise).
 fn take(sem: &Semaphore) {
