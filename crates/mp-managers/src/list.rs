@@ -1,5 +1,6 @@
 //! `Manager::list`: a list held by the server, with Python's indexing (negative from the end).
 
+use mp_spawn::code::{Kind, RawCodeRef};
 use std::any::Any;
 
 use serde::{Deserialize, Serialize};
@@ -49,11 +50,11 @@ pub enum ListCall<T> {
     /// `l.reverse()`
     Reverse,
     /// `l.sort(reverse=...)`: `sorter` names `sort_vec::<T>` in the server (build it with
-    /// [`ListCall::sort`]); an offset that names no sorter, or the sorter of another item
+    /// [`ListCall::sort`]); a reference that names no sorter, or the sorter of another item
     /// type, is refused with `RemoteError::BadCall`.
     Sort {
-        /// The offset of the sorter in the `mp_list_sorters` section.
-        sorter: i64,
+        /// The sorter's registered code reference.
+        sorter: RawCodeRef,
         /// Largest first (Python's `reverse=True`).
         reverse: bool,
     },
@@ -63,7 +64,7 @@ impl<T: ListItem + Ord> ListCall<T> {
     /// `l.sort(reverse=reverse)`, naming the sorter of `T` for the server.
     pub fn sort(reverse: bool) -> ListCall<T> {
         ListCall::Sort {
-            sorter: sorters().offset(sort_vec::<T>),
+            sorter: mp_spawn::code_ref!(SORTERS, sort_vec::<T>).raw(),
             reverse,
         }
     }
@@ -71,41 +72,19 @@ impl<T: ListItem + Ord> ListCall<T> {
 
 // Sorting on the server. `ListServant<T>` is created for any `T: ListItem` (only `PartialEq`), so
 // it cannot call `sort` generically, and Rust has no specialisation to ask "is T: Ord?" there.
-// The client, which knows `T: Ord`, names the monomorphised `sort_vec::<T>` by its offset in
-// the `mp_list_sorters` link section, the way a servant's type is named (servant.rs): the
-// server runs the same image, resolves the offset only inside the section (anything else is
-// refused), and the sorter checks the `TypeId` of what it is given before it sorts, so a
-// sorter of another type (a forged or mixed-up call) is an error, never a wrong cast.
+// The client, which knows `T: Ord`, names the monomorphised `sort_vec::<T>` by its registered
+// code reference, the way a servant's type is named (servant.rs): the server resolves it only
+// if it is exactly a registered sorter (anything else is refused), and the sorter checks the
+// `TypeId` of what it is given before it sorts, so a sorter of another type (a forged or
+// mixed-up call) is an error, never a wrong cast.
 
 /// A sorter: sorts the `Vec<T>` behind the `&mut dyn Any` (largest first if asked), or
 /// returns `false` if it is not a `Vec` of its `T`.
 type Sorter = fn(&mut dyn Any, bool) -> bool;
 
-unsafe extern "C" {
-    // The linker defines these around the section holding every `sort_vec` instance (and
-    // `no_sorter`, so that the section always exists).
-    static __start_mp_list_sorters: u8;
-    static __stop_mp_list_sorters: u8;
-}
+// SAFETY: `Sorter` is a fn pointer type.
+static SORTERS: Kind<Sorter> = unsafe { Kind::new() };
 
-fn sorters() -> mp_spawn::code::Section<Sorter> {
-    // SAFETY: `mp_list_sorters` holds only `sort_vec` instances and `no_sorter`, all `Sorter`s.
-    unsafe {
-        mp_spawn::code::Section::new(
-            &raw const __start_mp_list_sorters,
-            &raw const __stop_mp_list_sorters,
-            no_sorter,
-        )
-    }
-}
-
-/// Never a sorter: keeps `mp_list_sorters` in every program that links the server.
-#[unsafe(link_section = "mp_list_sorters")]
-fn no_sorter(_: &mut dyn Any, _: bool) -> bool {
-    false
-}
-
-#[unsafe(link_section = "mp_list_sorters")]
 fn sort_vec<T: Ord + 'static>(v: &mut dyn Any, reverse: bool) -> bool {
     let Some(v) = v.downcast_mut::<Vec<T>>() else {
         return false;
@@ -221,10 +200,10 @@ impl<T: ListItem> Servant for ListServant<T> {
                 ListReply::Done
             }
             ListCall::Sort { sorter, reverse } => {
-                let sort = sorters()
-                    .get(sorter)
+                let sort = SORTERS
+                    .resolve(sorter)
                     .ok_or_else(|| RemoteError::BadCall("no such sorter".to_owned()))?;
-                if !sort(v, reverse) {
+                if !(sort.get())(v, reverse) {
                     return Err(RemoteError::BadCall(
                         "the sorter of another item type".to_owned(),
                     ));

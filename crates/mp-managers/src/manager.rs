@@ -13,7 +13,7 @@ use crate::error::{ManagerError, unexpected};
 use crate::link::{Endpoint, request};
 use crate::protocol::{Reply, Request};
 use crate::proxy::{BaseProxy, Managed, Proxy, type_name};
-use crate::servant::{Servant, SharedServant, shared_type_offset, type_offset};
+use crate::servant::{Servant, SharedServant, shared_type_ref, type_ref};
 use crate::server::{bind, run, serve};
 
 /// How long `shutdown` waits for the server to exit before it kills it.
@@ -162,7 +162,7 @@ impl Manager {
     /// `BaseManager.register(typeid, callable)` then `manager.typeid(...)`); see [`Servant`].
     pub fn serve<S: Servant>(&self, args: S::Args) -> Result<Proxy<S>, ManagerError> {
         Ok(Proxy::new(self.create(
-            type_offset::<S>(),
+            type_ref::<S>(),
             type_name::<S>(),
             &args,
         )?))
@@ -173,18 +173,18 @@ impl Manager {
         &self,
         args: S::Args,
     ) -> Result<BaseProxy, ManagerError> {
-        self.create(shared_type_offset::<S>(), type_name::<S>(), &args)
+        self.create(shared_type_ref::<S>(), type_name::<S>(), &args)
     }
 
     fn create<A: Serialize>(
         &self,
-        type_offset: i64,
+        type_ref: mp_spawn::code::RawCodeRef,
         type_name: &str,
         args: &A,
     ) -> Result<BaseProxy, ManagerError> {
         let args = postcard::to_stdvec(args).map_err(|e| ManagerError::Encode(e.to_string()))?;
         let create = Request::Create {
-            type_offset,
+            type_ref,
             type_name: type_name.to_owned(),
             args,
         };

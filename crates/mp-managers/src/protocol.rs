@@ -41,10 +41,10 @@ pub(crate) struct Hello {
 /// A client's request.
 #[derive(Serialize, Deserialize, Debug)]
 pub(crate) enum Request {
-    /// Creates an object of the type `type_offset` names (see `servant`); `type_name` is what
+    /// Creates an object of the type `type_ref` names (see `servant`); `type_name` is what
     /// a lookup checks.
     Create {
-        type_offset: i64,
+        type_ref: mp_spawn::code::RawCodeRef,
         type_name: String,
         args: Vec<u8>,
     },

@@ -2,11 +2,14 @@
 //! client names the type of the object it wants the server to create.
 //!
 //! A servant type `S` answers calls of its own serde enum `S::Call` with `S::Reply`. The
-//! client names "create an `S`" by the offset of the monomorphised `create::<S>`, looked up in
-//! the `mp_manager_types` link section ([`mp_spawn::code::Section`]): the server runs the same
-//! executable image (mp-spawn started it, or a remote server checked the build), so the offset
-//! names the same function there, and an offset outside the section is refused.
+//! client names "create an `S`" by the registered code reference of the monomorphised
+//! `create::<S>` ([`mp_spawn::code`]): the server runs the same executable image (mp-spawn
+//! started it, or a remote server checked the build), so the reference names the same
+//! function there. The server resolves it only if it is exactly a registered creator, so an
+//! authkey holder who forges one can create an object of some registered type at most, never
+//! run other code.
 
+use mp_spawn::code::{Kind, RawCodeRef};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
@@ -125,51 +128,31 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, RemoteError> {
 /// Creates a servant from its encoded arguments (the server side of `Request::Create`).
 pub(crate) type Create = fn(&[u8]) -> Result<Arc<dyn Erased>, RemoteError>;
 
-unsafe extern "C" {
-    // The linker defines these around the section holding every `create` instance (and
-    // `no_type`, so that the section always exists).
-    static __start_mp_manager_types: u8;
-    static __stop_mp_manager_types: u8;
-}
+// SAFETY: `Create` is a fn pointer type.
+static TYPES: Kind<Create> = unsafe { Kind::new() };
 
-fn types() -> mp_spawn::code::Section<Create> {
-    // SAFETY: `mp_manager_types` holds only `create` instances and `no_type`, all `Create`s.
-    unsafe {
-        mp_spawn::code::Section::new(
-            &raw const __start_mp_manager_types,
-            &raw const __stop_mp_manager_types,
-            no_type,
-        )
-    }
-}
-
-/// Never a type: keeps `mp_manager_types` in every program that links the server.
-#[unsafe(link_section = "mp_manager_types")]
-fn no_type(_: &[u8]) -> Result<Arc<dyn Erased>, RemoteError> {
-    Err(RemoteError::BadCall("no such type".to_owned()))
-}
-
-#[unsafe(link_section = "mp_manager_types")]
 fn create<S: Servant>(args: &[u8]) -> Result<Arc<dyn Erased>, RemoteError> {
     Ok(Arc::new(Exclusive(Mutex::new(S::create(decode(args)?)))))
 }
 
-#[unsafe(link_section = "mp_manager_types")]
 fn create_shared<S: SharedServant>(args: &[u8]) -> Result<Arc<dyn Erased>, RemoteError> {
     Ok(Arc::new(Shared(S::create(decode(args)?))))
 }
 
-/// The offset that names "create an `S`" in the server.
-pub(crate) fn type_offset<S: Servant>() -> i64 {
-    types().offset(create::<S>)
+/// The reference that names "create an `S`" in the server.
+pub(crate) fn type_ref<S: Servant>() -> RawCodeRef {
+    mp_spawn::code_ref!(TYPES, create::<S>).raw()
 }
 
-/// The offset that names "create an `S`" in the server, for a [`SharedServant`].
-pub(crate) fn shared_type_offset<S: SharedServant>() -> i64 {
-    types().offset(create_shared::<S>)
+/// The reference that names "create an `S`" in the server, for a [`SharedServant`].
+pub(crate) fn shared_type_ref<S: SharedServant>() -> RawCodeRef {
+    mp_spawn::code_ref!(TYPES, create_shared::<S>).raw()
 }
 
-/// The creator an offset names, if it names one.
-pub(crate) fn creator_at(offset: i64) -> Option<Create> {
-    types().get(offset)
+/// The creator `raw` names, if it names exactly one (anything a client sends is checked so).
+pub(crate) fn creator_at(raw: RawCodeRef) -> Option<Create> {
+    TYPES.resolve(raw).map(|r| r.get())
 }
+
+#[cfg(test)]
+mod test;

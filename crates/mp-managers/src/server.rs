@@ -283,10 +283,10 @@ impl Client<'_> {
         let objects = &self.state.objects;
         match request {
             Request::Create {
-                type_offset,
+                type_ref,
                 type_name,
                 args,
-            } => self.create(type_offset, type_name, &args),
+            } => self.create(type_ref, type_name, &args),
             Request::Call { id, call } => {
                 let Some(servant) = objects.lock().get(&id).map(|o| Arc::clone(&o.servant)) else {
                     return Reply::Error(RemoteError::NoSuchObject(id));
@@ -379,14 +379,19 @@ impl Client<'_> {
         }
     }
 
-    fn create(&self, type_offset: i64, type_name: String, args: &[u8]) -> Reply {
+    fn create(
+        &self,
+        type_ref: mp_spawn::code::RawCodeRef,
+        type_name: String,
+        args: &[u8],
+    ) -> Reply {
         if !self.same_build {
             return Reply::Error(RemoteError::BadCall(
                 "the client runs another build than the server: it cannot create objects"
                     .to_owned(),
             ));
         }
-        let Some(create) = creator_at(type_offset) else {
+        let Some(create) = creator_at(type_ref) else {
             return Reply::Error(RemoteError::BadCall(
                 "the type is unknown to the server (a different build?)".to_owned(),
             ));

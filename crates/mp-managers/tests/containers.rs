@@ -11,6 +11,7 @@ use std::collections::HashSet;
 
 use mp_managers::{ListCall, ListServant, ManagedArray, ManagerError, RemoteError, Set};
 use mp_spawn::StartMethod;
+use mp_spawn::code::RawCodeRef;
 
 mp_spawn::test_matrix!(
     set_methods_from_a_child,
@@ -351,8 +352,10 @@ fn list_sort_from_a_child(m: StartMethod) {
     assert!(empty.is_empty().unwrap());
 }
 
-/// A sort call is refused, with the list unchanged, when its offset names no sorter (forged,
-/// or the section's placeholder) or names the sorter of another item type.
+/// A sort call is refused, with the list unchanged, when its reference names no sorter (forged:
+/// every index near the real one, and far away) or names the sorter of another item type; the
+/// server survives each (before exact references, `real + 5` jumped into the middle of a
+/// function and killed it with SIGSEGV).
 fn sort_refuses_a_forged_or_foreign_sorter(m: StartMethod) {
     let manager = manager(m);
     let list = manager.serve::<ListServant<u32>>(vec![3, 1, 2]).unwrap();
@@ -366,7 +369,7 @@ fn sort_refuses_a_forged_or_foreign_sorter(m: StartMethod) {
     else {
         unreachable!("sort builds a Sort call")
     };
-    let bad_call = |sorter: i64| {
+    let bad_call = |sorter: RawCodeRef| {
         matches!(
             list.call(ListCall::Sort {
                 sorter,
@@ -375,9 +378,28 @@ fn sort_refuses_a_forged_or_foreign_sorter(m: StartMethod) {
             Err(ManagerError::Remote(RemoteError::BadCall(_)))
         )
     };
-    for forged in [0, 1, -1, i64::MIN, i64::MAX, sorter + 1_000_000_000] {
-        assert!(bad_call(forged), "offset {forged} names no sorter");
+    for forged in [u32::MAX, u32::MAX - 1, 1 << 24] {
+        assert!(
+            bad_call(RawCodeRef::from_index(forged)),
+            "{forged} names no sorter"
+        );
     }
+    // Every slot near the real sorter: refused, or another registration of the very same
+    // `u32` sorter (which sorts); never a crash.
+    let real = sorter.index();
+    for index in real.saturating_sub(64)..real + 64 {
+        let forged = ListCall::Sort {
+            sorter: RawCodeRef::from_index(index),
+            reverse: false,
+        };
+        match list.call(forged) {
+            Ok(_) | Err(ManagerError::Remote(RemoteError::BadCall(_))) => {}
+            Err(e) => panic!("index {index}: {e:?}"),
+        }
+    }
+    list.call(ListCall::Set(0, 3)).unwrap();
+    list.call(ListCall::Set(1, 1)).unwrap();
+    list.call(ListCall::Set(2, 2)).unwrap();
     assert!(bad_call(string_sorter), "the String sorter on a u32 list");
     let to_vec = || match list.call(ListCall::Slice(0, i64::MAX)).unwrap() {
         mp_managers::ListReply::Items(xs) => xs,

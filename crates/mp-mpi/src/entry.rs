@@ -1,17 +1,20 @@
 //! How a worker rank finds and runs a chunk's function.
 //!
-//! The master names a monomorphised entry `run_on_rank::<F, A>` by its offset in the link
-//! section `mp_mpi_tasks` (as mp-pool names its chunk entries), and the function itself by
-//! its offset if it is a fn pointer. Offsets mean the same code only in the same executable
-//! image, which the handshake checks on both sides (a SHA-256 of the executable, see
-//! `identity`), so they hold across hosts; and the section holds these entries only, so even
-//! a forged offset is refused, never jumped to.
+//! The master names a monomorphised entry `run_on_rank::<F, A>` by its registered code
+//! reference ([`mp_spawn::code`], as mp-pool names its chunk entries), and the function
+//! itself by its offset if it is a fn pointer. Both mean the same code only in the same
+//! executable image, which the handshake checks on both sides (a SHA-256 of the executable,
+//! see `identity`), so they hold across hosts. A rank resolves the entry only if it is exactly
+//! a registered `run_on_rank` instance, so a forged or corrupt reference is refused, never
+//! jumped to. The fn pointer's offset is believed because tasks come only from the master,
+//! rank 0 of the job that started this rank: a process the user launched to run this program,
+//! which the trust model (docs/DESIGN.md) counts as able to run code in every rank anyway.
 //!
 //! The entry runs the chunk in the rank's node-local mp `Pool`, so a task that segfaults
 //! kills a local worker process, not the rank.
 
 use mp_pool::Pool;
-use mp_spawn::code::Section;
+use mp_spawn::code::{Kind, RawCodeRef};
 use mp_spawn::{Located, Portable, Target};
 
 use crate::wire::{RemoteError, Reply, Task};
@@ -20,34 +23,13 @@ use crate::wire::{RemoteError, Reply, Task};
 /// pool, and encodes the results (refusing more than `usize` bytes).
 pub(crate) type Entry = fn(&Pool, &[u8], i64, usize) -> Result<Vec<u8>, RemoteError>;
 
-unsafe extern "C" {
-    // The linker defines these around the section that holds every `run_on_rank` instance
-    // (and a placeholder, so that the section always exists).
-    static __start_mp_mpi_tasks: u8;
-    static __stop_mp_mpi_tasks: u8;
-}
-
-fn entries() -> Section<Entry> {
-    // SAFETY: `mp_mpi_tasks` holds only `run_on_rank` instances and `no_task`, all `Entry`s.
-    unsafe {
-        Section::new(
-            &raw const __start_mp_mpi_tasks,
-            &raw const __stop_mp_mpi_tasks,
-            no_task,
-        )
-    }
-}
-
-/// Never an entry: keeps `mp_mpi_tasks` in every program that links this crate.
-#[unsafe(link_section = "mp_mpi_tasks")]
-fn no_task(_: &Pool, _: &[u8], _: i64, _: usize) -> Result<Vec<u8>, RemoteError> {
-    Err(RemoteError::Other("no task".into()))
-}
+// SAFETY: `Entry` is a fn pointer type.
+static TASKS: Kind<Entry> = unsafe { Kind::new() };
 
 /// The task's entry and function offsets, as a worker rank finds them.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct TaskFn {
-    pub(crate) entry: i64,
+    pub(crate) entry: RawCodeRef,
     pub(crate) code: i64,
 }
 
@@ -82,12 +64,11 @@ where
         }
     };
     Ok(TaskFn {
-        entry: entries().offset(run_on_rank::<F, A>),
+        entry: mp_spawn::code_ref!(TASKS, run_on_rank::<F, A>).raw(),
         code,
     })
 }
 
-#[unsafe(link_section = "mp_mpi_tasks")]
 fn run_on_rank<F, A>(
     pool: &Pool,
     payload: &[u8],
@@ -129,8 +110,8 @@ pub(crate) fn execute(pool: &Pool, frame: &[u8]) -> Reply {
             };
         }
     };
-    let outcome = match entries().get(task.entry) {
-        Some(entry) => entry(
+    let outcome = match TASKS.resolve(task.entry) {
+        Some(entry) => (entry.get())(
             pool,
             task.payload,
             task.code,

@@ -3,6 +3,7 @@
 //! here, and every malformed frame is an error value, never a panic.
 
 use mp_pool::PoolError;
+use mp_spawn::code::RawCodeRef;
 use serde::{Deserialize, Serialize};
 
 use crate::error::MpiError;
@@ -120,7 +121,7 @@ pub(crate) struct Task<'a> {
     pub(crate) job: u64,
     pub(crate) chunk: u64,
     pub(crate) start: u64,
-    pub(crate) entry: i64,
+    pub(crate) entry: RawCodeRef,
     pub(crate) code: i64,
     pub(crate) max_result: u64,
     pub(crate) payload: &'a [u8],
@@ -132,9 +133,8 @@ impl Task<'_> {
         for word in [self.job, self.chunk, self.start] {
             out.extend_from_slice(&word.to_le_bytes());
         }
-        for word in [self.entry, self.code] {
-            out.extend_from_slice(&word.to_le_bytes());
-        }
+        out.extend_from_slice(&u64::from(self.entry.index()).to_le_bytes());
+        out.extend_from_slice(&self.code.to_le_bytes());
         out.extend_from_slice(&self.max_result.to_le_bytes());
         out.extend_from_slice(self.payload);
         out
@@ -149,7 +149,8 @@ impl Task<'_> {
             job: word(0),
             chunk: word(1),
             start: word(2),
-            entry: word(3) as i64,
+            // An index that no `u32` holds names nothing: `u32::MAX` resolves to none.
+            entry: RawCodeRef::from_index(u32::try_from(word(3)).unwrap_or(u32::MAX)),
             code: word(4) as i64,
             max_result: word(5),
             payload: &frame[TASK_HEADER..],
@@ -219,7 +220,7 @@ mod tests {
             job: 1,
             chunk: 2,
             start: 3,
-            entry: -4,
+            entry: RawCodeRef::from_index(4),
             code: 5,
             max_result: 6,
             payload: b"args",

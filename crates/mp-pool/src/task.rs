@@ -1,10 +1,12 @@
 //! A task on the wire, and how a worker finds the function to run.
 //!
 //! The parent names a monomorphised entry (`run_chunk::<F, A>`, `run_init::<F, A>`) by its
-//! offset ([`mp_spawn::code`]); the worker looks it up in the link section that holds every
-//! entry of its type and nothing else, so even a corrupt frame cannot send it elsewhere. That
-//! is sound because every worker runs the parent's executable image (mp-spawn forks it, or
-//! re-executes it after checking its identity) and takes frames only from its pool.
+//! registered code reference ([`mp_spawn::code`]); the worker resolves it only if it is
+//! exactly an entry of that kind, so even a corrupt frame cannot send it elsewhere. A task's
+//! function that is a fn pointer travels as an offset, which the worker believes because
+//! frames come only from its own pool: the parent that started it, running this very image
+//! (mp-spawn forks it, or re-executes it after checking its identity), and which could run
+//! any code in the worker anyway (docs/DESIGN.md, the trust model).
 //!
 //! The frames themselves are in `wire`.
 
@@ -13,7 +15,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use mp_spawn::code::Section;
+use mp_spawn::code::{Kind, RawCodeRef};
 use mp_spawn::reduction;
 use mp_spawn::{Located, Target};
 use serde::Serialize;
@@ -37,7 +39,7 @@ pub(crate) type InitEntry = fn(&[u8], Vec<OwnedFd>, i64) -> Result<(), String>;
 /// offset if it is a fn pointer (0 otherwise).
 #[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct TaskFn {
-    pub(crate) entry: i64,
+    pub(crate) entry: RawCodeRef,
     pub(crate) code: i64,
 }
 
@@ -67,46 +69,10 @@ fn code_of<F: Target<A>, A>(f: &F) -> Result<i64, &'static str> {
     }
 }
 
-unsafe extern "C" {
-    // The linker defines these around the sections that hold every `run_chunk` and every
-    // `run_init` instance (with a placeholder each, so that the sections always exist).
-    static __start_mp_pool_chunks: u8;
-    static __stop_mp_pool_chunks: u8;
-    static __start_mp_pool_inits: u8;
-    static __stop_mp_pool_inits: u8;
-}
-
-fn chunk_entries() -> Section<Entry> {
-    // SAFETY: `mp_pool_chunks` holds only `run_chunk` instances and `no_chunk`, all `Entry`s.
-    unsafe {
-        Section::new(
-            &raw const __start_mp_pool_chunks,
-            &raw const __stop_mp_pool_chunks,
-            no_chunk,
-        )
-    }
-}
-
-fn init_entries() -> Section<InitEntry> {
-    // SAFETY: `mp_pool_inits` holds only `run_init` instances and `no_init`, all `InitEntry`s.
-    unsafe {
-        Section::new(
-            &raw const __start_mp_pool_inits,
-            &raw const __stop_mp_pool_inits,
-            no_init,
-        )
-    }
-}
-
-/// Never an entry: keeps `mp_pool_chunks` in every program that links the worker.
-#[unsafe(link_section = "mp_pool_chunks")]
-fn no_chunk(_: &[u8], _: Vec<OwnedFd>, _: i64, _: &mut Vec<u8>, _: Send<'_>, _: Tick<'_>) {}
-
-/// Never an entry: keeps `mp_pool_inits` in every program that links the worker.
-#[unsafe(link_section = "mp_pool_inits")]
-fn no_init(_: &[u8], _: Vec<OwnedFd>, _: i64) -> Result<(), String> {
-    Err("no initializer".to_owned())
-}
+// SAFETY: `Entry` is a fn pointer type.
+static CHUNKS: Kind<Entry> = unsafe { Kind::new() };
+// SAFETY: `InitEntry` is a fn pointer type.
+static INITS: Kind<InitEntry> = unsafe { Kind::new() };
 
 /// How every worker finds `f` as a chunk's function (`run_chunk::<F, A>`).
 /// An error names what a worker cannot find (`PoolError::InvalidArgument`).
@@ -118,7 +84,7 @@ where
 {
     const { check_findable::<F>() };
     Ok(TaskFn {
-        entry: chunk_entries().offset(run_chunk::<F, A>),
+        entry: mp_spawn::code_ref!(CHUNKS, run_chunk::<F, A>).raw(),
         code: code_of(f)?,
     })
 }
@@ -131,20 +97,20 @@ where
 {
     const { check_findable::<F>() };
     Ok(TaskFn {
-        entry: init_entries().offset(run_init::<F, A>),
+        entry: mp_spawn::code_ref!(INITS, run_init::<F, A>).raw(),
         code: code_of(f)?,
     })
 }
 
-/// The chunk entry at `offset`, if it names one (a task frame from this worker's pool always
-/// does: see the module notes).
-pub(crate) fn entry_at(offset: i64) -> Option<Entry> {
-    chunk_entries().get(offset)
+/// The chunk entry `entry` names, if it names one (a task frame from this worker's pool
+/// always does).
+pub(crate) fn entry_at(entry: RawCodeRef) -> Option<Entry> {
+    CHUNKS.resolve(entry).map(|r| r.get())
 }
 
-/// The initializer entry at `offset`, if it names one.
-pub(crate) fn init_entry_at(offset: i64) -> Option<InitEntry> {
-    init_entries().get(offset)
+/// The initializer entry `entry` names, if it names one.
+pub(crate) fn init_entry_at(entry: RawCodeRef) -> Option<InitEntry> {
+    INITS.resolve(entry).map(|r| r.get())
 }
 
 /// The function `F` again, in a worker: `None` if it cannot be found.
@@ -155,7 +121,6 @@ fn recreate<F: Target<A>, A>(code: i64) -> Option<F> {
     unsafe { mp_spawn::recreate_target::<F, A>(code) }
 }
 
-#[unsafe(link_section = "mp_pool_chunks")]
 fn run_chunk<F, A>(
     payload: &[u8],
     fds: Vec<OwnedFd>,
@@ -215,7 +180,6 @@ fn run_chunk<F, A>(
     }
 }
 
-#[unsafe(link_section = "mp_pool_inits")]
 fn run_init<F, A>(payload: &[u8], fds: Vec<OwnedFd>, code: i64) -> Result<(), String>
 where
     F: Target<A> + Copy,

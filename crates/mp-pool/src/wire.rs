@@ -19,6 +19,7 @@ use serde::Serialize;
 use crate::error::PoolError;
 use crate::plain;
 use crate::task::TaskFn;
+use mp_spawn::code::RawCodeRef;
 
 #[cfg(test)]
 mod test;
@@ -132,7 +133,8 @@ pub(crate) fn parse_task(frame: &[u8]) -> Option<(u64, u64, TaskFn)> {
                 id,
                 tally,
                 TaskFn {
-                    entry: entry as i64,
+                    // An index that no `u32` holds names nothing: `u32::MAX` resolves to none.
+                    entry: RawCodeRef::from_index(u32::try_from(entry).unwrap_or(u32::MAX)),
                     code: code as i64,
                 },
             ))
@@ -249,7 +251,7 @@ impl Prepared {
         frame.push(ToWorker::Task as u8);
         put_u64(&mut frame, 0); // the id, set at submission
         put_u64(&mut frame, 0); // the tally, set at submission if the call is watched
-        frame.extend_from_slice(&task.entry.to_le_bytes());
+        put_u64(&mut frame, u64::from(task.entry.index()));
         frame.extend_from_slice(&task.code.to_le_bytes());
         let fds = if plain::encode(items, &mut frame) {
             Vec::new()

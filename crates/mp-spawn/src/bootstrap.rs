@@ -18,9 +18,9 @@
 //! file-capability program (`AT_SECURE`), accepts only the exact argv mp writes, and believes
 //! the channel only if `SO_PEERCRED` names its parent, of its user, running this very
 //! executable (`/proc/<pid>/exe`): a process that could run any code of this image anyway.
-//! Even then it jumps only into the `mp_trampolines` link section, which holds every
-//! [`trampoline`] instance and nothing else; a forkserver's preload hooks (any `fn()`) must lie
-//! in the program's executable segments. Frames (the [`frame`](crate::frame) codec) are read
+//! Even then it runs only a registered [`trampoline`] instance (exactly one, named by its code
+//! reference: [`code`](crate::code)); a forkserver's preload hooks (any `fn()`) must lie in the
+//! program's executable segments. Frames (the [`frame`](crate::frame) codec) are read
 //! as their bytes arrive, so a lying length costs nothing.
 
 use std::any::Any;
@@ -35,7 +35,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::child::ChildSpec;
-use crate::code::Section;
+use crate::code::{Kind, RawCodeRef};
 use crate::frame::Codec;
 use crate::registry::{ParentLink, child_name_for_panic, finish_children, global};
 use crate::target::{Outcome, Recipe, Target, recreate_target};
@@ -52,7 +52,7 @@ pub(crate) const MAGIC: u64 = 0x6d70_5f62_6f6f_7431; // "mp_boot1"
 pub(crate) struct Bootstrap {
     magic: u64,
     exe: (u64, u64),
-    entry: i64,
+    entry: RawCodeRef,
     name: String,
     identity: Vec<u32>,
     daemon: bool,
@@ -102,33 +102,10 @@ pub(crate) fn message(
 
 type Entry = fn(&[u8], Vec<OwnedFd>, BorrowedFd<'_>) -> i32;
 
-unsafe extern "C" {
-    // The linker defines these around the output section `mp_trampolines`, which holds every
-    // `trampoline` instance (and `no_target`, so that the section always exists).
-    static __start_mp_trampolines: u8;
-    static __stop_mp_trampolines: u8;
-}
-
-/// The section of the trampolines: a wrong or forged offset never sends the child to arbitrary
-/// code (see [`code`](crate::code)).
-fn trampolines() -> Section<Entry> {
-    // SAFETY: `mp_trampolines` holds only `trampoline` instances and `no_target`, all of type
-    // `Entry`.
-    unsafe {
-        Section::new(
-            &raw const __start_mp_trampolines,
-            &raw const __stop_mp_trampolines,
-            no_target,
-        )
-    }
-}
-
-/// Never a target: it keeps `mp_trampolines` (and so its linker-made bounds) in every program
-/// that links the entry, even one that starts no spawn child.
-#[unsafe(link_section = "mp_trampolines")]
-fn no_target(_: &[u8], _: Vec<OwnedFd>, control: BorrowedFd<'_>) -> i32 {
-    report_failure(control, "the bootstrap message names no target")
-}
+/// Every `trampoline` instance: a wrong or forged reference never sends the child anywhere
+/// else (see [`code`](crate::code)).
+// SAFETY: `Entry` is a fn pointer type.
+static TRAMPOLINES: Kind<Entry> = unsafe { Kind::new() };
 
 /// Checks the process at the other end of a channel handed to this process before `main`: it
 /// must be our parent (`SO_PEERCRED` names the creator of a socketpair), run as our user, and
@@ -157,21 +134,19 @@ fn check_peer(sock: BorrowedFd<'_>, parent: u32, exe: (u64, u64)) -> Result<(), 
     }
 }
 
-/// The offset that names `trampoline::<F, A>` in a child.
-pub(crate) fn entry_offset<F, A>() -> i64
+/// The reference that names `trampoline::<F, A>` in a child.
+pub(crate) fn entry_ref<F, A>() -> RawCodeRef
 where
     F: Target<A>,
     A: DeserializeOwned,
     F::Output: Serialize,
 {
-    trampolines().offset(trampoline::<F, A>)
+    crate::code_ref!(TRAMPOLINES, trampoline::<F, A>).raw()
 }
 
 /// Runs in the child: decodes the target's code offset and the arguments, recreates `F` (a
-/// zero-sized fn item or closure, or a fn pointer found at the offset) and calls it. Every
-/// instance lives in the `mp_trampolines` section, and the child jumps only to an address
-/// inside it (see [`trampolines`]).
-#[unsafe(link_section = "mp_trampolines")]
+/// zero-sized fn item or closure, or a fn pointer found at the offset) and calls it. The child
+/// runs only an instance registered in [`TRAMPOLINES`].
 fn trampoline<F, A>(args: &[u8], fds: Vec<OwnedFd>, control: BorrowedFd<'_>) -> i32
 where
     F: Target<A>,
@@ -349,10 +324,10 @@ pub(crate) fn child_main(payload: &[u8], fds: Vec<OwnedFd>, control: OwnedFd) ->
     );
     install_panic_hook();
     resources::child_started();
-    let Some(entry) = trampolines().get(boot.entry) else {
-        fail("the entry offset does not designate a trampoline; refusing to jump".to_owned())
+    let Some(entry) = TRAMPOLINES.resolve(boot.entry) else {
+        fail("the entry does not name a trampoline; refusing to jump".to_owned())
     };
-    let code = entry(&boot.args, fds.collect(), control.as_fd());
+    let code = (entry.get())(&boot.args, fds.collect(), control.as_fd());
     finish(code)
 }
 #[cfg(test)]

@@ -1,51 +1,285 @@
 //! Naming a function across processes that run the same executable image.
 //!
-//! A parent names a function by its offset from one anchor function; the child adds the
-//! offset to its own anchor's address (ASLR moves the image, not the distances inside it).
-//! The child turns an offset back into a function only through a [`Section`]: a link section
-//! that holds functions of one type and nothing else, so a wrong or forged offset is `None`,
-//! never a jump into arbitrary code. mp-spawn's process trampolines (`mp_trampolines`) and
-//! mp-pool's chunk and initializer entries (`mp_pool_chunks`, `mp_pool_inits`) are the
-//! sections today; forkserver preload hooks, plain `fn()`s that cannot be placed in a section
-//! of ours, are bounded by the program's executable segments instead.
+//! Another process can ask for a function only by naming a **registered entry**: an opaque
+//! [`CodeRef<F>`] that only registration ([`code_ref!`](crate::code_ref)) creates. Each
+//! registration writes one slot (the function's address and its [`Kind`]'s address) into the
+//! program's table of code references, a link section laid out by the linker, so the table is
+//! the same in every process of the image. On the wire a reference is its slot's index, a
+//! [`RawCodeRef`]; the receiver turns it back into a function only if that index is a slot of
+//! the [`Kind`] it expects ([`Kind::resolve`]). A wrong, forged or mixed-up index is `None`:
+//! exact entries, never an address in a range, so nothing a peer sends becomes a jump into
+//! the middle of a function.
 //!
-//! Offsets are meaningful only in the same image: mp-spawn forks it, or re-executes
-//! `/proc/self/exe` and checks its identity before any offset is believed.
+//! Targets that are plain fn pointers cannot be registered (any `fn` of the program may be
+//! one). They travel as offsets from an anchor, and only [`unsafe`] code turns an offset back
+//! into a function ([`recreate_target`](crate::recreate_target)): the caller states that the
+//! peer may run code in this process anyway (the trust model in docs/DESIGN.md: a spawn
+//! child's authenticated parent, a pool's own parent, an MPI job's master).
 //!
 //! ```
-//! use mp_spawn::code::Section;
+//! use mp_spawn::code::{CodeRef, Kind};
 //!
-//! type Entry = fn(u32) -> u32;
+//! type Double = fn(u32) -> u32;
+//! // SAFETY: `Double` is a fn pointer type.
+//! static DOUBLERS: Kind<Double> = unsafe { Kind::new() };
 //!
-//! #[unsafe(link_section = "doc_entries")]
-//! fn double(x: u32) -> u32 { x * 2 }
-//! #[unsafe(link_section = "doc_entries")]
-//! fn placeholder(_: u32) -> u32 { 0 }
+//! fn double<T>(x: u32) -> u32 { x * 2 + size_of::<T>() as u32 }
 //!
-//! unsafe extern "C" {
-//!     static __start_doc_entries: u8;
-//!     static __stop_doc_entries: u8;
+//! fn reference<T>() -> CodeRef<Double> {
+//!     mp_spawn::code_ref!(DOUBLERS, double::<T>)
 //! }
 //!
-//! fn entries() -> Section<Entry> {
-//!     // SAFETY: `doc_entries` holds only the two functions above, both of type `Entry`.
-//!     unsafe {
-//!         Section::new(&raw const __start_doc_entries, &raw const __stop_doc_entries, placeholder)
-//!     }
-//! }
+//! let raw = reference::<u8>().raw(); // sent to another process of this image
+//! let f = DOUBLERS.resolve(raw).expect("a registered doubler");
+//! assert_eq!((f.get())(20), 41);
 //!
-//! let offset = entries().offset(double); // sent to a child
-//! let f = entries().get(offset).expect("in the section");
-//! assert_eq!(f(21), 42);
-//! assert!(entries().get(offset + 1_000_000).is_none()); // outside: refused
-//! assert!(entries().get(entries().offset(placeholder)).is_none()); // the placeholder: refused
+//! // Anything else is refused: another index, or an entry of another kind.
+//! type Other = fn(u32) -> u32;
+//! // SAFETY: `Other` is a fn pointer type.
+//! static OTHERS: Kind<Other> = unsafe { Kind::new() };
+//! assert!(OTHERS.resolve(raw).is_none());
+//! assert!(DOUBLERS.resolve(mp_spawn::code::RawCodeRef::from_index(u32::MAX)).is_none());
+//! ```
+//!
+//! A reference cannot be made up in safe code:
+//!
+//! ```compile_fail
+//! let r: mp_spawn::code::CodeRef<fn()> = mp_spawn::code::CodeRef { index: 0, f: (|| ()) as fn() };
 //! ```
 
 use std::fmt;
 use std::marker::PhantomData;
 
-/// The fixed point that offsets are measured from. Never inlined: a small function may
-/// otherwise get a local copy in each codegen unit, each at its own address.
+use serde::{Deserialize, Serialize};
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+compile_error!("mp's code references support x86_64 and aarch64");
+
+/// One slot of the table: a registered function and the [`Kind`] it was registered as.
+#[repr(C)]
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Slot {
+    f: usize,
+    kind: usize,
+}
+
+// The table's first slot, (0, 0), which no `Kind` matches: it keeps the section (and so the
+// linker's `__start_`/`__stop_` symbols) in every program. "R" (SHF_GNU_RETAIN) keeps every
+// slot through `--gc-sections`.
+std::arch::global_asm!(
+    ".pushsection mp_code_refs,\"awR\"",
+    ".balign 8",
+    ".quad 0, 0",
+    ".popsection",
+);
+
+unsafe extern "C" {
+    // The linker defines these around `mp_code_refs`, which holds only `Slot`s: the one above
+    // and those `code_ref!` writes.
+    static __start_mp_code_refs: Slot;
+    static __stop_mp_code_refs: Slot;
+}
+
+fn table() -> &'static [Slot] {
+    let start = &raw const __start_mp_code_refs;
+    let stop = &raw const __stop_mp_code_refs;
+    // SAFETY: the linker lays the section out as one array of `Slot`s from `start` to `stop`
+    // (every piece of it is `.balign 8` followed by pairs of quads); only the dynamic loader's
+    // relocations write it, before any of our code runs.
+    unsafe { std::slice::from_raw_parts(start, stop.offset_from(start) as usize) }
+}
+
+/// A kind of registered function: all of them of the fn pointer type `F`, named by the
+/// static that holds this value (its address is the kind's identity).
+pub struct Kind<F> {
+    // Not zero-sized: distinct statics then have distinct addresses.
+    _id: u8,
+    _f: PhantomData<F>,
+}
+
+// SAFETY: a `Kind` holds no data but its identity byte, never written.
+unsafe impl<F> Sync for Kind<F> {}
+
+impl<F> Kind<F> {
+    /// A new kind, to be held in a `static`.
+    ///
+    /// # Safety
+    /// `F` must be a function pointer type (`fn(..) -> ..`, any ABI).
+    pub const unsafe fn new() -> Kind<F> {
+        const { assert!(size_of::<F>() == size_of::<usize>()) };
+        Kind {
+            _id: 0,
+            _f: PhantomData,
+        }
+    }
+}
+
+impl<F: Copy> Kind<F> {
+    /// The registered function of this kind that `raw` names, if it names one: exactly one
+    /// slot of the table, written by [`code_ref!`](crate::code_ref) for this kind.
+    pub fn resolve(&'static self, raw: RawCodeRef) -> Option<CodeRef<F>> {
+        let slot = table().get(usize::try_from(raw.0).ok()?)?;
+        if slot.kind != std::ptr::from_ref(self) as usize || slot.f == 0 {
+            return None;
+        }
+        // SAFETY: a slot names this kind only if `code_ref!` wrote it with a function that it
+        // coerced to `F` (its type check), and `F` is a fn pointer type (`Kind::new`), as wide
+        // as the address.
+        let f = unsafe { std::mem::transmute_copy::<usize, F>(&slot.f) };
+        Some(CodeRef { index: raw.0, f })
+    }
+}
+
+impl<F> fmt::Debug for Kind<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Kind")
+            .field("fn", &std::any::type_name::<F>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A registered function of type `F`: made only by [`code_ref!`](crate::code_ref) or by
+/// [`Kind::resolve`], so it always names a registered entry.
+#[derive(Clone, Copy)]
+pub struct CodeRef<F> {
+    index: u32,
+    f: F,
+}
+
+impl<F: Copy> CodeRef<F> {
+    /// The function.
+    pub fn get(self) -> F {
+        self.f
+    }
+
+    /// How another process of this image names it.
+    pub fn raw(self) -> RawCodeRef {
+        RawCodeRef(self.index)
+    }
+}
+
+impl<F> fmt::Debug for CodeRef<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CodeRef")
+            .field("index", &self.index)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A code reference on the wire: an index into the table, meaningful in processes of the
+/// same executable image; anything may arrive, and [`Kind::resolve`] checks it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+pub struct RawCodeRef(u32);
+
+impl RawCodeRef {
+    /// The reference at `index` (what a peer sent): not yet believed.
+    pub const fn from_index(index: u32) -> RawCodeRef {
+        RawCodeRef(index)
+    }
+
+    /// Its index in the table.
+    pub const fn index(self) -> u32 {
+        self.0
+    }
+}
+
+/// Registers the function at `path` (a fn item, possibly generic over the caller's type
+/// parameters) as an entry of the [`Kind`] in the static `kind`, and returns its
+/// [`CodeRef`]. The slot is written at build time, once per monomorphised copy of the calling
+/// code; at run time this is one address computation.
+///
+/// ```compile_fail
+/// use mp_spawn::code::Kind;
+/// // SAFETY: a fn pointer type.
+/// static KIND: Kind<fn(u32) -> u32> = unsafe { Kind::new() };
+/// fn wrong(x: u8) -> u8 { x }
+/// let _ = mp_spawn::code_ref!(KIND, wrong); // not a fn(u32) -> u32
+/// ```
+#[macro_export]
+macro_rules! code_ref {
+    ($kind:path, $($f:tt)+) => {{
+        let f = $crate::code::__typed(&$kind, $($f)+);
+        let slot: *const $crate::code::Slot;
+        $crate::__code_ref_asm!(slot, $kind, $($f)+);
+        // SAFETY: `slot` is the one just written for `f` (of the kind's type) and `$kind`.
+        unsafe { $crate::code::__registered(slot, f) }
+    }};
+}
+
+#[cfg(target_arch = "x86_64")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __code_ref_asm {
+    ($slot:ident, $kind:path, $($f:tt)+) => {
+        // SAFETY: writes one slot (two addresses) into `mp_code_refs`, which holds nothing
+        // else, and reads its address; touches no memory, stack or flags.
+        unsafe {
+            ::core::arch::asm!(
+                ".pushsection mp_code_refs,\"awR\"",
+                ".balign 8",
+                "2:",
+                ".quad {f}",
+                ".quad {kind}",
+                ".popsection",
+                "lea {slot}, [rip + 2b]",
+                f = sym $($f)+,
+                kind = sym $kind,
+                slot = out(reg) $slot,
+                options(pure, nomem, nostack, preserves_flags),
+            )
+        }
+    };
+}
+
+#[cfg(target_arch = "aarch64")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __code_ref_asm {
+    ($slot:ident, $kind:path, $($f:tt)+) => {
+        // SAFETY: writes one slot (two addresses) into `mp_code_refs`, which holds nothing
+        // else, and reads its address; touches no memory, stack or flags.
+        unsafe {
+            ::core::arch::asm!(
+                ".pushsection mp_code_refs,\"awR\"",
+                ".balign 8",
+                "2:",
+                ".quad {f}",
+                ".quad {kind}",
+                ".popsection",
+                "adrp {slot}, 2b",
+                "add {slot}, {slot}, :lo12:2b",
+                f = sym $($f)+,
+                kind = sym $kind,
+                slot = out(reg) $slot,
+                options(pure, nomem, nostack, preserves_flags),
+            )
+        }
+    };
+}
+
+/// `code_ref!`'s type check: `f` coerces to the kind's `F`.
+#[doc(hidden)]
+pub fn __typed<F>(_: &'static Kind<F>, f: F) -> F {
+    f
+}
+
+/// `code_ref!`'s result for the slot it wrote.
+///
+/// # Safety
+/// `slot` must be a slot of the table written by `code_ref!` for `f`.
+#[doc(hidden)]
+pub unsafe fn __registered<F>(slot: *const Slot, f: F) -> CodeRef<F> {
+    // SAFETY: the caller's promise: `slot` lies in the table.
+    let index = unsafe { slot.offset_from(&raw const __start_mp_code_refs) };
+    CodeRef {
+        index: index as u32,
+        f,
+    }
+}
+
+/// The fixed point that fn-pointer offsets are measured from. Never inlined: a small function
+/// may otherwise get a local copy in each codegen unit, each at its own address.
 #[inline(never)]
 fn anchor() {}
 
@@ -59,64 +293,6 @@ pub(crate) fn offset_of(addr: usize) -> i64 {
 
 fn address_at(offset: i64) -> Option<usize> {
     usize::try_from((anchor_addr() as i64).checked_add(offset)?).ok()
-}
-
-/// A link section holding functions of the fn-pointer type `F` only, and the way in and out
-/// of it by offset. See the [module docs](self) for an example.
-pub struct Section<F> {
-    start: usize,
-    stop: usize,
-    placeholder: usize,
-    _f: PhantomData<F>,
-}
-
-impl<F: Copy> Section<F> {
-    /// The section bounded by `start` and `stop` (the linker's `__start_<name>` and
-    /// `__stop_<name>` symbols). `placeholder` is a function of the section that keeps it
-    /// (and so its bounds) in every program; it is never handed out.
-    ///
-    /// # Safety
-    /// `F` must be a function-pointer type, and every function in `[start, stop)` must be of
-    /// type `F` (placed there with `#[unsafe(link_section = "<name>")]`), `placeholder`
-    /// included.
-    pub unsafe fn new(start: *const u8, stop: *const u8, placeholder: F) -> Section<F> {
-        const { assert!(size_of::<F>() == size_of::<usize>()) };
-        Section {
-            start: start as usize,
-            stop: stop as usize,
-            // SAFETY: `F` is a function pointer (the caller's promise), as wide as a usize.
-            placeholder: unsafe { std::mem::transmute_copy::<F, usize>(&placeholder) },
-            _f: PhantomData,
-        }
-    }
-
-    /// The offset that names `f` in every process running this image.
-    pub fn offset(&self, f: F) -> i64 {
-        // SAFETY: `F` is a function pointer (promised to `new`), as wide as a usize.
-        offset_of(unsafe { std::mem::transmute_copy::<F, usize>(&f) })
-    }
-
-    /// The function that `offset` names, if it lies in the section (and is not the
-    /// placeholder).
-    pub fn get(&self, offset: i64) -> Option<F> {
-        let addr = address_at(offset)?;
-        if !(self.start..self.stop).contains(&addr) || addr == self.placeholder {
-            return None;
-        }
-        // SAFETY: `addr` lies in the section, which holds only functions of type `F` (the
-        // promise made to `new`). Offsets come from `offset` in a process running this same
-        // image (the module's rule), so `addr` is the start of one of them.
-        Some(unsafe { std::mem::transmute_copy::<usize, F>(&addr) })
-    }
-}
-
-impl<F> fmt::Debug for Section<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Section")
-            .field("start", &format_args!("{:#x}", self.start))
-            .field("stop", &format_args!("{:#x}", self.stop))
-            .finish_non_exhaustive()
-    }
 }
 
 /// The offset of a plain `fn()` (a forkserver preload hook).

@@ -66,7 +66,7 @@ where
         match locate_target(&self.target) {
             // The child gets the fn pointer's offset (or 0) with the arguments.
             located @ (Located::ZeroSized | Located::FnPointer(_)) => Ok(Recipe {
-                entry: bootstrap::entry_offset::<F, A>(),
+                entry: bootstrap::entry_ref::<F, A>(),
                 args: reduction::dumps(&(located.code(), &self.args))?,
             }),
             Located::Foreign => Err(ProcessError::ForeignTarget),

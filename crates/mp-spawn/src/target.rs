@@ -180,7 +180,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Portable for T {}
 
 /// What a spawn or forkserver child needs to find and call its target.
 pub(crate) struct Recipe {
-    pub(crate) entry: i64,
+    pub(crate) entry: crate::code::RawCodeRef,
     pub(crate) args: Dumped,
 }
 

@@ -83,7 +83,10 @@ fn chunks(n: usize) -> Vec<Prepared> {
     (0..n)
         .map(|c| {
             Prepared::encode(
-                crate::task::TaskFn { entry: 7, code: 0 },
+                crate::task::TaskFn {
+                    entry: mp_spawn::code::RawCodeRef::from_index(7),
+                    code: 0,
+                },
                 c,
                 2 * c,
                 &[1u64, 2],

@@ -4,7 +4,7 @@ fn square(x: u64) -> u64 {
     x * x
 }
 
-fn chunk_offset_of<F>(f: F) -> i64
+fn chunk_offset_of<F>(f: F) -> RawCodeRef
 where
     F: Target<(u64,)> + Copy,
     F::Output: Serialize,
@@ -12,26 +12,32 @@ where
     task_fn::<F, (u64,)>(&f).unwrap().entry
 }
 
-fn init_offset_of<F: Target<(u64,)> + Copy>(f: F) -> i64 {
+fn init_offset_of<F: Target<(u64,)> + Copy>(f: F) -> RawCodeRef {
     init_fn::<F, (u64,)>(&f).unwrap().entry
 }
 
 #[test]
-fn an_offset_names_its_entry_and_nothing_else_is_an_entry() {
+fn a_reference_names_its_entry_and_nothing_else_is_an_entry() {
     let chunk = chunk_offset_of(square);
     let init = init_offset_of(square);
     assert!(entry_at(chunk).is_some());
     assert!(init_entry_at(init).is_some());
-    // An entry of the other kind, code outside the sections, the placeholders and wild
-    // offsets are refused: a corrupt frame cannot send a worker anywhere.
+    // An entry of the other kind, the slots beside an entry that are not entries of its
+    // kind, and indexes past the table are refused: a corrupt frame cannot send a worker
+    // anywhere.
     assert!(entry_at(init).is_none());
     assert!(init_entry_at(chunk).is_none());
-    assert!(entry_at(chunk_entries().offset(no_chunk)).is_none());
-    assert!(init_entry_at(init_entries().offset(no_init)).is_none());
-    let elsewhere = chunk_entries().offset(no_chunk) + (1 << 30);
-    for wild in [0, i64::MIN, i64::MAX, elsewhere, -elsewhere] {
-        assert!(entry_at(wild).is_none(), "{wild}");
-        assert!(init_entry_at(wild).is_none(), "{wild}");
+    for wild in [u32::MAX, u32::MAX - 1, 1 << 30] {
+        assert!(entry_at(RawCodeRef::from_index(wild)).is_none(), "{wild}");
+        assert!(
+            init_entry_at(RawCodeRef::from_index(wild)).is_none(),
+            "{wild}"
+        );
+    }
+    // Every slot of the table resolves as one kind at most.
+    for index in 0..4096 {
+        let raw = RawCodeRef::from_index(index);
+        assert!(!(entry_at(raw).is_some() && init_entry_at(raw).is_some()));
     }
 }
 

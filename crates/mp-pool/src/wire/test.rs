@@ -3,22 +3,22 @@
 use super::{Msg, Outcome, Prepared, ToPool, ToWorker};
 use crate::task::TaskFn;
 
-fn id_entry_code(frame: &[u8]) -> Option<(u64, i64, i64)> {
-    super::parse_task(frame).map(|(id, _, task)| (id, task.entry, task.code))
+fn id_entry_code(frame: &[u8]) -> Option<(u64, u32, i64)> {
+    super::parse_task(frame).map(|(id, _, task)| (id, task.entry.index(), task.code))
 }
 
 #[test]
 fn task_frames_carry_their_id_entry_and_code() {
     let task = TaskFn {
-        entry: -42,
+        entry: mp_spawn::code::RawCodeRef::from_index(42),
         code: 1 << 40,
     };
     let mut chunk = Prepared::encode(task, 3, 30, &[1u64, 2, 3]).unwrap();
     assert_eq!(chunk.frame[0], ToWorker::Task as u8);
     // The id is set at submission.
-    assert_eq!(id_entry_code(&chunk.frame), Some((0, -42, 1 << 40)));
+    assert_eq!(id_entry_code(&chunk.frame), Some((0, 42, 1 << 40)));
     chunk.set_id(7);
-    assert_eq!(id_entry_code(&chunk.frame), Some((7, -42, 1 << 40)));
+    assert_eq!(id_entry_code(&chunk.frame), Some((7, 42, 1 << 40)));
     // So is the tally, for a watched call; it touches nothing else.
     assert_eq!(super::parse_task(&chunk.frame).map(|t| t.1), Some(0));
     chunk.set_tally(0x1234_0005);
@@ -26,7 +26,7 @@ fn task_frames_carry_their_id_entry_and_code() {
         super::parse_task(&chunk.frame).map(|t| t.1),
         Some(0x1234_0005)
     );
-    assert_eq!(id_entry_code(&chunk.frame), Some((7, -42, 1 << 40)));
+    assert_eq!(id_entry_code(&chunk.frame), Some((7, 42, 1 << 40)));
     assert_eq!((chunk.chunk, chunk.index, chunk.len), (3, 30, 3));
     assert_eq!(id_entry_code(&super::STOP), None);
     assert_eq!(id_entry_code(&chunk.frame[..10]), None);

@@ -37,10 +37,10 @@ fn frame<'a>(payload: &'a [u8], fds: &'a [BorrowedFd<'a>]) -> impl FnOnce(Borrow
 }
 
 fn bootstrap(exe: (u64, u64), magic: u64) -> Vec<u8> {
-    bootstrap_with(exe, magic, crate::code::hook_offset(noop), Vec::new())
+    bootstrap_with(exe, magic, other_kind(), Vec::new())
 }
 
-fn bootstrap_with(exe: (u64, u64), magic: u64, entry: i64, args: Vec<u8>) -> Vec<u8> {
+fn bootstrap_with(exe: (u64, u64), magic: u64, entry: RawCodeRef, args: Vec<u8>) -> Vec<u8> {
     let boot = Bootstrap {
         magic,
         exe,
@@ -112,7 +112,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
-use super::{SERVER_MARK, entry_offset, trampolines};
+use super::{SERVER_MARK, TRAMPOLINES, entry_ref};
+use crate::code::{Kind, RawCodeRef};
 use crate::reduction;
 use crate::target::Target;
 use mp_sys::process::Forked;
@@ -121,13 +122,26 @@ fn triple(x: u64) -> u64 {
     3 * x
 }
 
-fn offset_of<F, A>(_: F) -> i64
+fn offset_of<F, A>(_: F) -> RawCodeRef
 where
     F: Target<A>,
     A: serde::de::DeserializeOwned,
     F::Output: serde::Serialize,
 {
-    entry_offset::<F, A>()
+    entry_ref::<F, A>()
+}
+
+type NotEntry = fn(u8) -> u8;
+// SAFETY: a fn pointer type.
+static NOT_TRAMPOLINES: Kind<NotEntry> = unsafe { Kind::new() };
+
+fn not_a_trampoline(x: u8) -> u8 {
+    x
+}
+
+/// The reference of a registered function of another kind.
+fn other_kind() -> RawCodeRef {
+    crate::code_ref!(NOT_TRAMPOLINES, not_a_trampoline).raw()
 }
 
 /// A well-formed bootstrap that runs `triple(14)`, and the lifeline read end it needs.
@@ -274,12 +288,19 @@ fn a_valid_channel_from_the_parent_runs_the_target() {
     }
 }
 
-/// (a) An offset that lands outside the trampolines (here on a plain `fn()`) is refused with
-/// `Failed`, and nothing runs.
+/// (a) A reference that names no trampoline (another kind's entry, the slots next to a
+/// trampoline's that are not trampolines, an index past the table) is refused with `Failed`, and
+/// nothing runs.
 #[test]
-fn an_offset_outside_the_trampolines_is_refused() {
+fn a_reference_to_no_trampoline_is_refused() {
     let exe = super::exe_identity().unwrap();
-    for entry in [crate::code::hook_offset(noop), i64::MAX, i64::MIN, 1 << 40] {
+    let real = offset_of(triple).index();
+    let neighbours = [real.wrapping_sub(1), real + 1]
+        .map(RawCodeRef::from_index)
+        .into_iter()
+        .filter(|r| TRAMPOLINES.resolve(*r).is_none());
+    let refused = [other_kind(), RawCodeRef::from_index(u32::MAX)];
+    for entry in refused.into_iter().chain(neighbours) {
         let lifeline = mp_sys::fd::pipe().unwrap();
         let boot = bootstrap_with(exe, MAGIC, entry, Vec::new());
         let (outcome, code) = run_with(frame(&boot, &[lifeline.0.as_fd()]));
@@ -287,22 +308,32 @@ fn an_offset_outside_the_trampolines_is_refused() {
             Some(Outcome::Failed(message)) => {
                 assert!(message.contains("trampoline"), "{message}")
             }
-            other => panic!("expected a failure for {entry}, got {other:?}"),
+            other => panic!("expected a failure for {entry:?}, got {other:?}"),
         }
         assert_eq!(code, 1);
     }
 }
 
 #[test]
-fn only_trampolines_pass_the_section_check() {
-    assert!(trampolines().get(offset_of(triple)).is_some());
-    assert!(trampolines().get(offset_of(|x: u8, y: u8| x ^ y)).is_some());
-    assert!(trampolines().get(crate::code::hook_offset(noop)).is_none());
+fn only_registered_trampolines_resolve() {
+    assert!(TRAMPOLINES.resolve(offset_of(triple)).is_some());
     assert!(
-        trampolines().get(0).is_none(),
-        "the anchor is no trampoline"
+        TRAMPOLINES
+            .resolve(offset_of(|x: u8, y: u8| x ^ y))
+            .is_some()
     );
-    assert!(trampolines().get(i64::MAX).is_none());
+    assert!(TRAMPOLINES.resolve(other_kind()).is_none());
+    assert!(NOT_TRAMPOLINES.resolve(offset_of(triple)).is_none());
+    assert!(
+        TRAMPOLINES
+            .resolve(RawCodeRef::from_index(u32::MAX))
+            .is_none()
+    );
+    // Every slot of the table resolves as at most one kind, and the same slot twice gives the
+    // same function.
+    let a = TRAMPOLINES.resolve(offset_of(triple)).unwrap().get();
+    let b = TRAMPOLINES.resolve(offset_of(triple)).unwrap().get();
+    assert_eq!(a as usize, b as usize);
 }
 
 /// (b) A valid bootstrap on a channel that the parent did not make is refused before it is
