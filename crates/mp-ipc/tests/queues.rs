@@ -480,3 +480,29 @@ fn handles_inside_queue_items() {
     b.read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"x");
 }
+
+/// The ring's shared memory is sealed against shrinking as it travels, so no holder of the
+/// queue's descriptors can truncate it under the other users (SIGBUS in all of them); a ring
+/// whose memory is not sealed so is refused on arrival.
+#[test]
+fn no_holder_of_a_queues_descriptors_can_shrink_its_memory() {
+    use mp_spawn::reduction::{dumps, loads};
+    use std::os::fd::AsFd;
+    let q = Queue::<u32>::new().unwrap();
+    q.put(7).unwrap();
+    let packed = dumps(&q).unwrap();
+    let ring = |fds: &[std::os::fd::OwnedFd]| {
+        fds.iter()
+            .position(|fd| mp_sys::shm::file_size(fd.as_fd()).unwrap() > 0)
+            .expect("the ring's memfd travels with the queue")
+    };
+    let at = ring(&packed.fds);
+    assert!(mp_sys::shm::cannot_shrink(packed.fds[at].as_fd()).unwrap());
+    assert!(mp_sys::shm::set_len(packed.fds[at].as_fd(), 0).is_err());
+    assert_eq!(q.get().unwrap(), 7);
+    // The same size in a memfd that is not sealed, in the ring's place.
+    let mut packed = dumps(&q).unwrap();
+    let size = mp_sys::shm::file_size(packed.fds[at].as_fd()).unwrap();
+    packed.fds[at] = mp_sys::shm::memfd(c"forged", size).unwrap();
+    assert!(loads::<Queue<u32>>(&packed.bytes, packed.fds).is_err());
+}

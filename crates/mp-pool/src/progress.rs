@@ -49,7 +49,9 @@ impl Board {
     /// A worker's view of its pool's board.
     pub(crate) fn attach(fd: BorrowedFd<'_>, slots: usize) -> std::io::Result<Board> {
         Ok(Board {
-            map: Mapping::new(fd, Board::len(slots))?,
+            // SAFETY: the board's memfd is the pool's and its workers' only, and every access
+            // to it is an atomic word (`cell`).
+            map: unsafe { Mapping::new(fd, Board::len(slots)) }?,
             slots: slots.max(1),
         })
     }

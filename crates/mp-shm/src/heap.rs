@@ -79,8 +79,11 @@ impl Block {
     /// A zero-filled block of `len` bytes.
     pub(crate) fn new(kind: Kind, len: usize) -> io::Result<Block> {
         crate::resource_tracker::ensure_linked();
-        let fd = sys::memfd(kind.name(), len as u64)?;
-        let map = Mapping::new(fd.as_fd(), len)?;
+        // Sealed against shrinking: whoever else holds the descriptor can never truncate the
+        // pages away under a mapping (SIGBUS in every user).
+        let fd = sys::memfd_unshrinkable(kind.name(), len as u64)?;
+        // SAFETY: a fresh memfd; every user of a block follows its structure's protocol.
+        let map = unsafe { Mapping::new(fd.as_fd(), len) }?;
         Ok(Block {
             kind,
             fd: Fd::new(fd),
@@ -92,6 +95,9 @@ impl Block {
     /// Maps a block of `kind` received from another process, checking that it has at least
     /// `need` bytes.
     pub(crate) fn attach(kind: Kind, fd: Fd, need: usize) -> Result<Block, String> {
+        if !sys::cannot_shrink(fd.as_fd()).map_err(|e| e.to_string())? {
+            return Err("the shared block is not sealed against shrinking".to_owned());
+        }
         let size = sys::file_size(fd.as_fd()).map_err(|e| e.to_string())?;
         if size < need as u64 || size == 0 {
             return Err(format!(
@@ -99,7 +105,9 @@ impl Block {
             ));
         }
         let len = usize::try_from(size).map_err(|_| "the shared block is too large".to_owned())?;
-        let map = Mapping::new(fd.as_fd(), len).map_err(|e| e.to_string())?;
+        // SAFETY: a block's descriptor travels only inside its structure's handle, whose
+        // protocol every user of it follows (mp never hands the descriptor out).
+        let map = unsafe { Mapping::new(fd.as_fd(), len) }.map_err(|e| e.to_string())?;
         Ok(Block {
             kind,
             fd,

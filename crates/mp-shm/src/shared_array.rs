@@ -68,7 +68,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use bytemuck::Pod;
 use mp_spawn::reduction::{Fd, custom_error};
-use mp_sys::mmap::Mapping;
+use mp_sys::mmap::{Mapping, ReadOnly};
 use mp_sys::shm as sys;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -386,7 +386,7 @@ impl<T> Clone for SharedArray<T> {
 impl<T> SharedArray<T> {
     /// A handle of `len` elements of a mapping whose size was checked against them.
     fn new(inner: Arc<Mapped>, len: usize) -> SharedArray<T> {
-        let span = Span::new(inner.map.as_ref().map(Mapping::ptr), len);
+        let span = Span::new(inner.map.as_ref().map(Mapping::<ReadOnly>::ptr), len);
         SharedArray { inner, len, span }
     }
 }
@@ -571,7 +571,7 @@ impl<'de, T: Pod> Deserialize<'de> for SharedArray<T> {
 /// One sealed array's memory in this process: its descriptor and its read-only mapping.
 struct Mapped {
     fd: Arc<Fd>,
-    map: Option<Mapping>,
+    map: Option<Mapping<ReadOnly>>,
     id: (u64, u64),
     header: Header,
 }

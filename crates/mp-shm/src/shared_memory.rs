@@ -93,8 +93,10 @@ impl ShmOptions {
                 return Err(ShmError::Os(e));
             }
         }
-        let mapped =
-            sys::set_len(fd.as_fd(), size as u64).and_then(|()| Mapping::new(fd.as_fd(), size));
+        // SAFETY: a segment's bytes are reached only through `SharedMemory`'s accessors: atomic
+        // copies, or `unsafe` slices whose callers promise that nothing races with them.
+        let mapped = sys::set_len(fd.as_fd(), size as u64)
+            .and_then(|()| unsafe { Mapping::new(fd.as_fd(), size) });
         match mapped {
             Ok(map) => Ok(SharedMemory {
                 name,
@@ -125,7 +127,8 @@ impl ShmOptions {
         let map = if size == 0 {
             None
         } else {
-            Some(Mapping::new(fd.as_fd(), size).map_err(ShmError::Os)?)
+            // SAFETY: as in `create`.
+            Some(unsafe { Mapping::new(fd.as_fd(), size) }.map_err(ShmError::Os)?)
         };
         Ok(SharedMemory { name, map, size })
     }

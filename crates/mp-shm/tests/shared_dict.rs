@@ -380,3 +380,25 @@ fn many_updates_of_one_key_reuse_the_space() {
     assert_eq!(d.get("n").unwrap(), Some(20_000));
     assert_eq!(d.len().unwrap(), 1);
 }
+
+/// Every block of a map is sealed against shrinking as it travels, so no holder of its
+/// descriptors can truncate the pages under the other users (SIGBUS in all of them); a block
+/// that is not sealed so is refused on arrival.
+#[test]
+fn no_holder_of_a_maps_descriptors_can_shrink_it() {
+    use std::os::fd::AsFd;
+    let d = SharedDict::<u8, u8>::new().unwrap();
+    d.insert(1, 2).unwrap();
+    let packed = dumps(&d).unwrap();
+    for fd in &packed.fds {
+        assert!(mp_sys::shm::cannot_shrink(fd.as_fd()).unwrap());
+        assert!(mp_sys::shm::set_len(fd.as_fd(), 0).is_err());
+    }
+    assert_eq!(d.get(&1).unwrap(), Some(2));
+    // The same bytes in a memfd that is not sealed, in the data block's place.
+    let mut packed = dumps(&d).unwrap();
+    let size = mp_sys::shm::file_size(packed.fds[1].as_fd()).unwrap();
+    packed.fds[1] = mp_sys::shm::memfd(c"forged", size).unwrap();
+    let err = loads::<SharedDict<u8, u8>>(&packed.bytes, packed.fds).unwrap_err();
+    assert!(err.to_string().contains("sealed"), "{err}");
+}

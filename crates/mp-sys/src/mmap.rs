@@ -1,39 +1,80 @@
 //! Shared mappings of files (`mmap`/`munmap`, on rustix).
 
 use std::io;
+use std::marker::PhantomData;
 use std::os::fd::BorrowedFd;
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU64;
 
 use rustix::mm::{MapFlags, ProtFlags};
 
-/// A shared, read-write mapping of the start of a file, unmapped on drop.
+/// A shared mapping of the start of a file, unmapped on drop: read-write ([`ReadWrite`], the
+/// default) or read-only ([`ReadOnly`], which has no [`atomic_words`](Mapping::atomic_words):
+/// a store there would fault).
+///
+/// Making a writable mapping is `unsafe`, as in memmap2: the same file may be mapped by any
+/// holder of its descriptor, in this process too, and the bytes are sound to reach only if
+/// every such mapping follows the protocol of the structure that owns the file.
 ///
 /// ```
 /// use std::os::fd::AsFd;
 /// let fd = mp_sys::shm::memfd(c"example", 4096)?;
-/// let map = mp_sys::mmap::Mapping::new(fd.as_fd(), 4096)?;
+/// // SAFETY: a fresh memfd, reached only through this mapping's atomics.
+/// let map = unsafe { mp_sys::mmap::Mapping::new(fd.as_fd(), 4096) }?;
 /// assert_eq!(map.len(), 4096);
 /// # Ok::<(), std::io::Error>(())
 /// ```
+///
+/// Safe code cannot map a descriptor it received and write where a structure reads:
+///
+/// ```compile_fail,E0133
+/// use std::os::fd::AsFd;
+/// let fd = mp_sys::shm::memfd(c"example", 4096)?;
+/// let map = mp_sys::mmap::Mapping::new(fd.as_fd(), 4096)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// ```compile_fail,E0599
+/// use std::os::fd::AsFd;
+/// let fd = mp_sys::shm::memfd_sealable(c"example", 4096)?;
+/// let map = mp_sys::mmap::Mapping::read_only(fd.as_fd(), 4096, false)?;
+/// map.atomic_words()[0].store(1, std::sync::atomic::Ordering::Relaxed); // read-only: no words
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
-pub struct Mapping {
+pub struct Mapping<A = ReadWrite> {
     ptr: NonNull<u8>,
     len: usize,
     /// Registered in `HOLES` (see `keep_from_forks`).
     kept: bool,
+    _access: PhantomData<A>,
 }
+
+/// A [`Mapping`] that may be written.
+#[derive(Debug)]
+pub struct ReadWrite;
+
+/// A [`Mapping`] that may only be read.
+#[derive(Debug)]
+pub struct ReadOnly;
 
 // SAFETY: the mapping is plain shared memory; its users reach it through atomics, locks, or
 // copies whose synchronisation they document.
-unsafe impl Send for Mapping {}
+unsafe impl<A> Send for Mapping<A> {}
 // SAFETY: as above.
-unsafe impl Sync for Mapping {}
+unsafe impl<A> Sync for Mapping<A> {}
 
-impl Mapping {
+impl Mapping<ReadWrite> {
     /// Maps `len` bytes of `fd`, shared, without reserving swap for them (`InvalidInput` for
     /// 0 bytes).
-    pub fn new(fd: BorrowedFd<'_>, len: usize) -> io::Result<Mapping> {
+    ///
+    /// # Safety
+    /// Every access that this process makes to the mapped bytes, through this mapping or any
+    /// other mapping of the same file, must follow the protocol of the structure that owns the
+    /// file (atomics for words others may write at the same time, its lock for anything
+    /// else), so that no two of them race. A fresh file reached only through atomics
+    /// qualifies.
+    pub unsafe fn new(fd: BorrowedFd<'_>, len: usize) -> io::Result<Mapping> {
         Mapping::map(fd, 0, len, ProtFlags::READ | ProtFlags::WRITE, MapFlags::empty())
     }
 
@@ -43,11 +84,15 @@ impl Mapping {
     /// ```
     /// use std::os::fd::AsFd;
     /// let fd = mp_sys::shm::memfd(c"example", 8192)?;
-    /// let map = mp_sys::mmap::Mapping::at(fd.as_fd(), 4096, 4096)?;
+    /// // SAFETY: a fresh memfd, not reached at all.
+    /// let map = unsafe { mp_sys::mmap::Mapping::at(fd.as_fd(), 4096, 4096) }?;
     /// assert_eq!(map.len(), 4096);
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn at(fd: BorrowedFd<'_>, offset: u64, len: usize) -> io::Result<Mapping> {
+    ///
+    /// # Safety
+    /// As [`Mapping::new`].
+    pub unsafe fn at(fd: BorrowedFd<'_>, offset: u64, len: usize) -> io::Result<Mapping> {
         Mapping::map(
             fd,
             offset,
@@ -57,6 +102,31 @@ impl Mapping {
         )
     }
 
+    /// The mapping as 64-bit atomic words (the bytes after the last whole word are left
+    /// out): shared counters that other processes read and write too.
+    ///
+    /// ```
+    /// use std::os::fd::AsFd;
+    /// use std::sync::atomic::Ordering;
+    /// let fd = mp_sys::shm::memfd(c"example", 4096)?;
+    /// // SAFETY: a fresh memfd, reached only through these atomics.
+    /// let (a, b) = unsafe { (mp_sys::mmap::Mapping::new(fd.as_fd(), 4096)?, mp_sys::mmap::Mapping::new(fd.as_fd(), 4096)?) };
+    /// a.atomic_words()[3].store(7, Ordering::Relaxed);
+    /// assert_eq!(b.atomic_words()[3].load(Ordering::Relaxed), 7);
+    /// assert_eq!(a.atomic_words().len(), 512);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn atomic_words(&self) -> &[AtomicU64] {
+        // SAFETY: the mapping is page-aligned (so 8-aligned), writable, `len / 8` words fit in
+        // it, and it stays mapped while `self` is borrowed. `AtomicU64` has `u64`'s layout,
+        // every bit pattern is a valid value, and every access of this process to these bytes
+        // is race-free (the promise made to `new`); writes by other processes are atomic
+        // accesses as far as this one is concerned.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().cast::<AtomicU64>(), self.len / 8) }
+    }
+}
+
+impl Mapping<ReadOnly> {
     /// Maps the first `len` bytes of `fd`, shared and read-only; `populate` faults every page
     /// in at once (`MAP_POPULATE`) instead of on first touch.
     ///
@@ -68,7 +138,7 @@ impl Mapping {
     /// assert_eq!(map.len(), 4096);
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn read_only(fd: BorrowedFd<'_>, len: usize, populate: bool) -> io::Result<Mapping> {
+    pub fn read_only(fd: BorrowedFd<'_>, len: usize, populate: bool) -> io::Result<Mapping<ReadOnly>> {
         let flags = if populate {
             MapFlags::POPULATE
         } else {
@@ -76,14 +146,16 @@ impl Mapping {
         };
         Mapping::map(fd, 0, len, ProtFlags::READ, flags)
     }
+}
 
+impl<A> Mapping<A> {
     fn map(
         fd: BorrowedFd<'_>,
         offset: u64,
         len: usize,
         prot: ProtFlags,
         flags: MapFlags,
-    ) -> io::Result<Mapping> {
+    ) -> io::Result<Mapping<A>> {
         if len == 0 {
             return Err(io::Error::from(io::ErrorKind::InvalidInput));
         }
@@ -103,6 +175,7 @@ impl Mapping {
             ptr,
             len,
             kept: false,
+            _access: PhantomData,
         })
     }
 
@@ -115,7 +188,8 @@ impl Mapping {
     /// ```
     /// use std::os::fd::AsFd;
     /// let fd = mp_sys::shm::memfd(c"example", 4096)?;
-    /// let mut map = mp_sys::mmap::Mapping::new(fd.as_fd(), 4096)?;
+    /// // SAFETY: a fresh memfd, not reached at all.
+    /// let mut map = unsafe { mp_sys::mmap::Mapping::new(fd.as_fd(), 4096) }?;
     /// map.keep_from_forks()?;
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -152,30 +226,9 @@ impl Mapping {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
-
-    /// The mapping as 64-bit atomic words (the bytes after the last whole word are left
-    /// out): shared counters that other processes read and write too.
-    ///
-    /// ```
-    /// use std::os::fd::AsFd;
-    /// use std::sync::atomic::Ordering;
-    /// let fd = mp_sys::shm::memfd(c"example", 4096)?;
-    /// let (a, b) = (mp_sys::mmap::Mapping::new(fd.as_fd(), 4096)?, mp_sys::mmap::Mapping::new(fd.as_fd(), 4096)?);
-    /// a.atomic_words()[3].store(7, Ordering::Relaxed);
-    /// assert_eq!(b.atomic_words()[3].load(Ordering::Relaxed), 7);
-    /// assert_eq!(a.atomic_words().len(), 512);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn atomic_words(&self) -> &[AtomicU64] {
-        // SAFETY: the mapping is page-aligned (so 8-aligned), `len / 8` words fit in it, and
-        // it stays mapped while `self` is borrowed. `AtomicU64` has `u64`'s layout, every bit
-        // pattern is a valid value, and writes by other processes or other mappings of the
-        // file are atomic accesses as far as this one is concerned: no data race.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().cast::<AtomicU64>(), self.len / 8) }
-    }
 }
 
-impl Drop for Mapping {
+impl<A> Drop for Mapping<A> {
     fn drop(&mut self) {
         if self.kept {
             holes::unregister(self.ptr.as_ptr() as usize);

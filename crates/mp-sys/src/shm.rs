@@ -47,12 +47,14 @@ pub fn memfd_sealable(name: &CStr, len: u64) -> io::Result<OwnedFd> {
 /// ```
 /// use std::os::fd::AsFd;
 /// let fd = mp_sys::shm::memfd_sealable(c"example", 4096)?;
-/// let map = mp_sys::mmap::Mapping::new(fd.as_fd(), 4096)?;
+/// // SAFETY: a fresh memfd, not reached at all.
+/// let map = unsafe { mp_sys::mmap::Mapping::new(fd.as_fd(), 4096) }?;
 /// assert!(mp_sys::shm::seal_read_only(fd.as_fd()).is_err()); // mapped writable
 /// drop(map);
 /// mp_sys::shm::seal_read_only(fd.as_fd())?;
 /// assert!(mp_sys::shm::is_read_only(fd.as_fd())?);
-/// assert!(mp_sys::mmap::Mapping::new(fd.as_fd(), 4096).is_err()); // no writable mapping
+/// // SAFETY: as above.
+/// assert!(unsafe { mp_sys::mmap::Mapping::new(fd.as_fd(), 4096) }.is_err()); // no writable mapping
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn seal_read_only(fd: BorrowedFd<'_>) -> io::Result<()> {
@@ -75,6 +77,39 @@ pub fn seal_read_only(fd: BorrowedFd<'_>) -> io::Result<()> {
 /// ```
 pub fn forbid_shrinking(fd: BorrowedFd<'_>) -> io::Result<()> {
     retry(|| rustix::fs::fcntl_add_seals(fd, SealFlags::SHRINK))
+}
+
+/// A new memfd of `len` bytes that nobody can shrink ([`memfd_sealable`], then
+/// [`forbid_shrinking`]): what every shared structure whose mapping others rely on is made of.
+///
+/// ```
+/// use std::os::fd::AsFd;
+/// let fd = mp_sys::shm::memfd_unshrinkable(c"example", 4096)?;
+/// assert!(mp_sys::shm::cannot_shrink(fd.as_fd())?);
+/// assert!(mp_sys::shm::set_len(fd.as_fd(), 0).is_err());
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn memfd_unshrinkable(name: &CStr, len: u64) -> io::Result<OwnedFd> {
+    let fd = memfd_sealable(name, len)?;
+    forbid_shrinking(fd.as_fd())?;
+    Ok(fd)
+}
+
+/// Whether `fd` is sealed against shrinking (false for files that cannot be sealed): a
+/// receiver checks it before it relies on a mapping of a descriptor another process sent.
+///
+/// ```
+/// use std::os::fd::AsFd;
+/// let fd = mp_sys::shm::memfd(c"example", 4096)?;
+/// assert!(!mp_sys::shm::cannot_shrink(fd.as_fd())?);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn cannot_shrink(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    match rustix::fs::fcntl_get_seals(fd) {
+        Ok(seals) => Ok(seals.contains(SealFlags::SHRINK)),
+        Err(rustix::io::Errno::INVAL) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Whether a file is sealed so that no writable mapping of it exists or can be made, no write

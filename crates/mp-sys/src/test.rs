@@ -220,7 +220,8 @@ fn futex_wait_returns_on_a_changed_word_or_a_passed_deadline() {
 fn robust_mutex_reports_a_holder_that_died() {
     use crate::robust_mutex::{self, Locked, RawMutex};
     let memfd = crate::shm::memfd(c"test", 4096).unwrap();
-    let map = crate::mmap::Mapping::new(memfd.as_fd(), 4096).unwrap();
+    // SAFETY: a fresh memfd, reached only through the robust mutex below.
+    let map = unsafe { crate::mmap::Mapping::new(memfd.as_fd(), 4096) }.unwrap();
     let m = map.ptr().cast::<RawMutex>();
     // SAFETY: a fresh, page-aligned mapping that outlives every call below; the child only
     // takes the mutex and `_exit`s.

@@ -81,13 +81,16 @@ impl<'de> serde::Deserialize<'de> for Ring {
 impl Ring {
     /// Creates a ring holding at most `maxsize` items (0: unbounded).
     pub(crate) fn new(maxsize: u64) -> io::Result<Ring> {
-        let memfd = mp_sys::shm::memfd(c"mp-queue", RESERVE)?;
+        // Sealed against shrinking: no holder of the descriptor can truncate the ring's pages
+        // away under the other users' mappings (SIGBUS).
+        let memfd = mp_sys::shm::memfd_unshrinkable(c"mp-queue", RESERVE)?;
         let (fd_tx, fd_rx) = mp_sys::socket::socketpair(mp_sys::socket::Kind::SeqPacket)?;
         mp_sys::fd::set_nonblocking(fd_rx.as_fd(), true)?;
         let bell = mp_sys::eventfd::new()?;
         #[cfg(feature = "async")]
         let room_bell = mp_sys::eventfd::new()?;
-        let map = Mapping::new(memfd.as_fd(), RESERVE as usize)?;
+        // SAFETY: a fresh memfd; the ring's protocol (ring/README.md) is the only way to it.
+        let map = unsafe { Mapping::new(memfd.as_fd(), RESERVE as usize) }?;
         let header = map.ptr().cast::<Header>();
         // SAFETY: the mapping is fresh, zero-filled, at least HEADER_SIZE long and page
         // aligned; no other process has it yet, so initialising the mutexes in place is sound.
@@ -123,7 +126,14 @@ impl Ring {
         if mp_sys::shm::file_size(parts.memfd.as_fd())? != RESERVE {
             return Err(RingError::Corrupt("the shared memory is not an mp queue"));
         }
-        let map = Mapping::new(parts.memfd.as_fd(), RESERVE as usize)?;
+        if !mp_sys::shm::cannot_shrink(parts.memfd.as_fd())? {
+            return Err(RingError::Corrupt(
+                "the queue's shared memory is not sealed against shrinking",
+            ));
+        }
+        // SAFETY: the ring's memfd, which every user reaches through the ring's protocol only
+        // (ring/README.md): mp never hands the descriptor out.
+        let map = unsafe { Mapping::new(parts.memfd.as_fd(), RESERVE as usize) }?;
         let ring = Ring {
             map,
             memfd: parts.memfd,

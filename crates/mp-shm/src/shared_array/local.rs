@@ -24,7 +24,9 @@ pub(crate) struct LocalMap {
 impl LocalMap {
     /// Maps `len` bytes at `offset`, read-write, kept from forks.
     pub(crate) fn new(fd: BorrowedFd<'_>, offset: u64, len: usize) -> Result<LocalMap, ShmError> {
-        let mut map = Mapping::at(fd, offset, len)?;
+        // SAFETY: the array's memfd travels only inside its handles, and each chunk's range is
+        // mapped writable by the one process that holds its claim (shared_array/README.md).
+        let mut map = unsafe { Mapping::at(fd, offset, len) }?;
         map.keep_from_forks()?;
         Ok(LocalMap {
             map,

@@ -10,6 +10,7 @@ use super::{
     EMPTY, ENTRY_HEADER, Hook, LOG_MASK, MAX_LOG, MIN_BUCKETS, MIN_LOG, R_BUCKETS, R_LEN, R_TOP,
     R_USED, REGION_HEADER, RESERVE, Shared, Stall, TOMB, corrupt,
 };
+use crate::atomic_copy;
 use crate::error::DictError;
 use crate::heap::Block;
 
@@ -49,36 +50,41 @@ impl<'a> Mem<'a> {
         Ok(unsafe { self.base.add(off as usize) })
     }
 
-    /// A copy of `len` bytes at `off`. Caller holds the lock, under which alone the
-    /// bytes are written.
+    /// A copy of `len` bytes at `off`. Caller holds the lock, under which alone the dict
+    /// writes the bytes; the copy is atomic all the same, because any holder of the dict's
+    /// descriptor can map it and store into it without the lock.
     pub(super) fn read(self, off: u64, len: u64) -> Result<Vec<u8>, DictError> {
         let src = self.range(off, len)?;
-        // SAFETY: `src..src + len` is in the mapping (checked by `range`), and no one writes
-        // it while the caller holds the lock.
-        Ok(unsafe { std::slice::from_raw_parts(src, len as usize) }.to_vec())
+        let mut out = vec![0; len as usize];
+        // SAFETY: `src..src + len` is in the mapping (checked by `range`), which is
+        // page-aligned and stays mapped for 'a; every access to it is atomic.
+        unsafe { atomic_copy::load(src, &mut out) };
+        Ok(out)
     }
 
     /// Whether the `bytes.len()` bytes at `off` equal `bytes`. Caller holds the lock.
     pub(super) fn equals(self, off: u64, bytes: &[u8]) -> Result<bool, DictError> {
-        let src = self.range(off, bytes.len() as u64)?;
-        // SAFETY: as in `read`.
-        Ok(unsafe { std::slice::from_raw_parts(src, bytes.len()) } == bytes)
+        Ok(self.read(off, bytes.len() as u64)? == bytes)
     }
 
     /// Writes `bytes` at `off`. Caller holds the lock, and nothing links to the bytes yet.
     pub(super) fn write(self, off: u64, bytes: &[u8]) -> Result<(), DictError> {
         let dst = self.range(off, bytes.len() as u64)?;
-        // SAFETY: in the mapping (checked by `range`); no reference to these bytes lives
-        // (every read copies out under the lock, which the caller holds).
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len()) };
+        // SAFETY: in the mapping (checked by `range`), which is writable and stays mapped for
+        // 'a; every access to it is atomic.
+        unsafe { atomic_copy::store(bytes, dst) };
         Ok(())
     }
 
     /// Zero-fills `len` bytes at `off`. Caller holds the lock.
     pub(super) fn zero(self, off: u64, len: u64) -> Result<(), DictError> {
-        let dst = self.range(off, len)?;
-        // SAFETY: as in `write`.
-        unsafe { std::ptr::write_bytes(dst, 0, len as usize) };
+        const ZEROS: [u8; 4096] = [0; 4096];
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(ZEROS.len() as u64);
+            self.write(off + done, &ZEROS[..n as usize])?;
+            done += n;
+        }
         Ok(())
     }
 }
