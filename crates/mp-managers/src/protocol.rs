@@ -9,9 +9,11 @@
 //!   process holds is the session's, whichever connection took it, so a proxy made in one
 //!   thread may be dropped in another. A session ends, and its references are dropped, when
 //!   all its connections have ended: the process is gone, however it died.
-//! - **Transit.** A proxy on its way to another process holds a reference of nobody's
-//!   (`Transit`), which the receiver's `Adopt` makes its session's: the object cannot be freed
-//!   in between (cpython #119937).
+//! - **Transit.** A proxy on its way to another process holds a reference (`Transit`) that
+//!   the *sending* session keeps under a token, which the receiver's `Adopt` moves into its
+//!   own session: the object cannot be freed in between (cpython #119937). A proxy that is
+//!   never received (a full `put_nowait`, a child killed before it read its arguments) costs
+//!   its reference until the sending session ends, never for the server's life.
 //! - **Names.** A published name holds one reference of the server's own, until it is
 //!   published again or the server ends.
 //! - **Builds.** Types are named by code offsets (see `servant`), which mean the same only in
@@ -54,10 +56,11 @@ pub(crate) enum Request {
     IncRef { id: u64 },
     /// One reference less, of those the session holds (a proxy dropped).
     DecRef { id: u64 },
-    /// One more reference, of nobody's: a proxy on its way to another process.
+    /// One more reference, held by this session under a token (the reply's `Count`) while a
+    /// proxy is on its way to another process.
     Transit { id: u64 },
-    /// Makes one transit reference the session's (the proxy arrived).
-    Adopt { id: u64 },
+    /// Moves the transit reference `token` into this session (the proxy arrived).
+    Adopt { id: u64, token: u64 },
     /// Gives object `id` the name `name` (Python's registered typeids of a remote manager).
     Publish { name: String, id: u64 },
     /// The object named `name`, with one more reference, the session's.

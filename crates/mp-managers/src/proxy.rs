@@ -111,16 +111,27 @@ impl fmt::Debug for BaseProxy {
 struct Wire {
     endpoint: Endpoint,
     id: u64,
+    /// The sending session's transit reference, which the receiver adopts.
+    token: u64,
 }
 
 impl Serialize for BaseProxy {
     fn serialize<Z: Serializer>(&self, s: Z) -> Result<Z::Ok, Z::Error> {
-        // The receiver adopts this reference: the object lives until it has.
-        request(&self.endpoint, &Request::Transit { id: self.id })
-            .map_err(serde::ser::Error::custom)?;
+        // The receiver adopts this reference: the object lives until it has, or until this
+        // process's session ends.
+        let token = match request(&self.endpoint, &Request::Transit { id: self.id }) {
+            Ok(Reply::Count(token)) => token,
+            Ok(other) => {
+                return Err(serde::ser::Error::custom(format!(
+                    "unexpected reply {other:?}"
+                )));
+            }
+            Err(e) => return Err(serde::ser::Error::custom(e)),
+        };
         Wire {
             endpoint: self.endpoint.clone(),
             id: self.id,
+            token,
         }
         .serialize(s)
     }
@@ -128,8 +139,12 @@ impl Serialize for BaseProxy {
 
 impl<'de> Deserialize<'de> for BaseProxy {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<BaseProxy, D::Error> {
-        let Wire { endpoint, id } = Wire::deserialize(d)?;
-        request(&endpoint, &Request::Adopt { id }).map_err(D::Error::custom)?;
+        let Wire {
+            endpoint,
+            id,
+            token,
+        } = Wire::deserialize(d)?;
+        request(&endpoint, &Request::Adopt { id, token }).map_err(D::Error::custom)?;
         Ok(BaseProxy::owned(endpoint, id))
     }
 }

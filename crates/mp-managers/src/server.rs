@@ -17,10 +17,8 @@ use crate::servant::{Caller, Erased, creator_at};
 struct Object {
     servant: Arc<dyn Erased>,
     type_name: String,
-    /// Every reference: held by sessions, by names, and in transit.
+    /// Every reference: held by sessions (in transit too) and by names.
     refs: u64,
-    /// Of those, the ones in transit (adopted by no session yet).
-    transit: u64,
 }
 
 #[derive(Default)]
@@ -54,11 +52,10 @@ impl Objects {
     }
 
     /// One more reference to `id`; `false` if there is no such object.
-    fn add_ref(&self, id: u64, transit: bool) -> bool {
+    fn add_ref(&self, id: u64) -> bool {
         match self.lock().get_mut(&id) {
             Some(object) => {
                 object.refs += 1;
-                object.transit += u64::from(transit);
                 true
             }
             None => false,
@@ -68,13 +65,60 @@ impl Objects {
 
 /// One client process's references (see `protocol`): dropped when its last connection is.
 struct Session {
+    id: u64,
     objects: Arc<Objects>,
     held: Mutex<HashMap<u64, u64>>,
+    /// The references this session sent on their way (`Transit`), by token: each the object's
+    /// id. Dropped with the session if nobody adopted them.
+    transit: Mutex<Transit>,
+}
+
+#[derive(Default)]
+struct Transit {
+    next: u32,
+    by_token: HashMap<u64, u64>,
 }
 
 impl Session {
+    fn new(id: u64, objects: &Arc<Objects>) -> Session {
+        Session {
+            id,
+            objects: Arc::clone(objects),
+            held: Mutex::default(),
+            transit: Mutex::default(),
+        }
+    }
+
     fn held(&self) -> MutexGuard<'_, HashMap<u64, u64>> {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn transit(&self) -> MutexGuard<'_, Transit> {
+        self.transit.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps one reference to `id` (already counted) in transit; its token names this session
+    /// in its high half.
+    fn send(&self, id: u64) -> u64 {
+        let mut transit = self.transit();
+        let token = loop {
+            transit.next = transit.next.wrapping_add(1);
+            let token = (self.id << 32) | u64::from(transit.next);
+            if !transit.by_token.contains_key(&token) {
+                break token;
+            }
+        };
+        transit.by_token.insert(token, id);
+        token
+    }
+
+    /// Takes back the transit reference `token` to `id`, if this session still holds it.
+    fn take(&self, token: u64, id: u64) -> bool {
+        let mut transit = self.transit();
+        match transit.by_token.get(&token) {
+            Some(&held) if held == id => transit.by_token.remove(&token).is_some(),
+            _ => false,
+        }
     }
 }
 
@@ -83,6 +127,10 @@ impl Drop for Session {
         let held = std::mem::take(&mut *self.held());
         for (id, n) in held {
             self.objects.release(id, n);
+        }
+        let transit = std::mem::take(&mut self.transit().by_token);
+        for id in transit.into_values() {
+            self.objects.release(id, 1);
         }
     }
 }
@@ -194,11 +242,8 @@ fn serve_client(conn: &Connection, state: &State) {
     };
     let session = match hello.session {
         None => {
-            let session = Arc::new(Session {
-                objects: Arc::clone(&state.objects),
-                held: Mutex::default(),
-            });
             let id = state.next_session.fetch_add(1, Ordering::Relaxed);
+            let session = Arc::new(Session::new(id, &state.objects));
             let mut sessions = state.sessions.lock().unwrap_or_else(|e| e.into_inner());
             sessions.retain(|_, s| s.strong_count() > 0);
             sessions.insert(id, Arc::downgrade(&session));
@@ -302,25 +347,32 @@ impl Client<'_> {
                 }
             }
             Request::IncRef { id } => {
-                if !objects.add_ref(id, false) {
+                if !objects.add_ref(id) {
                     return Reply::Error(RemoteError::NoSuchObject(id));
                 }
                 self.hold(id);
                 Reply::Done
             }
             Request::Transit { id } => {
-                if !objects.add_ref(id, true) {
+                if !objects.add_ref(id) {
                     return Reply::Error(RemoteError::NoSuchObject(id));
                 }
-                Reply::Done
+                Reply::Count(self.session.send(id))
             }
-            Request::Adopt { id } => {
-                match objects.lock().get_mut(&id) {
-                    Some(object) if object.transit > 0 => object.transit -= 1,
-                    // Nothing in transit: a second delivery of one message, or a confused
-                    // client. Count it as a fresh reference instead.
-                    Some(object) => object.refs += 1,
-                    None => return Reply::Error(RemoteError::NoSuchObject(id)),
+            Request::Adopt { id, token } => {
+                let sender = {
+                    let sessions = self
+                        .state
+                        .sessions
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner());
+                    sessions.get(&(token >> 32)).and_then(Weak::upgrade)
+                };
+                // The sender's transit reference moves here; if it is gone (the sender ended,
+                // or this is a second delivery of one message), a living object gets a fresh
+                // reference instead.
+                if !sender.is_some_and(|s| s.take(token, id)) && !objects.add_ref(id) {
+                    return Reply::Error(RemoteError::NoSuchObject(id));
                 }
                 self.hold(id);
                 Reply::Done
@@ -340,7 +392,7 @@ impl Client<'_> {
                 Reply::Done
             }
             Request::Publish { name, id } => {
-                if !objects.add_ref(id, false) {
+                if !objects.add_ref(id) {
                     return Reply::Error(RemoteError::NoSuchObject(id));
                 }
                 let old =
@@ -404,7 +456,6 @@ impl Client<'_> {
                     servant,
                     type_name,
                     refs: 1,
-                    transit: 0,
                 };
                 objects.lock().insert(id, object);
                 self.hold(id);

@@ -25,6 +25,7 @@ mp_spawn::test_matrix!(
     the_server_ignores_sigint,
     a_wrong_authkey_or_garbage_leaves_the_server_serving,
     proxies_move_between_threads,
+    a_proxy_nobody_receives_dies_with_its_sender,
 );
 
 fn signal(pid: u32, signal: i32) {
@@ -281,4 +282,31 @@ fn proxies_move_between_threads(m: StartMethod) {
     std::thread::spawn(move || drop(lists)).join().unwrap();
     assert_eq!(manager.object_count().unwrap(), 1);
     assert_eq!(d.len().unwrap(), 4);
+}
+
+/// Sends `d` on its way to nobody (as a full `put_nowait`, a failed `start` or a receiver
+/// killed before it reads do), and ends.
+fn send_to_nobody(d: Dict<u8, u8>) {
+    let bytes = mp_spawn::reduction::dumps(&d).unwrap();
+    drop(bytes);
+}
+
+/// A proxy serialised and never received holds its object until the sending process ends, not
+/// for the server's life (issue #24 item 7: `object_count` stayed 1 after the only proxy was
+/// dropped, for good).
+fn a_proxy_nobody_receives_dies_with_its_sender(m: StartMethod) {
+    let manager = manager(m);
+    let d = manager.dict::<u8, u8>().unwrap();
+    run(m, send_to_nobody, (d.clone(),));
+    drop(d);
+    // The server sees the child's connections end when the kernel closes them: wait for that,
+    // not a clock (the bound only turns a leak into a failure instead of a hang).
+    let bound = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while manager.object_count().unwrap() != 0 {
+        assert!(
+            std::time::Instant::now() < bound,
+            "the unreceived proxy's object leaked"
+        );
+        std::thread::yield_now();
+    }
 }
