@@ -1,6 +1,7 @@
 //! The managed set, array and `List::sort` (issue #16 item 2) under every start method: each
 //! container is changed in a child and checked in the parent, Python's errors come back typed,
-//! and a sort call that names no sorter, or another type's, is refused.
+//! and a sort call that names no sorter, or another type's, is refused. Values read as another
+//! type than they were written are a `Decode` error (issue #24 item 11).
 //! CPython: `TestSyncManagerTypes` (`test_set`, `test_set_init`, `test_array`, `test_list`),
 //! `_TestArray` (`test_array`, `test_array_from_size`).
 
@@ -9,7 +10,10 @@ use common::{manager, run};
 
 use std::collections::HashSet;
 
-use mp_managers::{ListCall, ListServant, ManagedArray, ManagerError, RemoteError, Set};
+use mp_managers::{
+    Dict, List, ListCall, ListServant, ManagedArray, ManagedValue, ManagerError, Namespace,
+    RemoteError, Set,
+};
 use mp_spawn::StartMethod;
 
 mp_spawn::test_matrix!(
@@ -23,6 +27,8 @@ mp_spawn::test_matrix!(
     array_errors,
     list_sort_from_a_child,
     sort_refuses_a_forged_or_foreign_sorter,
+    a_namespace_attribute_read_as_another_type_is_a_decode_error,
+    a_reply_read_as_another_type_is_a_decode_error,
 );
 
 fn strings<const N: usize>(items: [&str; N]) -> HashSet<String> {
@@ -390,4 +396,57 @@ fn sort_refuses_a_forged_or_foreign_sorter(m: StartMethod) {
     })
     .unwrap();
     assert_eq!(to_vec(), [3, 2, 1]);
+}
+
+// ---- Decoding (issue #24 item 11) ----
+
+fn set_attributes(ns: Namespace) {
+    ns.set("name", "abc".to_owned()).unwrap();
+    ns.set("n", 3u32).unwrap();
+    ns.set("pair", (1u8, 2u8)).unwrap();
+}
+
+fn is_decode<T: std::fmt::Debug>(r: Result<T, ManagerError>) -> bool {
+    matches!(r, Err(ManagerError::Decode(_)))
+}
+
+/// A namespace attribute set in a child as one type and read here as another is a `Decode`
+/// error, also where postcard alone would read it (a string's bytes as a `u32`: its length,
+/// 3; a pair's as a `u8`: its first item), and reads as its own type.
+fn a_namespace_attribute_read_as_another_type_is_a_decode_error(m: StartMethod) {
+    let manager = manager(m);
+    let ns = manager.namespace().unwrap();
+    run(m, set_attributes, (ns.clone(),));
+    assert!(is_decode(ns.get::<u32>("name")));
+    assert!(is_decode(ns.get::<u8>("pair")));
+    assert!(is_decode(ns.get::<i32>("n")));
+    assert!(is_decode(ns.get::<String>("n")));
+    assert_eq!(ns.get::<String>("name").unwrap(), "abc");
+    assert_eq!(ns.get::<u32>("n").unwrap(), 3);
+    assert_eq!(ns.get::<(u8, u8)>("pair").unwrap(), (1, 2));
+}
+
+/// `proxy`'s bytes read back as a proxy of type `P`: a proxy of another object type, as a
+/// mixed-up queue or pipe would deliver it.
+fn retyped<P: serde::de::DeserializeOwned>(proxy: &impl serde::Serialize) -> P {
+    postcard::from_bytes(&postcard::to_stdvec(proxy).unwrap()).unwrap()
+}
+
+/// A value, list or dict reply read as another type is a `Decode` error: the proxies' replies
+/// go through the same exact decoding (before, a string came back as its length).
+fn a_reply_read_as_another_type_is_a_decode_error(m: StartMethod) {
+    let manager = manager(m);
+    let value = manager.value("abc".to_owned()).unwrap();
+    let list = manager.list_from(["abc".to_owned()]).unwrap();
+    let dict = manager
+        .dict_from([("k".to_owned(), "abc".to_owned())])
+        .unwrap();
+    assert!(is_decode(retyped::<ManagedValue<u32>>(&value).get()));
+    assert!(is_decode(retyped::<List<u32>>(&list).get(0)));
+    assert!(is_decode(
+        retyped::<Dict<String, u32>>(&dict).get(&"k".to_owned())
+    ));
+    assert_eq!(value.get().unwrap(), "abc");
+    assert_eq!(list.get(0).unwrap(), "abc");
+    assert_eq!(dict.get(&"k".to_owned()).unwrap().unwrap(), "abc");
 }
