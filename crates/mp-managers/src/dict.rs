@@ -11,6 +11,8 @@ use crate::manager::Manager;
 use crate::proxy::Proxy;
 use crate::servant::Servant;
 
+mod updater;
+
 /// What a dict key must be: hashable and comparable on the server, and portable.
 pub trait Key: Portable + Hash + Eq + Clone + Send {}
 impl<T: Portable + Hash + Eq + Clone + Send> Key for T {}
@@ -94,6 +96,31 @@ pub enum DictCall<K, V> {
     Update(Vec<(K, V)>),
     /// `d.setdefault(k, v)`
     SetDefault(K, V),
+    /// A read-modify-write of `d[k]` in one call: `updater` names the closure's updater in the
+    /// server (build it with [`DictCall::update_with`]); an offset that names no updater, or
+    /// the updater of another value type, is refused with `RemoteError::BadCall`.
+    UpdateWith {
+        /// The offset of the updater in the `mp_dict_updaters` section.
+        updater: i64,
+        /// The key whose value the closure changes.
+        key: K,
+    },
+}
+
+impl<K, V: 'static> DictCall<K, V> {
+    /// The call that runs `f` on the value of `key` in the server (see [`Dict::update_with`]).
+    pub fn update_with<F, R>(key: K, f: F) -> DictCall<K, V>
+    where
+        F: FnOnce(&mut Option<V>) -> R + Copy + 'static,
+        R: Serialize,
+    {
+        // Only the type of `f` is sent: the server makes its own.
+        let _ = f;
+        DictCall::UpdateWith {
+            updater: updater::updater_offset::<V, F, R>(),
+            key,
+        }
+    }
 }
 
 /// The server's answer to a [`DictCall`].
@@ -113,6 +140,8 @@ pub enum DictReply<K, V> {
     Values(Vec<V>),
     /// Pairs, in insertion order.
     Items(Vec<(K, V)>),
+    /// What an `update_with` closure returned, encoded.
+    Updated(Vec<u8>),
     /// Nothing to say.
     Done,
 }
@@ -162,6 +191,24 @@ impl<K: Key, V: Item> Servant for DictServant<K, V> {
                     DictReply::Value(Some(v))
                 }
             },
+            DictCall::UpdateWith { updater, key } => {
+                let update = updater::updater_at(updater)
+                    .ok_or_else(|| RemoteError::BadCall("no such updater".to_owned()))?;
+                // A copy: a closure that panics (an error) leaves the dict as it was.
+                let mut value = self.get(&key).cloned();
+                let result = update(&mut value).ok_or_else(|| {
+                    RemoteError::BadCall("the updater of another value type".to_owned())
+                })??;
+                match value {
+                    Some(v) => {
+                        self.insert(key, v);
+                    }
+                    None => {
+                        self.remove(&key);
+                    }
+                }
+                DictReply::Updated(result)
+            }
         })
     }
 }
@@ -290,21 +337,44 @@ impl<K: Key, V: Item> Dict<K, V> {
         }
     }
 
-    /// Reads, changes and writes back the value of `key` (`None` if missing; leaving `None`
-    /// removes it). Not atomic against other processes: two calls are made (Python's
-    /// `d[k] += 1` is not atomic either). Guard it with a lock where processes race.
-    pub fn update_with<R>(
-        &self,
-        key: K,
-        f: impl FnOnce(&mut Option<V>) -> R,
-    ) -> Result<R, ManagerError> {
-        let mut value = self.get(&key)?;
-        let r = f(&mut value);
-        match value {
-            Some(v) => self.insert(key, v)?,
-            None => self.remove(&key)?,
-        };
-        Ok(r)
+    /// Reads, changes and writes back the value of `key` in one call, atomic against every
+    /// other call on the dict, as `mp_shm::SharedDict::update_with` (Python's `d[k] += 1` is
+    /// not): `f` gets the value (`None` if missing; leaving `None` removes it), and what it
+    /// returns comes back.
+    ///
+    /// `f` runs in the manager's server, under the dict's lock: it must be a fn item or a
+    /// closure that captures nothing (the server makes its own; checked when the program is
+    /// built), and its side effects happen there. A panic in `f` leaves the value as it was
+    /// and is `RemoteError::Runtime`.
+    ///
+    /// ```
+    /// let manager = mp_managers::Manager::new()?;
+    /// let d = manager.dict::<String, u64>()?;
+    /// d.update_with("hits".to_owned(), |v| *v.get_or_insert(0) += 1)?;
+    /// d.update_with("hits".to_owned(), |v| *v.get_or_insert(0) += 1)?;
+    /// assert_eq!(d.get(&"hits".to_owned())?, Some(2));
+    /// let was = d.update_with("hits".to_owned(), |v| v.take())?; // remove, returning it
+    /// assert_eq!((was, d.len()?), (Some(2), 0));
+    /// # Ok::<(), mp_managers::ManagerError>(())
+    /// ```
+    ///
+    /// A closure that captures state does not build:
+    ///
+    /// ```compile_fail
+    /// let manager = mp_managers::Manager::new().unwrap();
+    /// let d = manager.dict::<u8, u64>().unwrap();
+    /// let step = 5;
+    /// d.update_with(1, move |v| *v.get_or_insert(0) += step).unwrap();
+    /// ```
+    pub fn update_with<F, R>(&self, key: K, f: F) -> Result<R, ManagerError>
+    where
+        F: FnOnce(&mut Option<V>) -> R + Copy + 'static,
+        R: Portable,
+    {
+        match self.proxy.call(DictCall::update_with(key, f))? {
+            DictReply::Updated(bytes) => crate::codec::decode(&bytes).map_err(ManagerError::Decode),
+            _ => unexpected(),
+        }
     }
 }
 

@@ -97,6 +97,7 @@ macro_rules! proxy_wrapper {
 }
 
 mod array;
+mod codec;
 mod dict;
 mod error;
 mod link;

@@ -69,7 +69,8 @@ impl<T: Item> ManagedValue<T> {
     }
 }
 
-/// The server's side of a [`Namespace`]: attributes stored encoded, each typed by its caller.
+/// The server's side of a [`Namespace`]: attributes stored encoded, each with the name of the
+/// type it was set as (checked by the reader).
 #[derive(Debug)]
 pub struct NamespaceServant(BTreeMap<String, Vec<u8>>);
 
@@ -126,7 +127,8 @@ impl Servant for NamespaceServant {
 }
 
 /// Named attributes held by a manager's server (Python's `manager.Namespace()`), each typed at
-/// the call: reading a name as another type than it was written is a `Decode` error.
+/// the call: reading a name as another type than it was written is a `Decode` error (the
+/// type's name is stored with the value).
 ///
 /// ```
 /// let manager = mp_managers::Manager::new()?;
@@ -135,6 +137,7 @@ impl Servant for NamespaceServant {
 /// ns.set("name", "bob".to_owned())?;
 /// assert_eq!(ns.get::<u32>("x")?, 10);
 /// assert!(ns.get::<u32>("y").is_err()); // AttributeError
+/// assert!(matches!(ns.get::<u32>("name"), Err(mp_managers::ManagerError::Decode(_))));
 /// assert_eq!(ns.names()?, ["name", "x"]);
 /// # Ok::<(), mp_managers::ManagerError>(())
 /// ```
@@ -143,19 +146,17 @@ pub struct Namespace {
 }
 
 impl Namespace {
-    /// `getattr(ns, name)`, decoded as a `T`.
+    /// `getattr(ns, name)`, decoded as a `T`: a `Decode` error if it was set as another type.
     pub fn get<T: Portable>(&self, name: &str) -> Result<T, ManagerError> {
         match self.proxy.call(NamespaceCall::Get(name.to_owned()))? {
-            NamespaceReply::Value(bytes) => {
-                postcard::from_bytes(&bytes).map_err(|e| ManagerError::Decode(e.to_string()))
-            }
+            NamespaceReply::Value(bytes) => untag(name, &bytes),
             _ => unexpected(),
         }
     }
 
     /// `setattr(ns, name, value)`.
     pub fn set<T: Portable>(&self, name: &str, value: T) -> Result<(), ManagerError> {
-        let bytes = postcard::to_stdvec(&value).map_err(|e| ManagerError::Encode(e.to_string()))?;
+        let bytes = tag(&value)?;
         self.proxy
             .call(NamespaceCall::Set(name.to_owned(), bytes))
             .map(drop)
@@ -175,6 +176,28 @@ impl Namespace {
             _ => unexpected(),
         }
     }
+}
+
+// An attribute is stored as its type's name and then its value: postcard's bytes carry no
+// type, and those of one type often read as another (a `String` as a `u32`: its length).
+
+/// `value`, encoded after the name of its type.
+fn tag<T: Portable>(value: &T) -> Result<Vec<u8>, ManagerError> {
+    postcard::to_stdvec(&(std::any::type_name::<T>(), value))
+        .map_err(|e| ManagerError::Encode(e.to_string()))
+}
+
+/// The value of the attribute `name` out of its stored `bytes`, if it was set as a `T`.
+fn untag<T: Portable>(name: &str, bytes: &[u8]) -> Result<T, ManagerError> {
+    let expected = std::any::type_name::<T>();
+    let (found, value) = postcard::take_from_bytes::<&str>(bytes)
+        .map_err(|_| ManagerError::Decode(format!("attribute {name:?} holds no typed value")))?;
+    if found != expected {
+        return Err(ManagerError::Decode(format!(
+            "attribute {name:?} holds a {found}, not a {expected}"
+        )));
+    }
+    crate::codec::decode(value).map_err(ManagerError::Decode)
 }
 
 proxy_wrapper!(ManagedValue<T> where T: Item);

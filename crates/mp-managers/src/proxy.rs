@@ -46,9 +46,7 @@ impl BaseProxy {
         self.own()?;
         let call = postcard::to_stdvec(call).map_err(|e| ManagerError::Encode(e.to_string()))?;
         match request(&self.endpoint, &Request::Call { id: self.id, call })? {
-            Reply::Value(bytes) => {
-                postcard::from_bytes(&bytes).map_err(|e| ManagerError::Decode(e.to_string()))
-            }
+            Reply::Value(bytes) => crate::codec::decode(&bytes).map_err(ManagerError::Decode),
             _ => unexpected(),
         }
     }

@@ -118,7 +118,7 @@ impl<S: SharedServant> Erased for Shared<S> {
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RemoteError> {
-    postcard::from_bytes(bytes).map_err(|e| RemoteError::BadCall(e.to_string()))
+    crate::codec::decode(bytes).map_err(RemoteError::BadCall)
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, RemoteError> {

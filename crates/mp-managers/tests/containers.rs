@@ -1,6 +1,8 @@
 //! The managed set, array and `List::sort` (issue #16 item 2) under every start method: each
 //! container is changed in a child and checked in the parent, Python's errors come back typed,
-//! and a sort call that names no sorter, or another type's, is refused.
+//! and a sort call that names no sorter, or another type's, is refused. Values read as another
+//! type than they were written are a `Decode` error (issue #24 item 11), and
+//! `Dict::update_with` is atomic across processes (issue #24 item 6).
 //! CPython: `TestSyncManagerTypes` (`test_set`, `test_set_init`, `test_array`, `test_list`),
 //! `_TestArray` (`test_array`, `test_array_from_size`).
 
@@ -9,7 +11,10 @@ use common::{manager, run};
 
 use std::collections::HashSet;
 
-use mp_managers::{ListCall, ListServant, ManagedArray, ManagerError, RemoteError, Set};
+use mp_managers::{
+    Barrier, Dict, DictCall, DictReply, DictServant, List, ListCall, ListServant, ManagedArray,
+    ManagedValue, ManagerError, Namespace, RemoteError, Set,
+};
 use mp_spawn::StartMethod;
 use mp_spawn::code::RawCodeRef;
 
@@ -24,6 +29,11 @@ mp_spawn::test_matrix!(
     array_errors,
     list_sort_from_a_child,
     sort_refuses_a_forged_or_foreign_sorter,
+    a_namespace_attribute_read_as_another_type_is_a_decode_error,
+    a_reply_read_as_another_type_is_a_decode_error,
+    update_with_is_atomic_across_processes,
+    update_with_edge_cases,
+    update_with_refuses_a_forged_or_foreign_updater,
 );
 
 fn strings<const N: usize>(items: [&str; N]) -> HashSet<String> {
@@ -412,4 +422,177 @@ fn sort_refuses_a_forged_or_foreign_sorter(m: StartMethod) {
     })
     .unwrap();
     assert_eq!(to_vec(), [3, 2, 1]);
+}
+
+// ---- Decoding (issue #24 item 11) ----
+
+fn set_attributes(ns: Namespace) {
+    ns.set("name", "abc".to_owned()).unwrap();
+    ns.set("n", 3u32).unwrap();
+    ns.set("pair", (1u8, 2u8)).unwrap();
+}
+
+fn is_decode<T: std::fmt::Debug>(r: Result<T, ManagerError>) -> bool {
+    matches!(r, Err(ManagerError::Decode(_)))
+}
+
+/// A namespace attribute set in a child as one type and read here as another is a `Decode`
+/// error, also where postcard alone would read it (a string's bytes as a `u32`: its length,
+/// 3; a pair's as a `u8`: its first item), and reads as its own type.
+fn a_namespace_attribute_read_as_another_type_is_a_decode_error(m: StartMethod) {
+    let manager = manager(m);
+    let ns = manager.namespace().unwrap();
+    run(m, set_attributes, (ns.clone(),));
+    assert!(is_decode(ns.get::<u32>("name")));
+    assert!(is_decode(ns.get::<u8>("pair")));
+    assert!(is_decode(ns.get::<i32>("n")));
+    assert!(is_decode(ns.get::<String>("n")));
+    assert_eq!(ns.get::<String>("name").unwrap(), "abc");
+    assert_eq!(ns.get::<u32>("n").unwrap(), 3);
+    assert_eq!(ns.get::<(u8, u8)>("pair").unwrap(), (1, 2));
+}
+
+/// `proxy`'s bytes read back as a proxy of type `P`: a proxy of another object type, as a
+/// mixed-up queue or pipe would deliver it.
+fn retyped<P: serde::de::DeserializeOwned>(proxy: &impl serde::Serialize) -> P {
+    postcard::from_bytes(&postcard::to_stdvec(proxy).unwrap()).unwrap()
+}
+
+/// A value, list or dict reply read as another type is a `Decode` error: the proxies' replies
+/// go through the same exact decoding (before, a string came back as its length).
+fn a_reply_read_as_another_type_is_a_decode_error(m: StartMethod) {
+    let manager = manager(m);
+    let value = manager.value("abc".to_owned()).unwrap();
+    let list = manager.list_from(["abc".to_owned()]).unwrap();
+    let dict = manager
+        .dict_from([("k".to_owned(), "abc".to_owned())])
+        .unwrap();
+    assert!(is_decode(retyped::<ManagedValue<u32>>(&value).get()));
+    assert!(is_decode(retyped::<List<u32>>(&list).get(0)));
+    assert!(is_decode(
+        retyped::<Dict<String, u32>>(&dict).get(&"k".to_owned())
+    ));
+    assert_eq!(value.get().unwrap(), "abc");
+    assert_eq!(list.get(0).unwrap(), "abc");
+    assert_eq!(dict.get(&"k".to_owned()).unwrap().unwrap(), "abc");
+}
+
+// ---- Dict::update_with (issue #24 item 6) ----
+
+const WORDS: [&str; 3] = ["apple", "fig", "pear"];
+const COUNTERS: u64 = 4;
+const INCREMENTS: usize = 2_000;
+/// A failure bound only, for the start barrier.
+const HANG: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Counts `INCREMENTS` words into `d`, starting with the others (the barrier).
+fn count_words(d: Dict<String, u64>, start: Barrier) {
+    start.wait(Some(HANG)).unwrap();
+    for i in 0..INCREMENTS {
+        d.update_with(s(WORDS[i % WORDS.len()]), |n| *n.get_or_insert(0) += 1)
+            .unwrap();
+    }
+}
+
+/// Four processes counting words through `update_with` end exact, run after run (with a get
+/// and an insert, most runs lost updates). Fork does 20 runs; spawn and forkserver, whose
+/// children start slower, 5.
+fn update_with_is_atomic_across_processes(m: StartMethod) {
+    let manager = manager(m);
+    let runs = if m == StartMethod::Fork { 20 } else { 5 };
+    let mut expected = [0u64; WORDS.len()];
+    for i in 0..INCREMENTS {
+        expected[i % WORDS.len()] += COUNTERS;
+    }
+    for run in 0..runs {
+        let d = manager.dict::<String, u64>().unwrap();
+        let start = manager.barrier(COUNTERS, None).unwrap();
+        let mut children: Vec<_> = (0..COUNTERS)
+            .map(|_| common::start(m, count_words, (d.clone(), start.clone())))
+            .collect();
+        for c in &mut children {
+            c.join().unwrap();
+        }
+        let counts: Vec<u64> = WORDS
+            .iter()
+            .map(|w| d.get(&s(w)).unwrap().unwrap())
+            .collect();
+        assert_eq!(counts, expected, "run {run}");
+    }
+}
+
+fn bump(v: &mut Option<u64>) -> u64 {
+    let n = v.get_or_insert(0);
+    *n += 1;
+    *n
+}
+
+fn explode(_: &mut Option<u64>) {
+    panic!("this closure panics in the server (on purpose)");
+}
+
+/// What `update_with` returns comes back; `None` left removes the key, and a missing key stays
+/// missing; a key keeps its place when changed; a fn item works as a closure does; a panic in
+/// the closure is a typed error that leaves the value as it was (and the server serving).
+fn update_with_edge_cases(m: StartMethod) {
+    let manager = manager(m);
+    let d = manager.dict_from([(s("a"), 1u64), (s("b"), 2)]).unwrap();
+    assert_eq!(d.update_with(s("a"), bump).unwrap(), 2);
+    assert_eq!(d.update_with(s("c"), bump).unwrap(), 1);
+    assert_eq!(d.keys().unwrap(), ["a", "b", "c"]);
+    assert_eq!(d.update_with(s("b"), |v| v.take()).unwrap(), Some(2));
+    assert_eq!(d.update_with(s("z"), |v| v.take()).unwrap(), None);
+    assert_eq!(d.items().unwrap(), [(s("a"), 2), (s("c"), 1)]);
+    assert!(matches!(
+        d.update_with(s("a"), explode),
+        Err(ManagerError::Remote(RemoteError::Runtime(_)))
+    ));
+    assert_eq!(d.get(&s("a")).unwrap(), Some(2));
+    // A value of another type, and a closure that returns nothing.
+    let text = manager.dict::<u8, String>().unwrap();
+    text.update_with(1, |v| v.get_or_insert_with(String::new).push_str("abc"))
+        .unwrap();
+    assert_eq!(text.get(&1).unwrap().unwrap(), "abc");
+}
+
+fn updater_of<K, V>(call: DictCall<K, V>) -> i64 {
+    match call {
+        DictCall::UpdateWith { updater, .. } => updater,
+        _ => unreachable!("update_with builds an UpdateWith call"),
+    }
+}
+
+/// An update call is refused, with the dict unchanged, when its offset names no updater
+/// (forged, or the section's placeholder) or names the updater of another value type.
+fn update_with_refuses_a_forged_or_foreign_updater(m: StartMethod) {
+    let manager = manager(m);
+    let d = manager
+        .serve::<DictServant<u8, u32>>(vec![(1, 10)])
+        .unwrap();
+    let ours = updater_of(DictCall::<u8, u32>::update_with(1, |v| v.take()));
+    let foreign = updater_of(DictCall::<u8, String>::update_with(1, |v| v.take()));
+    let bad_call = |updater: i64| {
+        matches!(
+            d.call(DictCall::UpdateWith { updater, key: 1 }),
+            Err(ManagerError::Remote(RemoteError::BadCall(_)))
+        )
+    };
+    for forged in [0, 1, -1, i64::MIN, i64::MAX, ours + 1_000_000_000] {
+        assert!(bad_call(forged), "offset {forged} names no updater");
+    }
+    assert!(bad_call(foreign), "the String updater on a u32 dict");
+    let get = || match d.call(DictCall::Get(1)).unwrap() {
+        DictReply::Value(v) => v,
+        other => panic!("unexpected {other:?}"),
+    };
+    assert_eq!(get(), Some(10), "a refused update changes nothing");
+    assert!(matches!(
+        d.call(DictCall::UpdateWith {
+            updater: ours,
+            key: 1
+        })
+        .unwrap(),
+        DictReply::Updated(_)
+    ));
+    assert_eq!(get(), None);
 }

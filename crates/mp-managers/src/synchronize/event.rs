@@ -19,9 +19,18 @@ pub(crate) enum EventCall {
     Wait(Option<Duration>),
 }
 
+/// The state of an [`Event`]: the flag, and how many times it was set.
+#[derive(Default)]
+pub(crate) struct EventState {
+    set: bool,
+    /// Moves on at every `set`: a waiter that sees it move was woken by a set, even if a
+    /// `clear` came before it ran again (CPython #13502: `threading.Event` returns true then).
+    generation: u64,
+}
+
 /// The server's side of an [`Event`].
 #[derive(Default)]
-pub(crate) struct EventServant(Cell<bool>);
+pub(crate) struct EventServant(Cell<EventState>);
 
 impl SharedServant for EventServant {
     type Args = ();
@@ -35,22 +44,43 @@ impl SharedServant for EventServant {
     fn call(&self, call: EventCall, caller: &Caller<'_>) -> Result<bool, RemoteError> {
         Ok(match call {
             EventCall::Set => {
-                *self.0.lock() = true;
+                let mut state = self.0.lock();
+                state.set = true;
+                state.generation = state.generation.wrapping_add(1);
+                drop(state);
                 self.0.notify();
                 true
             }
             EventCall::Clear => {
-                *self.0.lock() = false;
+                self.0.lock().set = false;
                 false
             }
-            EventCall::IsSet => *self.0.lock(),
-            EventCall::Wait(timeout) => self
-                .0
-                .wait_for(caller, timeout, |set| set.then_some(()))
-                .is_some(),
+            EventCall::IsSet => self.0.lock().set,
+            EventCall::Wait(timeout) => self.wait(caller, timeout),
         })
     }
 }
+
+impl EventServant {
+    /// Python's `wait`: true if the flag is set, or was set while this caller waited.
+    fn wait(&self, caller: &Caller<'_>, timeout: Option<Duration>) -> bool {
+        let state = self.0.lock();
+        if state.set {
+            return true;
+        }
+        // Read under the lock the waits below start from: no set can slip in between.
+        let start = state.generation;
+        let deadline = mp_sys::deadline::of(timeout);
+        let (state, woken) = self.0.wait_with(state, caller, deadline, |state| {
+            (state.set || state.generation != start).then_some(())
+        });
+        drop(state);
+        woken.is_some()
+    }
+}
+
+#[cfg(test)]
+mod test;
 
 /// An event held by a manager's server (Python's `manager.Event()`).
 ///

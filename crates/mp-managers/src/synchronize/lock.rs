@@ -1,6 +1,7 @@
 //! `Manager::lock` and `Manager::rlock`: Python's `threading.Lock` and `RLock`, held by the
 //! server. A caller is one thread of one client process (its own connection), as in Python.
 
+use std::marker::PhantomData;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -134,18 +135,34 @@ pub struct RLock {
     proxy: SharedProxy<LockServant<true>>,
 }
 
-/// Holds a [`Lock`] or an [`RLock`] until dropped.
+/// Holds a [`Lock`] or an [`RLock`] until dropped. Not `Send`, as mp-shm's guards: the lock
+/// is the calling thread's (its own connection), and an `RLock` refuses a release from
+/// another thread, so a guard dropped there would leave the lock held.
+///
+/// ```compile_fail
+/// let manager = mp_managers::Manager::new().unwrap();
+/// let rlock = manager.rlock().unwrap();
+/// let guard = rlock.lock().unwrap();
+/// std::thread::scope(|s| {
+///     s.spawn(move || drop(guard)); // a guard cannot move to another thread
+/// });
+/// ```
 #[must_use = "the lock is released when the guard is dropped"]
 #[derive(Debug)]
 pub struct LockGuard<'a> {
     base: &'a BaseProxy,
     release: fn(&BaseProxy),
+    _not_send: PhantomData<*const ()>,
 }
 
 impl<'a> LockGuard<'a> {
     /// A guard that calls `release` on `base` when dropped.
     pub(crate) fn new(base: &'a BaseProxy, release: fn(&BaseProxy)) -> LockGuard<'a> {
-        LockGuard { base, release }
+        LockGuard {
+            base,
+            release,
+            _not_send: PhantomData,
+        }
     }
 }
 
