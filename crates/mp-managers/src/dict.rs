@@ -97,11 +97,11 @@ pub enum DictCall<K, V> {
     /// `d.setdefault(k, v)`
     SetDefault(K, V),
     /// A read-modify-write of `d[k]` in one call: `updater` names the closure's updater in the
-    /// server (build it with [`DictCall::update_with`]); an offset that names no updater, or
+    /// server (build it with [`DictCall::update_with`]); a reference that names no updater, or
     /// the updater of another value type, is refused with `RemoteError::BadCall`.
     UpdateWith {
-        /// The offset of the updater in the `mp_dict_updaters` section.
-        updater: i64,
+        /// The updater's registered code reference.
+        updater: mp_spawn::code::RawCodeRef,
         /// The key whose value the closure changes.
         key: K,
     },
@@ -117,7 +117,7 @@ impl<K, V: 'static> DictCall<K, V> {
         // Only the type of `f` is sent: the server makes its own.
         let _ = f;
         DictCall::UpdateWith {
-            updater: updater::updater_offset::<V, F, R>(),
+            updater: updater::updater_ref::<V, F, R>(),
             key,
         }
     }

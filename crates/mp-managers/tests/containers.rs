@@ -555,15 +555,15 @@ fn update_with_edge_cases(m: StartMethod) {
     assert_eq!(text.get(&1).unwrap().unwrap(), "abc");
 }
 
-fn updater_of<K, V>(call: DictCall<K, V>) -> i64 {
+fn updater_of<K, V>(call: DictCall<K, V>) -> RawCodeRef {
     match call {
         DictCall::UpdateWith { updater, .. } => updater,
         _ => unreachable!("update_with builds an UpdateWith call"),
     }
 }
 
-/// An update call is refused, with the dict unchanged, when its offset names no updater
-/// (forged, or the section's placeholder) or names the updater of another value type.
+/// An update call is refused, with the dict unchanged, when its reference names no updater
+/// (forged) or names the updater of another value type.
 fn update_with_refuses_a_forged_or_foreign_updater(m: StartMethod) {
     let manager = manager(m);
     let d = manager
@@ -571,14 +571,17 @@ fn update_with_refuses_a_forged_or_foreign_updater(m: StartMethod) {
         .unwrap();
     let ours = updater_of(DictCall::<u8, u32>::update_with(1, |v| v.take()));
     let foreign = updater_of(DictCall::<u8, String>::update_with(1, |v| v.take()));
-    let bad_call = |updater: i64| {
+    let bad_call = |updater: RawCodeRef| {
         matches!(
             d.call(DictCall::UpdateWith { updater, key: 1 }),
             Err(ManagerError::Remote(RemoteError::BadCall(_)))
         )
     };
-    for forged in [0, 1, -1, i64::MIN, i64::MAX, ours + 1_000_000_000] {
-        assert!(bad_call(forged), "offset {forged} names no updater");
+    for forged in [u32::MAX, u32::MAX - 1, 1 << 24] {
+        assert!(
+            bad_call(RawCodeRef::from_index(forged)),
+            "{forged} names no updater"
+        );
     }
     assert!(bad_call(foreign), "the String updater on a u32 dict");
     let get = || match d.call(DictCall::Get(1)).unwrap() {

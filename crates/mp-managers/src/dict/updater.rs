@@ -3,20 +3,20 @@
 //! an insert, lost updates between processes).
 //!
 //! Named as `List::sort` names its sorter (see list.rs): the client names the monomorphised
-//! `update::<V, F, R>` by its offset in the `mp_dict_updaters` link section; the server runs the
-//! same image, resolves the offset only inside the section (anything else is refused), and the
+//! `update::<V, F, R>` by its registered code reference ([`mp_spawn::code`]); the server
+//! resolves it only if it is exactly a registered updater (anything else is refused), and the
 //! updater checks the `TypeId` of the value it is given, so the updater of another value type
 //! is an error, never a wrong cast. `F` is zero-sized (checked when the program is built), so
 //! the updater makes its own `F`: the closure's code, not its state, travels.
 //!
-//! As with sorters, a client of another build (which may call, see `protocol`) could name
-//! another updater of the same value type: never a wrong cast, but another closure.
-//!
-//! Kept apart from the dict so that the way of naming code can change in one place.
+//! As with sorters, a client that forges the reference (or runs another build, which may call,
+//! see `protocol`) reaches at most another registered updater of the same value type: never a
+//! wrong cast and never unregistered code, but another closure of this program.
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use mp_spawn::code::{Kind, RawCodeRef};
 use serde::Serialize;
 
 use crate::error::RemoteError;
@@ -25,30 +25,8 @@ use crate::error::RemoteError;
 /// the closure returned, encoded; `None` if the value is not an `Option` of its `V`.
 pub(crate) type Updater = fn(&mut dyn Any) -> Option<Result<Vec<u8>, RemoteError>>;
 
-unsafe extern "C" {
-    // The linker defines these around the section holding every `update` instance (and
-    // `no_updater`, so that the section always exists).
-    static __start_mp_dict_updaters: u8;
-    static __stop_mp_dict_updaters: u8;
-}
-
-fn updaters() -> mp_spawn::code::Section<Updater> {
-    // SAFETY: `mp_dict_updaters` holds only `update` instances and `no_updater`, all
-    // `Updater`s.
-    unsafe {
-        mp_spawn::code::Section::new(
-            &raw const __start_mp_dict_updaters,
-            &raw const __stop_mp_dict_updaters,
-            no_updater,
-        )
-    }
-}
-
-/// Never an updater: keeps `mp_dict_updaters` in every program that links the server.
-#[unsafe(link_section = "mp_dict_updaters")]
-fn no_updater(_: &mut dyn Any) -> Option<Result<Vec<u8>, RemoteError>> {
-    None
-}
+// SAFETY: `Updater` is a fn pointer type.
+static UPDATERS: Kind<Updater> = unsafe { Kind::new() };
 
 /// The build-time check: a closure the server cannot make is refused where it is passed.
 const fn check_zero_sized<F>() {
@@ -59,7 +37,6 @@ const fn check_zero_sized<F>() {
     )
 }
 
-#[unsafe(link_section = "mp_dict_updaters")]
 fn update<V, F, R>(value: &mut dyn Any) -> Option<Result<Vec<u8>, RemoteError>>
 where
     V: 'static,
@@ -80,18 +57,18 @@ where
     Some(result)
 }
 
-/// The offset that names the updater running an `F` on an `Option<V>`.
-pub(crate) fn updater_offset<V, F, R>() -> i64
+/// The reference that names the updater running an `F` on an `Option<V>`.
+pub(crate) fn updater_ref<V, F, R>() -> RawCodeRef
 where
     V: 'static,
     F: FnOnce(&mut Option<V>) -> R + Copy + 'static,
     R: Serialize,
 {
     const { check_zero_sized::<F>() };
-    updaters().offset(update::<V, F, R>)
+    mp_spawn::code_ref!(UPDATERS, update::<V, F, R>).raw()
 }
 
-/// The updater an offset names, if it names one.
-pub(crate) fn updater_at(offset: i64) -> Option<Updater> {
-    updaters().get(offset)
+/// The updater `raw` names, if it names exactly one.
+pub(crate) fn updater_at(raw: RawCodeRef) -> Option<Updater> {
+    UPDATERS.resolve(raw).map(|r| r.get())
 }
