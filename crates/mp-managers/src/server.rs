@@ -1,6 +1,7 @@
-//! The server: the process that holds the managed objects, a thread per client connection, and
-//! the reference counts that free an object when its last proxy anywhere is gone (the
-//! invariants are in `protocol`).
+//! The server: the process that holds the managed objects, a thread per client connection
+//! (and up to [`HANDSHAKES`] threads that accept, so that no client's handshake holds up
+//! another's), and the reference counts that free an object when its last proxy anywhere is
+//! gone (the invariants are in `protocol`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -189,7 +190,19 @@ pub(crate) fn bind(
     Listener::bind(&address, Some(authkey))
 }
 
-/// Accepts clients until the listener is closed (by a `Shutdown`).
+/// How many clients may be in the authkey handshake at once: that many threads wait in
+/// `accept`, which both takes a client and runs its handshake (up to the listener's
+/// deadline). A client that connects and stays silent holds one of them, not the server:
+/// the others take the next clients. Past this many silent clients, a new one waits for the
+/// first deadline.
+const HANDSHAKES: usize = 64;
+
+/// The stack of a thread that accepts: it runs the handshake and starts the client's thread
+/// (which gets the default stack: it runs the servants' code).
+const ACCEPTOR_STACK: usize = 256 * 1024;
+
+/// Accepts clients until the listener is closed (by a `Shutdown`), then waits for the other
+/// accepting threads to see it too.
 pub(crate) fn run(listener: Listener) {
     let state = Arc::new(State {
         objects: Arc::default(),
@@ -198,6 +211,28 @@ pub(crate) fn run(listener: Listener) {
         next_caller: AtomicU64::new(1),
         listener: Arc::new(listener),
     });
+    let mut acceptors = Vec::with_capacity(HANDSHAKES - 1);
+    for _ in 1..HANDSHAKES {
+        let state = Arc::clone(&state);
+        let spawned = std::thread::Builder::new()
+            .name("mp-manager-accept".to_owned())
+            .stack_size(ACCEPTOR_STACK)
+            .spawn(move || accept_clients(&state));
+        match spawned {
+            Ok(acceptor) => acceptors.push(acceptor),
+            // Fewer handshakes at once, still served (this thread accepts too).
+            Err(_) => break,
+        }
+    }
+    accept_clients(&state);
+    for acceptor in acceptors {
+        let _ = acceptor.join();
+    }
+}
+
+/// One accepting thread: takes clients, each past its handshake, and starts a thread for each,
+/// until the listener is closed.
+fn accept_clients(state: &Arc<State>) {
     loop {
         let conn = match state.listener.accept() {
             Ok(conn) => conn,
@@ -207,7 +242,7 @@ pub(crate) fn run(listener: Listener) {
             // handshake, a peer that hung up or stayed silent): the next one is served.
             Err(_) => continue,
         };
-        let state = Arc::clone(&state);
+        let state = Arc::clone(state);
         let spawned = std::thread::Builder::new()
             .name("mp-manager-client".to_owned())
             .spawn(move || serve_client(&conn, &state));

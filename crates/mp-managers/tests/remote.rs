@@ -159,3 +159,72 @@ fn a_wrong_authkey_garbage_or_an_oversized_frame_leave_the_server_serving(m: Sta
     );
     serving();
 }
+
+/// Issue #24 item 12: clients that connect and stay silent, without the authkey, do not hold
+/// up an honest client: the handshakes run beside each other, not one after the other.
+mod silent_clients {
+    use std::io::Read;
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    use super::{KEY, loopback};
+    use mp_ipc::Address;
+    use mp_managers::{Dict, Manager};
+    use mp_spawn::StartMethod;
+    use mp_spawn::testing::ctx;
+
+    mp_spawn::test_matrix!(silent_clients_do_not_hold_up_an_honest_one);
+
+    /// More silent clients than it takes for their handshake deadlines (5 s each, one after
+    /// another) to add up past [`BOUND`].
+    const SILENT: usize = 8;
+    /// A failure bound only, well below the 40 s the silent clients' deadlines add up to.
+    const BOUND: Duration = Duration::from_secs(20);
+
+    /// Whether the server still keeps `stream` open: whatever it sent (its challenge) is
+    /// there, but no end-of-file.
+    fn kept_open(stream: &mut TcpStream) -> bool {
+        stream.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 512];
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) => return false,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+
+    fn silent_clients_do_not_hold_up_an_honest_one(m: StartMethod) {
+        let server = Manager::listen_with_context(&ctx(m), &loopback(), KEY).unwrap();
+        let Address::Tcp(at) = server.address().clone() else {
+            unreachable!("a TCP listener has a TCP address")
+        };
+        let d = server.dict_from([(1u8, 2u8)]).unwrap();
+        server.publish("d", &d).unwrap();
+        // Queued before the honest client: an accept loop that handshakes them one at a
+        // time takes them first.
+        let mut silent: Vec<TcpStream> = (0..SILENT)
+            .map(|_| TcpStream::connect(at).unwrap())
+            .collect();
+        let (done, finished) = std::sync::mpsc::channel();
+        let address = server.address().clone();
+        let honest = std::thread::spawn(move || {
+            let client = Manager::connect(&address, KEY).unwrap();
+            let d: Dict<u8, u8> = client.lookup("d").unwrap();
+            let _ = done.send(d.get(&1).unwrap());
+        });
+        assert_eq!(
+            finished.recv_timeout(BOUND),
+            Ok(Some(2)),
+            "the honest client was not served beside {SILENT} silent ones"
+        );
+        honest.join().unwrap();
+        // Served while the silent clients were still in their handshakes, not after the
+        // server gave up on them.
+        for (i, stream) in silent.iter_mut().enumerate() {
+            assert!(kept_open(stream), "silent client {i} was dropped first");
+        }
+    }
+}

@@ -8,7 +8,7 @@
 //! The handler sends a byte on a socket; a watcher thread does the rest outside the handler.
 
 use std::io::Read;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -28,15 +28,17 @@ pub(crate) trait Wake: Send + Sync {
 
 /// Bumped by every SIGINT that interrupted waiters.
 static EPOCH: AtomicU64 = AtomicU64::new(0);
-/// The process whose handler is installed: a forked worker inherits the registry below but
-/// not the watcher thread, and must leave both alone.
+/// The process whose handler is installed: a forked child inherits the registry below but
+/// not the watcher thread, and must leave both alone (its SIGINT disposition is back to the
+/// default: mp-sys resets it at every fork).
 static OWNER: AtomicU32 = AtomicU32::new(0);
 
 struct Registry {
     /// The handler is installed (and the watcher runs).
     installed: bool,
-    /// The write end stays open for the handler; the watcher holds the read end.
-    writer: Option<OwnedFd>,
+    /// The handler, which owns the write end of the watcher's socket; the watcher holds the
+    /// read end.
+    handler: Option<mp_sys::signal::ByteOnSignal>,
     pools: Vec<Weak<dyn Terminate>>,
     waiters: Vec<(u64, Weak<dyn Wake>)>,
     next_waiter: u64,
@@ -44,7 +46,7 @@ struct Registry {
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     installed: false,
-    writer: None,
+    handler: None,
     pools: Vec::new(),
     waiters: Vec::new(),
     next_waiter: 0,
@@ -76,26 +78,25 @@ pub(crate) fn register_pool<P: Terminate + 'static>(pool: &Arc<P>) {
     let mut reg = registry();
     let pid = std::process::id();
     if OWNER.load(Ordering::Relaxed) != pid {
-        // First pool of this process (or of a forked worker: start afresh).
+        // First pool of this process (or of a forked child: start afresh; dropping the
+        // parent's handler here only closes this process's copy of its socket).
         OWNER.store(pid, Ordering::Relaxed);
         reg.installed = false;
-        reg.writer = None;
+        reg.handler = None;
         reg.pools.clear();
         reg.waiters.clear();
     }
     if !reg.installed {
         if let Ok((reader, writer)) = mp_sys::socket::socketpair(mp_sys::socket::Kind::Stream) {
-            if matches!(
-                mp_sys::signal::send_byte_on(libc::SIGINT, writer.as_fd()),
-                Ok(true)
-            ) {
-                reg.writer = Some(writer);
+            if let Ok(Some(handler)) = mp_sys::signal::send_byte_on(libc::SIGINT, writer) {
+                reg.handler = Some(handler);
                 reg.installed = true;
                 let spawned = std::thread::Builder::new()
                     .name("mp-pool-sigint".into())
                     .spawn(move || watch_sigint(reader));
                 if spawned.is_err() {
-                    mp_sys::signal::set_ignored(libc::SIGINT, false);
+                    // Dropping the handler restores the default disposition.
+                    reg.handler = None;
                     reg.installed = false;
                 }
             }
@@ -111,7 +112,7 @@ fn watch_sigint(reader: OwnedFd) {
     let mut byte = [0u8; 1];
     while reader.read_exact(&mut byte).is_ok() {
         let (pools, waiters) = {
-            let reg = registry();
+            let mut reg = registry();
             let waiters: Vec<Arc<dyn Wake>> = reg
                 .waiters
                 .iter()
@@ -119,14 +120,17 @@ fn watch_sigint(reader: OwnedFd) {
                 .collect();
             let pools: Vec<Arc<dyn Terminate>> =
                 reg.pools.iter().filter_map(Weak::upgrade).collect();
+            if waiters.is_empty() {
+                // Nobody waits on a pool: Ctrl-C means what it always means. Dropping the
+                // handler restores the default disposition, which the signal then takes.
+                reg.handler = None;
+                reg.installed = false;
+                drop(reg);
+                mp_sys::signal::kill_self(libc::SIGINT);
+                return;
+            }
             (pools, waiters)
         };
-        if waiters.is_empty() {
-            // Nobody waits on a pool: Ctrl-C means what it always means.
-            mp_sys::signal::set_ignored(libc::SIGINT, false);
-            mp_sys::signal::kill_self(libc::SIGINT);
-            return;
-        }
         EPOCH.fetch_add(1, Ordering::SeqCst);
         for pool in pools {
             pool.terminate();

@@ -92,8 +92,7 @@ fn serve(channel: OwnedFd) -> ! {
     // the others to clean up after them (Python's tracker ignores them too).
     mp_sys::signal::set_ignored(libc::SIGINT, true);
     mp_sys::signal::set_ignored(libc::SIGTERM, true);
-    let mut live = BTreeSet::new();
-    let mut input = Vec::new();
+    let mut state = Registrations::default();
     let mut chunk = [0u8; 64 * 1024];
     // Read, then doze: a writer whose reader is asleep rather than waiting on the socket does
     // not have to wake it, which keeps create and unlink cheap (the socket buffer holds
@@ -101,27 +100,13 @@ fn serve(channel: OwnedFd) -> ! {
     loop {
         match mp_sys::fd::read(channel.as_fd(), &mut chunk) {
             Ok(0) => break,
-            Ok(n) => input.extend_from_slice(&chunk[..n]),
+            Ok(n) => state.feed(&chunk[..n]),
             Err(_) => break,
         }
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
-    for line in input.split(|b| *b == b'\n') {
-        let Ok(line) = std::str::from_utf8(line) else {
-            continue;
-        };
-        match line.split_once(' ') {
-            Some(("R", name)) => {
-                live.insert(name.to_owned());
-            }
-            Some(("U", name)) => {
-                live.remove(name);
-            }
-            _ => {}
-        }
-    }
     let mut cleaned = Vec::new();
-    for name in &live {
+    for name in &state.live {
         if let Ok(posix) = CString::new(format!("/{name}")) {
             if mp_sys::shm::shm_unlink(&posix).is_ok() {
                 cleaned.push(name.as_str());
@@ -136,3 +121,70 @@ fn serve(channel: OwnedFd) -> ! {
     }
     mp_sys::process::exit_now(0)
 }
+
+/// The longest line the tracker keeps while waiting for its end (a message is at most 260
+/// bytes; anything longer is no message, and is skipped up to its newline).
+const MAX_LINE: usize = 1024;
+
+/// What the tracker knows: the names registered and not unlinked, and the start of a message
+/// whose rest has not arrived yet. Parsed as the bytes arrive, so that its memory follows
+/// what is live, not everything ever sent (a long-lived tree creates and unlinks without end).
+#[derive(Debug, Default)]
+struct Registrations {
+    live: BTreeSet<String>,
+    /// The bytes after the last newline seen.
+    partial: Vec<u8>,
+    /// The current line grew past [`MAX_LINE`]: drop bytes up to its newline.
+    skipping: bool,
+}
+
+impl Registrations {
+    /// Takes the next bytes read from the channel.
+    fn feed(&mut self, mut bytes: &[u8]) {
+        while let Some(end) = bytes.iter().position(|&b| b == b'\n') {
+            let (line, rest) = (&bytes[..end], &bytes[end + 1..]);
+            if self.skipping {
+                self.skipping = false;
+            } else if self.partial.is_empty() {
+                self.apply(line);
+            } else {
+                let mut whole = std::mem::take(&mut self.partial);
+                whole.extend_from_slice(line);
+                self.apply(&whole);
+                // Keep the allocation for the next split message, but no more than a line.
+                whole.clear();
+                whole.shrink_to(MAX_LINE);
+                self.partial = whole;
+            }
+            bytes = rest;
+        }
+        if self.skipping {
+            return;
+        }
+        if self.partial.len() + bytes.len() > MAX_LINE {
+            self.partial.clear();
+            self.skipping = true;
+        } else {
+            self.partial.extend_from_slice(bytes);
+        }
+    }
+
+    /// One message; anything but `R <name>` or `U <name>` is ignored.
+    fn apply(&mut self, line: &[u8]) {
+        let Ok(line) = std::str::from_utf8(line) else {
+            return;
+        };
+        match line.split_once(' ') {
+            Some(("R", name)) => {
+                self.live.insert(name.to_owned());
+            }
+            Some(("U", name)) => {
+                self.live.remove(name);
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod test;

@@ -4,6 +4,8 @@
 use std::ffi::c_int;
 use std::io;
 use std::mem;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 use crate::cvt;
 
@@ -119,67 +121,165 @@ pub fn fault_address(info: &libc::siginfo_t) -> Option<usize> {
     Some(unsafe { info.si_addr() as usize })
 }
 
-/// Per signal number, the socket [`send_byte_on`]'s handler writes to (-1: none).
-static WAKE_SOCKETS: [std::sync::atomic::AtomicI32; 65] =
-    [const { std::sync::atomic::AtomicI32::new(-1) }; 65];
+/// Per signal number, the socket [`send_byte_on`]'s handler writes to (-1: none). Written
+/// only once the handler is installed, and owned by the [`ByteOnSignal`] that wrote it.
+static WAKE_SOCKETS: [AtomicI32; 65] = [const { AtomicI32::new(-1) }; 65];
+/// The signals (bit n: signal n) whose disposition may be [`send_wake_byte`]: a forked child
+/// resets those (see [`forget_handlers_after_fork`]).
+static HANDLED: AtomicU64 = AtomicU64::new(0);
+/// How many [`send_wake_byte`] calls are between reading a slot and the end of their send: a
+/// guard waits for none before it closes the socket, whose number may then be reused.
+static SENDING: AtomicU32 = AtomicU32::new(0);
 
 extern "C" fn send_wake_byte(signal: c_int) {
+    SENDING.fetch_add(1, Ordering::SeqCst);
     let slot = usize::try_from(signal)
         .ok()
         .and_then(|s| WAKE_SOCKETS.get(s));
-    let fd = slot.map_or(-1, |s| s.load(std::sync::atomic::Ordering::Relaxed));
+    let fd = slot.map_or(-1, |s| s.load(Ordering::SeqCst));
     if fd >= 0 {
-        // SAFETY: the fd was stored from a `BorrowedFd` whose owner keeps it open while the
-        // handler is installed (the contract of `send_byte_on`); it is only borrowed for the
-        // call.
+        // SAFETY: the slot holds the descriptor of a live `ByteOnSignal`, whose drop empties
+        // the slot and then waits for `SENDING` to drop to zero before it closes it: the
+        // descriptor stays open for this call.
         let sock = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
         // send(2) is async-signal-safe; a full socket drops the byte instead of blocking the
         // handler, which is fine, since one pending byte already wakes the reader.
         crate::socket::send_now(sock, &[1]);
     }
+    SENDING.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// The handler [`send_byte_on`] installed: it owns the socket the handler writes to.
+/// Dropping it restores the default disposition (unless the signal was given another since)
+/// and then closes the socket. In a forked child, whose copy of the handler was reset at the
+/// fork, dropping it only closes the child's copy of the socket.
+#[derive(Debug)]
+pub struct ByteOnSignal {
+    signal: c_int,
+    writer: OwnedFd,
+    /// The process that installed the handler.
+    pid: u32,
+}
+
+impl ByteOnSignal {
+    /// The signal it handles.
+    pub fn signal(&self) -> c_int {
+        self.signal
+    }
+}
+
+impl Drop for ByteOnSignal {
+    fn drop(&mut self) {
+        if crate::process::getpid_now() != self.pid {
+            return;
+        }
+        if disposition(self.signal).is_ok_and(|d| d == wake_handler()) {
+            set_ignored(self.signal, false);
+        }
+        let slot = &WAKE_SOCKETS[self.signal as usize];
+        let _ = slot.compare_exchange(
+            self.writer.as_raw_fd(),
+            -1,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+        HANDLED.fetch_and(!(1u64 << (self.signal - 1)), Ordering::SeqCst);
+        // A handler that read the slot before it was emptied still sends on the socket.
+        while SENDING.load(Ordering::SeqCst) != 0 {
+            std::thread::yield_now();
+        }
+    }
+}
+
+fn wake_handler() -> libc::sighandler_t {
+    send_wake_byte as extern "C" fn(c_int) as libc::sighandler_t
+}
+
+/// The handler address (or `SIG_DFL`, `SIG_IGN`) of `signal`.
+fn disposition(signal: c_int) -> io::Result<libc::sighandler_t> {
+    // SAFETY: sigaction is plain data; all zeroes is a valid (empty) value.
+    let mut old: libc::sigaction = unsafe { mem::zeroed() };
+    // SAFETY: querying the disposition with a null new action only writes `old`.
+    cvt(unsafe { libc::sigaction(signal, std::ptr::null(), &mut old) })?;
+    Ok(old.sa_sigaction)
 }
 
 /// Installs a handler for `signal` that sends one byte to the socket `writer` (a self-pipe
 /// trick: a thread reading the other end hears of the signal), if the signal still has its
-/// default disposition. Returns whether it did (a program that handles the signal itself keeps
-/// its handler, and a process that ignores it keeps ignoring it). `InvalidInput` for a number
-/// that is no signal. On libc: rustix has no `sigaction` for programs that use libc.
+/// default disposition. Returns the handler, which owns `writer`, or `None` (and closes
+/// `writer`) if it did not: a program that handles the signal itself keeps its handler, and a
+/// process that ignores it keeps ignoring it. `InvalidInput` for a number that is no signal;
+/// the error of `sigaction` for one that cannot be caught. On libc: rustix has no `sigaction`
+/// for programs that use libc.
 ///
-/// The handler uses `writer` until the signal's disposition changes again (as
-/// [`set_ignored`]): `writer` must stay open until then.
+/// A forked child starts with the default disposition instead of the handler (its socket
+/// would be the parent's): mp-sys's fork handler resets it, whoever forks.
 ///
 /// ```
-/// use std::os::fd::AsFd;
 /// let (reader, writer) = mp_sys::socket::socketpair(mp_sys::socket::Kind::Stream)?;
-/// if mp_sys::signal::send_byte_on(libc::SIGUSR2, writer.as_fd())? {
+/// if let Some(handler) = mp_sys::signal::send_byte_on(libc::SIGUSR2, writer)? {
 ///     mp_sys::signal::kill_self(libc::SIGUSR2);
 ///     let mut byte = [0u8; 1];
-///     assert_eq!(mp_sys::fd::read(reader.as_fd(), &mut byte)?, 1);
-///     mp_sys::signal::set_ignored(libc::SIGUSR2, false);
+///     assert_eq!(mp_sys::fd::read(std::os::fd::AsFd::as_fd(&reader), &mut byte)?, 1);
+///     drop(handler); // SIGUSR2 has its default disposition again.
 /// }
 /// # Ok::<(), std::io::Error>(())
 /// ```
-pub fn send_byte_on(signal: c_int, writer: std::os::fd::BorrowedFd<'_>) -> io::Result<bool> {
-    use std::os::fd::AsRawFd;
+pub fn send_byte_on(signal: c_int, writer: OwnedFd) -> io::Result<Option<ByteOnSignal>> {
     let slot = usize::try_from(signal)
         .ok()
         .filter(|&s| s > 0)
         .and_then(|s| WAKE_SOCKETS.get(s))
         .ok_or(io::ErrorKind::InvalidInput)?;
-    slot.store(writer.as_raw_fd(), std::sync::atomic::Ordering::Relaxed);
-    // SAFETY: sigaction is plain data; all zeroes is a valid (empty) value.
-    let mut old: libc::sigaction = unsafe { mem::zeroed() };
-    // SAFETY: querying the disposition with a null new action only writes `old`.
-    cvt(unsafe { libc::sigaction(signal, std::ptr::null(), &mut old) })?;
-    if old.sa_sigaction != libc::SIG_DFL {
-        return Ok(false);
+    // The fork handler that resets the disposition in a child (registered before `main` by
+    // mp-spawn; here for programs without it).
+    crate::thread::forget_ids_after_fork();
+    if disposition(signal)? != libc::SIG_DFL {
+        return Ok(None);
     }
+    // Marked before the handler exists, so that a fork from now on resets it.
+    HANDLED.fetch_or(1u64 << (signal - 1), Ordering::SeqCst);
     // SAFETY: as above.
     let mut new: libc::sigaction = unsafe { mem::zeroed() };
-    new.sa_sigaction = send_wake_byte as extern "C" fn(c_int) as libc::sighandler_t;
+    new.sa_sigaction = wake_handler();
     new.sa_flags = libc::SA_RESTART;
-    // SAFETY: the handler has the one-argument signature (no SA_SIGINFO) and only calls
-    // send(2), which is async-signal-safe.
-    cvt(unsafe { libc::sigaction(signal, &new, std::ptr::null_mut()) })?;
-    Ok(true)
+    // SAFETY: the handler has the one-argument signature (no SA_SIGINFO) and only touches
+    // atomics and calls send(2), which is async-signal-safe.
+    if let Err(e) = cvt(unsafe { libc::sigaction(signal, &new, std::ptr::null_mut()) }) {
+        HANDLED.fetch_and(!(1u64 << (signal - 1)), Ordering::SeqCst);
+        return Err(e);
+    }
+    // Once the handler is installed: a slot written for a handler that never was would name a
+    // descriptor nobody keeps open. Taken only if free: another thread that installed the same
+    // handler at the same time owns it.
+    let fd = writer.as_raw_fd();
+    if slot
+        .compare_exchange(-1, fd, Ordering::SeqCst, Ordering::SeqCst)
+        .is_err()
+    {
+        return Ok(None);
+    }
+    Ok(Some(ByteOnSignal {
+        signal,
+        writer,
+        pid: crate::process::getpid_now(),
+    }))
+}
+
+/// In a forked child (mp-sys's `pthread_atfork` child handler): every [`send_byte_on`]
+/// handler goes back to the default disposition and forgets its socket, which is the
+/// parent's. Async-signal-safe: atomics and `sigaction` only.
+pub(crate) fn forget_handlers_after_fork() {
+    let handled = HANDLED.swap(0, Ordering::SeqCst);
+    for signal in 1..=64 {
+        if handled & (1u64 << (signal - 1)) == 0 {
+            continue;
+        }
+        if disposition(signal).is_ok_and(|d| d == wake_handler()) {
+            set_ignored(signal, false);
+        }
+        WAKE_SOCKETS[signal as usize].store(-1, Ordering::SeqCst);
+    }
+    // A handler that ran in another thread of the parent at the fork never ends here.
+    SENDING.store(0, Ordering::SeqCst);
 }

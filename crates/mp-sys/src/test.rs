@@ -249,11 +249,72 @@ fn robust_mutex_reports_a_holder_that_died() {
 
 #[test]
 fn send_byte_on_refuses_a_number_that_is_no_signal() {
-    let (_r, w) = socketpair(Kind::Stream).unwrap();
     for signal in [0, -1, 65, 1000] {
-        let e = crate::signal::send_byte_on(signal, w.as_fd()).unwrap_err();
+        let (_r, w) = socketpair(Kind::Stream).unwrap();
+        let e = crate::signal::send_byte_on(signal, w).unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
     }
+    // One that cannot be caught: the error of sigaction, and nothing left marked.
+    let (_r, w) = socketpair(Kind::Stream).unwrap();
+    assert!(crate::signal::send_byte_on(libc::SIGKILL, w).is_err());
+}
+
+/// The disposition of `signal`, as the kernel reports it.
+fn disposition_of(signal: i32) -> libc::sighandler_t {
+    // SAFETY: sigaction is plain data; all zeroes is a valid (empty) value.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new action only queries; `old` is a valid out-pointer.
+    let r = unsafe { libc::sigaction(signal, std::ptr::null(), &mut old) };
+    assert_eq!(r, 0);
+    old.sa_sigaction
+}
+
+#[test]
+fn dropping_the_byte_handler_restores_the_default_and_frees_the_signal() {
+    // SIGWINCH: no other test of this binary touches it.
+    let signal = libc::SIGWINCH;
+    for _ in 0..2 {
+        let (r, w) = socketpair(Kind::Stream).unwrap();
+        let handler = crate::signal::send_byte_on(signal, w).unwrap().unwrap();
+        assert_eq!(handler.signal(), signal);
+        assert_ne!(disposition_of(signal), libc::SIG_DFL);
+        // A second one for the same signal is refused while the first lives.
+        let (_r2, w2) = socketpair(Kind::Stream).unwrap();
+        assert!(crate::signal::send_byte_on(signal, w2).unwrap().is_none());
+        crate::signal::kill_self(signal);
+        let mut byte = [0u8; 1];
+        assert_eq!(fd::read(r.as_fd(), &mut byte).unwrap(), 1);
+        drop(handler);
+        assert_eq!(disposition_of(signal), libc::SIG_DFL);
+        // The socket was closed with the handler.
+        assert_eq!(fd::read(r.as_fd(), &mut byte).unwrap(), 0);
+    }
+}
+
+#[test]
+fn a_forked_child_does_not_inherit_the_byte_handler() {
+    // SIGUSR1: no other test of this binary touches it; its default action ends a process.
+    let signal = libc::SIGUSR1;
+    let (r, w) = socketpair(Kind::Stream).unwrap();
+    let handler = crate::signal::send_byte_on(signal, w).unwrap().unwrap();
+    // SAFETY: the child only queries its disposition, signals itself and `_exit`s.
+    let pidfd = match unsafe { fork() }.unwrap() {
+        Forked::Child => {
+            if disposition_of(signal) != libc::SIG_DFL {
+                exit_now(3);
+            }
+            // The default action: the child ends here, and the parent's socket hears nothing.
+            crate::signal::kill_self(signal);
+            exit_now(4)
+        }
+        Forked::Parent(pid) => pidfd::open(pid).unwrap(),
+    };
+    assert_eq!(wait_reap(&pidfd), -signal);
+    // The parent's handler is still there, and nothing was sent on its socket.
+    assert_ne!(disposition_of(signal), libc::SIG_DFL);
+    drop(handler);
+    let mut byte = [0u8; 1];
+    assert_eq!(fd::read(r.as_fd(), &mut byte).unwrap(), 0, "a byte came");
 }
 
 #[test]

@@ -22,10 +22,12 @@ extern "C" fn forget_thread_id() {
     TID.with(|tid| tid.set(0));
     TOKEN.with(|token| token.set(0));
     PROCESS_NONCE.store(0, Ordering::Relaxed);
+    // The parent's signal-to-socket handlers would write to the parent's sockets.
+    crate::signal::forget_handlers_after_fork();
 }
 
 /// Registers the fork handlers that make a forked child forget the cached pid, thread id and
-/// token. Idempotent. mp-spawn calls it before `main`, while the program has one thread: a
+/// token, and reset the handlers of `signal::send_byte_on`. Idempotent. mp-spawn calls it before `main`, while the program has one thread: a
 /// `Once` still running in another thread at a fork would leave the child's copy running for
 /// ever, and the child's first [`id`] would hang.
 ///
@@ -36,7 +38,7 @@ pub fn forget_ids_after_fork() {
     crate::process::forget_pid_after_fork();
     FORGET_AFTER_FORK.call_once(|| {
         // SAFETY: registering a plain extern "C" function with no state; it only touches
-        // this thread's thread-locals and an atomic.
+        // this thread's thread-locals, atomics and signal dispositions.
         unsafe { libc::pthread_atfork(None, None, Some(forget_thread_id)) };
     });
 }
