@@ -125,6 +125,7 @@ pub enum ListenerError {
     Authentication(AuthenticationError),
     /// `accept`: the client did not finish the authkey handshake within the listener's
     /// [handshake timeout](crate::Listener::set_handshake_timeout); it was dropped.
+    /// [`client_timeout`](crate::client_timeout): the server did not finish it in time.
     HandshakeTimeout,
     /// The address is malformed, in use, or unreachable, or another OS error.
     Io(io::Error),
@@ -237,7 +238,7 @@ display!(
         ListenerError::Closed => f.write_str("the listener is closed"),
         ListenerError::Authentication(e) => e.fmt(f),
         ListenerError::HandshakeTimeout => {
-            f.write_str("the client did not finish the authentication handshake in time")
+            f.write_str("the peer did not finish the authentication handshake in time")
         }
         ListenerError::Io(e) => e.fmt(f),
     }

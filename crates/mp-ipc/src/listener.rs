@@ -331,22 +331,62 @@ impl Drop for Listener {
 /// [`ListenerError::Authentication`].
 #[doc(alias = "Client")]
 pub fn client(address: &Address, authkey: Option<&[u8]>) -> Result<Connection, ListenerError> {
+    // No deadline, as Python: a busy server may take its time to accept.
+    connect(address, authkey, None)
+}
+
+/// [`client`] with a deadline: a TCP connect that is not answered within `timeout` is an
+/// [`io::ErrorKind::TimedOut`] error, and a handshake that has not ended by then (a peer that
+/// accepts and never speaks) is [`ListenerError::HandshakeTimeout`]. A Unix socket connects at
+/// once (or is refused), unless the listener's backlog is full.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// // A peer that accepts and stays silent.
+/// let silent = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// let address = mp_ipc::Address::Tcp(silent.local_addr()?);
+/// let e = mp_ipc::client_timeout(&address, Some(b"key"), Duration::from_millis(50));
+/// assert!(matches!(e, Err(mp_ipc::ListenerError::HandshakeTimeout)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn client_timeout(
+    address: &Address,
+    authkey: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<Connection, ListenerError> {
+    connect(address, authkey, Some(timeout))
+}
+
+fn connect(
+    address: &Address,
+    authkey: Option<&[u8]>,
+    timeout: Option<Duration>,
+) -> Result<Connection, ListenerError> {
+    let deadline = mp_sys::deadline::of(timeout);
     let fd: OwnedFd = match address {
         Address::Unix(path) => UnixStream::connect(path)?.into(),
         Address::Abstract(name) => {
             UnixStream::connect_addr(&net::SocketAddr::from_abstract_name(name)?)?.into()
         }
         Address::Tcp(addr) => {
-            let s = TcpStream::connect(addr)?;
+            let s = match timeout {
+                // `connect_timeout` refuses a zero duration.
+                Some(t) => TcpStream::connect_timeout(addr, t.max(Duration::from_nanos(1)))?,
+                None => TcpStream::connect(addr)?,
+            };
             s.set_nodelay(true)?;
             s.into()
         }
     };
     let conn = Connection::new(fd, true, true);
     if let Some(key) = authkey {
-        // No deadline on this side, as Python: a busy server may take its time to accept.
-        answer_challenge(&conn, key, Stop::NEVER)?;
-        deliver_challenge(&conn, key, Stop::NEVER)?;
+        let stop = Stop {
+            deadline,
+            cancel: None,
+        };
+        answer_challenge(&conn, key, stop)?;
+        deliver_challenge(&conn, key, stop)?;
     }
     Ok(conn)
 }

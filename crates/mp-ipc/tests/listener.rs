@@ -312,6 +312,38 @@ fn a_wrong_key_is_still_an_authentication_error_with_a_deadline() {
     assert_eq!(good.join().unwrap(), "pong");
 }
 
+/// A client's deadline: a server that accepts and never speaks (over TCP and an abstract
+/// socket) is a typed error once it has passed, not a hang; a server that answers in time is
+/// served as by `client`.
+#[test]
+fn a_client_deadline_ends_a_silent_handshake() {
+    for address in [
+        tcp(),
+        Address::Abstract(format!("mp-test-silent-server-{}", std::process::id()).into_bytes()),
+    ] {
+        // Bound and never accepted from: the kernel queues the connection, nobody speaks.
+        let silent = Listener::bind(&address, Some(b"key")).unwrap();
+        let timeout = Duration::from_millis(100);
+        let began = std::time::Instant::now();
+        match mp_ipc::client_timeout(silent.address(), Some(b"key"), timeout) {
+            Err(ListenerError::HandshakeTimeout) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(began.elapsed() >= timeout, "not before its deadline");
+        let listener = Listener::bind(&tcp(), Some(b"key")).unwrap();
+        let a = listener.address().clone();
+        let good = std::thread::spawn(move || {
+            let conn = mp_ipc::client_timeout(&a, Some(b"key"), GUARD).unwrap();
+            conn.send(&"ping".to_string()).unwrap();
+            conn.recv::<String>().unwrap()
+        });
+        let conn = listener.accept().unwrap();
+        assert_eq!(conn.recv::<String>().unwrap(), "ping");
+        conn.send(&"pong".to_string()).unwrap();
+        assert_eq!(good.join().unwrap(), "pong");
+    }
+}
+
 fn unix_path(tag: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("mp-test-{tag}-{}.sock", std::process::id()))
 }

@@ -1,24 +1,39 @@
 //! A client's connections to a server: one session per process and server (its anchor
-//! connection, kept until the process ends), and a link per thread that calls, joined to the
+//! connection, kept while the server lives), and a link per thread that calls, joined to the
 //! session (see `protocol` for what the server keeps of them).
 //!
 //! A link per thread, as Python's proxies have a connection per thread: a call that blocks in
 //! the server (a lock's `acquire`, a queue's `get`) holds up its own thread only, and a call
-//! takes no lock shared with other threads. A forked child never uses its parent's
-//! connections (the pid is checked): it opens its own.
+//! takes no lock shared with other threads.
+//!
+//! The list of sessions is held across every fork (a child must not find it half changed), so
+//! nothing does I/O while holding it: connects run outside it, with a deadline (debug builds
+//! check this). A forked child never uses its parent's connections (the pid is checked), and
+//! its copies of them are closed when it starts (`forget_parent_links`): a copy would keep the
+//! parent's session and callers alive on the server after the parent (or one of its threads)
+//! is gone. A server seen gone (its socket at end-of-file) has its session and links dropped,
+//! so the next call connects anew: to nothing (`ServerGone` at once), or to a server restarted
+//! at the same address.
 
 use std::cell::RefCell;
 use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::ops::{Deref, DerefMut};
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::time::{Duration, Instant};
 
-use mp_ipc::{Address, Connection, GetError, Queue};
+use mp_ipc::{Address, Connection, GetError, ListenerError, Queue};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ManagerError;
 use crate::protocol::{Build, Hello, Reply, Request};
+
+/// How long opening a connection to a server may take, connect and handshake (Python waits
+/// forever): a peer that accepts and never answers is an error after it, not a hang.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where a server is, and the key to it.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,13 +49,26 @@ impl Endpoint {
         matches!(self.address, Address::Tcp(_))
     }
 
-    fn connect(&self, session: Option<u64>) -> Result<(Connection, u64), ManagerError> {
-        let conn =
-            mp_ipc::client(&self.address, Some(&self.authkey)).map_err(ManagerError::Connect)?;
+    /// A new connection, with its session's id: a new session's (`None`, the anchor), or
+    /// `session`'s, which it joins. Done by `timeout`, or `Connect(HandshakeTimeout)`.
+    fn connect(
+        &self,
+        session: Option<u64>,
+        timeout: Duration,
+    ) -> Result<(Connection, u64), ManagerError> {
+        assert_no_fork_lock();
+        let deadline = Instant::now() + timeout;
+        let conn = mp_ipc::client_timeout(&self.address, Some(&self.authkey), timeout)
+            .map_err(ManagerError::Connect)?;
         conn.send(&Hello {
             build: Build::of_this_process(self.remote()),
             session,
         })?;
+        // The peer passed the handshake (it knows the key): a server, whose answer comes
+        // whole once it starts.
+        if !conn.poll(Some(deadline.saturating_duration_since(Instant::now())))? {
+            return Err(ManagerError::Connect(ListenerError::HandshakeTimeout));
+        }
         match conn.recv::<Reply>()? {
             Reply::Session(id) => Ok((conn, id)),
             Reply::Error(e) => Err(ManagerError::Remote(e)),
@@ -58,6 +86,13 @@ impl fmt::Debug for Endpoint {
     }
 }
 
+/// Whether a socket is at end-of-file: the server never writes on a connection between
+/// calls, so readable means it is gone.
+fn hung_up(conn: &Connection) -> bool {
+    assert_no_fork_lock();
+    conn.poll(Some(Duration::ZERO)).unwrap_or(true)
+}
+
 /// This process's session with one server.
 struct Session {
     pid: u32,
@@ -68,49 +103,176 @@ struct Session {
     anchor: Mutex<Connection>,
 }
 
-static SESSIONS: Mutex<Vec<Arc<Session>>> = Mutex::new(Vec::new());
+impl Session {
+    /// Whether its server is gone (the anchor at end-of-file). An anchor busy with an exiting
+    /// thread's call is taken as alive: that call finds out.
+    fn gone(&self) -> bool {
+        match self.anchor.try_lock() {
+            Ok(anchor) => hung_up(&anchor),
+            Err(TryLockError::Poisoned(e)) => hung_up(&e.into_inner()),
+            Err(TryLockError::WouldBlock) => false,
+        }
+    }
 
-fn sessions() -> MutexGuard<'static, Vec<Arc<Session>>> {
-    SESSIONS.lock().unwrap_or_else(|e| e.into_inner())
+    fn round_trip(&self, request: &Request) -> Result<Reply, ManagerError> {
+        let anchor = self.anchor.lock().unwrap_or_else(|e| e.into_inner());
+        socket_round_trip(&anchor, request)
+    }
 }
 
-fn hold_sessions() -> Box<dyn std::any::Any> {
-    Box::new(sessions())
+/// This process's sessions, and every server address it ever connected to (what a forked
+/// child looks for among its inherited sockets, see `forget_parent_links`).
+struct Clients {
+    sessions: Vec<Arc<Session>>,
+    addresses: Vec<Address>,
 }
 
-/// This process's session with `endpoint`, opened on first use.
-fn session(endpoint: &Endpoint) -> Result<Arc<Session>, ManagerError> {
+static CLIENTS: Mutex<Clients> = Mutex::new(Clients {
+    sessions: Vec::new(),
+    addresses: Vec::new(),
+});
+
+#[cfg(debug_assertions)]
+thread_local! {
+    /// Whether this thread holds `CLIENTS` (debug builds): I/O then is a bug, checked by
+    /// `assert_no_fork_lock`.
+    static HOLDING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// `CLIENTS`, locked; the I/O paths assert that their thread does not hold it (debug builds).
+struct Held(MutexGuard<'static, Clients>);
+
+fn clients() -> Held {
+    let guard = CLIENTS.lock().unwrap_or_else(|e| e.into_inner());
+    #[cfg(debug_assertions)]
+    let _ = HOLDING.try_with(|h| h.set(true));
+    Held(guard)
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        #[cfg(debug_assertions)]
+        let _ = HOLDING.try_with(|h| h.set(false));
+    }
+}
+
+impl Deref for Held {
+    type Target = Clients;
+    fn deref(&self) -> &Clients {
+        &self.0
+    }
+}
+
+impl DerefMut for Held {
+    fn deref_mut(&mut self) -> &mut Clients {
+        &mut self.0
+    }
+}
+
+/// Panics (debug builds) if this thread holds `CLIENTS`, which every fork takes: I/O under it
+/// would hold up every fork of the process, and every `println!` while a fork waits (the
+/// forking thread holds stdout's lock).
+fn assert_no_fork_lock() {
+    #[cfg(debug_assertions)]
+    assert!(
+        !HOLDING.try_with(std::cell::Cell::get).unwrap_or(false),
+        "mp-managers: I/O while holding the session list, which is held across forks"
+    );
+}
+
+fn hold_clients() -> Box<dyn std::any::Any> {
+    Box::new(CLIENTS.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// This process's session with `endpoint`: the known one if its server is still there, else a
+/// new one (connected outside the lock, within `timeout`).
+fn session(endpoint: &Endpoint, timeout: Duration) -> Result<Arc<Session>, ManagerError> {
     // A fork must not copy the list while another thread changes it. Not a `Once`: one still
     // running in another thread at a fork would hang the child's first call here.
     static REGISTERED: AtomicBool = AtomicBool::new(false);
     if !REGISTERED.load(Ordering::Relaxed) {
         // Registering twice registers once.
-        mp_spawn::hold_across_fork(hold_sessions);
+        mp_spawn::hold_across_fork(hold_clients);
         REGISTERED.store(true, Ordering::Relaxed);
     }
     let pid = mp_sys::process::getpid();
-    let mut sessions = sessions();
-    // Forked: the parent's sessions are not ours. Their descriptors are closed in this process
-    // only (closing never shuts the parent's socket down).
-    sessions.retain(|s| s.pid == pid);
-    if let Some(session) = sessions.iter().find(|s| &s.endpoint == endpoint) {
-        return Ok(Arc::clone(session));
+    let (known, parents) = {
+        let mut clients = clients();
+        // Forked: the parent's sessions are not ours (their sockets were closed here at the
+        // start). Dropped after the lock.
+        let (ours, parents) = std::mem::take(&mut clients.sessions)
+            .into_iter()
+            .partition(|s| s.pid == pid);
+        clients.sessions = ours;
+        // Before the connect: a fork during it must close the new socket in its child too.
+        if !clients.addresses.contains(&endpoint.address) {
+            clients.addresses.push(endpoint.address.clone());
+        }
+        let known = clients
+            .sessions
+            .iter()
+            .find(|s| &s.endpoint == endpoint)
+            .cloned();
+        (known, parents)
+    };
+    drop(parents);
+    if let Some(known) = known {
+        if !known.gone() {
+            return Ok(known);
+        }
+        forget(&known);
     }
-    let (anchor, id) = endpoint.connect(None)?;
-    let session = Arc::new(Session {
+    let (anchor, id) = endpoint.connect(None, timeout)?;
+    let opened = Arc::new(Session {
         pid,
         endpoint: endpoint.clone(),
         id,
         anchor: Mutex::new(anchor),
     });
-    sessions.push(Arc::clone(&session));
-    Ok(session)
+    let mut clients = clients();
+    // Another thread may have opened one meanwhile: one session per process and server.
+    if let Some(other) = clients
+        .sessions
+        .iter()
+        .find(|s| s.pid == pid && &s.endpoint == endpoint)
+        .cloned()
+    {
+        drop(clients);
+        // Ours closes (after the lock); the server drops its empty session.
+        return Ok(other);
+    }
+    clients.sessions.push(Arc::clone(&opened));
+    Ok(opened)
+}
+
+/// Drops `session` from the list (not another one opened since), so that the next call opens
+/// a new one.
+fn forget(session: &Arc<Session>) {
+    let removed: Vec<_> = {
+        let mut clients = clients();
+        let (removed, kept) = std::mem::take(&mut clients.sessions)
+            .into_iter()
+            .partition(|s| Arc::ptr_eq(s, session));
+        clients.sessions = kept;
+        removed
+    };
+    // Closed after the lock.
+    drop(removed);
+}
+
+/// Drops `session` if its server is gone.
+fn forget_if_gone(session: &Arc<Session>) {
+    if session.gone() {
+        forget(session);
+    }
 }
 
 /// One thread's connection to one server.
 struct Link {
     pid: u32,
     endpoint: Endpoint,
+    /// The session it joined (kept open while the link is).
+    session: Arc<Session>,
     transport: Transport,
 }
 
@@ -135,9 +297,19 @@ thread_local! {
 }
 
 impl Link {
-    fn open(endpoint: &Endpoint, pid: u32) -> Result<Link, ManagerError> {
-        let session = session(endpoint)?;
-        let (conn, _) = endpoint.connect(Some(session.id))?;
+    fn open(endpoint: &Endpoint, pid: u32, timeout: Duration) -> Result<Link, ManagerError> {
+        let mut joined = session(endpoint, timeout)?;
+        let conn = match endpoint.connect(Some(joined.id), timeout) {
+            Ok((conn, _)) => conn,
+            // The server does not know the session: it is another one, restarted at the same
+            // address since the session's anchor was checked. Once more, with a new session.
+            Err(ManagerError::Remote(_)) => {
+                forget(&joined);
+                joined = session(endpoint, timeout)?;
+                endpoint.connect(Some(joined.id), timeout)?.0
+            }
+            Err(e) => return Err(e),
+        };
         let transport = if endpoint.remote() {
             Transport::Socket(conn)
         } else {
@@ -156,11 +328,20 @@ impl Link {
         Ok(Link {
             pid,
             endpoint: endpoint.clone(),
+            session: joined,
             transport,
         })
     }
 
+    /// Whether its server is gone (or dropped this connection).
+    fn gone(&self) -> bool {
+        match &self.transport {
+            Transport::Rings { conn, .. } | Transport::Socket(conn) => hung_up(conn),
+        }
+    }
+
     fn round_trip(&self, request: &Request) -> Result<Reply, ManagerError> {
+        assert_no_fork_lock();
         match &self.transport {
             Transport::Socket(conn) => socket_round_trip(conn, request),
             Transport::Rings {
@@ -176,8 +357,7 @@ impl Link {
                     match replies.get_timeout(GONE_CHECK) {
                         Ok(reply) => return Ok(reply),
                         // The server never writes on the socket: readable means it is gone.
-                        Err(GetError::Empty)
-                            if !conn.poll(Some(Duration::ZERO)).unwrap_or(true) => {}
+                        Err(GetError::Empty) if !hung_up(conn) => {}
                         Err(GetError::Decode(e)) => {
                             return Err(ManagerError::Decode(e.to_string()));
                         }
@@ -190,41 +370,102 @@ impl Link {
 }
 
 fn socket_round_trip(conn: &Connection, request: &Request) -> Result<Reply, ManagerError> {
+    assert_no_fork_lock();
     conn.send(request)?;
     Ok(conn.recv::<Reply>()?)
 }
 
-/// This thread's link to `endpoint`, opened on first use; `None` if the thread is exiting
-/// (its thread-locals are gone).
-fn thread_link(endpoint: &Endpoint) -> Option<Result<Rc<Link>, ManagerError>> {
+/// Drops this thread's `link`, and its session if the server is gone (not only this
+/// connection).
+fn drop_link(links: &RefCell<Vec<Rc<Link>>>, link: &Rc<Link>) {
+    let removed: Vec<_> = {
+        let mut links = links.borrow_mut();
+        let (removed, kept) = std::mem::take(&mut *links)
+            .into_iter()
+            .partition(|l| Rc::ptr_eq(l, link));
+        *links = kept;
+        removed
+    };
+    drop(removed);
+    forget_if_gone(&link.session);
+}
+
+/// This thread's link to `endpoint`: the known one if its server is still there, else a new
+/// one; `None` if the thread is exiting (its thread-locals are gone).
+fn thread_link(endpoint: &Endpoint, timeout: Duration) -> Option<Result<Rc<Link>, ManagerError>> {
     LINKS
         .try_with(|links| {
             let pid = mp_sys::process::getpid();
-            {
+            let known = {
                 let mut links = links.borrow_mut();
                 links.retain(|l| l.pid == pid);
-                if let Some(link) = links.iter().find(|l| &l.endpoint == endpoint) {
-                    return Ok(Rc::clone(link));
+                links.iter().find(|l| &l.endpoint == endpoint).cloned()
+            };
+            if let Some(link) = known {
+                if !link.gone() {
+                    return Ok(link);
                 }
+                // Nothing was sent on it: the call goes on a new link, to whatever server is
+                // at the address now.
+                drop_link(links, &link);
             }
             // Not borrowed while connecting: nothing here calls back, but a panic must not
             // leave the list borrowed either.
-            let link = Rc::new(Link::open(endpoint, pid)?);
+            let link = Rc::new(Link::open(endpoint, pid, timeout)?);
             links.borrow_mut().push(Rc::clone(&link));
             Ok(link)
         })
         .ok()
 }
 
-/// Sends one request to the server at `endpoint` and waits for the answer.
+/// Sends one request to the server at `endpoint` and waits for the answer. A server that cannot
+/// be reached any more is `ServerGone` (the endpoint was reached before: a proxy's, a
+/// manager's).
 pub(crate) fn request(endpoint: &Endpoint, request: &Request) -> Result<Reply, ManagerError> {
-    let reply = match thread_link(endpoint) {
-        Some(link) => link?.round_trip(request)?,
+    call(endpoint, request, CONNECT_TIMEOUT).map_err(|e| match e {
+        ManagerError::Connect(ListenerError::Io(e)) if is_gone(&e) => ManagerError::ServerGone,
+        e => e,
+    })
+}
+
+/// [`request`] to a server not reached before (`Manager::connect`): an unreachable one is a
+/// `Connect` error, and connecting may take `timeout`.
+pub(crate) fn first_request(
+    endpoint: &Endpoint,
+    request: &Request,
+    timeout: Duration,
+) -> Result<Reply, ManagerError> {
+    call(endpoint, request, timeout)
+}
+
+/// A connect error that means nothing listens at the address (any more).
+fn is_gone(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionRefused | NotFound | ConnectionReset | ConnectionAborted | BrokenPipe
+    )
+}
+
+fn call(endpoint: &Endpoint, request: &Request, timeout: Duration) -> Result<Reply, ManagerError> {
+    let reply = match thread_link(endpoint, timeout) {
+        Some(link) => {
+            let link = link?;
+            let reply = link.round_trip(request);
+            if let Err(ManagerError::ServerGone) = reply {
+                // The next call connects anew (and fails at once if nothing is there).
+                let _ = LINKS.try_with(|links| drop_link(links, &link));
+            }
+            reply?
+        }
         // An exiting thread (a proxy dropped by a thread-local's destructor): the anchor.
         None => {
-            let session = session(endpoint)?;
-            let anchor = session.anchor.lock().unwrap_or_else(|e| e.into_inner());
-            socket_round_trip(&anchor, request)?
+            let session = session(endpoint, timeout)?;
+            let reply = session.round_trip(request);
+            if let Err(ManagerError::ServerGone) = reply {
+                forget_if_gone(&session);
+            }
+            reply?
         }
     };
     match reply {
@@ -232,3 +473,110 @@ pub(crate) fn request(endpoint: &Endpoint, request: &Request) -> Result<Reply, M
         reply => Ok(reply),
     }
 }
+
+#[linkme::distributed_slice(mp_spawn::resources::CHILD_START)]
+static FORGET_PARENT_LINKS: fn() = forget_parent_links;
+
+/// In every new child, before its target: a forked child's copies of its parent's connections
+/// to servers (the sessions' anchors, every thread's links, one being opened at the fork) stop
+/// being connections. The objects that own them are the parent's (some in thread-locals of
+/// threads this child does not have), so each descriptor number is pointed at /dev/null
+/// rather than closed: its owner closes it, if ever, and the number is never reused under it.
+/// A spawn or forkserver child inherits none (nothing to do).
+fn forget_parent_links() {
+    let addresses = clients().addresses.clone();
+    if addresses.is_empty() {
+        return;
+    }
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    // Listed first: the directory's own descriptor is closed before any is looked at.
+    let fds: Vec<RawFd> = dir
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    let Ok(null) = std::fs::File::open("/dev/null") else {
+        return;
+    };
+    for fd in fds {
+        let Some(peer) = peer_address(fd) else {
+            continue;
+        };
+        if addresses.iter().any(|a| same_address(a, &peer)) {
+            // SAFETY: dup3 takes descriptors by number and touches no memory; `fd` is a
+            // socket to a manager's server that this process inherited (see above for why the
+            // number stays its owner's).
+            unsafe { libc::dup3(null.as_raw_fd(), fd, libc::O_CLOEXEC) };
+        }
+    }
+}
+
+/// Whether a socket whose peer is `peer` is connected to a server listening at `address`.
+fn same_address(address: &Address, peer: &Address) -> bool {
+    match (address, peer) {
+        // A server listening on every interface is reached at one of them.
+        (Address::Tcp(a), Address::Tcp(p)) => {
+            a.port() == p.port() && (a.ip() == p.ip() || a.ip().is_unspecified())
+        }
+        _ => address == peer,
+    }
+}
+
+/// The address of the peer of socket `fd`, if `fd` is a connected Unix or TCP socket.
+fn peer_address(fd: RawFd) -> Option<Address> {
+    let mut storage = std::mem::MaybeUninit::<libc::sockaddr_storage>::zeroed();
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: getpeername writes at most `len` bytes to `storage`, which has room for any
+    // address; a number that is not an open socket is an error (EBADF, ENOTSOCK), not a fault.
+    if unsafe { libc::getpeername(fd, storage.as_mut_ptr().cast(), &mut len) } != 0 {
+        return None;
+    }
+    // SAFETY: zeroed, then partly written by the kernel: every byte is initialised.
+    let storage = unsafe { storage.assume_init() };
+    let len = (len as usize).min(std::mem::size_of::<libc::sockaddr_storage>());
+    let base: *const libc::sockaddr_storage = &storage;
+    match i32::from(storage.ss_family) {
+        libc::AF_UNIX => {
+            // SAFETY: `sockaddr_storage` is as large and as aligned as every address type, and
+            // the family says that the kernel wrote a `sockaddr_un`.
+            let un = unsafe { &*base.cast::<libc::sockaddr_un>() };
+            let path_len = len
+                .saturating_sub(std::mem::offset_of!(libc::sockaddr_un, sun_path))
+                .min(un.sun_path.len());
+            let path: Vec<u8> = un.sun_path[..path_len].iter().map(|&c| c as u8).collect();
+            match path.split_first() {
+                // An unnamed socket (a socket pair's, an accepted client's).
+                None => None,
+                Some((0, name)) => Some(Address::Abstract(name.to_vec())),
+                Some(_) => {
+                    let end = path.iter().position(|&c| c == 0).unwrap_or(path.len());
+                    let path =
+                        <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&path[..end]);
+                    Some(Address::Unix(std::path::Path::new(path).to_path_buf()))
+                }
+            }
+        }
+        libc::AF_INET => {
+            // SAFETY: as above, a `sockaddr_in`.
+            let v4 = unsafe { &*base.cast::<libc::sockaddr_in>() };
+            let ip = Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr));
+            Some(Address::Tcp(SocketAddr::new(
+                IpAddr::V4(ip),
+                u16::from_be(v4.sin_port),
+            )))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, a `sockaddr_in6`.
+            let v6 = unsafe { &*base.cast::<libc::sockaddr_in6>() };
+            let ip = Ipv6Addr::from(v6.sin6_addr.s6_addr);
+            Some(Address::Tcp(SocketAddr::new(
+                IpAddr::V6(ip),
+                u16::from_be(v6.sin6_port),
+            )))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod test;

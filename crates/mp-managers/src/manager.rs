@@ -10,7 +10,7 @@ use mp_spawn::{Context, Process};
 use serde::Serialize;
 
 use crate::error::{ManagerError, unexpected};
-use crate::link::{Endpoint, request};
+use crate::link::{CONNECT_TIMEOUT, Endpoint, first_request, request};
 use crate::protocol::{Reply, Request};
 use crate::proxy::{BaseProxy, Managed, Proxy, type_name};
 use crate::servant::{Servant, SharedServant, shared_type_ref, type_ref};
@@ -106,7 +106,38 @@ impl Manager {
     /// A client whose executable differs from the server's (another build, on another host)
     /// may call and look up objects, but not create them: the server refuses with
     /// [`RemoteError::BadCall`](crate::RemoteError::BadCall).
+    ///
+    /// A server that does not answer the handshake within 30 s is an error,
+    /// [`ListenerError::HandshakeTimeout`](mp_ipc::ListenerError::HandshakeTimeout) (see
+    /// [`connect_timeout`](Manager::connect_timeout)).
     pub fn connect(address: &Address, authkey: &[u8]) -> Result<Manager, ManagerError> {
+        Manager::connect_timeout(address, authkey, CONNECT_TIMEOUT)
+    }
+
+    /// [`connect`](Manager::connect), giving up after `timeout`: a server that is not reached,
+    /// or does not answer the handshake, by then is a [`ManagerError::Connect`] error
+    /// (`HandshakeTimeout`, or an I/O error `TimedOut`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use mp_ipc::{Address, ListenerError};
+    /// use mp_managers::{Manager, ManagerError};
+    ///
+    /// // A peer that accepts and never speaks.
+    /// let silent = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let address = Address::Tcp(silent.local_addr()?);
+    /// let e = Manager::connect_timeout(&address, b"secret", Duration::from_millis(100));
+    /// assert!(matches!(
+    ///     e,
+    ///     Err(ManagerError::Connect(ListenerError::HandshakeTimeout))
+    /// ));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn connect_timeout(
+        address: &Address,
+        authkey: &[u8],
+        timeout: Duration,
+    ) -> Result<Manager, ManagerError> {
         let manager = Manager {
             endpoint: Endpoint {
                 address: address.clone(),
@@ -115,8 +146,10 @@ impl Manager {
             process: Mutex::new(None),
         };
         // Connect now, so that a wrong address or authkey is this call's error.
-        manager.object_count()?;
-        Ok(manager)
+        match first_request(&manager.endpoint, &Request::Count, timeout)? {
+            Reply::Count(_) => Ok(manager),
+            _ => unexpected(),
+        }
     }
 
     fn start(

@@ -204,10 +204,17 @@ const ACCEPTOR_STACK: usize = 256 * 1024;
 /// Accepts clients until the listener is closed (by a `Shutdown`), then waits for the other
 /// accepting threads to see it too.
 pub(crate) fn run(listener: Listener) {
+    // Ids start at random: a client of an earlier server at the same address (restarted)
+    // names no object and no session of this one, so its stale proxies fail
+    // (`NoSuchObject`) instead of reaching another object.
+    let [objects, sessions] = random_ids();
     let state = Arc::new(State {
-        objects: Arc::default(),
+        objects: Arc::new(Objects {
+            next: AtomicU64::new(objects),
+            ..Objects::default()
+        }),
         sessions: Mutex::default(),
-        next_session: AtomicU64::new(1),
+        next_session: AtomicU64::new(sessions),
         next_caller: AtomicU64::new(1),
         listener: Arc::new(listener),
     });
@@ -250,6 +257,20 @@ fn accept_clients(state: &Arc<State>) {
             continue;
         }
     }
+}
+
+/// Two random first ids (below 2^63: they never wrap); 1 and 1 if there is no randomness.
+fn random_ids() -> [u64; 2] {
+    let mut bytes = [0u8; 16];
+    if mp_sys::random::fill(&mut bytes).is_err() {
+        return [1, 1];
+    }
+    let (a, b) = bytes.split_at(8);
+    [a, b].map(|half| {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(half);
+        (u64::from_le_bytes(word) >> 1).max(1)
+    })
 }
 
 /// How often a client served through rings is checked for being gone while it is silent.

@@ -1,14 +1,18 @@
 //! Managers and proxies under every start method (issue #16): the server's life, proxies in
 //! children and through queues, reference counts (including a killed client's), nested
-//! proxies, and faults (a dead server is an error at once, never a hang).
+//! proxies, and faults (a dead server is an error at once, never a hang; issue #24: a fork
+//! child keeps no dead client alive, calls on a dead server fail at once, `ServerGone` after
+//! `shutdown` in every thread).
 //! CPython: `_TestManagerRestart`, `_TestContainers` (`test_list`, `test_dict`,
 //! `test_namespace`), `test_mymanager` (`test_nested_queue` is in `queues.rs`).
 
 mod common;
-use common::{manager, run};
+use common::{manager, run, start};
+
+use std::time::{Duration, Instant};
 
 use mp_ipc::Queue;
-use mp_managers::{Dict, List, Manager, ManagerError, Namespace, RemoteError};
+use mp_managers::{Dict, List, Lock as ManagedLock, Manager, ManagerError, Namespace, RemoteError};
 use mp_shm::Lock;
 use mp_spawn::StartMethod;
 use mp_spawn::testing::{ctx, park_forever, wait_gone};
@@ -26,7 +30,13 @@ mp_spawn::test_matrix!(
     a_wrong_authkey_or_garbage_leaves_the_server_serving,
     proxies_move_between_threads,
     a_proxy_nobody_receives_dies_with_its_sender,
+    a_fork_child_keeps_no_dead_client_alive,
+    calls_on_a_dead_server_fail_at_once,
+    after_shutdown_every_thread_gets_server_gone,
 );
+
+/// A failure bound only: what must not hang fails the test after it.
+const HANG: Duration = Duration::from_secs(30);
 
 fn signal(pid: u32, signal: i32) {
     let pidfd = mp_sys::pidfd::open(pid).unwrap();
@@ -309,4 +319,125 @@ fn a_proxy_nobody_receives_dies_with_its_sender(m: StartMethod) {
         );
         std::thread::yield_now();
     }
+}
+
+fn wait_for(until: Queue<bool>) {
+    until.get().unwrap();
+}
+
+/// The client: holds `mine` (this thread) and `theirs` (a thread that ends after the fork) and
+/// the dict, forks a child that outlives it, reports the child's pid, and waits to be killed.
+fn hold_fork_and_park(
+    locks: (ManagedLock, ManagedLock),
+    d: Dict<u8, u8>,
+    report: Queue<u32>,
+    until: Queue<bool>,
+) {
+    let (mine, theirs) = locks;
+    assert!(mine.acquire(true, None).unwrap());
+    let (held, theirs_held) = std::sync::mpsc::channel();
+    let (forked, fork_made) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        assert!(theirs.acquire(true, None).unwrap());
+        held.send(()).unwrap();
+        fork_made.recv().unwrap();
+    });
+    theirs_held.recv().unwrap();
+    // Forked while both threads' connections are open.
+    let mut child = ctx(StartMethod::Fork).process(wait_for, (until,));
+    child.start().unwrap();
+    forked.send(()).unwrap();
+    holder.join().unwrap();
+    report.put(child.pid().unwrap()).unwrap();
+    std::hint::black_box((&d, child));
+    park_forever();
+}
+
+/// Lets the fork child go, and waits for it, however the test ends.
+struct Release(Queue<bool>, u32);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        self.0.put(true).unwrap();
+        wait_gone(self.1);
+    }
+}
+
+/// A fork child of a client keeps none of the client's connections: when a thread of the
+/// client ends, and when the client is killed, the server sees their connections end (the
+/// managed locks they held are free, the objects only the client held are freed) while the
+/// fork child still runs.
+fn a_fork_child_keeps_no_dead_client_alive(m: StartMethod) {
+    let manager = manager(m);
+    let (mine, theirs) = (manager.lock().unwrap(), manager.lock().unwrap());
+    let (report, until) = (Queue::new().unwrap(), Queue::new().unwrap());
+    let mut client = start(
+        m,
+        hold_fork_and_park,
+        (
+            (mine.clone(), theirs.clone()),
+            manager.dict::<u8, u8>().unwrap(),
+            report.clone(),
+            until.clone(),
+        ),
+    );
+    let _release = Release(until, report.get().unwrap());
+    assert!(
+        theirs.acquire(true, Some(HANG)).unwrap(),
+        "the lock of the client's ended thread is free"
+    );
+    client.kill().unwrap();
+    client.join().unwrap_err();
+    assert!(
+        mine.acquire(true, Some(HANG)).unwrap(),
+        "the killed client's lock is free"
+    );
+    let began = Instant::now();
+    // The dict, which only the client held, is freed: the locks are left.
+    while manager.object_count().unwrap() != 2 {
+        assert!(began.elapsed() < HANG, "the killed client's dict is freed");
+        std::thread::yield_now();
+    }
+}
+
+/// Once a call has seen the server gone, the next ones fail at once (they cost a 200 ms wait
+/// each, for ever, before: dropping 100 proxies took 20 s).
+fn calls_on_a_dead_server_fail_at_once(m: StartMethod) {
+    let manager = manager(m);
+    let values: Vec<_> = (0..100u8).map(|i| manager.value(i).unwrap()).collect();
+    let server = manager.pid().unwrap();
+    signal(server, libc::SIGKILL);
+    wait_gone(server);
+    let began = Instant::now();
+    for v in &values {
+        assert!(matches!(v.get(), Err(ManagerError::ServerGone)));
+    }
+    drop(values);
+    // A failure bound only: the 200 calls take milliseconds.
+    assert!(
+        began.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        began.elapsed()
+    );
+    manager.shutdown().unwrap();
+}
+
+/// After `shutdown`, a proxy fails with `ServerGone` (as documented) in the thread that used it
+/// and in a new one, and so does the manager.
+fn after_shutdown_every_thread_gets_server_gone(m: StartMethod) {
+    let manager = manager(m);
+    let d = manager.dict_from([(1u8, 1u8)]).unwrap();
+    manager.shutdown().unwrap();
+    let got = d.get(&1);
+    assert!(matches!(got, Err(ManagerError::ServerGone)), "{got:?}");
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let got = d.get(&1);
+            assert!(matches!(got, Err(ManagerError::ServerGone)), "{got:?}");
+        })
+        .join()
+        .unwrap();
+    });
+    let made = manager.dict::<u8, u8>();
+    assert!(matches!(made, Err(ManagerError::ServerGone)), "{made:?}");
 }

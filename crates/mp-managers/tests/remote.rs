@@ -1,9 +1,16 @@
 //! Remote managers (issue #16 item 5): a server at a TCP or Unix address with an authkey,
 //! objects published by name and looked up by clients in other processes, and a server that
 //! keeps serving whatever one client sends (a wrong authkey, garbage, an oversized frame).
-//! CPython: `_TestRemoteManager.test_remote`, `_TestManagerRestart`, `test_mymanager`.
+//! A manager restarted at the same address serves the processes that used the old one, and a
+//! server that never answers holds nothing else up (issue #24 items 5 and 8).
+//! CPython: `_TestRemoteManager.test_remote`, `_TestManagerRestart` (`test_rapid_restart`),
+//! `test_mymanager`.
+
+mod common;
 
 use std::io::Write;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use mp_ipc::{Address, ListenerError};
 use mp_managers::{Dict, ManagedQueue, Manager, ManagerError, RemoteError, Server};
@@ -14,7 +21,12 @@ mp_spawn::test_matrix!(
     a_client_process_works_on_published_objects,
     a_server_in_a_child_serves_until_told_to_end,
     a_wrong_authkey_garbage_or_an_oversized_frame_leave_the_server_serving,
+    rapid_restart,
+    a_silent_server_holds_up_no_fork_and_no_other_call,
 );
+
+/// A failure bound only: what must not hang fails the test after it.
+const HANG: Duration = Duration::from_secs(30);
 
 const KEY: &[u8] = b"remote manager test";
 
@@ -227,4 +239,119 @@ mod silent_clients {
             assert!(kept_open(stream), "silent client {i} was dropped first");
         }
     }
+}
+
+/// CPython's `putter`: puts into the published queue, connecting with the address and key only.
+fn putter(address: Address, authkey: Vec<u8>) {
+    let manager = Manager::connect(&address, &authkey).unwrap();
+    let queue: ManagedQueue<String> = manager.lookup("queue").unwrap();
+    queue.put("hello world".to_owned()).unwrap();
+}
+
+/// CPython's `test_rapid_restart`: a manager shut down and started again at the same address
+/// with the same key serves a process that used the old one: in the same thread, in a new
+/// thread, and in a child; a proxy to the old server's object reaches nothing of the new one.
+fn rapid_restart(m: StartMethod) {
+    let server = Manager::listen_with_context(&ctx(m), &loopback(), KEY).unwrap();
+    let address = server.address().clone();
+    let queue = server.queue::<String>().unwrap();
+    server.publish("queue", &queue).unwrap();
+    common::run(m, putter, (address.clone(), KEY.to_vec()));
+    assert_eq!(queue.get().unwrap(), "hello world");
+    let stale = server.dict_from([(1u8, 1u8)]).unwrap();
+    drop(queue);
+    server.shutdown().unwrap();
+    drop(server);
+
+    // The listening port is free again (SO_REUSEADDR) once the old server has exited.
+    let server = Manager::listen_with_context(&ctx(m), &address, KEY).unwrap();
+    assert_eq!(server.address(), &address);
+    // The thread that used the old server.
+    let queue = server.queue::<String>().unwrap();
+    server.publish("queue", &queue).unwrap();
+    // A thread that never used either.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let q: ManagedQueue<String> = server.lookup("queue").unwrap();
+            q.put("from a thread".to_owned()).unwrap();
+        })
+        .join()
+        .unwrap();
+    });
+    assert_eq!(queue.get().unwrap(), "from a thread");
+    common::run(m, putter, (address.clone(), KEY.to_vec()));
+    assert_eq!(queue.get().unwrap(), "hello world");
+    assert!(matches!(
+        stale.get(&1),
+        Err(ManagerError::Remote(RemoteError::NoSuchObject(_)))
+    ));
+    drop(stale);
+    assert_eq!(server.object_count().unwrap(), 1, "the queue only");
+}
+
+fn nothing() {}
+
+fn insert_two(d: Dict<u8, u8>) {
+    d.insert(2, 2).unwrap();
+}
+
+/// A connect to a peer that accepts and never speaks holds up no fork (whose every lock another
+/// thread may wait for: stdout's, so every `println!`) and no other client's call; it ends
+/// with a typed error, at its deadline or when the peer hangs up.
+fn a_silent_server_holds_up_no_fork_and_no_other_call(m: StartMethod) {
+    let manager = common::manager(m);
+    let d = manager.dict::<u8, u8>().unwrap();
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = Address::Tcp(silent.local_addr().unwrap());
+    let (ended, connect_ended) = mpsc::channel();
+    let a = address.clone();
+    let connecting = std::thread::spawn(move || {
+        // A deadline far beyond the probes' bound: it is still waiting when they are done.
+        let result = Manager::connect_timeout(&a, KEY, 4 * HANG).map(drop);
+        ended.send(()).unwrap();
+        result
+    });
+    // Accepted: the connect now waits for a challenge that never comes.
+    let (peer, _) = silent.accept().unwrap();
+
+    let (done, probes_done) = mpsc::channel();
+    let d2 = d.clone();
+    let probes = std::thread::spawn(move || {
+        // A fork takes every lock registered to be held across forks.
+        let mut p = ctx(StartMethod::Fork).process(nothing, ());
+        p.start().unwrap();
+        p.join().unwrap();
+        // This thread's first call opens its connection, in the process's session.
+        d2.insert(1, 1).unwrap();
+        // A child of this test's start method, which uses the manager.
+        common::run(m, insert_two, (d2,));
+        done.send(()).unwrap();
+    });
+    if probes_done.recv_timeout(HANG).is_err() {
+        // Let the probes go before failing, so that the harness can print.
+        drop(peer);
+        panic!("a fork or a call waited for a connect to a silent server");
+    }
+    probes.join().unwrap();
+    assert_eq!(d.len().unwrap(), 2);
+    assert!(
+        connect_ended.try_recv().is_err(),
+        "the connect is still waiting"
+    );
+    // The peer hangs up: a typed error at once.
+    drop(peer);
+    assert!(matches!(
+        connecting.join().unwrap(),
+        Err(ManagerError::Connect(_))
+    ));
+
+    // No hang-up: the deadline ends it.
+    let timeout = Duration::from_millis(300);
+    let began = Instant::now();
+    assert!(matches!(
+        Manager::connect_timeout(&address, KEY, timeout),
+        Err(ManagerError::Connect(ListenerError::HandshakeTimeout))
+    ));
+    assert!(began.elapsed() >= timeout);
+    drop(silent);
 }
