@@ -19,7 +19,7 @@
 //! | `manager.Queue()`, `.JoinableQueue()` | [`Manager::queue`], [`Manager::joinable_queue`] ([`ManagedQueue`], [`JoinableQueue`]) |
 //! | `BaseManager.register(typeid, callable)` | a type implementing [`Servant`], made by [`Manager::serve`] |
 //! | `BaseManager(address, authkey).start()` | [`Manager::listen`] |
-//! | `BaseManager(address, authkey).connect()` | [`Manager::connect`] |
+//! | `BaseManager(address, authkey).connect()` | [`Manager::connect`], [`Manager::connect_timeout`] |
 //! | `manager.get_server().serve_forever()` | [`Server::bind`], [`Server::serve_forever`] |
 //! | a typeid registered on a remote server, `manager.get_queue()` | [`Manager::publish`], [`Manager::lookup`] |
 //! | `manager.shutdown()` | [`Manager::shutdown`] (or drop) |

@@ -4,7 +4,8 @@
 //! naming the client's session and build. The invariants the server keeps:
 //!
 //! - **Sessions.** A client process talks to a server through one session: its first
-//!   connection (the *anchor*, made once, kept until the process ends) opens it, and every
+//!   connection (the *anchor*, kept until the process ends or sees the server gone; a forked
+//!   child's copies are closed) opens it, and every
 //!   other connection of the process (one per thread that calls) joins it. Every reference the
 //!   process holds is the session's, whichever connection took it, so a proxy made in one
 //!   thread may be dropped in another. A session ends, and its references are dropped, when

@@ -259,18 +259,18 @@ fn accept_clients(state: &Arc<State>) {
     }
 }
 
-/// Two random first ids (below 2^63: they never wrap); 1 and 1 if there is no randomness.
+/// Random first ids, of objects (below 2^63: they never wrap) and of sessions (below 2^31: a
+/// session's id stays within 32 bits, the half of a 64-bit word that other ids may carry it
+/// in); 1 and 1 if there is no randomness.
 fn random_ids() -> [u64; 2] {
-    let mut bytes = [0u8; 16];
+    let mut bytes = [0u8; 12];
     if mp_sys::random::fill(&mut bytes).is_err() {
         return [1, 1];
     }
-    let (a, b) = bytes.split_at(8);
-    [a, b].map(|half| {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(half);
-        (u64::from_le_bytes(word) >> 1).max(1)
-    })
+    let (objects, sessions) = bytes.split_at(8);
+    let objects = u64::from_le_bytes(objects.try_into().unwrap_or_default());
+    let sessions = u32::from_le_bytes(sessions.try_into().unwrap_or_default());
+    [(objects >> 1).max(1), u64::from(sessions >> 1).max(1)]
 }
 
 /// How often a client served through rings is checked for being gone while it is silent.
@@ -521,3 +521,6 @@ impl Client<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod test;
