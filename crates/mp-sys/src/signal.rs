@@ -124,7 +124,7 @@ pub fn fault_address(info: &libc::siginfo_t) -> Option<usize> {
 /// Per signal number, the socket [`send_byte_on`]'s handler writes to (-1: none). Written
 /// only once the handler is installed, and owned by the [`ByteOnSignal`] that wrote it.
 static WAKE_SOCKETS: [AtomicI32; 65] = [const { AtomicI32::new(-1) }; 65];
-/// The signals (bit n: signal n) whose disposition may be [`send_wake_byte`]: a forked child
+/// The signals (bit n - 1: signal n) whose disposition may be [`send_wake_byte`]: a forked child
 /// resets those (see [`forget_handlers_after_fork`]).
 static HANDLED: AtomicU64 = AtomicU64::new(0);
 /// How many [`send_wake_byte`] calls are between reading a slot and the end of their send: a
