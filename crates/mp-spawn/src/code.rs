@@ -207,7 +207,6 @@ macro_rules! code_ref {
     }};
 }
 
-#[cfg(target_arch = "x86_64")]
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __code_ref_asm {
@@ -222,7 +221,7 @@ macro_rules! __code_ref_asm {
                 ".quad {f}",
                 ".quad {kind}",
                 ".popsection",
-                "lea {slot}, [rip + 2b]",
+                $crate::__code_ref_slot_address!(),
                 f = sym $($f)+,
                 kind = sym $kind,
                 slot = out(reg) $slot,
@@ -232,29 +231,23 @@ macro_rules! __code_ref_asm {
     };
 }
 
+/// The instructions that put the address of the slot at label `2` into `{slot}`.
+#[cfg(target_arch = "x86_64")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __code_ref_slot_address {
+    () => {
+        "lea {slot}, [rip + 2b]"
+    };
+}
+
+/// The instructions that put the address of the slot at label `2` into `{slot}`.
 #[cfg(target_arch = "aarch64")]
 #[doc(hidden)]
 #[macro_export]
-macro_rules! __code_ref_asm {
-    ($slot:ident, $kind:path, $($f:tt)+) => {
-        // SAFETY: writes one slot (two addresses) into `mp_code_refs`, which holds nothing
-        // else, and reads its address; touches no memory, stack or flags.
-        unsafe {
-            ::core::arch::asm!(
-                ".pushsection mp_code_refs,\"awR\"",
-                ".balign 8",
-                "2:",
-                ".quad {f}",
-                ".quad {kind}",
-                ".popsection",
-                "adrp {slot}, 2b",
-                "add {slot}, {slot}, :lo12:2b",
-                f = sym $($f)+,
-                kind = sym $kind,
-                slot = out(reg) $slot,
-                options(pure, nomem, nostack, preserves_flags),
-            )
-        }
+macro_rules! __code_ref_slot_address {
+    () => {
+        "adrp {slot}, 2b\nadd {slot}, {slot}, :lo12:2b"
     };
 }
 
