@@ -11,7 +11,7 @@
 //! the middle of a function.
 //!
 //! Targets that are plain fn pointers cannot be registered (any `fn` of the program may be
-//! one). They travel as offsets from an anchor, and only [`unsafe`] code turns an offset back
+//! one). They travel as offsets from an anchor, and only `unsafe` code turns an offset back
 //! into a function ([`recreate_target`](crate::recreate_target)): the caller states that the
 //! peer may run code in this process anyway (the trust model in docs/DESIGN.md: a spawn
 //! child's authenticated parent, a pool's own parent, an MPI job's master).
