@@ -57,7 +57,8 @@ impl Endpoint {
         timeout: Duration,
     ) -> Result<(Connection, u64), ManagerError> {
         assert_no_fork_lock();
-        let deadline = Instant::now() + timeout;
+        // `None`: a timeout too large to add is no deadline at all.
+        let deadline = mp_sys::deadline::after(timeout);
         let conn = mp_ipc::client_timeout(&self.address, Some(&self.authkey), timeout)
             .map_err(ManagerError::Connect)?;
         conn.send(&Hello {
@@ -66,7 +67,7 @@ impl Endpoint {
         })?;
         // The peer passed the handshake (it knows the key): a server, whose answer comes
         // whole once it starts.
-        if !conn.poll(Some(deadline.saturating_duration_since(Instant::now())))? {
+        if !conn.poll(deadline.map(|d| d.saturating_duration_since(Instant::now())))? {
             return Err(ManagerError::Connect(ListenerError::HandshakeTimeout));
         }
         match conn.recv::<Reply>()? {

@@ -205,8 +205,10 @@ fn own_pool_then_sigint() {
         // The handler wrote into a socket that is not its own.
         mp_sys::process::exit_now(3);
     }
-    // The pool's watcher ends this process with SIGINT (nobody waits on the pool).
-    std::thread::sleep(LONG);
+    // The pool's watcher ends this process with SIGINT (nobody waits on the pool): wait for
+    // that on a descriptor that never becomes ready, `LONG` being only the failure bound.
+    let (never, _writer) = mp_sys::fd::pipe().unwrap();
+    let _ = mp_sys::poll::readable(&[never.as_fd()], Some(LONG));
     mp_sys::process::exit_now(4);
 }
 
