@@ -45,7 +45,9 @@ pub use connection::{Connection, DEFAULT_MAX_MESSAGE_SIZE, pipe};
 pub use error::{
     AuthenticationError, GetError, ListenerError, PutError, RecvError, SendError, TaskDoneError,
 };
-pub use listener::{Address, DEFAULT_HANDSHAKE_TIMEOUT, Listener, client, client_timeout};
+pub use listener::{
+    Address, DEFAULT_HANDSHAKE_TIMEOUT, Listener, Unauthenticated, client, client_timeout,
+};
 /// Processes, re-exported from mp-spawn so that this crate's examples need no other name.
 #[doc(no_inline)]
 pub use mp_spawn::{Process, get_context};

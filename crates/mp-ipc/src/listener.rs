@@ -17,8 +17,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{self, UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::sync::{Mutex, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 use std::{fmt, io};
 
 use hmac::{Hmac, Mac};
@@ -112,6 +112,33 @@ impl Socket {
     }
 }
 
+/// A client taken by [`Listener::accept_unauthenticated`] that has not yet passed the authkey
+/// handshake.
+#[derive(Debug)]
+pub struct Unauthenticated {
+    conn: Connection,
+    authkey: Option<Arc<[u8]>>,
+    deadline: Option<Instant>,
+    /// The listener's: `close` ends a handshake in progress too.
+    closing: Arc<OwnedFd>,
+}
+
+impl Unauthenticated {
+    /// Runs the handshake (when the listener has an authkey) and returns the connection; the
+    /// errors are [`Listener::accept`]'s.
+    pub fn authenticate(self) -> Result<Connection, ListenerError> {
+        if let Some(key) = &self.authkey {
+            let stop = Stop {
+                deadline: self.deadline,
+                cancel: Some(self.closing.as_fd()),
+            };
+            deliver_challenge(&self.conn, key, stop)?;
+            answer_challenge(&self.conn, key, stop)?;
+        }
+        Ok(self.conn)
+    }
+}
+
 /// A listening socket that hands out authenticated [`Connection`]s (Python's
 /// `multiprocessing.connection.Listener`).
 ///
@@ -139,9 +166,9 @@ pub struct Listener {
     socket: RwLock<Option<Socket>>,
     /// An eventfd that `close` rings (and never drains): it wakes every `accept` blocked in
     /// poll or in a handshake, so that they release the read lock.
-    closing: OwnedFd,
+    closing: Arc<OwnedFd>,
     address: Address,
-    authkey: Option<Vec<u8>>,
+    authkey: Option<Arc<[u8]>>,
     last_accepted: Mutex<Option<String>>,
     handshake_timeout: Mutex<Option<Duration>>,
 }
@@ -180,9 +207,9 @@ impl Listener {
     ) -> Listener {
         Listener {
             socket: RwLock::new(Some(socket)),
-            closing,
+            closing: Arc::new(closing),
             address,
-            authkey: authkey.map(<[u8]>::to_vec),
+            authkey: authkey.map(Arc::from),
             last_accepted: Mutex::new(None),
             handshake_timeout: Mutex::new(Some(DEFAULT_HANDSHAKE_TIMEOUT)),
         }
@@ -264,18 +291,35 @@ impl Listener {
     /// stays usable: the next `accept` takes the next client. After [`close`](Self::close),
     /// also one made by another thread during the wait: [`ListenerError::Closed`].
     pub fn accept(&self) -> Result<Connection, ListenerError> {
+        self.accept_unauthenticated()?.authenticate()
+    }
+
+    /// Waits for a client and returns it before its handshake, which
+    /// [`Unauthenticated::authenticate`] runs (in another thread, say): a server that must not
+    /// let a silent client hold up the next ones takes clients in one thread and runs their
+    /// handshakes beside each other. The handshake's deadline starts now.
+    ///
+    /// ```
+    /// use mp_ipc::{client, Address, Listener};
+    ///
+    /// let listener = Listener::bind(&Address::Tcp("127.0.0.1:0".parse()?), Some(b"secret"))?;
+    /// let address = listener.address().clone();
+    /// let t = std::thread::spawn(move || client(&address, Some(b"secret")).map(drop));
+    /// let pending = listener.accept_unauthenticated()?;
+    /// let conn = std::thread::spawn(move || pending.authenticate()).join().unwrap()?;
+    /// t.join().unwrap()?;
+    /// # drop(conn);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn accept_unauthenticated(&self) -> Result<Unauthenticated, ListenerError> {
         let (fd, peer) = self.next_client()?;
         *self.last_accepted.lock().unwrap_or_else(|e| e.into_inner()) = Some(peer);
-        let conn = Connection::new(fd, true, true);
-        if let Some(key) = &self.authkey {
-            let stop = Stop {
-                deadline: mp_sys::deadline::of(self.handshake_timeout()),
-                cancel: Some(self.closing.as_fd()),
-            };
-            deliver_challenge(&conn, key, stop)?;
-            answer_challenge(&conn, key, stop)?;
-        }
-        Ok(conn)
+        Ok(Unauthenticated {
+            conn: Connection::new(fd, true, true),
+            authkey: self.authkey.clone(),
+            deadline: mp_sys::deadline::of(self.handshake_timeout()),
+            closing: Arc::clone(&self.closing),
+        })
     }
 
     /// Waits for a queued connection, or for `close`.

@@ -1,6 +1,6 @@
 //! The server: the process that holds the managed objects, a thread per client connection
-//! (and up to [`HANDSHAKES`] threads that accept, so that no client's handshake holds up
-//! another's), and the reference counts that free an object when its last proxy anywhere is
+//! (which runs the client's authkey handshake first, up to [`HANDSHAKES`] at once, so that no
+//! client's handshake holds up another's), and the reference counts that free an object when its last proxy anywhere is
 //! gone (the invariants are in `protocol`).
 
 use std::collections::HashMap;
@@ -190,19 +190,13 @@ pub(crate) fn bind(
     Listener::bind(&address, Some(authkey))
 }
 
-/// How many clients may be in the authkey handshake at once: that many threads wait in
-/// `accept`, which both takes a client and runs its handshake (up to the listener's
-/// deadline). A client that connects and stays silent holds one of them, not the server:
-/// the others take the next clients. Past this many silent clients, a new one waits for the
-/// first deadline.
+/// How many clients may be in the authkey handshake at once. One thread takes clients and
+/// runs each one's handshake in the thread that will serve it, so a client that connects and
+/// stays silent (up to the listener's deadline) holds up nobody; past this many at once, the
+/// next client waits until one of them finishes or times out.
 const HANDSHAKES: usize = 64;
 
-/// The stack of a thread that accepts: it runs the handshake and starts the client's thread
-/// (which gets the default stack: it runs the servants' code).
-const ACCEPTOR_STACK: usize = 256 * 1024;
-
-/// Accepts clients until the listener is closed (by a `Shutdown`), then waits for the other
-/// accepting threads to see it too.
+/// Accepts clients until the listener is closed (by a `Shutdown`).
 pub(crate) fn run(listener: Listener) {
     // Ids start at random: a client of an earlier server at the same address (restarted)
     // names no object and no session of this one, so its stale proxies fail
@@ -218,44 +212,58 @@ pub(crate) fn run(listener: Listener) {
         next_caller: AtomicU64::new(1),
         listener: Arc::new(listener),
     });
-    let mut acceptors = Vec::with_capacity(HANDSHAKES - 1);
-    for _ in 1..HANDSHAKES {
+    let handshakes = Arc::new(Handshakes::default());
+    loop {
+        let slot = HandshakeSlot::take(&handshakes);
+        let pending = match state.listener.accept_unauthenticated() {
+            Ok(pending) => pending,
+            // Closed by a `Shutdown`: the server's life is over.
+            Err(mp_ipc::ListenerError::Closed) => return,
+            // A client that hung up while queued: the next one is served.
+            Err(_) => continue,
+        };
         let state = Arc::clone(&state);
-        let spawned = std::thread::Builder::new()
-            .name("mp-manager-accept".to_owned())
-            .stack_size(ACCEPTOR_STACK)
-            .spawn(move || accept_clients(&state));
-        match spawned {
-            Ok(acceptor) => acceptors.push(acceptor),
-            // Fewer handshakes at once, still served (this thread accepts too).
-            Err(_) => break,
-        }
-    }
-    accept_clients(&state);
-    for acceptor in acceptors {
-        let _ = acceptor.join();
+        // A thread that cannot be started drops the client (and its slot) here.
+        let _ = std::thread::Builder::new()
+            .name("mp-manager-client".to_owned())
+            .spawn(move || {
+                let authenticated = pending.authenticate();
+                drop(slot);
+                // A wrong authkey, garbage instead of the handshake, a peer that hung up or
+                // stayed silent: that client only.
+                if let Ok(conn) = authenticated {
+                    serve_client(&conn, &state);
+                }
+            });
     }
 }
 
-/// One accepting thread: takes clients, each past its handshake, and starts a thread for each,
-/// until the listener is closed.
-fn accept_clients(state: &Arc<State>) {
-    loop {
-        let conn = match state.listener.accept() {
-            Ok(conn) => conn,
-            // Closed by a `Shutdown`: the server's life is over.
-            Err(mp_ipc::ListenerError::Closed) => return,
-            // Anything else concerns one client (a wrong authkey, garbage instead of the
-            // handshake, a peer that hung up or stayed silent): the next one is served.
-            Err(_) => continue,
-        };
-        let state = Arc::clone(state);
-        let spawned = std::thread::Builder::new()
-            .name("mp-manager-client".to_owned())
-            .spawn(move || serve_client(&conn, &state));
-        if spawned.is_err() {
-            continue;
+/// The number of handshakes in progress, bounded by [`HANDSHAKES`].
+#[derive(Default)]
+struct Handshakes {
+    running: Mutex<usize>,
+    finished: std::sync::Condvar,
+}
+
+/// One handshake in progress: counted until dropped, however its thread ends.
+struct HandshakeSlot(Arc<Handshakes>);
+
+impl HandshakeSlot {
+    /// Waits until fewer than [`HANDSHAKES`] are in progress, then counts one more.
+    fn take(handshakes: &Arc<Handshakes>) -> HandshakeSlot {
+        let mut running = handshakes.running.lock().unwrap_or_else(|e| e.into_inner());
+        while *running >= HANDSHAKES {
+            running = (handshakes.finished.wait(running)).unwrap_or_else(|e| e.into_inner());
         }
+        *running += 1;
+        HandshakeSlot(Arc::clone(handshakes))
+    }
+}
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        *self.0.running.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        self.0.finished.notify_one();
     }
 }
 
