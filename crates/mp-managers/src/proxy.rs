@@ -119,11 +119,7 @@ impl Serialize for BaseProxy {
         // process's session ends.
         let token = match request(&self.endpoint, &Request::Transit { id: self.id }) {
             Ok(Reply::Count(token)) => token,
-            Ok(other) => {
-                return Err(serde::ser::Error::custom(format!(
-                    "unexpected reply {other:?}"
-                )));
-            }
+            Ok(_) => return unexpected().map_err(serde::ser::Error::custom),
             Err(e) => return Err(serde::ser::Error::custom(e)),
         };
         Wire {

@@ -149,8 +149,7 @@ impl Task<'_> {
             job: word(0),
             chunk: word(1),
             start: word(2),
-            // An index that no `u32` holds names nothing: `u32::MAX` resolves to none.
-            entry: RawCodeRef::from_index(u32::try_from(word(3)).unwrap_or(u32::MAX)),
+            entry: RawCodeRef::from_wire(word(3)),
             code: word(4) as i64,
             max_result: word(5),
             payload: &frame[TASK_HEADER..],

@@ -133,8 +133,7 @@ pub(crate) fn parse_task(frame: &[u8]) -> Option<(u64, u64, TaskFn)> {
                 id,
                 tally,
                 TaskFn {
-                    // An index that no `u32` holds names nothing: `u32::MAX` resolves to none.
-                    entry: RawCodeRef::from_index(u32::try_from(entry).unwrap_or(u32::MAX)),
+                    entry: RawCodeRef::from_wire(entry),
                     code: code as i64,
                 },
             ))

@@ -98,9 +98,6 @@ pub struct Kind<F> {
     _f: PhantomData<F>,
 }
 
-// SAFETY: a `Kind` holds no data but its identity byte, never written.
-unsafe impl<F> Sync for Kind<F> {}
-
 impl<F> Kind<F> {
     /// A new kind, to be held in a `static`.
     ///
@@ -176,6 +173,12 @@ impl RawCodeRef {
     /// The reference at `index` (what a peer sent): not yet believed.
     pub const fn from_index(index: u32) -> RawCodeRef {
         RawCodeRef(index)
+    }
+
+    /// The reference in a 64-bit word of a frame: an index no `u32` holds names nothing (it
+    /// becomes `u32::MAX`, which no table reaches).
+    pub fn from_wire(word: u64) -> RawCodeRef {
+        RawCodeRef(u32::try_from(word).unwrap_or(u32::MAX))
     }
 
     /// Its index in the table.
@@ -263,8 +266,10 @@ pub fn __typed<F>(_: &'static Kind<F>, f: F) -> F {
 /// `slot` must be a slot of the table written by `code_ref!` for `f`.
 #[doc(hidden)]
 pub unsafe fn __registered<F>(slot: *const Slot, f: F) -> CodeRef<F> {
-    // SAFETY: the caller's promise: `slot` lies in the table.
-    let index = unsafe { slot.offset_from(&raw const __start_mp_code_refs) };
+    // Plain address arithmetic: the label the slot was written at and the linker's symbol
+    // are both in the table (the caller's promise), whose slots are 16 bytes each.
+    let start = &raw const __start_mp_code_refs;
+    let index = (slot as usize - start as usize) / size_of::<Slot>();
     CodeRef {
         index: index as u32,
         f,

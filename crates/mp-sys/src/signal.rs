@@ -121,9 +121,13 @@ pub fn fault_address(info: &libc::siginfo_t) -> Option<usize> {
     Some(unsafe { info.si_addr() as usize })
 }
 
-/// Per signal number, the socket [`send_byte_on`]'s handler writes to (-1: none). Written
-/// only once the handler is installed, and owned by the [`ByteOnSignal`] that wrote it.
+/// Per signal number, the socket [`send_byte_on`]'s handler writes to (-1: none; [`BUSY`]: a
+/// handler being installed or removed, by the thread that claimed the slot). Claimed before
+/// the disposition changes, so installs and removals of one signal never interleave; holds a
+/// descriptor only once the handler is installed, owned by the [`ByteOnSignal`] that wrote it.
 static WAKE_SOCKETS: [AtomicI32; 65] = [const { AtomicI32::new(-1) }; 65];
+/// A slot claimed by a thread that is changing the signal's disposition.
+const BUSY: i32 = -2;
 /// The signals (bit n - 1: signal n) whose disposition may be [`send_wake_byte`]: a forked child
 /// resets those (see [`forget_handlers_after_fork`]).
 static HANDLED: AtomicU64 = AtomicU64::new(0);
@@ -173,20 +177,27 @@ impl Drop for ByteOnSignal {
         if crate::process::getpid_now() != self.pid {
             return;
         }
+        // Claimed first: no `send_byte_on` of this signal runs until the slot is free again,
+        // so none sees the default disposition while the slot still looks taken.
+        let slot = &WAKE_SOCKETS[self.signal as usize];
+        let claimed = slot
+            .compare_exchange(
+                self.writer.as_raw_fd(),
+                BUSY,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            )
+            .is_ok();
         if disposition(self.signal).is_ok_and(|d| d == wake_handler()) {
             set_ignored(self.signal, false);
         }
-        let slot = &WAKE_SOCKETS[self.signal as usize];
-        let _ = slot.compare_exchange(
-            self.writer.as_raw_fd(),
-            -1,
-            Ordering::SeqCst,
-            Ordering::SeqCst,
-        );
         HANDLED.fetch_and(!(1u64 << (self.signal - 1)), Ordering::SeqCst);
         // A handler that read the slot before it was emptied still sends on the socket.
         while SENDING.load(Ordering::SeqCst) != 0 {
             std::thread::yield_now();
+        }
+        if claimed {
+            slot.store(-1, Ordering::SeqCst);
         }
     }
 }
@@ -196,7 +207,7 @@ fn wake_handler() -> libc::sighandler_t {
 }
 
 /// The handler address (or `SIG_DFL`, `SIG_IGN`) of `signal`.
-fn disposition(signal: c_int) -> io::Result<libc::sighandler_t> {
+pub(crate) fn disposition(signal: c_int) -> io::Result<libc::sighandler_t> {
     // SAFETY: sigaction is plain data; all zeroes is a valid (empty) value.
     let mut old: libc::sigaction = unsafe { mem::zeroed() };
     // SAFETY: querying the disposition with a null new action only writes `old`.
@@ -234,12 +245,41 @@ pub fn send_byte_on(signal: c_int, writer: OwnedFd) -> io::Result<Option<ByteOnS
     // The fork handler that resets the disposition in a child (registered before `main` by
     // mp-spawn; here for programs without it).
     crate::thread::forget_ids_after_fork();
-    if disposition(signal)? != libc::SIG_DFL {
+    // Claimed before the disposition is read or changed: another thread's install or removal
+    // of this signal's handler owns it until it is done.
+    if slot
+        .compare_exchange(-1, BUSY, Ordering::SeqCst, Ordering::SeqCst)
+        .is_err()
+    {
         return Ok(None);
+    }
+    let installed = install_wake_handler(signal);
+    // The descriptor only once the handler is installed: a slot written for a handler that
+    // never was would name a descriptor nobody keeps open.
+    let fd = match installed {
+        Ok(true) => writer.as_raw_fd(),
+        _ => -1,
+    };
+    slot.store(fd, Ordering::SeqCst);
+    if !installed? {
+        return Ok(None);
+    }
+    Ok(Some(ByteOnSignal {
+        signal,
+        writer,
+        pid: crate::process::getpid_now(),
+    }))
+}
+
+/// Installs [`send_wake_byte`] for `signal` if its disposition is the default; `false` if not.
+/// The caller holds the signal's slot.
+fn install_wake_handler(signal: c_int) -> io::Result<bool> {
+    if disposition(signal)? != libc::SIG_DFL {
+        return Ok(false);
     }
     // Marked before the handler exists, so that a fork from now on resets it.
     HANDLED.fetch_or(1u64 << (signal - 1), Ordering::SeqCst);
-    // SAFETY: as above.
+    // SAFETY: sigaction is plain data; all zeroes is a valid (empty) value.
     let mut new: libc::sigaction = unsafe { mem::zeroed() };
     new.sa_sigaction = wake_handler();
     new.sa_flags = libc::SA_RESTART;
@@ -249,21 +289,7 @@ pub fn send_byte_on(signal: c_int, writer: OwnedFd) -> io::Result<Option<ByteOnS
         HANDLED.fetch_and(!(1u64 << (signal - 1)), Ordering::SeqCst);
         return Err(e);
     }
-    // Once the handler is installed: a slot written for a handler that never was would name a
-    // descriptor nobody keeps open. Taken only if free: another thread that installed the same
-    // handler at the same time owns it.
-    let fd = writer.as_raw_fd();
-    if slot
-        .compare_exchange(-1, fd, Ordering::SeqCst, Ordering::SeqCst)
-        .is_err()
-    {
-        return Ok(None);
-    }
-    Ok(Some(ByteOnSignal {
-        signal,
-        writer,
-        pid: crate::process::getpid_now(),
-    }))
+    Ok(true)
 }
 
 /// In a forked child (mp-sys's `pthread_atfork` child handler): every [`send_byte_on`]

@@ -261,12 +261,7 @@ fn send_byte_on_refuses_a_number_that_is_no_signal() {
 
 /// The disposition of `signal`, as the kernel reports it.
 fn disposition_of(signal: i32) -> libc::sighandler_t {
-    // SAFETY: sigaction is plain data; all zeroes is a valid (empty) value.
-    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
-    // SAFETY: a null new action only queries; `old` is a valid out-pointer.
-    let r = unsafe { libc::sigaction(signal, std::ptr::null(), &mut old) };
-    assert_eq!(r, 0);
-    old.sa_sigaction
+    crate::signal::disposition(signal).unwrap()
 }
 
 #[test]

@@ -34,11 +34,6 @@ fn a_reference_names_its_entry_and_nothing_else_is_an_entry() {
             "{wild}"
         );
     }
-    // Every slot of the table resolves as one kind at most.
-    for index in 0..4096 {
-        let raw = RawCodeRef::from_index(index);
-        assert!(!(entry_at(raw).is_some() && init_entry_at(raw).is_some()));
-    }
 }
 
 #[test]

@@ -64,7 +64,19 @@ impl<'a> Mem<'a> {
 
     /// Whether the `bytes.len()` bytes at `off` equal `bytes`. Caller holds the lock.
     pub(super) fn equals(self, off: u64, bytes: &[u8]) -> Result<bool, DictError> {
-        Ok(self.read(off, bytes.len() as u64)? == bytes)
+        let src = self.range(off, bytes.len() as u64)?;
+        const CHUNK: usize = 256;
+        let mut buf = [0u8; CHUNK];
+        for (i, want) in bytes.chunks(CHUNK).enumerate() {
+            let got = &mut buf[..want.len()];
+            // SAFETY: inside `src..src + bytes.len()`, in the mapping (checked by `range`),
+            // page-aligned and mapped for 'a; every access to it is atomic.
+            unsafe { atomic_copy::load(src.add(i * CHUNK), got) };
+            if got != want {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Writes `bytes` at `off`. Caller holds the lock, and nothing links to the bytes yet.
