@@ -334,13 +334,6 @@ impl Link {
         })
     }
 
-    /// Whether its server is gone (or dropped this connection).
-    fn gone(&self) -> bool {
-        match &self.transport {
-            Transport::Rings { conn, .. } | Transport::Socket(conn) => hung_up(conn),
-        }
-    }
-
     fn round_trip(&self, request: &Request) -> Result<Reply, ManagerError> {
         assert_no_fork_lock();
         match &self.transport {
@@ -376,6 +369,16 @@ fn socket_round_trip(conn: &Connection, request: &Request) -> Result<Reply, Mana
     Ok(conn.recv::<Reply>()?)
 }
 
+/// A round trip on this thread's `link`; one that finds its server gone is dropped, so that
+/// the next call connects anew (and fails at once if nothing is there).
+fn link_round_trip(link: &Rc<Link>, request: &Request) -> Result<Reply, ManagerError> {
+    let reply = link.round_trip(request);
+    if let Err(ManagerError::ServerGone) = reply {
+        let _ = LINKS.try_with(|links| drop_link(links, link));
+    }
+    reply
+}
+
 /// Drops this thread's `link`, and its session if the server is gone (not only this
 /// connection).
 fn drop_link(links: &RefCell<Vec<Rc<Link>>>, link: &Rc<Link>) {
@@ -391,9 +394,14 @@ fn drop_link(links: &RefCell<Vec<Rc<Link>>>, link: &Rc<Link>) {
     forget_if_gone(&link.session);
 }
 
-/// This thread's link to `endpoint`: the known one if its server is still there, else a new
-/// one; `None` if the thread is exiting (its thread-locals are gone).
-fn thread_link(endpoint: &Endpoint, timeout: Duration) -> Option<Result<Rc<Link>, ManagerError>> {
+/// This thread's link to `endpoint`, and whether it was kept from an earlier call (a new one
+/// is opened if there is none); `None` if the thread is exiting (its thread-locals are gone).
+/// A kept link is not checked here: that would cost every call a `poll`; a call on a link
+/// whose server went since is retried once on a new one instead (see [`call`]).
+fn thread_link(
+    endpoint: &Endpoint,
+    timeout: Duration,
+) -> Option<Result<(Rc<Link>, bool), ManagerError>> {
     LINKS
         .try_with(|links| {
             let pid = mp_sys::process::getpid();
@@ -403,18 +411,13 @@ fn thread_link(endpoint: &Endpoint, timeout: Duration) -> Option<Result<Rc<Link>
                 links.iter().find(|l| &l.endpoint == endpoint).cloned()
             };
             if let Some(link) = known {
-                if !link.gone() {
-                    return Ok(link);
-                }
-                // Nothing was sent on it: the call goes on a new link, to whatever server is
-                // at the address now.
-                drop_link(links, &link);
+                return Ok((link, true));
             }
             // Not borrowed while connecting: nothing here calls back, but a panic must not
             // leave the list borrowed either.
             let link = Rc::new(Link::open(endpoint, pid, timeout)?);
             links.borrow_mut().push(Rc::clone(&link));
-            Ok(link)
+            Ok((link, false))
         })
         .ok()
 }
@@ -451,13 +454,17 @@ fn is_gone(e: &std::io::Error) -> bool {
 fn call(endpoint: &Endpoint, request: &Request, timeout: Duration) -> Result<Reply, ManagerError> {
     let reply = match thread_link(endpoint, timeout) {
         Some(link) => {
-            let link = link?;
-            let reply = link.round_trip(request);
-            if let Err(ManagerError::ServerGone) = reply {
-                // The next call connects anew (and fails at once if nothing is there).
-                let _ = LINKS.try_with(|links| drop_link(links, &link));
+            let (link, kept) = link?;
+            match link_round_trip(&link, request) {
+                // A link kept from earlier calls whose server has gone since (a server ends a
+                // connection only when it ends): once more on a new link, to whatever server is
+                // at the address now (a restarted one), which fails at once if there is none.
+                Err(ManagerError::ServerGone) if kept => match thread_link(endpoint, timeout) {
+                    Some(link) => link_round_trip(&link?.0, request)?,
+                    None => return Err(ManagerError::ServerGone),
+                },
+                reply => reply?,
             }
-            reply?
         }
         // An exiting thread (a proxy dropped by a thread-local's destructor): the anchor.
         None => {
