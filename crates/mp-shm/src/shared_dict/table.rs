@@ -258,9 +258,21 @@ impl<'a> Table<'a> {
         self.mem.word(base)?.store(h, Relaxed);
         let lens = key.len() as u64 | (value.len() as u64) << 32;
         self.mem.word(base + 8)?.store(lens, Relaxed);
-        self.mem.write(base + ENTRY_HEADER, key)?;
-        self.mem
-            .write(base + ENTRY_HEADER + key.len() as u64, value)
+        // Key and value in one write of whole words, up to the entry's end (its padding is
+        // the entry's own): atomic stores only, no compare-and-swap at a ragged edge.
+        let body = key.len() + value.len();
+        let padded = body.next_multiple_of(8);
+        let mut small = [0u8; 256];
+        let mut large = Vec::new();
+        let buf = if padded <= small.len() {
+            &mut small[..padded]
+        } else {
+            large.resize(padded, 0);
+            &mut large[..]
+        };
+        buf[..key.len()].copy_from_slice(key);
+        buf[key.len()..body].copy_from_slice(value);
+        self.mem.write(base + ENTRY_HEADER, buf)
     }
 
     /// Builds a new region holding the live entries of `from` (none: an empty map) with room
