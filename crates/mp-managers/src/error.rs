@@ -58,6 +58,9 @@ pub enum RemoteError {
     Attribute(String),
     /// Nothing is published under this name on the server.
     NoSuchName(String),
+    /// A connection asked to join a session the server does not know (it was restarted at the
+    /// same address since): the client opens a new session.
+    NoSuchSession(u64),
     /// Python's `RuntimeError` (and `ValueError` of a semaphore): releasing a lock not held,
     /// waiting on a condition without its lock, a semaphore released too many times,
     /// `task_done` called too many times.
@@ -100,6 +103,7 @@ impl fmt::Display for RemoteError {
             Self::BadCall(e) => write!(f, "bad call: {e}"),
             Self::Attribute(name) => write!(f, "AttributeError: no attribute {name:?}"),
             Self::NoSuchName(name) => write!(f, "nothing is published as {name:?}"),
+            Self::NoSuchSession(id) => write!(f, "no session {id}"),
             Self::Runtime(e) => write!(f, "RuntimeError: {e}"),
             Self::Full => f.write_str("queue.Full: no room in the queue"),
             Self::Empty => f.write_str("queue.Empty: no item in the queue"),

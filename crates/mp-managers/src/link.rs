@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use mp_ipc::{Address, Connection, GetError, ListenerError, Queue};
 use serde::{Deserialize, Serialize};
 
-use crate::error::ManagerError;
+use crate::error::{ManagerError, RemoteError};
 use crate::protocol::{Build, Hello, Reply, Request};
 
 /// How long opening a connection to a server may take, connect and handshake (Python waits
@@ -304,7 +304,7 @@ impl Link {
             Ok((conn, _)) => conn,
             // The server does not know the session: it is another one, restarted at the same
             // address since the session's anchor was checked. Once more, with a new session.
-            Err(ManagerError::Remote(_)) => {
+            Err(ManagerError::Remote(RemoteError::NoSuchSession(_))) => {
                 forget(&joined);
                 joined = session(endpoint, timeout)?;
                 endpoint.connect(Some(joined.id), timeout)?.0

@@ -319,9 +319,7 @@ fn serve_client(conn: &Connection, state: &State) {
                 Some(session) => (session, id),
                 None => {
                     drop(sessions);
-                    let _ = conn.send(&Reply::Error(RemoteError::BadCall(format!(
-                        "no session {id}"
-                    ))));
+                    let _ = conn.send(&Reply::Error(RemoteError::NoSuchSession(id)));
                     return;
                 }
             }
