@@ -17,15 +17,15 @@
 
 use std::cell::RefCell;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::{Deref, DerefMut};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
 use mp_ipc::{Address, Connection, GetError, ListenerError, Queue};
+use mp_sys::socket::Peer;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ManagerError, RemoteError};
@@ -503,14 +503,17 @@ fn forget_parent_links() {
     let fds: Vec<RawFd> = dir
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
         .collect();
-    let Ok(null) = std::fs::File::open("/dev/null") else {
+    let Ok(null) = mp_sys::fd::dev_null() else {
         return;
     };
     for fd in fds {
-        let Some(peer) = peer_address(fd) else {
+        // SAFETY: `fd` was listed open just now, and this child runs one thread, which closes
+        // nothing until the loop ends: the number stays open while it is borrowed.
+        let sock = unsafe { BorrowedFd::borrow_raw(fd) };
+        let Some(peer) = mp_sys::socket::peer(sock) else {
             continue;
         };
-        if addresses.iter().any(|a| same_address(a, &peer)) {
+        if addresses.iter().any(|a| leads_to(a, &peer)) {
             // SAFETY: dup3 takes descriptors by number and touches no memory; `fd` is a
             // socket to a manager's server that this process inherited (see above for why the
             // number stays its owner's).
@@ -520,69 +523,15 @@ fn forget_parent_links() {
 }
 
 /// Whether a socket whose peer is `peer` is connected to a server listening at `address`.
-fn same_address(address: &Address, peer: &Address) -> bool {
+fn leads_to(address: &Address, peer: &Peer) -> bool {
     match (address, peer) {
         // A server listening on every interface is reached at one of them.
-        (Address::Tcp(a), Address::Tcp(p)) => {
+        (Address::Tcp(a), Peer::Ip(p)) => {
             a.port() == p.port() && (a.ip() == p.ip() || a.ip().is_unspecified())
         }
-        _ => address == peer,
-    }
-}
-
-/// The address of the peer of socket `fd`, if `fd` is a connected Unix or TCP socket.
-fn peer_address(fd: RawFd) -> Option<Address> {
-    let mut storage = std::mem::MaybeUninit::<libc::sockaddr_storage>::zeroed();
-    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: getpeername writes at most `len` bytes to `storage`, which has room for any
-    // address; a number that is not an open socket is an error (EBADF, ENOTSOCK), not a fault.
-    if unsafe { libc::getpeername(fd, storage.as_mut_ptr().cast(), &mut len) } != 0 {
-        return None;
-    }
-    // SAFETY: zeroed, then partly written by the kernel: every byte is initialised.
-    let storage = unsafe { storage.assume_init() };
-    let len = (len as usize).min(std::mem::size_of::<libc::sockaddr_storage>());
-    let base: *const libc::sockaddr_storage = &storage;
-    match i32::from(storage.ss_family) {
-        libc::AF_UNIX => {
-            // SAFETY: `sockaddr_storage` is as large and as aligned as every address type, and
-            // the family says that the kernel wrote a `sockaddr_un`.
-            let un = unsafe { &*base.cast::<libc::sockaddr_un>() };
-            let path_len = len
-                .saturating_sub(std::mem::offset_of!(libc::sockaddr_un, sun_path))
-                .min(un.sun_path.len());
-            let path: Vec<u8> = un.sun_path[..path_len].iter().map(|&c| c as u8).collect();
-            match path.split_first() {
-                // An unnamed socket (a socket pair's, an accepted client's).
-                None => None,
-                Some((0, name)) => Some(Address::Abstract(name.to_vec())),
-                Some(_) => {
-                    let end = path.iter().position(|&c| c == 0).unwrap_or(path.len());
-                    let path =
-                        <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&path[..end]);
-                    Some(Address::Unix(std::path::Path::new(path).to_path_buf()))
-                }
-            }
-        }
-        libc::AF_INET => {
-            // SAFETY: as above, a `sockaddr_in`.
-            let v4 = unsafe { &*base.cast::<libc::sockaddr_in>() };
-            let ip = Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr));
-            Some(Address::Tcp(SocketAddr::new(
-                IpAddr::V4(ip),
-                u16::from_be(v4.sin_port),
-            )))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: as above, a `sockaddr_in6`.
-            let v6 = unsafe { &*base.cast::<libc::sockaddr_in6>() };
-            let ip = Ipv6Addr::from(v6.sin6_addr.s6_addr);
-            Some(Address::Tcp(SocketAddr::new(
-                IpAddr::V6(ip),
-                u16::from_be(v6.sin6_port),
-            )))
-        }
-        _ => None,
+        (Address::Unix(a), Peer::Path(p)) => a == p,
+        (Address::Abstract(a), Peer::Abstract(p)) => a == p,
+        _ => false,
     }
 }
 

@@ -189,3 +189,40 @@ pub fn recv_exact_with_fds(
     }
     Ok(())
 }
+
+/// Where a connected socket leads (`getpeername`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Peer {
+    /// A Unix socket bound at a path.
+    Path(std::path::PathBuf),
+    /// A Unix socket with an abstract name.
+    Abstract(Vec<u8>),
+    /// A TCP (or UDP) socket.
+    Ip(std::net::SocketAddr),
+}
+
+/// The peer of `sock`; `None` for an unnamed peer (a socket pair's) or anything that is not a
+/// connected Unix or IP socket.
+///
+/// ```
+/// use std::os::fd::AsFd;
+/// let (a, _b) = mp_sys::socket::socketpair(mp_sys::socket::Kind::Stream)?;
+/// assert_eq!(mp_sys::socket::peer(a.as_fd()), None); // a pair's ends have no name
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn peer(sock: BorrowedFd<'_>) -> Option<Peer> {
+    let addr = rustix::net::getpeername(sock).ok()??;
+    if let Ok(ip) = std::net::SocketAddr::try_from(addr.clone()) {
+        return Some(Peer::Ip(ip));
+    }
+    let unix = rustix::net::SocketAddrUnix::try_from(addr).ok()?;
+    // An unnamed peer (a socket pair's, an accepted client's) may read as an empty abstract
+    // name, which no listener has.
+    if let Some(name) = unix.abstract_name() {
+        return (!name.is_empty()).then(|| Peer::Abstract(name.to_vec()));
+    }
+    let path = unix.path_bytes()?;
+    Some(Peer::Path(
+        <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(path).into(),
+    ))
+}

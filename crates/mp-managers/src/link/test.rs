@@ -1,4 +1,5 @@
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsFd;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 
@@ -26,41 +27,40 @@ fn the_session_list_is_released_with_its_guard() {
 
 #[test]
 fn peers_are_found_by_their_listening_address() {
+    let peer = |fd: &dyn AsFd| mp_sys::socket::peer(fd.as_fd());
     let name = format!("mp-link-test-{}", std::process::id()).into_bytes();
     let addr = std::os::unix::net::SocketAddr::from_abstract_name(&name).unwrap();
     let _unix = UnixListener::bind_addr(&addr).unwrap();
     let client = UnixStream::connect_addr(&addr).unwrap();
-    assert_eq!(
-        peer_address(client.as_raw_fd()),
-        Some(Address::Abstract(name))
-    );
+    let found = peer(&client).unwrap();
+    assert_eq!(found, Peer::Abstract(name.clone()));
+    assert!(leads_to(&Address::Abstract(name), &found));
 
     let path = std::env::temp_dir().join(format!("mp-link-test-{}.sock", std::process::id()));
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path).unwrap();
     let client = UnixStream::connect(&path).unwrap();
-    assert_eq!(
-        peer_address(client.as_raw_fd()),
-        Some(Address::Unix(path.clone()))
-    );
+    let found = peer(&client).unwrap();
+    assert_eq!(found, Peer::Path(path.clone()));
+    assert!(leads_to(&Address::Unix(path.clone()), &found));
     // The accepted end's peer is the client, which has no address.
     let (accepted, _) = listener.accept().unwrap();
-    assert_eq!(peer_address(accepted.as_raw_fd()), None);
+    assert_eq!(peer(&accepted), None);
     std::fs::remove_file(&path).unwrap();
 
     let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
     let at = tcp.local_addr().unwrap();
     let client = TcpStream::connect(at).unwrap();
-    let peer = peer_address(client.as_raw_fd()).unwrap();
-    assert_eq!(peer, Address::Tcp(at));
+    let found = peer(&client).unwrap();
+    assert_eq!(found, Peer::Ip(at));
+    assert!(leads_to(&Address::Tcp(at), &found));
     let any = Address::Tcp(SocketAddr::new([0, 0, 0, 0].into(), at.port()));
-    assert!(same_address(&any, &peer));
+    assert!(leads_to(&any, &found));
     let other = Address::Tcp(SocketAddr::new(at.ip(), at.port().wrapping_add(1)));
-    assert!(!same_address(&other, &peer));
+    assert!(!leads_to(&other, &found));
 
     // Not sockets, or not connected: no peer.
     let (r, _w) = mp_sys::fd::pipe().unwrap();
-    assert_eq!(peer_address(r.as_raw_fd()), None);
-    assert_eq!(peer_address(tcp.as_raw_fd()), None);
-    assert_eq!(peer_address(-1), None);
+    assert_eq!(peer(&r), None);
+    assert_eq!(peer(&tcp), None);
 }
