@@ -30,6 +30,7 @@ use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -246,9 +247,34 @@ pub(crate) fn install_panic_hook() {
             if let Some(name) = child_name_for_panic() {
                 eprintln!("Process {name}:");
             }
-            previous(info);
+            if FORKED.load(Ordering::Relaxed) {
+                // std's default hook takes its backtrace lock, which another thread of the
+                // parent may have held at the fork (a CI run hung so): print what it would,
+                // without a backtrace, through stderr, whose lock every fork holds.
+                let thread = std::thread::current();
+                eprintln!(
+                    "thread '{}' panicked at {}:\n{}",
+                    thread.name().unwrap_or("<unnamed>"),
+                    info.location()
+                        .map_or_else(String::new, ToString::to_string),
+                    payload_text(info.payload())
+                        .as_deref()
+                        .unwrap_or("Box<dyn Any>"),
+                );
+            } else {
+                previous(info);
+            }
         }));
     });
+}
+
+/// Set in a child made by fork: its panic hook then prints the message itself (see
+/// `install_panic_hook`).
+static FORKED: AtomicBool = AtomicBool::new(false);
+
+/// Called in a forked child, right after the fork.
+pub(crate) fn note_forked() {
+    FORKED.store(true, Ordering::Relaxed);
 }
 
 /// Sets up the death watch of a daemon child: it is killed when the parent process dies.

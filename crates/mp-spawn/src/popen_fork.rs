@@ -80,6 +80,7 @@ pub(crate) fn fork_child(spec: &ChildSpec<'_>) -> Result<Forked, ProcessError> {
             parent,
         );
         force_start_method(StartMethod::Fork);
+        bootstrap::note_forked();
         let _ = mp_sys::fd::stdin_to(dev_null);
     }
     drop(shared);
