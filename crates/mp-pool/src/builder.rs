@@ -1,5 +1,7 @@
-//! [`PoolBuilder`]: the settings of a pool, checked into a [`Config`]. (Its `build`, which
-//! starts the pool, is with [`Pool`](crate::Pool).)
+//! [`PoolBuilder`]: the settings of a pool, checked into a [`Config`]. (Its `build` and
+//! `build_with`, which start the pool, are with [`Pool`](crate::Pool).)
+
+use std::time::Duration;
 
 use mp_spawn::reduction;
 use mp_spawn::{Context, StartMethod, Target};
@@ -8,7 +10,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::PoolError;
 use crate::task;
-use crate::worker::InitSpec;
+use crate::task::InitSpec;
 
 /// Settings of a [`Pool`](crate::Pool) (Python's `Pool(processes, initializer, initargs,
 /// maxtasksperchild, context)`).
@@ -36,6 +38,8 @@ pub struct PoolBuilder {
     init: Option<Result<InitSpec, PoolError>>,
     maxtasks: Option<usize>,
     context: Option<Context>,
+    timeout: Option<Duration>,
+    max_result_bytes: Option<usize>,
 }
 
 impl PoolBuilder {
@@ -82,6 +86,21 @@ impl PoolBuilder {
         self
     }
 
+    /// How long one task (a chunk) of every call may run, unless the call says otherwise
+    /// ([`Submit::timeout`](crate::Submit::timeout)). By default, forever.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The largest encoded result of one task (a chunk) of every call, unless the call says
+    /// otherwise ([`Submit::max_result_bytes`](crate::Submit::max_result_bytes)). By default,
+    /// no limit.
+    pub fn max_result_bytes(mut self, bytes: usize) -> Self {
+        self.max_result_bytes = Some(bytes);
+        self
+    }
+
     /// The checked settings.
     pub(crate) fn config(self) -> Result<Config, PoolError> {
         let processes = self.processes.unwrap_or_else(mp_spawn::process_cpu_count);
@@ -97,6 +116,8 @@ impl PoolBuilder {
         }
         let ctx = self.context.unwrap_or_default();
         Ok(Config {
+            timeout: self.timeout,
+            max_result_bytes: self.max_result_bytes,
             prefix: match ctx.start_method() {
                 StartMethod::Fork => "ForkPoolWorker",
                 StartMethod::Spawn => "SpawnPoolWorker",
@@ -106,6 +127,29 @@ impl PoolBuilder {
             processes,
             init: self.init.transpose()?,
             maxtasks: self.maxtasks.map(|m| m as u64),
+        })
+    }
+
+    /// The checked settings of a pool over a transport's `workers` (which starts them).
+    pub(crate) fn remote_config(self, workers: usize) -> Result<Config, PoolError> {
+        if self.processes.is_some()
+            || self.init.is_some()
+            || self.maxtasks.is_some()
+            || self.context.is_some()
+        {
+            return Err(PoolError::InvalidArgument(
+                "a pool over a transport has the transport's workers: processes, \
+                 initializer, maxtasksperchild and context are the transport's settings",
+            ));
+        }
+        Ok(Config {
+            ctx: Context::default(),
+            prefix: "RemoteWorker",
+            processes: workers,
+            init: None,
+            maxtasks: None,
+            timeout: self.timeout,
+            max_result_bytes: self.max_result_bytes,
         })
     }
 }
@@ -119,4 +163,7 @@ pub(crate) struct Config {
     pub(crate) processes: usize,
     pub(crate) init: Option<InitSpec>,
     pub(crate) maxtasks: Option<u64>,
+    /// The calls' defaults.
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) max_result_bytes: Option<usize>,
 }

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io;
+use std::time::Duration;
 
 use mp_spawn::ProcessError;
 
@@ -79,13 +80,66 @@ pub enum PoolError {
     Process(ProcessError),
     /// An operating-system call failed.
     Io(io::Error),
+    /// The task ran longer than the call's [`timeout`](crate::Submit::timeout): its worker
+    /// was killed (a local pool replaces it), or, on a worker the pool cannot kill (an MPI
+    /// rank), gets no more work until it answers.
+    TaskTimeout {
+        /// The index of the first input item of the task (a chunk under `map`).
+        index: usize,
+        /// The timeout it ran past.
+        timeout: Duration,
+    },
+    /// The encoded result of a task was larger than the call's
+    /// [`max_result_bytes`](crate::Submit::max_result_bytes); the worker dropped it instead
+    /// of sending it.
+    ResultTooLarge {
+        /// The index of the first input item of the task.
+        index: usize,
+        /// The encoded size.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A task failed on a remote worker (an MPI rank, see [`transport`](crate::transport)):
+    /// `error` is the failure as that worker's own pool reported it, indices counted from
+    /// the start of the call's input.
+    Remote {
+        /// The number users know the worker by (an MPI rank).
+        rank: u32,
+        /// The failure.
+        error: Box<PoolError>,
+    },
+    /// A frame from a remote worker did not decode (truncated, or not a pool frame): the
+    /// task it answered, or the oldest one it held, fails with this.
+    BadFrame(String),
 }
 
 impl PoolError {
     /// Whether this is a failure of the task itself (a panic or its worker's death), as
     /// opposed to a failure of the pool or of the call.
     pub fn is_task_failure(&self) -> bool {
-        matches!(self, Self::Panicked { .. } | Self::WorkerDied { .. })
+        match self {
+            Self::Panicked { .. } | Self::WorkerDied { .. } | Self::TaskTimeout { .. } => true,
+            Self::Remote { error, .. } => error.is_task_failure(),
+            _ => false,
+        }
+    }
+
+    /// The failure itself, for a task that failed on a remote worker (see
+    /// [`PoolError::Remote`]); `self` otherwise.
+    ///
+    /// ```
+    /// use mp_pool::PoolError;
+    ///
+    /// let e = PoolError::Remote { rank: 2, error: Box::new(PoolError::Cancelled) };
+    /// assert!(matches!(e.local(), PoolError::Cancelled));
+    /// assert!(matches!(PoolError::Timeout.local(), PoolError::Timeout));
+    /// ```
+    pub fn local(&self) -> &PoolError {
+        match self {
+            Self::Remote { error, .. } => error.local(),
+            other => other,
+        }
     }
 
     /// A copy for a second reader of the same failure (`get` may be called again).
@@ -127,6 +181,20 @@ impl PoolError {
             Self::Decode(m) => Self::Decode(m.clone()),
             Self::Process(e) => Self::Io(io::Error::other(e.to_string())),
             Self::Io(e) => Self::Io(io::Error::new(e.kind(), e.to_string())),
+            Self::TaskTimeout { index, timeout } => Self::TaskTimeout {
+                index: *index,
+                timeout: *timeout,
+            },
+            Self::ResultTooLarge { index, len, limit } => Self::ResultTooLarge {
+                index: *index,
+                len: *len,
+                limit: *limit,
+            },
+            Self::Remote { rank, error } => Self::Remote {
+                rank: *rank,
+                error: Box::new(error.duplicate()),
+            },
+            Self::BadFrame(m) => Self::BadFrame(m.clone()),
         }
     }
 }
@@ -192,6 +260,15 @@ impl fmt::Display for PoolError {
             Self::Decode(m) => write!(f, "cannot deserialize a value: {m}"),
             Self::Process(e) => write!(f, "cannot start a worker: {e}"),
             Self::Io(e) => e.fmt(f),
+            Self::TaskTimeout { index, timeout } => {
+                write!(f, "task {index} ran past its timeout of {timeout:?}")
+            }
+            Self::ResultTooLarge { index, len, limit } => write!(
+                f,
+                "the result of task {index} is {len} bytes, over the limit of {limit}"
+            ),
+            Self::Remote { rank, error } => write!(f, "on worker rank {rank}: {error}"),
+            Self::BadFrame(m) => write!(f, "a frame from a worker does not decode: {m}"),
         }
     }
 }
@@ -201,6 +278,7 @@ impl std::error::Error for PoolError {
         match self {
             Self::Process(e) => Some(e),
             Self::Io(e) => Some(e),
+            Self::Remote { error, .. } => Some(&**error),
             _ => None,
         }
     }

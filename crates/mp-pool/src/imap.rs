@@ -12,123 +12,14 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mp_spawn::Portable;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::core::Inner;
 use crate::error::PoolError;
-use crate::pool::Pool;
 use crate::result::{Job, Part};
-use crate::submit::Submit;
 use crate::task;
-use crate::task::TaskFn;
-use crate::wire::Prepared;
-
-// The lazy calls are here, with the iterator they return, so that `pool` needs nothing from
-// this module.
-impl Pool {
-    /// A lazy, ordered map (Python's `imap`): the input is read only as workers free up, a
-    /// bounded number of chunks ahead, so an endless iterator works in bounded memory.
-    /// Chunks of one item by default. Each item of the output is the value or the failure of
-    /// that input item (a failed chunk gives one `Err`, then the output goes on).
-    ///
-    /// ```
-    /// # fn square(x: u64) -> u64 { x * x }
-    /// let pool = mp_pool::Pool::new(2)?;
-    /// let first: Vec<u64> = pool.imap(square, 0..).take(4).collect::<Result<_, _>>()?;
-    /// assert_eq!(first, [0, 1, 4, 9]);
-    /// # Ok::<(), mp_pool::PoolError>(())
-    /// ```
-    ///
-    /// A closure that captures state does not build (a worker could not recreate it):
-    ///
-    /// ```compile_fail
-    /// let pool = mp_pool::Pool::new(1).unwrap();
-    /// let (scale, shift) = (3u64, 1u64);
-    /// let _ = pool.imap(move |i: u64| i * scale + shift, 0..3).count();
-    /// ```
-    pub fn imap<F, T, R, I>(&self, f: F, items: I) -> IMap<'_, I::IntoIter, R>
-    where
-        F: Fn(T) -> R + Copy + Send + 'static,
-        I: IntoIterator<Item = T>,
-        T: Portable,
-        R: Portable,
-    {
-        Submit::new(self).imap(f, items)
-    }
-
-    /// As [`imap`](Pool::imap), yielding values in the order they finish (Python's
-    /// `imap_unordered`).
-    ///
-    /// A closure that captures state does not build (a worker could not recreate it):
-    ///
-    /// ```compile_fail
-    /// let pool = mp_pool::Pool::new(1).unwrap();
-    /// let (scale, shift) = (3u64, 1u64);
-    /// let _ = pool.imap_unordered(move |i: u64| i * scale + shift, 0..3).count();
-    /// ```
-    pub fn imap_unordered<F, T, R, I>(&self, f: F, items: I) -> IMap<'_, I::IntoIter, R>
-    where
-        F: Fn(T) -> R + Copy + Send + 'static,
-        I: IntoIterator<Item = T>,
-        T: Portable,
-        R: Portable,
-    {
-        Submit::new(self).imap_unordered(f, items)
-    }
-}
-
-impl<'p> Submit<'p> {
-    /// An `imap` of `entry` over `items` with this call's options.
-    fn lazy<I, T, R>(
-        self,
-        entry: Result<TaskFn, &'static str>,
-        items: I,
-        ordered: bool,
-    ) -> IMap<'p, I, R>
-    where
-        I: Iterator<Item = T>,
-        T: Serialize + 'static,
-        R: DeserializeOwned + 'static,
-    {
-        let total = match items.size_hint() {
-            (lower, Some(upper)) if lower == upper => Some(lower as u64),
-            _ => None,
-        };
-        let imap = IMap::new(
-            PoolRef::Borrowed(self.pool),
-            items,
-            entry,
-            self.chunksize.unwrap_or(1),
-            self.buffersize.unwrap_or(2 * self.pool.processes()),
-            ordered,
-        );
-        self.watch(&imap.job, total);
-        imap
-    }
-
-    /// See [`Pool::imap`].
-    pub fn imap<F, T, R, I>(self, f: F, items: I) -> IMap<'p, I::IntoIter, R>
-    where
-        F: Fn(T) -> R + Copy + Send + 'static,
-        I: IntoIterator<Item = T>,
-        T: Portable,
-        R: Portable,
-    {
-        self.lazy(task::task_fn::<F, (T,)>(&f), items.into_iter(), true)
-    }
-
-    /// See [`Pool::imap_unordered`].
-    pub fn imap_unordered<F, T, R, I>(self, f: F, items: I) -> IMap<'p, I::IntoIter, R>
-    where
-        F: Fn(T) -> R + Copy + Send + 'static,
-        I: IntoIterator<Item = T>,
-        T: Portable,
-        R: Portable,
-    {
-        self.lazy(task::task_fn::<F, (T,)>(&f), items.into_iter(), false)
-    }
-}
+use crate::wire::{Limits, Prepared, TaskFn};
 
 /// The output of [`Pool::imap`] and [`Pool::imap_unordered`]: one `Result` per input item (a
 /// chunk that fails yields one `Err` for the whole chunk, then the output goes on). If the
@@ -147,6 +38,8 @@ impl<'p> Submit<'p> {
 /// ```
 pub struct IMap<'p, I, R> {
     pool: PoolRef<'p>,
+    /// The call's limits, for each chunk.
+    limits: Limits,
     input: Option<I>,
     job: Arc<Job>,
     /// How workers find the function, or why they cannot (every chunk then fails with it).
@@ -177,7 +70,7 @@ impl<I, R> Unpin for IMap<'_, I, R> {}
 impl<I, R> Drop for IMap<'_, I, R> {
     fn drop(&mut self) {
         if self.submitted > self.taken {
-            self.pool.get().inner().cancel_pending(&self.job);
+            self.pool.get().cancel_pending(&self.job);
         }
     }
 }
@@ -193,18 +86,28 @@ impl<I, R> fmt::Debug for IMap<'_, I, R> {
 }
 
 /// The pool an `IMap` submits to: borrowed from the caller, or owned (by a `Parallel`
-/// generator, which made the pool for it).
+/// generator, which made the pool for it: the `Box` holds it, and its drop ends it).
 pub(crate) enum PoolRef<'p> {
-    Borrowed(&'p Pool),
-    Owned(Box<Pool>),
+    Borrowed(&'p Arc<Inner>),
+    Owned(
+        Arc<Inner>,
+        #[allow(dead_code)] Box<dyn std::any::Any + Send + Sync>,
+    ),
 }
 
 impl PoolRef<'_> {
-    fn get(&self) -> &Pool {
+    fn get(&self) -> &Inner {
         match self {
-            PoolRef::Borrowed(pool) => pool,
-            PoolRef::Owned(pool) => pool,
+            PoolRef::Borrowed(inner) => inner,
+            PoolRef::Owned(inner, _) => inner,
         }
+    }
+}
+
+impl<I, R> IMap<'_, I, R> {
+    /// The job its chunks belong to.
+    pub(crate) fn job(&self) -> &Arc<Job> {
+        &self.job
     }
 }
 
@@ -216,6 +119,7 @@ where
 {
     pub(crate) fn new(
         pool: PoolRef<'p>,
+        limits: Limits,
         input: I,
         entry: Result<TaskFn, &'static str>,
         chunksize: usize,
@@ -224,6 +128,7 @@ where
     ) -> Self {
         IMap {
             pool,
+            limits,
             input: Some(input),
             job: Job::new(None),
             entry,
@@ -299,7 +204,10 @@ where
             .map_err(PoolError::InvalidArgument)
             .and_then(|task| Prepared::encode(task, chunk, index, &items));
         match prepared {
-            Ok(prepared) => self.pool.get().inner().submit(&self.job, vec![prepared])?,
+            Ok(prepared) => self
+                .pool
+                .get()
+                .submit(&self.job, vec![prepared], self.limits)?,
             // This chunk fails alone; the ones after it still run.
             Err(e) => {
                 for callback in self.job.finish(chunk, Err(e)) {

@@ -54,6 +54,7 @@
 //!   reported and goes no further.
 
 mod builder;
+mod core;
 mod error;
 mod executor;
 mod imap;
@@ -63,10 +64,15 @@ mod parallel;
 mod plain;
 mod pool;
 mod progress;
+#[cfg(feature = "progress")]
+mod progress_bar;
+mod relay;
 mod result;
 mod scheduler;
+mod spin;
 mod submit;
 mod task;
+pub mod transport;
 mod wire;
 mod worker;
 

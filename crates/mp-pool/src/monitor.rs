@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mp_ipc::Queue;
 
@@ -119,18 +119,23 @@ fn monitor_loop(results: Queue<()>, watches: mpsc::Receiver<Watch>, mut wake: Un
 }
 
 /// The handler thread's loop: reads the result queue and hands what has arrived, in batches,
-/// to `on_batch` (which empties it, and says whether the pool is finished); calls `on_broken`
-/// and stops if the queue breaks (nothing more can arrive).
+/// to `on_batch` (which empties it, and says whether the pool is finished), also with nothing
+/// once `next_deadline()` passes (a running chunk's timeout); calls `on_broken` and stops if
+/// the queue breaks (nothing more can arrive).
 pub(crate) fn handle_results(
     results: &Queue<()>,
+    mut next_deadline: impl FnMut() -> Option<Instant>,
     mut on_batch: impl FnMut(&mut Vec<Msg>) -> bool,
     on_broken: impl FnOnce(),
 ) {
     let mut msgs = Vec::with_capacity(BATCH);
     loop {
-        crate::result::spin_for(POLL, || results.qsize() > 0);
-        match results.get_bytes(None, Msg::parse) {
+        crate::spin::spin_for(POLL, || results.qsize() > 0);
+        let wait = next_deadline().map(|d| d.saturating_duration_since(Instant::now()));
+        match results.get_bytes(wait, Msg::parse) {
             Ok(msg) => msgs.push(msg),
+            // A timeout is due: the batch is empty.
+            Err(mp_ipc::GetError::Empty) => {}
             // The queue is broken: nothing more can arrive. Fail what is left.
             Err(_) => {
                 on_broken();

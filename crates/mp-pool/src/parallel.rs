@@ -5,8 +5,10 @@ use std::panic::{self, AssertUnwindSafe};
 
 use mp_spawn::{Context, Portable, Target};
 
+use std::sync::Arc;
+
 use crate::error::PoolError;
-use crate::imap::{IMap, PoolRef};
+use crate::imap::IMap;
 use crate::pool::Pool;
 use crate::submit::Submit;
 use crate::task;
@@ -122,7 +124,7 @@ impl Parallel {
             return run_serially(f, calls);
         }
         let pool = self.pool()?;
-        let mut submit = Submit::new(&pool);
+        let mut submit = pool.call();
         #[cfg(feature = "progress")]
         {
             submit = submit.progress(self.progress);
@@ -177,15 +179,13 @@ impl Parallel {
         A: Portable,
         F::Output: Portable,
     {
-        let _ = f;
         let pool = self.pool()?;
-        let buffer = 2 * pool.processes();
-        Ok(IMap::new(
-            PoolRef::Owned(Box::new(pool)),
-            calls.into_iter(),
+        let inner = Arc::clone(pool.inner());
+        let submit = Submit::new(&inner).chunksize(self.batch_size.unwrap_or(1));
+        Ok(submit.lazy_owning(
+            Box::new(pool),
             task::task_fn::<F, A>(&f),
-            self.batch_size.unwrap_or(1),
-            buffer,
+            calls.into_iter(),
             ordered,
         ))
     }

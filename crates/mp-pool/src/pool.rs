@@ -1,110 +1,47 @@
-//! [`Pool`]: worker processes that run the chunks of `map`, `imap` and `apply` calls, as
-//! CPython's `multiprocessing.pool.Pool`, without its hangs.
-//!
-//! Shape: each worker has its own task queue, and all of them share one result queue (both
-//! are shared-memory rings, see mp-ipc). The pool's owner keeps, per worker, the list of the
-//! chunks it sent and has not heard back about, so when a worker dies the pool knows exactly
-//! which chunk it was running (the first unfinished one it had taken) and which it had not
-//! taken yet (those go to another worker). A shared task queue, as Python's, cannot know that:
-//! a task taken by a worker that dies is lost and its caller waits forever (gh-66587).
-//!
-//! Threads in the owner: a *handler* reads the result queue (results, and the deaths the
-//! *monitor* thread reports by watching the workers' pidfds), replaces dead workers and
-//! hands out pending chunks. Callers hand out chunks themselves when a worker has room, so
-//! a lone `apply` costs no thread hop on the way out.
-//!
-//! Where things are: the bookkeeping (which chunk is where, what a death means) is the
-//! `scheduler`, the threads are in `monitor`, the
-//! frames in `wire`; this module starts and reaps the processes and holds the
-//! public API.
+//! [`Pool`]: the public face of a pool (CPython's `multiprocessing.pool.Pool`, without its
+//! hangs). Each call is one [`Submit`] (the call's options, plain values) consumed by
+//! `submit`, which cuts the input into chunks for the engine (`core`); the engine's scheduler
+//! hands them to the workers. The path of one call, file by file, is in the crate's README.
 
 use std::fmt;
-use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use mp_ipc::Queue;
-use mp_spawn::reduction::Fd;
-use mp_spawn::{Portable, Process, StartMethod, Target};
+use mp_spawn::{Portable, Target};
 
-use crate::builder::{Config, PoolBuilder};
+use crate::builder::PoolBuilder;
+use crate::core::Inner;
 use crate::error::PoolError;
-use crate::interrupt;
-use crate::monitor::{self, Monitor};
-use crate::progress::{Board, Rows};
-use crate::result::{AsyncResult, Deferred, Job, decode_one};
-use crate::scheduler::{self, Scheduler, Status, Worker};
+use crate::imap::IMap;
+use crate::result::AsyncResult;
 use crate::submit::Submit;
-use crate::task;
-use crate::wire::{self, Msg, Prepared};
-use crate::worker::{self, WorkerArgs};
+use crate::transport::Transport;
 
 impl PoolBuilder {
     /// Starts the workers.
     pub fn build(self) -> Result<Pool, PoolError> {
-        Pool::start(self.config()?)
-    }
-}
-
-/// A worker's process and task queue: what the scheduler reaches it through.
-pub(crate) struct Handle {
-    process: Process<()>,
-    tasks: Queue<()>,
-}
-
-impl scheduler::Port for Handle {
-    type Error = mp_ipc::PutError;
-
-    fn send(&self, frame: &[u8], fds: &[BorrowedFd<'_>]) -> Result<(), Self::Error> {
-        self.tasks.put_bytes(frame, fds)
+        let (inner, threads) = Inner::start_local(self.config()?)?;
+        Ok(Pool::from_parts(inner, threads))
     }
 
-    fn queued(&self) -> usize {
-        self.tasks.qsize()
+    /// A pool whose workers are `transport`'s (remote workers: the ranks of an MPI job, see
+    /// the [`transport`](crate::transport) module), with this builder's call options
+    /// ([`timeout`](PoolBuilder::timeout), [`max_result_bytes`](PoolBuilder::max_result_bytes)).
+    /// The settings of local processes (`processes`, `initializer`, `maxtasksperchild`,
+    /// `context`) are the transport's business: setting one is
+    /// [`PoolError::InvalidArgument`].
+    pub fn build_with(self, transport: Arc<dyn Transport>) -> Result<Pool, PoolError> {
+        let config = self.remote_config(transport.workers())?;
+        Ok(Pool::from_parts(
+            Inner::start_remote(config, transport)?,
+            Vec::new(),
+        ))
     }
-}
-
-type State = Scheduler<Handle>;
-
-pub(crate) struct Inner {
-    state: Mutex<State>,
-    /// Notified (under `state`) when a worker reports that it is up.
-    ready: Condvar,
-    results: Queue<()>,
-    config: Config,
-    /// Tells the monitor thread about new workers.
-    monitor: Mutex<Monitor>,
-    /// Under the fork method, forks every worker (see `mp_spawn::ForkServer`); dropped once
-    /// the workers are gone.
-    fork_helper: Mutex<Option<mp_spawn::ForkServer>>,
-    /// The per-item progress counters of watched calls, the descriptor the workers map, and
-    /// which rows are taken (see `progress`).
-    board: (Board, OwnedFd),
-    #[cfg_attr(not(feature = "progress"), allow(dead_code))]
-    rows: Rows,
-}
-
-/// The pids of the live workers that reported `READY`.
-fn ready_pids(st: &State) -> Vec<u32> {
-    st.workers
-        .iter()
-        .flatten()
-        .filter(|w| st.is_ready(w.generation))
-        .map(|w| w.pid)
-        .collect()
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Runs the callbacks of settled jobs, after the pool's lock is released (a callback may
-/// submit more work).
-fn run(callbacks: Vec<Deferred>) {
-    for callback in callbacks {
-        callback();
-    }
 }
 
 /// A pool of worker processes (Python's `multiprocessing.Pool`).
@@ -160,16 +97,24 @@ pub struct Pool {
 
 impl fmt::Debug for Pool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let st = lock(&self.inner.state);
+        let (status, pending) = self.inner.status();
         f.debug_struct("Pool")
-            .field("processes", &self.inner.config.processes)
-            .field("state", &st.status)
-            .field("pending", &st.pending_len())
+            .field("processes", &self.inner.processes())
+            .field("state", &status)
+            .field("pending", &pending)
             .finish()
     }
 }
 
 impl Pool {
+    fn from_parts(inner: Arc<Inner>, threads: Vec<JoinHandle<()>>) -> Pool {
+        Pool {
+            inner,
+            threads: Mutex::new(threads),
+            joined: AtomicBool::new(false),
+        }
+    }
+
     /// A pool of `processes` workers with the default start method.
     pub fn new(processes: usize) -> Result<Pool, PoolError> {
         Pool::builder().processes(processes).build()
@@ -180,54 +125,9 @@ impl Pool {
         PoolBuilder::default()
     }
 
-    fn start(config: Config) -> Result<Pool, PoolError> {
-        task::install_panic_capture();
-        // Forked first, from the caller's thread: the first workers and every replacement
-        // are forks of this one snapshot, not of whichever thread starts them (the handler's
-        // small stack, locks that other threads hold at that moment).
-        let fork_helper = match config.ctx.start_method() {
-            StartMethod::Fork => Some(mp_spawn::ForkServer::start()?),
-            _ => None,
-        };
-        let results = Queue::<()>::new()?;
-        let (monitor, monitor_thread) = Monitor::start(results.clone())?;
-        let processes = config.processes;
-        let inner = Arc::new(Inner {
-            state: Mutex::new(Scheduler::new(processes, config.init.is_some())),
-            ready: Condvar::new(),
-            results,
-            config,
-            monitor: Mutex::new(monitor),
-            fork_helper: Mutex::new(fork_helper),
-            board: Board::new(processes)?,
-            rows: Rows::default(),
-        });
-        let pool = Pool {
-            inner: Arc::clone(&inner),
-            threads: Mutex::new(vec![monitor_thread]),
-            joined: AtomicBool::new(false),
-        };
-        // The handler runs before any worker exists: if a worker cannot be started, dropping
-        // `pool` terminates the ones that were, and the handler reaps them and stops the
-        // monitor (without a handler, `join` would wait for the monitor forever).
-        let handler_inner = Arc::clone(&inner);
-        let handler = std::thread::Builder::new()
-            .name("mp-pool-handler".into())
-            .spawn(move || handler_inner.handle_results())?;
-        lock(&pool.threads).push(handler);
-        {
-            let mut st = lock(&inner.state);
-            for slot in 0..processes {
-                inner.start_worker(&mut st, slot)?;
-            }
-        }
-        interrupt::register_pool(&inner);
-        Ok(pool)
-    }
-
     /// The number of workers.
     pub fn processes(&self) -> usize {
-        self.inner.config.processes
+        self.inner.processes()
     }
 
     /// The pid of the process that forks the workers of a fork-method pool (for tests; feature
@@ -235,15 +135,13 @@ impl Pool {
     #[cfg(feature = "unstable-test-hooks")]
     #[doc(hidden)]
     pub fn fork_helper_pid(&self) -> Option<u32> {
-        lock(&self.inner.fork_helper)
-            .as_ref()
-            .map(mp_spawn::ForkServer::pid)
+        self.inner.fork_helper_pid()
     }
 
-    /// The pids of the live workers (they change as workers are replaced).
+    /// The pids of the live workers (they change as workers are replaced). A pool over a
+    /// [`Transport`] has no local worker: none.
     pub fn pids(&self) -> Vec<u32> {
-        let st = lock(&self.inner.state);
-        st.workers.iter().flatten().map(|w| w.pid).collect()
+        self.inner.pids()
     }
 
     /// The pids of the live workers that are up: started, their initializer (if any)
@@ -258,7 +156,7 @@ impl Pool {
     /// # Ok::<(), mp_pool::PoolError>(())
     /// ```
     pub fn ready_pids(&self) -> Vec<u32> {
-        ready_pids(&lock(&self.inner.state))
+        self.inner.ready_pids()
     }
 
     /// Waits until `until(ready_pids)` holds, woken by each worker that comes up (not by a
@@ -275,27 +173,23 @@ impl Pool {
     pub fn wait_ready_pids(
         &self,
         timeout: std::time::Duration,
-        mut until: impl FnMut(&[u32]) -> bool,
+        until: impl FnMut(&[u32]) -> bool,
     ) -> Option<Vec<u32>> {
-        let deadline = mp_sys::deadline::after(timeout);
-        let mut st = lock(&self.inner.state);
-        loop {
-            let up = ready_pids(&st);
-            if until(&up) {
-                return Some(up);
-            }
-            st = match deadline {
-                None => self.inner.ready.wait(st).unwrap_or_else(|e| e.into_inner()),
-                Some(d) => {
-                    let left = d.checked_duration_since(std::time::Instant::now())?;
-                    self.inner
-                        .ready
-                        .wait_timeout(st, left)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
-                }
-            };
-        }
+        self.inner
+            .wait_ready_pids(mp_sys::deadline::after(timeout), until)
+    }
+
+    /// The options of the next call, to set with [`Submit`]'s methods, then call: the same
+    /// as [`chunksize`](Pool::chunksize) and the others, starting from the defaults.
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// let pool = mp_pool::Pool::new(2)?;
+    /// assert_eq!(pool.call().map(square, [3])?, [9]);
+    /// # Ok::<(), mp_pool::PoolError>(())
+    /// ```
+    pub fn call(&self) -> Submit<'_> {
+        Submit::new(&self.inner)
     }
 
     /// Options for the next call: the chunk size (how many items travel per task).
@@ -308,20 +202,32 @@ impl Pool {
     /// # Ok::<(), mp_pool::PoolError>(())
     /// ```
     pub fn chunksize(&self, chunksize: usize) -> Submit<'_> {
-        Submit::new(self).chunksize(chunksize)
+        self.call().chunksize(chunksize)
     }
 
     /// Options for the next call: how many chunks an `imap` keeps in flight ahead of the
     /// caller (default: twice the number of workers; Python 3.15's `buffersize`).
     pub fn buffersize(&self, chunks: usize) -> Submit<'_> {
-        Submit::new(self).buffersize(chunks)
+        self.call().buffersize(chunks)
+    }
+
+    /// Options for the next call: how long one task (chunk) may run (see
+    /// [`Submit::timeout`]).
+    pub fn timeout(&self, timeout: std::time::Duration) -> Submit<'_> {
+        self.call().timeout(timeout)
+    }
+
+    /// Options for the next call: the largest encoded result of one task (see
+    /// [`Submit::max_result_bytes`]).
+    pub fn max_result_bytes(&self, bytes: usize) -> Submit<'_> {
+        self.call().max_result_bytes(bytes)
     }
 
     /// Options for the next call: a progress bar (feature `progress`; see
     /// [`Submit::progress`]).
     #[cfg(feature = "progress")]
     pub fn progress(&self, on: bool) -> Submit<'_> {
-        Submit::new(self).progress(on)
+        self.call().progress(on)
     }
 
     /// Calls `f(args...)` in a worker and waits for its value (Python's `apply`).
@@ -331,7 +237,7 @@ impl Pool {
         A: Portable,
         F::Output: Portable,
     {
-        self.apply_async(f, args)?.get()
+        self.call().apply(f, args)
     }
 
     /// Calls `f(args...)` in a worker; the value comes through the returned [`AsyncResult`]
@@ -351,11 +257,7 @@ impl Pool {
         A: Portable,
         F::Output: Portable,
     {
-        let task = task::task_fn::<F, A>(&f).map_err(PoolError::InvalidArgument)?;
-        let chunk = Prepared::encode(task, 0, 0, std::slice::from_ref(&args))?;
-        let job = Job::new(Some(1));
-        self.inner.submit(&job, vec![chunk])?;
-        Ok(AsyncResult::new(job, decode_one::<F::Output>))
+        self.call().apply_async(f, args)
     }
 
     /// Applies `f` to every item, in parallel, and returns the values in input order (Python's
@@ -379,7 +281,7 @@ impl Pool {
         T: Portable,
         R: Portable,
     {
-        Submit::new(self).map(f, items)
+        self.call().map(f, items)
     }
 
     /// As [`map`](Pool::map), without waiting: the values come through the [`AsyncResult`].
@@ -393,7 +295,7 @@ impl Pool {
         T: Portable,
         R: Portable,
     {
-        Submit::new(self).map_async(f, items)
+        self.call().map_async(f, items)
     }
 
     /// Calls `f(a, b, ...)` for every tuple `(a, b, ...)` (Python's `starmap`).
@@ -415,7 +317,7 @@ impl Pool {
         A: Portable,
         F::Output: Portable,
     {
-        Submit::new(self).starmap(f, items)
+        self.call().starmap(f, items)
     }
 
     /// As [`starmap`](Pool::starmap), without waiting (Python's `starmap_async`).
@@ -429,15 +331,62 @@ impl Pool {
         A: Portable,
         F::Output: Portable,
     {
-        Submit::new(self).starmap_async(f, items)
+        self.call().starmap_async(f, items)
+    }
+
+    /// A lazy, ordered map (Python's `imap`): the input is read only as workers free up, a
+    /// bounded number of chunks ahead, so an endless iterator works in bounded memory.
+    /// Chunks of one item by default. Each item of the output is the value or the failure of
+    /// that input item (a failed chunk gives one `Err`, then the output goes on).
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// let pool = mp_pool::Pool::new(2)?;
+    /// let first: Vec<u64> = pool.imap(square, 0..).take(4).collect::<Result<_, _>>()?;
+    /// assert_eq!(first, [0, 1, 4, 9]);
+    /// # Ok::<(), mp_pool::PoolError>(())
+    /// ```
+    ///
+    /// A closure that captures state does not build (a worker could not recreate it):
+    ///
+    /// ```compile_fail
+    /// let pool = mp_pool::Pool::new(1).unwrap();
+    /// let (scale, shift) = (3u64, 1u64);
+    /// let _ = pool.imap(move |i: u64| i * scale + shift, 0..3).count();
+    /// ```
+    pub fn imap<F, T, R, I>(&self, f: F, items: I) -> IMap<'_, I::IntoIter, R>
+    where
+        F: Fn(T) -> R + Copy + Send + 'static,
+        I: IntoIterator<Item = T>,
+        T: Portable,
+        R: Portable,
+    {
+        self.call().imap(f, items)
+    }
+
+    /// As [`imap`](Pool::imap), yielding values in the order they finish (Python's
+    /// `imap_unordered`).
+    ///
+    /// A closure that captures state does not build (a worker could not recreate it):
+    ///
+    /// ```compile_fail
+    /// let pool = mp_pool::Pool::new(1).unwrap();
+    /// let (scale, shift) = (3u64, 1u64);
+    /// let _ = pool.imap_unordered(move |i: u64| i * scale + shift, 0..3).count();
+    /// ```
+    pub fn imap_unordered<F, T, R, I>(&self, f: F, items: I) -> IMap<'_, I::IntoIter, R>
+    where
+        F: Fn(T) -> R + Copy + Send + 'static,
+        I: IntoIterator<Item = T>,
+        T: Portable,
+        R: Portable,
+    {
+        self.call().imap_unordered(f, items)
     }
 
     /// Takes no more tasks; the workers exit once the submitted ones are done.
     pub fn close(&self) {
-        let closed = self.inner.lock().close();
-        if closed {
-            self.inner.wake_handler();
-        }
+        self.inner.close();
     }
 
     /// Kills the workers now; unfinished tasks fail with [`PoolError::Terminated`].
@@ -448,21 +397,31 @@ impl Pool {
     /// Waits for the workers to exit, after [`close`](Pool::close) or
     /// [`terminate`](Pool::terminate); [`PoolError::StillRunning`] before.
     pub fn join(&self) -> Result<(), PoolError> {
-        if lock(&self.inner.state).status == Status::Running {
+        if self.inner.running() {
             return Err(PoolError::StillRunning);
         }
         let threads = std::mem::take(&mut *lock(&self.threads));
         for thread in threads {
             let _ = thread.join();
         }
-        // Every worker has been reaped: the helper has nothing left to fork or report.
-        drop(lock(&self.inner.fork_helper).take());
-        self.joined.store(true, Ordering::Release);
+        if !self.joined.swap(true, Ordering::AcqRel) {
+            self.inner.release();
+        }
         Ok(())
     }
 
     pub(crate) fn inner(&self) -> &Arc<Inner> {
         &self.inner
+    }
+}
+
+impl<T> AsyncResult<T> {
+    /// How many items of the call the workers have finished so far, counted per item, if
+    /// the call shows its progress ([`Submit::progress`]; feature `progress`): for a user's
+    /// own display. (Remote workers count whole chunks, as their answers arrive.)
+    #[cfg(feature = "progress")]
+    pub fn progress(&self, pool: &Pool) -> Option<u64> {
+        crate::progress_bar::count(pool.inner(), self.job())
     }
 }
 
@@ -472,188 +431,5 @@ impl Drop for Pool {
             self.terminate();
             let _ = self.join();
         }
-    }
-}
-
-impl Inner {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        lock(&self.state)
-    }
-
-    /// Queues chunks of a job and hands out what workers have room for, on this thread.
-    pub(crate) fn submit(
-        &self,
-        job: &Arc<Job>,
-        mut chunks: Vec<Prepared>,
-    ) -> Result<(), PoolError> {
-        if let Some(tally) = job.tally() {
-            chunks.iter_mut().for_each(|c| c.set_tally(tally.0));
-        }
-        let mut st = self.lock();
-        let callbacks = st.submit(job, chunks)?;
-        drop(st);
-        run(callbacks);
-        Ok(())
-    }
-
-    /// Forgets the chunks of `job` that are not in a worker's queue yet: an `imap` dropped
-    /// before its end. The chunks that workers already hold still run, and their results are
-    /// dropped.
-    pub(crate) fn cancel_pending(&self, job: &Arc<Job>) {
-        self.lock().cancel_pending(job);
-    }
-
-    /// Fails every chunk no worker has taken yet with `PoolError::Cancelled`.
-    /// The progress counters (see `progress`).
-    #[cfg_attr(not(feature = "progress"), allow(dead_code))]
-    pub(crate) fn board(&self) -> &Board {
-        &self.board.0
-    }
-
-    /// The rows of the progress counters.
-    #[cfg_attr(not(feature = "progress"), allow(dead_code))]
-    pub(crate) fn rows(&self) -> &Rows {
-        &self.rows
-    }
-
-    /// Fails every chunk no worker has taken yet with `PoolError::Cancelled`.
-    pub(crate) fn cancel_all_pending(&self) {
-        let callbacks = self.lock().cancel_all_pending();
-        run(callbacks);
-    }
-
-    fn start_worker(&self, st: &mut State, slot: usize) -> Result<(), PoolError> {
-        let tasks = Queue::<()>::new()?;
-        let init = match &self.config.init {
-            Some(init) => Some(init.try_clone()?),
-            None => None,
-        };
-        let args = WorkerArgs {
-            slot: slot as u32,
-            tasks: tasks.clone(),
-            results: self.results.clone(),
-            init,
-            maxtasks: self.config.maxtasks,
-            board: Fd::new(self.board.1.try_clone()?),
-            slots: self.config.processes as u32,
-        };
-        st.started += 1;
-        let process = match &*lock(&self.fork_helper) {
-            Some(helper) => helper.process(worker::worker_main, (args,)),
-            None => self.config.ctx.process(worker::worker_main, (args,)),
-        };
-        let mut process = process
-            .with_name(format!("{}-{}", self.config.prefix, st.started))
-            .with_daemon(true);
-        process.start()?;
-        let pid = process.pid().unwrap_or(0);
-        let sentinel = process.sentinel()?.try_clone_to_owned()?;
-        let generation = st.next_generation();
-        lock(&self.monitor).add(slot as u32, generation, sentinel);
-        st.workers[slot] = Some(Worker::new(
-            Handle { process, tasks },
-            pid,
-            generation,
-            self.config.maxtasks,
-        ));
-        Ok(())
-    }
-
-    fn wake_handler(&self) {
-        let _ = self.results.put_bytes(&wire::WAKE, &[]);
-    }
-
-    /// Kills the workers and fails every unfinished chunk (terminate, drop, Ctrl-C).
-    pub(crate) fn terminate_all(&self) {
-        self.stop_all(true);
-    }
-
-    /// Fails every unfinished chunk and stops the workers: SIGKILL, or SIGTERM (`kill` false).
-    pub(crate) fn stop_all(&self, kill: bool) {
-        let mut st = self.lock();
-        let Some(callbacks) = st.terminate() else {
-            return;
-        };
-        for worker in st.workers.iter_mut().flatten() {
-            let _ = if kill {
-                worker.port.process.kill()
-            } else {
-                worker.port.process.terminate()
-            };
-        }
-        drop(st);
-        self.wake_handler();
-        run(callbacks);
-    }
-
-    /// The handler thread: results, deaths, replacements, until the pool is shut down and
-    /// every worker has exited.
-    fn handle_results(&self) {
-        monitor::handle_results(
-            &self.results,
-            |msgs| self.on_batch(msgs),
-            || self.terminate_all(),
-        );
-        lock(&self.monitor).stop();
-    }
-
-    /// Takes in what the handler read, under one lock; whether the pool is finished.
-    fn on_batch(&self, msgs: &mut Vec<Msg>) -> bool {
-        let mut st = self.lock();
-        let mut callbacks = Vec::new();
-        for msg in msgs.drain(..) {
-            callbacks.extend(match msg {
-                Msg::Result {
-                    slot,
-                    id,
-                    outcome,
-                    body,
-                    fds,
-                } => st.on_result(slot, id, outcome, body, fds),
-                Msg::Died { slot, generation } => self.on_died(&mut st, slot, generation),
-                Msg::InitFailed { message } => st.on_broken(PoolError::Initializer { message }),
-                Msg::Ready { slot } => {
-                    st.on_ready(slot);
-                    self.ready.notify_all();
-                    Vec::new()
-                }
-                Msg::Wake => Vec::new(),
-            });
-        }
-        callbacks.extend(st.dispatch());
-        st.stop_idle_workers();
-        let finished = st.finished();
-        drop(st);
-        run(callbacks);
-        finished
-    }
-
-    /// The monitor saw a worker die: reap it, let the scheduler account for it, replace it.
-    fn on_died(&self, st: &mut State, slot: u32, generation: u32) -> Vec<Deferred> {
-        let slot = slot as usize;
-        let Some(mut worker) = st.take_dead(slot, generation) else {
-            return Vec::new();
-        };
-        let _ = worker.port.process.join();
-        let exitcode = worker.port.process.exitcode().ok().flatten().unwrap_or(-1);
-        let mut callbacks = st.on_died(worker, exitcode);
-        if st.needs_replacement() {
-            if let Err(e) = self.start_worker(st, slot) {
-                // No worker can be started: fail what waits, rather than wait forever.
-                if st.workers.iter().all(Option::is_none) {
-                    let message = e.to_string();
-                    callbacks.extend(
-                        st.fail_all(|| PoolError::Io(std::io::Error::other(message.clone()))),
-                    );
-                }
-            }
-        }
-        callbacks
-    }
-}
-
-impl interrupt::Terminate for Inner {
-    fn terminate(&self) {
-        self.terminate_all();
     }
 }

@@ -98,6 +98,17 @@ impl Board {
     }
 }
 
+impl Board {
+    /// Adds `items` to the count of worker `slot` for the call with `tally` (the owner's side,
+    /// for remote workers, which count nothing here themselves).
+    pub(crate) fn add(&self, slot: u32, tally: u64, items: u64) {
+        let mut counter = self.counter(slot, tally);
+        for _ in 0..items {
+            counter.tick();
+        }
+    }
+}
+
 /// A worker's count of the items of one watched call.
 pub(crate) struct Counter<'b> {
     cell: Option<&'b AtomicU64>,
@@ -161,94 +172,5 @@ impl Rows {
         if let Some(t) = taken.get_mut(tally.row()) {
             *t = false;
         }
-    }
-}
-
-#[cfg(feature = "progress")]
-pub(crate) use bar::{count, finish, watch};
-
-#[cfg(feature = "progress")]
-mod bar {
-    use std::sync::{Arc, Mutex, MutexGuard, Weak};
-    use std::time::Duration;
-
-    use crate::pool::Inner;
-    use crate::result::Job;
-
-    /// How often the bar is redrawn.
-    const TICK: Duration = Duration::from_millis(100);
-
-    /// Shows a bar for `job` on stderr (drawn only on a terminal) until it settles or is
-    /// dropped: `total` items if known, counted per item by the workers (see the module
-    /// notes). Call it before the job's chunks are submitted. Without a free row or a
-    /// thread, the call runs without a bar.
-    pub(crate) fn watch(inner: &Arc<Inner>, job: &Arc<Job>, total: Option<u64>) {
-        let Some(tally) = inner.rows().take() else {
-            return;
-        };
-        job.set_tally(tally);
-        let (owner, owner_job) = (Arc::clone(inner), job);
-        let (inner, job): (Arc<Inner>, Weak<Job>) = (Arc::clone(inner), Arc::downgrade(job));
-        let spawned = std::thread::Builder::new()
-            .name("mp-pool-progress".to_owned())
-            .spawn(move || {
-                let bar = match total {
-                    Some(n) => indicatif::ProgressBar::new(n),
-                    None => indicatif::ProgressBar::no_length(),
-                };
-                bar.set_style(style(total.is_some()));
-                loop {
-                    let job = job.upgrade();
-                    let settled = job.as_ref().is_none_or(|j| j.is_settled());
-                    let count = inner.board().count(tally);
-                    bar.set_position(total.map_or(count, |n| count.min(n)));
-                    if settled {
-                        if let Some(job) = job {
-                            job.set_counted(count);
-                        }
-                        break;
-                    }
-                    drop(job);
-                    std::thread::park_timeout(TICK);
-                }
-                bar.finish();
-                inner.rows().give_back(tally);
-            });
-        match spawned {
-            Ok(thread) => *lock(&owner_job.bar) = Some(thread),
-            Err(_) => owner.rows().give_back(tally),
-        }
-    }
-
-    fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-        m.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Waits for the bar of a settled `job` to draw its last state (a blocking call returns
-    /// after its bar, as tqdm's does).
-    pub(crate) fn finish(job: &Job) {
-        if let Some(thread) = lock(&job.bar).take() {
-            thread.thread().unpark();
-            let _ = thread.join();
-        }
-    }
-
-    /// The items of a watched `job` its workers have finished (`None`: not watched).
-    pub(crate) fn count(inner: &Inner, job: &Job) -> Option<u64> {
-        let tally = job.tally()?;
-        let live = inner.board().count(tally);
-        // Counted for good once the bar is done, and read after the board: the row may serve
-        // another call by now, but then the final count was recorded first.
-        Some(job.counted().unwrap_or(live))
-    }
-
-    fn style(known: bool) -> indicatif::ProgressStyle {
-        let template = if known {
-            "{bar:40} {pos}/{len} [{elapsed_precise}<{eta_precise}, {per_sec}]"
-        } else {
-            "{spinner} {pos} [{elapsed_precise}, {per_sec}]"
-        };
-        indicatif::ProgressStyle::with_template(template)
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
     }
 }

@@ -288,7 +288,7 @@ impl Job {
         // Spin briefly first, without the lock, when waiting for the whole job: a short
         // task's result then costs no wake-up. Yielding lets the worker have the core.
         if !self.streaming {
-            spin_for(SPIN, || self.is_settled());
+            crate::spin::spin_for(SPIN, || self.is_settled());
         }
         let watch = interrupt::Watch::begin(self);
         let mut st = self.lock();
@@ -326,26 +326,6 @@ impl interrupt::Wake for Job {
         let wakers = std::mem::take(&mut st.wakers);
         drop(st);
         wake_all(wakers);
-    }
-}
-
-/// Waits up to `limit` for `ready`, spinning and yielding the core in turn; returns
-/// `ready()`. The clock is read only once `ready` has failed 64 times (the common case, work
-/// already there, costs no clock read).
-pub(crate) fn spin_for(limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
-    let mut until = None;
-    loop {
-        for _ in 0..64 {
-            if ready() {
-                return true;
-            }
-            std::hint::spin_loop();
-        }
-        let now = Instant::now();
-        if now >= *until.get_or_insert(now + limit) {
-            return ready();
-        }
-        std::thread::yield_now();
     }
 }
 
@@ -455,18 +435,19 @@ impl<T> AsyncResult<T> {
         self.job.is_settled()
     }
 
-    /// A blocking call returns after its bar has drawn its last state.
+    /// A blocking call returns after its bar has drawn its last state (tqdm's does).
     pub(crate) fn finish_progress(&self) {
         #[cfg(feature = "progress")]
-        crate::progress::finish(&self.job);
+        if let Some(thread) = lock(&self.job.bar).take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
     }
 
-    /// How many items of the call the workers have finished so far, counted per item, if
-    /// the call shows its progress ([`Submit::progress`](crate::Submit::progress); feature
-    /// `progress`): for a user's own display.
-    #[cfg(feature = "progress")]
-    pub fn progress(&self, pool: &crate::Pool) -> Option<u64> {
-        crate::progress::count(pool.inner(), &self.job)
+    /// The job behind it.
+    #[cfg_attr(not(feature = "progress"), allow(dead_code))]
+    pub(crate) fn job(&self) -> &Arc<Job> {
+        &self.job
     }
 
     /// A descriptor that turns readable once the result is ready (and stays so), to wait on

@@ -33,6 +33,11 @@ pub(crate) trait Port {
     fn send(&self, frame: &[u8], fds: &[BorrowedFd<'_>]) -> Result<(), Self::Error>;
     /// How many frames are in the queue, not taken by the worker.
     fn queued(&self) -> usize;
+    /// The number users know a remote worker by (an MPI rank), whose failures are reported
+    /// as `PoolError::Remote`; `None` for a local worker process, which the pool can kill.
+    fn rank(&self) -> Option<u32> {
+        None
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +60,8 @@ struct Task {
     fds: Vec<OwnedFd>,
     /// When it went into a worker's queue.
     sent: Option<Instant>,
+    /// How long it may run (the call's `timeout`).
+    timeout: Option<Duration>,
 }
 
 /// A live worker.
@@ -70,6 +77,13 @@ pub(crate) struct Worker<P> {
     stopping: bool,
     /// When its last result arrived: a chunk queued before it started then.
     last_result: Instant,
+    /// How many chunks it may hold at most (a remote worker: as many as it runs at once).
+    max_depth: usize,
+    /// How many of its chunks run at once (its first `parallel` outstanding ones).
+    parallel: usize,
+    /// Its chunks that ran past their timeout and failed; a worker that cannot be killed
+    /// (remote) keeps them outstanding, and so gets no more work, until it answers them.
+    late: usize,
 }
 
 impl<P> Worker<P> {
@@ -82,7 +96,19 @@ impl<P> Worker<P> {
             budget,
             stopping: false,
             last_result: Instant::now(),
+            max_depth: MAX_DEPTH,
+            parallel: 1,
+            late: 0,
         }
+    }
+
+    /// A worker that runs `parallel` chunks at once and holds no more than that (a remote
+    /// worker: what it holds beyond what it runs would wait there, where the pool cannot
+    /// move it to another worker).
+    pub(crate) fn running_at_once(mut self, parallel: usize) -> Self {
+        self.parallel = parallel.max(1);
+        self.max_depth = self.parallel;
+        self
     }
 }
 
@@ -94,12 +120,13 @@ pub(crate) struct Scheduler<P> {
     tasks: HashMap<u64, Task>,
     next_id: u64,
     generation: u32,
-    /// Workers started so far (for their names).
-    pub(crate) started: usize,
     /// The initializer failed, or workers die as they start: no worker can take tasks.
     broken: Option<PoolError>,
     /// The generations of the live workers that are up (sent `Ready`).
     ready: HashSet<u32>,
+    /// Slots whose new worker sent `Ready` before it was registered (it is started outside
+    /// the lock, and may be up first).
+    early_ready: HashSet<u32>,
     /// Workers that died in a row before they took a task (reset by every result): the
     /// crash-loop guard.
     early_deaths: usize,
@@ -108,6 +135,13 @@ pub(crate) struct Scheduler<P> {
     /// The number of workers, and whether they run an initializer (for the guard).
     processes: usize,
     has_init: bool,
+    /// Replacements being started (outside the lock), for `pids` to wait for.
+    pub(crate) replacing: usize,
+    /// A chunk with a timeout was submitted once (until then, no clock is read for them).
+    timed: bool,
+    /// Items that remote workers finished for watched calls: (slot, tally, items), for the
+    /// pool to count on its progress board (a local worker counts its own).
+    pub(crate) remote_counts: Vec<(u32, u64, u64)>,
 }
 
 impl<P: Port> Scheduler<P> {
@@ -119,13 +153,16 @@ impl<P: Port> Scheduler<P> {
             tasks: HashMap::new(),
             next_id: 0,
             generation: 0,
-            started: 0,
             broken: None,
             ready: HashSet::new(),
+            early_ready: HashSet::new(),
             early_deaths: 0,
             chunk_time: None,
             processes,
             has_init,
+            replacing: 0,
+            timed: false,
+            remote_counts: Vec::new(),
         }
     }
 
@@ -182,8 +219,10 @@ impl<P: Port> Scheduler<P> {
                     frame: chunk.frame,
                     fds: chunk.fds,
                     sent: None,
+                    timeout: chunk.timeout,
                 },
             );
+            self.timed |= chunk.timeout.is_some();
             self.pending.push_back(id);
         }
         Ok(self.dispatch())
@@ -227,7 +266,11 @@ impl<P: Port> Scheduler<P> {
                 .iter()
                 .enumerate()
                 .filter_map(|(slot, w)| Some((slot, w.as_ref()?)))
-                .filter(|(_, w)| !w.stopping && w.outstanding.len() < depth && w.budget != Some(0))
+                .filter(|(_, w)| {
+                    !w.stopping
+                        && w.outstanding.len() < depth.min(w.max_depth)
+                        && w.budget != Some(0)
+                })
                 .min_by_key(|(_, w)| w.outstanding.len())
                 .map(|(slot, _)| slot);
             let Some(slot) = best else { break };
@@ -317,21 +360,30 @@ impl<P: Port> Scheduler<P> {
         fds: Vec<OwnedFd>,
     ) -> Vec<Deferred> {
         self.early_deaths = 0;
-        // A chunk failed by `terminate` has no task any more.
+        let now = Instant::now();
+        let mut rank = None;
+        let mut took = None;
+        let mut sent = None;
+        if let Some(Some(worker)) = self.workers.get_mut(slot as usize) {
+            // Out of the worker's list first: a late answer (its chunk failed past its
+            // timeout) frees the worker's room even though its chunk is gone.
+            if let Some(at) = worker.outstanding.iter().position(|&o| o == id) {
+                worker.outstanding.remove(at);
+                if !self.tasks.contains_key(&id) {
+                    worker.late = worker.late.saturating_sub(1);
+                }
+            }
+            rank = worker.port.rank();
+            sent = Some(worker.last_result);
+            worker.last_result = now;
+        }
+        // A chunk failed by `terminate` or past its timeout has no task any more.
         let Some(task) = self.tasks.remove(&id) else {
             return Vec::new();
         };
-        let now = Instant::now();
-        let mut took = None;
-        if let Some(Some(worker)) = self.workers.get_mut(slot as usize) {
-            if let Some(at) = worker.outstanding.iter().position(|&o| o == id) {
-                worker.outstanding.remove(at);
-            }
-            // It started when it was sent, or when the worker finished the chunk before it.
-            if let Some(sent) = task.sent {
-                took = Some(now.saturating_duration_since(sent.max(worker.last_result)));
-            }
-            worker.last_result = now;
+        // It started when it was sent, or when the worker finished the chunk before it.
+        if let (Some(at), Some(previous)) = (task.sent, sent) {
+            took = Some(now.saturating_duration_since(at.max(previous)));
         }
         if let Some(took) = took {
             self.chunk_time = Some(match self.chunk_time {
@@ -341,7 +393,12 @@ impl<P: Port> Scheduler<P> {
         }
         let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
         let result = match outcome {
-            Outcome::Ok => Ok(Part { bytes: body, fds }),
+            Outcome::Ok => {
+                if let (Some(_), Some(tally)) = (rank, task.job.tally()) {
+                    self.remote_counts.push((slot, tally.0, task.len as u64));
+                }
+                Ok(Part { bytes: body, fds })
+            }
             Outcome::Panicked => {
                 let offset = wire::get_u64(&body, 0).unwrap_or(0) as usize;
                 Err(PoolError::Panicked {
@@ -351,8 +408,145 @@ impl<P: Port> Scheduler<P> {
             }
             Outcome::EncodeFailed => Err(PoolError::Encode(text(&body))),
             Outcome::DecodeFailed => Err(PoolError::Decode(text(&body))),
+            Outcome::TooLarge => Err(PoolError::ResultTooLarge {
+                index: task.index,
+                len: wire::get_u64(&body, 0).unwrap_or(0) as usize,
+                limit: wire::get_u64(&body, 8).unwrap_or(0) as usize,
+            }),
+            Outcome::Remote => match postcard::from_bytes::<wire::Failure>(&body) {
+                Ok(failure) => Err(failure.into_error(task.index)),
+                Err(e) => Err(PoolError::BadFrame(format!(
+                    "an undecodable failure report: {e}"
+                ))),
+            },
+        };
+        let result = match (rank, result) {
+            (Some(rank), Err(error)) => Err(PoolError::Remote {
+                rank,
+                error: Box::new(error),
+            }),
+            (_, result) => result,
         };
         task.job.finish(task.chunk, result)
+    }
+
+    /// A frame from remote worker `slot` that is not a result of a chunk it holds: fails
+    /// the oldest chunk it holds with `PoolError::BadFrame` (the frame may have been its
+    /// answer), and says why in `reason`.
+    pub(crate) fn on_bad_frame(&mut self, slot: u32, reason: String) -> Vec<Deferred> {
+        let Some(Some(worker)) = self.workers.get_mut(slot as usize) else {
+            return Vec::new();
+        };
+        let rank = worker.port.rank().unwrap_or(0);
+        let Some(id) = worker.outstanding.pop_front() else {
+            return Vec::new();
+        };
+        worker.last_result = Instant::now();
+        match self.tasks.remove(&id) {
+            Some(task) => task.job.finish(
+                task.chunk,
+                Err(PoolError::Remote {
+                    rank,
+                    error: Box::new(PoolError::BadFrame(reason)),
+                }),
+            ),
+            None => {
+                worker.late = worker.late.saturating_sub(1);
+                Vec::new()
+            }
+        }
+    }
+
+    /// Whether remote worker `slot` holds chunk `id` (a result for another is a bad frame).
+    pub(crate) fn holds(&self, slot: u32, id: u64) -> bool {
+        matches!(self.workers.get(slot as usize), Some(Some(w)) if w.outstanding.contains(&id))
+    }
+
+    /// When the next running chunk's timeout ends, if one has a timeout.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        if !self.timed {
+            return None;
+        }
+        self.running()
+            .filter_map(|(_, _, _, deadline)| deadline)
+            .min()
+    }
+
+    /// The chunks that run now, with a deadline: (slot, id, timeout, deadline).
+    fn running(&self) -> impl Iterator<Item = (usize, u64, Duration, Option<Instant>)> + '_ {
+        self.workers
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, w)| Some((slot, w.as_ref()?)))
+            .flat_map(move |(slot, w)| {
+                // A worker runs its first `parallel` chunks (those failed late among them);
+                // each started when it was sent, or when the worker last answered.
+                w.outstanding.iter().take(w.parallel).filter_map(move |id| {
+                    let task = self.tasks.get(id)?;
+                    let timeout = task.timeout?;
+                    let started = task.sent?.max(w.last_result);
+                    Some((slot, *id, timeout, started.checked_add(timeout)))
+                })
+            })
+    }
+
+    /// Fails every running chunk past its timeout with `PoolError::TaskTimeout`. Returns the
+    /// callbacks, and the local workers to kill (slot, generation): a remote worker keeps its
+    /// late chunk until it answers it, and gets no work meanwhile.
+    pub(crate) fn expire(&mut self, now: Instant) -> (Vec<Deferred>, Vec<(usize, u32)>) {
+        let mut callbacks = Vec::new();
+        let mut kill = Vec::new();
+        if !self.timed {
+            return (callbacks, kill);
+        }
+        let expired: Vec<(usize, u64, Duration)> = self
+            .running()
+            .filter(|(.., deadline)| deadline.is_some_and(|d| d <= now))
+            .map(|(slot, id, timeout, _)| (slot, id, timeout))
+            .collect();
+        for (slot, id, timeout) in expired {
+            let Some(task) = self.tasks.remove(&id) else {
+                continue;
+            };
+            let Some(worker) = self.workers[slot].as_mut() else {
+                continue;
+            };
+            let error = PoolError::TaskTimeout {
+                index: task.index,
+                timeout,
+            };
+            let error = match worker.port.rank() {
+                Some(rank) => {
+                    worker.late += 1;
+                    PoolError::Remote {
+                        rank,
+                        error: Box::new(error),
+                    }
+                }
+                None => {
+                    // It is killed: nothing more goes to it, and its death fails nothing
+                    // else (its untaken chunks go to another worker).
+                    worker.stopping = true;
+                    kill.push((slot, worker.generation));
+                    error
+                }
+            };
+            callbacks.extend(task.job.finish(task.chunk, Err(error)));
+        }
+        // Every worker is remote and late: what waits would wait for them forever.
+        let live: Vec<&Worker<P>> = self.workers.iter().flatten().collect();
+        if !live.is_empty() && live.iter().all(|w| w.late > 0 && w.port.rank().is_some()) {
+            for id in std::mem::take(&mut self.pending) {
+                if let Some(task) = self.tasks.remove(&id) {
+                    let error = PoolError::TaskTimeout {
+                        index: task.index,
+                        timeout: task.timeout.unwrap_or_default(),
+                    };
+                    callbacks.extend(task.job.finish(task.chunk, Err(error)));
+                }
+            }
+        }
+        (callbacks, kill)
     }
 
     /// Takes the worker in `slot` out if it is of `generation` (the monitor reported its
@@ -438,10 +632,33 @@ impl<P: Port> Scheduler<P> {
 
     /// A worker is up.
     pub(crate) fn on_ready(&mut self, slot: u32) {
-        // Its `Ready` comes before the monitor's `Died` for it, so the slot still holds it.
-        if let Some(Some(worker)) = self.workers.get(slot as usize) {
+        // Its `Ready` comes before the monitor's `Died` for it, so the slot still holds it,
+        // unless it is not registered yet: a slot is empty only between a death and the
+        // replacement's registration, and the dead worker's `Ready` came before its `Died`.
+        match self.workers.get(slot as usize) {
+            Some(Some(worker)) => {
+                self.ready.insert(worker.generation);
+            }
+            Some(None) => {
+                self.early_ready.insert(slot);
+            }
+            None => {}
+        }
+    }
+
+    /// Puts a newly started worker in `slot` (empty).
+    pub(crate) fn register(&mut self, slot: usize, worker: Worker<P>) {
+        if self.early_ready.remove(&(slot as u32)) {
             self.ready.insert(worker.generation);
         }
+        if let Some(entry) = self.workers.get_mut(slot) {
+            *entry = Some(worker);
+        }
+    }
+
+    /// No chunk is left unfinished.
+    pub(crate) fn idle(&self) -> bool {
+        self.tasks.is_empty()
     }
 
     /// No worker can take tasks: every waiting and every later task fails with `error`.

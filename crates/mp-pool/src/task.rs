@@ -16,12 +16,12 @@ use std::sync::Once;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use mp_spawn::code::{Kind, RawCodeRef};
-use mp_spawn::reduction;
+use mp_spawn::reduction::{self, Fd};
 use mp_spawn::{Located, Target};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::plain;
-use crate::wire::{self, Outcome};
+use crate::wire::{self, Outcome, TaskFn};
 use serde::de::DeserializeOwned;
 
 /// Sends a finished result frame (its bytes and the handles the values carry).
@@ -34,14 +34,6 @@ pub(crate) type Tick<'t> = &'t mut dyn FnMut();
 pub(crate) type Entry = fn(&[u8], Vec<OwnedFd>, i64, &mut Vec<u8>, Send<'_>, Tick<'_>);
 /// Decodes an initializer's arguments, finds it (as `Entry` does) and calls it.
 pub(crate) type InitEntry = fn(&[u8], Vec<OwnedFd>, i64) -> Result<(), String>;
-
-/// How a worker finds a task's function: the entry that runs it, and the function's own
-/// offset if it is a fn pointer (0 otherwise).
-#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
-pub(crate) struct TaskFn {
-    pub(crate) entry: RawCodeRef,
-    pub(crate) code: i64,
-}
 
 /// The build-time check of every entry point: what a worker cannot find does not compile.
 const fn check_findable<F>() {
@@ -106,6 +98,28 @@ where
 /// always does).
 pub(crate) fn entry_at(entry: RawCodeRef) -> Option<Entry> {
     CHUNKS.resolve(entry).map(|r| r.get())
+}
+
+/// The initializer, as it travels to each worker.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct InitSpec {
+    pub(crate) task: TaskFn,
+    pub(crate) args: Vec<u8>,
+    pub(crate) fds: Vec<Fd>,
+}
+
+impl InitSpec {
+    pub(crate) fn try_clone(&self) -> std::io::Result<InitSpec> {
+        Ok(InitSpec {
+            task: self.task,
+            args: self.args.clone(),
+            fds: self
+                .fds
+                .iter()
+                .map(|fd| fd.as_fd().try_clone_to_owned().map(Fd::new))
+                .collect::<Result<_, _>>()?,
+        })
+    }
 }
 
 /// The initializer entry `entry` names, if it names one.

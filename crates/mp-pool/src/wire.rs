@@ -2,9 +2,10 @@
 //!
 //! Frames are raw bytes in the queues' shared memory (one copy each way, no second encoding);
 //! the first byte is a tag:
-//! - to a worker ([`ToWorker`]): `Task id:u64 tally:u64 entry:i64 code:i64 payload`, where
-//!   the tally names the call's progress counters (0: nobody watches; see `progress`) and the
-//!   payload is the postcard encoding of the chunk's argument tuples, or `Stop`;
+//! - to a worker ([`ToWorker`]): `Task id:u64 tally:u64 entry:i64 code:i64 limit:u64
+//!   items:u64 payload`, where the tally names the call's progress counters (0: nobody watches; see
+//!   `progress`), the limit is the largest encoded result the worker may send (0: none), and
+//!   the payload is the postcard encoding of the chunk's argument tuples, or `Stop`;
 //! - to the pool ([`ToPool`]): `Result slot:u32 id:u64 outcome:u8 body`, `Died slot:u32
 //!   generation:u32` (from the pool's monitor thread), `InitFailed slot:u32 message`, `Ready
 //!   slot:u32` (the worker is up: its initializer, if any, has returned), or `Wake`.
@@ -12,17 +13,25 @@
 //! A `Result`'s body depends on its [`Outcome`].
 
 use std::os::fd::OwnedFd;
+use std::time::Duration;
 
 use mp_spawn::reduction;
 use serde::Serialize;
 
 use crate::error::PoolError;
 use crate::plain;
-use crate::task::TaskFn;
 use mp_spawn::code::RawCodeRef;
 
 #[cfg(test)]
 mod test;
+
+/// How a worker finds a task's function: the entry that runs it, and the function's own
+/// offset if it is a fn pointer (0 otherwise).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct TaskFn {
+    pub(crate) entry: RawCodeRef,
+    pub(crate) code: i64,
+}
 
 /// The tag of a frame to a worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +79,11 @@ pub(crate) enum Outcome {
     EncodeFailed = 2,
     /// The body is a message: the arguments could not be deserialised.
     DecodeFailed = 3,
+    /// The body is the encoded size (u64) and the limit (u64): the values were not sent.
+    TooLarge = 4,
+    /// The body is the postcard encoding of a [`Failure`]: how the chunk failed in a remote
+    /// worker's own pool (see `transport`).
+    Remote = 5,
 }
 
 impl Outcome {
@@ -79,13 +93,15 @@ impl Outcome {
             0 => Outcome::Ok,
             1 => Outcome::Panicked,
             2 => Outcome::EncodeFailed,
+            4 => Outcome::TooLarge,
+            5 => Outcome::Remote,
             _ => Outcome::DecodeFailed,
         }
     }
 }
 
-/// `Task` + id + tally + entry + code.
-pub(crate) const TASK_HEADER: usize = 33;
+/// `Task` + id + tally + entry + code + limit + items.
+pub(crate) const TASK_HEADER: usize = 49;
 /// `Result` + slot + id + outcome.
 pub(crate) const RESULT_HEADER: usize = 14;
 pub(crate) const OUTCOME_AT: usize = 13;
@@ -115,31 +131,60 @@ pub(crate) const STOP: [u8; 1] = [ToWorker::Stop as u8];
 /// The `Wake` frame.
 pub(crate) const WAKE: [u8; 1] = [ToPool::Wake as u8];
 
-/// A `Task` frame's id, tally, entry and function offset, or `None` for anything else
-/// (`Stop`).
+/// The header of a `Task` frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TaskHeader {
+    pub(crate) id: u64,
+    pub(crate) tally: u64,
+    pub(crate) task: TaskFn,
+    /// The largest encoded result the worker may send (0: no limit).
+    pub(crate) limit: u64,
+    /// How many items the chunk holds.
+    pub(crate) items: u64,
+}
+
+/// A `Task` frame's header, or `None` for anything else (`Stop`, a short frame).
 #[inline]
-pub(crate) fn parse_task(frame: &[u8]) -> Option<(u64, u64, TaskFn)> {
+pub(crate) fn parse_task(frame: &[u8]) -> Option<TaskHeader> {
     match (
         frame.first(),
         get_u64(frame, 1),
         get_u64(frame, 9),
         get_u64(frame, 17),
         get_u64(frame, 25),
+        get_u64(frame, 33),
+        get_u64(frame, 41),
     ) {
-        (Some(&tag), Some(id), Some(tally), Some(entry), Some(code))
+        (Some(&tag), Some(id), Some(tally), Some(entry), Some(code), Some(limit), Some(items))
             if tag == ToWorker::Task as u8 =>
         {
-            Some((
+            Some(TaskHeader {
                 id,
                 tally,
-                TaskFn {
+                task: TaskFn {
                     entry: RawCodeRef::from_wire(entry),
                     code: code as i64,
                 },
-            ))
+                limit,
+                items,
+            })
         }
         _ => None,
     }
+}
+
+/// If the `Result` frame `result` carries values of more than `limit` bytes (0: no limit),
+/// the `TooLarge` frame to send instead.
+pub(crate) fn too_large(result: &[u8], limit: u64) -> Option<Vec<u8>> {
+    let len = result.len().saturating_sub(RESULT_HEADER) as u64;
+    if limit == 0 || len <= limit || result.get(OUTCOME_AT) != Some(&(Outcome::Ok as u8)) {
+        return None;
+    }
+    let mut frame = result[..RESULT_HEADER].to_vec();
+    set_outcome(&mut frame, Outcome::TooLarge);
+    put_u64(&mut frame, len);
+    put_u64(&mut frame, limit);
+    Some(frame)
 }
 
 /// Sets `frame` to the header of a `Result` with outcome `Ok`; the chunk's entry appends the
@@ -180,6 +225,22 @@ pub(crate) fn init_failed(slot: u32, message: &str) -> Vec<u8> {
     put_u32(&mut frame, slot);
     frame.extend_from_slice(message.as_bytes());
     frame
+}
+
+/// The chunk id and outcome of a remote worker's answer (a `Result` frame), or why it is not
+/// one; the body follows the header.
+pub(crate) fn parse_answer(frame: &[u8]) -> Result<(u64, Outcome), String> {
+    if frame.len() < RESULT_HEADER {
+        return Err(format!("a result frame of {} bytes", frame.len()));
+    }
+    if frame[0] != ToPool::Result as u8 {
+        return Err(format!("a frame of kind {}, not a result", frame[0]));
+    }
+    let id = get_u64(frame, 5).unwrap_or(u64::MAX);
+    match frame[OUTCOME_AT] {
+        byte @ 0..=5 => Ok((id, Outcome::from_byte(byte))),
+        other => Err(format!("an unknown outcome {other}")),
+    }
 }
 
 /// A parsed frame from the result queue.
@@ -236,6 +297,16 @@ pub(crate) struct Prepared {
     pub(crate) len: usize,
     pub(crate) frame: Vec<u8>,
     pub(crate) fds: Vec<OwnedFd>,
+    /// How long it may run.
+    pub(crate) timeout: Option<Duration>,
+}
+
+/// The limits of one call's chunks: how long one may run, how large its encoded result
+/// may be (0: no limit).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Limits {
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) max_result: u64,
 }
 
 impl Prepared {
@@ -252,6 +323,8 @@ impl Prepared {
         put_u64(&mut frame, 0); // the tally, set at submission if the call is watched
         put_u64(&mut frame, u64::from(task.entry.index()));
         frame.extend_from_slice(&task.code.to_le_bytes());
+        put_u64(&mut frame, 0); // the limit, set at submission if the call has one
+        put_u64(&mut frame, items.len() as u64);
         let fds = if plain::encode(items, &mut frame) {
             Vec::new()
         } else {
@@ -263,6 +336,7 @@ impl Prepared {
             len: items.len(),
             frame,
             fds,
+            timeout: None,
         })
     }
 
@@ -274,5 +348,109 @@ impl Prepared {
     /// Sets the tally of the chunk's call (see `progress`), at submission.
     pub(crate) fn set_tally(&mut self, tally: u64) {
         self.frame[9..17].copy_from_slice(&tally.to_le_bytes());
+    }
+
+    /// Sets the call's limits, at submission.
+    pub(crate) fn set_limits(&mut self, limits: Limits) {
+        self.frame[33..41].copy_from_slice(&limits.max_result.to_le_bytes());
+        self.timeout = limits.timeout;
+    }
+}
+
+/// How a chunk failed in a remote worker's own pool, as it travels back (the body of a
+/// `Remote` outcome). Indices count from the chunk's first item.
+#[derive(Debug, PartialEq, Serialize, serde::Deserialize)]
+pub(crate) enum Failure {
+    Panicked {
+        index: u64,
+        message: String,
+    },
+    WorkerDied {
+        index: u64,
+        len: u64,
+        pid: u32,
+        exitcode: i32,
+    },
+    TaskTimeout {
+        index: u64,
+        timeout: std::time::Duration,
+    },
+    ResultTooLarge {
+        index: u64,
+        len: u64,
+        limit: u64,
+    },
+    Encode(String),
+    Decode(String),
+    /// Any other failure of the remote pool (it could not start, ...).
+    Other(String),
+}
+
+impl Failure {
+    /// How `error` travels back.
+    pub(crate) fn of(error: &PoolError) -> Failure {
+        match error.local() {
+            PoolError::Panicked { index, message } => Failure::Panicked {
+                index: *index as u64,
+                message: message.clone(),
+            },
+            PoolError::WorkerDied {
+                index,
+                len,
+                pid,
+                exitcode,
+            } => Failure::WorkerDied {
+                index: *index as u64,
+                len: *len as u64,
+                pid: *pid,
+                exitcode: *exitcode,
+            },
+            PoolError::TaskTimeout { index, timeout } => Failure::TaskTimeout {
+                index: *index as u64,
+                timeout: *timeout,
+            },
+            PoolError::ResultTooLarge { index, len, limit } => Failure::ResultTooLarge {
+                index: *index as u64,
+                len: *len as u64,
+                limit: *limit as u64,
+            },
+            PoolError::Encode(m) => Failure::Encode(m.clone()),
+            PoolError::Decode(m) => Failure::Decode(m.clone()),
+            other => Failure::Other(other.to_string()),
+        }
+    }
+
+    /// The error here, for the chunk whose first item is `start`.
+    pub(crate) fn into_error(self, start: usize) -> PoolError {
+        let at = |index: u64| start.saturating_add(usize::try_from(index).unwrap_or(usize::MAX));
+        match self {
+            Failure::Panicked { index, message } => PoolError::Panicked {
+                index: at(index),
+                message,
+            },
+            Failure::WorkerDied {
+                index,
+                len,
+                pid,
+                exitcode,
+            } => PoolError::WorkerDied {
+                index: at(index),
+                len: len as usize,
+                pid,
+                exitcode,
+            },
+            Failure::TaskTimeout { index, timeout } => PoolError::TaskTimeout {
+                index: at(index),
+                timeout,
+            },
+            Failure::ResultTooLarge { index, len, limit } => PoolError::ResultTooLarge {
+                index: at(index),
+                len: len as usize,
+                limit: limit as usize,
+            },
+            Failure::Encode(m) => PoolError::Encode(m),
+            Failure::Decode(m) => PoolError::Decode(m),
+            Failure::Other(m) => PoolError::StartFailed { message: m },
+        }
     }
 }

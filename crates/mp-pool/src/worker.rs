@@ -15,30 +15,8 @@ use mp_ipc::Queue;
 use mp_spawn::reduction::Fd;
 use serde::{Deserialize, Serialize};
 
-use crate::task;
+use crate::task::{self, InitSpec};
 use crate::wire;
-
-/// The initializer, as it travels to each worker.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct InitSpec {
-    pub(crate) task: task::TaskFn,
-    pub(crate) args: Vec<u8>,
-    pub(crate) fds: Vec<Fd>,
-}
-
-impl InitSpec {
-    pub(crate) fn try_clone(&self) -> std::io::Result<InitSpec> {
-        Ok(InitSpec {
-            task: self.task,
-            args: self.args.clone(),
-            fds: self
-                .fds
-                .iter()
-                .map(|fd| fd.as_fd().try_clone_to_owned().map(Fd::new))
-                .collect::<Result<_, _>>()?,
-        })
-    }
-}
 
 /// Everything a worker needs: its slot (to sign its results), its own task queue, the pool's
 /// result queue, the initializer and its task budget.
@@ -97,7 +75,7 @@ pub(crate) fn worker_main(args: WorkerArgs) {
     while maxtasks.is_none_or(|max| done < max) {
         // Idle: poll a moment before sleeping, so that the next task costs no wake-up.
         let mut wait = None;
-        if !crate::result::spin_for(POLL, || tasks.qsize() > 0) {
+        if !crate::spin::spin_for(POLL, || tasks.qsize() > 0) {
             // Still idle: keep the shared array received last mapped a moment longer, for the
             // next call on it (a remap faults its pages in again), then let it go, so that
             // an idle pool holds no array's memory.
@@ -123,14 +101,19 @@ pub(crate) fn worker_main(args: WorkerArgs) {
             // The queue is unusable: the pool will see this worker exit.
             return;
         };
-        let Some((id, tally, task_fn)) = wire::parse_task(&taken) else {
+        let Some(header) = wire::parse_task(&taken) else {
             // Stop.
             return;
         };
-        wire::result_header(&mut frame, slot, id);
+        let (tally, task_fn) = (header.tally, header.task);
+        wire::result_header(&mut frame, slot, header.id);
         let mut send = |bytes: &[u8], fds: &[std::os::fd::BorrowedFd<'_>]| {
             // If the pool is gone there is nobody to tell; its lifeline ends this process.
-            let _ = results.put_bytes(bytes, fds);
+            // Values over the call's limit stay here (their handles close with them).
+            let _ = match wire::too_large(bytes, header.limit) {
+                Some(refused) => results.put_bytes(&refused, &[]),
+                None => results.put_bytes(bytes, fds),
+            };
         };
         let mut counter = board.as_ref().map(|b| b.counter(slot, tally));
         let mut tick = || {

@@ -33,7 +33,7 @@ impl Fake {
     /// The worker takes its next frame: the id of the chunk, if it is a task.
     fn take(&self) -> Option<u64> {
         let frame = self.0.borrow_mut().pop_front()?;
-        wire::parse_task(&frame).map(|(id, _, _)| id)
+        wire::parse_task(&frame).map(|t| t.id)
     }
 
     /// The ids of the tasks in the queue, not taken.
@@ -42,7 +42,7 @@ impl Fake {
         queue
             .iter()
             .filter_map(|f| wire::parse_task(f))
-            .map(|(id, _, _)| id)
+            .map(|t| t.id)
             .collect()
     }
 }
@@ -83,7 +83,7 @@ fn chunks(n: usize) -> Vec<Prepared> {
     (0..n)
         .map(|c| {
             Prepared::encode(
-                crate::task::TaskFn {
+                crate::wire::TaskFn {
                     entry: mp_spawn::code::RawCodeRef::from_index(7),
                     code: 0,
                 },

@@ -1,10 +1,10 @@
 //! Frames round-trip through their builders and `Msg::parse`; bad frames parse as harmless.
 
 use super::{Msg, Outcome, Prepared, ToPool, ToWorker};
-use crate::task::TaskFn;
+use crate::wire::TaskFn;
 
 fn id_entry_code(frame: &[u8]) -> Option<(u64, u32, i64)> {
-    super::parse_task(frame).map(|(id, _, task)| (id, task.entry.index(), task.code))
+    super::parse_task(frame).map(|t| (t.id, t.task.entry.index(), t.task.code))
 }
 
 #[test]
@@ -20,10 +20,10 @@ fn task_frames_carry_their_id_entry_and_code() {
     chunk.set_id(7);
     assert_eq!(id_entry_code(&chunk.frame), Some((7, 42, 1 << 40)));
     // So is the tally, for a watched call; it touches nothing else.
-    assert_eq!(super::parse_task(&chunk.frame).map(|t| t.1), Some(0));
+    assert_eq!(super::parse_task(&chunk.frame).map(|t| t.tally), Some(0));
     chunk.set_tally(0x1234_0005);
     assert_eq!(
-        super::parse_task(&chunk.frame).map(|t| t.1),
+        super::parse_task(&chunk.frame).map(|t| t.tally),
         Some(0x1234_0005)
     );
     assert_eq!(id_entry_code(&chunk.frame), Some((7, 42, 1 << 40)));

@@ -1,0 +1,87 @@
+//! The remote side of a [`Transport`](crate::transport::Transport): [`Pool::relay`] runs a
+//! task frame that another pool's transport delivered, in this pool's workers, and gives the
+//! answer to send back.
+
+use crate::error::PoolError;
+use crate::pool::Pool;
+use crate::result::Job;
+use crate::wire::{self, Failure, Limits, Outcome, Prepared};
+
+impl Pool {
+    /// Runs a task frame that a remote pool's [`Transport`] delivered to this process, in this
+    /// pool's workers; calls `answer` (on the pool's thread) with the frame to send back,
+    /// which that pool's transport hands to its [`Sink::deliver`]. `max_result_bytes` caps
+    /// the encoded values (the transport's own limit on a message): a larger result is
+    /// refused here with [`PoolError::ResultTooLarge`], as is one over the call's own limit.
+    /// A frame that is not a task gets an answer that fails its chunk there.
+    ///
+    /// See the [`transport`](crate::transport) module for an example.
+    pub fn relay(
+        &self,
+        frame: &[u8],
+        max_result_bytes: usize,
+        answer: impl FnOnce(Vec<u8>) + Send + 'static,
+    ) {
+        let Some(header) = wire::parse_task(frame) else {
+            let id = wire::get_u64(frame, 1).unwrap_or(u64::MAX);
+            let reason = format!("a task frame of {} bytes that does not parse", frame.len());
+            return answer(failure_answer(id, &PoolError::BadFrame(reason)));
+        };
+        let cap = u64::try_from(max_result_bytes).unwrap_or(u64::MAX);
+        let limits = Limits {
+            timeout: None,
+            max_result: match header.limit {
+                0 => cap,
+                limit => limit.min(cap),
+            },
+        };
+        let mut chunk = Prepared {
+            chunk: 0,
+            index: 0,
+            len: usize::try_from(header.items).unwrap_or(usize::MAX),
+            frame: frame.to_vec(),
+            fds: Vec::new(),
+            timeout: None,
+        };
+        // This pool's own progress rows, not the sender's.
+        chunk.set_tally(0);
+        let job = Job::new(Some(1));
+        let id = header.id;
+        job.on_settled(Box::new(move |job: &Job| {
+            let done = job.lock().done.pop_front();
+            answer(match done {
+                Some((_, Ok(part))) if part.fds.is_empty() => {
+                    let mut frame = Vec::with_capacity(wire::RESULT_HEADER + part.bytes.len());
+                    wire::result_header(&mut frame, 0, id);
+                    frame.extend_from_slice(&part.bytes);
+                    frame
+                }
+                Some((_, Ok(_))) => failure_answer(
+                    id,
+                    &PoolError::Encode(
+                        "the values carry handles (descriptors), which cannot travel to \
+                         another host"
+                            .into(),
+                    ),
+                ),
+                Some((_, Err(e))) => failure_answer(id, &e),
+                None => failure_answer(id, &PoolError::Terminated),
+            })
+        }));
+        if let Err(e) = self.inner().submit(&job, vec![chunk], limits) {
+            for callback in job.finish(0, Err(e)) {
+                callback();
+            }
+        }
+    }
+}
+
+/// The answer that fails chunk `id` there with `error`.
+fn failure_answer(id: u64, error: &PoolError) -> Vec<u8> {
+    let mut frame = Vec::new();
+    wire::result_header(&mut frame, 0, id);
+    wire::set_outcome(&mut frame, Outcome::Remote);
+    // A `Failure` holds strings and integers only: postcard cannot fail on it.
+    frame.extend_from_slice(&postcard::to_stdvec(&Failure::of(error)).unwrap_or_default());
+    frame
+}
