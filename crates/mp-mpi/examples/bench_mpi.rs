@@ -76,7 +76,7 @@ fn main() -> Result<(), mp_mpi::MpiError> {
 
     // The local Pool(2) on the same work in the same run (the peer column), started on the
     // master while the worker ranks idle.
-    let local = mp_pool::Pool::new(2).map_err(|e| mp_mpi::MpiError::Task { rank: 0, error: e })?;
+    let local = mp_pool::Pool::new(2)?;
     let t = times(rounds, || {
         black_box(local.map(identity, items.iter().copied()).unwrap());
     });

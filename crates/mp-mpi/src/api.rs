@@ -1,5 +1,6 @@
-//! The surface `Pool` and `MpiPool` share, so that code written against it switches between
-//! one machine and an MPI job by changing the line that makes the pool.
+//! `PoolApi`, the surface `Pool` and the old `MpiPool` shared. An `MpiPool` is a `Pool` now
+//! (it derefs to one): write code for `&mp_pool::Pool`. Kept, deprecated, for one release.
+#![allow(deprecated)]
 
 use mp_pool::{AsyncResult, Pool, PoolError};
 use mp_spawn::{Portable, Target};
@@ -18,6 +19,7 @@ use mp_spawn::{Portable, Target};
 /// assert_eq!(Pending::get(&sum)?, 5);
 /// # Ok::<(), mp_pool::PoolError>(())
 /// ```
+#[deprecated(note = "an MpiPool is an mp_pool::Pool: use mp_pool::AsyncResult")]
 pub trait Pending<T> {
     /// The pool's error type.
     type Error;
@@ -53,6 +55,7 @@ impl<T: Portable> Pending<T> for AsyncResult<T> {
 /// // Over MPI, the one line that changes: `let pool = mp_mpi::MpiPool::init()?;`
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[deprecated(note = "an MpiPool is an mp_pool::Pool: write code for `&mp_pool::Pool`")]
 pub trait PoolApi {
     /// The error of a call or of one of its tasks.
     type Error: std::error::Error + Send + Sync + 'static;

@@ -20,14 +20,28 @@ impl Backoff {
     }
 
     pub(crate) fn wait(&mut self) {
+        if let Some(nap) = self.next() {
+            std::thread::sleep(nap);
+        }
+    }
+
+    /// As [`wait`](Backoff::wait), but a message on `wake` ends the nap (and is returned).
+    pub(crate) fn wait_on<T>(&mut self, wake: &std::sync::mpsc::Receiver<T>) -> Option<T> {
+        match self.next() {
+            Some(nap) => wake.recv_timeout(nap).ok(),
+            None => wake.try_recv().ok(),
+        }
+    }
+
+    /// Yields (`None`), or the nap to take.
+    fn next(&mut self) -> Option<Duration> {
         let since = *self.since.get_or_insert_with(Instant::now);
         if self.polls < 100 {
             self.polls += 1;
             std::thread::yield_now();
+            None
         } else {
-            let nap =
-                (since.elapsed() / 50).clamp(Duration::from_micros(8), Duration::from_millis(1));
-            std::thread::sleep(nap);
+            Some((since.elapsed() / 50).clamp(Duration::from_micros(8), Duration::from_millis(1)))
         }
     }
 }

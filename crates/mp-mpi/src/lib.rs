@@ -18,43 +18,55 @@
 //! }
 //! ```
 //!
+//! - `MpiPool` is an [`mp_pool::Pool`] (it derefs to one) whose transport
+//!   (`mp_pool::transport`) is the job's ranks: the one pool engine schedules the chunks, so
+//!   every call, option and feature of a local pool works the same here (`chunksize`,
+//!   `timeout`, `imap`'s window, callbacks, progress, `ProcessPoolExecutor`), with the same
+//!   errors. Code written for a `&Pool` runs on either.
 //! - Feature `mpi` (off by default) builds `MpiPool` on rsmpi, which needs a system MPI
-//!   (Debian: `libopenmpi-dev openmpi-bin libclang-dev pkg-config`). Without it this crate
-//!   holds [`PoolApi`] only, the trait `mp_pool::Pool` and `MpiPool` both implement, so that
-//!   generic code switches between them by one line.
-//! - Tasks are fn items, named by code offsets as in `mp_pool`; every rank checks, at start,
-//!   that it runs the same executable (a SHA-256 of its bytes), and the master refuses a
-//!   mismatch with [`MpiError::IdentityMismatch`].
+//!   (Debian: `libopenmpi-dev openmpi-bin libclang-dev pkg-config`).
+//! - Tasks are fn items, named by registered code references as in `mp_pool`; every rank
+//!   checks, at start, that it runs the same executable (a SHA-256 of its bytes), and the
+//!   master refuses a mismatch with [`MpiError::IdentityMismatch`].
 //! - Each worker rank runs its chunks in a node-local `mp_pool::Pool` (ranks x local
-//!   processes): a task that segfaults, aborts or is OOM-killed fails with
-//!   `PoolError::WorkerDied` inside [`MpiError::Task`], and the rank goes on. A rank killed
-//!   whole ends the job (Open MPI 4 has no fault tolerance): `mpirun` aborts every rank and
-//!   exits non-zero within about a second; a rank alive but silent past
-//!   `MpiPoolBuilder::deadline` fails its chunk with [`MpiError::RankTimeout`].
+//!   processes, one chunk per local process at a time): a task that segfaults, aborts or is
+//!   OOM-killed fails with `PoolError::WorkerDied` inside `PoolError::Remote` (naming the
+//!   rank), and the rank goes on. A rank killed whole ends the job (Open MPI 4 has no fault
+//!   tolerance): `mpirun` aborts every rank and exits non-zero within about a second; a rank
+//!   alive but silent past the call's `timeout` fails its chunk with `PoolError::TaskTimeout`
+//!   and gets no more work until it answers.
 //! - Without `mpirun`, `MpiPool::init` fails with [`MpiError::NoWorkers`] (it does not run
 //!   the tasks locally behind the user's back: use `mp_pool::Pool` for that).
 
 mod api;
-// The worker side and the frames are used by `MpiPool` (and unit-tested without MPI).
 #[cfg(feature = "mpi")]
 mod backoff;
-#[cfg(feature = "mpi")]
-mod calls;
-#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
-mod entry;
 mod error;
 #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
 mod identity;
 #[cfg(feature = "mpi")]
+mod master;
+#[cfg(feature = "mpi")]
 mod pool;
+#[cfg(feature = "mpi")]
+mod sending;
 #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
 mod wire;
 #[cfg(feature = "mpi")]
 mod worker;
 
+#[allow(deprecated)]
 pub use api::{Pending, PoolApi};
-#[cfg(feature = "mpi")]
-pub use calls::{MpiAsyncResult, MpiIMap, MpiSubmit};
 pub use error::MpiError;
 #[cfg(feature = "mpi")]
 pub use pool::{MpiPool, MpiPoolBuilder, RankInfo};
+
+/// The result of an `apply_async` on an [`MpiPool`]: the pool's own.
+#[deprecated(note = "an MpiPool is an mp_pool::Pool: use mp_pool::AsyncResult")]
+pub type MpiAsyncResult<T> = mp_pool::AsyncResult<T>;
+/// The options of one call on an [`MpiPool`]: the pool's own.
+#[deprecated(note = "an MpiPool is an mp_pool::Pool: use mp_pool::Submit")]
+pub type MpiSubmit<'p> = mp_pool::Submit<'p>;
+/// The lazy map of an [`MpiPool`]: the pool's own.
+#[deprecated(note = "an MpiPool is an mp_pool::Pool: use mp_pool::IMap")]
+pub type MpiIMap<'p, I, R> = mp_pool::IMap<'p, I, R>;

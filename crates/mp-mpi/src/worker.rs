@@ -1,17 +1,17 @@
-//! A worker rank: says hello, waits for START (or STOP), then runs chunks in its node-local
-//! pool until STOP, and exits.
+//! A worker rank: says hello, waits for START (or STOP), then runs each task frame it receives
+//! in its node-local mp pool (`Pool::relay`: a task that segfaults kills a local process, not
+//! the rank) and sends the answers back, until STOP; then exits.
 
-use mp_pool::Pool;
+use std::sync::mpsc;
+
+use mp_pool::{Pool, PoolError};
 use mpi::environment::Universe;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
 
 use crate::backoff::Backoff;
-use crate::entry;
 use crate::identity;
-use crate::wire::{
-    Hello, RemoteError, Reply, Start, TAG_HELLO, TAG_RESULT, TAG_START, TAG_STOP, TAG_TASK, Task,
-};
+use crate::wire::{Hello, MAX_VALUES, Start, TAG_HELLO, TAG_RESULT, TAG_START, TAG_STOP, TAG_TASK};
 
 fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -60,37 +60,54 @@ fn serve_on(world: &SimpleCommunicator) -> Result<(), String> {
     // Forkserver, whatever the program's default: the local workers are forked from a server
     // exec'd afresh, never from this process, whose MPI state (pinned memory on InfiniBand)
     // a fork must not share.
-    let pool = Pool::builder()
-        .processes(start.local_processes.max(1) as usize)
-        .context(
-            mp_spawn::get_context(mp_spawn::StartMethod::Forkserver).map_err(|e| e.to_string())?,
-        )
-        .build();
+    let pool = mp_spawn::get_context(mp_spawn::StartMethod::Forkserver)
+        .map_err(|e| e.to_string())
+        .and_then(|ctx| {
+            Pool::builder()
+                .processes(start.local_processes.max(1) as usize)
+                .context(ctx)
+                .build()
+                .map_err(|e| e.to_string())
+        });
+    // The local pool's answers, from its thread to this one (which makes the MPI calls).
+    let (answers_tx, answers) = mpsc::channel::<Vec<u8>>();
+    let mut idle = Backoff::new();
     loop {
-        let (bytes, tag) = receive_from(&master);
-        match tag {
-            TAG_STOP => return Ok(()),
-            TAG_TASK => {
-                let reply = match &pool {
-                    Ok(pool) => entry::execute(pool, &bytes),
-                    Err(e) => match Task::decode(&bytes) {
-                        Ok(task) => Reply {
-                            job: task.job,
-                            chunk: task.chunk,
-                            outcome: Err(RemoteError::Other(format!(
-                                "the rank's local pool did not start: {e}"
-                            ))),
-                        },
-                        Err(e) => Reply {
-                            job: u64::MAX,
-                            chunk: u64::MAX,
-                            outcome: Err(RemoteError::Decode(e)),
-                        },
-                    },
-                };
-                master.send_with_tag(&reply.encode()[..], TAG_RESULT);
+        let mut busy = false;
+        if let Some(probed) = master.immediate_matched_probe() {
+            busy = true;
+            let (frame, status) = probed.matched_receive_vec::<u8>();
+            match status.tag() {
+                TAG_STOP => return Ok(()),
+                TAG_TASK => match &pool {
+                    Ok(pool) => {
+                        let answers = answers_tx.clone();
+                        // The master stops listening only after every frame is answered.
+                        pool.relay(&frame, MAX_VALUES, move |answer| {
+                            let _ = answers.send(answer);
+                        });
+                    }
+                    Err(e) => {
+                        let refused = PoolError::StartFailed {
+                            message: format!("the rank's local pool did not start: {e}"),
+                        };
+                        let _ = answers_tx.send(mp_pool::transport::refuse(&frame, &refused));
+                    }
+                },
+                _ => {}
             }
-            _ => {}
+        }
+        let mut next = answers.try_recv().ok();
+        while let Some(answer) = next {
+            busy = true;
+            // The master never blocks in a send to this rank, so this send completes.
+            master.send_with_tag(&answer[..], TAG_RESULT);
+            next = answers.try_recv().ok();
+        }
+        if busy {
+            idle = Backoff::new();
+        } else if let Some(answer) = idle.wait_on(&answers) {
+            master.send_with_tag(&answer[..], TAG_RESULT);
         }
     }
 }

@@ -308,11 +308,12 @@ mod suite {
         });
         test("a_panicking_task", || {
             let e = pool.chunksize(3).map(boom, 0..10u64).unwrap_err();
-            match &e {
-                MpiError::Task {
-                    error: PoolError::Panicked { index, message },
-                    ..
-                } => {
+            let PoolError::Remote { rank, error } = &e else {
+                panic!("{e:?}")
+            };
+            assert!(*rank >= 1, "{e}");
+            match &**error {
+                PoolError::Panicked { index, message } => {
                     assert_eq!(*index, 7, "{e}");
                     assert!(message.contains("boom at 7"), "{message}");
                 }
@@ -322,13 +323,9 @@ mod suite {
         });
         test("an_aborting_task_in_a_rank_local_pool", || {
             let e = pool.chunksize(1).map(abort_at_5, 0..10u64).unwrap_err();
-            match e {
-                MpiError::Task {
-                    error:
-                        PoolError::WorkerDied {
-                            index, exitcode, ..
-                        },
-                    ..
+            match e.local() {
+                &PoolError::WorkerDied {
+                    index, exitcode, ..
                 } => {
                     assert_eq!(index, 5);
                     assert_eq!(exitcode, -libc::SIGABRT);
@@ -338,13 +335,9 @@ mod suite {
         });
         test("a_segfaulting_task_in_a_rank_local_pool", || {
             let e = pool.chunksize(1).map(segfault_at_3, 0..6u64).unwrap_err();
-            match e {
-                MpiError::Task {
-                    error:
-                        PoolError::WorkerDied {
-                            index, exitcode, ..
-                        },
-                    ..
+            match e.local() {
+                &PoolError::WorkerDied {
+                    index, exitcode, ..
                 } => {
                     assert_eq!(index, 3);
                     assert_eq!(exitcode, -libc::SIGSEGV);
@@ -357,90 +350,42 @@ mod suite {
         });
         test("a_task_killed_as_by_the_oom_killer", || {
             let e = pool.chunksize(2).map(sigkill_at_4, 0..8u64).unwrap_err();
-            match e {
-                MpiError::Task {
-                    error:
-                        PoolError::WorkerDied {
-                            index,
-                            len,
-                            exitcode,
-                            ..
-                        },
+            match e.local() {
+                &PoolError::WorkerDied {
+                    index,
+                    len,
+                    exitcode,
                     ..
                 } => {
                     assert_eq!((index, exitcode), (4, -libc::SIGKILL));
-                    // The local chunk that died: the MPI chunk of 2 split over the rank's
-                    // 2 local processes.
-                    assert_eq!(len, 1);
+                    // The chunk that died, whole: a chunk runs in one local process of its
+                    // rank, as in a local pool.
+                    assert_eq!(len, 2);
                 }
                 other => panic!("{other:?}"),
             }
         });
-        test("a_result_over_the_limit", || {
-            let e = pool
-                .chunksize(1)
-                .max_result_bytes(4096)
-                .map(zeros, [10usize, 100_000])
-                .unwrap_err();
-            match e {
-                MpiError::ResultTooLarge {
-                    index, len, limit, ..
-                } => {
-                    assert_eq!((index, limit), (1, 4096));
-                    assert!(len > 100_000);
-                }
-                other => panic!("{other:?}"),
-            }
+        // The limits of a call (max_result_bytes, timeout) and a closure with state are in
+        // the generic body, which ran first on this pool.
+        test("progress_and_the_executor", || {
+            // The same engine: a watched call counts its items (per chunk, from the ranks).
+            let r = pool.progress(true).map_async(square, 0..1000u64).unwrap();
+            assert_eq!(r.get().unwrap().len(), 1000);
+            assert_eq!(r.progress(&pool), Some(1000));
         });
-        test("a_rank_silent_past_the_deadline", || {
-            // The task waits until the master releases it, which it does only after its
-            // deadline has passed: the reply cannot come in time, whatever the scheduling.
-            let fifo = std::env::temp_dir().join(format!("mp-mpi-release-{}", std::process::id()));
-            let _ = std::fs::remove_file(&fifo);
-            assert!(
-                Command::new("mkfifo")
-                    .arg(&fifo)
-                    .status()
-                    .unwrap()
-                    .success()
-            );
-            let deadline = Duration::from_millis(300);
-            let e = pool
-                .chunksize(1)
-                .deadline(Some(deadline))
-                .map(wait_for_release, [fifo.to_string_lossy().into_owned()])
-                .unwrap_err();
-            assert!(
-                matches!(e, MpiError::RankTimeout { rank, timeout, .. } if rank > 0 && timeout == deadline),
-                "{e:?}"
-            );
-            // Released (opening for writing waits for the task's open), its rank can finish.
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(&fifo)
-                .and_then(|mut f| std::io::Write::write_all(&mut f, b"x"))
-                .unwrap();
-            std::fs::remove_file(&fifo).unwrap();
-            // The other ranks go on meanwhile.
-            assert_eq!(pool.map(square, 0..100u64).unwrap().len(), 100);
+        // The pool itself, for a ProcessPoolExecutor; its drop (shutdown(wait)) ends the job's
+        // pool.
+        let executor = mp_pool::ProcessPoolExecutor::from_pool(pool.into_pool());
+        test("process_pool_executor", || {
+            let futures: Vec<_> = (0..10u64)
+                .map(|i| executor.submit(add, (i, 1)).unwrap())
+                .collect();
+            let sum: u64 = mp_pool::as_completed(futures)
+                .map(|f| f.get().unwrap())
+                .sum();
+            assert_eq!(sum, 55);
         });
-        test("a_closure_with_state_is_refused", || {
-            // A fn pointer is found on the worker ranks.
-            let f: fn(u64) -> u64 = square;
-            assert_eq!(pool.map(f, [3u64]).unwrap(), [9]);
-            // A closure that captures a pointer-sized value builds (wider ones do not), but
-            // no rank could recreate it: a typed error before anything is sent.
-            let k = std::hint::black_box(3u64);
-            let e = pool.map(move |x: u64| x * k, [1u64]).unwrap_err();
-            assert!(matches!(e, MpiError::InvalidArgument(m) if m.contains("captures state")));
-            let mut lazy = pool.imap(move |x: u64| x * k, 0..);
-            assert!(matches!(
-                lazy.next(),
-                Some(Err(MpiError::InvalidArgument(_)))
-            ));
-            assert!(lazy.next().is_none());
-        });
-        drop(pool);
+        drop(executor);
         println!("main suite: all passed");
     }
 
@@ -471,18 +416,6 @@ mod suite {
             unsafe { libc::raise(libc::SIGKILL) };
         }
         x
-    }
-
-    fn zeros(n: usize) -> Vec<u8> {
-        vec![0; n]
-    }
-
-    /// Blocks until the master opens the FIFO `path` for writing and writes a byte.
-    fn wait_for_release(path: String) -> u64 {
-        let mut byte = [0u8; 1];
-        let read =
-            std::fs::File::open(path).and_then(|mut f| std::io::Read::read(&mut f, &mut byte));
-        read.map_or(0, |n| n as u64)
     }
 
     fn killed_rank() {
@@ -519,15 +452,18 @@ mod suite {
             // One chunk per call: one bad frame each.
             errors.push(pool.chunksize(3).map(square, [1u64, 2, 3]).unwrap_err());
         }
-        let reason = |e: &MpiError| match e {
-            MpiError::BadFrame { rank: 1, reason } => reason.clone(),
+        let reason = |e: &PoolError| match e {
+            PoolError::Remote { rank: 1, error } => match &**error {
+                PoolError::BadFrame(reason) => reason.clone(),
+                other => panic!("expected BadFrame from rank 1, got {other:?}"),
+            },
             other => panic!("expected BadFrame from rank 1, got {other:?}"),
         };
         assert!(reason(&errors[0]).contains("a result frame of 3 bytes"));
         assert!(reason(&errors[1]).contains("undecodable failure report"));
-        assert!(reason(&errors[2]).contains("not to the chunk it runs"));
+        assert!(reason(&errors[2]).contains("which the worker does not hold"));
         assert!(
-            matches!(&errors[3], MpiError::Decode(_)),
+            matches!(&errors[3], PoolError::Decode(_)),
             "expected Decode, got {:?}",
             errors[3]
         );

@@ -9,9 +9,9 @@
 //! thread hop on the way out. A shared task queue, as Python's, could not know which chunk a
 //! dead worker held (gh-66587); per-worker queues and the scheduler's lists do.
 //!
-//! Remote workers: the transport sends the frames and hands the answers to
-//! [`on_answer`](Inner::on_answer) from its own thread, and ticks [`expire`](Inner::expire).
-//! They are never replaced (a transport's worker that is gone ends the job, as MPI does).
+//! Remote workers: the transport sends the frames and hands the answers to `on_answer` from its
+//! own thread; a *timer* thread fails the chunks past their timeout. They are never replaced
+//! (a transport's worker that is gone ends the job, as MPI does).
 //!
 //! Workers are started outside the scheduler's lock: the scheduler says which slot needs one,
 //! the engine starts it unlocked, then registers it under the lock, so that a burst of
@@ -104,8 +104,9 @@ struct Local {
 /// A pool's shared state: what `Pool` handles, `AsyncResult`s, `IMap`s and the threads reach.
 pub(crate) struct Inner {
     state: Mutex<State>,
-    /// Notified (under `state`) when a worker reports that it is up, and when a remote
-    /// pool's answers leave it with nothing to do (`join` waits for that).
+    /// Notified when a worker reports that it is up; for a remote pool also when its answers
+    /// leave it with nothing to do (`join` waits for that), and for its timer thread when a
+    /// chunk with a timeout is submitted or the pool shuts down.
     ready: Condvar,
     pub(crate) config: Config,
     backend: Backend,
@@ -203,11 +204,12 @@ impl Inner {
         error
     }
 
-    /// Starts a pool over `transport`'s workers.
+    /// Starts a pool over `transport`'s workers, and its timer thread (returned, for `join`),
+    /// which fails the chunks that run past their timeout.
     pub(crate) fn start_remote(
         config: Config,
         transport: Arc<dyn Transport>,
-    ) -> Result<Arc<Inner>, PoolError> {
+    ) -> Result<(Arc<Inner>, Vec<JoinHandle<()>>), PoolError> {
         crate::task::install_panic_capture();
         let workers = transport.workers();
         if workers == 0 {
@@ -240,8 +242,51 @@ impl Inner {
         });
         let answers: Arc<dyn Answers> = Arc::clone(&inner) as Arc<dyn Answers>;
         transport.start(Sink::new(Arc::downgrade(&answers)))?;
+        let timer_inner = Arc::clone(&inner);
+        let timer = std::thread::Builder::new()
+            .name("mp-pool-timer".into())
+            .spawn(move || timer_inner.run_timer());
+        let timer = match timer {
+            Ok(timer) => timer,
+            Err(e) => {
+                inner.terminate_all();
+                transport.shutdown();
+                return Err(e.into());
+            }
+        };
         interrupt::register_pool(&inner);
-        Ok(inner)
+        Ok((inner, vec![timer]))
+    }
+
+    /// A remote pool's timer thread: fails the chunks past their timeout, until the pool is
+    /// terminated, or closed with nothing left to run.
+    fn run_timer(&self) {
+        let mut st = self.lock();
+        loop {
+            match st.status {
+                Status::Terminated => return,
+                Status::Closed if st.idle() => return,
+                _ => {}
+            }
+            let mut callbacks = self.expire_locked(&mut st);
+            if !callbacks.is_empty() {
+                callbacks.extend(st.dispatch());
+                drop(st);
+                run(callbacks);
+                st = self.lock();
+                continue;
+            }
+            st = match st.next_deadline() {
+                None => self.ready.wait(st).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    self.ready
+                        .wait_timeout(st, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+        }
     }
 
     fn local(&self) -> &Local {
@@ -471,9 +516,13 @@ impl Inner {
         Ok(())
     }
 
+    /// Wakes the thread that watches the timeouts (the handler, or a remote pool's timer).
     fn wake_handler(&self) {
-        if let Backend::Local(local) = &self.backend {
-            let _ = local.results.put_bytes(&wire::WAKE, &[]);
+        match &self.backend {
+            Backend::Local(local) => {
+                let _ = local.results.put_bytes(&wire::WAKE, &[]);
+            }
+            Backend::Remote(_) => self.ready.notify_all(),
         }
     }
 
@@ -643,17 +692,6 @@ impl Answers for Inner {
         for (slot, tally, items) in st.remote_counts.drain(..) {
             self.board.0.add(slot, tally, items);
         }
-        callbacks.extend(st.dispatch());
-        if st.idle() {
-            self.ready.notify_all();
-        }
-        drop(st);
-        run(callbacks);
-    }
-
-    fn expire(&self) {
-        let mut st = self.lock();
-        let mut callbacks = self.expire_locked(&mut st);
         callbacks.extend(st.dispatch());
         if st.idle() {
             self.ready.notify_all();

@@ -147,6 +147,12 @@ where
 
     /// Reads and submits input while fewer than `buffersize` chunks are in flight.
     fn top_up(&mut self) -> Result<(), PoolError> {
+        // A function no worker can find fails the whole call, once (every chunk would fail
+        // alike, and an endless input would give endless failures).
+        if let Err(message) = self.entry {
+            self.input = None;
+            return Err(PoolError::InvalidArgument(message));
+        }
         while self.submitted - self.taken < self.buffersize {
             let Some(input) = self.input.as_mut() else {
                 return Ok(());

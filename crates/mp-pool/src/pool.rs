@@ -33,10 +33,8 @@ impl PoolBuilder {
     /// [`PoolError::InvalidArgument`].
     pub fn build_with(self, transport: Arc<dyn Transport>) -> Result<Pool, PoolError> {
         let config = self.remote_config(transport.workers())?;
-        Ok(Pool::from_parts(
-            Inner::start_remote(config, transport)?,
-            Vec::new(),
-        ))
+        let (inner, threads) = Inner::start_remote(config, transport)?;
+        Ok(Pool::from_parts(inner, threads))
     }
 }
 

@@ -5,7 +5,8 @@
 use crate::error::PoolError;
 use crate::pool::Pool;
 use crate::result::Job;
-use crate::wire::{self, Failure, Limits, Outcome, Prepared};
+use crate::transport::failure_answer;
+use crate::wire::{self, Limits, Prepared};
 
 impl Pool {
     /// Runs a task frame that a remote pool's [`Transport`] delivered to this process, in this
@@ -74,14 +75,4 @@ impl Pool {
             }
         }
     }
-}
-
-/// The answer that fails chunk `id` there with `error`.
-fn failure_answer(id: u64, error: &PoolError) -> Vec<u8> {
-    let mut frame = Vec::new();
-    wire::result_header(&mut frame, 0, id);
-    wire::set_outcome(&mut frame, Outcome::Remote);
-    // A `Failure` holds strings and integers only: postcard cannot fail on it.
-    frame.extend_from_slice(&postcard::to_stdvec(&Failure::of(error)).unwrap_or_default());
-    frame
 }

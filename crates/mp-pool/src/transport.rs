@@ -6,8 +6,8 @@
 //! The two sides:
 //! - here, [`PoolBuilder::build_with`](crate::PoolBuilder::build_with) makes a [`Pool`](crate::Pool) over a
 //!   transport; the pool calls [`Transport::send`] with each chunk's frame for a worker, and
-//!   the transport calls [`Sink::deliver`] with each answer, and [`Sink::tick`] now and then
-//!   (for timeouts);
+//!   the transport calls [`Sink::deliver`] with each answer (the pool watches the timeouts
+//!   itself);
 //! - on a remote worker, [`Pool::relay`](crate::Pool::relay) runs each frame received in that worker's own local
 //!   pool (a task that segfaults kills a process there, not the worker) and gives the answer
 //!   to send back.
@@ -57,6 +57,9 @@ use std::fmt;
 use std::io;
 use std::sync::{Arc, Weak};
 
+use crate::error::PoolError;
+use crate::wire::{self, Failure, Outcome};
+
 /// Carries a pool's task frames to remote workers and their answers back (see the module
 /// docs). The pool calls it from any thread, under no lock of its own that `send` could wait
 /// for: a transport that must make its calls on one thread (MPI) queues them for it.
@@ -92,8 +95,6 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
 pub(crate) trait Answers: Send + Sync {
     /// An answer from `worker`.
     fn on_answer(&self, worker: usize, answer: Vec<u8>);
-    /// Fails the chunks past their timeout.
-    fn expire(&self);
 }
 
 /// Where a [`Transport`] hands the workers' answers: to the pool that started it.
@@ -127,19 +128,31 @@ impl Sink {
             None => false,
         }
     }
+}
 
-    /// Lets the pool fail the chunks past their call's timeout; call it every few
-    /// milliseconds while chunks run (it reads the clock only if some call has a timeout).
-    /// `false` once the pool is gone.
-    pub fn tick(&self) -> bool {
-        match self.inner.upgrade() {
-            Some(inner) => {
-                inner.expire();
-                true
-            }
-            None => false,
-        }
-    }
+/// The answer that fails the chunk of the task frame `frame` with `error`, for a remote worker
+/// that cannot run it (its own pool did not start, say): its sender's pool gets `error` as
+/// [`PoolError::Remote`]. A frame too short to name its chunk gets an answer to no chunk,
+/// which fails the oldest chunk the worker holds there with [`PoolError::BadFrame`].
+///
+/// ```
+/// use mp_pool::PoolError;
+///
+/// let answer = mp_pool::transport::refuse(b"not a task", &PoolError::NotRunning);
+/// assert!(!answer.is_empty());
+/// ```
+pub fn refuse(frame: &[u8], error: &PoolError) -> Vec<u8> {
+    failure_answer(wire::get_u64(frame, 1).unwrap_or(u64::MAX), error)
+}
+
+/// The answer that fails chunk `id` there with `error`.
+pub(crate) fn failure_answer(id: u64, error: &PoolError) -> Vec<u8> {
+    let mut frame = Vec::new();
+    wire::result_header(&mut frame, 0, id);
+    wire::set_outcome(&mut frame, Outcome::Remote);
+    // A `Failure` holds strings and integers only: postcard cannot fail on it.
+    frame.extend_from_slice(&postcard::to_stdvec(&Failure::of(error)).unwrap_or_default());
+    frame
 }
 
 /// A remote worker, as the scheduler reaches it.

@@ -515,7 +515,28 @@ fn invalid_settings_are_errors() {
     bad_settings();
 }
 
+/// The body every pool runs (mp-mpi's suite runs it under `mpirun` too).
+fn generic_body_on_a_local_pool(m: StartMethod) {
+    common::generic::generic_body(&pool(m, 2));
+}
+
+/// The same body on a pool whose workers are behind a transport: two "remote" workers of two
+/// processes each, reached through `Transport` and `Pool::relay`.
+fn generic_body_over_a_transport(m: StartMethod) {
+    let transport = common::generic::Loopback::new(2, 2, ctx(m));
+    let pool = Pool::builder().build_with(Arc::new(transport)).unwrap();
+    assert!(pool.pids().is_empty());
+    common::generic::generic_body(&pool);
+    // `close` and `join` end the transport once the work is done.
+    let last = pool.map_async(square, 0..50u64).unwrap();
+    pool.close();
+    pool.join().unwrap();
+    assert_eq!(last.get().unwrap().len(), 50);
+}
+
 mp_spawn::test_matrix!(
+    generic_body_on_a_local_pool,
+    generic_body_over_a_transport,
     map_apply_starmap,
     plain_numbers_keep_every_value,
     result_values_stay_typed,

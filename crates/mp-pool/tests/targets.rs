@@ -94,11 +94,14 @@ fn a_pointer_sized_capture_is_refused(m: StartMethod) {
         pool.apply_async(f, (2,)),
         Err(PoolError::InvalidArgument(_))
     ));
-    let first = pool.imap(f, [2]).next();
+    let mut lazy = pool.imap(f, 0..);
+    let first = lazy.next();
     assert!(
         matches!(first, Some(Err(PoolError::InvalidArgument(_)))),
         "{first:?}"
     );
+    // Once: the endless input is not read on, chunk after failing chunk.
+    assert!(lazy.next().is_none());
     // The pool is unharmed.
     assert_eq!(pool.map(double, [21]).unwrap(), [42]);
 }

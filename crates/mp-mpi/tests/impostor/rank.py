@@ -30,11 +30,16 @@ def main():
     host = socket.gethostname().encode()
     hello = varint(len(digest)) + digest + varint(len(host)) + host + varint(os.getpid())
     comm.Send([hello, MPI.BYTE], dest=0, tag=HELLO)
+    # A task frame is mp-pool's: a tag byte, then the chunk's id (8 bytes, little-endian).
+    # An answer is a result frame: tag 1, slot (4 bytes), id (8), outcome (1), body.
+    def result(chunk_id, outcome, body):
+        return b"\x01" + b"\x00" * 4 + chunk_id + bytes([outcome]) + body
+
     answers = [
-        lambda job, chunk: b"\x01\x02\x03",  # shorter than a header
-        lambda job, chunk: job + chunk + b"\x01\xff\xff\xff\xff",  # a failure that does not decode
-        lambda job, chunk: b"\x00" * 8 + b"\x07" * 8 + b"\x00",  # the reply to another chunk
-        lambda job, chunk: job + chunk + b"\x00\xff",  # values that do not decode
+        lambda tid: b"\x01\x02\x03",  # shorter than a header
+        lambda tid: result(tid, 5, b"\xff\xff\xff\xff"),  # a failure report that does not decode
+        lambda tid: result((7).to_bytes(8, "little"), 0, b""),  # the answer to another chunk
+        lambda tid: result(tid, 0, b"\xff"),  # values that do not decode
     ]
     served = 0
     while True:
@@ -46,7 +51,7 @@ def main():
         if tag == STOP:
             return
         if tag == TASK:
-            reply = answers[served % len(answers)](bytes(buf[0:8]), bytes(buf[8:16]))
+            reply = answers[served % len(answers)](bytes(buf[1:9]))
             comm.Send([reply, MPI.BYTE], dest=0, tag=RESULT)
             served += 1
 

@@ -1,5 +1,7 @@
 //! Helpers shared by the integration tests.
 
+pub(crate) mod generic;
+
 use mp_pool::Pool;
 use mp_spawn::StartMethod;
 use mp_spawn::testing::ctx;
