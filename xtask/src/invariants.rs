@@ -1,0 +1,351 @@
+//! The hand-written statements of `docs/DESIGN.md` and `crates/mp-sys/README.md` that are
+//! mechanical, checked against the code by `cargo xtask docs` (no `--fix`: the doc or the code
+//! must change). Behavioural statements are tests instead (`crates/mp-sys/src/test.rs`).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use crate::docs::{Crate, rust_files};
+use crate::tokens::{self, Kind};
+
+/// Every problem found, one message each.
+pub(crate) fn check(root: &Path, crates: &[Crate]) -> Vec<String> {
+    let read = |file: &str| std::fs::read_to_string(root.join(file)).unwrap_or_default();
+    let design = read("docs/DESIGN.md");
+    let sys_readme = read("crates/mp-sys/README.md");
+    let mut errors = Vec::new();
+    errors.extend(crate_table(&design, root, crates));
+    errors.extend(os_only_through_mp_sys(root, crates));
+    errors.extend(raw_numbers_become_descriptors_only_where_listed(root));
+    errors.extend(sys_modules_listed(&sys_readme, root));
+    errors.extend(hot_paths_inline(&sys_readme, root));
+    errors.extend(unsafe_lints_everywhere(root, crates));
+    errors
+}
+
+/// The rows of DESIGN's crate table (`| crate | layers, top to bottom | …`): their crates,
+/// and the backticked words of their `layers` cell.
+fn table_rows(design: &str) -> Vec<(String, BTreeSet<String>)> {
+    design
+        .lines()
+        .skip_while(|l| !l.starts_with("| crate | layers"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            let name = cells.get(1)?.trim_matches('`').to_string();
+            let words = cells
+                .get(2)?
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect();
+            Some((name, words))
+        })
+        .collect()
+}
+
+/// DESIGN's crate table has one row per crate, each above the crates it depends on, and each
+/// row names every top-level module of its crate (the layers must place them all).
+fn crate_table(design: &str, root: &Path, crates: &[Crate]) -> Vec<String> {
+    let rows = table_rows(design);
+    let mut errors = Vec::new();
+    let names: Vec<&str> = rows.iter().map(|(n, _)| n.as_str()).collect();
+    for c in crates {
+        let Some(at) = names.iter().position(|n| *n == c.doc_name()) else {
+            errors.push(format!(
+                "docs/DESIGN.md: the crate table (`| crate | layers, top to bottom |`) has no row for `{}`",
+                c.doc_name()
+            ));
+            continue;
+        };
+        for d in &c.deps {
+            let dep = crates
+                .iter()
+                .find(|x| &x.name == d)
+                .map_or(d.as_str(), |x| x.doc_name());
+            if names
+                .iter()
+                .position(|n| *n == dep)
+                .is_some_and(|below| below < at)
+            {
+                errors.push(format!(
+                    "docs/DESIGN.md: the crate table lists `{dep}` above `{}`, which depends on it \
+                     (rows go top to bottom: a crate above what it calls)",
+                    c.doc_name()
+                ));
+            }
+        }
+        let words = &rows[at].1;
+        let named = |m: &str| {
+            words.iter().any(|w| {
+                let w = w.trim_end_matches('/');
+                w == m || w.starts_with(&format!("{m}/")) || w.starts_with(&format!("{m}::"))
+            })
+        };
+        let missing: Vec<String> = top_modules(&root.join(c.src()))
+            .into_iter()
+            .filter(|m| !named(m))
+            .collect();
+        if !missing.is_empty() && c.doc_name() != "mp" {
+            errors.push(format!(
+                "docs/DESIGN.md: the crate table's row for `{}` does not place its module(s) {}",
+                c.doc_name(),
+                missing
+                    .iter()
+                    .map(|m| format!("`{m}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    for n in &names {
+        if !crates.iter().any(|c| c.doc_name() == *n) {
+            errors.push(format!(
+                "docs/DESIGN.md: the crate table has a row for `{n}`, which is no crate"
+            ));
+        }
+    }
+    errors
+}
+
+/// The modules directly under a crate's `src/` (files and directories), tests left out.
+fn top_modules(src: &Path) -> BTreeSet<String> {
+    rust_files(src)
+        .iter()
+        .filter_map(|f| {
+            let first = f
+                .components()
+                .next()?
+                .as_os_str()
+                .to_string_lossy()
+                .into_owned();
+            let m = first.trim_end_matches(".rs").to_string();
+            (!["lib", "main", "test", "tests"].contains(&m.as_str())).then_some(m)
+        })
+        .collect()
+}
+
+/// Calls into libc outside mp-sys that are known and owned by an open issue: each is a
+/// (file, function) pair. Remove an entry when its call moves into mp-sys.
+const LIBC_OUTSIDE_MP_SYS: &[(&str, &str)] = &[
+    // A fork child points inherited server sockets at /dev/null (issue #25: an
+    // `mp_sys::fd::dup_onto` would take it).
+    ("crates/mp-managers/src/link.rs", "dup3"),
+];
+
+/// DESIGN: "the OS is called only through `mp-sys`": no other crate calls a libc function
+/// outside its tests (libc's types and constants are fine).
+fn os_only_through_mp_sys(root: &Path, crates: &[Crate]) -> Vec<String> {
+    let mut errors = Vec::new();
+    for c in crates.iter().filter(|c| c.name != "mp-sys") {
+        let src = c.src();
+        for file in rust_files(&root.join(&src)) {
+            if is_test(&file) {
+                continue;
+            }
+            let shown = src.join(&file).to_string_lossy().replace('\\', "/");
+            let text = std::fs::read_to_string(root.join(&src).join(&file)).unwrap_or_default();
+            for f in crate::docs::libc_functions(&text) {
+                if !LIBC_OUTSIDE_MP_SYS.contains(&(shown.as_str(), f.as_str())) {
+                    errors.push(format!(
+                        "{shown}: calls `libc::{f}`, but DESIGN says the OS is called only through mp-sys \
+                         (move the call into an mp-sys wrapper)"
+                    ));
+                }
+            }
+        }
+    }
+    errors
+}
+
+fn is_test(file: &Path) -> bool {
+    file.file_stem()
+        .is_some_and(|s| s == "test" || s == "tests")
+}
+
+/// The functions of mp-sys in which a raw number becomes a descriptor (`from_raw_fd`,
+/// `borrow_raw`), as mp-sys's README states them: `fd::adopt`, `fd::StaticFd` (`get`,
+/// `get_or_set`), and the signal handler of `signal::send_byte_on` (`send_wake_byte`).
+const RAW_INTAKE: &[&str] = &["adopt", "get", "get_or_set", "send_wake_byte"];
+
+/// mp-sys README: "a raw number is taken only by `fd::adopt` …".
+fn raw_numbers_become_descriptors_only_where_listed(root: &Path) -> Vec<String> {
+    let src = root.join("crates/mp-sys/src");
+    let mut errors = Vec::new();
+    for file in rust_files(&src).into_iter().filter(|f| !is_test(f)) {
+        let t = tokens::tokenize(&std::fs::read_to_string(src.join(&file)).unwrap_or_default());
+        let mut current_fn = String::new();
+        for (i, tok) in t.iter().enumerate() {
+            if tok.is_ident("fn")
+                && let Some(Kind::Ident(name)) = t.get(i + 1).map(|n| &n.kind)
+            {
+                current_fn = name.clone();
+            }
+            if (tok.is_ident("from_raw_fd") || tok.is_ident("borrow_raw"))
+                && !RAW_INTAKE.contains(&current_fn.as_str())
+            {
+                errors.push(format!(
+                    "crates/mp-sys/src/{}:{}: a raw number becomes a descriptor in `{current_fn}`, \
+                     which crates/mp-sys/README.md does not list (\"Descriptors are typed\"); take \
+                     it through `fd::adopt`, or list it in the README and in xtask's RAW_INTAKE",
+                    file.display(),
+                    tok.line
+                ));
+            }
+        }
+    }
+    errors
+}
+
+/// The lines of a README's bullet (`- ` and its continuation lines) that contains `needle`.
+fn bullet<'a>(readme: &'a str, needle: &str) -> Option<String> {
+    let lines: Vec<&'a str> = readme.lines().collect();
+    let at = lines.iter().position(|l| l.contains(needle))?;
+    let start = (0..=at).rev().find(|&i| lines[i].starts_with("- "))?;
+    let end = (at + 1..lines.len())
+        .find(|&i| !lines[i].starts_with("  ") || lines[i].trim().is_empty())
+        .unwrap_or(lines.len());
+    Some(lines[start..end].join("\n"))
+}
+
+fn backticked(text: &str) -> impl Iterator<Item = &str> {
+    text.split('`').skip(1).step_by(2)
+}
+
+/// mp-sys README: "One module per OS concept: …" names every module of mp-sys, and only those.
+fn sys_modules_listed(readme: &str, root: &Path) -> Vec<String> {
+    let Some(start) = readme.find("One module per OS concept:") else {
+        return vec!["crates/mp-sys/README.md: no \"One module per OS concept:\" sentence".into()];
+    };
+    let paragraph = readme[start..].split("\n\n").next().unwrap_or("");
+    let listed: BTreeSet<String> = backticked(paragraph).map(str::to_string).collect();
+    let modules = top_modules(&root.join("crates/mp-sys/src"));
+    let mut errors = Vec::new();
+    for m in modules.difference(&listed) {
+        errors.push(format!(
+            "crates/mp-sys/README.md: \"One module per OS concept\" does not name `{m}`"
+        ));
+    }
+    for m in listed.difference(&modules) {
+        errors.push(format!(
+            "crates/mp-sys/README.md: \"One module per OS concept\" names `{m}`, which is no module"
+        ));
+    }
+    errors
+}
+
+/// mp-sys README: "Wrappers on the hot paths (…) are `#[inline]`": each `module::function`
+/// the bullet names is declared right after an `#[inline]`.
+fn hot_paths_inline(readme: &str, root: &Path) -> Vec<String> {
+    let Some(text) = bullet(readme, "`#[inline]`") else {
+        return vec!["crates/mp-sys/README.md: no bullet about `#[inline]` hot paths".into()];
+    };
+    let mut errors = Vec::new();
+    for path in backticked(&text).filter(|w| w.contains("::")) {
+        let Some((module, function)) = path.rsplit_once("::") else {
+            continue;
+        };
+        let file = ["rs", "mod.rs"]
+            .iter()
+            .map(|e| {
+                if *e == "rs" {
+                    root.join(format!("crates/mp-sys/src/{module}.rs"))
+                } else {
+                    root.join(format!("crates/mp-sys/src/{module}/mod.rs"))
+                }
+            })
+            .find(|p| p.is_file());
+        let Some(file) = file else {
+            errors.push(format!(
+                "crates/mp-sys/README.md: the hot path `{path}` names no module of mp-sys"
+            ));
+            continue;
+        };
+        let t = tokens::tokenize(&std::fs::read_to_string(&file).unwrap_or_default());
+        let decl = t
+            .windows(2)
+            .position(|w| w[0].is_ident("fn") && w[1].is_ident(function));
+        let Some(decl) = decl else {
+            errors.push(format!(
+                "crates/mp-sys/README.md: the hot path `{path}` is no function of mp-sys"
+            ));
+            continue;
+        };
+        // Back from `fn` over `pub`, `unsafe`, `(crate)` to the attribute's closing `]`.
+        let mut i = decl;
+        while i > 0 && !t[i - 1].is_punct(']') && !t[i - 1].is_punct('}') && !t[i - 1].is_punct(';')
+        {
+            i -= 1;
+        }
+        let inline = i >= 4
+            && t[i - 1].is_punct(']')
+            && t[i - 2].is_ident("inline")
+            && t[i - 3].is_punct('[')
+            && t[i - 4].is_punct('#');
+        if !inline {
+            errors.push(format!(
+                "crates/mp-sys/README.md says the hot path `{path}` is `#[inline]`; {} declares it without",
+                file.strip_prefix(root).unwrap_or(&file).display()
+            ));
+        }
+    }
+    errors
+}
+
+/// mp-sys README: "Every `unsafe` block has a `// SAFETY:` comment", and DESIGN's "denied
+/// everywhere": the workspace denies the lints, and every crate takes the workspace's lints.
+fn unsafe_lints_everywhere(root: &Path, crates: &[Crate]) -> Vec<String> {
+    let mut errors = Vec::new();
+    let workspace = std::fs::read_to_string(root.join("Cargo.toml")).unwrap_or_default();
+    for lint in [
+        "undocumented_unsafe_blocks = \"deny\"",
+        "unsafe_op_in_unsafe_fn = \"deny\"",
+    ] {
+        if !workspace.contains(lint) {
+            errors.push(format!("Cargo.toml: [workspace.lints] lacks `{lint}`"));
+        }
+    }
+    for c in crates {
+        let manifest =
+            std::fs::read_to_string(root.join(&c.dir).join("Cargo.toml")).unwrap_or_default();
+        let lints = manifest.split("\n[").any(|s| {
+            s.starts_with("lints]")
+                && s.lines()
+                    .any(|l| l.trim().replace(' ', "") == "workspace=true")
+        });
+        if !lints {
+            let manifest = c.dir.join("Cargo.toml");
+            errors.push(format!(
+                "{}: no `[lints] workspace = true`",
+                manifest.display()
+            ));
+        }
+    }
+    errors
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn bullets_span_their_continuation_lines() {
+        let readme = "Intro\n- one\n  two `a::b`\n- three\n";
+        assert_eq!(
+            bullet(readme, "a::b").as_deref(),
+            Some("- one\n  two `a::b`")
+        );
+        assert_eq!(bullet(readme, "three").as_deref(), Some("- three"));
+    }
+
+    #[test]
+    fn table_rows_read_names_and_words() {
+        let design = "| crate | layers, top to bottom | x |\n|---|---|---|\n| `a` | `m` → `n/` (`o`) | none |\n\nafter";
+        let rows = table_rows(design);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].0, "a");
+        assert_eq!(rows[0].1.iter().collect::<Vec<_>>(), ["m", "n/", "o"]);
+    }
+}
