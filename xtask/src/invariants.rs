@@ -20,6 +20,7 @@ pub(crate) fn check(root: &Path, crates: &[Crate]) -> Vec<String> {
     errors.extend(sys_modules_listed(&sys_readme, root));
     errors.extend(hot_paths_inline(&sys_readme, root));
     errors.extend(unsafe_lints_everywhere(root, crates));
+    errors.extend(checked_by_names_exist(root, crates));
     errors
 }
 
@@ -326,6 +327,131 @@ fn unsafe_lints_everywhere(root: &Path, crates: &[Crate]) -> Vec<String> {
     errors
 }
 
+/// The READMEs' "Checked by:" clauses name tests that exist: each backticked name in a clause
+/// (up to the end of its bullet or paragraph) that is a Rust path, such as `test::name` or
+/// `name`, must end in a fn declared in the README's crate (`src/` or `tests/`). Tools
+/// (`cargo xtask docs`) and lints (`clippy::…`) are left alone.
+fn checked_by_names_exist(root: &Path, crates: &[Crate]) -> Vec<String> {
+    let mut errors = Vec::new();
+    for c in crates {
+        let dir = root.join(&c.dir);
+        let mut readmes: Vec<_> = rust_files_and_readmes(&dir.join("src"));
+        readmes.push(dir.join("README.md"));
+        let mut fns: Option<BTreeSet<String>> = None;
+        for readme in readmes {
+            let Ok(text) = std::fs::read_to_string(&readme) else {
+                continue;
+            };
+            for name in checked_by_names(&text) {
+                let fns = fns.get_or_insert_with(|| declared_fns(&dir));
+                let last = name.rsplit("::").next().unwrap_or(&name);
+                if !fns.contains(last) {
+                    errors.push(format!(
+                        "{}: \"Checked by\" names `{name}`, but {} declares no fn `{last}` \
+                         (renamed or removed? name the test that checks it now)",
+                        readme.strip_prefix(root).unwrap_or(&readme).display(),
+                        c.dir.display()
+                    ));
+                }
+            }
+        }
+    }
+    errors
+}
+
+/// The `README.md` files under `dir`, at any depth.
+fn rust_files_and_readmes(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(rust_files_and_readmes(&path));
+        } else if path.file_name().is_some_and(|n| n == "README.md") {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The Rust paths named in the "Checked by:" clauses of `text`. A clause ends at the end of its
+/// sentence (`. `), bullet or paragraph; what stands in parentheses is commentary, not a name.
+fn checked_by_names(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let lower = text.to_lowercase();
+    for (at, needle) in lower.match_indices("checked by:") {
+        let rest = &text[at + needle.len()..];
+        let (mut code, mut depth, mut span) = (false, 0usize, None::<usize>);
+        for (i, c) in rest.char_indices() {
+            let after = &rest[i..];
+            if !code && c == '\n' {
+                let next = after[1..].trim_start_matches(' ');
+                if next.is_empty()
+                    || ["- ", "<!--", "#", "\n"]
+                        .iter()
+                        .any(|e| next.starts_with(e))
+                {
+                    break;
+                }
+            }
+            match c {
+                '`' if code => {
+                    let name = &rest[span.take().unwrap_or(i)..i];
+                    if depth == 0 && is_test_path(name) {
+                        out.push(name.to_string());
+                    }
+                    code = false;
+                }
+                '`' => {
+                    code = true;
+                    span = Some(i + 1);
+                }
+                '(' if !code => depth += 1,
+                ')' if !code => depth = depth.saturating_sub(1),
+                '.' if !code
+                    && depth == 0
+                    && after[1..].chars().next().is_none_or(char::is_whitespace) =>
+                {
+                    break;
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// A Rust path that can name a test (`test::name`, `name`); not a lint (`clippy::…`).
+fn is_test_path(name: &str) -> bool {
+    name.contains('_')
+        && !name.starts_with("clippy::")
+        && name.split("::").all(|seg| {
+            !seg.is_empty() && seg.chars().all(|c| c == '_' || c.is_ascii_alphanumeric())
+        })
+}
+
+/// Every fn declared in a crate's `src/` and `tests/`.
+fn declared_fns(crate_dir: &Path) -> BTreeSet<String> {
+    let mut fns = BTreeSet::new();
+    for sub in ["src", "tests"] {
+        let dir = crate_dir.join(sub);
+        for file in rust_files(&dir) {
+            let t = tokens::tokenize(&std::fs::read_to_string(dir.join(&file)).unwrap_or_default());
+            for w in t.windows(2) {
+                if w[0].is_ident("fn")
+                    && let Kind::Ident(name) = &w[1].kind
+                {
+                    fns.insert(name.clone());
+                }
+            }
+        }
+    }
+    fns
+}
+
 #[cfg(test)]
 mod test {
     use super::*;
@@ -338,6 +464,17 @@ mod test {
             Some("- one\n  two `a::b`")
         );
         assert_eq!(bullet(readme, "three").as_deref(), Some("- three"));
+    }
+
+    #[test]
+    fn checked_by_clauses_name_paths() {
+        let readme = "- a. Checked by: `test::one_thing`, `cargo xtask docs`, \
+                      `clippy::undocumented_unsafe_blocks`,\n  `two_things` (`Region::check`).\n\
+                      - b `not_this_one`.\n\nChecked by: `three_things`\n\nafter `four_things`";
+        assert_eq!(
+            checked_by_names(readme),
+            ["test::one_thing", "two_things", "three_things"]
+        );
     }
 
     #[test]
