@@ -127,8 +127,8 @@ fn run(root: &Path, fix: bool) -> Result<(), Vec<String>> {
     }
 }
 
-/// The facade and every crate under `crates/` (xtask and the benches hold no `src/` the docs
-/// describe), sorted by name.
+/// The facade and every crate under `crates/` (xtask and the benches are tools, no part of
+/// mp), sorted by name.
 pub(crate) fn crates(root: &Path) -> Result<Vec<Crate>, String> {
     let mut dirs = vec![PathBuf::new()];
     let entries = std::fs::read_dir(root.join("crates")).map_err(|e| format!("crates/: {e}"))?;
@@ -529,12 +529,12 @@ fn diff(old: &str, new: &str) -> String {
         if i < a.len() && j < b.len() && a[i] == b[j] {
             i += 1;
             j += 1;
-        } else if j < b.len() && (i == a.len() || lcs[i][j + 1] >= lcs[i + 1][j]) {
-            out += &format!("  + {}\n", b[j]);
-            j += 1;
-        } else {
+        } else if i < a.len() && (j == b.len() || lcs[i + 1][j] >= lcs[i][j + 1]) {
             out += &format!("  - {}\n", a[i]);
             i += 1;
+        } else {
+            out += &format!("  + {}\n", b[j]);
+            j += 1;
         }
     }
     out
@@ -632,6 +632,8 @@ version = "1"
 
     #[test]
     fn diff_shows_changed_lines() {
-        assert_eq!(diff("a\nb\nc\n", "a\nx\nc\n"), "  + x\n  - b\n");
+        assert_eq!(diff("a\nb\nc\n", "a\nx\nc\n"), "  - b\n  + x\n");
+        assert_eq!(diff("a\n", "a\nb\n"), "  + b\n");
+        assert_eq!(diff("a\nb\n", ""), "  - a\n  - b\n");
     }
 }
