@@ -9,6 +9,10 @@
 //! `cargo xtask alone`: each crate's front-page example built and run from a crate that
 //! depends on that crate alone (see `alone`).
 //!
+//! `cargo xtask docs [--fix]`: the tables of docs/DESIGN.md (unsafe counts, crate order,
+//! module map) and mp-sys's libc list checked against the code, `--fix` regenerating them;
+//! and the READMEs' mechanical invariants checked (see `docs`, `invariants`).
+//!
 //! `--quick` shortens every criterion group (`MP_BENCH_QUICK`) and every Python script
 //! (`--quick`); `--no-bench` reuses the criterion samples of the last run (to redo the report).
 
@@ -17,12 +21,15 @@ mod alone;
 // does not build them. The `cargo xtask` alias turns it on.
 #[cfg(feature = "chart")]
 mod chart;
+mod docs;
 mod figures;
+mod invariants;
 mod metrics;
 mod mpi;
 mod python;
 mod report;
 mod stress;
+mod tokens;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -51,9 +58,10 @@ fn main() -> ExitCode {
         }
         Some("hog") => stress::hog(),
         Some("alone") => alone::alone(),
+        Some("docs") => docs::docs(flag("--fix")),
         _ => {
             eprintln!(
-                "usage: cargo xtask bench [--quick] [--no-bench] | cargo xtask stress [--runs N] [--hogs N] | cargo xtask alone"
+                "usage: cargo xtask bench [--quick] [--no-bench] | cargo xtask stress [--runs N] [--hogs N] | cargo xtask alone | cargo xtask docs [--fix]"
             );
             ExitCode::FAILURE
         }

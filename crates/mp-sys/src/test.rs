@@ -1,6 +1,8 @@
 //! Unit tests of the OS layer: the edges that the wrappers translate (exit codes, `ESRCH`,
 //! limits, peers), each checked against the kernel.
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
@@ -310,6 +312,120 @@ fn a_forked_child_does_not_inherit_the_byte_handler() {
     drop(handler);
     let mut byte = [0u8; 1];
     assert_eq!(fd::read(r.as_fd(), &mut byte).unwrap(), 0, "a byte came");
+}
+
+#[test]
+fn send_byte_on_keeps_a_disposition_the_program_chose() {
+    // SIGPWR: no other test of this binary touches it.
+    let signal = libc::SIGPWR;
+    crate::signal::set_ignored(signal, true);
+    let (_r, w) = socketpair(Kind::Stream).unwrap();
+    assert!(crate::signal::send_byte_on(signal, w).unwrap().is_none());
+    assert_eq!(disposition_of(signal), libc::SIG_IGN);
+    // One given while the guard lives is kept by the guard's drop.
+    crate::signal::set_ignored(signal, false);
+    let (_r, w) = socketpair(Kind::Stream).unwrap();
+    let guard = crate::signal::send_byte_on(signal, w).unwrap().unwrap();
+    crate::signal::set_ignored(signal, true);
+    drop(guard);
+    assert_eq!(disposition_of(signal), libc::SIG_IGN);
+    crate::signal::set_ignored(signal, false);
+}
+
+#[test]
+fn a_read_interrupted_by_a_handler_is_retried() {
+    extern "C" fn nothing(_: i32, _: &libc::siginfo_t, _: *mut libc::c_void) {}
+    // SIGXCPU: no other test of this binary touches it. `set_fault_handler` installs without
+    // SA_RESTART, so the kernel ends the blocked read(2) with EINTR, which `fd::read` retries.
+    let signal = libc::SIGXCPU;
+    crate::signal::set_fault_handler(signal, nothing).unwrap();
+    let (r, w) = fd::pipe().unwrap();
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        tid_tx.send(crate::thread::id()).unwrap();
+        fd::read(r.as_fd(), &mut [0u8; 1])
+    });
+    let tid = tid_rx.recv().unwrap();
+    // Time to block in read(2); a signal that came earlier would only make the test vacuous.
+    std::thread::sleep(Duration::from_millis(100));
+    // SAFETY: tgkill takes numbers only; the reader thread lives until the byte is written.
+    let sent = unsafe {
+        libc::syscall(
+            libc::SYS_tgkill,
+            libc::c_long::from(crate::process::getpid_now()),
+            libc::c_long::from(tid),
+            libc::c_long::from(signal),
+        )
+    };
+    assert_eq!(sent, 0);
+    std::thread::sleep(Duration::from_millis(100));
+    fd::write_all(w.as_fd(), b"x").unwrap();
+    assert_eq!(reader.join().unwrap().unwrap(), 1, "EINTR came out");
+    crate::signal::set_ignored(signal, false);
+}
+
+thread_local! {
+    /// Allocations made by this thread (the global allocator of this test binary counts them).
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The system allocator, counting each thread's allocations, for the test below.
+struct Counting;
+
+// SAFETY: every call is passed on to the system allocator unchanged; counting touches only a
+// thread-local `Cell` with no destructor, which allocates nothing.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        // SAFETY: as above.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static COUNTING: Counting = Counting;
+
+fn allocations() -> usize {
+    ALLOCATIONS.with(Cell::get)
+}
+
+#[test]
+fn what_handlers_and_fork_children_call_allocates_nothing() {
+    // The README's list, on their success paths; `exit_now` ends the process, so it is not
+    // measured.
+    let (_r, w) = fd::pipe().unwrap();
+    let (a, _b) = socketpair(Kind::Stream).unwrap();
+    let before = allocations();
+    fd::write_all(w.as_fd(), b"x").unwrap();
+    crate::socket::send_now(a.as_fd(), b"x");
+    // SIGCHLD and SIGURG are ignored by default, and no test here handles them.
+    crate::signal::kill_self(libc::SIGCHLD);
+    crate::signal::set_ignored(libc::SIGURG, false);
+    let _ = crate::process::getpid_now();
+    assert_eq!(allocations(), before);
+    // It arms a SIGKILL for its caller once the lifeline's other end closes: in a child, which
+    // keeps that end until it exits.
+    let child = child(0, || {
+        let Ok((lifeline, _kept)) = fd::pipe() else {
+            exit_now(2)
+        };
+        let before = allocations();
+        let armed = crate::process::kill_me_when_hung_up(lifeline.as_fd());
+        let allocated = allocations() != before;
+        exit_now(if armed.is_err() { 3 } else if allocated { 4 } else { 0 })
+    });
+    assert_eq!(wait_reap(&child), 0, "3: not armed, 4: it allocated");
 }
 
 #[test]

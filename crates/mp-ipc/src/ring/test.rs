@@ -1,5 +1,5 @@
 //! Unit tests of the ring: the layout checks, wrap-around, growth, a lock holder that dies
-//! mid-publish, and a many-thread model of put/get with random yields.
+//! mid-publish, mid-get or mid-growth, and a many-thread model of put/get with random yields.
 //! (Across processes: `tests/queues.rs`, e.g. `holder_of_the_locks_is_killed`,
 //! `producer_killed_in_a_put_loop`, `growth_keeps_order_across_wraps`; crafted descriptors:
 //! `tests/ring_corrupt.rs`.)
@@ -140,6 +140,50 @@ fn holder_killed_mid_publish_leaves_the_ring_usable() {
     assert_eq!(get_bytes(&ring).unwrap(), b"before");
     assert_eq!(get_bytes(&ring).unwrap(), b"after");
     assert!(matches!(get_bytes(&ring), Err(RingError::Empty)));
+}
+
+#[test]
+fn holder_killed_mid_get_leaves_the_item_for_the_next_getter() {
+    // A getter that dies holding the consumer lock before its `head` store (a thread that
+    // exits holding it, reported as a dead process's would be): the item is read again.
+    let ring = Ring::new(0).unwrap();
+    ring.put(b"item", &[], None, false).unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| std::mem::forget(ring.lock_consumers().unwrap()));
+    });
+    assert_eq!(get_bytes(&ring).unwrap(), b"item");
+    assert!(matches!(get_bytes(&ring), Err(RingError::Empty)));
+}
+
+#[test]
+fn holder_killed_mid_growth_leaves_the_old_layout_active() {
+    // A grower that dies after copying and writing the inactive layout, before the `active`
+    // store: the old layout is intact and still active, and a later growth goes on.
+    let ring = Ring::new(0).unwrap();
+    ring.put(b"before", &[], None, false).unwrap();
+    let old = region(&ring);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let producers = ring.lock_producers().unwrap();
+            let consumers = ring.lock_consumers().unwrap();
+            // SAFETY: the unused pages right after the active region, inside the mapping
+            // (INITIAL_CAP is far below RESERVE), and we hold both locks.
+            unsafe { ring.write_at(old.base + old.cap, &[0xff; 64]) };
+            let shape = &ring.header().shape;
+            let next = (shape.active.load(Ordering::Relaxed) & 1) ^ 1;
+            shape.layouts[next as usize]
+                .offset
+                .store(u64::MAX, Ordering::Relaxed);
+            shape.layouts[next as usize].cap.store(3, Ordering::Relaxed);
+            std::mem::forget((producers, consumers));
+        });
+    });
+    assert_eq!(region(&ring), old);
+    let big = vec![7u8; INITIAL_CAP as usize];
+    ring.put(&big, &[], None, false).unwrap();
+    assert_ne!(region(&ring), old, "the big item made the ring grow");
+    assert_eq!(get_bytes(&ring).unwrap(), b"before");
+    assert_eq!(get_bytes(&ring).unwrap(), big);
 }
 
 /// A tiny xorshift, so that every thread has its own reproducible schedule of yields.
