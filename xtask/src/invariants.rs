@@ -21,7 +21,178 @@ pub(crate) fn check(root: &Path, crates: &[Crate]) -> Vec<String> {
     errors.extend(hot_paths_inline(&sys_readme, root));
     errors.extend(unsafe_lints_everywhere(root, crates));
     errors.extend(checked_by_names_exist(root, crates));
+    errors.extend(no_module_cycles(root, crates));
     errors
+}
+
+/// Issue #25, "a call goes one way": within a crate, the top-level modules import each other
+/// without a cycle (`crate::x` paths, tests left out).
+fn no_module_cycles(root: &Path, crates: &[Crate]) -> Vec<String> {
+    let mut errors = Vec::new();
+    for krate in crates {
+        let src = root.join(&krate.dir).join("src");
+        let modules = top_modules(&src);
+        let mut uses: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
+        for file in rust_files(&src) {
+            if is_test(&file) {
+                continue;
+            }
+            let Some(first) = file.components().next() else {
+                continue;
+            };
+            let module = first
+                .as_os_str()
+                .to_string_lossy()
+                .trim_end_matches(".rs")
+                .to_string();
+            if !modules.contains(&module) {
+                continue;
+            }
+            let text = std::fs::read_to_string(src.join(&file)).unwrap_or_default();
+            let used = uses.entry(module.clone()).or_default();
+            for name in crate_paths(&text) {
+                if name != module && modules.contains(&name) {
+                    used.insert(name);
+                }
+            }
+        }
+        if let Some(cycle) = find_cycle(&uses) {
+            errors.push(format!(
+                "{}: its modules import each other in a cycle: {} (issue #25: a call goes one \
+                 way; move what both need below both)",
+                krate.doc_name(),
+                cycle.join(" -> ")
+            ));
+        }
+    }
+    errors
+}
+
+/// The first segments of the `crate::` paths in `src` (`crate::a::b` and `crate::{a, b::c}`
+/// give `a` and `b`).
+fn crate_paths(src: &str) -> BTreeSet<String> {
+    let tokens = without_test_modules(tokens::tokenize(src));
+    let mut names = BTreeSet::new();
+    let mut i = 0;
+    while i + 3 < tokens.len() {
+        if tokens[i].is_ident("crate") && tokens[i + 1].is_punct(':') && tokens[i + 2].is_punct(':')
+        {
+            if let Kind::Ident(name) = &tokens[i + 3].kind {
+                names.insert(name.clone());
+            } else if tokens[i + 3].is_punct('{') {
+                // A group: the first identifier after `{` and after each `,` at its depth.
+                let mut depth = 0usize;
+                let mut expect = true;
+                for t in &tokens[i + 3..] {
+                    if t.is_punct('{') {
+                        depth += 1;
+                        expect = depth == 1;
+                        continue;
+                    }
+                    if t.is_punct('}') {
+                        depth -= 1;
+                        if depth == 0 {
+                            break;
+                        }
+                        continue;
+                    }
+                    if depth == 1 && t.is_punct(',') {
+                        expect = true;
+                        continue;
+                    }
+                    if let (true, 1, Kind::Ident(name)) = (expect, depth, &t.kind) {
+                        if name != "self" {
+                            names.insert(name.clone());
+                        }
+                    }
+                    expect = false;
+                }
+            }
+        }
+        i += 1;
+    }
+    names
+}
+
+/// `tokens` without the inline `#[cfg(test)] mod name { ... }` modules (tests may reach
+/// anywhere).
+fn without_test_modules(tokens: Vec<tokens::Token>) -> Vec<tokens::Token> {
+    let attr = ["#", "[", "cfg", "(", "test", ")", "]", "mod"];
+    let matches = |at: usize| {
+        attr.iter().enumerate().all(|(k, want)| {
+            tokens.get(at + k).is_some_and(|t| match &t.kind {
+                Kind::Ident(i) => i == want,
+                Kind::Punct(c) => want.len() == 1 && want.starts_with(*c),
+                _ => false,
+            })
+        })
+    };
+    let mut kept = Vec::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        // `mod name {`: skip to its closing brace; `mod name;` (a file) is left out anyway.
+        if matches(i) && tokens.get(i + 9).is_some_and(|t| t.is_punct('{')) {
+            let mut depth = 0usize;
+            let mut j = i + 9;
+            while j < tokens.len() {
+                if tokens[j].is_punct('{') {
+                    depth += 1;
+                } else if tokens[j].is_punct('}') {
+                    depth -= 1;
+                    if depth == 0 {
+                        break;
+                    }
+                }
+                j += 1;
+            }
+            i = j + 1;
+            continue;
+        }
+        kept.push(tokens[i].clone());
+        i += 1;
+    }
+    kept
+}
+
+/// A cycle in `graph`, as its modules in order (the first again at the end), if any.
+fn find_cycle(graph: &std::collections::BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        node: &str,
+        graph: &std::collections::BTreeMap<String, BTreeSet<String>>,
+        state: &mut std::collections::BTreeMap<String, u8>,
+        path: &mut Vec<String>,
+    ) -> Option<Vec<String>> {
+        state.insert(node.to_string(), 1);
+        path.push(node.to_string());
+        for next in graph.get(node).into_iter().flatten() {
+            match state.get(next.as_str()) {
+                Some(1) => {
+                    let from = path.iter().position(|p| p == next).unwrap_or(0);
+                    let mut cycle = path[from..].to_vec();
+                    cycle.push(next.clone());
+                    return Some(cycle);
+                }
+                Some(_) => {}
+                None => {
+                    if let Some(cycle) = visit(next, graph, state, path) {
+                        return Some(cycle);
+                    }
+                }
+            }
+        }
+        path.pop();
+        state.insert(node.to_string(), 2);
+        None
+    }
+    let mut state = std::collections::BTreeMap::new();
+    for node in graph.keys() {
+        if !state.contains_key(node.as_str()) {
+            if let Some(cycle) = visit(node, graph, &mut state, &mut Vec::new()) {
+                return Some(cycle);
+            }
+        }
+    }
+    None
 }
 
 /// The rows of DESIGN's crate table (`| crate | layers, top to bottom | …`): their crates,
@@ -159,6 +330,22 @@ fn os_only_through_mp_sys(root: &Path, crates: &[Crate]) -> Vec<String> {
         }
     }
     errors
+}
+
+#[cfg(test)]
+mod cycles {
+    #[test]
+    fn crate_paths_and_cycles() {
+        let names =
+            super::crate_paths("use crate::a::x; use crate::{b::y, c, self}; // crate::d\n");
+        assert_eq!(names.into_iter().collect::<Vec<_>>(), ["a", "b", "c"]);
+        let mut graph = std::collections::BTreeMap::new();
+        graph.insert("a".to_string(), ["b".to_string()].into());
+        graph.insert("b".to_string(), ["c".to_string()].into());
+        assert_eq!(super::find_cycle(&graph), None);
+        graph.insert("c".to_string(), ["a".to_string()].into());
+        assert_eq!(super::find_cycle(&graph).unwrap(), ["a", "b", "c", "a"]);
+    }
 }
 
 fn is_test(file: &Path) -> bool {

@@ -461,14 +461,6 @@ impl<'de> Deserialize<'de> for Connection {
     }
 }
 
-impl crate::wait::Waitable for Connection {}
-
-impl crate::wait::sealed::Sealed for Connection {
-    fn waiter(&self) -> crate::wait::Waiter<'_> {
-        crate::wait::Waiter(crate::wait::Inner::Connection(self))
-    }
-}
-
 impl Connection {
     /// For `wait`: the read guard that keeps the descriptor open while it is polled.
     pub(crate) fn poll_handle(&self) -> Option<RwLockReadGuard<'_, Option<Fd>>> {

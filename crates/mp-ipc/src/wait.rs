@@ -78,6 +78,16 @@ pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> io::Result<
     result
 }
 
+// Here rather than in `connection`, so that `wait` depends on `connection` and not the other
+// way round.
+impl Waitable for Connection {}
+
+impl sealed::Sealed for Connection {
+    fn waiter(&self) -> Waiter<'_> {
+        Waiter(Inner::Connection(self))
+    }
+}
+
 fn wait_inner(waiters: &[Inner<'_>], deadline: Option<Instant>) -> io::Result<Vec<usize>> {
     // Keep each connection's descriptor open (its read guard) while it is polled.
     let guards: Vec<_> = waiters

@@ -59,7 +59,9 @@ mod worker;
 pub use api::{Pending, PoolApi};
 pub use error::MpiError;
 #[cfg(feature = "mpi")]
-pub use pool::{MpiPool, MpiPoolBuilder, RankInfo};
+pub use master::RankInfo;
+#[cfg(feature = "mpi")]
+pub use pool::{MpiPool, MpiPoolBuilder};
 
 /// The result of an `apply_async` on an [`MpiPool`]: the pool's own.
 #[deprecated(note = "an MpiPool is an mp_pool::Pool: use mp_pool::AsyncResult")]

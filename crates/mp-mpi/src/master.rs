@@ -17,9 +17,35 @@ use mpi::traits::*;
 use crate::backoff::Backoff;
 use crate::error::MpiError;
 use crate::identity;
-use crate::pool::{MpiPoolBuilder, RankInfo};
 use crate::sending::Sending;
 use crate::wire::{Hello, MAX_FRAME, Start, TAG_HELLO, TAG_RESULT, TAG_START, TAG_STOP, TAG_TASK};
+
+/// A worker rank, as it introduced itself.
+///
+/// ```no_run
+/// let pool = mp_mpi::MpiPool::init()?;
+/// for w in pool.workers() {
+///     println!("rank {} is pid {} on {}", w.rank, w.pid, w.host);
+/// }
+/// # Ok::<(), mp_mpi::MpiError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct RankInfo {
+    /// Its rank in `MPI_COMM_WORLD`.
+    pub rank: i32,
+    /// Its host name.
+    pub host: String,
+    /// Its pid on that host.
+    pub pid: u32,
+}
+
+/// The settings the MPI thread needs (from `MpiPoolBuilder`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settings {
+    pub(crate) local_processes: usize,
+    /// How long the handshake and the last answers may take.
+    pub(crate) deadline: Option<std::time::Duration>,
+}
 
 /// What the pool asks of the MPI thread.
 enum Cmd {
@@ -97,13 +123,12 @@ impl MpiTransport {
 /// Starts the MPI thread: on rank 0, returns the transport and the worker ranks once the
 /// handshake is done; on every other rank, the thread serves tasks and exits the process, and
 /// this never returns.
-pub(crate) fn start(config: &MpiPoolBuilder) -> Result<(MpiTransport, Vec<RankInfo>), MpiError> {
+pub(crate) fn start(config: Settings) -> Result<(MpiTransport, Vec<RankInfo>), MpiError> {
     let (ready_tx, ready_rx) = mpsc::channel();
     let (cmd_tx, cmd_rx) = mpsc::channel();
-    let thread_config = config.clone();
     let thread = std::thread::Builder::new()
         .name("mp-mpi".into())
-        .spawn(move || mpi_thread(&thread_config, &ready_tx, cmd_rx))
+        .spawn(move || mpi_thread(config, &ready_tx, cmd_rx))
         .map_err(|e| MpiError::Init(e.to_string()))?;
     match ready_rx.recv() {
         Ok(Ok(workers)) => Ok((
@@ -128,7 +153,7 @@ pub(crate) fn start(config: &MpiPoolBuilder) -> Result<(MpiTransport, Vec<RankIn
 
 type Ready = Sender<Result<Vec<RankInfo>, MpiError>>;
 
-fn mpi_thread(config: &MpiPoolBuilder, ready: &Ready, cmds: Receiver<CmdBox>) {
+fn mpi_thread(config: Settings, ready: &Ready, cmds: Receiver<CmdBox>) {
     let Some((universe, _)) = mpi::initialize_with_threading(mpi::Threading::Funneled) else {
         let _ = ready.send(Err(MpiError::Init(
             "MPI is already initialised in this process".into(),
@@ -168,10 +193,7 @@ fn mpi_thread(config: &MpiPoolBuilder, ready: &Ready, cmds: Receiver<CmdBox>) {
 
 /// Collects every worker's hello and checks that it runs this executable; then tells each
 /// to start.
-fn handshake(
-    world: &SimpleCommunicator,
-    config: &MpiPoolBuilder,
-) -> Result<Vec<RankInfo>, MpiError> {
+fn handshake(world: &SimpleCommunicator, config: Settings) -> Result<Vec<RankInfo>, MpiError> {
     let own = identity::of_self().map_err(MpiError::Init)?;
     let size = world.size();
     let mut hellos: Vec<Option<Hello>> = (1..size).map(|_| None).collect();
@@ -256,7 +278,7 @@ fn handshake(
 /// hands every answer to the sink; on shutdown, waits for the ranks to
 /// answer what they hold (at most the pool's deadline: a silent rank then aborts the job, as
 /// MPI_Finalize would wait for it forever).
-fn carry(world: &SimpleCommunicator, config: &MpiPoolBuilder, cmds: &Receiver<CmdBox>) {
+fn carry(world: &SimpleCommunicator, config: Settings, cmds: &Receiver<CmdBox>) {
     let ranks = world.size() as usize - 1;
     let mut sink: Option<Sink> = None;
     let mut held = vec![0usize; ranks];

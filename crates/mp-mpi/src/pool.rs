@@ -8,7 +8,7 @@ use std::time::Duration;
 use mp_pool::{Pool, Submit};
 
 use crate::error::MpiError;
-use crate::master;
+use crate::master::{self, RankInfo, Settings};
 use crate::wire::MAX_VALUES;
 
 /// The settings of an [`MpiPool`], made on every rank; only the master's count.
@@ -25,8 +25,8 @@ use crate::wire::MAX_VALUES;
 /// ```
 #[derive(Debug, Clone)]
 pub struct MpiPoolBuilder {
-    pub(crate) local_processes: usize,
-    pub(crate) deadline: Option<Duration>,
+    local_processes: usize,
+    deadline: Option<Duration>,
     max_result_bytes: usize,
 }
 
@@ -73,7 +73,11 @@ impl MpiPoolBuilder {
     /// is dropped, then exits the process (status 0) without returning. Without `mpirun`, or
     /// with `-n 1`: [`MpiError::NoWorkers`].
     pub fn init(self) -> Result<MpiPool, MpiError> {
-        let (transport, workers) = master::start(&self)?;
+        let settings = Settings {
+            local_processes: self.local_processes,
+            deadline: self.deadline,
+        };
+        let (transport, workers) = master::start(settings)?;
         let mut builder = Pool::builder().max_result_bytes(self.max_result_bytes);
         if let Some(deadline) = self.deadline {
             builder = builder.timeout(deadline);
@@ -81,25 +85,6 @@ impl MpiPoolBuilder {
         let pool = builder.build_with(Arc::new(transport))?;
         Ok(MpiPool { pool, workers })
     }
-}
-
-/// A worker rank, as it introduced itself.
-///
-/// ```no_run
-/// let pool = mp_mpi::MpiPool::init()?;
-/// for w in pool.workers() {
-///     println!("rank {} is pid {} on {}", w.rank, w.pid, w.host);
-/// }
-/// # Ok::<(), mp_mpi::MpiError>(())
-/// ```
-#[derive(Debug, Clone)]
-pub struct RankInfo {
-    /// Its rank in `MPI_COMM_WORLD`.
-    pub rank: i32,
-    /// Its host name.
-    pub host: String,
-    /// Its pid on that host.
-    pub pid: u32,
 }
 
 /// An mp [`Pool`] over the ranks of an MPI job: rank 0 (the user's `main`) is the master, the
