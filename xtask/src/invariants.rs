@@ -100,10 +100,11 @@ fn crate_paths(src: &str) -> BTreeSet<String> {
                         expect = true;
                         continue;
                     }
-                    if let (true, 1, Kind::Ident(name)) = (expect, depth, &t.kind) {
-                        if name != "self" {
+                    match (expect, depth, &t.kind) {
+                        (true, 1, Kind::Ident(name)) if name != "self" => {
                             names.insert(name.clone());
                         }
+                        _ => {}
                     }
                     expect = false;
                 }
@@ -186,10 +187,12 @@ fn find_cycle(graph: &std::collections::BTreeMap<String, BTreeSet<String>>) -> O
     }
     let mut state = std::collections::BTreeMap::new();
     for node in graph.keys() {
-        if !state.contains_key(node.as_str()) {
-            if let Some(cycle) = visit(node, graph, &mut state, &mut Vec::new()) {
-                return Some(cycle);
-            }
+        let cycle = match state.contains_key(node.as_str()) {
+            true => None,
+            false => visit(node, graph, &mut state, &mut Vec::new()),
+        };
+        if cycle.is_some() {
+            return cycle;
         }
     }
     None
