@@ -17,7 +17,14 @@ impl Pool {
     /// A frame that is not a task gets an answer that fails its chunk there.
     ///
     /// See the [`transport`](crate::transport) module for an example.
-    pub fn relay(
+    ///
+    /// # Safety
+    /// `frame` must come from a pool of a process running this same executable image (the
+    /// transport checks that, as mp-mpi compares the executables' SHA-256 before any task),
+    /// which the caller trusts to run code here: a task whose function is a fn pointer names
+    /// it by its offset in the image, and a worker calls what is there (docs/DESIGN.md, the
+    /// trust model). A task's entry is always checked (exact registered entries only).
+    pub unsafe fn relay(
         &self,
         frame: &[u8],
         max_result_bytes: usize,

@@ -8,7 +8,8 @@
 //!   transport; the pool calls [`Transport::send`] with each chunk's frame for a worker, and
 //!   the transport calls [`Sink::deliver`] with each answer (the pool watches the timeouts
 //!   itself);
-//! - on a remote worker, [`Pool::relay`](crate::Pool::relay) runs each frame received in that worker's own local
+//! - on a remote worker, [`Pool::relay`](crate::Pool::relay) (`unsafe`: the frame names code
+//!   by offset, so it must come from a trusted process of the same image) runs each frame received in that worker's own local
 //!   pool (a task that segfaults kills a process there, not the worker) and gives the answer
 //!   to send back.
 //!
@@ -39,7 +40,8 @@
 //!     }
 //!     fn send(&self, worker: usize, frame: &[u8]) -> std::io::Result<()> {
 //!         let sink = self.sink.lock().unwrap().clone().expect("started");
-//!         self.remote.relay(frame, usize::MAX, move |answer| { sink.deliver(worker, answer); });
+//!         // SAFETY: the frame comes from the pool of this very process.
+//!         unsafe { self.remote.relay(frame, usize::MAX, move |answer| { sink.deliver(worker, answer); }) };
 //!         Ok(())
 //!     }
 //!     fn shutdown(&self) {}
