@@ -64,12 +64,6 @@ mod shared_dict;
 mod shared_memory;
 mod sharedctypes;
 mod synchronize;
-/// The one futex parker (sleep on a shared word until it changes or a deadline passes), for
-/// the other crates of the workspace (mp-ipc's ring). Feature `unstable-internals`: not
-/// covered by semver.
-#[cfg(feature = "unstable-internals")]
-#[doc(hidden)]
-pub use synchronize::parker;
 
 /// The `bytemuck` crate, so that `#[derive(Pod, Zeroable)]` needs no dependency of your own:
 /// name it with `#[bytemuck(crate = "mp_shm::bytemuck")]` (or `"mp::bytemuck"` through the

@@ -42,6 +42,7 @@ pub mod eventfd;
 pub mod fd;
 pub mod futex;
 pub mod mmap;
+pub mod parker;
 pub mod pidfd;
 pub mod poll;
 pub mod process;

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::lock::Lock;
 use super::mutex::{MutexBlock, guard};
-use super::parker;
+use mp_sys::parker;
 use super::rlock::RLock;
 use super::words::{State, Words};
 use crate::error::{LockResult, SyncError};

@@ -8,7 +8,7 @@ use std::time::Duration;
 use mp_sys::deadline::of as deadline;
 use serde::{Deserialize, Serialize};
 
-use super::parker;
+use mp_sys::parker;
 use super::words::{State, Words};
 use crate::error::SyncError;
 use crate::heap::Kind;
