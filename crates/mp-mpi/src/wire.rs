@@ -4,6 +4,7 @@
 
 use mp_pool::PoolError;
 use mp_spawn::code::RawCodeRef;
+use mp_sys::le::{Reader, Short, Writer};
 use serde::{Deserialize, Serialize};
 
 use crate::error::MpiError;
@@ -130,30 +131,31 @@ pub(crate) struct Task<'a> {
 impl Task<'_> {
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(TASK_HEADER + self.payload.len());
-        for word in [self.job, self.chunk, self.start] {
-            out.extend_from_slice(&word.to_le_bytes());
-        }
-        out.extend_from_slice(&u64::from(self.entry.index()).to_le_bytes());
-        out.extend_from_slice(&self.code.to_le_bytes());
-        out.extend_from_slice(&self.max_result.to_le_bytes());
-        out.extend_from_slice(self.payload);
+        Writer::new(&mut out)
+            .u64(self.job)
+            .u64(self.chunk)
+            .u64(self.start)
+            .u64(u64::from(self.entry.index()))
+            .i64(self.code)
+            .u64(self.max_result)
+            .bytes(self.payload);
         out
     }
 
-    pub(crate) fn decode(frame: &[u8]) -> Result<Task<'_>, String> {
-        if frame.len() < TASK_HEADER {
-            return Err(format!("a task frame of {} bytes", frame.len()));
-        }
-        let word = |i: usize| u64::from_le_bytes(frame[i * 8..i * 8 + 8].try_into().unwrap());
-        Ok(Task {
-            job: word(0),
-            chunk: word(1),
-            start: word(2),
-            entry: RawCodeRef::from_wire(word(3)),
-            code: word(4) as i64,
-            max_result: word(5),
-            payload: &frame[TASK_HEADER..],
-        })
+    pub(crate) fn decode<'a>(frame: &'a [u8]) -> Result<Task<'a>, String> {
+        let read = |mut r: Reader<'a>| -> Result<Task<'a>, Short> {
+            // Fields are read in the order written: the payload is what follows the header.
+            Ok(Task {
+                job: r.u64()?,
+                chunk: r.u64()?,
+                start: r.u64()?,
+                entry: RawCodeRef::from_wire(r.u64()?),
+                code: r.i64()?,
+                max_result: r.u64()?,
+                payload: r.rest(),
+            })
+        };
+        read(Reader::new(frame)).map_err(|_| format!("a task frame of {} bytes", frame.len()))
     }
 }
 
@@ -168,30 +170,21 @@ pub(crate) struct Reply {
 impl Reply {
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(RESULT_HEADER + 64);
-        out.extend_from_slice(&self.job.to_le_bytes());
-        out.extend_from_slice(&self.chunk.to_le_bytes());
+        let mut w = Writer::new(&mut out);
+        w.u64(self.job).u64(self.chunk);
         match &self.outcome {
-            Ok(body) => {
-                out.push(0);
-                out.extend_from_slice(body);
-            }
-            Err(e) => {
-                out.push(1);
-                // A RemoteError holds strings and integers only: postcard cannot fail on it.
-                out.extend_from_slice(&postcard::to_stdvec(e).unwrap_or_default());
-            }
-        }
+            Ok(body) => w.u8(0).bytes(body),
+            // A RemoteError holds strings and integers only: postcard cannot fail on it.
+            Err(e) => w.u8(1).bytes(&postcard::to_stdvec(e).unwrap_or_default()),
+        };
         out
     }
 
     /// The reply in `frame`, or why it is not one.
     pub(crate) fn decode(mut frame: Vec<u8>) -> Result<Reply, String> {
-        if frame.len() < RESULT_HEADER {
-            return Err(format!("a result frame of {} bytes", frame.len()));
-        }
-        let job = u64::from_le_bytes(frame[0..8].try_into().unwrap());
-        let chunk = u64::from_le_bytes(frame[8..16].try_into().unwrap());
-        let kind = frame[16];
+        let read = |mut r: Reader<'_>| -> Result<_, Short> { Ok((r.u64()?, r.u64()?, r.u8()?)) };
+        let (job, chunk, kind) = read(Reader::new(&frame))
+            .map_err(|_| format!("a result frame of {} bytes", frame.len()))?;
         let outcome = match kind {
             0 => {
                 frame.drain(..RESULT_HEADER);

@@ -41,6 +41,7 @@ pub mod deadline;
 pub mod eventfd;
 pub mod fd;
 pub mod futex;
+pub mod le;
 pub mod mmap;
 pub mod parker;
 pub mod pidfd;
