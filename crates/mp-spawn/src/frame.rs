@@ -85,7 +85,10 @@ impl Codec {
 
     /// Appends the header of a frame of `len` payload bytes carrying `nfds` descriptors.
     fn put_header(self, buf: &mut Vec<u8>, nfds: u32, len: u64) {
-        mp_sys::le::Writer::new(buf).u32(self.magic).u32(nfds).u64(len);
+        mp_sys::le::Writer::new(buf)
+            .u32(self.magic)
+            .u32(nfds)
+            .u64(len);
     }
 
     /// The fields of a header: its magic, the number of fds, the payload length.

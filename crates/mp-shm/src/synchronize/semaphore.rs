@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicU32, Ordering::*};
 use std::time::Duration;
 
 use mp_sys::deadline::of as deadline;
+use mp_sys::parker;
 use serde::{Deserialize, Serialize};
 
-use mp_sys::parker;
 use super::words::{State, Words};
 use crate::error::SyncError;
 use crate::heap::Kind;
