@@ -44,7 +44,6 @@ mod calls;
 mod entry;
 mod error;
 #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
-mod identity;
 #[cfg(feature = "mpi")]
 mod pool;
 #[cfg_attr(not(feature = "mpi"), allow(dead_code))]

@@ -21,10 +21,10 @@ use crate::backoff::Backoff;
 use crate::calls::{MpiAsyncResult, MpiIMap, MpiSubmit};
 use crate::entry::{self, TaskFn};
 use crate::error::MpiError;
-use crate::identity;
 use crate::wire::{
     Hello, Reply, Start, TAG_HELLO, TAG_RESULT, TAG_START, TAG_STOP, TAG_TASK, Task,
 };
+use mp_spawn::identity;
 
 /// The settings of an [`MpiPool`], made on every rank; only the master's count.
 ///
@@ -146,7 +146,8 @@ fn handshake(
     world: &SimpleCommunicator,
     config: &MpiPoolBuilder,
 ) -> Result<Vec<RankInfo>, MpiError> {
-    let own = identity::of_self().map_err(MpiError::Init)?;
+    let own = identity::digest().map_err(|e| MpiError::Init(e.to_string()))?;
+    let own = own.as_bytes();
     let size = world.size();
     let mut hellos: Vec<Option<Hello>> = (1..size).map(|_| None).collect();
     let mut first_error = None;
