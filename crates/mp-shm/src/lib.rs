@@ -49,7 +49,9 @@
 //!   frees with its last user; nothing of theirs is ever in /dev/shm (nor of a
 //!   [`SharedArray`]'s, unless made `named` for numpy). A named
 //!   [`SharedMemory`] that its creator's process tree did not unlink is unlinked by the
-//!   resource tracker when the tree is gone, after SIGKILL too. Attaching never unlinks.
+//!   resource tracker when the tree is gone, after SIGKILL too; one registered with a
+//!   [`ResourceTracker`] of one's own, when that tracker's holder is gone. Attaching never
+//!   unlinks.
 //!
 //! Every object here is `Serialize + Deserialize` through `mp_spawn::reduction`: pass it as a
 //! process argument, or through a `Queue` or `Connection`, under any start method.
@@ -93,6 +95,7 @@ pub use error::{
 /// Processes, re-exported from mp-spawn so that this crate's examples need no other name.
 #[doc(no_inline)]
 pub use mp_spawn::{Process, get_context};
+pub use resource_tracker::ResourceTracker;
 pub use shareable_list::{Item, ShareableList};
 #[cfg(feature = "ndarray")]
 pub use shared_array::SharedNdArray;
