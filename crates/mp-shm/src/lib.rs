@@ -114,6 +114,11 @@ pub use shared_dict::SharedDict;
 pub use shared_dict::Stall;
 pub use shared_memory::{MAX_NAME_LEN, SharedMemory, ShmOptions};
 pub use sharedctypes::{Array, ArrayGuard, RawArray, RawValue, Value, ValueGuard};
+/// The rules of Python's sync primitives that mp-managers' server-held ones share with this
+/// crate's. Feature `unstable-internals`: not covered by semver.
+#[cfg(feature = "unstable-internals")]
+#[doc(hidden)]
+pub use synchronize::rules as sync_rules;
 pub use synchronize::{
     Barrier, BoundedSemaphore, Condition, ConditionGuard, ConditionLock, Event, Lock, LockGuard,
     RLock, RLockGuard, Semaphore,

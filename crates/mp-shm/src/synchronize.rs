@@ -10,7 +10,8 @@
 //!
 //! | file | what |
 //! |---|---|
-//! //! | `mutex` | the robust mutex block under `Lock`, `RLock`, `Value` and `Array` |
+//! | `rules` | the pure rules mp-managers' server-held primitives share (semaphore bounds, event wake-ups) |
+//! | `mutex` | the robust mutex block under `Lock`, `RLock`, `Value` and `Array` |
 //! | `words` | a shared block of atomics: the state of every futex-word object |
 //! | `lock`, `rlock` | `Lock`, `RLock` over `mutex` |
 //! | `semaphore`, `event` | `Semaphore`/`BoundedSemaphore`, `Event` over `words` + `mp_sys::parker` |
@@ -25,6 +26,8 @@ mod event;
 mod lock;
 mod mutex;
 mod rlock;
+#[cfg_attr(not(feature = "unstable-internals"), allow(unreachable_pub))]
+pub mod rules;
 mod semaphore;
 mod words;
 
