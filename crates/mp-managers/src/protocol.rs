@@ -23,11 +23,8 @@
 //! - **Callers.** Each connection is one caller (a thread of a client). When it ends, the
 //!   objects it held as a caller (a managed lock it had acquired) are let go.
 
-use std::hash::Hasher;
-use std::io::Read;
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use mp_ipc::Queue;
+use mp_spawn::identity::{self, FileId};
 use serde::{Deserialize, Serialize};
 
 use crate::error::RemoteError;
@@ -96,61 +93,40 @@ pub(crate) enum Reply {
     Error(RemoteError),
 }
 
-/// Which executable a process runs: on one host the file itself, across hosts its contents.
+/// Which executable a process runs (`mp_spawn::identity`): on one host the file itself,
+/// across hosts its contents.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Build {
     /// The executable's device and inode (a client on the same host).
     File(u64, u64),
-    /// A digest of the executable's bytes (a client over TCP, maybe on another host).
+    /// A 64-bit digest an earlier mp sent over TCP: never this build's (this one sends
+    /// `Sha256`), but still decoded, so that such a client is told "another build" rather
+    /// than dropped. Also the build of a process that cannot read its executable.
     Digest(u64),
+    /// The SHA-256 of the executable's bytes (a client over TCP, maybe on another host).
+    Sha256([u8; 32]),
 }
 
 impl Build {
     /// This process's build, of the kind a client at `address` sends.
     pub(crate) fn of_this_process(remote: bool) -> Build {
+        let digest = || identity::digest().map_or(Build::Digest(0), |d| Build::Sha256(d.0));
         if remote {
-            return Build::Digest(exe_digest());
+            return digest();
         }
-        match mp_sys::process::exe_identity() {
-            Ok((dev, ino)) => Build::File(dev, ino),
-            Err(_) => Build::Digest(exe_digest()),
+        match identity::file() {
+            Ok(FileId { dev, ino }) => Build::File(dev, ino),
+            Err(_) => digest(),
         }
     }
 
     /// Whether a client of build `self` runs the same executable as this process.
     pub(crate) fn is_ours(self) -> bool {
-        let ours = Build::of_this_process(matches!(self, Build::Digest(_)));
-        self == ours
-    }
-}
-
-/// A digest of this process's executable, computed once (0 if it cannot be read, which no
-/// other build matches, since a digest of 0 is taken as 1).
-fn exe_digest() -> u64 {
-    // An atomic, not a `OnceLock`: one being filled in another thread at a fork would hang the
-    // child. Two threads may both compute it; they store the same value.
-    static DIGEST: AtomicU64 = AtomicU64::new(0);
-    let known = DIGEST.load(Ordering::Relaxed);
-    if known != 0 {
-        return known;
-    }
-    let digest = digest_file("/proc/self/exe").unwrap_or(0).max(1);
-    DIGEST.store(digest, Ordering::Relaxed);
-    digest
-}
-
-fn digest_file(path: &str) -> std::io::Result<u64> {
-    // `DefaultHasher::new` has fixed keys: the same bytes give the same digest in every
-    // process of one build, and a different build's bytes differ.
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    let mut file = std::fs::File::open(path)?;
-    let mut buffer = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buffer)?;
-        if n == 0 {
-            return Ok(hasher.finish());
+        match self {
+            Build::File(dev, ino) => identity::file().is_ok_and(|f| f == FileId { dev, ino }),
+            Build::Digest(_) => false,
+            Build::Sha256(d) => identity::digest().is_ok_and(|ours| ours.0 == d),
         }
-        hasher.write(&buffer[..n]);
     }
 }
 

@@ -10,17 +10,19 @@
 //!   its name; [`SharedMemoryManager::shutdown`] (or drop) has it unlink them all, then stops
 //!   the server.
 //! - The server is a daemon of its owner: when the owner dies, even by SIGKILL, the server is
-//!   killed at once and can run nothing. So the servant starts a *keeper* (an mp-spawn helper
-//!   process) when it is created, and tells it each name before the block exists (and when it
-//!   is unlinked). Only the server holds the keeper's channel: when the server ends, however,
-//!   the keeper reads end-of-file and unlinks what is left, then exits (saying so on stderr,
-//!   as the resource tracker does, since only a server that died leaves anything).
+//!   killed at once and can run nothing. So the servant starts a *keeper* when it is created:
+//!   a [`ResourceTracker`] of its own, the same tracker program as the tree's, and tells it
+//!   each name before the block exists (and when it is unlinked). Only the server holds the
+//!   keeper's channel: when the server ends, however, the keeper reads end-of-file and unlinks
+//!   what is left, then exits (saying so on stderr, since only a server that died leaves
+//!   anything).
 //! - `shutdown` waits for the keeper to end (it holds a pidfd to it), so every block is gone
 //!   when it returns, even if the server had died before it.
 //!
-//! The resource tracker is not used for these blocks because it unlinks only when its whole
-//! process tree is gone (too late after the owner's death when the owner is one child among
-//! others), and because the server could not reliably tell it of its own unlinks.
+//! The tree's shared tracker is not used for these blocks because it unlinks only when its
+//! whole process tree is gone (too late after the owner's death when the owner is one child
+//! among others), and because the server could not reliably tell it of its own unlinks: the
+//! keeper is one tracker per server instead, with the tree tracker's code.
 //!
 //! Python differs in the details: its client makes the block and registers it with the
 //! resource tracker it shares with the server (bpo-36867), then asks the server to track the
@@ -40,9 +42,8 @@ use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use mp_ipc::Address;
-use mp_shm::{ListError, ShareableList, SharedMemory, ShmError, ShmOptions};
+use mp_shm::{ListError, ResourceTracker, ShareableList, SharedMemory, ShmError, ShmOptions};
 use mp_spawn::Context;
-use mp_spawn::helper::{HELPERS, Helper};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ManagerError, RemoteError, unexpected};
@@ -161,29 +162,13 @@ enum SegmentsReply {
     Done,
 }
 
-/// The keeper: the helper process that unlinks the blocks left when the server ends.
-struct Keeper {
-    channel: OwnedFd,
-    pid: u32,
-}
-
-impl Keeper {
-    fn tell(&self, verb: u8, name: &str) -> io::Result<()> {
-        // One write of at most 258 bytes per line; only the server writes (one call at a time).
-        let mut line = Vec::with_capacity(name.len() + 3);
-        line.extend_from_slice(&[verb, b' ']);
-        line.extend_from_slice(name.as_bytes());
-        line.push(b'\n');
-        mp_sys::socket::send_all(self.channel.as_fd(), &line)
-    }
-}
-
 /// The server's side: the names of the blocks the manager owns, and their keeper.
 struct SegmentsServant {
     names: BTreeSet<String>,
-    /// The keeper, or the errno of its failed start (then no block is made: none could be
-    /// cleaned up after the server's death).
-    keeper: Result<Keeper, i32>,
+    /// The keeper (the tracker that unlinks the blocks left when the server ends), or the
+    /// errno of its failed start (then no block is made: none could be cleaned up after the
+    /// server's death).
+    keeper: Result<ResourceTracker, i32>,
     shut_down: bool,
 }
 
@@ -193,9 +178,7 @@ impl Servant for SegmentsServant {
     type Reply = SegmentsReply;
 
     fn create((): ()) -> Self {
-        let keeper = mp_spawn::helper::start_helper(&KEEPER)
-            .map(|(channel, pid)| Keeper { channel, pid })
-            .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO));
+        let keeper = ResourceTracker::start().map_err(|e| e.raw_os_error().unwrap_or(libc::EIO));
         SegmentsServant {
             names: BTreeSet::new(),
             keeper,
@@ -229,7 +212,7 @@ impl Servant for SegmentsServant {
             }
             SegmentsCall::KeeperPid => {
                 return Ok(match &self.keeper {
-                    Ok(keeper) => SegmentsReply::Pid(keeper.pid),
+                    Ok(keeper) => SegmentsReply::Pid(keeper.pid()),
                     Err(errno) => SegmentsReply::Failed(Failure::Os(*errno)),
                 });
             }
@@ -260,7 +243,7 @@ impl SegmentsServant {
             let name = random_name().map_err(os)?;
             // Before the block exists: a server killed right after making it leaves it to
             // the keeper, never to nobody.
-            keeper.tell(b'R', &name).map_err(os)?;
+            keeper.register(&name).map_err(os)?;
             let options = SharedMemory::options().name(name.as_str()).track(false);
             match create(options) {
                 Ok(()) => {
@@ -275,7 +258,7 @@ impl SegmentsServant {
                         let _ = unlink(&name);
                     }
                     // The name is not ours (taken by another block), or no longer is.
-                    let _ = keeper.tell(b'U', &name);
+                    let _ = keeper.unregister(&name);
                     if !taken {
                         return Err(failure);
                     }
@@ -292,13 +275,11 @@ impl SegmentsServant {
             // Already gone if a user unlinked it: nothing to do.
             let _ = unlink(&name);
             if let Ok(keeper) = &self.keeper {
-                let _ = keeper.tell(b'U', &name);
+                let _ = keeper.unregister(&name);
             }
         }
-        if let Ok(Keeper { channel, pid }) = std::mem::replace(&mut self.keeper, Err(libc::EIO)) {
-            drop(channel);
-            mp_sys::process::reap_pid_blocking(pid);
-        }
+        // Dropping the keeper closes its channel and reaps it.
+        drop(std::mem::replace(&mut self.keeper, Err(libc::EIO)));
     }
 }
 
@@ -317,66 +298,6 @@ fn random_name() -> io::Result<String> {
 fn unlink(name: &str) -> io::Result<()> {
     let posix = CString::new(format!("/{name}")).map_err(io::Error::other)?;
     mp_sys::shm::shm_unlink(&posix)
-}
-
-/// The keeper process, started from this executable by mp-spawn's pre-`main` entry.
-#[linkme::distributed_slice(HELPERS)]
-static KEEPER: Helper = Helper {
-    name: c"mp-shm-manager-keeper",
-    run: keep,
-};
-
-/// The keeper's life: `R <name>` adds a name, `U <name>` drops one; at end-of-file (the server
-/// ended), unlink the names left. What it reads is untrusted (see `mp_spawn::helper`): only
-/// well-formed names are kept, and it can unlink only what its caller could.
-fn keep(channel: OwnedFd) -> ! {
-    // Ctrl-C and a polite terminate go to the whole process group: the keeper must outlive
-    // the server to clean up after it.
-    mp_sys::signal::set_ignored(libc::SIGINT, true);
-    mp_sys::signal::set_ignored(libc::SIGTERM, true);
-    let mut live = BTreeSet::new();
-    let mut input = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while let Ok(n @ 1..) = mp_sys::fd::read(channel.as_fd(), &mut chunk) {
-        input.extend_from_slice(&chunk[..n]);
-        while let Some(end) = input.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = input.drain(..=end).collect();
-            apply(&mut live, &line[..end]);
-        }
-        if input.len() > 1024 {
-            // No line of ours is that long: garbage, dropped.
-            input.clear();
-        }
-    }
-    let cleaned: Vec<&String> = live.iter().filter(|name| unlink(name).is_ok()).collect();
-    if !cleaned.is_empty() {
-        eprintln!(
-            "mp SharedMemoryManager: its server ended without a shutdown; unlinked {} block(s): {cleaned:?}",
-            cleaned.len()
-        );
-    }
-    mp_sys::process::exit_now(0)
-}
-
-fn apply(live: &mut BTreeSet<String>, line: &[u8]) {
-    let Ok(line) = std::str::from_utf8(line) else {
-        return;
-    };
-    let Some((verb, name)) = line.split_once(' ') else {
-        return;
-    };
-    if name.is_empty() || name.len() > mp_shm::MAX_NAME_LEN || name.contains(['/', '\0']) {
-        return;
-    }
-    match verb {
-        "R" => {
-            live.insert(name.to_owned());
-        }
-        "U" => {
-            live.remove(name);
-        }
-        _ => {}
-    }
 }
 
 /// A handle that makes blocks owned by a [`SharedMemoryManager`], from any process: get one
@@ -624,30 +545,5 @@ impl fmt::Debug for SharedMemoryManager {
             .field("manager", &self.manager)
             .field("keeper_pid", &self.keeper_pid)
             .finish()
-    }
-}
-
-#[cfg(test)]
-mod test {
-    use super::*;
-
-    #[test]
-    fn the_keeper_keeps_only_well_formed_names() {
-        let mut live = BTreeSet::new();
-        for line in [
-            &b"R psm_1"[..],
-            b"R psm_2",
-            b"U psm_1",
-            b"R ../etc",
-            b"R a/b",
-            b"R ",
-            b"X psm_3",
-            b"Rpsm_4",
-            b"R \xff\xfe",
-            b"R psm\0x",
-        ] {
-            apply(&mut live, line);
-        }
-        assert_eq!(live.into_iter().collect::<Vec<_>>(), ["psm_2"]);
     }
 }

@@ -6,30 +6,27 @@
 //! `test_shared_memory_SharedMemoryServer_ignores_sigint`.
 
 use std::io::Read;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use mp_ipc::Connection;
 use mp_managers::{ManagerError, Segments, SharedMemoryManager, SmmError};
 use mp_shm::{Item, ListError, ShareableList, SharedMemory, ShmError};
 use mp_spawn::StartMethod;
-use mp_spawn::testing::{ctx, park_forever, wait_gone};
+use mp_spawn::testing::{adopt_orphans, ctx, park_forever, wait_gone, wait_pidfd};
 
 mp_spawn::test_matrix!(
     sharedmemorymanager_basics,
     a_childs_blocks_are_the_managers,
     blocks_are_unlinked_after_the_owners_sigkill,
     a_killed_server_leaves_nothing_after_shutdown,
+    a_killed_servers_blocks_are_unlinked_by_its_tracker,
     bad_input_is_a_typed_error,
     the_server_ignores_sigint,
     shutdown_leaves_nothing_for_the_trackers,
     threads_share_a_manager,
 );
-
-/// A hang guard only: every wait below is on an event.
-const LONG: Duration = Duration::from_secs(60);
 
 fn smm(m: StartMethod) -> SharedMemoryManager {
     SharedMemoryManager::with_context(&ctx(m)).unwrap()
@@ -45,21 +42,6 @@ fn ints(n: i64) -> Vec<Item> {
 
 fn is_not_found(e: ShmError) -> bool {
     matches!(e, ShmError::NotFound(_))
-}
-
-/// Makes this process a child subreaper, so that the orphans of the tests that kill a
-/// server or its owner (the server, its keeper) come back here and are reaped by pid rather
-/// than left to init. Idempotent; other tests' orphans reach init later, as before.
-fn adopt_orphans() {
-    // SAFETY: prctl with integer arguments.
-    let made_subreaper = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    assert_eq!(made_subreaper, 0);
-}
-
-/// Waits until the process behind `pidfd` has ended (it turns readable).
-fn wait_pidfd(pidfd: &OwnedFd) {
-    let ended = mp_sys::poll::readable(&[pidfd.as_fd()], Some(LONG));
-    assert!(ended.is_ok_and(|r| r[0]), "still alive after {LONG:?}");
 }
 
 /// CPython's `test_shared_memory_SharedMemoryManager_basics`.
@@ -178,7 +160,7 @@ fn blocks_are_unlinked_after_the_owners_sigkill(m: StartMethod) {
     // Ours since its parent died (and reaped here).
     wait_gone(server);
     // The keeper exits once it has unlinked what the server left; ours since the server died.
-    wait_pidfd(&keeper_fd);
+    wait_pidfd(keeper_fd.as_fd());
     mp_sys::process::reap_pid(keeper);
     for n in &names {
         assert!(!exists(n), "{n} leaked after the owner's SIGKILL");
@@ -205,6 +187,44 @@ fn a_killed_server_leaves_nothing_after_shutdown(m: StartMethod) {
     assert!(!exists(list.shm().name()));
     // Ended (shutdown waited for it), and ours since the server died.
     mp_sys::process::reap_pid(smm.keeper_pid());
+}
+
+/// The server alone is killed and nobody shuts the manager down: its keeper, which is mp-shm's
+/// resource tracker program (one tracker for the tree and for managers, issue #25), unlinks
+/// every block by itself and exits.
+fn a_killed_servers_blocks_are_unlinked_by_its_tracker(m: StartMethod) {
+    adopt_orphans();
+    let smm = smm(m);
+    let names = [
+        smm.shared_memory(8).unwrap().name().to_owned(),
+        smm.shareable_list(&ints(2))
+            .unwrap()
+            .shm()
+            .name()
+            .to_owned(),
+    ];
+    assert!(names.iter().all(|n| exists(n)));
+    let keeper = smm.keeper_pid();
+    let argv0 = std::fs::read(format!("/proc/{keeper}/cmdline")).unwrap();
+    assert!(
+        argv0.starts_with(b"mp-resource-tracker\0"),
+        "the keeper is not the resource tracker: {:?}",
+        String::from_utf8_lossy(&argv0)
+    );
+    // Opened while the keeper surely lives (the server holds its channel): it names the keeper.
+    let keeper_fd = mp_sys::pidfd::open(keeper).unwrap();
+    let server = smm.pid().unwrap();
+    let pidfd = mp_sys::pidfd::open(server).unwrap();
+    mp_sys::pidfd::send_signal(pidfd.as_fd(), libc::SIGKILL).unwrap();
+    wait_gone(server);
+    // No shutdown yet: the tracker ends on its own once it has unlinked what the server left.
+    wait_pidfd(keeper_fd.as_fd());
+    for n in &names {
+        assert!(!exists(n), "{n} leaked after the server's SIGKILL");
+    }
+    smm.shutdown().unwrap();
+    // Ours since the server died.
+    mp_sys::process::reap_pid(keeper);
 }
 
 fn bad_input_is_a_typed_error(m: StartMethod) {

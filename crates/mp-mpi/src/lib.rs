@@ -42,8 +42,6 @@ mod api;
 #[cfg(feature = "mpi")]
 mod backoff;
 mod error;
-#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
-mod identity;
 #[cfg(feature = "mpi")]
 mod master;
 #[cfg(feature = "mpi")]

@@ -16,9 +16,9 @@ use mpi::traits::*;
 
 use crate::backoff::Backoff;
 use crate::error::MpiError;
-use crate::identity;
 use crate::sending::Sending;
 use crate::wire::{Hello, MAX_FRAME, Start, TAG_HELLO, TAG_RESULT, TAG_START, TAG_STOP, TAG_TASK};
+use mp_spawn::identity;
 
 /// A worker rank, as it introduced itself.
 ///
@@ -194,7 +194,8 @@ fn mpi_thread(config: Settings, ready: &Ready, cmds: Receiver<CmdBox>) {
 /// Collects every worker's hello and checks that it runs this executable; then tells each
 /// to start.
 fn handshake(world: &SimpleCommunicator, config: Settings) -> Result<Vec<RankInfo>, MpiError> {
-    let own = identity::of_self().map_err(MpiError::Init)?;
+    let own = identity::digest().map_err(|e| MpiError::Init(e.to_string()))?;
+    let own = own.as_bytes();
     let size = world.size();
     let mut hellos: Vec<Option<Hello>> = (1..size).map(|_| None).collect();
     let mut first_error = None;

@@ -10,8 +10,8 @@ use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
 
 use crate::backoff::Backoff;
-use crate::identity;
 use crate::wire::{Hello, MAX_VALUES, Start, TAG_HELLO, TAG_RESULT, TAG_START, TAG_STOP, TAG_TASK};
+use mp_spawn::identity;
 
 fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -37,7 +37,7 @@ pub(crate) fn serve(universe: Universe) -> ! {
 }
 
 fn serve_on(world: &SimpleCommunicator) -> Result<(), String> {
-    let own = identity::of_self().unwrap_or_default();
+    let own = identity::digest().map_or_else(|_| Vec::new(), |d| d.0.to_vec());
     let hello = Hello {
         identity: own.to_vec(),
         host: host_name(),

@@ -16,6 +16,7 @@ use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 use mp_spawn::reduction;
+use mp_sys::le;
 use serde::Serialize;
 
 use crate::error::PoolError;
@@ -106,24 +107,24 @@ pub(crate) const TASK_HEADER: usize = 49;
 pub(crate) const RESULT_HEADER: usize = 14;
 pub(crate) const OUTCOME_AT: usize = 13;
 
-/// Appends a little-endian u32.
+/// Appends a little-endian u32 (mp's one field codec, `mp_sys::le`).
 pub(crate) fn put_u32(buf: &mut Vec<u8>, v: u32) {
-    buf.extend_from_slice(&v.to_le_bytes());
+    le::Writer::new(buf).u32(v);
 }
 
 /// Appends a little-endian u64.
 pub(crate) fn put_u64(buf: &mut Vec<u8>, v: u64) {
-    buf.extend_from_slice(&v.to_le_bytes());
+    le::Writer::new(buf).u64(v);
 }
 
 /// Reads a little-endian u32 at `at`, if the frame is long enough.
 pub(crate) fn get_u32(buf: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(buf.get(at..at + 4)?.try_into().ok()?))
+    le::Reader::at(buf, at).u32().ok()
 }
 
 /// Reads a little-endian u64 at `at`, if the frame is long enough.
 pub(crate) fn get_u64(buf: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(buf.get(at..at + 8)?.try_into().ok()?))
+    le::Reader::at(buf, at).u64().ok()
 }
 
 /// The `Stop` frame.

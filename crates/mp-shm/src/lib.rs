@@ -49,7 +49,9 @@
 //!   frees with its last user; nothing of theirs is ever in /dev/shm (nor of a
 //!   [`SharedArray`]'s, unless made `named` for numpy). A named
 //!   [`SharedMemory`] that its creator's process tree did not unlink is unlinked by the
-//!   resource tracker when the tree is gone, after SIGKILL too. Attaching never unlinks.
+//!   resource tracker when the tree is gone, after SIGKILL too; one registered with a
+//!   [`ResourceTracker`] of one's own, when that tracker's holder is gone. Attaching never
+//!   unlinks.
 //!
 //! Every object here is `Serialize + Deserialize` through `mp_spawn::reduction`: pass it as a
 //! process argument, or through a `Queue` or `Connection`, under any start method.
@@ -64,12 +66,6 @@ mod shared_dict;
 mod shared_memory;
 mod sharedctypes;
 mod synchronize;
-/// The one futex parker (sleep on a shared word until it changes or a deadline passes), for
-/// the other crates of the workspace (mp-ipc's ring). Feature `unstable-internals`: not
-/// covered by semver.
-#[cfg(feature = "unstable-internals")]
-#[doc(hidden)]
-pub use synchronize::parker;
 
 /// The `bytemuck` crate, so that `#[derive(Pod, Zeroable)]` needs no dependency of your own:
 /// name it with `#[bytemuck(crate = "mp_shm::bytemuck")]` (or `"mp::bytemuck"` through the
@@ -99,6 +95,7 @@ pub use error::{
 /// Processes, re-exported from mp-spawn so that this crate's examples need no other name.
 #[doc(no_inline)]
 pub use mp_spawn::{Process, get_context};
+pub use resource_tracker::ResourceTracker;
 pub use shareable_list::{Item, ShareableList};
 #[cfg(feature = "ndarray")]
 pub use shared_array::SharedNdArray;
@@ -117,6 +114,11 @@ pub use shared_dict::SharedDict;
 pub use shared_dict::Stall;
 pub use shared_memory::{MAX_NAME_LEN, SharedMemory, ShmOptions};
 pub use sharedctypes::{Array, ArrayGuard, RawArray, RawValue, Value, ValueGuard};
+/// The rules of Python's sync primitives that mp-managers' server-held ones share with this
+/// crate's. Feature `unstable-internals`: not covered by semver.
+#[cfg(feature = "unstable-internals")]
+#[doc(hidden)]
+pub use synchronize::rules as sync_rules;
 pub use synchronize::{
     Barrier, BoundedSemaphore, Condition, ConditionGuard, ConditionLock, Event, Lock, LockGuard,
     RLock, RLockGuard, Semaphore,

@@ -14,15 +14,25 @@
 //!
 //! Attaching never registers: only a creator's segments are tracked, so an attacher's exit
 //! never unlinks a segment that others use (Python before 3.13 did: gh-82300).
+//!
+//! The same tracker program also runs for one owner alone ([`ResourceTracker`]): then only
+//! that owner holds the channel, and what it registered is unlinked when the owner ends,
+//! however, rather than when the whole tree does. mp-managers' `SharedMemoryManager` gives
+//! one to its server.
 
 use std::collections::BTreeSet;
 use std::ffi::CString;
+use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use mp_spawn::helper::{HELPERS, Helper};
 use mp_spawn::resources::{SHARED, Shared};
 use mp_sys::fd::StaticFd;
+
+/// The longest name: /dev/shm entries are at most 255 bytes (NAME_MAX). (Here, below
+/// `shared_memory`, because the tracker checks names too.)
+pub const MAX_NAME_LEN: usize = 255;
 
 /// The tracker process, started from this executable by mp-spawn's pre-`main` entry.
 #[linkme::distributed_slice(HELPERS)]
@@ -67,21 +77,142 @@ pub(crate) fn ensure_linked() {
 
 /// Records that this process tree owns `name`, starting the tracker if needed.
 pub(crate) fn register(name: &str) -> io::Result<()> {
-    send(&format!("R {name}\n"))
+    let fd = tracker().map_err(io::Error::other)?;
+    tell(fd, b'R', name)
 }
 
 /// Records that `name` was unlinked (by anyone): the tracker forgets it. A failure means the
 /// tracker is gone; there is then nothing to forget.
 pub(crate) fn unregister(name: &str) {
-    if CONNECTION.get().is_some() {
-        let _ = send(&format!("U {name}\n"));
+    if let Some(fd) = CONNECTION.get() {
+        let _ = tell(fd, b'U', name);
     }
 }
 
-fn send(line: &str) -> io::Result<()> {
-    match tracker() {
-        Ok(fd) => mp_sys::socket::send_all(fd, line.as_bytes()),
-        Err(e) => Err(io::Error::other(e)),
+/// Whether `name` is a segment name a tracker keeps: what `SharedMemory` accepts (without
+/// the leading slash), so that a message is at most 258 bytes and can only name a segment.
+fn well_formed(name: &str) -> bool {
+    !name.is_empty() && name.len() <= MAX_NAME_LEN && !name.contains(['/', '\0'])
+}
+
+/// Sends one message, `R <name>\n` or `U <name>\n`, in one write (so that writers from
+/// several processes never interleave).
+fn tell(channel: BorrowedFd<'_>, verb: u8, name: &str) -> io::Result<()> {
+    if !well_formed(name) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{name:?} is not a shared memory segment's name"),
+        ));
+    }
+    let mut line = Vec::with_capacity(name.len() + 3);
+    line.extend_from_slice(&[verb, b' ']);
+    line.extend_from_slice(name.as_bytes());
+    line.push(b'\n');
+    mp_sys::socket::send_all(channel, &line)
+}
+
+/// A resource tracker of one owner's own: the tracker program (the one a process tree
+/// shares), whose channel only this handle holds. It unlinks the segments registered with it
+/// and not unregistered when the handle is dropped, or when its holder dies, however (even
+/// by SIGKILL: the kernel closes the channel). Dropping the handle waits for that and reaps
+/// the tracker, so the segments are gone when `drop` returns.
+///
+/// For segments that must outlive the process that made them but not their owner:
+/// mp-managers' `SharedMemoryManager` gives one to its server. Make such segments with
+/// [`track(false)`](crate::ShmOptions::track), or the tree's tracker also unlinks them when
+/// the tree ends.
+///
+/// ```
+/// use mp_shm::{ResourceTracker, SharedMemory};
+///
+/// let tracker = ResourceTracker::start()?;
+/// let shm = SharedMemory::options().track(false).create(64)?;
+/// tracker.register(shm.name())?;
+/// let name = shm.name().to_owned();
+/// drop(shm); // unmapped here; the segment stays
+/// assert!(SharedMemory::attach(&name).is_ok());
+/// drop(tracker); // the tracker unlinks it, and ends
+/// assert!(SharedMemory::attach(&name).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct ResourceTracker {
+    /// `None` only while dropping.
+    channel: Option<OwnedFd>,
+    pid: u32,
+}
+
+impl ResourceTracker {
+    /// Starts a tracker process (a fresh copy of this executable, as the tree's tracker).
+    ///
+    /// ```
+    /// let tracker = mp_shm::ResourceTracker::start()?;
+    /// assert_ne!(tracker.pid(), std::process::id());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn start() -> io::Result<ResourceTracker> {
+        let (channel, pid) = mp_spawn::helper::start_helper(&TRACKER)?;
+        Ok(ResourceTracker {
+            channel: Some(channel),
+            pid,
+        })
+    }
+
+    /// The tracker's pid.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Records that the owner owns segment `name` (without the leading slash): it is
+    /// unlinked when the tracker ends, unless [`unregister`](Self::unregister)ed first.
+    /// Register before the segment exists, and no moment leaves it to nobody. A name that
+    /// no segment can have is `InvalidInput`.
+    ///
+    /// ```
+    /// let tracker = mp_shm::ResourceTracker::start()?;
+    /// tracker.register("psm_example")?; // no such segment: nothing to unlink at the end
+    /// let e = tracker.register("a/b").unwrap_err();
+    /// assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn register(&self, name: &str) -> io::Result<()> {
+        self.tell(b'R', name)
+    }
+
+    /// Records that segment `name` is no longer the owner's (it unlinked it, or never made
+    /// it): the tracker forgets it.
+    ///
+    /// ```
+    /// let tracker = mp_shm::ResourceTracker::start()?;
+    /// tracker.register("psm_example")?;
+    /// tracker.unregister("psm_example")?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn unregister(&self, name: &str) -> io::Result<()> {
+        self.tell(b'U', name)
+    }
+
+    fn tell(&self, verb: u8, name: &str) -> io::Result<()> {
+        match &self.channel {
+            Some(channel) => tell(channel.as_fd(), verb, name),
+            None => Err(io::ErrorKind::BrokenPipe.into()),
+        }
+    }
+}
+
+impl Drop for ResourceTracker {
+    fn drop(&mut self) {
+        // End-of-file (unless a forked child holds a copy of the channel): the tracker
+        // unlinks what is left and exits.
+        drop(self.channel.take());
+        mp_sys::process::reap_pid_blocking(self.pid);
+    }
+}
+
+impl fmt::Debug for ResourceTracker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResourceTracker")
+            .field("pid", &self.pid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -169,13 +300,14 @@ impl Registrations {
         }
     }
 
-    /// One message; anything but `R <name>` or `U <name>` is ignored.
+    /// One message; anything but `R <name>` or `U <name>` with a well-formed name is ignored
+    /// (anyone who can run the program could write to a tracker).
     fn apply(&mut self, line: &[u8]) {
         let Ok(line) = std::str::from_utf8(line) else {
             return;
         };
         match line.split_once(' ') {
-            Some(("R", name)) => {
+            Some(("R", name)) if well_formed(name) => {
                 self.live.insert(name.to_owned());
             }
             Some(("U", name)) => {

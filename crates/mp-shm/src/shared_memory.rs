@@ -18,8 +18,7 @@ use crate::resource_tracker;
 use mp_sys::mmap::Mapping;
 use mp_sys::shm as sys;
 
-/// The longest name: /dev/shm entries are at most 255 bytes (NAME_MAX).
-pub const MAX_NAME_LEN: usize = 255;
+pub use crate::resource_tracker::MAX_NAME_LEN;
 
 /// A named shared-memory segment and this process's mapping of it.
 ///

@@ -4,18 +4,18 @@
 //! an ordinary argument under every start method and leaves nothing behind in /dev/shm.
 //! `Lock` and `RLock` are robust pthread mutexes: a holder that dies is noticed by the next
 //! acquirer ([`SyncError::OwnerDied`]) instead of deadlocking it. The rest are futex words,
-//! and every sleep on one goes through `parker`.
+//! and every sleep on one goes through [`mp_sys::parker`].
 //!
 //! One file per concept, layered (each may use only those above it):
 //!
 //! | file | what |
 //! |---|---|
-//! | `parker` | sleep on a futex word until it changes or a deadline passes; wake n / all |
+//! | `rules` | the pure rules mp-managers' server-held primitives share (semaphore bounds, event wake-ups) |
 //! | `mutex` | the robust mutex block under `Lock`, `RLock`, `Value` and `Array` |
 //! | `words` | a shared block of atomics: the state of every futex-word object |
 //! | `lock`, `rlock` | `Lock`, `RLock` over `mutex` |
-//! | `semaphore`, `event` | `Semaphore`/`BoundedSemaphore`, `Event` over `words` + `parker` |
-//! | `condition` | `Condition` over a lock + `words` + `parker` (its protocol: `README.md`) |
+//! | `semaphore`, `event` | `Semaphore`/`BoundedSemaphore`, `Event` over `words` + `mp_sys::parker` |
+//! | `condition` | `Condition` over a lock + `words` + `mp_sys::parker` (its protocol: `README.md`) |
 //! | `barrier` | `Barrier` over `condition` |
 //!
 //! [`SyncError::OwnerDied`]: crate::SyncError::OwnerDied
@@ -25,9 +25,9 @@ mod condition;
 mod event;
 mod lock;
 mod mutex;
-#[cfg_attr(not(feature = "unstable-internals"), allow(unreachable_pub))]
-pub mod parker;
 mod rlock;
+#[cfg_attr(not(feature = "unstable-internals"), allow(unreachable_pub))]
+pub mod rules;
 mod semaphore;
 mod words;
 

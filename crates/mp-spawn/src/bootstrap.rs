@@ -10,7 +10,7 @@
 //! **Finding the target.** `Process::new` takes only zero-sized targets (fn items,
 //! non-capturing closures). The parent sends the address of the monomorphised
 //! [`trampoline::<F, A>`] as an offset (see [`code`](crate::code)). That is sound only in the same program
-//! image, so the bootstrap also carries the executable's (device, inode), and a child whose
+//! image, so the bootstrap also carries the executable's (device, inode) ([`identity::file`]), and a child whose
 //! image differs reports [`Outcome::Failed`] instead of jumping anywhere.
 //!
 //! **Whom the entry believes.** The argv and the descriptor are chosen by whoever runs the
@@ -29,7 +29,6 @@ use std::ffi::CStr;
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::de::DeserializeOwned;
@@ -38,6 +37,7 @@ use serde::{Deserialize, Serialize};
 use crate::child::ChildSpec;
 use crate::code::{Kind, RawCodeRef};
 use crate::frame::Codec;
+use crate::identity::{self, FileId};
 use crate::registry::{ParentLink, child_name_for_panic, finish_children, global};
 use crate::target::{Outcome, Recipe, Target, recreate_target};
 use crate::{reduction, resources, stack_guard};
@@ -52,7 +52,7 @@ pub(crate) const MAGIC: u64 = 0x6d70_5f62_6f6f_7431; // "mp_boot1"
 #[derive(Serialize, Deserialize)]
 pub(crate) struct Bootstrap {
     magic: u64,
-    exe: (u64, u64),
+    exe: FileId,
     entry: RawCodeRef,
     name: String,
     identity: Vec<u32>,
@@ -61,16 +61,6 @@ pub(crate) struct Bootstrap {
     parent_pid: u32,
     shared: Vec<String>,
     args: Vec<u8>,
-}
-
-/// The executable's identity, computed once.
-pub(crate) fn exe_identity() -> std::io::Result<(u64, u64)> {
-    static EXE: OnceLock<(u64, u64)> = OnceLock::new();
-    if let Some(id) = EXE.get() {
-        return Ok(*id);
-    }
-    let id = mp_sys::process::exe_identity()?;
-    Ok(*EXE.get_or_init(|| id))
 }
 
 /// The bootstrap message for a child, a duplicate of this process's lifeline read end, and the
@@ -87,7 +77,7 @@ pub(crate) fn message(
     };
     let boot = Bootstrap {
         magic: MAGIC,
-        exe: exe_identity()?,
+        exe: identity::file()?,
         entry: recipe.entry,
         name: spec.name.to_owned(),
         identity: spec.identity.to_vec(),
@@ -113,11 +103,11 @@ static TRAMPOLINES: Kind<Entry> = unsafe { Kind::new() };
 /// run this very executable. Only then are the offsets in its messages believed: such a process
 /// could run any code of this image anyway.
 pub(crate) fn authenticate_parent(sock: BorrowedFd<'_>) -> Result<(), String> {
-    let ours = exe_identity().map_err(|e| format!("cannot identify the executable: {e}"))?;
+    let ours = identity::file().map_err(|e| format!("cannot identify the executable: {e}"))?;
     check_peer(sock, mp_sys::process::getppid(), ours)
 }
 
-fn check_peer(sock: BorrowedFd<'_>, parent: u32, exe: (u64, u64)) -> Result<(), String> {
+fn check_peer(sock: BorrowedFd<'_>, parent: u32, exe: FileId) -> Result<(), String> {
     let (pid, uid) = mp_sys::creds::peer_credentials(sock)
         .map_err(|e| format!("the channel is not a socket from the parent: {e}"))?;
     if pid != parent {
@@ -128,7 +118,7 @@ fn check_peer(sock: BorrowedFd<'_>, parent: u32, exe: (u64, u64)) -> Result<(), 
     if uid != mp_sys::creds::geteuid() {
         return Err(format!("the parent runs as user {uid}, not as this user"));
     }
-    match mp_sys::process::exe_identity_of(pid) {
+    match identity::file_of(pid) {
         Ok(theirs) if theirs == exe => Ok(()),
         Ok(_) => Err("the parent runs a different executable".to_owned()),
         Err(e) => Err(format!("cannot identify the parent's executable: {e}")),
@@ -318,7 +308,7 @@ pub(crate) fn child_main(payload: &[u8], fds: Vec<OwnedFd>, control: OwnedFd) ->
     if boot.magic != MAGIC {
         fail("malformed bootstrap message: bad magic".to_owned());
     }
-    match exe_identity() {
+    match identity::file() {
         Ok(exe) if exe == boot.exe => {}
         Ok(_) => fail(
             "the child runs a different executable than its parent; cannot find the target"

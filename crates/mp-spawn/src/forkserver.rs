@@ -20,6 +20,7 @@ use crate::code;
 use crate::context::{self, StartMethod};
 use crate::error::ProcessError;
 use crate::frame::{self, Codec, Stop};
+use crate::identity::{self, FileId};
 use crate::popen_spawn::spawn_with_channel;
 use crate::registry;
 use crate::sync::lock;
@@ -40,7 +41,7 @@ static PRELOAD: Mutex<Vec<i64>> = Mutex::new(Vec::new());
 #[derive(Serialize, Deserialize)]
 struct Hello {
     magic: u64,
-    exe: (u64, u64),
+    exe: FileId,
     preload: Vec<i64>,
 }
 
@@ -70,7 +71,7 @@ fn launch() -> std::io::Result<Server> {
     let pidfd = mp_sys::pidfd::open(pid)?;
     let hello = Hello {
         magic: MAGIC,
-        exe: bootstrap::exe_identity()?,
+        exe: identity::file()?,
         preload: lock(&PRELOAD).clone(),
     };
     let bytes = postcard::to_stdvec(&hello).map_err(std::io::Error::other)?;
@@ -219,7 +220,7 @@ pub(crate) fn serve(sock: OwnedFd) -> ! {
     let Some(hello) = hello.filter(|h| h.magic == MAGIC) else {
         mp_sys::process::exit_now(1)
     };
-    if bootstrap::exe_identity().ok() != Some(hello.exe) {
+    if identity::file().ok() != Some(hello.exe) {
         mp_sys::process::exit_now(1);
     }
     bootstrap::install_panic_hook();

@@ -76,11 +76,28 @@ impl Codec {
     /// assert_eq!(&head[8..], &5u64.to_le_bytes());
     /// ```
     pub fn header(self, nfds: u32, len: u64) -> [u8; HEADER] {
-        let mut head = [0u8; HEADER];
-        head[0..4].copy_from_slice(&self.magic.to_le_bytes());
-        head[4..8].copy_from_slice(&nfds.to_le_bytes());
-        head[8..16].copy_from_slice(&len.to_le_bytes());
-        head
+        let mut head = Vec::with_capacity(HEADER);
+        self.put_header(&mut head, nfds, len);
+        let mut out = [0u8; HEADER];
+        out.copy_from_slice(&head);
+        out
+    }
+
+    /// Appends the header of a frame of `len` payload bytes carrying `nfds` descriptors.
+    fn put_header(self, buf: &mut Vec<u8>, nfds: u32, len: u64) {
+        mp_sys::le::Writer::new(buf)
+            .u32(self.magic)
+            .u32(nfds)
+            .u64(len);
+    }
+
+    /// The fields of a header: its magic, the number of fds, the payload length.
+    fn parse_header(head: &[u8; HEADER]) -> (u32, u32, u64) {
+        let mut r = mp_sys::le::Reader::new(head);
+        // Sixteen bytes hold these sixteen bytes of fields: the reads cannot come up short.
+        let mut field = || r.u32().unwrap_or_default();
+        let (magic, nfds) = (field(), field());
+        (magic, nfds, r.u64().unwrap_or_default())
     }
 
     /// The bytes of a whole frame without descriptors, to be sent later in one write (the
@@ -92,7 +109,7 @@ impl Codec {
     /// ```
     pub fn encode(self, payload: &[u8]) -> Vec<u8> {
         let mut frame = Vec::with_capacity(HEADER + payload.len());
-        frame.extend_from_slice(&self.header(0, payload.len() as u64));
+        self.put_header(&mut frame, 0, payload.len() as u64);
         frame.extend_from_slice(payload);
         frame
     }
@@ -131,7 +148,7 @@ impl Codec {
         let inline = payload.len() <= INLINE;
         let mut head = Vec::with_capacity(HEADER + if inline { payload.len() } else { 0 });
         // `fds.len() <= MAX_FDS_PER_MSG` fits in a u32.
-        head.extend_from_slice(&self.header(fds.len() as u32, payload.len() as u64));
+        self.put_header(&mut head, fds.len() as u32, payload.len() as u64);
         if inline {
             head.extend_from_slice(payload);
         }
@@ -181,13 +198,10 @@ impl Codec {
                 n => got += n,
             }
         }
-        let [m0, m1, m2, m3, n0, n1, n2, n3, len @ ..] = head;
-        let magic = u32::from_le_bytes([m0, m1, m2, m3]);
+        let (magic, announced, len) = Self::parse_header(&head);
         if magic != self.magic {
             return Err(FrameError::BadMagic { found: magic });
         }
-        let announced = u32::from_le_bytes([n0, n1, n2, n3]);
-        let len = u64::from_le_bytes(len);
         if len > limit {
             return Err(FrameError::TooLarge { len, limit });
         }

@@ -62,6 +62,7 @@ mod fork_helper;
 mod forkserver;
 pub mod frame;
 pub mod helper;
+pub mod identity;
 mod popen_fork;
 mod popen_spawn;
 mod process;

@@ -47,7 +47,7 @@ pub(crate) fn fork_child(spec: &ChildSpec<'_>) -> Result<Forked, ProcessError> {
     // Caches a child may fill are filled here, so that no other thread is filling them at the
     // fork: the executable's identity, and the shared descriptors (the resource tracker, say),
     // which a forked child inherits as they are.
-    bootstrap::exe_identity()?;
+    crate::identity::file()?;
     let _ = crate::popen_spawn::refuse_foreign_exe(StartMethod::Spawn);
     drop(resources::collect());
     let mut held = atfork::Held::take();

@@ -30,14 +30,21 @@ pub fn park_forever() {
 /// included). A pid that is already gone returns at once.
 pub fn wait_gone(pid: u32) {
     if let Ok(pidfd) = mp_sys::pidfd::open(pid) {
-        let ended = mp_sys::poll::readable(
-            &[std::os::fd::AsFd::as_fd(&pidfd)],
-            Some(std::time::Duration::from_secs(60)),
-        );
-        assert!(
-            ended.is_ok_and(|r| r[0]),
-            "process {pid} is still alive after 60 s"
-        );
+        wait_pidfd(std::os::fd::AsFd::as_fd(&pidfd));
     }
     mp_sys::process::reap_pid(pid);
+}
+
+/// Waits until the process behind `pidfd` has ended (it turns readable; a hang guard of 60 s
+/// panics). For a pid that may be reused meanwhile: open its pidfd while it surely lives.
+pub fn wait_pidfd(pidfd: std::os::fd::BorrowedFd<'_>) {
+    let ended = mp_sys::poll::readable(&[pidfd], Some(std::time::Duration::from_secs(60)));
+    assert!(ended.is_ok_and(|r| r[0]), "still alive after 60 s");
+}
+
+/// Makes this process a child subreaper, so that the orphans of a test that kills a process
+/// (its server, its helpers) come back here and are reaped by pid rather than left to init.
+/// Idempotent; other tests' orphans then reach init only when this process ends.
+pub fn adopt_orphans() {
+    mp_sys::process::become_subreaper().expect("PR_SET_CHILD_SUBREAPER");
 }

@@ -123,6 +123,19 @@ pub fn reap_pid(pid: u32) {
     }
 }
 
+/// Makes this process a child subreaper (`PR_SET_CHILD_SUBREAPER`): an orphan among its
+/// descendants is reparented here rather than to init, so this process can reap it.
+/// Idempotent.
+///
+/// ```
+/// mp_sys::process::become_subreaper()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn become_subreaper() -> io::Result<()> {
+    // rustix takes the flag as an optional pid: any non-zero value sets it.
+    rustix::process::set_child_subreaper(Some(rustix::process::Pid::INIT)).map_err(Into::into)
+}
+
 /// Waits for child `pid` to end and reaps it; errors (not a child) are ignored.
 ///
 /// ```

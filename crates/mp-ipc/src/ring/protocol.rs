@@ -163,7 +163,7 @@ impl Ring {
         let w = &self.header().waiters;
         fence(Ordering::SeqCst);
         if w.getters.load(Ordering::SeqCst) > 0 {
-            mp_shm::parker::unpark(&self.header().producers.put_seq, 1);
+            mp_sys::parker::unpark(&self.header().producers.put_seq, 1);
         }
         if w.pollers.load(Ordering::SeqCst) > 0 {
             mp_sys::eventfd::ring(self.bell.as_fd());
@@ -358,7 +358,7 @@ impl Ring {
         let h = self.header();
         fence(Ordering::SeqCst);
         if h.waiters.putters.load(Ordering::SeqCst) > 0 {
-            mp_shm::parker::unpark(&h.consumers.get_seq, 1);
+            mp_sys::parker::unpark(&h.consumers.get_seq, 1);
         }
         #[cfg(feature = "async")]
         if h.waiters.room_pollers.load(Ordering::SeqCst) > 0 {
@@ -404,7 +404,7 @@ impl Ring {
                 waiters.fetch_sub(1, Ordering::SeqCst);
                 return false;
             }
-            let _ = mp_shm::parker::park(seq, observed, deadline);
+            let _ = mp_sys::parker::park(seq, observed, deadline);
             waiters.fetch_sub(1, Ordering::SeqCst);
             if ready() {
                 return true;
@@ -475,7 +475,7 @@ impl Ring {
         let w = &self.header().waiters;
         fence(Ordering::SeqCst);
         if w.joiners.load(Ordering::SeqCst) > 0 {
-            mp_shm::parker::unpark_all(&w.unfinished);
+            mp_sys::parker::unpark_all(&w.unfinished);
         }
     }
 
@@ -493,7 +493,7 @@ impl Ring {
                 w.joiners.fetch_sub(1, Ordering::SeqCst);
                 return false;
             }
-            let _ = mp_shm::parker::park(&w.unfinished, n, deadline);
+            let _ = mp_sys::parker::park(&w.unfinished, n, deadline);
             w.joiners.fetch_sub(1, Ordering::SeqCst);
         }
     }

@@ -11,9 +11,14 @@ fn a_build_is_ours_only_if_it_matches() {
 
 #[test]
 fn the_digest_is_of_the_executable_bytes() {
-    let Build::Digest(ours) = Build::of_this_process(true) else {
+    let Build::Sha256(ours) = Build::of_this_process(true) else {
         panic!("not a digest");
     };
-    assert_eq!(super::digest_file("/proc/self/exe").unwrap().max(1), ours);
-    assert!(super::digest_file("/nonexistent").is_err());
+    let bytes = mp_spawn::identity::digest_of("/proc/self/exe".as_ref()).unwrap();
+    assert_eq!(bytes.0, ours);
+    // Other bytes: another build.
+    let mut other = ours;
+    other[0] ^= 1;
+    assert!(!Build::Sha256(other).is_ours());
+    assert!(mp_spawn::identity::digest_of("/nonexistent".as_ref()).is_err());
 }

@@ -1,8 +1,8 @@
 //! `Manager::barrier`: Python's `threading.Barrier`, held by the server.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
+use mp_shm::sync_rules;
 use serde::{Deserialize, Serialize};
 
 use super::Cell;
@@ -22,15 +22,11 @@ pub(crate) enum BarrierCall {
     Broken,
 }
 
-/// A barrier's round ("generation") and who waits in it.
+/// A barrier's state (`sync_rules::Barrier`, the machine mp-shm's `Barrier` runs too) and its
+/// default timeout.
 pub(crate) struct State {
-    parties: u64,
+    rules: sync_rules::Barrier,
     timeout: Option<Duration>,
-    count: u64,
-    generation: u64,
-    broken: bool,
-    /// Rounds ended by a reset: their waiters fail.
-    reset: HashSet<u64>,
 }
 
 /// The server's side of a [`Barrier`].
@@ -44,12 +40,8 @@ impl SharedServant for BarrierServant {
     fn create((parties, timeout): (u64, Option<Duration>)) -> Self {
         BarrierServant(Cell::new(State {
             // `Manager::barrier` refuses 0; a forged request gets a barrier of one.
-            parties: parties.max(1),
+            rules: sync_rules::Barrier::new(parties),
             timeout,
-            count: 0,
-            generation: 0,
-            broken: false,
-            reset: HashSet::new(),
         }))
     }
 
@@ -57,64 +49,59 @@ impl SharedServant for BarrierServant {
         let mut state = self.0.lock();
         match call {
             BarrierCall::Wait(timeout) => {
-                if state.broken {
+                let deadline = mp_sys::deadline::of(timeout.or(state.timeout));
+                // Wait for a previous round to drain or reset (a gone caller gets no answer).
+                let (mut state, open) = self
+                    .0
+                    .wait_with(state, caller, None, |s| (!s.rules.closed()).then_some(()));
+                if open.is_none() {
                     return Err(RemoteError::BrokenBarrier);
                 }
-                let index = state.count;
-                state.count += 1;
-                if state.count == state.parties {
-                    state.count = 0;
-                    state.generation += 1;
-                    drop(state);
+                let Ok(arrival) = state.rules.arrive() else {
+                    return Err(RemoteError::BrokenBarrier);
+                };
+                let result = if arrival.last {
                     self.0.notify();
-                    return Ok(index);
-                }
-                let round = state.generation;
-                let deadline = mp_sys::deadline::of(timeout.or(state.timeout));
-                let (mut state, outcome) = self.0.wait_with(state, caller, deadline, |s| {
-                    if s.generation != round {
-                        Some(!s.reset.contains(&round))
-                    } else if s.broken {
-                        Some(false)
-                    } else {
-                        None
+                    Ok(arrival.index)
+                } else {
+                    let outcome;
+                    (state, outcome) = self
+                        .0
+                        .wait_with(state, caller, deadline, |s| s.rules.outcome());
+                    match outcome {
+                        Some(Ok(())) => Ok(arrival.index),
+                        Some(Err(_)) => Err(RemoteError::BrokenBarrier),
+                        // Timed out, or its caller is gone (a party that will never come
+                        // back): the barrier breaks, as Python's does on a timeout, instead
+                        // of hanging the others.
+                        None => {
+                            state.rules.abort();
+                            self.0.notify();
+                            Err(RemoteError::BrokenBarrier)
+                        }
                     }
-                });
-                match outcome {
-                    Some(true) => Ok(index),
-                    Some(false) => Err(RemoteError::BrokenBarrier),
-                    // Timed out, or its caller is gone (a party that will never come back):
-                    // the barrier breaks, as Python's does on a timeout, instead of hanging
-                    // the others.
-                    None => {
-                        state.broken = true;
-                        drop(state);
-                        self.0.notify();
-                        Err(RemoteError::BrokenBarrier)
-                    }
+                };
+                // The last one out of a released or reset round opens the barrier again.
+                if state.rules.leave() {
+                    self.0.notify();
                 }
+                result
             }
             BarrierCall::Abort => {
-                state.broken = true;
+                state.rules.abort();
                 drop(state);
                 self.0.notify();
                 Ok(0)
             }
             BarrierCall::Reset => {
-                if state.count > 0 {
-                    let round = state.generation;
-                    state.reset.insert(round);
-                }
-                state.generation += 1;
-                state.count = 0;
-                state.broken = false;
+                state.rules.reset();
                 drop(state);
                 self.0.notify();
                 Ok(0)
             }
-            BarrierCall::Parties => Ok(state.parties),
-            BarrierCall::NWaiting => Ok(if state.broken { 0 } else { state.count }),
-            BarrierCall::Broken => Ok(u64::from(state.broken)),
+            BarrierCall::Parties => Ok(state.rules.parties),
+            BarrierCall::NWaiting => Ok(state.rules.n_waiting()),
+            BarrierCall::Broken => Ok(u64::from(state.rules.broken())),
         }
     }
 }

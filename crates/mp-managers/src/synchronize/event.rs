@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use mp_shm::sync_rules;
 use serde::{Deserialize, Serialize};
 
 use super::Cell;
@@ -24,7 +25,7 @@ pub(crate) enum EventCall {
 pub(crate) struct EventState {
     set: bool,
     /// Moves on at every `set`: a waiter that sees it move was woken by a set, even if a
-    /// `clear` came before it ran again (CPython #13502: `threading.Event` returns true then).
+    /// `clear` came before it ran again (`sync_rules::event_woken`, as mp-shm's `Event`).
     generation: u64,
 }
 
@@ -72,7 +73,7 @@ impl EventServant {
         let start = state.generation;
         let deadline = mp_sys::deadline::of(timeout);
         let (state, woken) = self.0.wait_with(state, caller, deadline, |state| {
-            (state.set || state.generation != start).then_some(())
+            sync_rules::event_woken(state.set, start, state.generation).then_some(())
         });
         drop(state);
         woken.is_some()

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use mp_shm::sync_rules;
 use serde::{Deserialize, Serialize};
 
 use super::Cell;
@@ -48,20 +49,19 @@ impl<const BOUNDED: bool> SharedServant for SemaphoreServant<BOUNDED> {
             SemaphoreCall::Acquire { block, timeout } => {
                 let timeout = if block { timeout } else { Some(Duration::ZERO) };
                 let got = self.0.wait_for(caller, timeout, |count| {
-                    (count.value > 0).then(|| count.value -= 1)
+                    count.value = sync_rules::acquired(count.value)?;
+                    Some(())
                 });
                 Ok(u64::from(got.is_some()))
             }
             SemaphoreCall::Release(n) => {
                 let mut count = self.0.lock();
-                match count.value.checked_add(n.into()) {
-                    Some(value) if value <= count.bound => count.value = value,
-                    _ => {
-                        return Err(RemoteError::Runtime(
-                            "Semaphore released too many times".to_owned(),
-                        ));
-                    }
-                }
+                let Some(value) = sync_rules::released(count.value, n.into(), count.bound) else {
+                    return Err(RemoteError::Runtime(
+                        "Semaphore released too many times".to_owned(),
+                    ));
+                };
+                count.value = value;
                 drop(count);
                 self.0.notify();
                 Ok(0)

@@ -56,3 +56,27 @@ fn garbage_and_an_endless_line_stay_bounded() {
     assert_eq!(state.live, BTreeSet::from(["kept".into(), "next".into()]));
     assert!(state.partial.is_empty());
 }
+
+/// Moved from mp-managers' keeper, which this tracker replaces.
+#[test]
+fn the_tracker_keeps_only_well_formed_names() {
+    let mut state = Registrations::default();
+    for line in [
+        &b"R psm_1"[..],
+        b"R psm_2",
+        b"U psm_1",
+        b"R ../etc",
+        b"R a/b",
+        b"R ",
+        b"X psm_3",
+        b"Rpsm_4",
+        b"R \xff\xfe",
+        b"R psm\0x",
+    ] {
+        state.feed(line);
+        state.feed(b"\n");
+    }
+    let too_long = format!("R {}\n", "n".repeat(MAX_NAME_LEN + 1));
+    state.feed(too_long.as_bytes());
+    assert_eq!(state.live.into_iter().collect::<Vec<_>>(), ["psm_2"]);
+}

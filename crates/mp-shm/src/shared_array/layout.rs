@@ -15,7 +15,7 @@ const MAGIC: u64 = u64::from_le_bytes(*b"mpSARR01");
 /// The header's size; claim words follow it.
 pub(crate) const HEADER: usize = 64;
 
-/// The header's fields, as stored (eight little-endian u64 words).
+/// The header's fields, as stored (eight little-endian u64 words, `mp_sys::le`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Header {
     pub(crate) type_hash: u64,
@@ -41,20 +41,16 @@ impl Header {
     }
 
     pub(crate) fn write(&self, fd: BorrowedFd<'_>, trailer: u64) -> io::Result<()> {
-        let words = [
-            MAGIC,
-            self.type_hash,
-            self.elem_size,
-            self.len,
-            self.chunk_len,
-            self.nchunks,
-            self.generation,
-            0,
-        ];
-        let mut bytes = [0u8; HEADER];
-        for (i, w) in words.iter().enumerate() {
-            bytes[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
-        }
+        let mut bytes = Vec::with_capacity(HEADER);
+        mp_sys::le::Writer::new(&mut bytes)
+            .u64(MAGIC)
+            .u64(self.type_hash)
+            .u64(self.elem_size)
+            .u64(self.len)
+            .u64(self.chunk_len)
+            .u64(self.nchunks)
+            .u64(self.generation)
+            .u64(0);
         sys::write_at(fd, trailer, &bytes)
     }
 
@@ -70,23 +66,21 @@ impl Header {
         }
         let mut bytes = [0u8; HEADER];
         sys::read_at(fd, trailer, &mut bytes)?;
-        let word = |i: usize| {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&bytes[i * 8..i * 8 + 8]);
-            u64::from_le_bytes(w)
-        };
-        if word(0) != MAGIC {
+        let short = |_| ShmError::Corrupt("the shared array header is cut short");
+        let mut r = mp_sys::le::Reader::new(&bytes);
+        if r.u64().map_err(short)? != MAGIC {
             return Err(ShmError::Corrupt(
                 "no shared array header where it should be",
             ));
         }
+        let mut word = || r.u64().map_err(short);
         Ok(Header {
-            type_hash: word(1),
-            elem_size: word(2),
-            len: word(3),
-            chunk_len: word(4),
-            nchunks: word(5),
-            generation: word(6),
+            type_hash: word()?,
+            elem_size: word()?,
+            len: word()?,
+            chunk_len: word()?,
+            nchunks: word()?,
+            generation: word()?,
         })
     }
 

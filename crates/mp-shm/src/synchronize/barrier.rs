@@ -1,4 +1,5 @@
-//! `Barrier`: a round counter under a `Condition` (see `README.md` for why rounds never mix).
+//! `Barrier`: `rules::Barrier`'s state machine in shared words, under a `Condition` (see
+//! `README.md` for why rounds never mix).
 
 use std::io;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::condition::Condition;
 use super::lock::Lock;
+use super::rules::{self, Phase};
 use super::words::{State, Words};
 use crate::error::SyncError;
 use crate::heap::Kind;
@@ -29,6 +31,44 @@ const FILLING: i32 = 0;
 const DRAINING: i32 = 1;
 const RESETTING: i32 = -1;
 const BROKEN: i32 = -2;
+
+impl BarrierState {
+    /// The state as the shared rules see it (read under the condition's lock). An unknown
+    /// phase (a peer's garbage) is a broken barrier.
+    fn load(&self) -> rules::Barrier {
+        rules::Barrier {
+            phase: match self.state.load(SeqCst) {
+                FILLING => Phase::Filling,
+                DRAINING => Phase::Draining,
+                RESETTING => Phase::Resetting,
+                _ => Phase::Broken,
+            },
+            count: self.count.load(SeqCst).into(),
+            parties: self.parties.load(SeqCst).max(1).into(),
+        }
+    }
+
+    /// Stores what the rules changed (under the condition's lock).
+    fn store(&self, b: rules::Barrier) {
+        let phase = match b.phase {
+            Phase::Filling => FILLING,
+            Phase::Draining => DRAINING,
+            Phase::Resetting => RESETTING,
+            Phase::Broken => BROKEN,
+        };
+        self.state.store(phase, SeqCst);
+        self.count
+            .store(u32::try_from(b.count).unwrap_or(u32::MAX), SeqCst);
+    }
+
+    /// Applies `f` to the state (under the condition's lock).
+    fn update<R>(&self, f: impl FnOnce(&mut rules::Barrier) -> R) -> R {
+        let mut b = self.load();
+        let r = f(&mut b);
+        self.store(b);
+        r
+    }
+}
 
 /// A process-shared barrier for a fixed number of parties (Python's `multiprocessing.Barrier`,
 /// without `action`: a closure cannot be shared with spawned processes; let the party whose
@@ -92,42 +132,39 @@ impl Barrier {
         let _guard = self.cond.lock().map_err(SyncError::from)?;
         let s = self.s();
         // Wait for a previous round to drain or reset.
-        while matches!(s.state.load(SeqCst), DRAINING | RESETTING) {
+        while s.load().closed() {
             self.cond.wait(None)?;
         }
-        if s.state.load(SeqCst) < 0 {
-            return Err(SyncError::BrokenBarrier);
-        }
-        let index = s.count.fetch_add(1, SeqCst);
-        // Wrapping: the words are shared, and a peer's garbage must not panic us.
-        let result = if index.wrapping_add(1) == s.parties.load(SeqCst) {
-            s.state.store(DRAINING, SeqCst);
-            self.cond.notify_all().map(|()| index as usize)
+        let broken = |_| SyncError::BrokenBarrier;
+        let arrival = s.update(|b| b.arrive()).map_err(broken)?;
+        // An index past usize (only from a peer's garbage) saturates.
+        let index = usize::try_from(arrival.index).unwrap_or(usize::MAX);
+        let result = if arrival.last {
+            self.cond.notify_all().map(|()| index)
         } else {
-            match self
-                .cond
-                .wait_for(|| s.state.load(SeqCst) != FILLING, timeout)
-            {
+            match self.cond.wait_for(|| s.load().outcome().is_some(), timeout) {
                 Ok(false) => {
                     self.break_locked()?;
                     Err(SyncError::BrokenBarrier)
                 }
-                Ok(true) if s.state.load(SeqCst) < 0 => Err(SyncError::BrokenBarrier),
-                Ok(true) => Ok(index as usize),
+                Ok(true) => s
+                    .load()
+                    .outcome()
+                    .unwrap_or(Err(rules::Broken))
+                    .map(|()| index)
+                    .map_err(broken),
                 Err(e) => Err(e),
             }
         };
         // Leave; the last one out of a draining or resetting round opens the barrier again.
-        if s.count.fetch_sub(1, SeqCst) == 1 && matches!(s.state.load(SeqCst), DRAINING | RESETTING)
-        {
-            s.state.store(FILLING, SeqCst);
+        if s.update(|b| b.leave()) {
             self.cond.notify_all()?;
         }
         result
     }
 
     fn break_locked(&self) -> Result<(), SyncError> {
-        self.s().state.store(BROKEN, SeqCst);
+        self.s().update(|b| b.abort());
         self.cond.notify_all()
     }
 
@@ -141,15 +178,7 @@ impl Barrier {
     /// [`SyncError::BrokenBarrier`].
     pub fn reset(&self) -> Result<(), SyncError> {
         let _guard = self.cond.lock().map_err(SyncError::from)?;
-        let s = self.s();
-        if s.count.load(SeqCst) > 0 {
-            match s.state.load(SeqCst) {
-                FILLING | BROKEN => s.state.store(RESETTING, SeqCst),
-                _ => {}
-            }
-        } else {
-            s.state.store(FILLING, SeqCst);
-        }
+        self.s().update(|b| b.reset());
         self.cond.notify_all()
     }
 
@@ -160,16 +189,12 @@ impl Barrier {
 
     /// How many are waiting now.
     pub fn n_waiting(&self) -> u32 {
-        let s = self.s();
-        if s.state.load(SeqCst) == FILLING {
-            s.count.load(SeqCst)
-        } else {
-            0
-        }
+        // At most `count`, a u32.
+        self.s().load().n_waiting() as u32
     }
 
     /// Whether the barrier is broken.
     pub fn broken(&self) -> bool {
-        self.s().state.load(SeqCst) == BROKEN
+        self.s().load().broken()
     }
 }

@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 use std::time::{Duration, Instant};
 
 use mp_sys::deadline::of as deadline;
+use mp_sys::parker;
 use serde::{Deserialize, Serialize};
 
 use super::lock::Lock;
 use super::mutex::{MutexBlock, guard};
-use super::parker;
 use super::rlock::RLock;
 use super::words::{State, Words};
 use crate::error::{LockResult, SyncError};

@@ -1,4 +1,5 @@
-//! `Event`: a flag in one futex word.
+//! `Event`: a flag, and a count of sets that waiters sleep on (so that a set wakes them even
+//! if a clear follows before they run: `rules::event_woken`).
 
 use std::io;
 use std::sync::Arc;
@@ -6,9 +7,10 @@ use std::sync::atomic::{AtomicU32, Ordering::*};
 use std::time::Duration;
 
 use mp_sys::deadline::of as deadline;
+use mp_sys::parker;
 use serde::{Deserialize, Serialize};
 
-use super::parker;
+use super::rules;
 use super::words::{State, Words};
 use crate::heap::Kind;
 
@@ -16,6 +18,8 @@ use crate::heap::Kind;
 struct EventState {
     flag: AtomicU32,
     waiters: AtomicU32,
+    /// Moves on at every `set` (wrapping); the futex word waiters park on.
+    sets: AtomicU32,
 }
 
 impl State for EventState {
@@ -52,12 +56,14 @@ impl Event {
         self.words.get().flag.load(SeqCst) != 0
     }
 
-    /// Sets the flag and wakes every waiter.
+    /// Sets the flag and wakes every waiter: each one's `wait` returns `true`, even if the
+    /// flag is cleared again before it runs (as `threading.Event`).
     pub fn set(&self) {
         let s = self.words.get();
         s.flag.store(1, SeqCst);
+        s.sets.fetch_add(1, SeqCst);
         if s.waiters.load(SeqCst) > 0 {
-            parker::unpark_all(&s.flag);
+            parker::unpark_all(&s.sets);
         }
     }
 
@@ -66,20 +72,32 @@ impl Event {
         self.words.get().flag.store(0, SeqCst);
     }
 
-    /// Waits until the flag is set; `false` if the timeout passed first.
+    /// Waits until the flag is set, or a `set` happens; `false` if the timeout passed first.
     pub fn wait(&self, timeout: Option<Duration>) -> bool {
         let s = self.words.get();
         let deadline = deadline(timeout);
+        // Read before the flag: a set after that read moves it, and the park below sees that.
+        let start = s.sets.load(SeqCst);
+        let woken = || {
+            rules::event_woken(
+                s.flag.load(SeqCst) != 0,
+                start.into(),
+                s.sets.load(SeqCst).into(),
+            )
+        };
         loop {
-            if s.flag.load(SeqCst) != 0 {
+            if woken() {
                 return true;
             }
             if parker::timed_out(deadline) {
                 return false;
             }
             s.waiters.fetch_add(1, SeqCst);
-            parker::park(&s.flag, 0, deadline);
+            parker::park(&s.sets, start, deadline);
             s.waiters.fetch_sub(1, SeqCst);
         }
     }
 }
+
+#[cfg(test)]
+mod test;

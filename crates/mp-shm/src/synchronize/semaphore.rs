@@ -6,9 +6,10 @@ use std::sync::atomic::{AtomicU32, Ordering::*};
 use std::time::Duration;
 
 use mp_sys::deadline::of as deadline;
+use mp_sys::parker;
 use serde::{Deserialize, Serialize};
 
-use super::parker;
+use super::rules;
 use super::words::{State, Words};
 use crate::error::SyncError;
 use crate::heap::Kind;
@@ -49,9 +50,11 @@ impl SemCore {
         let deadline = deadline(timeout);
         loop {
             let v = s.value.load(SeqCst);
-            if v > 0 {
+            if let Some(next) = rules::acquired(v.into()) {
+                // Below `v`: a u32.
+                let next = next as u32;
                 if s.value
-                    .compare_exchange_weak(v, v - 1, SeqCst, Relaxed)
+                    .compare_exchange_weak(v, next, SeqCst, Relaxed)
                     .is_ok()
                 {
                     return true;
@@ -71,7 +74,10 @@ impl SemCore {
         let s = self.0.get();
         let bound = s.bound.load(Relaxed);
         s.value
-            .fetch_update(SeqCst, SeqCst, |v| (v < bound).then_some(v + 1))
+            .fetch_update(SeqCst, SeqCst, |v| {
+                let next = rules::released(v.into(), 1, bound.into())?;
+                u32::try_from(next).ok()
+            })
             .map_err(|_| SyncError::TooManyReleases)?;
         if s.waiters.load(SeqCst) > 0 {
             parker::unpark(&s.value, 1);

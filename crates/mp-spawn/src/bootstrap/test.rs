@@ -36,11 +36,16 @@ fn frame<'a>(payload: &'a [u8], fds: &'a [BorrowedFd<'a>]) -> impl FnOnce(Borrow
     }
 }
 
-fn bootstrap(exe: (u64, u64), magic: u64) -> Vec<u8> {
+fn bootstrap(exe: crate::identity::FileId, magic: u64) -> Vec<u8> {
     bootstrap_with(exe, magic, other_kind(), Vec::new())
 }
 
-fn bootstrap_with(exe: (u64, u64), magic: u64, entry: RawCodeRef, args: Vec<u8>) -> Vec<u8> {
+fn bootstrap_with(
+    exe: crate::identity::FileId,
+    magic: u64,
+    entry: RawCodeRef,
+    args: Vec<u8>,
+) -> Vec<u8> {
     let boot = Bootstrap {
         magic,
         exe,
@@ -59,7 +64,7 @@ fn bootstrap_with(exe: (u64, u64), magic: u64, entry: RawCodeRef, args: Vec<u8>)
 #[test]
 fn another_executable_is_refused() {
     let lifeline = mp_sys::fd::pipe().unwrap();
-    let boot = bootstrap((1, 2), MAGIC);
+    let boot = bootstrap(crate::identity::FileId { dev: 1, ino: 2 }, MAGIC);
     let (outcome, code) = run_with(frame(&boot, &[lifeline.0.as_fd()]));
     match outcome {
         Some(Outcome::Failed(message)) => {
@@ -73,7 +78,7 @@ fn another_executable_is_refused() {
 #[test]
 fn a_bad_magic_is_refused() {
     let lifeline = mp_sys::fd::pipe().unwrap();
-    let exe = super::exe_identity().unwrap();
+    let exe = crate::identity::file().unwrap();
     let boot = bootstrap(exe, MAGIC ^ 1);
     let (outcome, code) = run_with(frame(&boot, &[lifeline.0.as_fd()]));
     assert!(matches!(outcome, Some(Outcome::Failed(m)) if m.contains("bad magic")));
@@ -95,7 +100,7 @@ fn garbage_is_refused() {
 
 #[test]
 fn a_missing_lifeline_is_refused() {
-    let exe = super::exe_identity().unwrap();
+    let exe = crate::identity::file().unwrap();
     let boot = bootstrap(exe, MAGIC);
     let (outcome, code) = run_with(frame(&boot, &[]));
     assert!(matches!(outcome, Some(Outcome::Failed(m)) if m.contains("lifeline")));
@@ -149,7 +154,7 @@ fn triple_bootstrap() -> (Vec<u8>, OwnedFd) {
     // The target's code offset (0: zero-sized) comes first, then the arguments.
     let args = reduction::dumps(&(0i64, (14u64,))).unwrap();
     let boot = bootstrap_with(
-        super::exe_identity().unwrap(),
+        crate::identity::file().unwrap(),
         MAGIC,
         offset_of(triple),
         args.bytes,
@@ -293,7 +298,7 @@ fn a_valid_channel_from_the_parent_runs_the_target() {
 /// nothing runs.
 #[test]
 fn a_reference_to_no_trampoline_is_refused() {
-    let exe = super::exe_identity().unwrap();
+    let exe = crate::identity::file().unwrap();
     let real = offset_of(triple).index();
     let neighbours = [real.wrapping_sub(1), real + 1]
         .map(RawCodeRef::from_index)
@@ -378,12 +383,12 @@ fn a_forkserver_refuses_a_channel_from_another_process() {
     #[derive(serde::Serialize)]
     struct Hello {
         magic: u64,
-        exe: (u64, u64),
+        exe: crate::identity::FileId,
         preload: Vec<i64>,
     }
     let hello = postcard::to_stdvec(&Hello {
         magic: MAGIC,
-        exe: super::exe_identity().unwrap(),
+        exe: crate::identity::file().unwrap(),
         preload: Vec::new(),
     })
     .unwrap();
@@ -508,15 +513,22 @@ fn a_setuid_program_ignores_the_marker() {
 #[test]
 fn the_peer_check_names_the_creator() {
     let (a, _b) = mp_sys::socket::socketpair(mp_sys::socket::Kind::Stream).unwrap();
-    let exe = super::exe_identity().unwrap();
+    let exe = crate::identity::file().unwrap();
     assert_eq!(
         super::check_peer(a.as_fd(), mp_sys::process::getpid(), exe),
         Ok(())
     );
     let e = super::check_peer(a.as_fd(), mp_sys::process::getppid(), exe).unwrap_err();
     assert!(e.contains("not by the parent"), "{e}");
-    let e =
-        super::check_peer(a.as_fd(), mp_sys::process::getpid(), (exe.0, exe.1 ^ 1)).unwrap_err();
+    let e = super::check_peer(
+        a.as_fd(),
+        mp_sys::process::getpid(),
+        crate::identity::FileId {
+            ino: exe.ino ^ 1,
+            ..exe
+        },
+    )
+    .unwrap_err();
     assert!(e.contains("different executable"), "{e}");
     let (r, _w) = mp_sys::fd::pipe().unwrap();
     let e = super::check_peer(r.as_fd(), mp_sys::process::getpid(), exe).unwrap_err();
@@ -547,14 +559,14 @@ fn a_forkserver_refuses_a_hook_outside_the_code() {
     #[derive(serde::Serialize)]
     struct Hello {
         magic: u64,
-        exe: (u64, u64),
+        exe: crate::identity::FileId,
         preload: Vec<i64>,
     }
     let data = crate::code::offset_of(&raw const NOT_CODE as usize);
     for hook in [data, 1 << 40, i64::MIN] {
         let hello = postcard::to_stdvec(&Hello {
             magic: MAGIC,
-            exe: super::exe_identity().unwrap(),
+            exe: crate::identity::file().unwrap(),
             preload: vec![crate::code::hook_offset(noop), hook],
         })
         .unwrap();

@@ -8,10 +8,11 @@
 //! compares the word with `expected` atomically with going to sleep, so a change made (and
 //! woken) between the caller's read and the sleep makes the sleep return at once.
 //!
-//! Hidden `pub` (re-exported as `mp_shm::parker`) so that mp-ipc's ring sleeps the same way.
+//! Here in the OS layer so that mp-shm's Semaphore, Event and Condition and mp-ipc's ring
+//! sleep the same way without one depending on the other.
 //!
 //! ```
-//! use mp_shm::parker::{Parked, park, unpark_all};
+//! use mp_sys::parker::{Parked, park, unpark_all};
 //! use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 //! use std::time::Duration;
 //!
@@ -30,7 +31,7 @@
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::time::Instant;
 
-use mp_sys::futex;
+use crate::futex;
 
 /// Why [`park`] returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +43,12 @@ pub enum Parked {
 }
 
 /// Whether `deadline` (None: never) has passed.
+///
+/// ```
+/// use std::time::Duration;
+/// assert!(!mp_sys::parker::timed_out(None));
+/// assert!(mp_sys::parker::timed_out(mp_sys::deadline::after(Duration::ZERO)));
+/// ```
 #[inline]
 pub fn timed_out(deadline: Option<Instant>) -> bool {
     deadline.is_some_and(|d| Instant::now() >= d)
@@ -49,6 +56,12 @@ pub fn timed_out(deadline: Option<Instant>) -> bool {
 
 /// Sleeps while `*word == expected`, until it changes or `deadline` passes (None: forever).
 /// Returns at once if the word already differs.
+///
+/// ```
+/// use mp_sys::parker::{Parked, park};
+/// use std::sync::atomic::AtomicU32;
+/// assert_eq!(park(&AtomicU32::new(1), 0, None), Parked::Changed);
+/// ```
 pub fn park(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> Parked {
     loop {
         if word.load(SeqCst) != expected {
@@ -65,6 +78,13 @@ pub fn park(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> Parke
 
 /// Wakes up to `n` sleepers parked on `word`. The caller changes the word first, or the woken
 /// ones go back to sleep.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+/// let word = AtomicU32::new(0);
+/// word.store(1, SeqCst);
+/// mp_sys::parker::unpark(&word, 1); // nobody parked: a no-op
+/// ```
 #[inline]
 pub fn unpark(word: &AtomicU32, n: u64) {
     // The kernel takes an i32; more sleepers than that cannot exist.
@@ -72,6 +92,11 @@ pub fn unpark(word: &AtomicU32, n: u64) {
 }
 
 /// Wakes every sleeper parked on `word`.
+///
+/// ```
+/// use std::sync::atomic::AtomicU32;
+/// mp_sys::parker::unpark_all(&AtomicU32::new(0));
+/// ```
 #[inline]
 pub fn unpark_all(word: &AtomicU32) {
     futex::wake(word, i32::MAX);

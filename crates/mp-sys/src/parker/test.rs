@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use mp_sys::deadline;
+use crate::deadline;
 
 /// Hang guard only: every wait below ends on an event long before it.
 const GUARD: Duration = Duration::from_secs(60);
@@ -65,7 +65,7 @@ fn wake_after_wait_ends_the_park() {
     let (tid_tx, tid_rx) = mpsc::channel();
     thread::scope(|s| {
         let sleeper = s.spawn(|| {
-            tid_tx.send(mp_sys::thread::id()).unwrap();
+            tid_tx.send(crate::thread::id()).unwrap();
             park(&word, 0, deadline::after(GUARD))
         });
         let tid = tid_rx.recv_timeout(GUARD).unwrap();
@@ -102,7 +102,7 @@ fn wake_n_of_m_wakes_exactly_n() {
         for _ in 0..M {
             let (tid_tx, woke_tx, word) = (tid_tx.clone(), woke_tx.clone(), &word);
             s.spawn(move || {
-                let me = mp_sys::thread::id();
+                let me = crate::thread::id();
                 tid_tx.send(me).unwrap();
                 let parked = park(word, 0, None);
                 woke_tx.send((me, parked)).unwrap();
