@@ -182,8 +182,8 @@ impl<A> Mapping<A> {
     /// Keeps this mapping out of children forked from now on (`MADV_DONTFORK`): no forked
     /// child shares these pages. So that a copy of a handle that a forked child has anyway
     /// (one a closure carried) still points at memory, the child finds private zero-filled
-    /// pages at these addresses (mapped by a `pthread_atfork` child handler before `fork`
-    /// returns there).
+    /// pages at these addresses (mapped by a child action of [`fork`](crate::fork) before
+    /// `fork` returns there).
     ///
     /// ```
     /// use std::os::fd::AsFd;
@@ -238,18 +238,25 @@ impl<A> Drop for Mapping<A> {
     }
 }
 
+/// Registered by `fork::install`: see `holes`.
+pub(crate) static HOLES_AROUND_FORK: crate::fork::AtFork = crate::fork::AtFork::around(
+    crate::fork::Rank::MMAP_HOLES,
+    holes::prepare,
+    holes::parent,
+    holes::child,
+);
+
 /// The mappings kept out of forks: a forked child maps private zero-filled pages in their
 /// place before `fork` returns there, so that no address a handle holds is a hole.
 mod holes {
     use std::cell::UnsafeCell;
-    use std::sync::Once;
     use std::sync::atomic::{AtomicBool, Ordering};
 
     use rustix::mm::{MapFlags, ProtFlags};
 
-    /// A spin lock and the list it guards: taken by the atfork prepare handler and released on
-    /// both sides, so the child reads a list no thread was changing. (Not a std `Mutex`: its
-    /// guard cannot be carried from one C callback to the next.)
+    /// A spin lock and the list it guards: taken by the prepare action and released on both
+    /// sides, so the child reads a list no thread was changing. (Not a std `Mutex`: its guard
+    /// cannot be carried from one fork phase to the next.)
     struct Holes {
         busy: AtomicBool,
         list: UnsafeCell<Vec<(usize, usize)>>,
@@ -285,15 +292,15 @@ mod holes {
         r
     }
 
-    extern "C" fn prepare() {
+    pub(super) fn prepare() {
         lock();
     }
 
-    extern "C" fn parent() {
+    pub(super) fn parent() {
         unlock();
     }
 
-    extern "C" fn child() {
+    pub(super) fn child() {
         // SAFETY: `prepare` took `busy` before the fork, and this is the only thread.
         let list = unsafe { &*HOLES.list.get() };
         for &(addr, len) in list {
@@ -317,11 +324,8 @@ mod holes {
     }
 
     pub(super) fn register(addr: usize, len: usize) {
-        static ATFORK: Once = Once::new();
-        ATFORK.call_once(|| {
-            // SAFETY: plain extern "C" fns that take and release a spin lock and map memory.
-            unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
-        });
+        // Before the range is listed: every fork from now on runs the actions above.
+        crate::fork::install();
         with(|l| l.push((addr, len)));
     }
 
