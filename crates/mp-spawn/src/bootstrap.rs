@@ -29,7 +29,6 @@ use std::ffi::CStr;
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::de::DeserializeOwned;
@@ -41,6 +40,7 @@ use crate::frame::Codec;
 use crate::registry::{ParentLink, child_name_for_panic, finish_children, global};
 use crate::target::{Outcome, Recipe, Target, recreate_target};
 use crate::{reduction, resources, stack_guard};
+use mp_sys::fork::ForkOnce;
 
 pub(crate) const SPAWN_MARK: &CStr = c"--mp-spawn-child";
 pub(crate) const SERVER_MARK: &CStr = c"--mp-forkserver";
@@ -63,14 +63,11 @@ pub(crate) struct Bootstrap {
     args: Vec<u8>,
 }
 
-/// The executable's identity, computed once.
+/// The executable's identity, computed once (a `ForkOnce`: a forked child that starts
+/// children of its own reads it, and may fill it).
 pub(crate) fn exe_identity() -> std::io::Result<(u64, u64)> {
-    static EXE: OnceLock<(u64, u64)> = OnceLock::new();
-    if let Some(id) = EXE.get() {
-        return Ok(*id);
-    }
-    let id = mp_sys::process::exe_identity()?;
-    Ok(*EXE.get_or_init(|| id))
+    static EXE: ForkOnce<(u64, u64)> = ForkOnce::new();
+    EXE.get_or_try_init(mp_sys::process::exe_identity).copied()
 }
 
 /// The bootstrap message for a child, a duplicate of this process's lifeline read end, and the
@@ -213,7 +210,7 @@ fn payload_text(payload: &(dyn Any + Send)) -> Option<String> {
 }
 
 fn report_failure(control: BorrowedFd<'_>, message: &str) -> i32 {
-    // The name first: mp never prints while it holds its own state (see `atfork`).
+    // The name first: mp never prints while it holds its own state (see `mp_sys::fork`).
     let name = global().name.to_string();
     eprintln!("Process {name}: {message}");
     send_outcome(control, &Outcome::Failed(message.to_owned()), &[]);

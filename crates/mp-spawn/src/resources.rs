@@ -76,7 +76,7 @@ fn received() -> std::sync::MutexGuard<'static, BTreeMap<String, BorrowedFd<'sta
     RECEIVED.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The registry's lock, held across a fork (see `atfork`).
+/// The registry's lock, held across a fork at rank `SPAWN_RESOURCES` (see `mp_sys::fork`).
 pub(crate) fn lock_for_fork() -> std::sync::MutexGuard<'static, impl Sized> {
     received()
 }
