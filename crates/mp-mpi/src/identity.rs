@@ -2,13 +2,14 @@
 //! means nothing on another node). Computed once per process.
 
 use std::io::Read;
-use std::sync::OnceLock;
 
 use sha2::{Digest, Sha256};
 
 /// The SHA-256 of `/proc/self/exe`, or an error message.
 pub(crate) fn of_self() -> Result<&'static [u8], String> {
-    static ID: OnceLock<Result<Vec<u8>, String>> = OnceLock::new();
+    // A `ForkOnce`: hashing takes a while, and a fork meanwhile (a fork-method worker) must
+    // not leave its child waiting for a thread it does not have.
+    static ID: mp_sys::fork::ForkOnce<Result<Vec<u8>, String>> = mp_sys::fork::ForkOnce::new();
     ID.get_or_init(|| hash_file("/proc/self/exe"))
         .as_deref()
         .map_err(Clone::clone)
