@@ -43,6 +43,7 @@
 //! | 20 | [`Rank::STDERR`] | std's stderr | hold, taken by [`Held::take`] |
 //! | (30) | | the hold list's own lock (a forked child may register holds) | taken by [`Held::take`] |
 //! | 100 | [`Rank::SPAWN_FORKSERVER`] | mp-spawn's forkserver connection | hold, taken by mp-spawn through [`Held::lock`] |
+//! | 105 | [`Rank::SPAWN_FORKSERVER_PRELOAD`] | mp-spawn's forkserver preload list (read under the connection) | hold |
 //! | 110 | [`Rank::SPAWN_PROCESS_STATE`] | mp-spawn's process state (name, children, lifeline) | hold, through [`Held::lock`] |
 //! | 120 | [`Rank::SPAWN_RESOURCES`] | mp-spawn's shared descriptors | hold, through [`Held::lock`] |
 //! | 200 | [`Rank::LOG_STATE`] | mp-log's forwarding state | hold |
@@ -84,6 +85,8 @@ impl Rank {
     pub const STDERR: Rank = Rank(20);
     /// mp-spawn's forkserver connection.
     pub const SPAWN_FORKSERVER: Rank = Rank(100);
+    /// mp-spawn's forkserver preload list (read under the connection's lock).
+    pub const SPAWN_FORKSERVER_PRELOAD: Rank = Rank(105);
     /// mp-spawn's process state.
     pub const SPAWN_PROCESS_STATE: Rank = Rank(110);
     /// mp-spawn's shared descriptors.
