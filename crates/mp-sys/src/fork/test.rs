@@ -218,3 +218,33 @@ fn a_failed_or_panicking_initialisation_leaves_the_cell_empty() {
     assert_eq!(cell.get(), None);
     assert_eq!(cell.get_or_init(|| 3), &3);
 }
+
+#[test]
+fn the_table_is_one_order() {
+    let holds = [
+        Rank::STDOUT,
+        Rank::STDERR,
+        Rank::SPAWN_FORKSERVER,
+        Rank::SPAWN_FORKSERVER_PRELOAD,
+        Rank::SPAWN_PROCESS_STATE,
+        Rank::SPAWN_RESOURCES,
+        Rank::LOG_STATE,
+        Rank::MANAGERS_CLIENTS,
+        Rank::SHM_ARRAY_CACHE,
+        Rank::SHM_LINGERER,
+        Rank::POOL_INTERRUPT,
+        Rank::UNRANKED,
+    ];
+    let actions = [
+        Rank::HOLDS_END,
+        Rank::PID_CACHE,
+        Rank::THREAD_IDS,
+        Rank::SIGNAL_HANDLERS,
+        Rank::MMAP_HOLES,
+        Rank::SHM_HOLDER_TOKEN,
+    ];
+    // As the table in the module docs lists them: strictly increasing, holds before actions.
+    assert!(holds.windows(2).all(|w| w[0] < w[1]), "{holds:?}");
+    assert!(actions[1..].windows(2).all(|w| w[0] < w[1]), "{actions:?}");
+    assert!(actions.iter().all(|a| *a >= Rank::HOLDS_END));
+}
