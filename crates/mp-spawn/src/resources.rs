@@ -53,6 +53,10 @@ pub static SHARED: [Shared];
 /// inherits the helper's state, where the hooks ran too, and runs them again: make them
 /// idempotent.
 ///
+/// Not for a cache that is wrong in any forked child (a pid, a per-process token): a process
+/// forked by other code runs no hook. That is a child action of `mp_sys::fork` (`AtFork`),
+/// whose module docs say which mechanism a static needs.
+///
 /// ```
 /// #[linkme::distributed_slice(mp_spawn::resources::CHILD_START)]
 /// static SETUP: fn() = || {
