@@ -26,7 +26,9 @@
 //!   are the lowest ranks), and no hold is registered while one is held.
 //! - An [`AtFork`] action runs inside `fork()` (the `pthread_atfork` handlers): it allocates
 //!   nothing and takes no lock another thread may hold (atomics, the forking thread's
-//!   thread-locals, system calls). A child action must be registered before the state it
+//!   thread-locals, system calls); the one exception is a leaf lock that a prepare action
+//!   takes and its parent and child actions release (the mapping holes' spin lock), under
+//!   which nothing else is locked. A child action must be registered before the state it
 //!   resets is first set, so that no fork sees the state without the action.
 //! - The hold list covers forks made by mp (`mp_spawn`'s fork start method and fork helper);
 //!   [`AtFork`] actions and [`ForkOnce`] cover every fork (`libc::fork` from anywhere).
