@@ -8,6 +8,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use mp_spawn::resources::{CHILD_START, SHARED, Shared};
+use mp_sys::fork::{Hold, Rank};
 use tracing::Dispatch;
 use tracing::level_filters::LevelFilter;
 
@@ -61,10 +62,8 @@ fn state() -> MutexGuard<'static, State> {
     STATE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// For `mp_spawn::hold_across_fork`: a forked child finds the state unlocked.
-fn hold_state() -> Box<dyn std::any::Any> {
-    Box::new(state())
-}
+/// Held across mp's forks: a forked child finds the state unlocked.
+static HOLD_STATE: Hold = Hold::new(Rank::LOG_STATE, || Box::new(state()));
 
 /// Starts forwarding: see [`forward_children`](crate::forward_children).
 pub(crate) fn start() -> std::io::Result<()> {
@@ -77,7 +76,7 @@ pub(crate) fn start() -> std::io::Result<()> {
         &LEVEL_DEBUG,
     ));
     std::hint::black_box((&LEVEL_TRACE, &HOOK));
-    mp_spawn::hold_across_fork(hold_state);
+    HOLD_STATE.register();
     let mut st = state();
     if st.listener.is_some() || st.child.is_some() {
         // Already listening, or a child whose events already go up.
@@ -342,7 +341,7 @@ fn child_started() {
             // does not exist in a forked child, so nothing here will use or close it, and it
             // was still open at the fork: the thread closes it only after `stop` removed the
             // listener from the state, or after it cleared the number itself, both under the
-            // state's lock, which every fork holds (`hold_across_fork`).
+            // state's lock, which every fork holds (`HOLD_STATE`).
             drop(unsafe { mp_sys::fd::adopt(reader) });
         }
         // The thread's handle and the shared parts belong to a thread that is not here.
@@ -374,7 +373,7 @@ fn child_started() {
     st.child = Some((level, forwarder.clone()));
     drop(st);
     // This child's own forks must find the state unlocked too.
-    mp_spawn::hold_across_fork(hold_state);
+    HOLD_STATE.register();
     FORWARDING_CHILD.store(true, Ordering::Relaxed);
     child::install(forwarder);
 }

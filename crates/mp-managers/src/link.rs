@@ -20,7 +20,6 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
@@ -181,21 +180,16 @@ fn assert_no_fork_lock() {
     );
 }
 
-fn hold_clients() -> Box<dyn std::any::Any> {
-    Box::new(CLIENTS.lock().unwrap_or_else(|e| e.into_inner()))
-}
+/// A fork must not copy the list while another thread changes it.
+static HOLD_CLIENTS: mp_sys::fork::Hold =
+    mp_sys::fork::Hold::new(mp_sys::fork::Rank::MANAGERS_CLIENTS, || {
+        Box::new(CLIENTS.lock().unwrap_or_else(|e| e.into_inner()))
+    });
 
 /// This process's session with `endpoint`: the known one if its server is still there, else a
 /// new one (connected outside the lock, within `timeout`).
 fn session(endpoint: &Endpoint, timeout: Duration) -> Result<Arc<Session>, ManagerError> {
-    // A fork must not copy the list while another thread changes it. Not a `Once`: one still
-    // running in another thread at a fork would hang the child's first call here.
-    static REGISTERED: AtomicBool = AtomicBool::new(false);
-    if !REGISTERED.load(Ordering::Relaxed) {
-        // Registering twice registers once.
-        mp_spawn::hold_across_fork(hold_clients);
-        REGISTERED.store(true, Ordering::Relaxed);
-    }
+    HOLD_CLIENTS.register();
     let pid = mp_sys::process::getpid();
     let (known, parents) = {
         let mut clients = clients();

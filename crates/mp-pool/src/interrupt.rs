@@ -53,15 +53,12 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
 });
 
 fn registry() -> MutexGuard<'static, Registry> {
-    // A pool made in a forked child takes this lock: no fork may copy it held. Not a `Once`:
-    // registering takes the lock of the list that every fork holds, and a fork during a
-    // `Once`'s run would leave the child's copy running forever (a duplicate registration is
-    // ignored, so a race here is harmless).
-    static REGISTERED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if !REGISTERED.load(Ordering::Acquire) {
-        mp_spawn::hold_across_fork(|| Box::new(lock_registry()));
-        REGISTERED.store(true, Ordering::Release);
-    }
+    // A pool made in a forked child takes this lock: no fork may copy it held.
+    static HOLD: mp_sys::fork::Hold =
+        mp_sys::fork::Hold::new(mp_sys::fork::Rank::POOL_INTERRUPT, || {
+            Box::new(lock_registry())
+        });
+    HOLD.register();
     lock_registry()
 }
 

@@ -68,6 +68,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use bytemuck::Pod;
 use mp_spawn::reduction::{Fd, custom_error};
+use mp_sys::fork::{Hold, Rank};
 use mp_sys::mmap::{Mapping, ReadOnly};
 use mp_sys::shm as sys;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -598,19 +599,16 @@ impl Mapped {
 /// the mapping while any handle of it lives. Weak, so the cache keeps nothing alive.
 static CACHE: Mutex<Vec<Weak<Mapped>>> = Mutex::new(Vec::new());
 
+/// A fork must not copy the cache while another thread changes it.
+static HOLD_CACHE: Hold = Hold::new(Rank::SHM_ARRAY_CACHE, || Box::new(lock_cache()));
+
 fn cache() -> MutexGuard<'static, Vec<Weak<Mapped>>> {
-    // Not a `Once`: see mp-managers' link.rs; registering twice registers once.
-    static REGISTERED: AtomicBool = AtomicBool::new(false);
-    if !REGISTERED.load(Ordering::Relaxed) {
-        // A fork must not copy the cache while another thread changes it.
-        mp_spawn::hold_across_fork(hold_cache);
-        REGISTERED.store(true, Ordering::Relaxed);
-    }
-    CACHE.lock().unwrap_or_else(|e| e.into_inner())
+    HOLD_CACHE.register();
+    lock_cache()
 }
 
-fn hold_cache() -> Box<dyn std::any::Any> {
-    Box::new(CACHE.lock().unwrap_or_else(|e| e.into_inner()))
+fn lock_cache() -> MutexGuard<'static, Vec<Weak<Mapped>>> {
+    CACHE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn cache_find(id: (u64, u64)) -> Option<Arc<Mapped>> {
@@ -641,12 +639,14 @@ static LINGERING: AtomicBool = AtomicBool::new(false);
 /// The array received last, while arrays linger.
 static LINGERER: Mutex<Option<Arc<Mapped>>> = Mutex::new(None);
 
+static HOLD_LINGERER: Hold = Hold::new(Rank::SHM_LINGERER, || Box::new(lock_lingerer()));
+
 fn lingerer() -> MutexGuard<'static, Option<Arc<Mapped>>> {
-    static REGISTERED: AtomicBool = AtomicBool::new(false);
-    if !REGISTERED.load(Ordering::Relaxed) {
-        mp_spawn::hold_across_fork(|| Box::new(LINGERER.lock().unwrap_or_else(|e| e.into_inner())));
-        REGISTERED.store(true, Ordering::Relaxed);
-    }
+    HOLD_LINGERER.register();
+    lock_lingerer()
+}
+
+fn lock_lingerer() -> MutexGuard<'static, Option<Arc<Mapped>>> {
     LINGERER.lock().unwrap_or_else(|e| e.into_inner())
 }
 

@@ -1,36 +1,23 @@
-//! What every fork that mp makes holds across the `fork()` call, so that the child finds mp's
-//! state consistent whatever other threads were doing.
-//!
-//! A forked child has one thread: a lock that another thread of the parent held at the moment
-//! of the fork stays locked in the child forever. mp's child path (bootstrap, result, exit)
-//! takes its own locks and std's stdout and stderr, so the forking thread takes all of them
-//! first, in one fixed order, and each side releases them after the fork. Other crates of mp
-//! register the locks of their own statics with [`hold_across_fork`].
-//!
-//! The order: stdout, stderr, then mp-spawn's (forkserver, process state, shared resources),
-//! then the registered ones in registration order. mp never prints while it holds one of its
-//! own locks, and never takes them in another order, so the order cannot deadlock.
+//! The fork start method's warning, and [`hold_across_fork`] for code outside mp. What a
+//! fork holds and resets is `mp_sys::fork`'s: every lock mp's child path takes is held across
+//! the `fork()` call in the one order of its rank table (std's stdout and stderr, then
+//! mp-spawn's forkserver, process state and shared resources, then the other crates' ranks,
+//! then the locks registered here, in registration order).
 
 use std::any::Any;
-use std::io::Write;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-
-use crate::sync::lock;
 
 /// Takes a lock of a static and returns its guard, type-erased (`Box::new(M.lock())`); see
 /// [`hold_across_fork`].
 pub type Hold = fn() -> Box<dyn Any>;
-
-static HOLDS: Mutex<Vec<Hold>> = Mutex::new(Vec::new());
 
 /// Registers a lock that every fork made by mp holds across the `fork()` call, as Python's
 /// `multiprocessing.util.register_after_fork` lets a library keep its state usable in a forked
 /// child: a lock another thread held at the fork would stay locked for ever in the child, and a
 /// child that takes it (in its target, or in the library's code the target calls) would hang.
 /// `hold` takes the lock and returns its guard; mp takes every registered lock, in registration
-/// order and after its own, forks, and releases them on both sides. Registering the same
-/// function twice registers it once.
+/// order and after its own (`mp_sys::fork::hold_unranked`), forks, and releases them on both
+/// sides. Registering the same function twice registers it once.
 ///
 /// ```
 /// use std::sync::Mutex;
@@ -46,43 +33,7 @@ static HOLDS: Mutex<Vec<Hold>> = Mutex::new(Vec::new());
 /// // the fork, so a forked child never finds it locked by a thread it does not have.
 /// ```
 pub fn hold_across_fork(hold: Hold) {
-    let mut holds = lock(&HOLDS);
-    if !holds.iter().any(|h| std::ptr::fn_addr_eq(*h, hold)) {
-        holds.push(hold);
-    }
-}
-
-/// Everything held across one fork; dropped on each side after it.
-pub(crate) struct Held {
-    // Field order is drop order: the reverse of the order they were taken in.
-    registered: Vec<Box<dyn Any>>,
-    holds: std::sync::MutexGuard<'static, Vec<Hold>>,
-    _stderr: std::io::StderrLock<'static>,
-    _stdout: std::io::StdoutLock<'static>,
-}
-
-impl Held {
-    /// Takes the io locks and the registered ones; mp-spawn's own are taken by the caller
-    /// right after, in the order the module docs give.
-    pub(crate) fn take() -> Held {
-        let mut stdout = std::io::stdout().lock();
-        // Unflushed output would be printed twice, once by each process.
-        let _ = stdout.flush();
-        let stderr = std::io::stderr().lock();
-        let holds = lock(&HOLDS);
-        let registered = Vec::new();
-        Held {
-            registered,
-            holds,
-            _stderr: stderr,
-            _stdout: stdout,
-        }
-    }
-
-    /// Takes the registered locks (after mp-spawn's own).
-    pub(crate) fn take_registered(&mut self) {
-        self.registered = self.holds.iter().map(|hold| hold()).collect();
-    }
+    mp_sys::fork::hold_unranked(hold);
 }
 
 static WARN: AtomicBool = AtomicBool::new(true);

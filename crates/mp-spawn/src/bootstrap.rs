@@ -203,7 +203,7 @@ fn payload_text(payload: &(dyn Any + Send)) -> Option<String> {
 }
 
 fn report_failure(control: BorrowedFd<'_>, message: &str) -> i32 {
-    // The name first: mp never prints while it holds its own state (see `atfork`).
+    // The name first: mp never prints while it holds its own state (see `mp_sys::fork`).
     let name = global().name.to_string();
     eprintln!("Process {name}: {message}");
     send_outcome(control, &Outcome::Failed(message.to_owned()), &[]);
@@ -221,6 +221,8 @@ fn send_outcome(control: BorrowedFd<'_>, outcome: &Outcome, fds: &[BorrowedFd<'_
 /// traceback. Installed once, by the parent before its first fork (so that a forked child does
 /// not allocate for it) or by a spawned child; in the main process it only delegates.
 pub(crate) fn install_panic_hook() {
+    // A `Once`, not a `ForkOnce`: mp's forks call this on the forking thread before the fork,
+    // so their children find it done; and a second run in a child would wrap the hook twice.
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let previous = panic::take_hook();

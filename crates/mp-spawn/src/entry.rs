@@ -40,8 +40,8 @@ fn spawned_child(control: OwnedFd) -> ! {
 /// So mp's spawn and forkserver methods do not work in such programs; fork does.
 #[cfg(target_env = "gnu")]
 extern "C" fn child_entry(argc: c_int, argv: *const *const c_char, _envp: *const *const c_char) {
-    // While the program has one thread (see `forget_ids_after_fork`).
-    mp_sys::thread::forget_ids_after_fork();
+    // While the program has one thread: mp's fork handler, for every fork from here on.
+    mp_sys::fork::install();
     // mp starts its processes with exactly [argv0, mark, fd]; anything else is a normal run.
     if argc != 3 || argv.is_null() {
         return;
@@ -67,8 +67,8 @@ extern "C" fn child_entry(argc: c_int, argv: *const *const c_char, _envp: *const
 /// `/proc/self/cmdline` (the kernel's copy of it), read only if it is short enough to be mp's.
 #[cfg(not(target_env = "gnu"))]
 extern "C" fn child_entry() {
-    // While the program has one thread (see `forget_ids_after_fork`).
-    mp_sys::thread::forget_ids_after_fork();
+    // While the program has one thread: mp's fork handler, for every fork from here on.
+    mp_sys::fork::install();
     let Some(cmdline) = mp_sys::process::own_cmdline(4 * 4096 + 32) else {
         return;
     };

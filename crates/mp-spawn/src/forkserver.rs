@@ -25,6 +25,7 @@ use crate::popen_spawn::spawn_with_channel;
 use crate::registry;
 use crate::sync::lock;
 use crate::target::Recipe;
+use mp_sys::fork::{Hold, Rank};
 use mp_sys::process::Forked;
 
 #[derive(Debug)]
@@ -61,8 +62,13 @@ enum Reply {
 /// mp_spawn::set_forkserver_preload(&[warm_up]);
 /// ```
 pub fn set_forkserver_preload(hooks: &[fn()]) {
+    HOLD_PRELOAD.register();
     *lock(&PRELOAD) = hooks.iter().map(|h| code::hook_offset(*h)).collect();
 }
+
+/// A fork child that launches its own server reads the list. `launch` reads it under `SERVER`,
+/// which every fork holds already; this covers the writer, which holds nothing else.
+static HOLD_PRELOAD: Hold = Hold::new(Rank::SPAWN_FORKSERVER_PRELOAD, || Box::new(lock(&PRELOAD)));
 
 fn launch() -> std::io::Result<Server> {
     let (ours, theirs) = mp_sys::socket::socketpair(mp_sys::socket::Kind::Stream)?;

@@ -25,7 +25,8 @@
 use std::fmt;
 use std::io::{self, Read};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use mp_sys::fork::ForkOnce;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -85,12 +86,13 @@ pub fn hex(bytes: &[u8]) -> String {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn file() -> io::Result<FileId> {
-    static FILE: Cached<2> = Cached::new();
-    let [dev, ino] = FILE.get_or(|| {
+    // A `ForkOnce`: a fork while another thread computes it cannot leave it stuck in the child.
+    static FILE: ForkOnce<FileId> = ForkOnce::new();
+    FILE.get_or_try_init(|| {
         let (dev, ino) = mp_sys::process::exe_identity()?;
-        Ok([dev, ino])
-    })?;
-    Ok(FileId { dev, ino })
+        Ok(FileId { dev, ino })
+    })
+    .copied()
 }
 
 /// The file process `pid` runs (`/proc/<pid>/exe`).
@@ -112,20 +114,10 @@ pub fn file_of(pid: u32) -> io::Result<FileId> {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn digest() -> io::Result<Digest> {
-    static DIGEST: Cached<4> = Cached::new();
-    let words = DIGEST.get_or(|| {
-        let Digest(bytes) = digest_of(Path::new("/proc/self/exe"))?;
-        let mut words = [0u64; 4];
-        for (w, b) in words.iter_mut().zip(bytes.chunks_exact(8)) {
-            *w = u64::from_le_bytes(b.try_into().unwrap_or_default());
-        }
-        Ok(words)
-    })?;
-    let mut bytes = [0u8; 32];
-    for (b, w) in bytes.chunks_exact_mut(8).zip(words) {
-        b.copy_from_slice(&w.to_le_bytes());
-    }
-    Ok(Digest(bytes))
+    static DIGEST: ForkOnce<Digest> = ForkOnce::new();
+    DIGEST
+        .get_or_try_init(|| digest_of(Path::new("/proc/self/exe")))
+        .copied()
 }
 
 /// The SHA-256 of the file at `path`.
@@ -145,36 +137,6 @@ pub fn digest_of(path: &Path) -> io::Result<Digest> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(with_path(e)),
         }
-    }
-}
-
-/// A value of `N` words, computed at most a few times and never waited for: no lock, unlike a
-/// `OnceLock`, whose "being filled" state a fork would leave behind in the child for ever. Two
-/// threads may both compute it; they store the same words.
-struct Cached<const N: usize> {
-    ready: AtomicBool,
-    words: [AtomicU64; N],
-}
-
-impl<const N: usize> Cached<N> {
-    const fn new() -> Self {
-        Cached {
-            ready: AtomicBool::new(false),
-            words: [const { AtomicU64::new(0) }; N],
-        }
-    }
-
-    fn get_or(&self, compute: impl FnOnce() -> io::Result<[u64; N]>) -> io::Result<[u64; N]> {
-        if self.ready.load(Ordering::Acquire) {
-            return Ok(self.words.each_ref().map(|w| w.load(Ordering::Relaxed)));
-        }
-        let value = compute()?;
-        for (w, v) in self.words.iter().zip(value) {
-            w.store(v, Ordering::Relaxed);
-        }
-        // Publishes the words above (any other writer stored the same ones).
-        self.ready.store(true, Ordering::Release);
-        Ok(value)
     }
 }
 

@@ -7,6 +7,7 @@ use crate::context::{StartMethod, force_start_method};
 use crate::error::ProcessError;
 use crate::registry::{ParentLink, global};
 use crate::{atfork, bootstrap, forkserver, resources};
+use mp_sys::fork::{Held, Rank};
 use mp_sys::process::Forked;
 
 /// Forks a child that runs `body` (which reports on the result channel it is given) and exits.
@@ -36,29 +37,31 @@ pub(crate) fn start(
 /// child, whose mp state is then that of a child (its name, its parent, the death watch of a
 /// daemon, stdin on /dev/null, start method fork), and the pid in the parent.
 ///
-/// Every lock that mp's child path takes is held across the `fork()` call (see `atfork`), so
-/// the child never finds one held by a thread it does not have.
+/// Every lock that mp's child path takes is held across the `fork()` call, in the order of
+/// `mp_sys::fork`'s ranks, so the child never finds one held by a thread it does not have.
 pub(crate) fn fork_child(spec: &ChildSpec<'_>) -> Result<Forked, ProcessError> {
     atfork::warn_if_threaded();
     let dev_null = mp_sys::fd::dev_null()?;
     bootstrap::install_panic_hook();
     // The costly part of the child's stack-overflow guard, done once here for every child.
     crate::stack_guard::prepare_fork();
-    // Caches a child may fill are filled here, so that no other thread is filling them at the
-    // fork: the executable's identity, and the shared descriptors (the resource tracker, say),
-    // which a forked child inherits as they are.
+    // Caches a child may use are filled here, once for every child: the executable's identity
+    // (its error is the parent's to report), and the shared descriptors (the resource tracker,
+    // say), which a forked child inherits as they are.
     crate::identity::file()?;
     let _ = crate::popen_spawn::refuse_foreign_exe(StartMethod::Spawn);
     drop(resources::collect());
-    let mut held = atfork::Held::take();
-    let server = forkserver::lock_for_fork();
-    let mut g = global();
+    // mp-spawn's own locks at their ranks, between std's and the other crates' (see
+    // `mp_sys::fork`): the child gets their guards, typed.
+    let mut held = Held::take();
+    let server = held.lock(Rank::SPAWN_FORKSERVER, forkserver::lock_for_fork);
+    let mut g = held.lock(Rank::SPAWN_PROCESS_STATE, global);
     g.lifeline_reader()?;
-    let shared = resources::lock_for_fork();
-    held.take_registered();
+    let shared = held.lock(Rank::SPAWN_RESOURCES, resources::lock_for_fork);
+    held.take_rest();
     let parent_pid = mp_sys::process::getpid();
     // SAFETY: the child touches only state whose locks this thread holds across the fork (mp's
-    // own, std's stdout and stderr, and those registered with `atfork`); a target that needs
+    // own, std's stdout and stderr, and those registered with `mp_sys::fork`); a target that needs
     // locks held by other threads of a multi-threaded parent is the documented hazard of the
     // fork start method (and the reason for `atfork::warn_if_threaded`).
     let forked = unsafe { mp_sys::process::fork() }?;

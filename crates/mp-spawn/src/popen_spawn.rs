@@ -5,7 +5,6 @@ use std::ffi::{CStr, CString};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use crate::bootstrap::{self, SPAWN_MARK};
 use crate::child::{Child, ChildSpec};
@@ -13,6 +12,7 @@ use crate::context::StartMethod;
 use crate::error::ProcessError;
 use crate::frame::Codec;
 use crate::target::Recipe;
+use mp_sys::fork::ForkOnce;
 
 /// The parent's argv[0], so that `ps` shows the program's own name for its children.
 pub(crate) fn argv0() -> CString {
@@ -26,9 +26,10 @@ pub(crate) fn argv0() -> CString {
 /// dynamic loader (the program was started as `ld.so ./app`), or a host program that loaded mp
 /// in a shared library. A fresh copy of it would not run mp's pre-`main` entry (ld.so would
 /// take the marker for its own option), so spawn and forkserver refuse up front. Computed once:
-/// the running image never changes, and a forked child keeps its parent's.
+/// the running image never changes, and a forked child keeps its parent's (a `ForkOnce`: a
+/// forked child that starts children asks too).
 fn foreign_exe() -> Option<&'static Path> {
-    static FOREIGN: OnceLock<Option<PathBuf>> = OnceLock::new();
+    static FOREIGN: ForkOnce<Option<PathBuf>> = ForkOnce::new();
     FOREIGN
         .get_or_init(|| {
             // Any function of mp-spawn will do: they all lie in the same object.

@@ -3,10 +3,11 @@
 
 use std::borrow::Cow;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::child::Child;
 use crate::sync::lock;
+use mp_sys::fork::ForkOnce;
 
 /// What this process knows about itself and its relatives.
 pub(crate) struct Global {
@@ -128,8 +129,9 @@ pub(crate) fn finish_children() {
 }
 
 /// How `finish_children` retires this process's forkserver: set by the forkserver when it
-/// first launches one (a callback, so that the registry stays below the start methods).
-static SERVER_SHUTDOWN: OnceLock<fn()> = OnceLock::new();
+/// first launches one (a callback, so that the registry stays below the start methods). A
+/// `ForkOnce`: a forked child that launches its own forkserver sets it.
+static SERVER_SHUTDOWN: ForkOnce<fn()> = ForkOnce::new();
 
 /// Registers the forkserver's shutdown with `finish_children` (only the first call counts;
 /// there is one forkserver module).

@@ -53,6 +53,10 @@ pub static SHARED: [Shared];
 /// inherits the helper's state, where the hooks ran too, and runs them again: make them
 /// idempotent.
 ///
+/// Not for a cache that is wrong in any forked child (a pid, a per-process token): a process
+/// forked by other code runs no hook. That is a child action of `mp_sys::fork` (`AtFork`),
+/// whose module docs say which mechanism a static needs.
+///
 /// ```
 /// #[linkme::distributed_slice(mp_spawn::resources::CHILD_START)]
 /// static SETUP: fn() = || {
@@ -76,7 +80,7 @@ fn received() -> std::sync::MutexGuard<'static, BTreeMap<String, BorrowedFd<'sta
     RECEIVED.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The registry's lock, held across a fork (see `atfork`).
+/// The registry's lock, held across a fork at rank `SPAWN_RESOURCES` (see `mp_sys::fork`).
 pub(crate) fn lock_for_fork() -> std::sync::MutexGuard<'static, impl Sized> {
     received()
 }

@@ -24,11 +24,11 @@
 
 use std::ffi::c_int;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
 use crate::frame::Codec;
 use crate::target::Outcome;
+use mp_sys::fork::ForkOnce;
 
 /// How far below the stack's low end a fault still counts as an overflow: the guard page of
 /// a thread's stack, or the addresses just past the main thread's rlimit. Rust probes each
@@ -63,8 +63,9 @@ const SIGNALS: [c_int; 2] = [libc::SIGSEGV, libc::SIGBUS];
 
 /// The first stack measured in this process, `[low, high)`, inherited by its forks.
 /// `pthread_getattr_np` reads `/proc/self/maps` for a main thread (tens of µs), so a server
-/// that forks children measures its stack once, before the first fork ([`prepare_fork`]).
-static STACK: OnceLock<(usize, usize)> = OnceLock::new();
+/// that forks children measures its stack once, before the first fork ([`prepare_fork`]). A
+/// `ForkOnce`: a forked child sets it if its parent had not.
+static STACK: ForkOnce<(usize, usize)> = ForkOnce::new();
 
 /// Prepares the calling thread for the children it is about to fork, which inherit both: its
 /// stack measured, and an alternate signal stack (kept if it has one, as std's threads do).
@@ -153,12 +154,14 @@ fn message(name: &str, tid: u32) -> Box<[u8]> {
 /// The result frame that says `Outcome::StackOverflow`: the same for every child, so encoded
 /// once (by [`prepare_fork`] for forked children).
 fn frame() -> std::io::Result<&'static [u8]> {
-    static FRAME: OnceLock<Box<[u8]>> = OnceLock::new();
-    if let Some(frame) = FRAME.get() {
-        return Ok(frame);
-    }
-    let payload = postcard::to_stdvec(&Outcome::StackOverflow).map_err(std::io::Error::other)?;
-    Ok(FRAME.get_or_init(|| Codec::CHANNEL.encode(&payload).into_boxed_slice()))
+    // A `ForkOnce`: a forked child encodes it if its parent had not.
+    static FRAME: ForkOnce<Box<[u8]>> = ForkOnce::new();
+    let frame = FRAME.get_or_try_init(|| {
+        let payload =
+            postcard::to_stdvec(&Outcome::StackOverflow).map_err(std::io::Error::other)?;
+        Ok::<_, std::io::Error>(Codec::CHANNEL.encode(&payload).into_boxed_slice())
+    })?;
+    Ok(frame)
 }
 
 extern "C" fn on_fault(signal: c_int, info: &libc::siginfo_t, context: *mut libc::c_void) {

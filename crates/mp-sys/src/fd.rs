@@ -2,7 +2,7 @@
 
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use rustix::fs::OFlags;
 use rustix::pipe::PipeFlags;
@@ -107,12 +107,14 @@ pub fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn dev_null() -> io::Result<BorrowedFd<'static>> {
-    static DEV_NULL: std::sync::OnceLock<OwnedFd> = std::sync::OnceLock::new();
+    // A forked child may open it (mp-managers' child hook): a `StaticFd`, lock-free, which a
+    // fork cannot leave half-set (a `OnceLock` being filled at a fork would hang the child).
+    static DEV_NULL: StaticFd = StaticFd::new();
     if let Some(fd) = DEV_NULL.get() {
-        return Ok(fd.as_fd());
+        return Ok(fd);
     }
     let file = std::fs::File::open("/dev/null")?;
-    Ok(DEV_NULL.get_or_init(|| file.into()).as_fd())
+    Ok(DEV_NULL.get_or_set(file.into()))
 }
 
 /// Points fd 0 at `fd` (a child's stdin at /dev/null, as Python does; `dev_null` opened

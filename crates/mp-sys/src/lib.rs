@@ -40,6 +40,7 @@ pub mod creds;
 pub mod deadline;
 pub mod eventfd;
 pub mod fd;
+pub mod fork;
 pub mod futex;
 pub mod le;
 pub mod mmap;

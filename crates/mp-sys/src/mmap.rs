@@ -102,6 +102,46 @@ impl Mapping<ReadWrite> {
         )
     }
 
+    /// As [`Mapping::at`], and kept out of forks from the start (see
+    /// [`keep_from_forks`](Mapping::keep_from_forks)): no fork copies it, not even one another
+    /// thread makes at that very moment (a fork waits until the mapping is made and marked,
+    /// where one between [`Mapping::at`] and `keep_from_forks` would copy it).
+    ///
+    /// ```
+    /// use std::os::fd::AsFd;
+    /// let fd = mp_sys::shm::memfd(c"example", 8192)?;
+    /// // SAFETY: a fresh memfd, not reached at all.
+    /// let map = unsafe { mp_sys::mmap::Mapping::at_kept_from_forks(fd.as_fd(), 4096, 4096) }?;
+    /// assert_eq!(map.len(), 4096);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Safety
+    /// As [`Mapping::new`].
+    pub unsafe fn at_kept_from_forks(
+        fd: BorrowedFd<'_>,
+        offset: u64,
+        len: usize,
+    ) -> io::Result<Mapping> {
+        // Before the range is listed: every fork from now on runs the holes' actions.
+        HOLES_AROUND_FORK.register();
+        // Under the list's lock, which a fork's prepare action takes: no fork in between.
+        holes::with(|list| {
+            let mut map = Mapping::map(
+                fd,
+                offset,
+                len,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::empty(),
+            )?;
+            // Not `kept` yet: dropped on an error, it leaves the list (locked here) alone.
+            map.dont_fork()?;
+            list.push((map.ptr.as_ptr() as usize, map.len));
+            map.kept = true;
+            Ok(map)
+        })
+    }
+
     /// The mapping as 64-bit atomic words (the bytes after the last whole word are left
     /// out): shared counters that other processes read and write too.
     ///
@@ -182,8 +222,9 @@ impl<A> Mapping<A> {
     /// Keeps this mapping out of children forked from now on (`MADV_DONTFORK`): no forked
     /// child shares these pages. So that a copy of a handle that a forked child has anyway
     /// (one a closure carried) still points at memory, the child finds private zero-filled
-    /// pages at these addresses (mapped by a `pthread_atfork` child handler before `fork`
-    /// returns there).
+    /// pages at these addresses (mapped by a child action of [`fork`](crate::fork) before
+    /// `fork` returns there). A fork that another thread makes before this call copies the
+    /// mapping: [`Mapping::at_kept_from_forks`] leaves no such moment.
     ///
     /// ```
     /// use std::os::fd::AsFd;
@@ -199,6 +240,10 @@ impl<A> Mapping<A> {
         }
         holes::register(self.ptr.as_ptr() as usize, self.len);
         self.kept = true;
+        self.dont_fork()
+    }
+
+    fn dont_fork(&self) -> io::Result<()> {
         // SAFETY: the range is exactly this mapping; the advice changes nothing in this
         // process, only what a later fork copies.
         unsafe {
@@ -238,18 +283,25 @@ impl<A> Drop for Mapping<A> {
     }
 }
 
+/// Registered before a range is first listed: see `holes`.
+pub(crate) static HOLES_AROUND_FORK: crate::fork::AtFork = crate::fork::AtFork::around(
+    crate::fork::Rank::MMAP_HOLES,
+    holes::prepare,
+    holes::parent,
+    holes::child,
+);
+
 /// The mappings kept out of forks: a forked child maps private zero-filled pages in their
 /// place before `fork` returns there, so that no address a handle holds is a hole.
 mod holes {
     use std::cell::UnsafeCell;
-    use std::sync::Once;
     use std::sync::atomic::{AtomicBool, Ordering};
 
     use rustix::mm::{MapFlags, ProtFlags};
 
-    /// A spin lock and the list it guards: taken by the atfork prepare handler and released on
-    /// both sides, so the child reads a list no thread was changing. (Not a std `Mutex`: its
-    /// guard cannot be carried from one C callback to the next.)
+    /// A spin lock and the list it guards: taken by the prepare action and released on both
+    /// sides, so the child reads a list no thread was changing. (Not a std `Mutex`: its guard
+    /// cannot be carried from one fork phase to the next.)
     struct Holes {
         busy: AtomicBool,
         list: UnsafeCell<Vec<(usize, usize)>>,
@@ -277,7 +329,7 @@ mod holes {
         HOLES.busy.store(false, Ordering::Release);
     }
 
-    fn with<R>(f: impl FnOnce(&mut Vec<(usize, usize)>) -> R) -> R {
+    pub(super) fn with<R>(f: impl FnOnce(&mut Vec<(usize, usize)>) -> R) -> R {
         lock();
         // SAFETY: `busy` is taken: no other reference to the list exists.
         let r = f(unsafe { &mut *HOLES.list.get() });
@@ -285,15 +337,15 @@ mod holes {
         r
     }
 
-    extern "C" fn prepare() {
+    pub(super) fn prepare() {
         lock();
     }
 
-    extern "C" fn parent() {
+    pub(super) fn parent() {
         unlock();
     }
 
-    extern "C" fn child() {
+    pub(super) fn child() {
         // SAFETY: `prepare` took `busy` before the fork, and this is the only thread.
         let list = unsafe { &*HOLES.list.get() };
         for &(addr, len) in list {
@@ -317,11 +369,8 @@ mod holes {
     }
 
     pub(super) fn register(addr: usize, len: usize) {
-        static ATFORK: Once = Once::new();
-        ATFORK.call_once(|| {
-            // SAFETY: plain extern "C" fns that take and release a spin lock and map memory.
-            unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
-        });
+        // Before the range is listed: every fork from now on runs the actions above.
+        super::HOLES_AROUND_FORK.register();
         with(|l| l.push((addr, len)));
     }
 

@@ -53,8 +53,8 @@ pub fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-/// This process's id, cached: every ownership check asks for it. A `pthread_atfork` child
-/// handler clears the cache, so a fork by anyone (not only mp) is seen.
+/// This process's id, cached: every ownership check asks for it. A child action of
+/// [`fork`](crate::fork) clears the cache, so a fork by anyone (not only mp) is seen.
 ///
 /// ```
 /// assert_eq!(mp_sys::process::getpid(), std::process::id());
@@ -62,9 +62,11 @@ pub fn exit_now(code: i32) -> ! {
 #[inline]
 pub fn getpid() -> u32 {
     use std::sync::atomic::Ordering;
-    forget_pid_after_fork();
     match PID.load(Ordering::Relaxed) {
         0 => {
+            // Before the cache is filled: no fork may copy it without the action that clears
+            // it.
+            FORGET_PID.register();
             let pid = getpid_now();
             PID.store(pid, Ordering::Relaxed);
             pid
@@ -75,19 +77,11 @@ pub fn getpid() -> u32 {
 
 static PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
-extern "C" fn forget_pid() {
-    PID.store(0, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// Registers the fork handler that makes a child forget the cached pid (see
-/// `thread::forget_ids_after_fork`, which calls it before `main`).
-pub(crate) fn forget_pid_after_fork() {
-    static REGISTER: std::sync::Once = std::sync::Once::new();
-    REGISTER.call_once(|| {
-        // SAFETY: registers a plain extern "C" fn that only stores to an atomic.
-        unsafe { libc::pthread_atfork(None, None, Some(forget_pid)) };
+/// Registered before the cache is first filled: a child's cached pid is its parent's.
+pub(crate) static FORGET_PID: crate::fork::AtFork =
+    crate::fork::AtFork::in_child(crate::fork::Rank::PID_CACHE, || {
+        PID.store(0, std::sync::atomic::Ordering::Relaxed)
     });
-}
 
 /// This process's id, uncached: async-signal-safe (no `Once`), and right after any fork.
 ///

@@ -224,7 +224,7 @@ pub(crate) fn disposition(signal: c_int) -> io::Result<libc::sighandler_t> {
 /// for programs that use libc.
 ///
 /// A forked child starts with the default disposition instead of the handler (its socket
-/// would be the parent's): mp-sys's fork handler resets it, whoever forks.
+/// would be the parent's): a child action of [`fork`](crate::fork) resets it, whoever forks.
 ///
 /// ```
 /// let (reader, writer) = mp_sys::socket::socketpair(mp_sys::socket::Kind::Stream)?;
@@ -242,9 +242,8 @@ pub fn send_byte_on(signal: c_int, writer: OwnedFd) -> io::Result<Option<ByteOnS
         .filter(|&s| s > 0)
         .and_then(|s| WAKE_SOCKETS.get(s))
         .ok_or(io::ErrorKind::InvalidInput)?;
-    // The fork handler that resets the disposition in a child (registered before `main` by
-    // mp-spawn; here for programs without it).
-    crate::thread::forget_ids_after_fork();
+    // The fork action that resets the disposition in a child, before the handler exists.
+    FORGET_HANDLERS.register();
     // Claimed before the disposition is read or changed: another thread's install or removal
     // of this signal's handler owns it until it is done.
     if slot
@@ -292,10 +291,14 @@ fn install_wake_handler(signal: c_int) -> io::Result<bool> {
     Ok(true)
 }
 
-/// In a forked child (mp-sys's `pthread_atfork` child handler): every [`send_byte_on`]
-/// handler goes back to the default disposition and forgets its socket, which is the
-/// parent's. Async-signal-safe: atomics and `sigaction` only.
-pub(crate) fn forget_handlers_after_fork() {
+/// Registered before a handler is installed: see [`forget_handlers_after_fork`].
+pub(crate) static FORGET_HANDLERS: crate::fork::AtFork =
+    crate::fork::AtFork::in_child(crate::fork::Rank::SIGNAL_HANDLERS, forget_handlers_after_fork);
+
+/// In a forked child (a child action of `fork`): every [`send_byte_on`] handler goes back to
+/// the default disposition and forgets its socket, which is the parent's. Async-signal-safe:
+/// atomics and `sigaction` only.
+fn forget_handlers_after_fork() {
     let handled = HANDLED.swap(0, Ordering::SeqCst);
     for signal in 1..=64 {
         if handled & (1u64 << (signal - 1)) == 0 {

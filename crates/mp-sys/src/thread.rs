@@ -1,9 +1,8 @@
 //! Threads: the calling thread's id (as robust futex words hold it), whether an id is a live
 //! thread of this process, and giving up the CPU. On rustix, except `tgkill` (rustix has no
-//! call to signal one thread of a thread group) and `pthread_atfork`.
+//! call to signal one thread of a thread group).
 
 use std::cell::Cell;
-use std::sync::Once;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 thread_local! {
@@ -12,35 +11,27 @@ thread_local! {
     static TOKEN: Cell<u64> = const { Cell::new(0) };
 }
 
-static FORGET_AFTER_FORK: Once = Once::new();
-
 /// A random number drawn once per process (0: not yet; redrawn in a forked child).
 static PROCESS_NONCE: AtomicU32 = AtomicU32::new(0);
 
-extern "C" fn forget_thread_id() {
-    // The forking thread is the child's only thread; its cached id is the parent's.
-    TID.with(|tid| tid.set(0));
-    TOKEN.with(|token| token.set(0));
-    PROCESS_NONCE.store(0, Ordering::Relaxed);
-    // The parent's signal-to-socket handlers would write to the parent's sockets.
-    crate::signal::forget_handlers_after_fork();
-}
+/// Registered before the cache is first filled: the forking thread is the child's only thread, and its
+/// cached id, token and the nonce are the parent's.
+pub(crate) static FORGET_IDS: crate::fork::AtFork =
+    crate::fork::AtFork::in_child(crate::fork::Rank::THREAD_IDS, || {
+        TID.with(|tid| tid.set(0));
+        TOKEN.with(|token| token.set(0));
+        PROCESS_NONCE.store(0, Ordering::Relaxed);
+    });
 
-/// Registers the fork handlers that make a forked child forget the cached pid, thread id and
-/// token, and reset the handlers of `signal::send_byte_on`. Idempotent. mp-spawn calls it before `main`, while the program has one thread: a
-/// `Once` still running in another thread at a fork would leave the child's copy running for
-/// ever, and the child's first [`id`] would hang.
+/// Makes forked children forget the cached thread id and token: registers that action with
+/// [`fork`](crate::fork) (every cache of mp-sys registers its own reset before it is first
+/// filled, so calling this is never needed; kept for callers of this name).
 ///
 /// ```
 /// mp_sys::thread::forget_ids_after_fork();
 /// ```
 pub fn forget_ids_after_fork() {
-    crate::process::forget_pid_after_fork();
-    FORGET_AFTER_FORK.call_once(|| {
-        // SAFETY: registering a plain extern "C" function with no state; it only touches
-        // this thread's thread-locals, atomics and signal dispositions.
-        unsafe { libc::pthread_atfork(None, None, Some(forget_thread_id)) };
-    });
+    FORGET_IDS.register();
 }
 
 /// This thread's id, as robust futex words hold it (unique system-wide among live threads);
@@ -57,7 +48,8 @@ pub fn id() -> u32 {
         if tid != 0 {
             return tid;
         }
-        forget_ids_after_fork();
+        // Before the cache is filled (see `FORGET_IDS`).
+        FORGET_IDS.register();
         let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
         cached.set(tid);
         tid
@@ -122,14 +114,7 @@ pub fn is_ours(token: u64) -> bool {
 /// assert!(!mp_sys::thread::is_of_this_process(0));
 /// ```
 pub fn is_of_this_process(tid: u32) -> bool {
-    let Ok(tid) = libc::pid_t::try_from(tid) else {
-        return false;
-    };
-    if tid <= 0 {
-        return false;
-    }
-    // SAFETY: signal 0 only checks that the thread exists in our thread group; nothing is sent.
-    unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, 0) == 0 }
+    crate::fork::is_of_this_process(tid)
 }
 
 /// Gives up the CPU (the middle step of a spin-then-sleep wait).

@@ -3,6 +3,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use mp_sys::fork::{AtFork, Rank};
+
 use crate::error::ShmError;
 
 /// A free claim word.
@@ -14,19 +16,24 @@ pub(crate) const CLOSED: u64 = u64::MAX;
 /// years). Pids are below 2^22 (the kernel's PID_MAX_LIMIT), so a token is never `CLOSED`.
 const TIME_BITS: u32 = 42;
 
+/// This process's token, once computed (0: not yet).
+static TOKEN: AtomicU64 = AtomicU64::new(0);
+
+/// A forked child computes its own token: the parent's names the parent.
+static FORGET_TOKEN: AtFork =
+    AtFork::in_child(Rank::SHM_HOLDER_TOKEN, || TOKEN.store(0, Ordering::Relaxed));
+
 /// This process's token, computed once per process (a forked child computes its own). An
 /// error where `/proc` does not show this process: then no holder could be told alive, and
 /// every claim could be taken from a live holder, so nothing is claimed at all.
 pub(crate) fn mine() -> Result<u64, ShmError> {
-    static PID: AtomicU64 = AtomicU64::new(0);
-    static TOKEN: AtomicU64 = AtomicU64::new(0);
-    let pid = mp_sys::process::getpid();
-    if PID.load(Ordering::Acquire) == u64::from(pid) {
-        let t = TOKEN.load(Ordering::Acquire);
-        if t != 0 {
-            return Ok(t);
-        }
+    let t = TOKEN.load(Ordering::Acquire);
+    if t != 0 {
+        return Ok(t);
     }
+    // Before the token is set: no fork may copy it without the action that forgets it.
+    FORGET_TOKEN.register();
+    let pid = mp_sys::process::getpid();
     let start = mp_sys::process::start_time(pid).ok_or_else(|| {
         ShmError::Os(std::io::Error::other(
             "cannot read /proc/self/stat, which names the holders of chunks",
@@ -34,7 +41,6 @@ pub(crate) fn mine() -> Result<u64, ShmError> {
     })?;
     let token = token_of(pid, start);
     TOKEN.store(token, Ordering::Release);
-    PID.store(u64::from(pid), Ordering::Release);
     Ok(token)
 }
 

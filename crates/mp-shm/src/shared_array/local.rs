@@ -26,8 +26,9 @@ impl LocalMap {
     pub(crate) fn new(fd: BorrowedFd<'_>, offset: u64, len: usize) -> Result<LocalMap, ShmError> {
         // SAFETY: the array's memfd travels only inside its handles, and each chunk's range is
         // mapped writable by the one process that holds its claim (shared_array/README.md).
-        let mut map = unsafe { Mapping::at(fd, offset, len) }?;
-        map.keep_from_forks()?;
+        // Kept from forks from the start: a fork by another thread right after the mapping
+        // was made would keep a writable copy, and the array's seal would fail (EBUSY).
+        let map = unsafe { Mapping::at_kept_from_forks(fd, offset, len) }?;
         Ok(LocalMap {
             map,
             pid: mp_sys::process::getpid(),
