@@ -344,10 +344,17 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     pub fn cancel_join_thread(&self) {}
 
     /// Puts an item already serialised (with the handles it carries), for layers that frame
-    /// their own messages (mp-pool): no second encoding, one copy into shared memory.
-    /// Feature `unstable-internals`: for mp's own crates, not covered by semver.
-    #[cfg(feature = "unstable-internals")]
-    #[doc(hidden)]
+    /// their own messages (mp-pool's task and result frames): no second encoding, one copy into
+    /// shared memory. A typed [`get`](Queue::get) of bytes that are not a `T` is a decode
+    /// error, never a wrong value.
+    ///
+    /// ```
+    /// let q = mp_ipc::Queue::<()>::new()?;
+    /// q.put_bytes(b"frame", &[])?;
+    /// let got = q.get_bytes(None, |bytes, _fds| bytes.to_vec())?;
+    /// assert_eq!(got, b"frame");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn put_bytes(&self, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> Result<(), PutError> {
         if self.shared.closed.load(Ordering::Relaxed) {
             return Err(PutError::Closed);
@@ -359,10 +366,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     }
 
     /// Takes the oldest item as bytes borrowed from shared memory, waiting at most `timeout`
-    /// (`None`: forever); `take` decodes it in place.
-    /// Feature `unstable-internals`: for mp's own crates, not covered by semver.
-    #[cfg(feature = "unstable-internals")]
-    #[doc(hidden)]
+    /// (`None`: forever); `take` decodes it in place (see [`put_bytes`](Queue::put_bytes)).
     pub fn get_bytes<R>(
         &self,
         timeout: Option<Duration>,

@@ -15,9 +15,10 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use mp_spawn::Target;
+use mp_spawn::code::Located;
 use mp_spawn::code::{Kind, RawCodeRef};
 use mp_spawn::reduction::{self, Fd};
-use mp_spawn::{Located, Target};
 use serde::{Deserialize, Serialize};
 
 use crate::plain;
@@ -27,7 +28,7 @@ use serde::de::DeserializeOwned;
 /// Sends a finished result frame (its bytes and the handles the values carry).
 pub(crate) type Send<'s> = &'s mut dyn FnMut(&[u8], &[BorrowedFd<'_>]);
 /// Decodes a chunk's arguments, finds the function (a fn pointer's offset is the `i64`; see
-/// `mp_spawn::locate_target`), runs it, and sends the result frame: `frame` holds the `Result`
+/// `mp_spawn::code::locate`), runs it, and sends the result frame: `frame` holds the `Result`
 /// header, and the entry sets the outcome and appends the body.
 /// Called after each item of a chunk (the progress counter of a watched call).
 pub(crate) type Tick<'t> = &'t mut dyn FnMut();
@@ -47,7 +48,7 @@ const fn check_findable<F>() {
 /// The offset of a fn pointer `f`, 0 for a zero-sized one; an error for what a worker cannot
 /// find (a closure that captures one pointer-sized value passes the build-time check).
 fn code_of<F: Target<A>, A>(f: &F) -> Result<i64, &'static str> {
-    match mp_spawn::locate_target(f) {
+    match mp_spawn::code::locate(f) {
         Located::ZeroSized => Ok(0),
         Located::FnPointer(code) => Ok(code),
         Located::Foreign => Err(
@@ -130,9 +131,9 @@ pub(crate) fn init_entry_at(entry: RawCodeRef) -> Option<InitEntry> {
 /// The function `F` again, in a worker: `None` if it cannot be found.
 fn recreate<F: Target<A>, A>(code: i64) -> Option<F> {
     // SAFETY: task frames and initializer specs come only from this worker's pool, which ran
-    // this same executable image and computed `code` with `locate_target` for a value of type
+    // this same executable image and computed `code` with `code::locate` for a value of type
     // `F` (`task_fn`, `init_fn`).
-    unsafe { mp_spawn::recreate_target::<F, A>(code) }
+    unsafe { mp_spawn::code::recreate::<F, A>(code) }
 }
 
 fn run_chunk<F, A>(

@@ -103,10 +103,6 @@ pub use shared_array::SharedNdArray;
 #[doc(hidden)]
 pub use shared_array::mapped_arrays;
 pub use shared_array::{Chunk, Chunks, JoinError, SharedArray, SharedArrayMut};
-/// For mp-pool's workers: the array received last stays mapped between back-to-back tasks.
-/// Feature `unstable-internals`: not covered by semver.
-#[cfg(feature = "unstable-internals")]
-#[doc(hidden)]
 pub use shared_array::{release_lingering, set_lingering};
 pub use shared_dict::SharedDict;
 #[cfg(feature = "unstable-test-hooks")]
@@ -114,10 +110,9 @@ pub use shared_dict::SharedDict;
 pub use shared_dict::Stall;
 pub use shared_memory::{MAX_NAME_LEN, SharedMemory, ShmOptions};
 pub use sharedctypes::{Array, ArrayGuard, RawArray, RawValue, Value, ValueGuard};
-/// The rules of Python's sync primitives that mp-managers' server-held ones share with this
-/// crate's. Feature `unstable-internals`: not covered by semver.
-#[cfg(feature = "unstable-internals")]
-#[doc(hidden)]
+/// The rules of Python's sync primitives as pure state machines (a semaphore's counts, an
+/// event's wake-ups, a barrier's rounds), which this crate's shared-memory primitives and
+/// mp-managers' server-held ones both run: one set of semantics, tested once.
 pub use synchronize::rules as sync_rules;
 pub use synchronize::{
     Barrier, BoundedSemaphore, Condition, ConditionGuard, ConditionLock, Event, Lock, LockGuard,

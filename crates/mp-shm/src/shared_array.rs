@@ -665,7 +665,12 @@ fn linger(mapped: &Arc<Mapped>) {
 /// [`release_lingering`] is called. Back-to-back tasks on one array then map it once (and
 /// fault its pages in once) instead of once per task. A worker releases it whenever it runs
 /// out of tasks, so an idle pool holds no array's memory.
-#[cfg(feature = "unstable-internals")]
+///
+/// ```
+/// mp_shm::set_lingering(true);
+/// mp_shm::release_lingering();
+/// mp_shm::set_lingering(false);
+/// ```
 pub fn set_lingering(on: bool) {
     LINGERING.store(on, Ordering::Relaxed);
     if !on {
@@ -674,7 +679,6 @@ pub fn set_lingering(on: bool) {
 }
 
 /// Lets go of the lingering array (see [`set_lingering`]).
-#[cfg(feature = "unstable-internals")]
 pub fn release_lingering() {
     let old = lingerer().take();
     // Unmapped outside the lock.

@@ -26,7 +26,6 @@ mod event;
 mod lock;
 mod mutex;
 mod rlock;
-#[cfg_attr(not(feature = "unstable-internals"), allow(unreachable_pub))]
 pub mod rules;
 mod semaphore;
 mod words;

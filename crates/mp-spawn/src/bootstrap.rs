@@ -38,8 +38,9 @@ use crate::child::ChildSpec;
 use crate::code::{Kind, RawCodeRef};
 use crate::frame::Codec;
 use crate::identity::{self, FileId};
+use crate::launch::Recipe;
 use crate::registry::{ParentLink, child_name_for_panic, finish_children, global};
-use crate::target::{Outcome, Recipe, Target, recreate_target};
+use crate::target::{Outcome, Target};
 use crate::{reduction, resources, stack_guard};
 
 pub(crate) const SPAWN_MARK: &CStr = c"--mp-spawn-child";
@@ -149,8 +150,8 @@ where
         Err(e) => return report_failure(control, &format!("cannot decode the arguments: {e}")),
     };
     // SAFETY: the message comes from a parent that `authenticate_parent` proved runs this very
-    // image, where `locate_target` computed `code` for a value of type `F`.
-    let Some(target) = (unsafe { recreate_target::<F, A>(code) }) else {
+    // image, where `code::locate` computed `code` for a value of type `F`.
+    let Some(target) = (unsafe { crate::code::recreate::<F, A>(code) }) else {
         return report_failure(control, "the target cannot be found in this process");
     };
     run_target(move || target.call(args), control)

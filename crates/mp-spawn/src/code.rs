@@ -12,7 +12,7 @@
 //!
 //! Targets that are plain fn pointers cannot be registered (any `fn` of the program may be
 //! one). They travel as offsets from an anchor, and only `unsafe` code turns an offset back
-//! into a function ([`recreate_target`](crate::recreate_target)): the caller states that the
+//! into a function ([`recreate`]): the caller states that the
 //! peer may run code in this process anyway (the trust model in docs/DESIGN.md: a spawn
 //! child's authenticated parent, a pool's own parent, an MPI job's master).
 //!
@@ -51,6 +51,8 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use serde::{Deserialize, Serialize};
+
+use crate::target::Target;
 
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 compile_error!("mp's code references support x86_64 and aarch64");
@@ -319,4 +321,88 @@ pub(crate) unsafe fn hook_at(offset: i64) -> Option<fn()> {
     // SAFETY: the caller guarantees the same image, so anchor + offset is the hook's address,
     // and it lies in the program's code.
     Some(unsafe { std::mem::transmute::<usize, fn()>(addr) })
+}
+
+/// How a fresh process finds a target again (see [`locate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Located {
+    /// Zero-sized (a fn item or a non-capturing closure): the child creates it anew.
+    ZeroSized,
+    /// A fn pointer into the program: the child finds it at this offset
+    /// ([`crate::code`]).
+    FnPointer(i64),
+    /// A fn pointer outside the program's code (a `dlopen`ed library).
+    Foreign,
+    /// A closure that captures state: only a forked child can run it.
+    Captures,
+}
+
+impl Located {
+    /// The offset to send with the arguments: the fn pointer's, or 0.
+    pub fn code(self) -> i64 {
+        match self {
+            Located::FnPointer(offset) => offset,
+            _ => 0,
+        }
+    }
+}
+
+/// Says how a fresh process running this image can find `target` again (mp-pool's tasks;
+/// `Process` does the same inside).
+///
+/// ```
+/// use mp_spawn::code::{locate, Located};
+///
+/// fn square(x: u64) -> u64 { x * x }
+///
+/// assert_eq!(locate(&square), Located::ZeroSized);
+/// let pointer: fn(u64) -> u64 = square;
+/// assert!(matches!(locate(&pointer), Located::FnPointer(_)));
+/// let k = std::hint::black_box(3u64);
+/// assert_eq!(locate(&move |x: u64| x * k), Located::Captures);
+/// ```
+pub fn locate<F: Target<A>, A>(target: &F) -> Located {
+    if size_of::<F>() == 0 {
+        return Located::ZeroSized;
+    }
+    match target.fn_pointer() {
+        Some(addr) if mp_sys::process::in_program_code(addr) => Located::FnPointer(offset_of(addr)),
+        Some(_) => Located::Foreign,
+        None => Located::Captures,
+    }
+}
+
+/// The target again, in a fresh process: created if zero-sized, found at `code` if a fn
+/// pointer; `None` otherwise, or if `code` lies outside the program's code.
+///
+/// ```
+/// use mp_spawn::code::{locate, recreate};
+///
+/// fn square(x: u64) -> u64 { x * x }
+///
+/// let pointer: fn(u64) -> u64 = square;
+/// let code = locate(&pointer).code();
+/// // SAFETY: `code` is `locate`'s for a value of this very type, in this very process.
+/// let again = unsafe { recreate::<fn(u64) -> u64, (u64,)>(code) }.unwrap();
+/// assert_eq!(again(7), 49);
+/// ```
+///
+/// # Safety
+/// `code` must be [`Located::code`] of [`locate`] of a value of type `F`, computed in a
+/// process running this same executable image.
+pub unsafe fn recreate<F: Target<A>, A>(code: i64) -> Option<F> {
+    if size_of::<F>() == 0 {
+        // SAFETY: F is zero-sized and is a fn item or closure type (the only `Target`s), which
+        // is inhabited and has no bytes to initialise; the parent held a value of it.
+        return Some(unsafe { std::mem::zeroed() });
+    }
+    if !F::is_fn_pointer() {
+        return None;
+    }
+    // SAFETY: the caller's promise: `code` is the offset of a function of the fn pointer type
+    // `F` (checked just above, by `TypeId`) in this image; `program_fn_at` refuses what lies
+    // outside the program's code.
+    let addr = unsafe { program_fn_at(code) }?;
+    // SAFETY: `F` is that fn pointer type, and `addr` the function's address.
+    Some(unsafe { std::mem::transmute_copy::<usize, F>(&addr) })
 }

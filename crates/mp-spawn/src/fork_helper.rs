@@ -1,6 +1,3 @@
-// Used through `ForkServer` by mp-pool only (feature `unstable-internals`).
-#![cfg_attr(not(feature = "unstable-internals"), allow(dead_code, unreachable_pub))]
-
 //! A fork helper: a forkserver whose server is a `fork()` of the calling process, taken once.
 //!
 //! The fork start method copies whichever thread calls `fork`: its stack (a spawned thread's
@@ -23,9 +20,9 @@ use std::time::Duration;
 
 use crate::child::{Child, ChildSpec};
 use crate::error::ProcessError;
+use crate::launch::Recipe;
 use crate::registry::global;
 use crate::sync::lock;
-use crate::target::Recipe;
 use crate::{forkserver, popen_fork};
 use mp_sys::process::Forked;
 

@@ -21,10 +21,10 @@ use crate::context::{self, StartMethod};
 use crate::error::ProcessError;
 use crate::frame::{self, Codec, Stop};
 use crate::identity::{self, FileId};
+use crate::launch::Recipe;
 use crate::popen_spawn::spawn_with_channel;
 use crate::registry;
 use crate::sync::lock;
-use crate::target::Recipe;
 use mp_sys::fork::{Hold, Rank};
 use mp_sys::process::Forked;
 

@@ -33,10 +33,11 @@
 
 // Module map: layers, lowest first. A module uses only modules of lower layers (or its own);
 // no module names one above it, so there are no cycles.
-//  0. `sync` (the lock rule), `code` (functions named by offset), `frame` (the frame codec),
-//     `reduction`, `resources`,
+//  0. `sync` (the lock rule), `target` (sealed `Target`, `Portable`, `Outcome`), `frame` (the
+//     frame codec), `reduction`, `resources`, `identity` (the executable's),
 //     `context` (start methods, `ContextError`); `error` (uses `context`, `reduction`)
-//  1. `target` (sealed `Target`, `Portable`, `Launch`/`Recipe`, `Outcome`), `atfork`
+//  1. `code` (registered code references; `locate`/`recreate` of fn-pointer targets),
+//     `launch` (`Launch`/`Recipe`), `atfork`
 //  2. `child` (a child as its parent tracks it), `stack_guard` (uses `target::Outcome`)
 //  3. `registry` (this process's own state, its children, `finish_children`, at-exit hook),
 //     `current` (`current_process`, `parent_process`, `active_children`, CPU counts)
@@ -63,6 +64,7 @@ mod forkserver;
 pub mod frame;
 pub mod helper;
 pub mod identity;
+mod launch;
 mod popen_fork;
 mod popen_spawn;
 mod process;
@@ -80,10 +82,15 @@ pub mod testing;
 pub use any_process::AnyProcess;
 pub use atfork::set_fork_warning;
 pub use atfork::{Hold, hold_across_fork};
-/// Installs mp-spawn's panic hook (it prints `Process <name>:` before a child's panic), so that
-/// a hook installed after it can wrap it (mp-pool's). Feature `unstable-internals`.
-#[cfg(feature = "unstable-internals")]
-#[doc(hidden)]
+/// Installs mp-spawn's panic hook now (it prints `Process <name>:` before a child's panic; mp
+/// installs it on its first start), so that a hook a program installs after it wraps it (as
+/// mp-pool's, which keeps its workers' panics for the caller, does).
+///
+/// ```
+/// mp_spawn::install_panic_hook();
+/// let previous = std::panic::take_hook();
+/// std::panic::set_hook(Box::new(move |info| previous(info)));
+/// ```
 pub fn install_panic_hook() {
     bootstrap::install_panic_hook()
 }
@@ -96,15 +103,10 @@ pub use current::{
     parent_process, process_cpu_count,
 };
 pub use error::{ContextError, ProcessError};
-#[cfg(feature = "unstable-internals")]
-#[doc(hidden)]
 pub use fork_helper::ForkServer;
 #[cfg(feature = "unstable-test-hooks")]
 #[doc(hidden)]
 pub use forkserver::forkserver_pid;
 pub use forkserver::set_forkserver_preload;
 pub use process::Process;
-#[cfg(feature = "unstable-internals")]
-#[doc(hidden)]
-pub use target::{Located, locate_target, recreate_target};
 pub use target::{Portable, Target};

@@ -11,7 +11,7 @@ use crate::child::{Child, ChildSpec};
 use crate::context::StartMethod;
 use crate::error::ProcessError;
 use crate::frame::Codec;
-use crate::target::Recipe;
+use crate::launch::Recipe;
 use mp_sys::fork::ForkOnce;
 
 /// The parent's argv[0], so that `ps` shows the program's own name for its children.

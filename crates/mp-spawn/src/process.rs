@@ -9,15 +9,16 @@ use serde::Serialize;
 
 use crate::bootstrap;
 use crate::child::{Child, ChildSpec};
+use crate::code::{Located, locate};
 use crate::context::{Context, StartMethod, get_start_method};
 use crate::error::ProcessError;
 use crate::fork_helper;
-#[cfg(feature = "unstable-internals")]
 use crate::fork_helper::ForkServer;
 use crate::frame::{self, Codec, Stop};
+use crate::launch::{Launch, Recipe};
 use crate::reduction;
 use crate::registry::global;
-use crate::target::{Launch, Located, Outcome, Portable, Recipe, Target, locate_target};
+use crate::target::{Outcome, Portable, Target};
 use crate::{entry, forkserver, popen_fork, popen_spawn};
 
 /// A target and its arguments. Under fork too, the arguments reach the child serialised (in
@@ -63,7 +64,7 @@ where
     }
 
     fn recipe(&self, method: StartMethod) -> Result<Recipe, ProcessError> {
-        match locate_target(&self.target) {
+        match locate(&self.target) {
             // The child gets the fn pointer's offset (or 0) with the arguments.
             located @ (Located::ZeroSized | Located::FnPointer(_)) => Ok(Recipe {
                 entry: bootstrap::entry_ref::<F, A>(),
@@ -203,7 +204,6 @@ impl<R: Portable> Process<R> {
     }
 
     /// A process that the fork helper `helper` forks when it starts.
-    #[cfg(feature = "unstable-internals")]
     pub(crate) fn through_helper<F, A>(helper: Arc<fork_helper::Helper>, target: F, args: A) -> Self
     where
         F: Target<A, Output = R>,
@@ -614,7 +614,6 @@ impl Context {
     }
 }
 
-#[cfg(feature = "unstable-internals")]
 impl ForkServer {
     /// A process running `target(args...)`, to be forked by the helper when it starts. As
     /// with [`Process::new`], `target` is a fn item or a non-capturing closure and `args` a

@@ -1,6 +1,5 @@
 //! The rules of Python's sync primitives that both of mp's kinds share: mp-shm's futex-word
-//! objects and mp-managers' server-held ones (feature `unstable-internals`: not covered by
-//! semver). Each rule is a pure function of the primitive's state, defined once, so that the
+//! objects and mp-managers' server-held ones. Each rule is a pure function of the primitive's state, defined once, so that the
 //! two cannot drift apart; each side keeps only how it stores the state and how it sleeps.
 //!
 //! Condition variables are not here: mp-shm's is an epoch protocol over futex words
