@@ -478,6 +478,9 @@ impl<P: Port> Scheduler<P> {
             .iter()
             .enumerate()
             .filter_map(|(slot, w)| Some((slot, w.as_ref()?)))
+            // A local worker killed for a late chunk runs nothing more: its queued chunks go
+            // to another worker when its death is seen, and must not time out meanwhile.
+            .filter(|(_, w)| w.late == 0 || w.port.rank().is_some())
             .flat_map(move |(slot, w)| {
                 // A worker runs its first `parallel` chunks (those failed late among them);
                 // each started when it was sent, or when the worker last answered.
@@ -526,6 +529,7 @@ impl<P: Port> Scheduler<P> {
                 None => {
                     // It is killed: nothing more goes to it, and its death fails nothing
                     // else (its untaken chunks go to another worker).
+                    worker.late += 1;
                     worker.stopping = true;
                     kill.push((slot, worker.generation));
                     error

@@ -6,15 +6,16 @@ use std::collections::VecDeque;
 use std::os::fd::BorrowedFd;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::{Port, Scheduler, Status, Worker};
 use crate::error::PoolError;
 use crate::result::{Deferred, Job};
 use crate::wire::{self, Outcome, Prepared};
 
-/// A worker's task queue.
+/// A worker's task queue, and the rank of a remote worker (`None`: a local process).
 #[derive(Clone, Default)]
-struct Fake(Rc<RefCell<VecDeque<Vec<u8>>>>);
+struct Fake(Rc<RefCell<VecDeque<Vec<u8>>>>, Option<u32>);
 
 impl Port for Fake {
     type Error = &'static str;
@@ -26,6 +27,10 @@ impl Port for Fake {
 
     fn queued(&self) -> usize {
         self.0.borrow().len()
+    }
+
+    fn rank(&self) -> Option<u32> {
+        self.1
     }
 }
 
@@ -129,11 +134,23 @@ fn outstanding(s: &Scheduler<Fake>, slot: usize) -> Vec<u64> {
 }
 
 /// Every unfinished chunk is in exactly one place: pending, or sent to one worker (in its
-/// queue or taken); and a finished one is in none.
+/// queue or taken); and a finished one is in none, but for a worker's late chunks (failed past
+/// their timeout, not answered yet).
 fn check_places(s: &Scheduler<Fake>) {
     let mut seen: Vec<u64> = s.pending.iter().copied().collect();
     for worker in s.workers.iter().flatten() {
-        seen.extend(worker.outstanding.iter().copied());
+        let late = worker
+            .outstanding
+            .iter()
+            .filter(|id| !s.tasks.contains_key(id))
+            .count();
+        assert!(late <= worker.late, "a finished chunk is still placed");
+        seen.extend(
+            worker
+                .outstanding
+                .iter()
+                .filter(|id| s.tasks.contains_key(id)),
+        );
     }
     let mut sorted = seen.clone();
     sorted.sort_unstable();
@@ -345,5 +362,158 @@ fn terminate_fails_everything_once() {
     assert_eq!(done(&job).len(), 3);
     assert!(s.terminate().is_none());
     assert!(!s.needs_replacement());
+    check_places(&s);
+}
+
+/// `n` chunks as `chunks(n)`, with a timeout of `ms` milliseconds each.
+fn timed_chunks(n: usize, ms: u64) -> Vec<Prepared> {
+    let mut chunks = chunks(n);
+    for chunk in &mut chunks {
+        chunk.set_limits(crate::wire::Limits {
+            timeout: Some(Duration::from_millis(ms)),
+            max_result: 0,
+        });
+    }
+    chunks
+}
+
+/// `ranks` remote workers (ranks 1..), each running one chunk at a time.
+fn remote_pool(ranks: usize) -> (Scheduler<Fake>, Vec<Fake>) {
+    let mut s = Scheduler::new(ranks, false);
+    let queues: Vec<Fake> = (0..ranks)
+        .map(|r| Fake(Default::default(), Some(r as u32 + 1)))
+        .collect();
+    for (slot, queue) in queues.iter().enumerate() {
+        let generation = s.next_generation();
+        s.workers[slot] = Some(Worker::new(queue.clone(), 0, generation, None).running_at_once(1));
+        s.on_ready(slot as u32);
+    }
+    (s, queues)
+}
+
+#[test]
+fn a_local_chunk_past_its_timeout_fails_and_its_worker_is_killed() {
+    let (mut s, queues) = pool(1, false);
+    all_up(&mut s);
+    let job = Job::new(Some(2));
+    run(s.submit(&job, timed_chunks(2, 10)).unwrap());
+    assert_eq!(queues[0].take(), Some(0));
+    let sent = s.next_deadline().expect("a running chunk has a deadline");
+    // Before the deadline: nothing expires.
+    let (callbacks, kill) = s.expire(sent - Duration::from_millis(1));
+    assert!(callbacks.is_empty() && kill.is_empty());
+    let (callbacks, kill) = s.expire(sent);
+    run(callbacks);
+    assert_eq!(kill, [(0, s.workers[0].as_ref().unwrap().generation)]);
+    assert_eq!(done(&job).len(), 1);
+    assert!(
+        done(&job)[0].1.as_ref().unwrap().contains("TaskTimeout"),
+        "{:?}",
+        done(&job)
+    );
+    check_places(&s);
+    // Its queued chunk never times out there (it never runs there): it waits for the death.
+    assert_eq!(s.next_deadline(), None);
+    let (callbacks, kill) = s.expire(sent + Duration::from_secs(3600));
+    assert!(callbacks.is_empty() && kill.is_empty());
+    // The death returns the queued chunk to the pending ones, and fails nothing more.
+    run(dies(&mut s, 0, -9));
+    assert_eq!(done(&job).len(), 1);
+    assert_eq!(s.pending.iter().copied().collect::<Vec<_>>(), [1]);
+    check_places(&s);
+}
+
+#[test]
+fn a_remote_worker_past_a_timeout_gets_no_work_until_it_answers() {
+    let (mut s, queues) = remote_pool(2);
+    let job = Job::new(Some(3));
+    run(s.submit(&job, timed_chunks(3, 10)).unwrap());
+    // One chunk each (they run one at a time); the third waits.
+    assert_eq!(outstanding(&s, 0), [0]);
+    assert_eq!(outstanding(&s, 1), [1]);
+    assert_eq!(queues[0].ids(), [0]);
+    let deadline = s.next_deadline().unwrap();
+    // Rank 2 answers in time; rank 1 does not.
+    run(s.on_result(1, 1, Outcome::Ok, Vec::new(), Vec::new()));
+    run(s.dispatch());
+    assert_eq!(outstanding(&s, 1), [2]);
+    let (callbacks, kill) = s.expire(deadline);
+    run(callbacks);
+    // A remote worker is not killed: its chunk fails, as a failure on that rank.
+    assert!(kill.is_empty());
+    let failed = done(&job);
+    let late = failed.iter().find(|(c, _)| *c == 0).unwrap();
+    let message = late.1.as_ref().unwrap();
+    assert!(
+        message.contains("Remote")
+            && message.contains("rank: 1")
+            && message.contains("TaskTimeout"),
+        "{message}"
+    );
+    check_places(&s);
+    // Rank 1 holds its late chunk: nothing more goes to it.
+    let more = Job::new(Some(1));
+    run(s.submit(&more, chunks(1)).unwrap());
+    assert_eq!(outstanding(&s, 0), [0]);
+    // Its late answer frees it (the answer itself is dropped), and it takes work again.
+    run(s.on_result(0, 0, Outcome::Ok, Vec::new(), Vec::new()));
+    assert_eq!(done(&job).len(), 2);
+    run(s.dispatch());
+    assert_eq!(outstanding(&s, 0), [3]);
+    check_places(&s);
+}
+
+#[test]
+fn every_remote_worker_late_fails_what_waits() {
+    let (mut s, _queues) = remote_pool(1);
+    let job = Job::new(Some(2));
+    run(s.submit(&job, timed_chunks(2, 10)).unwrap());
+    let deadline = s.next_deadline().unwrap();
+    let (callbacks, _) = s.expire(deadline);
+    run(callbacks);
+    // The running chunk failed on its rank; the pending one could never run: it fails too.
+    let failed = done(&job);
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert!(
+        failed
+            .iter()
+            .all(|(_, e)| e.as_ref().unwrap().contains("TaskTimeout"))
+    );
+    assert_eq!(s.pending_len(), 0);
+}
+
+#[test]
+fn remote_failures_name_the_rank_and_bad_frames_fail_the_oldest_chunk() {
+    let (mut s, _queues) = remote_pool(1);
+    let job = Job::new(Some(2));
+    // Two chunks of two items: the second starts at item 2.
+    run(s.submit(&job, chunks(2)).unwrap());
+    assert_eq!(outstanding(&s, 0), [0]);
+    // Its own pool's failure, at the chunk's second item, comes back shifted to the input.
+    let failure = crate::wire::Failure::Panicked {
+        index: 1,
+        message: "boom".into(),
+    };
+    let body = postcard::to_stdvec(&failure).unwrap();
+    run(s.on_result(0, 0, Outcome::Remote, body, Vec::new()));
+    match &job.lock().done[0].1 {
+        Err(PoolError::Remote { rank: 1, error }) => {
+            assert!(
+                matches!(**error, PoolError::Panicked { index: 1, .. }),
+                "{error:?}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    run(s.dispatch());
+    assert_eq!(outstanding(&s, 0), [1]);
+    assert!(!s.holds(0, 7));
+    run(s.on_bad_frame(0, "a result frame of 3 bytes".into()));
+    match &job.lock().done[1].1 {
+        Err(PoolError::Remote { rank: 1, error }) => {
+            assert!(matches!(&**error, PoolError::BadFrame(m) if m.contains("3 bytes")))
+        }
+        other => panic!("{other:?}"),
+    }
     check_places(&s);
 }
