@@ -6,7 +6,7 @@ use std::fmt;
 
 use mp_pool::PoolError;
 
-/// Why [`MpiPool::init`](crate::MpiPool::init) did not make a pool.
+/// Why `MpiPool::init` did not make a pool.
 ///
 /// ```
 /// use mp_mpi::MpiError;

@@ -61,12 +61,12 @@ pub use master::RankInfo;
 #[cfg(feature = "mpi")]
 pub use pool::{MpiPool, MpiPoolBuilder};
 
-/// The result of an `apply_async` on an [`MpiPool`]: the pool's own.
+/// The result of an `apply_async` on an `MpiPool`: the pool's own.
 #[deprecated(note = "an MpiPool is an mp_pool::Pool: use mp_pool::AsyncResult")]
 pub type MpiAsyncResult<T> = mp_pool::AsyncResult<T>;
-/// The options of one call on an [`MpiPool`]: the pool's own.
+/// The options of one call on an `MpiPool`: the pool's own.
 #[deprecated(note = "an MpiPool is an mp_pool::Pool: use mp_pool::Submit")]
 pub type MpiSubmit<'p> = mp_pool::Submit<'p>;
-/// The lazy map of an [`MpiPool`]: the pool's own.
+/// The lazy map of an `MpiPool`: the pool's own.
 #[deprecated(note = "an MpiPool is an mp_pool::Pool: use mp_pool::IMap")]
 pub type MpiIMap<'p, I, R> = mp_pool::IMap<'p, I, R>;

@@ -21,7 +21,7 @@ use crate::result::{Job, Part};
 use crate::task;
 use crate::wire::{Limits, Prepared, TaskFn};
 
-/// The output of [`Pool::imap`] and [`Pool::imap_unordered`]: one `Result` per input item (a
+/// The output of [`Pool::imap`](crate::Pool::imap) and [`Pool::imap_unordered`](crate::Pool::imap_unordered): one `Result` per input item (a
 /// chunk that fails yields one `Err` for the whole chunk, then the output goes on). If the
 /// input panics, the values of the items it gave come first, then
 /// [`PoolError::InputPanicked`], then the end.

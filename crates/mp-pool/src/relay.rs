@@ -9,9 +9,9 @@ use crate::transport::failure_answer;
 use crate::wire::{self, Limits, Prepared};
 
 impl Pool {
-    /// Runs a task frame that a remote pool's [`Transport`] delivered to this process, in this
+    /// Runs a task frame that a remote pool's [`Transport`](crate::transport::Transport) delivered to this process, in this
     /// pool's workers; calls `answer` (on the pool's thread) with the frame to send back,
-    /// which that pool's transport hands to its [`Sink::deliver`]. `max_result_bytes` caps
+    /// which that pool's transport hands to its [`Sink::deliver`](crate::transport::Sink::deliver). `max_result_bytes` caps
     /// the encoded values (the transport's own limit on a message): a larger result is
     /// refused here with [`PoolError::ResultTooLarge`], as is one over the call's own limit.
     /// A frame that is not a task gets an answer that fails its chunk there.

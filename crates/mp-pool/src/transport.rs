@@ -16,7 +16,7 @@
 //! Frames are bytes only (no descriptors travel), and a frame names code by its registered
 //! reference, so both sides must run the same executable: the transport checks that (mp-mpi
 //! compares the executables' SHA-256 at its handshake). An answer that does not decode fails
-//! a chunk with [`PoolError::BadFrame`](crate::PoolError::BadFrame), never a panic.
+//! a chunk with [`PoolError::BadFrame`], never a panic.
 //!
 //! ```
 //! use std::sync::{Arc, Mutex};
@@ -69,7 +69,7 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     /// How many workers it reaches, numbered `0..workers()` (fixed for the pool's life).
     fn workers(&self) -> usize;
 
-    /// The number users know `worker` by (an MPI rank), in [`PoolError::Remote`](crate::PoolError::Remote).
+    /// The number users know `worker` by (an MPI rank), in [`PoolError::Remote`].
     fn rank(&self, worker: usize) -> u32;
 
     /// How many chunks `worker` runs at once (its local processes): the pool gives it no more
@@ -119,7 +119,7 @@ impl Sink {
     }
 
     /// What `worker` sent back: an answer [`Pool::relay`](crate::Pool::relay) gave it, or anything else (which
-    /// fails the oldest chunk the worker holds with [`PoolError::BadFrame`](crate::PoolError::BadFrame)). `false` once
+    /// fails the oldest chunk the worker holds with [`PoolError::BadFrame`]). `false` once
     /// the pool is gone.
     pub fn deliver(&self, worker: usize, answer: Vec<u8>) -> bool {
         match self.inner.upgrade() {

@@ -4,7 +4,7 @@
 //!
 //! One identity with two keys, each used where it is exact:
 //!
-//! - [`file`]: the (device, inode) of `/proc/self/exe`. On one host it names the very file the
+//! - [`file()`]: the (device, inode) of `/proc/self/exe`. On one host it names the very file the
 //!   process runs, even after the path was replaced, and it costs one `stat`, so a spawn child
 //!   checks its parent with it before `main`. It means nothing on another host.
 //! - [`digest`]: the SHA-256 of that file's bytes, the same on every host that runs the build
