@@ -80,7 +80,7 @@ impl MpiPoolBuilder {
         let (transport, workers) = master::start(settings)?;
         let mut builder = Pool::builder().max_result_bytes(self.max_result_bytes);
         if let Some(deadline) = self.deadline {
-            builder = builder.timeout(deadline);
+            builder = builder.task_timeout(deadline);
         }
         let pool = builder.build_with(Arc::new(transport))?;
         Ok(MpiPool { pool, workers })

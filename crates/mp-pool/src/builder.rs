@@ -88,7 +88,7 @@ impl PoolBuilder {
 
     /// How long one task (a chunk) of every call may run, unless the call says otherwise
     /// ([`Submit::timeout`](crate::Submit::timeout)). By default, forever.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
+    pub fn task_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
     }

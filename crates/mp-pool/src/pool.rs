@@ -27,7 +27,7 @@ impl PoolBuilder {
 
     /// A pool whose workers are `transport`'s (remote workers: the ranks of an MPI job, see
     /// the [`transport`](crate::transport) module), with this builder's call options
-    /// ([`timeout`](PoolBuilder::timeout), [`max_result_bytes`](PoolBuilder::max_result_bytes)).
+    /// ([`task_timeout`](PoolBuilder::task_timeout), [`max_result_bytes`](PoolBuilder::max_result_bytes)).
     /// The settings of local processes (`processes`, `initializer`, `maxtasksperchild`,
     /// `context`) are the transport's business: setting one is
     /// [`PoolError::InvalidArgument`].
