@@ -174,7 +174,7 @@ fn run_chunk<F, A>(
             }
             Err(payload) => {
                 wire::set_outcome(frame, Outcome::Panicked);
-                frame.extend_from_slice(&(offset as u64).to_le_bytes());
+                wire::put_u64(frame, offset as u64);
                 frame.extend_from_slice(panic_message(&*payload).as_bytes());
                 return send(frame, &[]);
             }

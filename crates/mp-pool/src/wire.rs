@@ -323,7 +323,7 @@ impl Prepared {
         put_u64(&mut frame, 0); // the id, set at submission
         put_u64(&mut frame, 0); // the tally, set at submission if the call is watched
         put_u64(&mut frame, u64::from(task.entry.index()));
-        frame.extend_from_slice(&task.code.to_le_bytes());
+        le::Writer::new(&mut frame).i64(task.code);
         put_u64(&mut frame, 0); // the limit, set at submission if the call has one
         put_u64(&mut frame, items.len() as u64);
         let fds = if plain::encode(items, &mut frame) {
@@ -343,17 +343,18 @@ impl Prepared {
 
     /// Sets the id of the chunk, at submission.
     pub(crate) fn set_id(&mut self, id: u64) {
-        self.frame[1..9].copy_from_slice(&id.to_le_bytes());
+        // A prepared frame always holds its header (`encode`).
+        let _ = le::set_u64(&mut self.frame, 1, id);
     }
 
     /// Sets the tally of the chunk's call (see `progress`), at submission.
     pub(crate) fn set_tally(&mut self, tally: u64) {
-        self.frame[9..17].copy_from_slice(&tally.to_le_bytes());
+        let _ = le::set_u64(&mut self.frame, 9, tally);
     }
 
     /// Sets the call's limits, at submission.
     pub(crate) fn set_limits(&mut self, limits: Limits) {
-        self.frame[33..41].copy_from_slice(&limits.max_result.to_le_bytes());
+        let _ = le::set_u64(&mut self.frame, 33, limits.max_result);
         self.timeout = limits.timeout;
     }
 }

@@ -106,6 +106,30 @@ impl<'a> Writer<'a> {
     }
 }
 
+/// Overwrites the little-endian u64 at `at` (a field of a header already written, set later:
+/// a frame's id at submission, say); a buffer too short for it is a [`Short`] error and is
+/// left as it was.
+///
+/// ```
+/// let mut frame = vec![0u8; 9];
+/// mp_sys::le::set_u64(&mut frame, 1, 7)?;
+/// assert_eq!(frame[1], 7);
+/// assert!(mp_sys::le::set_u64(&mut frame, 2, 7).is_err());
+/// # Ok::<(), mp_sys::le::Short>(())
+/// ```
+pub fn set_u64(buf: &mut [u8], at: usize, v: u64) -> Result<(), Short> {
+    let end = at.checked_add(8).filter(|end| *end <= buf.len());
+    let Some(end) = end else {
+        return Err(Short {
+            at,
+            want: 8,
+            len: buf.len(),
+        });
+    };
+    buf[at..end].copy_from_slice(&v.to_le_bytes());
+    Ok(())
+}
+
 /// Takes little-endian fields off the front of a byte slice. A field the input is too short
 /// for is a [`Short`] error, and the reader stays where it was.
 ///
