@@ -179,7 +179,8 @@ extern "C" fn on_fault(signal: c_int, info: &libc::siginfo_t, context: *mut libc
     let index = usize::from(signal == libc::SIGBUS);
     // SAFETY: PREVIOUS holds null or pointers from Box::into_raw that are never freed.
     match unsafe { PREVIOUS[index].load(Ordering::Acquire).as_ref() } {
-        Some(previous) => previous.chain(signal, info, context),
+        // SAFETY: this is the signal handler, passing on the kernel's own arguments.
+        Some(previous) => unsafe { previous.chain(signal, info, context) },
         // Not reached: the replaced action is stored right after the handler is set, on the
         // only thread, which does not fault in between.
         None => mp_sys::signal::set_ignored(signal, false),

@@ -85,7 +85,12 @@ impl PreviousAction {
     /// is restored and the handler returns: a faulting instruction runs again and the fault
     /// ends the process as it would have without the handler; a signal that was sent (it
     /// does not repeat) is sent again, to take the default action once the handler returns.
-    pub fn chain(&self, signal: c_int, info: &libc::siginfo_t, context: *mut libc::c_void) {
+    ///
+    /// # Safety
+    /// Call it only from a signal handler, with the `signal`, `info` and `context` the kernel
+    /// gave that handler: a foreign handler this calls may read `context` as the kernel's
+    /// `ucontext_t`.
+    pub unsafe fn chain(&self, signal: c_int, info: &libc::siginfo_t, context: *mut libc::c_void) {
         let action = self.0.sa_sigaction;
         if action == libc::SIG_IGN {
             set_ignored(signal, true);
@@ -97,7 +102,7 @@ impl PreviousAction {
         } else if self.0.sa_flags & libc::SA_SIGINFO != 0 {
             // SAFETY: the kernel reported this action with SA_SIGINFO, so `action` is the
             // address of a handler with the three-argument signature, called as the kernel
-            // would call it.
+            // would call it (the caller's promise: these are the kernel's arguments).
             let f: extern "C" fn(c_int, *mut libc::siginfo_t, *mut libc::c_void) =
                 unsafe { mem::transmute(action) };
             f(signal, std::ptr::from_ref(info).cast_mut(), context);
