@@ -39,9 +39,7 @@ fn listener(method: String, done: mp_spawn::reduction::Fd) {
 
 fn a_child_logging_after_the_listening_parent_died_does_not_hang(m: StartMethod) {
     // The orphan comes back to this process, to be reaped here rather than left to init.
-    // SAFETY: prctl with integer arguments.
-    let made_subreaper = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    assert_eq!(made_subreaper, 0);
+    mp_spawn::testing::adopt_orphans();
     let (r, w) = mp_sys::fd::pipe().unwrap();
     let mut p = ctx(m).process(listener, (m.name().to_owned(), w.into()));
     p.start().unwrap();

@@ -166,9 +166,7 @@ fn pool_owner(report: Queue<u32>) {
 /// The owner of a pool is killed: its fork helper (under fork) and all its workers die too.
 fn pool_dies_with_its_owner(m: StartMethod) {
     // Orphans come back to this process, to be reaped here rather than left to init.
-    // SAFETY: prctl with integer arguments.
-    let made_subreaper = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    assert_eq!(made_subreaper, 0);
+    mp_spawn::testing::adopt_orphans();
     let report = Queue::new().unwrap();
     let mut owner = ctx(m).process(pool_owner, (report.clone(),));
     owner.start().unwrap();
