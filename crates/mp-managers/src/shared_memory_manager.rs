@@ -34,7 +34,6 @@
 //! child given one makes blocks that are the manager's too.
 
 use std::collections::BTreeSet;
-use std::ffi::CString;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -240,7 +239,7 @@ impl SegmentsServant {
         let keeper = self.keeper.as_ref().map_err(|errno| Failure::Os(*errno))?;
         let os = |e: io::Error| Failure::Os(e.raw_os_error().unwrap_or(libc::EIO));
         loop {
-            let name = random_name().map_err(os)?;
+            let name = mp_shm::random_name().map_err(os)?;
             // Before the block exists: a server killed right after making it leaves it to
             // the keeper, never to nobody.
             keeper.register(&name).map_err(os)?;
@@ -289,15 +288,9 @@ impl Drop for SegmentsServant {
     }
 }
 
-fn random_name() -> io::Result<String> {
-    let mut bytes = [0u8; 4];
-    mp_sys::random::fill(&mut bytes)?;
-    Ok(format!("psm_{:08x}", u32::from_be_bytes(bytes)))
-}
-
-fn unlink(name: &str) -> io::Result<()> {
-    let posix = CString::new(format!("/{name}")).map_err(io::Error::other)?;
-    mp_sys::shm::shm_unlink(&posix)
+/// Unlinks a block of this server's by name (mp-shm's, as every segment's name rule).
+fn unlink(name: &str) -> Result<(), mp_shm::ShmError> {
+    SharedMemory::options().name(name).unlink()
 }
 
 /// A handle that makes blocks owned by a [`SharedMemoryManager`], from any process: get one

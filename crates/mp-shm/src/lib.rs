@@ -108,7 +108,7 @@ pub use shared_dict::SharedDict;
 #[cfg(feature = "unstable-test-hooks")]
 #[doc(hidden)]
 pub use shared_dict::Stall;
-pub use shared_memory::{MAX_NAME_LEN, SharedMemory, ShmOptions};
+pub use shared_memory::{MAX_NAME_LEN, SharedMemory, ShmOptions, random_name};
 pub use sharedctypes::{Array, ArrayGuard, RawArray, RawValue, Value, ValueGuard};
 /// The rules of Python's sync primitives as pure state machines (a semaphore's counts, an
 /// event's wake-ups, a barrier's rounds), which this crate's shared-memory primitives and

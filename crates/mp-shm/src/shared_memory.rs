@@ -110,6 +110,28 @@ impl ShmOptions {
         }
     }
 
+    /// Unlinks the named segment without attaching it (its name goes; mappings of it stay
+    /// until unmapped). Never unregisters it from a tracker.
+    ///
+    /// ```
+    /// use mp_shm::SharedMemory;
+    ///
+    /// let shm = SharedMemory::options().track(false).create(64)?;
+    /// SharedMemory::options().name(shm.name()).unlink()?;
+    /// assert!(SharedMemory::options().name(shm.name()).attach().is_err());
+    /// # Ok::<(), mp_shm::ShmError>(())
+    /// ```
+    pub fn unlink(self) -> Result<(), ShmError> {
+        let Some(name) = self.name else {
+            return Err(ShmError::InvalidName {
+                name: String::new(),
+                reason: "empty",
+            });
+        };
+        let (bare, posix) = posix_name(&name)?;
+        sys::shm_unlink(&posix).map_err(|e| open_error(e, &bare))
+    }
+
     /// Attaches an existing segment; its size is the segment's. Never registers it.
     pub fn attach(self) -> Result<SharedMemory, ShmError> {
         let Some(name) = self.name else {
@@ -145,7 +167,18 @@ fn open_error(e: io::Error, name: &str) -> ShmError {
     }
 }
 
-fn random_name() -> io::Result<String> {
+/// A fresh random segment name, as Python's (`psm_` and 8 hex digits): what [`create`]
+/// picks when no name is given, for a caller that must know the name first (mp-managers'
+/// server registers it with its tracker before the segment exists).
+///
+/// ```
+/// let name = mp_shm::random_name()?;
+/// assert!(name.starts_with("psm_") && name.len() == 12);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// [`create`]: ShmOptions::create
+pub fn random_name() -> io::Result<String> {
     let mut bytes = [0u8; 4];
     mp_sys::random::fill(&mut bytes)?;
     Ok(format!("psm_{:08x}", u32::from_be_bytes(bytes)))
