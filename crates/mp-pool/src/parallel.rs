@@ -51,6 +51,7 @@ use crate::task;
 pub struct Parallel {
     n_jobs: isize,
     batch_size: Option<usize>,
+    timeout: Option<std::time::Duration>,
     context: Option<Context>,
     #[cfg_attr(not(feature = "progress"), allow(dead_code))]
     progress: bool,
@@ -62,6 +63,7 @@ impl Parallel {
         Parallel {
             n_jobs,
             batch_size: None,
+            timeout: None,
             context: None,
             progress: false,
         }
@@ -71,6 +73,15 @@ impl Parallel {
     /// `Pool.map`: a quarter of each worker's share for lists, one for iterators.
     pub fn batch_size(mut self, calls: usize) -> Self {
         self.batch_size = Some(calls.max(1));
+        self
+    }
+
+    /// How long one batch of calls may run in its worker (joblib's `timeout`, per task as
+    /// pebble's): past it the batch fails with [`PoolError::TaskTimeout`] and its worker is
+    /// killed and replaced; the other calls go on (see [`Submit::timeout`]). Not with
+    /// `n_jobs == 1`, which runs the calls in this process.
+    pub fn timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.timeout = Some(timeout);
         self
     }
 
@@ -132,6 +143,9 @@ impl Parallel {
         if let Some(batch) = self.batch_size {
             submit = submit.chunksize(batch);
         }
+        if let Some(timeout) = self.timeout {
+            submit = submit.timeout(timeout);
+        }
         submit.starmap(f, calls)
     }
 
@@ -181,7 +195,10 @@ impl Parallel {
     {
         let pool = self.pool()?;
         let inner = Arc::clone(pool.inner());
-        let submit = Submit::new(&inner).chunksize(self.batch_size.unwrap_or(1));
+        let mut submit = Submit::new(&inner).chunksize(self.batch_size.unwrap_or(1));
+        if let Some(timeout) = self.timeout {
+            submit = submit.timeout(timeout);
+        }
         Ok(submit.lazy_owning(
             Box::new(pool),
             task::task_fn::<F, A>(&f),

@@ -102,8 +102,14 @@ impl<'p> Submit<'p> {
 
     /// How long one task (a chunk) may run, from when its worker starts it (pebble's
     /// `timeout`). Past it, the task fails with [`PoolError::TaskTimeout`] and its worker is
-    /// killed and replaced (a remote worker, which cannot be killed from here, gets no more
-    /// work until it answers); the other tasks go on. A huge timeout is forever.
+    /// killed (SIGKILL) and replaced (a remote worker, which cannot be killed from here, gets
+    /// no more work until it answers); the other tasks go on. A huge timeout is forever.
+    ///
+    /// What is timed is the chunk: with `chunksize(n)`, its `n` items together, and a chunk
+    /// past its timeout fails whole (its error names its first item; the items it finished
+    /// before are lost with the worker). Use `chunksize(1)` to time each item alone. A chunk
+    /// waiting in a worker's queue is not timed until the worker starts it (when it answered
+    /// the chunk before).
     ///
     /// ```
     /// use std::time::Duration;

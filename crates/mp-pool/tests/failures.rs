@@ -11,6 +11,7 @@ use common::{pool, square};
 use mp_ipc::Queue;
 use mp_pool::PoolError;
 use mp_spawn::StartMethod;
+use mp_spawn::testing::ctx;
 
 /// A hang guard only: every wait below ends on an event long before it.
 const GUARD: Duration = Duration::from_secs(60);
@@ -56,6 +57,57 @@ fn fail_on_go(go: Queue<()>) -> u64 {
 
 /// Marks `flag`, after a delay that makes a waiter that does not wait for the callback see
 /// it unmarked (correctness does not depend on the delay).
+/// Hangs at `x == 500` (until killed); returns `x` otherwise.
+fn hang_at_500(x: u64) -> u64 {
+    if x == 500 {
+        loop {
+            std::thread::park();
+        }
+    }
+    x
+}
+
+/// Issue #26's first test: a task that hangs for ever under a timeout, beside 1,000 quick
+/// ones: exactly that one fails, with `TaskTimeout`; the rest succeed; the pool goes on with a
+/// new worker. (A long timeout: a quick task never comes near it, however loaded the host.)
+fn one_hanging_task_among_a_thousand_times_out(m: StartMethod) {
+    let pool = pool(m, 2);
+    let before = pool.pids();
+    let timeout = Duration::from_secs(2);
+    let out: Vec<Result<u64, PoolError>> = pool
+        .chunksize(1)
+        .timeout(timeout)
+        .imap(hang_at_500, 0..1000u64)
+        .collect();
+    assert_eq!(out.len(), 1000);
+    for (i, r) in out.iter().enumerate() {
+        match r {
+            Ok(v) => assert_eq!(*v, i as u64),
+            Err(PoolError::TaskTimeout { index, timeout: t }) => {
+                assert_eq!((*index, *t), (500, timeout))
+            }
+            Err(e) => panic!("item {i}: {e:?}"),
+        }
+    }
+    assert_eq!(out.iter().filter(|r| r.is_err()).count(), 1);
+    // The killed worker was replaced: two workers, one of them new; the pool works.
+    let after = pool.pids();
+    assert_eq!(after.len(), 2);
+    assert_ne!(before, after);
+    assert_eq!(pool.map(square, 0..10u64).unwrap()[3], 9);
+    // joblib's Parallel takes the same timeout.
+    let e = mp_pool::Parallel::new(2)
+        .context(ctx(m))
+        .batch_size(1)
+        .timeout(timeout)
+        .run(hang_at_500, [(1,), (500,)])
+        .unwrap_err();
+    assert!(
+        matches!(e, PoolError::TaskTimeout { index: 1, .. }),
+        "{e:?}"
+    );
+}
+
 fn mark_slowly(flag: &AtomicBool) {
     std::thread::sleep(Duration::from_millis(20));
     flag.store(true, Ordering::SeqCst);
@@ -256,4 +308,5 @@ mp_spawn::test_matrix!(
     panicking_callback_leaves_the_pool_working,
     imap_handle_iterable_exception,
     imap_unordered_handle_iterable_exception,
+    one_hanging_task_among_a_thousand_times_out,
 );
