@@ -188,7 +188,20 @@ pub fn get_all_start_methods() -> Vec<&'static str> {
     all
 }
 
-/// A start method was unknown, or was set a second time without `force`.
+/// A start method was unknown, or was set a second time without `force`. An unknown name's
+/// message lists the start methods, and names the one a typo most likely meant.
+///
+/// ```
+/// let e = mp_spawn::get_context("spwan").unwrap_err();
+/// assert_eq!(
+///     e.to_string(),
+///     "cannot find context for \"spwan\" (the start methods are \"fork\", \"spawn\" and \
+///      \"forkserver\"; did you mean \"spawn\"?)"
+/// );
+/// let e = mp_spawn::get_context("threads").unwrap_err();
+/// assert!(!e.to_string().contains("did you mean"));
+/// assert!(mp_spawn::get_context("ForkServer").unwrap_err().to_string().contains("\"forkserver\"?"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ContextError {
@@ -198,10 +211,50 @@ pub enum ContextError {
     AlreadySet,
 }
 
+/// The start method whose name is at most two edits from `name` (a typo), if one is.
+fn nearest_method(name: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    ["fork", "spawn", "forkserver"]
+        .into_iter()
+        .map(|m| (edit_distance(&lower, m), m))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, m)| m)
+}
+
+/// Levenshtein's distance between two short names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
 impl fmt::Display for ContextError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::UnknownMethod(m) => write!(f, "cannot find context for {m:?}"),
+            Self::UnknownMethod(m) => {
+                // Python's message first, then what a port from Python needs to fix it.
+                write!(
+                    f,
+                    "cannot find context for {m:?} (the start methods are \"fork\", \"spawn\" \
+                     and \"forkserver\""
+                )?;
+                match nearest_method(m) {
+                    Some(near) => write!(f, "; did you mean {near:?}?)"),
+                    None => f.write_str(")"),
+                }
+            }
             Self::AlreadySet => f.write_str("context has already been set"),
         }
     }
