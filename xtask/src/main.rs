@@ -42,9 +42,23 @@ use crate::python::{Python, run_capture};
 const BENCHES: [&str; 5] = ["start_join", "ipc", "shm", "pool", "bigdata"];
 const SCRIPTS: [&str; 5] = ["start_join.py", "ipc.py", "shm.py", "pool.py", "bigdata.py"];
 
+const USAGE: &str = "usage: cargo xtask bench [--quick] [--no-bench] | cargo xtask stress [--runs N] [--hogs N] | cargo xtask alone | cargo xtask docs [--fix]";
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flag = |f: &str| args.iter().any(|a| a == f);
+    // An unknown flag, or a number that does not parse, is an error, not a default.
+    let checked = match args.first().map(String::as_str) {
+        Some("bench") => check_args(&args[1..], &["--quick", "--no-bench"], &[]),
+        Some("stress") => check_args(&args[1..], &[], &["--runs", "--hogs"]),
+        Some("hog" | "alone") => check_args(&args[1..], &[], &[]),
+        Some("docs") => check_args(&args[1..], &["--fix"], &[]),
+        _ => Err("no such command".to_string()),
+    };
+    if let Err(e) = checked {
+        eprintln!("xtask: {e}\n{USAGE}");
+        return ExitCode::FAILURE;
+    }
     match args.first().map(String::as_str) {
         Some("bench") => bench(flag("--quick"), flag("--no-bench")),
         Some("stress") => {
@@ -60,12 +74,29 @@ fn main() -> ExitCode {
         Some("alone") => alone::alone(),
         Some("docs") => docs::docs(flag("--fix")),
         _ => {
-            eprintln!(
-                "usage: cargo xtask bench [--quick] [--no-bench] | cargo xtask stress [--runs N] [--hogs N] | cargo xtask alone | cargo xtask docs [--fix]"
-            );
+            eprintln!("{USAGE}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Checks a command's arguments: each is one of `flags`, or one of `numbered` followed by a
+/// number.
+fn check_args(args: &[String], flags: &[&str], numbered: &[&str]) -> Result<(), String> {
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        if flags.contains(&arg.as_str()) {
+            continue;
+        }
+        if numbered.contains(&arg.as_str()) {
+            match rest.next().map(|n| n.parse::<usize>()) {
+                Some(Ok(_)) => continue,
+                _ => return Err(format!("{arg} takes a number")),
+            }
+        }
+        return Err(format!("unknown argument {arg:?}"));
+    }
+    Ok(())
 }
 
 fn root() -> PathBuf {
@@ -187,4 +218,20 @@ fn machine(cpus: usize, python: &str) -> Vec<(&'static str, String)> {
         ),
         ("python", python.to_string()),
     ]
+}
+
+#[cfg(test)]
+mod args_test {
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn unknown_flags_and_bad_numbers_are_errors() {
+        let check = |a: &[&str]| super::check_args(&args(a), &["--quick"], &["--runs"]);
+        assert!(check(&["--quick", "--runs", "2"]).is_ok());
+        assert!(check(&["--quik"]).unwrap_err().contains("--quik"));
+        assert!(check(&["--runs"]).unwrap_err().contains("takes a number"));
+        assert!(check(&["--runs", "two"]).is_err());
+    }
 }
