@@ -123,8 +123,13 @@ fn dispatch(name: &CStr, mark: &CStr, fd: &CStr) {
     };
     match role {
         Role::Spawned => spawned_child(fd),
-        Role::Server => forkserver::serve(fd),
+        Role::Server => {
+            mp_sys::process::set_name("mp-forkserver");
+            forkserver::serve(fd)
+        }
         Role::Helper(run) => {
+            // The helper's name, not the executable's (`exe`, for `/proc/self/exe`).
+            mp_sys::process::set_name(&name.to_string_lossy());
             // As Rust's runtime would before `main`: a write to a closed peer is an error.
             mp_sys::signal::set_ignored(libc::SIGPIPE, true);
             run(fd)

@@ -76,6 +76,8 @@ impl Global {
         daemon: bool,
         parent: ParentLink,
     ) {
+        // What `ps` and `top` show for this child (Python users get it from setproctitle).
+        mp_sys::process::set_name(&name);
         self.name = Cow::Owned(name);
         self.identity = identity;
         self.daemon = daemon;

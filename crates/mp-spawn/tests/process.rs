@@ -20,6 +20,7 @@ macro_rules! matrix {
 }
 
 matrix!(
+    children_show_their_names_in_ps,
     returns_value,
     several_arguments_and_structs,
     names,
@@ -98,6 +99,32 @@ fn names(m: StartMethod) {
     let mut q = ctx(m).process(my_name, ()).with_name("worker");
     q.start().unwrap();
     assert_eq!(q.join().unwrap(), "worker");
+}
+
+/// What `ps -o comm` shows for this process.
+fn my_comm() -> String {
+    std::fs::read_to_string("/proc/self/comm")
+        .unwrap_or_default()
+        .trim_end()
+        .to_string()
+}
+
+/// `ps`, `top` and `pgrep` show a child by its name (issue #27 item 8), cut to the kernel's 15
+/// bytes; a forkserver is `mp-forkserver`.
+fn children_show_their_names_in_ps(m: StartMethod) {
+    let mut p = ctx(m).process(my_comm, ()).with_name("ingest-7");
+    p.start().unwrap();
+    assert_eq!(p.join().unwrap(), "ingest-7");
+    let mut q = ctx(m)
+        .process(my_comm, ())
+        .with_name("ForkServerPoolWorker-12");
+    q.start().unwrap();
+    assert_eq!(q.join().unwrap(), "ForkServerPoolW");
+    if m == StartMethod::Forkserver {
+        let server = mp_spawn::forkserver_pid().expect("a forkserver runs");
+        let comm = std::fs::read_to_string(format!("/proc/{server}/comm")).unwrap();
+        assert_eq!(comm.trim_end(), "mp-forkserver");
+    }
 }
 
 fn child_name_of_child(method: String) -> (String, String) {

@@ -93,6 +93,38 @@ pub fn getpid_now() -> u32 {
     rustix::process::getpid().as_raw_nonzero().get() as u32
 }
 
+/// Names this process as `ps -o comm`, `top` and `pgrep` show it (the kernel's name of the
+/// calling thread: call it on a process's only thread, as a new child does). The kernel keeps
+/// 15 bytes: a longer name is cut on a character boundary; a NUL ends it. No allocation (a
+/// forked child calls it).
+///
+/// ```
+/// std::thread::spawn(|| {
+///     mp_sys::process::set_name("mp-test-name");
+///     let comm = std::fs::read_to_string("/proc/thread-self/comm").unwrap();
+///     assert_eq!(comm.trim_end(), "mp-test-name");
+/// })
+/// .join()
+/// .unwrap();
+/// ```
+pub fn set_name(name: &str) {
+    let mut buf = [0u8; 16];
+    let mut len = 0;
+    for c in name.chars().take_while(|c| *c != '\0') {
+        let mut utf8 = [0u8; 4];
+        let bytes = c.encode_utf8(&mut utf8).as_bytes();
+        if len + bytes.len() > 15 {
+            break;
+        }
+        buf[len..len + bytes.len()].copy_from_slice(bytes);
+        len += bytes.len();
+    }
+    if let Ok(name) = std::ffi::CStr::from_bytes_until_nul(&buf) {
+        // Only a cosmetic name: a failure changes nothing else.
+        let _ = rustix::thread::set_name(name);
+    }
+}
+
 /// The parent's pid (0 if there is none, as for a process in another pid namespace's root).
 ///
 /// ```
