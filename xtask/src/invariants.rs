@@ -22,6 +22,36 @@ pub(crate) fn check(root: &Path, crates: &[Crate]) -> Vec<String> {
     errors.extend(unsafe_lints_everywhere(root, crates));
     errors.extend(checked_by_names_exist(root, crates));
     errors.extend(no_module_cycles(root, crates));
+    errors.extend(readme_files_exist(root, crates));
+    errors
+}
+
+/// A crate's README that walks its code file by file (mp-pool's path of a `map` call) stays
+/// true: every backticked `name.rs` it names is a file of that crate's `src/`.
+fn readme_files_exist(root: &Path, crates: &[Crate]) -> Vec<String> {
+    let mut errors = Vec::new();
+    for c in crates {
+        let dir = root.join(&c.dir);
+        let Ok(text) = std::fs::read_to_string(dir.join("README.md")) else {
+            continue;
+        };
+        let files: BTreeSet<String> = rust_files(&dir.join("src"))
+            .iter()
+            .map(|f| f.to_string_lossy().into_owned())
+            .collect();
+        for name in backticked(&text).filter(|n| n.ends_with(".rs") && !n.contains(' ')) {
+            let rel = name.strip_prefix("src/").unwrap_or(name);
+            let known =
+                files.contains(rel) || files.iter().any(|f| f.ends_with(&format!("/{rel}")));
+            if !known {
+                errors.push(format!(
+                    "{}/README.md names `{name}`, which is no file of its src/ (renamed? keep \
+                     the walk-through true)",
+                    c.dir.display()
+                ));
+            }
+        }
+    }
     errors
 }
 
