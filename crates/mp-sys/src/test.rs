@@ -334,11 +334,15 @@ fn send_byte_on_keeps_a_disposition_the_program_chose() {
 
 #[test]
 fn a_read_interrupted_by_a_handler_is_retried() {
-    extern "C" fn nothing(_: i32, _: &libc::siginfo_t, _: *mut libc::c_void) {}
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static HANDLED: AtomicBool = AtomicBool::new(false);
+    extern "C" fn note(_: i32, _: &libc::siginfo_t, _: *mut libc::c_void) {
+        HANDLED.store(true, Ordering::SeqCst);
+    }
     // SIGXCPU: no other test of this binary touches it. `set_fault_handler` installs without
     // SA_RESTART, so the kernel ends the blocked read(2) with EINTR, which `fd::read` retries.
     let signal = libc::SIGXCPU;
-    crate::signal::set_fault_handler(signal, nothing).unwrap();
+    crate::signal::set_fault_handler(signal, note).unwrap();
     let (r, w) = fd::pipe().unwrap();
     let (tid_tx, tid_rx) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
@@ -346,8 +350,13 @@ fn a_read_interrupted_by_a_handler_is_retried() {
         fd::read(r.as_fd(), &mut [0u8; 1])
     });
     let tid = tid_rx.recv().unwrap();
-    // Time to block in read(2); a signal that came earlier would only make the test vacuous.
-    std::thread::sleep(Duration::from_millis(100));
+    // Waits (on the kernel's word, not a clock) until the reader sleeps in read(2): a signal
+    // that came earlier would only make the test vacuous.
+    let in_read = || {
+        let syscall = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall"));
+        syscall.is_ok_and(|s| s.split(' ').next() == Some(&libc::SYS_read.to_string()))
+    };
+    wait_until(in_read);
     // SAFETY: tgkill takes numbers only; the reader thread lives until the byte is written.
     let sent = unsafe {
         libc::syscall(
@@ -358,10 +367,21 @@ fn a_read_interrupted_by_a_handler_is_retried() {
         )
     };
     assert_eq!(sent, 0);
-    std::thread::sleep(Duration::from_millis(100));
+    // The handler ran (so read(2) was interrupted), and the reader is back in read(2): only
+    // `fd::read`'s retry brings it there (without it, the reader ends with EINTR).
+    wait_until(|| reader.is_finished() || (HANDLED.load(Ordering::SeqCst) && in_read()));
     fd::write_all(w.as_fd(), b"x").unwrap();
     assert_eq!(reader.join().unwrap().unwrap(), 1, "EINTR came out");
     crate::signal::set_ignored(signal, false);
+}
+
+/// Yields until `ready` holds (a hang guard of 60 s panics).
+fn wait_until(mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !ready() {
+        assert!(std::time::Instant::now() < deadline, "still not ready after 60 s");
+        std::thread::yield_now();
+    }
 }
 
 thread_local! {
