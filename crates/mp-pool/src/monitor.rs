@@ -119,19 +119,20 @@ fn monitor_loop(results: Queue<()>, watches: mpsc::Receiver<Watch>, mut wake: Un
 }
 
 /// The handler thread's loop: reads the result queue and hands what has arrived, in batches,
-/// to `on_batch` (which empties it, and says whether the pool is finished), also with nothing
-/// once `next_deadline()` passes (a running chunk's timeout); calls `on_broken` and stops if
-/// the queue breaks (nothing more can arrive).
+/// to `on_batch` (which empties it, and says whether the pool is finished and when the next
+/// running chunk's timeout ends), also with nothing once that deadline passes; calls
+/// `on_broken` and stops if the queue breaks (nothing more can arrive). (A submission with a
+/// timeout wakes it, so that it learns the new deadline.)
 pub(crate) fn handle_results(
     results: &Queue<()>,
-    mut next_deadline: impl FnMut() -> Option<Instant>,
-    mut on_batch: impl FnMut(&mut Vec<Msg>) -> bool,
+    mut on_batch: impl FnMut(&mut Vec<Msg>) -> (bool, Option<Instant>),
     on_broken: impl FnOnce(),
 ) {
     let mut msgs = Vec::with_capacity(BATCH);
+    let mut next_deadline = None;
     loop {
         crate::spin::spin_for(POLL, || results.qsize() > 0);
-        let wait = next_deadline().map(|d| d.saturating_duration_since(Instant::now()));
+        let wait = next_deadline.map(|d: Instant| d.saturating_duration_since(Instant::now()));
         match results.get_bytes(wait, Msg::parse) {
             Ok(msg) => msgs.push(msg),
             // A timeout is due: the batch is empty.
@@ -149,8 +150,10 @@ pub(crate) fn handle_results(
                 Err(_) => break,
             }
         }
-        if on_batch(&mut msgs) {
+        let (finished, next) = on_batch(&mut msgs);
+        if finished {
             break;
         }
+        next_deadline = next;
     }
 }

@@ -20,11 +20,8 @@ macro_rules! matrix {
 }
 
 matrix!(
-    children_show_their_names_in_ps,
     returns_value,
     several_arguments_and_structs,
-    names,
-    nested_child_names,
     panic_gives_exitcode_1,
     panic_message_has_location,
     explicit_exit_code,
@@ -45,6 +42,10 @@ matrix!(
     join_waits_without_spinning,
     child_start_method_is_its_own,
 );
+
+/// Names: a process's own, its children's, and what `ps` shows.
+#[path = "process/names.rs"]
+mod names;
 
 fn ctx(method: StartMethod) -> mp_spawn::Context {
     get_context(method.name()).unwrap()
@@ -84,60 +85,6 @@ fn several_arguments_and_structs(m: StartMethod) {
     let mut p = ctx(m).process(summarise, (job, 10, "!".to_string()));
     p.start().unwrap();
     assert_eq!(p.join().unwrap(), ("첫 번째!".to_string(), 60));
-}
-
-fn my_name() -> String {
-    mp_spawn::current_process().name
-}
-
-fn names(m: StartMethod) {
-    let mut p = ctx(m).process(my_name, ());
-    let default = p.name().to_string();
-    assert!(default.starts_with("Process-"), "{default}");
-    p.start().unwrap();
-    assert_eq!(p.join().unwrap(), default);
-    let mut q = ctx(m).process(my_name, ()).with_name("worker");
-    q.start().unwrap();
-    assert_eq!(q.join().unwrap(), "worker");
-}
-
-/// What `ps -o comm` shows for this process.
-fn my_comm() -> String {
-    std::fs::read_to_string("/proc/self/comm")
-        .unwrap_or_default()
-        .trim_end()
-        .to_string()
-}
-
-/// `ps`, `top` and `pgrep` show a child by its name (issue #27 item 8), cut to the kernel's 15
-/// bytes; a forkserver is `mp-forkserver`.
-fn children_show_their_names_in_ps(m: StartMethod) {
-    let mut p = ctx(m).process(my_comm, ()).with_name("ingest-7");
-    p.start().unwrap();
-    assert_eq!(p.join().unwrap(), "ingest-7");
-    let mut q = ctx(m)
-        .process(my_comm, ())
-        .with_name("ForkServerPoolWorker-12");
-    q.start().unwrap();
-    assert_eq!(q.join().unwrap(), "ForkServerPoolW");
-    if m == StartMethod::Forkserver {
-        let server = mp_spawn::forkserver_pid().expect("a forkserver runs");
-        let comm = std::fs::read_to_string(format!("/proc/{server}/comm")).unwrap();
-        assert_eq!(comm.trim_end(), "mp-forkserver");
-    }
-}
-
-fn child_name_of_child(method: String) -> (String, String) {
-    let mut p = get_context(&method).unwrap().process(my_name, ());
-    p.start().unwrap();
-    (mp_spawn::current_process().name, p.join().unwrap())
-}
-
-fn nested_child_names(m: StartMethod) {
-    let mut p = ctx(m).process(child_name_of_child, (m.name().to_string(),));
-    p.start().unwrap();
-    let (child, grandchild) = p.join().unwrap();
-    assert_eq!(grandchild, format!("{child}:1"));
 }
 
 fn boom() {
