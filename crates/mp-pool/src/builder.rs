@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::PoolError;
+use crate::retry::Retry;
 use crate::task;
 use crate::task::InitSpec;
 
@@ -40,6 +41,8 @@ pub struct PoolBuilder {
     context: Option<Context>,
     timeout: Option<Duration>,
     max_result_bytes: Option<usize>,
+    retry: Retry,
+    kill_grace: Option<Duration>,
 }
 
 impl PoolBuilder {
@@ -101,6 +104,39 @@ impl PoolBuilder {
         self
     }
 
+    /// Runs a task again, up to `retries` more times, when its worker ended under it (a
+    /// crash, a cap, its timeout), unless the call says otherwise
+    /// ([`Submit::retries`](crate::Submit::retries)); by default a task runs once. See
+    /// [`Retry`] for which endings and for a crash budget, and [`retry`](Self::retry).
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// let pool = mp_pool::Pool::builder().processes(2).retries(2).build()?;
+    /// assert_eq!(pool.map(square, [1, 2, 3])?, [1, 4, 9]);
+    /// # Ok::<(), mp_pool::PoolError>(())
+    /// ```
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retry = self.retry.with_retries(retries);
+        self
+    }
+
+    /// The retry policy of every call, unless the call says otherwise
+    /// ([`Submit::retry`](crate::Submit::retry)).
+    pub fn retry(mut self, retry: Retry) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// How a worker is stopped when a task of it runs past its timeout or is cancelled:
+    /// SIGTERM, then SIGKILL if it still lives `grace` later (for a task that must clean up,
+    /// with its own SIGTERM handler). By default SIGKILL at once. `terminate` is not
+    /// affected.
+    pub fn kill_grace(mut self, grace: Duration) -> Self {
+        self.kill_grace = Some(grace);
+        self
+    }
+
     /// The checked settings.
     pub(crate) fn config(self) -> Result<Config, PoolError> {
         let processes = self.processes.unwrap_or_else(mp_spawn::process_cpu_count);
@@ -118,6 +154,8 @@ impl PoolBuilder {
         Ok(Config {
             timeout: self.timeout,
             max_result_bytes: self.max_result_bytes,
+            retry: self.retry,
+            kill_grace: self.kill_grace,
             prefix: match ctx.start_method() {
                 StartMethod::Fork => "ForkPoolWorker",
                 StartMethod::Spawn => "SpawnPoolWorker",
@@ -136,10 +174,12 @@ impl PoolBuilder {
             || self.init.is_some()
             || self.maxtasks.is_some()
             || self.context.is_some()
+            || self.kill_grace.is_some()
         {
             return Err(PoolError::InvalidArgument(
                 "a pool over a transport has the transport's workers: processes, \
-                 initializer, maxtasksperchild and context are the transport's settings",
+                 initializer, maxtasksperchild, context and kill_grace are the transport's \
+                 settings",
             ));
         }
         Ok(Config {
@@ -150,6 +190,8 @@ impl PoolBuilder {
             maxtasks: None,
             timeout: self.timeout,
             max_result_bytes: self.max_result_bytes,
+            retry: self.retry,
+            kill_grace: None,
         })
     }
 }
@@ -166,4 +208,7 @@ pub(crate) struct Config {
     /// The calls' defaults.
     pub(crate) timeout: Option<Duration>,
     pub(crate) max_result_bytes: Option<usize>,
+    pub(crate) retry: Retry,
+    /// SIGTERM, then SIGKILL this much later, for a worker killed for a task.
+    pub(crate) kill_grace: Option<Duration>,
 }

@@ -28,11 +28,12 @@ use mp_spawn::reduction::Fd;
 use mp_spawn::{Process, StartMethod};
 
 use crate::builder::Config;
+use crate::control::{Cancel, Found};
 use crate::error::PoolError;
 use crate::interrupt;
 use crate::monitor::{self, Monitor};
 use crate::progress::{Board, Rows};
-use crate::result::{Deferred, Job};
+use crate::result::{Deferred, Job, Owner};
 use crate::scheduler::{self, Port, Scheduler, Status, Worker};
 use crate::transport::{self, Transport};
 use crate::wire::{self, Limits, Msg, Prepared};
@@ -46,6 +47,9 @@ pub(crate) enum Link {
     Local {
         process: Process<()>,
         tasks: Queue<()>,
+        /// The pool's board and the worker's slot: its cancel handshake (see `control`).
+        board: Arc<Board>,
+        slot: usize,
     },
     /// A worker behind a transport.
     Remote(transport::Remote),
@@ -82,6 +86,25 @@ impl scheduler::Port for Link {
             Link::Remote(remote) => Some(remote.rank),
         }
     }
+
+    fn clear_mark(&self, seq: u64) {
+        if let Some(words) = self.control() {
+            words.clear(seq);
+        }
+    }
+
+    fn mark_cancelled(&self, seq: u64) -> Option<Found> {
+        Some(self.control()?.cancel(seq))
+    }
+}
+
+impl Link {
+    fn control(&self) -> Option<crate::control::Words<'_>> {
+        match self {
+            Link::Local { board, slot, .. } => board.control(*slot),
+            Link::Remote(_) => None,
+        }
+    }
 }
 
 type State = Scheduler<Link>;
@@ -114,7 +137,7 @@ pub(crate) struct Inner {
     backend: Backend,
     /// The per-item progress counters of watched calls, the descriptor the workers map, and
     /// which rows are taken (see `progress`).
-    board: (Board, OwnedFd),
+    board: (Arc<Board>, OwnedFd),
     rows: Rows,
     /// Workers started so far (for their names).
     started: AtomicUsize,
@@ -167,7 +190,7 @@ impl Inner {
                 monitor: Mutex::new(monitor),
                 fork_helper: Mutex::new(fork_helper),
             }),
-            board: Board::new(processes)?,
+            board: Board::shared(processes)?,
             rows: Rows::default(),
             started: AtomicUsize::new(0),
             config,
@@ -233,8 +256,10 @@ impl Inner {
         &self,
         timeout: Option<std::time::Duration>,
         max_result_bytes: Option<usize>,
+        retry: Option<crate::Retry>,
     ) -> Limits {
         Limits {
+            retry: retry.unwrap_or(self.config.retry),
             timeout: timeout.or(self.config.timeout),
             max_result: max_result_bytes
                 .or(self.config.max_result_bytes)
@@ -244,11 +269,13 @@ impl Inner {
 
     /// Queues chunks of a job and hands out what workers have room for, on this thread.
     pub(crate) fn submit(
-        &self,
+        self: &Arc<Self>,
         job: &Arc<Job>,
         mut chunks: Vec<Prepared>,
         limits: Limits,
     ) -> Result<(), PoolError> {
+        let owner: std::sync::Weak<dyn Owner> = Arc::downgrade(self) as _;
+        job.set_owner(owner);
         let tally = job.tally().map_or(0, |t| t.0);
         for chunk in &mut chunks {
             chunk.set_tally(tally);
@@ -270,6 +297,49 @@ impl Inner {
     /// dropped.
     pub(crate) fn cancel_pending(&self, job: &Arc<Job>) {
         self.lock().cancel_pending(job);
+    }
+
+    /// Cancels every unfinished chunk of `job`, killing the workers that run one.
+    pub(crate) fn cancel(&self, job: &Arc<Job>) -> Cancel {
+        let mut st = self.lock();
+        let (report, callbacks, kill) = st.cancel_job(job);
+        for (slot, generation) in kill {
+            self.kill_worker(&mut st, slot, generation);
+        }
+        // Chunks that went back to the pending ones may go to other workers now.
+        let more = st.dispatch();
+        drop(st);
+        // A remote pool's timer may have a late worker to watch.
+        self.wake_handler();
+        run(callbacks);
+        run(more);
+        report
+    }
+
+    /// Kills the local worker in `slot` if it is of `generation`: SIGKILL, or SIGTERM and
+    /// SIGKILL after the pool's grace period. Its death, seen by the monitor, brings a
+    /// replacement.
+    fn kill_worker(&self, st: &mut State, slot: usize, generation: u32) {
+        let Some(Some(worker)) = st.workers.get(slot) else {
+            return;
+        };
+        let Link::Local { process, .. } = &worker.port else {
+            return;
+        };
+        if worker.generation != generation {
+            return;
+        }
+        match self.config.kill_grace {
+            Some(grace) => {
+                let _ = process.terminate();
+                if let Some(deadline) = Instant::now().checked_add(grace) {
+                    st.grace(slot, generation, deadline);
+                }
+            }
+            None => {
+                let _ = process.kill();
+            }
+        }
     }
 
     /// Fails every chunk no worker has taken yet with `PoolError::Cancelled`.
@@ -397,6 +467,10 @@ impl Inner {
             board: Fd::new(self.board.1.try_clone()?),
             slots: self.config.processes as u32,
         };
+        // A fresh worker in the slot: no frame taken, none cancelled (the last one is dead).
+        if let Some(words) = self.board.0.control(slot) {
+            words.reset();
+        }
         let number = self.started.fetch_add(1, Ordering::Relaxed) + 1;
         let process = match &*lock(&local.fork_helper) {
             Some(helper) => helper.process(worker::worker_main, (args,)),
@@ -421,7 +495,12 @@ impl Inner {
         st.register(
             slot,
             Worker::new(
-                Link::Local { process, tasks },
+                Link::Local {
+                    process,
+                    tasks,
+                    board: Arc::clone(&self.board.0),
+                    slot,
+                },
                 pid,
                 generation,
                 self.config.maxtasks,
@@ -544,7 +623,7 @@ impl Inner {
             }
             Link::Remote(_) => -1,
         };
-        let callbacks = st.on_died(worker, exitcode);
+        let callbacks = st.on_died(worker, exitcode, None);
         if st.needs_replacement() {
             st.replacing += 1;
             replace.push(slot);
@@ -581,16 +660,25 @@ impl Inner {
         }
         let (callbacks, kill) = st.expire(now);
         for (slot, generation) in kill {
-            if let Some(Some(worker)) = st.workers.get(slot) {
-                if let (true, Link::Local { process, .. }) =
-                    (worker.generation == generation, &worker.port)
-                {
-                    // Its death, seen by the monitor, brings a replacement.
-                    let _ = process.kill();
-                }
+            self.kill_worker(st, slot, generation);
+        }
+        // Asked to stop and still alive past the grace period: killed.
+        for (slot, _) in st.graces_over(now) {
+            if let Some(Some(Worker {
+                port: Link::Local { process, .. },
+                ..
+            })) = st.workers.get(slot)
+            {
+                let _ = process.kill();
             }
         }
         callbacks
+    }
+}
+
+impl Owner for Inner {
+    fn cancel(&self, job: &Arc<Job>) -> Cancel {
+        Inner::cancel(self, job)
     }
 }
 

@@ -61,8 +61,9 @@ pub enum PoolError {
     Interrupted,
     /// The pool was terminated (or dropped) before the task finished.
     Terminated,
-    /// The task was cancelled before a worker took it (`ProcessPoolExecutor::shutdown` with
-    /// `cancel_futures`; Python's `CancelledError`).
+    /// The task was cancelled ([`AsyncResult::cancel`](crate::AsyncResult::cancel), or
+    /// `ProcessPoolExecutor::shutdown` with `cancel_futures`; Python's `CancelledError`):
+    /// it never ran, or its worker was killed.
     Cancelled,
     /// The pool no longer takes tasks: it was closed or terminated (Python: `ValueError('Pool
     /// not running')`).
@@ -112,6 +113,47 @@ pub enum PoolError {
     /// A frame from a remote worker did not decode (truncated, or not a pool frame): the
     /// task it answered, or the oldest one it held, fails with this.
     BadFrame(String),
+    /// The worker running the task died of its memory cap
+    /// ([`PoolBuilder::max_memory_per_worker`](crate::PoolBuilder::max_memory_per_worker)).
+    /// A new worker took its place.
+    MemoryLimit {
+        /// The index of the first input item of the task.
+        index: usize,
+        /// How many input items the task held.
+        len: usize,
+        /// The cap, in bytes.
+        limit: u64,
+    },
+    /// The task used more CPU time than its cap
+    /// ([`PoolBuilder::max_cpu_time_per_task`](crate::PoolBuilder::max_cpu_time_per_task));
+    /// its worker was killed (SIGXCPU) and replaced.
+    CpuLimit {
+        /// The index of the first input item of the task.
+        index: usize,
+        /// How many input items the task held.
+        len: usize,
+        /// The cap.
+        limit: Duration,
+    },
+    /// The task ran `attempts` times (its retries, see [`Retry`](crate::Retry)) and failed
+    /// each time; `error` is how the last attempt ended.
+    ///
+    /// ```
+    /// use mp_pool::PoolError;
+    ///
+    /// let e = PoolError::GaveUp {
+    ///     attempts: 3,
+    ///     error: Box::new(PoolError::WorkerDied { index: 0, len: 1, pid: 7, exitcode: -11 }),
+    /// };
+    /// assert!(e.to_string().starts_with("task 0 failed 3 times"));
+    /// assert!(matches!(e.cause(), PoolError::WorkerDied { .. }));
+    /// ```
+    GaveUp {
+        /// How many times the task ran.
+        attempts: u32,
+        /// The last attempt's failure.
+        error: Box<PoolError>,
+    },
 }
 
 impl PoolError {
@@ -119,8 +161,13 @@ impl PoolError {
     /// opposed to a failure of the pool or of the call.
     pub fn is_task_failure(&self) -> bool {
         match self {
-            Self::Panicked { .. } | Self::WorkerDied { .. } | Self::TaskTimeout { .. } => true,
-            Self::Remote { error, .. } => error.is_task_failure(),
+            Self::Panicked { .. }
+            | Self::WorkerDied { .. }
+            | Self::TaskTimeout { .. }
+            | Self::MemoryLimit { .. }
+            | Self::CpuLimit { .. }
+            | Self::Cancelled => true,
+            Self::Remote { error, .. } | Self::GaveUp { error, .. } => error.is_task_failure(),
             _ => false,
         }
     }
@@ -139,6 +186,37 @@ impl PoolError {
         match self {
             Self::Remote { error, .. } => error.local(),
             other => other,
+        }
+    }
+
+    /// What ended the task, under the wrappers that say where and how often: a remote
+    /// worker's failure ([`Remote`](PoolError::Remote)), the last of several attempts
+    /// ([`GaveUp`](PoolError::GaveUp)).
+    ///
+    /// ```
+    /// use mp_pool::PoolError;
+    ///
+    /// let e = PoolError::GaveUp { attempts: 2, error: Box::new(PoolError::Cancelled) };
+    /// assert!(matches!(e.cause(), PoolError::Cancelled));
+    /// ```
+    pub fn cause(&self) -> &PoolError {
+        match self {
+            Self::Remote { error, .. } | Self::GaveUp { error, .. } => error.cause(),
+            other => other,
+        }
+    }
+
+    /// The index of the input item a task failure names, if it names one.
+    pub(crate) fn index(&self) -> Option<usize> {
+        match self {
+            Self::Panicked { index, .. }
+            | Self::WorkerDied { index, .. }
+            | Self::TaskTimeout { index, .. }
+            | Self::ResultTooLarge { index, .. }
+            | Self::MemoryLimit { index, .. }
+            | Self::CpuLimit { index, .. } => Some(*index),
+            Self::Remote { error, .. } | Self::GaveUp { error, .. } => error.index(),
+            _ => None,
         }
     }
 
@@ -195,6 +273,20 @@ impl PoolError {
                 error: Box::new(error.duplicate()),
             },
             Self::BadFrame(m) => Self::BadFrame(m.clone()),
+            Self::MemoryLimit { index, len, limit } => Self::MemoryLimit {
+                index: *index,
+                len: *len,
+                limit: *limit,
+            },
+            Self::CpuLimit { index, len, limit } => Self::CpuLimit {
+                index: *index,
+                len: *len,
+                limit: *limit,
+            },
+            Self::GaveUp { attempts, error } => Self::GaveUp {
+                attempts: *attempts,
+                error: Box::new(error.duplicate()),
+            },
         }
     }
 }
@@ -212,8 +304,18 @@ pub(crate) fn signal_name(signal: i32) -> Option<&'static str> {
         libc::SIGINT => "SIGINT",
         libc::SIGHUP => "SIGHUP",
         libc::SIGPIPE => "SIGPIPE",
+        libc::SIGXCPU => "SIGXCPU",
         _ => return None,
     })
+}
+
+/// "task 4", or "task 4 (items 4..8)" for a chunk.
+fn task_name(index: usize, len: usize) -> String {
+    if len > 1 {
+        format!("task {index} (items {index}..{})", index + len)
+    } else {
+        format!("task {index}")
+    }
 }
 
 impl fmt::Display for PoolError {
@@ -226,11 +328,7 @@ impl fmt::Display for PoolError {
                 pid,
                 exitcode,
             } => {
-                let task = if *len > 1 {
-                    format!("task {index} (items {index}..{})", index + len)
-                } else {
-                    format!("task {index}")
-                };
+                let task = task_name(*index, *len);
                 write!(f, "the worker (pid {pid}) running {task} ")?;
                 match (*exitcode < 0).then(|| signal_name(-exitcode)) {
                     Some(Some(name)) => write!(f, "was killed by {name} (exit code {exitcode})"),
@@ -250,7 +348,7 @@ impl fmt::Display for PoolError {
             Self::Timeout => f.write_str("timed out waiting for the result"),
             Self::Interrupted => f.write_str("interrupted (SIGINT); the pool was terminated"),
             Self::Terminated => f.write_str("the pool was terminated before the task finished"),
-            Self::Cancelled => f.write_str("the task was cancelled before a worker took it"),
+            Self::Cancelled => f.write_str("the task was cancelled"),
             Self::NotRunning => f.write_str("the pool is not running"),
             Self::StillRunning => {
                 f.write_str("the pool is still running: close or terminate it first")
@@ -269,6 +367,23 @@ impl fmt::Display for PoolError {
             ),
             Self::Remote { rank, error } => write!(f, "on worker rank {rank}: {error}"),
             Self::BadFrame(m) => write!(f, "a frame from a worker does not decode: {m}"),
+            Self::MemoryLimit { index, len, limit } => write!(
+                f,
+                "the worker running {} died of its memory cap of {limit} bytes",
+                task_name(*index, *len)
+            ),
+            Self::CpuLimit { index, len, limit } => write!(
+                f,
+                "{} used more than its CPU time cap of {limit:?}; its worker was killed",
+                task_name(*index, *len)
+            ),
+            Self::GaveUp { attempts, error } => {
+                let index = error.index().unwrap_or(0);
+                write!(
+                    f,
+                    "task {index} failed {attempts} times; the last time: {error}"
+                )
+            }
         }
     }
 }
@@ -278,7 +393,7 @@ impl std::error::Error for PoolError {
         match self {
             Self::Process(e) => Some(e),
             Self::Io(e) => Some(e),
-            Self::Remote { error, .. } => Some(&**error),
+            Self::Remote { error, .. } | Self::GaveUp { error, .. } => Some(&**error),
             _ => None,
         }
     }

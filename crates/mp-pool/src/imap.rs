@@ -58,11 +58,14 @@ pub struct IMap<'p, I, R> {
     values: VecDeque<R>,
     /// A failure of the pool itself ends the output after it is yielded.
     ended: bool,
+    /// Dropped early, it cancels what the workers run too (`Submit::cancel_on_drop`).
+    cancel_on_drop: bool,
     _values: PhantomData<fn() -> R>,
 }
 
 /// Dropping an `IMap` before its end reads no more input and cancels its chunks that no
-/// worker holds yet (Python's `imap` keeps feeding the pool after its iterator is gone).
+/// worker holds yet (Python's `imap` keeps feeding the pool after its iterator is gone); with
+/// [`Submit::cancel_on_drop`](crate::Submit::cancel_on_drop), the running ones too.
 // Nothing in an `IMap` is ever pinned (the stream works through `&mut`), so it may move
 // whatever its input and values are.
 impl<I, R> Unpin for IMap<'_, I, R> {}
@@ -70,7 +73,11 @@ impl<I, R> Unpin for IMap<'_, I, R> {}
 impl<I, R> Drop for IMap<'_, I, R> {
     fn drop(&mut self) {
         if self.submitted > self.taken {
-            self.pool.get().cancel_pending(&self.job);
+            if self.cancel_on_drop {
+                self.pool.get().cancel(&self.job);
+            } else {
+                self.pool.get().cancel_pending(&self.job);
+            }
         }
     }
 }
@@ -96,7 +103,7 @@ pub(crate) enum PoolRef<'p> {
 }
 
 impl PoolRef<'_> {
-    fn get(&self) -> &Inner {
+    fn get(&self) -> &Arc<Inner> {
         match self {
             PoolRef::Borrowed(inner) => inner,
             PoolRef::Owned(inner, _) => inner,
@@ -141,8 +148,15 @@ where
             early: BTreeMap::new(),
             values: VecDeque::new(),
             ended: false,
+            cancel_on_drop: false,
             _values: PhantomData,
         }
+    }
+
+    /// Dropped early, cancels what the workers run too (`Submit::cancel_on_drop`).
+    pub(crate) fn with_cancel_on_drop(mut self, on: bool) -> Self {
+        self.cancel_on_drop = on;
+        self
     }
 
     /// Reads and submits input while fewer than `buffersize` chunks are in flight.

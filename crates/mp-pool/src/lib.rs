@@ -54,6 +54,7 @@
 //!   reported and goes no further.
 
 mod builder;
+mod control;
 mod core;
 mod error;
 mod executor;
@@ -68,6 +69,7 @@ mod progress;
 mod progress_bar;
 mod relay;
 mod result;
+mod retry;
 mod scheduler;
 mod spin;
 mod submit;
@@ -77,6 +79,7 @@ mod wire;
 mod worker;
 
 pub use builder::PoolBuilder;
+pub use control::Cancel;
 pub use error::PoolError;
 pub use executor::{AsCompleted, ProcessPoolExecutor, as_completed, as_completed_timeout};
 pub use imap::IMap;
@@ -85,6 +88,7 @@ pub use imap::IMapStream;
 pub use parallel::Parallel;
 pub use pool::Pool;
 pub use result::AsyncResult;
+pub use retry::{Retry, RetryOn};
 pub use submit::Submit;
 
 // Which public types may cross threads (as tokio's `_assert_kinds`), checked at compile time.

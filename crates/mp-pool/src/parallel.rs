@@ -52,6 +52,7 @@ pub struct Parallel {
     n_jobs: isize,
     batch_size: Option<usize>,
     timeout: Option<std::time::Duration>,
+    retry: Option<crate::Retry>,
     context: Option<Context>,
     #[cfg_attr(not(feature = "progress"), allow(dead_code))]
     progress: bool,
@@ -64,6 +65,7 @@ impl Parallel {
             n_jobs,
             batch_size: None,
             timeout: None,
+            retry: None,
             context: None,
             progress: false,
         }
@@ -82,6 +84,20 @@ impl Parallel {
     /// `n_jobs == 1`, which runs the calls in this process.
     pub fn timeout(mut self, timeout: std::time::Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Runs a batch again, up to `retries` more times, when its worker ends under it (a
+    /// crash, a cap, its timeout; see [`Retry`](crate::Retry) and [`Submit::retries`]).
+    /// Not with `n_jobs == 1`, which runs the calls in this process.
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retry = Some(crate::Retry::new(retries));
+        self
+    }
+
+    /// The retry policy of the calls (see [`Retry`](crate::Retry)).
+    pub fn retry(mut self, retry: crate::Retry) -> Self {
+        self.retry = Some(retry);
         self
     }
 
@@ -146,6 +162,9 @@ impl Parallel {
         if let Some(timeout) = self.timeout {
             submit = submit.timeout(timeout);
         }
+        if let Some(retry) = self.retry {
+            submit = submit.retry(retry);
+        }
         submit.starmap(f, calls)
     }
 
@@ -198,6 +217,9 @@ impl Parallel {
         let mut submit = Submit::new(&inner).chunksize(self.batch_size.unwrap_or(1));
         if let Some(timeout) = self.timeout {
             submit = submit.timeout(timeout);
+        }
+        if let Some(retry) = self.retry {
+            submit = submit.retry(retry);
         }
         Ok(submit.lazy_owning(
             Box::new(pool),

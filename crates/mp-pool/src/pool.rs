@@ -221,6 +221,23 @@ impl Pool {
         self.call().max_result_bytes(bytes)
     }
 
+    /// Options for the next call: how many more times a task whose worker ended under it runs
+    /// (see [`Submit::retries`]).
+    pub fn retries(&self, retries: u32) -> Submit<'_> {
+        self.call().retries(retries)
+    }
+
+    /// Options for the next call: its retry policy (see [`Submit::retry`]).
+    pub fn retry(&self, retry: crate::Retry) -> Submit<'_> {
+        self.call().retry(retry)
+    }
+
+    /// Options for the next call: an `imap` dropped early cancels what runs (see
+    /// [`Submit::cancel_on_drop`]).
+    pub fn cancel_on_drop(&self, on: bool) -> Submit<'_> {
+        self.call().cancel_on_drop(on)
+    }
+
     /// Options for the next call: a progress bar (feature `progress`; see
     /// [`Submit::progress`]).
     #[cfg(feature = "progress")]

@@ -35,8 +35,22 @@ pub(crate) struct Board {
 }
 
 impl Board {
+    /// The rows, then a cell per worker for its cancel handshake (see `control`).
     fn len(slots: usize) -> usize {
-        (ROWS * slots.max(1) * CELL * 8).next_multiple_of(4096)
+        ((ROWS + 1) * slots.max(1) * CELL * 8).next_multiple_of(4096)
+    }
+
+    /// Worker `slot`'s words for the cancel handshake (see `control`).
+    pub(crate) fn control(&self, slot: usize) -> Option<crate::control::Words<'_>> {
+        if slot >= self.slots {
+            return None;
+        }
+        let words = self.map.atomic_words();
+        let first = (ROWS * self.slots + slot) * CELL;
+        Some(crate::control::Words {
+            at: words.get(first)?,
+            cancelled: words.get(first + 1)?,
+        })
     }
 
     /// A new board for `slots` workers, and its descriptor for the workers.
@@ -44,6 +58,12 @@ impl Board {
         let fd = mp_sys::shm::memfd(c"mp-pool-progress", Board::len(slots) as u64)?;
         let board = Board::attach(fd.as_fd(), slots)?;
         Ok((board, fd))
+    }
+
+    /// As [`new`](Board::new), shared by the pool's threads and its workers' links.
+    pub(crate) fn shared(slots: usize) -> std::io::Result<(std::sync::Arc<Board>, OwnedFd)> {
+        let (board, fd) = Board::new(slots)?;
+        Ok((std::sync::Arc::new(board), fd))
     }
 
     /// A worker's view of its pool's board.

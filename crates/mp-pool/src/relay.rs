@@ -38,6 +38,7 @@ impl Pool {
         let cap = u64::try_from(max_result_bytes).unwrap_or(u64::MAX);
         let limits = Limits {
             timeout: None,
+            retry: crate::Retry::default(),
             max_result: match header.limit {
                 0 => cap,
                 limit => limit.min(cap),
@@ -50,6 +51,7 @@ impl Pool {
             frame: frame.to_vec(),
             fds: Vec::new(),
             timeout: None,
+            retry: crate::Retry::default(),
         };
         // This pool's own progress rows, not the sender's.
         chunk.set_tally(0);

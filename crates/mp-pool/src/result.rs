@@ -7,13 +7,14 @@ use std::marker::PhantomData;
 use std::os::fd::{AsFd, OwnedFd};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use mp_spawn::reduction;
 use serde::de::DeserializeOwned;
 
+use crate::control::Cancel;
 use crate::error::PoolError;
 use crate::interrupt;
 use crate::plain;
@@ -141,6 +142,14 @@ pub(crate) struct Job {
     /// An eventfd rung when the job settles, made on demand by [`AsyncResult::ready_fd`];
     /// set and checked under the state's lock.
     bell: std::sync::OnceLock<OwnedFd>,
+    /// The pool that runs it, for `cancel` (set when its first chunk is submitted).
+    owner: std::sync::OnceLock<Weak<dyn Owner>>,
+}
+
+/// The pool that runs a job, as the job's result reaches it.
+pub(crate) trait Owner: Send + Sync {
+    /// Cancels every unfinished chunk of `job` (see `AsyncResult::cancel`).
+    fn cancel(&self, job: &Arc<Job>) -> Cancel;
 }
 
 impl fmt::Debug for Job {
@@ -175,7 +184,13 @@ impl Job {
             #[cfg(feature = "progress")]
             bar: Mutex::new(None),
             bell: std::sync::OnceLock::new(),
+            owner: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Names the pool that runs the job (its first submission; later ones are the same pool).
+    pub(crate) fn set_owner(&self, owner: Weak<dyn Owner>) {
+        let _ = self.owner.set(owner);
     }
 
     /// Records the final count of a watched call, before its counters are given back.
@@ -482,6 +497,45 @@ impl<T> AsyncResult<T> {
             .get()
             .map(AsFd::as_fd)
             .ok_or_else(|| std::io::Error::other("the ready descriptor was not kept"))
+    }
+
+    /// Cancels the call's tasks that have not finished (pebble's `future.cancel()`): a task
+    /// no worker has started never runs; a running one has its worker killed (SIGKILL, or
+    /// SIGTERM first with [`PoolBuilder::kill_grace`](crate::PoolBuilder::kill_grace)) and
+    /// replaced. They fail with [`PoolError::Cancelled`]; the other tasks of the pool go on.
+    /// A call that had finished is left as it is, and [`Cancel::Finished`] says so. On a
+    /// remote worker (MPI), which cannot be killed, a running task's result is dropped.
+    ///
+    /// ```
+    /// use mp_pool::{Cancel, Pool, PoolError};
+    ///
+    /// fn forever() {
+    ///     loop {
+    ///         std::thread::park();
+    ///     }
+    /// }
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// let pool = Pool::new(1)?;
+    /// let stuck = pool.apply_async(forever, ())?;
+    /// let behind = pool.apply_async(square, (3,))?;
+    /// // It waits behind the stuck one: it never runs.
+    /// assert_eq!(behind.cancel(), Cancel::Cancelled { queued: 1, running: 0 });
+    /// assert!(matches!(behind.get(), Err(PoolError::Cancelled)));
+    /// // Running (or about to): cancelled either way, and its worker replaced.
+    /// assert!(matches!(stuck.cancel(), Cancel::Cancelled { .. }));
+    /// assert!(matches!(stuck.get(), Err(PoolError::Cancelled)));
+    /// assert_eq!(pool.apply(square, (4,))?, 16);
+    /// # Ok::<(), PoolError>(())
+    /// ```
+    pub fn cancel(&self) -> Cancel {
+        if self.job.is_settled() {
+            return Cancel::Finished;
+        }
+        match self.job.owner.get().and_then(Weak::upgrade) {
+            Some(owner) => owner.cancel(&self.job),
+            None => Cancel::Finished,
+        }
     }
 
     /// Whether the call completed without a failure; `Err(PoolError::StillRunning)` before it

@@ -9,12 +9,19 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::{PoolError, signal_name};
+use crate::control::Found;
+use crate::error::PoolError;
 use crate::result::{Deferred, Job, Part};
 use crate::wire::{self, Outcome, Prepared};
 
+mod cancel;
+mod death;
 #[cfg(test)]
 mod test;
+mod timeouts;
+
+#[allow(unused_imports)] // used by the engine once the caps land (issue #26, item 4)
+pub(crate) use death::Cap;
 
 /// How many chunks a worker may hold at least: the one it runs and the next, so that it never
 /// waits for the owner between two chunks.
@@ -36,6 +43,13 @@ pub(crate) trait Port {
     /// The number users know a remote worker by (an MPI rank), whose failures are reported
     /// as `PoolError::Remote`; `None` for a local worker process, which the pool can kill.
     fn rank(&self) -> Option<u32> {
+        None
+    }
+    /// Frees the cancel mark of the worker's frame `seq` before it is sent (see `control`).
+    fn clear_mark(&self, _seq: u64) {}
+    /// Marks the worker's frame `seq` cancelled, and says where it is (see `control`);
+    /// `None` for a worker that cannot tell (remote).
+    fn mark_cancelled(&self, _seq: u64) -> Option<Found> {
         None
     }
 }
@@ -62,6 +76,13 @@ struct Task {
     sent: Option<Instant>,
     /// How long it may run (the call's `timeout`).
     timeout: Option<Duration>,
+    /// Its frame's number at the worker that holds it (see `control`).
+    seq: u64,
+    /// When it runs again, how often it ran and ended with its worker, and how many of
+    /// those endings were crashes (not timeouts).
+    retry: crate::Retry,
+    runs: u32,
+    crashes: u32,
 }
 
 /// A live worker.
@@ -81,9 +102,17 @@ pub(crate) struct Worker<P> {
     max_depth: usize,
     /// How many of its chunks run at once (its first `parallel` outstanding ones).
     parallel: usize,
-    /// Its chunks that ran past their timeout and failed; a worker that cannot be killed
-    /// (remote) keeps them outstanding, and so gets no more work, until it answers them.
+    /// Its chunks that ran past their timeout or were cancelled; a worker that cannot be
+    /// killed (remote) keeps them outstanding, and so gets no more work, until it answers them.
     late: usize,
+    /// Frames sent to it so far: the next one's number (see `control`).
+    sent: u64,
+    /// The pool killed this (local) worker, or will: its queued chunks run elsewhere, and do
+    /// not time out meanwhile.
+    killed: bool,
+    /// A chunk it holds was cancelled: it exits when it reaches it, and its death is not a
+    /// crash while starting.
+    retiring: bool,
 }
 
 impl<P> Worker<P> {
@@ -99,6 +128,9 @@ impl<P> Worker<P> {
             max_depth: MAX_DEPTH,
             parallel: 1,
             late: 0,
+            sent: 0,
+            killed: false,
+            retiring: false,
         }
     }
 
@@ -142,6 +174,9 @@ pub(crate) struct Scheduler<P> {
     /// Items that remote workers finished for watched calls: (slot, tally, items), for the
     /// pool to count on its progress board (a local worker counts its own).
     pub(crate) remote_counts: Vec<(u32, u64, u64)>,
+    /// Workers asked to stop (SIGTERM), killed if they still live at the deadline:
+    /// (slot, generation, deadline).
+    graces: Vec<(usize, u32, Instant)>,
 }
 
 impl<P: Port> Scheduler<P> {
@@ -163,6 +198,7 @@ impl<P: Port> Scheduler<P> {
             replacing: 0,
             timed: false,
             remote_counts: Vec::new(),
+            graces: Vec::new(),
         }
     }
 
@@ -220,40 +256,16 @@ impl<P: Port> Scheduler<P> {
                     fds: chunk.fds,
                     sent: None,
                     timeout: chunk.timeout,
+                    seq: 0,
+                    retry: chunk.retry,
+                    runs: 0,
+                    crashes: 0,
                 },
             );
             self.timed |= chunk.timeout.is_some();
             self.pending.push_back(id);
         }
         Ok(self.dispatch())
-    }
-
-    /// Forgets the chunks of `job` that are not in a worker's queue yet: an `imap` dropped
-    /// before its end. The chunks that workers already hold still run, and their results are
-    /// dropped.
-    pub(crate) fn cancel_pending(&mut self, job: &Arc<Job>) {
-        let Scheduler { pending, tasks, .. } = self;
-        pending.retain(|id| match tasks.get(id) {
-            Some(task) if Arc::ptr_eq(&task.job, job) => {
-                tasks.remove(id);
-                false
-            }
-            _ => true,
-        });
-        self.stop_idle_workers();
-    }
-
-    /// Fails with [`PoolError::Cancelled`] every chunk that is not in a worker's queue yet, of
-    /// every job (`ProcessPoolExecutor::shutdown` with `cancel_futures`).
-    pub(crate) fn cancel_all_pending(&mut self) -> Vec<Deferred> {
-        let mut callbacks = Vec::new();
-        for id in std::mem::take(&mut self.pending) {
-            if let Some(task) = self.tasks.remove(&id) {
-                callbacks.extend(task.job.finish(task.chunk, Err(PoolError::Cancelled)));
-            }
-        }
-        self.stop_idle_workers();
-        callbacks
     }
 
     /// Sends pending chunks to the workers with room, the least loaded first.
@@ -282,9 +294,12 @@ impl<P: Port> Scheduler<P> {
                 continue;
             };
             task.sent = Some(Instant::now());
+            task.seq = worker.sent;
+            worker.port.clear_mark(task.seq);
             let fds: Vec<BorrowedFd<'_>> = task.fds.iter().map(AsFd::as_fd).collect();
             match worker.port.send(&task.frame, &fds) {
                 Ok(()) => {
+                    worker.sent += 1;
                     worker.outstanding.push_back(id);
                     if let Some(budget) = worker.budget.as_mut() {
                         *budget -= 1;
@@ -369,7 +384,7 @@ impl<P: Port> Scheduler<P> {
             // timeout) frees the worker's room even though its chunk is gone.
             if let Some(at) = worker.outstanding.iter().position(|&o| o == id) {
                 worker.outstanding.remove(at);
-                if !self.tasks.contains_key(&id) {
+                if !self.tasks.contains_key(&id) && worker.port.rank().is_some() {
                     worker.late = worker.late.saturating_sub(1);
                 }
             }
@@ -377,7 +392,7 @@ impl<P: Port> Scheduler<P> {
             sent = Some(worker.last_result);
             worker.last_result = now;
         }
-        // A chunk failed by `terminate` or past its timeout has no task any more.
+        // A chunk failed by `terminate`, past its timeout or cancelled has no task any more.
         let Some(task) = self.tasks.remove(&id) else {
             return Vec::new();
         };
@@ -419,6 +434,8 @@ impl<P: Port> Scheduler<P> {
                     "an undecodable failure report: {e}"
                 ))),
             },
+            // Only a cancelled chunk is skipped, and a cancelled chunk has no task any more.
+            Outcome::Skipped => Err(PoolError::Cancelled),
         };
         let result = match (rank, result) {
             (Some(rank), Err(error)) => Err(PoolError::Remote {
@@ -460,168 +477,6 @@ impl<P: Port> Scheduler<P> {
     /// Whether remote worker `slot` holds chunk `id` (a result for another is a bad frame).
     pub(crate) fn holds(&self, slot: u32, id: u64) -> bool {
         matches!(self.workers.get(slot as usize), Some(Some(w)) if w.outstanding.contains(&id))
-    }
-
-    /// When the next running chunk's timeout ends, if one has a timeout.
-    pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        if !self.timed {
-            return None;
-        }
-        self.running()
-            .filter_map(|(_, _, _, deadline)| deadline)
-            .min()
-    }
-
-    /// The chunks that run now, with a deadline: (slot, id, timeout, deadline).
-    fn running(&self) -> impl Iterator<Item = (usize, u64, Duration, Option<Instant>)> + '_ {
-        self.workers
-            .iter()
-            .enumerate()
-            .filter_map(|(slot, w)| Some((slot, w.as_ref()?)))
-            // A local worker killed for a late chunk runs nothing more: its queued chunks go
-            // to another worker when its death is seen, and must not time out meanwhile.
-            .filter(|(_, w)| w.late == 0 || w.port.rank().is_some())
-            .flat_map(move |(slot, w)| {
-                // A worker runs its first `parallel` chunks (those failed late among them);
-                // each started when it was sent, or when the worker last answered.
-                w.outstanding.iter().take(w.parallel).filter_map(move |id| {
-                    let task = self.tasks.get(id)?;
-                    let timeout = task.timeout?;
-                    let started = task.sent?.max(w.last_result);
-                    Some((slot, *id, timeout, started.checked_add(timeout)))
-                })
-            })
-    }
-
-    /// Fails every running chunk past its timeout with `PoolError::TaskTimeout`. Returns the
-    /// callbacks, and the local workers to kill (slot, generation): a remote worker keeps its
-    /// late chunk until it answers it, and gets no work meanwhile.
-    pub(crate) fn expire(&mut self, now: Instant) -> (Vec<Deferred>, Vec<(usize, u32)>) {
-        let mut callbacks = Vec::new();
-        let mut kill = Vec::new();
-        if !self.timed {
-            return (callbacks, kill);
-        }
-        let expired: Vec<(usize, u64, Duration)> = self
-            .running()
-            .filter(|(.., deadline)| deadline.is_some_and(|d| d <= now))
-            .map(|(slot, id, timeout, _)| (slot, id, timeout))
-            .collect();
-        for (slot, id, timeout) in expired {
-            let Some(task) = self.tasks.remove(&id) else {
-                continue;
-            };
-            let Some(worker) = self.workers[slot].as_mut() else {
-                continue;
-            };
-            let error = PoolError::TaskTimeout {
-                index: task.index,
-                timeout,
-            };
-            let error = match worker.port.rank() {
-                Some(rank) => {
-                    worker.late += 1;
-                    PoolError::Remote {
-                        rank,
-                        error: Box::new(error),
-                    }
-                }
-                None => {
-                    // It is killed: nothing more goes to it, and its death fails nothing
-                    // else (its untaken chunks go to another worker).
-                    worker.late += 1;
-                    worker.stopping = true;
-                    kill.push((slot, worker.generation));
-                    error
-                }
-            };
-            callbacks.extend(task.job.finish(task.chunk, Err(error)));
-        }
-        // Every worker is remote and late: what waits would wait for them forever.
-        let live: Vec<&Worker<P>> = self.workers.iter().flatten().collect();
-        if !live.is_empty() && live.iter().all(|w| w.late > 0 && w.port.rank().is_some()) {
-            for id in std::mem::take(&mut self.pending) {
-                if let Some(task) = self.tasks.remove(&id) {
-                    let error = PoolError::TaskTimeout {
-                        index: task.index,
-                        timeout: task.timeout.unwrap_or_default(),
-                    };
-                    callbacks.extend(task.job.finish(task.chunk, Err(error)));
-                }
-            }
-        }
-        (callbacks, kill)
-    }
-
-    /// Takes the worker in `slot` out if it is of `generation` (the monitor reported its
-    /// death), for the caller to reap and pass to [`on_died`](Scheduler::on_died).
-    pub(crate) fn take_dead(&mut self, slot: usize, generation: u32) -> Option<Worker<P>> {
-        let entry = self.workers.get_mut(slot)?;
-        if entry.as_ref().is_none_or(|w| w.generation != generation) {
-            return None;
-        }
-        entry.take()
-    }
-
-    /// A worker taken out by [`take_dead`](Scheduler::take_dead) died with `exitcode`: fails
-    /// the chunk it was running, returns the ones it had not taken to the pending ones, and
-    /// counts it towards the crash-loop guard if it must.
-    pub(crate) fn on_died(&mut self, worker: Worker<P>, exitcode: i32) -> Vec<Deferred> {
-        let generation = worker.generation;
-        let mut callbacks = Vec::new();
-        // Frames still in its queue were never taken: they go to another worker. If it had
-        // taken more than it answered, the first unanswered one was running when it died.
-        let untaken = worker.port.queued().min(worker.outstanding.len());
-        let taken = worker.outstanding.len() - untaken;
-        let mut outstanding = worker.outstanding;
-        if taken > 0 {
-            if let Some(id) = outstanding.pop_front() {
-                if let Some(task) = self.tasks.remove(&id) {
-                    callbacks.extend(task.job.finish(
-                        task.chunk,
-                        Err(PoolError::WorkerDied {
-                            index: task.index,
-                            len: task.len,
-                            pid: worker.pid,
-                            exitcode,
-                        }),
-                    ));
-                }
-            }
-        }
-        for id in outstanding.into_iter().rev() {
-            self.pending.push_front(id);
-        }
-        // Only a worker that died before it was up, or that was up with work queued for it and
-        // took none of it, counts towards the guard: one killed while idle (by an operator, by
-        // the OOM killer) is replaced however often it happens. The count resets on a result
-        // only, so that workers that always die right after `Ready` still trip it.
-        let was_ready = self.ready.remove(&generation);
-        if !was_ready || (taken == 0 && untaken > 0) {
-            self.early_deaths += 1;
-            // Workers that die as they start (a crash in the initializer, say) would be
-            // replaced forever, as Python's are: give up instead.
-            if self.early_deaths > 2 * self.processes + 2 {
-                let (count, how) = (self.early_deaths, how_it_ended(exitcode));
-                let error = if self.has_init && !was_ready {
-                    PoolError::Initializer {
-                        message: format!(
-                            "died before it returned, in {count} workers in a row (the last \
-                             {how})"
-                        ),
-                    }
-                } else {
-                    PoolError::StartFailed {
-                        message: format!(
-                            "{count} workers in a row died before they took a task (the \
-                             last {how})"
-                        ),
-                    }
-                };
-                callbacks.extend(self.on_broken(error));
-            }
-        }
-        callbacks
     }
 
     /// Whether a dead worker's slot needs a new worker.
@@ -683,14 +538,5 @@ impl<P: Port> Scheduler<P> {
             callbacks.extend(task.job.finish(task.chunk, Err(error())));
         }
         callbacks
-    }
-}
-
-/// How a worker ended, for messages: "killed by SIGKILL (exit code -9)".
-fn how_it_ended(exitcode: i32) -> String {
-    match (exitcode < 0).then(|| signal_name(-exitcode)) {
-        Some(Some(name)) => format!("was killed by {name}, exit code {exitcode}"),
-        Some(None) => format!("was killed by signal {}, exit code {exitcode}", -exitcode),
-        None => format!("exited with code {exitcode}"),
     }
 }

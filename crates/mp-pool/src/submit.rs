@@ -15,6 +15,7 @@ use crate::core::Inner;
 use crate::error::PoolError;
 use crate::imap::{IMap, PoolRef};
 use crate::result::{AsyncResult, Job, decode_all, decode_one};
+use crate::retry::Retry;
 use crate::task;
 use crate::wire::{Limits, Prepared, TaskFn};
 
@@ -42,6 +43,8 @@ pub struct Submit<'p> {
     buffersize: Option<usize>,
     timeout: Option<Duration>,
     max_result_bytes: Option<usize>,
+    retry: Option<Retry>,
+    cancel_on_drop: bool,
     #[cfg_attr(not(feature = "progress"), allow(dead_code))]
     progress: bool,
 }
@@ -53,6 +56,8 @@ impl fmt::Debug for Submit<'_> {
             .field("buffersize", &self.buffersize)
             .field("timeout", &self.timeout)
             .field("max_result_bytes", &self.max_result_bytes)
+            .field("retry", &self.retry)
+            .field("cancel_on_drop", &self.cancel_on_drop)
             .field("progress", &self.progress)
             .finish()
     }
@@ -66,6 +71,8 @@ impl<'p> Submit<'p> {
             buffersize: None,
             timeout: None,
             max_result_bytes: None,
+            retry: None,
+            cancel_on_drop: false,
             progress: false,
         }
     }
@@ -151,8 +158,40 @@ impl<'p> Submit<'p> {
         self
     }
 
+    /// Runs a task of this call again, up to `retries` more times, when its worker ends
+    /// under it (a crash, a cap, its timeout): see [`Retry`]. Nothing runs twice unless asked.
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// let pool = mp_pool::Pool::new(2)?;
+    /// assert_eq!(pool.retries(2).map(square, [1, 2, 3])?, [1, 4, 9]);
+    /// # Ok::<(), mp_pool::PoolError>(())
+    /// ```
+    pub fn retries(mut self, retries: u32) -> Self {
+        let base = self.retry.unwrap_or(self.pool.config.retry);
+        self.retry = Some(base.with_retries(retries));
+        self
+    }
+
+    /// The retry policy of this call (which endings, a crash budget): see [`Retry`].
+    pub fn retry(mut self, retry: Retry) -> Self {
+        self.retry = Some(retry);
+        self
+    }
+
+    /// A lazy `imap` of this call dropped before its end cancels what its workers run (their
+    /// workers are killed and replaced), as [`AsyncResult::cancel`] does. By default the
+    /// chunks that workers hold run to their end and only the ones not sent are dropped.
+    ///
+    /// [`AsyncResult::cancel`]: crate::AsyncResult::cancel
+    pub fn cancel_on_drop(mut self, on: bool) -> Self {
+        self.cancel_on_drop = on;
+        self
+    }
+
     fn limits(&self) -> Limits {
-        self.pool.limits(self.timeout, self.max_result_bytes)
+        self.pool
+            .limits(self.timeout, self.max_result_bytes, self.retry)
     }
 
     /// Shows the progress of `job` if this call asked for it (before its chunks go out).
@@ -335,7 +374,8 @@ impl<'p> Submit<'p> {
             self.chunksize.unwrap_or(1),
             self.buffersize.unwrap_or(2 * self.pool.processes()),
             ordered,
-        );
+        )
+        .with_cancel_on_drop(self.cancel_on_drop);
         self.watch(imap.job(), total);
         imap
     }

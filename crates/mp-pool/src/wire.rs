@@ -85,6 +85,8 @@ pub(crate) enum Outcome {
     /// The body is the postcard encoding of a [`Failure`]: how the chunk failed in a remote
     /// worker's own pool (see `transport`).
     Remote = 5,
+    /// No body: the chunk was cancelled before the worker took it, and did not run.
+    Skipped = 6,
 }
 
 impl Outcome {
@@ -96,6 +98,7 @@ impl Outcome {
             2 => Outcome::EncodeFailed,
             4 => Outcome::TooLarge,
             5 => Outcome::Remote,
+            6 => Outcome::Skipped,
             _ => Outcome::DecodeFailed,
         }
     }
@@ -103,6 +106,8 @@ impl Outcome {
 
 /// `Task` + id + tally + entry + code + limit + items.
 pub(crate) const TASK_HEADER: usize = 49;
+/// Where a task frame holds its id.
+pub(crate) const ID_AT: usize = 1;
 /// `Result` + slot + id + outcome.
 pub(crate) const RESULT_HEADER: usize = 14;
 pub(crate) const OUTCOME_AT: usize = 13;
@@ -300,6 +305,8 @@ pub(crate) struct Prepared {
     pub(crate) fds: Vec<OwnedFd>,
     /// How long it may run.
     pub(crate) timeout: Option<Duration>,
+    /// When it runs again.
+    pub(crate) retry: crate::Retry,
 }
 
 /// The limits of one call's chunks: how long one may run, how large its encoded result
@@ -308,6 +315,7 @@ pub(crate) struct Prepared {
 pub(crate) struct Limits {
     pub(crate) timeout: Option<Duration>,
     pub(crate) max_result: u64,
+    pub(crate) retry: crate::Retry,
 }
 
 impl Prepared {
@@ -338,13 +346,14 @@ impl Prepared {
             frame,
             fds,
             timeout: None,
+            retry: crate::Retry::default(),
         })
     }
 
     /// Sets the id of the chunk, at submission.
     pub(crate) fn set_id(&mut self, id: u64) {
         // A prepared frame always holds its header (`encode`).
-        let _ = le::set_u64(&mut self.frame, 1, id);
+        let _ = le::set_u64(&mut self.frame, ID_AT, id);
     }
 
     /// Sets the tally of the chunk's call (see `progress`), at submission.
@@ -356,6 +365,7 @@ impl Prepared {
     pub(crate) fn set_limits(&mut self, limits: Limits) {
         let _ = le::set_u64(&mut self.frame, 33, limits.max_result);
         self.timeout = limits.timeout;
+        self.retry = limits.retry;
     }
 }
 

@@ -47,8 +47,12 @@ pub(crate) fn worker_main(args: WorkerArgs) {
         board,
         slots,
     } = args;
-    // Without its counters a worker still works; watched calls just show no progress.
-    let board = crate::progress::Board::attach(board.as_fd(), slots as usize).ok();
+    // Without its board a worker could not honour a cancel (see `control`): it exits, and
+    // the pool sees a worker that died as it started.
+    let Ok(board) = crate::progress::Board::attach(board.as_fd(), slots as usize) else {
+        return;
+    };
+    let control = board.control(slot as usize);
 
     if let Some(init) = init {
         let fds = init.fds.into_iter().map(Fd::into_inner).collect();
@@ -72,6 +76,8 @@ pub(crate) fn worker_main(args: WorkerArgs) {
     let mut frame = Vec::new();
     let mut taken = Vec::new();
     let mut done = 0u64;
+    // The number of the frame in hand, counted as the pool counts the frames it sends.
+    let mut seq = 0u64;
     while maxtasks.is_none_or(|max| done < max) {
         // Idle: poll a moment before sleeping, so that the next task costs no wake-up.
         let mut wait = None;
@@ -107,6 +113,13 @@ pub(crate) fn worker_main(args: WorkerArgs) {
         };
         let (tally, task_fn) = (header.tally, header.task);
         wire::result_header(&mut frame, slot, header.id);
+        if control.is_some_and(|words| words.take(seq)) {
+            // Cancelled before it started: it never runs, and this worker stops here (the
+            // pool sends it nothing more).
+            wire::set_outcome(&mut frame, wire::Outcome::Skipped);
+            let _ = results.put_bytes(&frame, &[]);
+            return;
+        }
         let mut send = |bytes: &[u8], fds: &[std::os::fd::BorrowedFd<'_>]| {
             // If the pool is gone there is nobody to tell; its lifeline ends this process.
             // Values over the call's limit stay here (their handles close with them).
@@ -115,7 +128,7 @@ pub(crate) fn worker_main(args: WorkerArgs) {
                 None => results.put_bytes(bytes, fds),
             };
         };
-        let mut counter = board.as_ref().map(|b| b.counter(slot, tally));
+        let mut counter = Some(board.counter(slot, tally));
         let mut tick = || {
             if let Some(counter) = &mut counter {
                 counter.tick();
@@ -136,6 +149,12 @@ pub(crate) fn worker_main(args: WorkerArgs) {
                 send(&frame, &[]);
             }
         }
+        // Cancelled while it ran: the pool may be killing this worker, which must not take
+        // another chunk and have that killed instead.
+        if control.is_some_and(|words| words.answered(seq)) {
+            return;
+        }
+        seq += 1;
         // Keep the buffers for the next task, unless a large one came by.
         for buf in [&mut frame, &mut taken] {
             if buf.capacity() > 1 << 20 {

@@ -2,6 +2,8 @@
 //! before a result is ready, and an `imap` input that panics. Each test once per start method.
 
 mod common;
+#[path = "failures/control.rs"]
+mod control;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -48,7 +48,7 @@ impl Inner {
             state: Mutex::new(state),
             ready: Condvar::new(),
             backend: Backend::Remote(Arc::clone(&transport)),
-            board: Board::new(workers)?,
+            board: Board::shared(workers)?,
             rows: Rows::default(),
             started: AtomicUsize::new(workers),
             config,

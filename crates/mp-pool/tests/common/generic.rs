@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mp_pool::transport::{Sink, Transport};
-use mp_pool::{Pool, PoolError};
+use mp_pool::{Cancel, Pool, PoolError};
 
 pub(crate) fn square(x: u64) -> u64 {
     x * x
@@ -162,16 +162,7 @@ pub(crate) fn generic_body(pool: &Pool) {
     // A task past its timeout fails with `TaskTimeout`; the pool goes on. The task waits on
     // a FIFO that nobody opens until the timeout has failed it: it cannot finish in time,
     // whatever the scheduling.
-    // One FIFO per body: bodies run at once, on several threads of one test process.
-    static BODIES: AtomicUsize = AtomicUsize::new(0);
-    let fifo = std::env::temp_dir().join(format!(
-        "mp-pool-release-{}-{}",
-        std::process::id(),
-        BODIES.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_file(&fifo);
-    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
-    assert!(made.is_ok_and(|s| s.success()));
+    let fifo = new_fifo();
     let timeout = Duration::from_millis(200);
     let e = pool
         .chunksize(1)
@@ -184,14 +175,37 @@ pub(crate) fn generic_body(pool: &Pool) {
     );
     if let PoolError::Remote { .. } = e {
         // A remote worker is not killed: release the task, so that it answers (late).
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(&fifo)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, b"x"))
-            .unwrap();
+        release(&fifo);
     }
     std::fs::remove_file(&fifo).unwrap();
     assert_eq!(pool.map(square, 0..100u64).unwrap().len(), 100);
+
+    // Cancel: a finished task is left alone; an unfinished one fails with `Cancelled` (a
+    // local worker running it is killed; a remote one runs on, its answer dropped).
+    let done = pool.apply_async(square, (4,)).unwrap();
+    assert_eq!(done.get().unwrap(), 16);
+    assert_eq!(done.cancel(), Cancel::Finished);
+    assert_eq!(done.get().unwrap(), 16);
+    let fifo = new_fifo();
+    let stuck = pool
+        .apply_async(wait_for_release, (fifo.to_string_lossy().into_owned(),))
+        .unwrap();
+    let report = stuck.cancel();
+    assert!(matches!(report, Cancel::Cancelled { .. }), "{report:?}");
+    assert!(matches!(stuck.get(), Err(PoolError::Cancelled)));
+    let remote = pool.pids().is_empty();
+    if remote
+        && report
+            == (Cancel::Cancelled {
+                queued: 0,
+                running: 1,
+            })
+    {
+        release(&fifo);
+    }
+    std::fs::remove_file(&fifo).unwrap();
+    // Retries are an option of every pool.
+    assert_eq!(pool.retries(2).map(square, 0..10u64).unwrap()[3], 9);
 
     // A closure with state is refused before anything is sent; a fn pointer is found.
     let f: fn(u64) -> u64 = square;
@@ -199,6 +213,29 @@ pub(crate) fn generic_body(pool: &Pool) {
     let k = std::hint::black_box(3u64);
     let e = pool.map(move |x: u64| x * k, [1u64]).unwrap_err();
     assert!(matches!(e, PoolError::InvalidArgument(m) if m.contains("captures state")));
+}
+
+/// Lets the task waiting on `fifo` (`wait_for_release`) return.
+fn release(fifo: &std::path::Path) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(fifo)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"x"))
+        .unwrap();
+}
+
+/// A new FIFO of its own: bodies run at once, on several threads of one test process.
+fn new_fifo() -> std::path::PathBuf {
+    static FIFOS: AtomicUsize = AtomicUsize::new(0);
+    let fifo = std::env::temp_dir().join(format!(
+        "mp-pool-release-{}-{}",
+        std::process::id(),
+        FIFOS.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_file(&fifo);
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|s| s.success()));
+    fifo
 }
 
 /// Remote workers that are local pools, reached through the transport API: what a real
