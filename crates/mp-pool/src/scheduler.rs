@@ -171,9 +171,6 @@ pub(crate) struct Scheduler<P> {
     pub(crate) replacing: usize,
     /// A chunk with a timeout was submitted once (until then, no clock is read for them).
     timed: bool,
-    /// Items that remote workers finished for watched calls: (slot, tally, items), for the
-    /// pool to count on its progress board (a local worker counts its own).
-    pub(crate) remote_counts: Vec<(u32, u64, u64)>,
     /// Workers asked to stop (SIGTERM), killed if they still live at the deadline:
     /// (slot, generation, deadline).
     graces: Vec<(usize, u32, Instant)>,
@@ -197,7 +194,6 @@ impl<P: Port> Scheduler<P> {
             has_init,
             replacing: 0,
             timed: false,
-            remote_counts: Vec::new(),
             graces: Vec::new(),
         }
     }
@@ -408,12 +404,7 @@ impl<P: Port> Scheduler<P> {
         }
         let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
         let result = match outcome {
-            Outcome::Ok => {
-                if let (Some(_), Some(tally)) = (rank, task.job.tally()) {
-                    self.remote_counts.push((slot, tally.0, task.len as u64));
-                }
-                Ok(Part { bytes: body, fds })
-            }
+            Outcome::Ok => Ok(Part { bytes: body, fds }),
             Outcome::Panicked => {
                 let offset = wire::get_u64(&body, 0).unwrap_or(0) as usize;
                 Err(PoolError::Panicked {
@@ -472,6 +463,14 @@ impl<P: Port> Scheduler<P> {
                 Vec::new()
             }
         }
+    }
+
+    /// The items of chunk `id` of a watched call, with the call's tally: a remote worker
+    /// counts nothing on the pool's board, so the pool counts a chunk it answered (before the
+    /// answer settles the call, so that a waiter sees the count).
+    pub(crate) fn watched_items(&self, id: u64) -> Option<(u64, u64)> {
+        let task = self.tasks.get(&id)?;
+        Some((task.job.tally()?.0, task.len as u64))
     }
 
     /// Whether remote worker `slot` holds chunk `id` (a result for another is a bad frame).

@@ -115,14 +115,14 @@ impl Answers for Inner {
                 format!("an answer to chunk {id}, which the worker does not hold"),
             ),
             Ok((id, outcome)) => {
+                if let (wire::Outcome::Ok, Some((tally, items))) = (outcome, st.watched_items(id)) {
+                    self.board.0.add(slot32, tally, items);
+                }
                 let mut answer = answer;
                 answer.drain(..wire::RESULT_HEADER);
                 st.on_result(slot32, id, outcome, answer, Vec::new())
             }
         };
-        for (slot, tally, items) in st.remote_counts.drain(..) {
-            self.board.0.add(slot, tally, items);
-        }
         callbacks.extend(st.dispatch());
         if st.idle() {
             self.ready.notify_all();
