@@ -1,11 +1,13 @@
 //! Pool: `map` of a trivial function over 200k items at the default chunksize (also with
 //! cross-process logging on, and with a progress bar) and over 20k items at chunksize 1, the
-//! `apply_async(...).get()` round trip (and the same awaited under tokio), the tutorial's CPU job
+//! 20k at chunksize 1 with a task timeout, retries and a memory cap on, a task timeout's kill
+//! and replacement, the `apply_async(...).get()` round trip (and the same awaited under tokio), the tutorial's CPU job
 //! (4 × the sum of i*i for i < 10^7) on 2 workers beside the same work serially and on 2
 //! threads (the machine's limit), and `Parallel` over 20k calls; and procspawn's pool on the
 //! same tasks, in the same run.
 
 use std::hint::black_box;
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group};
 use mp::{Parallel, Pool};
@@ -61,6 +63,26 @@ fn map(c: &mut Criterion) {
             assert_eq!(out.len(), 20_000);
         })
     });
+    // The same map with a task timeout, retries and a memory cap all on (issue #26): what
+    // the per-task control costs a map that never needs it.
+    let limited = Pool::builder()
+        .processes(2)
+        .context(ctx())
+        .task_timeout(Duration::from_secs(600))
+        .retries(2)
+        .max_memory_per_worker(4 << 30)
+        .build()
+        .expect("pool");
+    g.bench_function("20k_chunksize_1_limits", |b| {
+        b.iter(|| {
+            let out = limited
+                .chunksize(1)
+                .map(identity, 0..20_000u64)
+                .expect("map");
+            assert_eq!(out.len(), 20_000);
+        })
+    });
+    drop(limited);
     // Cross-process logging on (a subscriber at INFO here, every worker forwarding), nothing
     // logged: what forwarding costs a map that does not log.
     mp::log_to_stderr(tracing::Level::INFO);
@@ -202,7 +224,44 @@ fn procspawn_pool(c: &mut Criterion) {
     pool.shutdown();
 }
 
-criterion_group!(benches, map, cpu, parallel, procspawn_pool);
+/// Parks until its worker is killed.
+fn forever() -> u64 {
+    loop {
+        std::thread::park();
+    }
+}
+
+/// The task timeout that kills (issue #26): from a task's deadline to its `TaskTimeout`
+/// returned and a replacement worker running the next task. One worker, so that the next task
+/// can only run on the replacement; the figure is the whole cycle minus the timeout (the
+/// task starts within microseconds of its submission to an idle worker). pebble's
+/// `ProcessPool(1).schedule(timeout=)` is measured the same way in pool.py.
+fn timeout_kill(c: &mut Criterion) {
+    const TIMEOUT: Duration = Duration::from_millis(20);
+    let pool = Pool::builder()
+        .processes(1)
+        .context(ctx())
+        .build()
+        .expect("pool");
+    let mut g = c.benchmark_group("pool_timeout");
+    tune(&mut g, 20, 5);
+    g.bench_function("kill_and_replace", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                let e = pool.timeout(TIMEOUT).apply(forever, ()).unwrap_err();
+                assert!(matches!(e, mp::PoolError::TaskTimeout { .. }), "{e:?}");
+                assert_eq!(pool.apply(identity, (7,)).expect("apply"), 7);
+                total += start.elapsed().saturating_sub(TIMEOUT);
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, map, timeout_kill, cpu, parallel, procspawn_pool);
 
 fn main() {
     // procspawn re-executes this binary for its workers and catches them here.

@@ -68,7 +68,8 @@ pub use mp_shm::{DictError, SharedDict};
 #[cfg(feature = "async")]
 pub use mp_pool::IMapStream;
 pub use mp_pool::{
-    AsyncResult, IMap, Parallel, Pool, PoolBuilder, PoolError, ProcessPoolExecutor, as_completed,
+    AsyncResult, Cancel, IMap, Parallel, Pool, PoolBuilder, PoolError, ProcessPoolExecutor, Retry,
+    RetryOn, as_completed,
 };
 
 pub use mp_managers::{Manager, ManagerError};

@@ -25,6 +25,7 @@ impl Better {
 /// How a criterion time (ns per iteration) becomes the metric's unit.
 #[derive(Debug, Clone, Copy)]
 enum Conv {
+    Ms,
     Us,
     Ns,
     /// Operations per second, `n` per iteration.
@@ -36,6 +37,7 @@ enum Conv {
 impl Conv {
     fn apply(self, ns: Figure) -> Figure {
         ns.map(|t| match self {
+            Conv::Ms => t / 1e6,
             Conv::Us => t / 1e3,
             Conv::Ns => t,
             Conv::PerSec(n) => n * 1e9 / t,
@@ -351,6 +353,20 @@ fn definitions() -> Vec<Def> {
             python: (Py("pool.py", "map_20k_c1_tasks_per_s"), "Pool(2).map, chunksize=1"),
             peer: (Crit("procspawn_pool", "2k_tasks", PerSec(2_000.0)), "procspawn Pool(2), a spawn per task"),
             limit: (Missing("no OS bound: each task is a message each way (see queue_small_msgs_per_s)"), ""),
+        },
+        Def {
+            key: "pool_map_chunk1_limits_tasks_per_s", label: "Pool.map, 20k trivial tasks, chunksize 1, 2 workers, with a task timeout, retries and a memory cap", unit: "tasks/s", better: Higher,
+            mp: Crit("pool_map", "20k_chunksize_1_limits", PerSec(20_000.0)),
+            python: (Py("pool.py", "pebble_map_20k_c1_timeout_tasks_per_s"), "pebble ProcessPool(2).map, chunksize=1, timeout"),
+            peer: (Crit("pool_map", "20k_chunksize_1", PerSec(20_000.0)), "the same map with no limits"),
+            limit: (Missing("no OS bound (see pool_map_chunk1_tasks_per_s)"), ""),
+        },
+        Def {
+            key: "task_timeout_kill_ms", label: "A task past its 20 ms timeout: from its deadline to its error returned and a replacement worker running the next task (1 worker)", unit: "ms", better: Lower,
+            mp: Crit("pool_timeout", "kill_and_replace", Ms),
+            python: (Py("pool.py", "pebble_timeout_kill_ms"), "pebble ProcessPool(1).schedule(timeout=)"),
+            peer: (Missing("no Rust peer kills a pool's task at its timeout"), ""),
+            limit: (Crit("start_join", "bare_fork_waitpid", Ms), "fork + _exit + waitpid (a worker's start, at least)"),
         },
         Def {
             key: "apply_async_await_rtt_us", label: "apply_async(f) awaited under tokio (current-thread), round trip", unit: "us", better: Lower,
