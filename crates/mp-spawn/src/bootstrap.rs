@@ -39,6 +39,7 @@ use crate::code::{Kind, RawCodeRef};
 use crate::frame::Codec;
 use crate::identity::{self, FileId};
 use crate::launch::Recipe;
+use crate::limits::{self, Armed};
 use crate::registry::{ParentLink, child_name_for_panic, finish_children, global};
 use crate::target::{Outcome, Target};
 use crate::{reduction, resources, stack_guard};
@@ -61,6 +62,8 @@ pub(crate) struct Bootstrap {
     parent_name: String,
     parent_pid: u32,
     shared: Vec<String>,
+    /// Caps to apply before the target runs.
+    limits: Option<limits::Wire>,
     args: Vec<u8>,
 }
 
@@ -86,6 +89,7 @@ pub(crate) fn message(
         parent_name,
         parent_pid: mp_sys::process::getpid(),
         shared,
+        limits: spec.limits.map(Armed::wire),
         args: recipe.args.bytes.clone(),
     };
     let bytes = postcard::to_stdvec(&boot).map_err(std::io::Error::other)?;
@@ -203,7 +207,7 @@ fn payload_text(payload: &(dyn Any + Send)) -> Option<String> {
         .or_else(|| payload.downcast_ref::<String>().cloned())
 }
 
-fn report_failure(control: BorrowedFd<'_>, message: &str) -> i32 {
+pub(crate) fn report_failure(control: BorrowedFd<'_>, message: &str) -> i32 {
     // The name first: mp never prints while it holds its own state (see `mp_sys::fork`).
     let name = global().name.to_string();
     eprintln!("Process {name}: {message}");
@@ -343,6 +347,11 @@ pub(crate) fn child_main(payload: &[u8], fds: Vec<OwnedFd>, control: OwnedFd) ->
     );
     install_panic_hook();
     resources::child_started();
+    if let Some(limits) = &boot.limits {
+        if let Err(e) = limits.apply() {
+            fail(format!("cannot apply its limits: {e}"));
+        }
+    }
     let Some(entry) = TRAMPOLINES.resolve(boot.entry) else {
         fail("the entry does not name a trampoline; refusing to jump".to_owned())
     };

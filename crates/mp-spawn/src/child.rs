@@ -5,6 +5,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::limits::{Armed, ChildCgroup};
 use crate::sync::lock;
 
 /// A child as the parent tracks it; shared by the `Process` and the registry of children.
@@ -21,6 +22,8 @@ pub(crate) struct Child {
     /// Forkserver children are the server's children: it writes their exit code here.
     status: Option<ServerStatus>,
     exitcode: Mutex<Option<i32>>,
+    /// The child's own cgroup under a memory cap: read and removed once it is reaped.
+    cgroup: Option<ChildCgroup>,
 }
 
 /// Where a server's child learns its exit code: the status pipe the server writes it into, and
@@ -48,7 +51,19 @@ impl Child {
             pidfd,
             status,
             exitcode: Mutex::new(None),
+            cgroup: None,
         }
+    }
+
+    /// Gives the child the cgroup it joins (see `limits`).
+    pub(crate) fn with_cgroup(mut self, cgroup: Option<ChildCgroup>) -> Self {
+        self.cgroup = cgroup;
+        self
+    }
+
+    /// Whether the kernel OOM-killed a process in the child's cgroup (known once it is reaped).
+    pub(crate) fn oom_killed(&self) -> bool {
+        self.cgroup.as_ref().is_some_and(ChildCgroup::oom_killed)
     }
 
     /// The exit code if it is known already (no reaping; for `Debug`).
@@ -98,6 +113,9 @@ impl Child {
                     }
                 }
             };
+            if let (Some(_), Some(cgroup)) = (*code, &self.cgroup) {
+                cgroup.finish();
+            }
         }
         Ok(*code)
     }
@@ -146,4 +164,6 @@ pub(crate) struct ChildSpec<'a> {
     pub(crate) name: &'a str,
     pub(crate) identity: &'a [u32],
     pub(crate) daemon: bool,
+    /// Its caps, made ready (see `limits`).
+    pub(crate) limits: Option<&'a Armed>,
 }

@@ -1,6 +1,7 @@
 //! The error types of mp-spawn: one for processes, one for contexts.
 
 use std::path::PathBuf;
+use std::time::Duration;
 use std::{fmt, io};
 
 pub use crate::context::ContextError;
@@ -75,6 +76,62 @@ pub enum ProcessError {
     /// # Ok::<(), mp_spawn::ProcessError>(())
     /// ```
     StackOverflow,
+    /// The process went past its memory cap ([`Limits::memory`](crate::Limits::memory)): an
+    /// allocation failed and Rust aborted (SIGABRT, exit code -6), or the kernel OOM-killed
+    /// it in its cgroup (SIGKILL, exit code -9). A heuristic: an explicit `abort()` under a
+    /// memory cap reads so too (see [`Limits::cause`](crate::Limits::cause)).
+    ///
+    /// ```
+    /// use mp_spawn::{Limits, Process, ProcessError};
+    ///
+    /// fn hog() -> usize {
+    ///     let mut blocks = Vec::new();
+    ///     loop {
+    ///         blocks.push(vec![1u8; 1 << 20]);
+    ///         if blocks.len() > 4096 {
+    ///             return blocks.len();
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let mut p = Process::new(hog, ()).with_limits(Limits::new().memory(32 << 20));
+    /// p.start()?;
+    /// let e = p.join().unwrap_err();
+    /// assert!(matches!(e, ProcessError::MemoryLimit { limit } if limit == 32 << 20));
+    /// assert_eq!(e.to_string(), "the process went past its memory limit of 32 MiB");
+    /// # Ok::<(), ProcessError>(())
+    /// ```
+    MemoryLimit {
+        /// The cap, in bytes.
+        limit: u64,
+    },
+    /// The process used up its CPU time ([`Limits::cpu_time`](crate::Limits::cpu_time)): the
+    /// kernel ended it with SIGXCPU (exit code -24).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use mp_spawn::{Limits, Process, ProcessError};
+    ///
+    /// fn spin() {
+    ///     let mut x = 0u64;
+    ///     loop {
+    ///         x = std::hint::black_box(x.wrapping_add(1));
+    ///     }
+    /// }
+    ///
+    /// let limits = Limits::new().cpu_time(Duration::from_millis(100));
+    /// let mut p = Process::new(spin, ()).with_limits(limits);
+    /// p.start()?;
+    /// let e = p.join().unwrap_err();
+    /// assert!(matches!(e, ProcessError::CpuLimit { .. }));
+    /// assert_eq!(e.to_string(), "the process used up its CPU time limit of 100ms");
+    /// assert_eq!(p.exitcode()?, Some(-24));
+    /// # Ok::<(), ProcessError>(())
+    /// ```
+    CpuLimit {
+        /// The cap.
+        limit: Duration,
+    },
     /// The process exited with this code without handing back a value (`std::process::exit`).
     Exited {
         /// The exit code.
@@ -134,6 +191,12 @@ impl fmt::Display for ProcessError {
                 "the process exited with code {code} without returning a value"
             ),
             Self::StackOverflow => f.write_str("the process overflowed its stack"),
+            Self::MemoryLimit { limit } => {
+                write!(f, "the process went past its memory limit of {}", Bytes(*limit))
+            }
+            Self::CpuLimit { limit } => {
+                write!(f, "the process used up its CPU time limit of {limit:?}")
+            }
             Self::Killed { signal } => write!(f, "the process was killed by signal {signal}"),
             Self::Bootstrap { message } => {
                 write!(f, "the child could not start its target: {message}")
@@ -142,6 +205,21 @@ impl fmt::Display for ProcessError {
             Self::Decode(e) => write!(f, "return value: {e}"),
             Self::Io(e) => write!(f, "{e}"),
         }
+    }
+}
+
+/// A byte count as people read it: `64 MiB` when it is a whole number of KiB, MiB or GiB.
+struct Bytes(u64);
+
+impl fmt::Display for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0;
+        for (shift, unit) in [(30, "GiB"), (20, "MiB"), (10, "KiB")] {
+            if n >= 1 << shift && n % (1 << shift) == 0 {
+                return write!(f, "{} {unit}", n >> shift);
+            }
+        }
+        write!(f, "{n} bytes")
     }
 }
 

@@ -86,6 +86,7 @@ impl ForkServer {
             identity: &identity,
             // A daemon: it watches the creator's lifeline and dies with it.
             daemon: true,
+            limits: None,
         };
         let parent_pid = mp_sys::process::getpid();
         match popen_fork::fork_child(&spec)? {

@@ -28,6 +28,11 @@
 //! Arguments are a tuple of serde types, as Python's `args`; the target's return value comes
 //! back from [`Process::join`]. OS handles travel inside them through [`reduction::Fd`].
 //!
+//! # Caps on memory and CPU time
+//! [`Process::with_limits`] caps a child with [`Limits`] (`RLIMIT_DATA`, a cgroup's
+//! `memory.max` where one can be made, `RLIMIT_CPU`) before its target runs; a child that dies
+//! of a cap gives [`ProcessError::MemoryLimit`] or [`ProcessError::CpuLimit`]. See [`limits`].
+//!
 //! # Platform
 //! Linux, with glibc or musl (pidfds, `/proc/self/exe`, an `.init_array` entry).
 
@@ -37,7 +42,8 @@
 //     frame codec), `reduction`, `resources`, `identity` (the executable's),
 //     `context` (start methods, `ContextError`); `error` (uses `context`, `reduction`)
 //  1. `code` (registered code references; `locate`/`recreate` of fn-pointer targets),
-//     `launch` (`Launch`/`Recipe`), `atfork`
+//     `launch` (`Launch`/`Recipe`), `atfork`, `limits` (`Limits`, `LimitHit`: a child's caps,
+//     made ready in the parent and applied in the child; uses `error`)
 //  2. `child` (a child as its parent tracks it), `stack_guard` (uses `target::Outcome`)
 //  3. `registry` (this process's own state, its children, `finish_children`, at-exit hook),
 //     `current` (`current_process`, `parent_process`, `active_children`, CPU counts)
@@ -65,6 +71,7 @@ pub mod frame;
 pub mod helper;
 pub mod identity;
 mod launch;
+pub mod limits;
 mod popen_fork;
 mod popen_spawn;
 mod process;
@@ -108,5 +115,6 @@ pub use fork_helper::ForkServer;
 #[doc(hidden)]
 pub use forkserver::forkserver_pid;
 pub use forkserver::set_forkserver_preload;
+pub use limits::{LimitHit, Limits};
 pub use process::Process;
 pub use target::{Portable, Target};

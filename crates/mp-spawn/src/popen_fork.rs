@@ -5,6 +5,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use crate::child::{Child, ChildSpec};
 use crate::context::{StartMethod, force_start_method};
 use crate::error::ProcessError;
+use crate::limits::Armed;
 use crate::registry::{ParentLink, global};
 use crate::{atfork, bootstrap, forkserver, resources};
 use mp_sys::fork::{Held, Rank};
@@ -19,7 +20,14 @@ pub(crate) fn start(
     match fork_child(spec)? {
         Forked::Child => {
             drop(ours);
-            let code = body(theirs.as_fd());
+            // The caps first: raw system calls on values prepared before the fork.
+            let code = match spec.limits.map(Armed::apply_forked) {
+                Some(Err(e)) => bootstrap::report_failure(
+                    theirs.as_fd(),
+                    &format!("cannot apply its limits: {e}"),
+                ),
+                _ => body(theirs.as_fd()),
+            };
             bootstrap::finish(code)
         }
         Forked::Parent(pid) => {

@@ -16,10 +16,13 @@ use crate::fork_helper;
 use crate::fork_helper::ForkServer;
 use crate::frame::{self, Codec, Stop};
 use crate::launch::{Launch, Recipe};
+use crate::limits::{Armed, Limits};
 use crate::reduction;
 use crate::registry::global;
 use crate::target::{Outcome, Portable, Target};
 use crate::{entry, forkserver, popen_fork, popen_spawn};
+
+mod caps;
 
 /// A target and its arguments. Under fork too, the arguments reach the child serialised (in
 /// memory, not through a socket): every start method hands them over the same way, so a value
@@ -126,11 +129,14 @@ pub struct Process<R = ()> {
     method: Option<StartMethod>,
     identity: Vec<u32>,
     creator: u32,
+    limits: Option<Limits>,
     launch: Option<Box<dyn Launch<R>>>,
     child: Option<Arc<Child>>,
     /// The parent end of the child's result channel, until the result has been read.
     control: Option<OwnedFd>,
     outcome: Option<(Outcome, Vec<OwnedFd>)>,
+    /// The child reported a stack overflow (it aborts too, as a failed allocation does).
+    overflowed: bool,
     joined: bool,
     closed: bool,
     /// Started through a fork helper instead of its start method (`ForkServer::process`);
@@ -238,10 +244,12 @@ impl<R: Portable> Process<R> {
             method,
             identity,
             creator: mp_sys::process::getpid(),
+            limits: None,
             launch: Some(launch),
             child: None,
             control: None,
             outcome: None,
+            overflowed: false,
             joined: false,
             closed: false,
             helper: None,
@@ -271,12 +279,15 @@ impl<R: Portable> Process<R> {
             return Err(ProcessError::NotOurChild);
         }
         let method = self.method.unwrap_or_else(get_start_method);
+        // Its cgroup (if it gets one) is made here; dropped unused if the start fails.
+        let mut armed = self.limits.as_ref().map(Armed::prepare).transpose()?;
         let mut launch = self.launch.take().ok_or(ProcessError::AlreadyStarted)?;
         global().reap_finished();
         let spec = ChildSpec {
             name: &self.name,
             identity: &self.identity,
             daemon: self.daemon,
+            limits: armed.as_ref(),
         };
         let started = match method {
             StartMethod::Fork if self.helper.is_none() => {
@@ -308,7 +319,7 @@ impl<R: Portable> Process<R> {
             }
         };
         let (child, control) = started?;
-        let child = Arc::new(child);
+        let child = Arc::new(child.with_cgroup(armed.as_mut().and_then(Armed::take_cgroup)));
         global().register(child.clone());
         self.child = Some(child);
         self.control = Some(control);
@@ -442,10 +453,16 @@ impl<R: Portable> Process<R> {
     }
 
     fn value_for(&mut self, code: i32) -> Result<R, ProcessError> {
+        if let Some((Outcome::StackOverflow, _)) = &self.outcome {
+            self.overflowed = true;
+        }
         match self.outcome.take() {
-            // Said just before the child aborted: it wins over `Killed { signal: 6 }`.
+            // Said just before the child aborted: it wins over `Killed { signal: 6 }` (and
+            // over a memory cap's reading of SIGABRT).
             Some((Outcome::StackOverflow, _)) => Err(ProcessError::StackOverflow),
-            _ if code < 0 => Err(ProcessError::Killed { signal: -code }),
+            _ if code < 0 => Err(self
+                .limit_hit()
+                .map_or(ProcessError::Killed { signal: -code }, Into::into)),
             Some((Outcome::Returned(bytes), fds)) => {
                 reduction::loads(&bytes, fds).map_err(ProcessError::Decode)
             }

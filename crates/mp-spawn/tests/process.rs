@@ -47,6 +47,10 @@ matrix!(
 #[path = "process/names.rs"]
 mod names;
 
+/// Caps on memory and CPU time (`Limits`), and what a child that dies of one gives.
+#[path = "process/limits.rs"]
+mod limits;
+
 fn ctx(method: StartMethod) -> mp_spawn::Context {
     get_context(method.name()).unwrap()
 }

@@ -6,8 +6,8 @@
 //! `gettid`, `getrandom`); on libc only for what rustix leaves out or cannot express
 //! soundly: robust process-shared pthread mutexes, `tgkill`, `fork`, `posix_spawn`, `atexit`,
 //! `pthread_atfork`, `sigaction`, `sigaltstack`, `pthread_getattr_np`, `dl_iterate_phdr`,
-//! `F_SETOWN`/`F_SETSIG`/`O_ASYNC`, `getauxval(AT_SECURE)`, `sysconf` and `SO_PEERCRED`
-//! (rustix's `UCred` holds a non-zero `Pid`, but the kernel reports pid 0 for a socket without
+//! `getrusage`, `F_SETOWN`/`F_SETSIG`/`O_ASYNC`, `getauxval(AT_SECURE)`, `sysconf` and
+//! `SO_PEERCRED` (rustix's `UCred` holds a non-zero `Pid`, but the kernel reports pid 0 for a socket without
 //! a peer).
 //!
 //! Every `unsafe` OS call of mp-spawn, mp-ipc, mp-shm and mp-pool lives here.
@@ -36,6 +36,7 @@ linux_only! {
 
 #[cfg(feature = "async")]
 pub mod aio;
+pub mod cgroup;
 pub mod creds;
 pub mod deadline;
 pub mod eventfd;
@@ -49,6 +50,7 @@ pub mod pidfd;
 pub mod poll;
 pub mod process;
 pub mod random;
+pub mod resource;
 pub mod robust_mutex;
 pub mod shm;
 pub mod signal;

@@ -7,6 +7,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
 use crate::process::{Forked, exit_now, fork};
+use crate::resource::{Limit, Resource};
 use crate::socket::{Kind, MAX_FDS_PER_MSG, recv_with_fds, send_with_fds, socketpair};
 use crate::{creds, fd, pidfd, poll};
 
@@ -433,6 +434,12 @@ fn what_handlers_and_fork_children_call_allocates_nothing() {
     crate::signal::kill_self(libc::SIGCHLD);
     crate::signal::set_ignored(libc::SIGURG, false);
     let _ = crate::process::getpid_now();
+    let _ = crate::cgroup::join(w.as_fd());
+    let cpu = crate::resource::limit(Resource::CpuSeconds);
+    crate::resource::set_limit(Resource::CpuSeconds, cpu).unwrap();
+    crate::resource::cpu_time().unwrap();
+    crate::resource::data_size().unwrap();
+    crate::resource::resident_size().unwrap();
     assert_eq!(allocations(), before);
     // It arms a SIGKILL for its caller once the lifeline's other end closes: in a child, which
     // keeps that end until it exits.
@@ -456,4 +463,65 @@ fn random_fill_fills() {
     crate::random::fill(&mut a).unwrap();
     crate::random::fill(&mut b).unwrap();
     assert_ne!(a, b);
+}
+
+#[test]
+fn cpu_time_counts_the_work_done() {
+    let before = crate::resource::cpu_time().unwrap();
+    let mut x = 0u64;
+    while crate::resource::cpu_time().unwrap() < before + Duration::from_millis(20) {
+        x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+    }
+    assert!(crate::resource::cpu_time().unwrap() >= before + Duration::from_millis(20));
+}
+
+#[test]
+fn data_size_and_resident_size_see_an_allocation() {
+    // Absolute bounds: other tests allocate and free meanwhile.
+    let block = vec![1u8; 64 << 20]; // touched: resident
+    std::hint::black_box(&block);
+    assert!(crate::resource::data_size().unwrap() >= 64 << 20);
+    assert!(crate::resource::resident_size().unwrap() >= 64 << 20);
+}
+
+#[test]
+fn a_data_limit_makes_a_larger_allocation_fail() {
+    // In a child: the limit is the process's.
+    let child = child(0, || {
+        let cap = crate::resource::data_size().unwrap_or(0) + (16 << 20);
+        let limit = Limit {
+            soft: Some(cap),
+            hard: Some(cap),
+        };
+        if crate::resource::set_limit(Resource::DataBytes, limit).is_err() {
+            exit_now(2)
+        }
+        if crate::resource::limit(Resource::DataBytes) != limit {
+            exit_now(3)
+        }
+        // Past the cap: refused (a mmap of private writable memory fails with ENOMEM).
+        let mut big: Vec<u8> = Vec::new();
+        if big.try_reserve_exact(64 << 20).is_ok() {
+            exit_now(4)
+        }
+        // Under it: fine.
+        let mut small: Vec<u8> = Vec::new();
+        if small.try_reserve_exact(4 << 20).is_err() {
+            exit_now(5)
+        }
+        // The hard limit cannot be raised again (without CAP_SYS_RESOURCE: root may).
+        let raised = Limit {
+            soft: Some(cap),
+            hard: None,
+        };
+        let is_root = crate::creds::geteuid() == 0;
+        if !is_root && crate::resource::set_limit(Resource::DataBytes, raised).is_ok() {
+            exit_now(6)
+        }
+    });
+    assert_eq!(
+        wait_reap(&child),
+        0,
+        "2: not set, 3: not read back, 4: 64 MiB allowed, 5: 4 MiB refused, 6: hard raised"
+    );
 }

@@ -56,6 +56,7 @@ fn bootstrap_with(
         parent_name: "MainProcess".into(),
         parent_pid: mp_sys::process::getpid(),
         shared: Vec::new(),
+        limits: None,
         args,
     };
     postcard::to_stdvec(&boot).unwrap()
