@@ -43,6 +43,36 @@ pub struct PoolBuilder {
     max_result_bytes: Option<usize>,
     retry: Retry,
     kill_grace: Option<Duration>,
+    caps: Caps,
+}
+
+/// The caps of each worker of a pool.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Caps {
+    /// Bytes a worker may allocate (`mp_spawn::Limits::memory`).
+    pub(crate) memory: Option<u64>,
+    /// CPU time one task may use.
+    pub(crate) cpu_per_task: Option<Duration>,
+    /// A worker whose resident set is above this after a task exits (and is replaced).
+    pub(crate) leak_guard: Option<u64>,
+}
+
+impl Caps {
+    fn any(&self) -> bool {
+        self.memory.is_some() || self.cpu_per_task.is_some() || self.leak_guard.is_some()
+    }
+
+    /// The limits of a worker process, if it has some.
+    pub(crate) fn limits(&self) -> Option<mp_spawn::Limits> {
+        let mut limits = mp_spawn::Limits::new();
+        if let Some(bytes) = self.memory {
+            limits = limits.memory(bytes);
+        }
+        if let Some(cpu) = self.cpu_per_task {
+            limits = limits.cpu_time(cpu);
+        }
+        (self.memory.is_some() || self.cpu_per_task.is_some()).then_some(limits)
+    }
 }
 
 impl PoolBuilder {
@@ -137,6 +167,53 @@ impl PoolBuilder {
         self
     }
 
+    /// Caps what each worker may allocate: `bytes` more than it holds when it starts
+    /// (`RLIMIT_DATA`; with a cgroup v2 memory controller this process may delegate, also a
+    /// cgroup of its own with `memory.max`: see `mp_spawn::Limits::memory`). A task that
+    /// allocates past it fails with [`PoolError::MemoryLimit`], its worker is replaced, and the
+    /// other tasks go on. (An explicit `abort()` in a task under a memory cap reads as
+    /// `MemoryLimit` too: Rust aborts when an allocation fails.)
+    ///
+    /// ```
+    /// fn hog(mib: usize) -> usize {
+    ///     let mut held = Vec::new();
+    ///     for _ in 0..mib {
+    ///         held.push(vec![1u8; 1 << 20]);
+    ///     }
+    ///     held.len()
+    /// }
+    ///
+    /// let pool = mp_pool::Pool::builder()
+    ///     .processes(1)
+    ///     .max_memory_per_worker(64 << 20)
+    ///     .build()?;
+    /// assert_eq!(pool.apply(hog, (8,))?, 8);
+    /// let e = pool.apply(hog, (1024,)).unwrap_err();
+    /// assert!(matches!(e, mp_pool::PoolError::MemoryLimit { limit, .. } if limit == 64 << 20));
+    /// assert_eq!(pool.apply(hog, (8,))?, 8);
+    /// # Ok::<(), mp_pool::PoolError>(())
+    /// ```
+    pub fn max_memory_per_worker(mut self, bytes: u64) -> Self {
+        self.caps.memory = Some(bytes);
+        self
+    }
+
+    /// Caps the CPU time of each task (`RLIMIT_CPU`, re-armed before each task; whole seconds,
+    /// rounded up). A task past it fails with [`PoolError::CpuLimit`] and its worker (killed by
+    /// SIGXCPU) is replaced. Unlike a timeout, time spent waiting does not count.
+    pub fn max_cpu_time_per_task(mut self, cpu: Duration) -> Self {
+        self.caps.cpu_per_task = Some(cpu);
+        self
+    }
+
+    /// A leak guard (loky's memory-leak threshold): a worker whose resident set is above
+    /// `bytes` after a task exits before its next task, and a new worker takes its place. No
+    /// task fails for it.
+    pub fn leak_guard(mut self, bytes: u64) -> Self {
+        self.caps.leak_guard = Some(bytes);
+        self
+    }
+
     /// The checked settings.
     pub(crate) fn config(self) -> Result<Config, PoolError> {
         let processes = self.processes.unwrap_or_else(mp_spawn::process_cpu_count);
@@ -156,6 +233,7 @@ impl PoolBuilder {
             max_result_bytes: self.max_result_bytes,
             retry: self.retry,
             kill_grace: self.kill_grace,
+            caps: self.caps,
             prefix: match ctx.start_method() {
                 StartMethod::Fork => "ForkPoolWorker",
                 StartMethod::Spawn => "SpawnPoolWorker",
@@ -175,11 +253,12 @@ impl PoolBuilder {
             || self.maxtasks.is_some()
             || self.context.is_some()
             || self.kill_grace.is_some()
+            || self.caps.any()
         {
             return Err(PoolError::InvalidArgument(
                 "a pool over a transport has the transport's workers: processes, \
-                 initializer, maxtasksperchild, context and kill_grace are the transport's \
-                 settings",
+                 initializer, maxtasksperchild, context, kill_grace and the workers' caps are \
+                 the transport's settings",
             ));
         }
         Ok(Config {
@@ -192,6 +271,7 @@ impl PoolBuilder {
             max_result_bytes: self.max_result_bytes,
             retry: self.retry,
             kill_grace: None,
+            caps: Caps::default(),
         })
     }
 }
@@ -211,4 +291,5 @@ pub(crate) struct Config {
     pub(crate) retry: Retry,
     /// SIGTERM, then SIGKILL this much later, for a worker killed for a task.
     pub(crate) kill_grace: Option<Duration>,
+    pub(crate) caps: Caps,
 }

@@ -34,7 +34,7 @@ use crate::interrupt;
 use crate::monitor::{self, Monitor};
 use crate::progress::{Board, Rows};
 use crate::result::{Deferred, Job, Owner};
-use crate::scheduler::{self, Port, Scheduler, Status, Worker};
+use crate::scheduler::{self, Cap, Port, Scheduler, Status, Worker};
 use crate::transport::{self, Transport};
 use crate::wire::{self, Limits, Msg, Prepared};
 use crate::worker::{self, WorkerArgs};
@@ -464,6 +464,8 @@ impl Inner {
             results: local.results.clone(),
             init,
             maxtasks: self.config.maxtasks,
+            cpu_per_task: self.config.caps.cpu_per_task,
+            leak_guard: self.config.caps.leak_guard,
             board: Fd::new(self.board.1.try_clone()?),
             slots: self.config.processes as u32,
         };
@@ -479,6 +481,9 @@ impl Inner {
         let mut process = process
             .with_name(format!("{}-{number}", self.config.prefix))
             .with_daemon(true);
+        if let Some(limits) = self.config.caps.limits() {
+            process = process.with_limits(limits);
+        }
         process.start()?;
         let pid = process.pid().unwrap_or(0);
         let sentinel = process.sentinel()?.try_clone_to_owned()?;
@@ -579,6 +584,10 @@ impl Inner {
                     self.on_died(&mut st, slot, generation, &mut replace)
                 }
                 Msg::InitFailed { message } => st.on_broken(PoolError::Initializer { message }),
+                Msg::Retire { slot } => {
+                    st.on_retire(slot);
+                    Vec::new()
+                }
                 Msg::Ready { slot } => {
                     st.on_ready(slot);
                     self.ready.notify_all();
@@ -616,14 +625,22 @@ impl Inner {
         let Some(mut worker) = st.take_dead(slot, generation) else {
             return Vec::new();
         };
-        let exitcode = match &mut worker.port {
+        let (exitcode, cap) = match &mut worker.port {
             Link::Local { process, .. } => {
                 let _ = process.join();
-                process.exitcode().ok().flatten().unwrap_or(-1)
+                let cap = process.limit_hit().map(|hit| match hit {
+                    mp_spawn::LimitHit::Memory { .. } => {
+                        Cap::Memory(self.config.caps.memory.unwrap_or(0))
+                    }
+                    mp_spawn::LimitHit::Cpu { limit } => {
+                        Cap::Cpu(self.config.caps.cpu_per_task.unwrap_or(limit))
+                    }
+                });
+                (process.exitcode().ok().flatten().unwrap_or(-1), cap)
             }
-            Link::Remote(_) => -1,
+            Link::Remote(_) => (-1, None),
         };
-        let callbacks = st.on_died(worker, exitcode, None);
+        let callbacks = st.on_died(worker, exitcode, cap);
         if st.needs_replacement() {
             st.replacing += 1;
             replace.push(slot);

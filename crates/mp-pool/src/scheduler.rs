@@ -20,7 +20,6 @@ mod death;
 mod test;
 mod timeouts;
 
-#[allow(unused_imports)] // used by the engine once the caps land (issue #26, item 4)
 pub(crate) use death::Cap;
 
 /// How many chunks a worker may hold at least: the one it runs and the next, so that it never
@@ -501,6 +500,15 @@ impl<P: Port> Scheduler<P> {
                 self.early_ready.insert(slot);
             }
             None => {}
+        }
+    }
+
+    /// The worker in `slot` exits after the chunk it answered (its leak guard): it gets nothing
+    /// more, and its death is no crash.
+    pub(crate) fn on_retire(&mut self, slot: u32) {
+        if let Some(Some(worker)) = self.workers.get_mut(slot as usize) {
+            worker.stopping = true;
+            worker.retiring = true;
         }
     }
 

@@ -8,7 +8,8 @@
 //!   the payload is the postcard encoding of the chunk's argument tuples, or `Stop`;
 //! - to the pool ([`ToPool`]): `Result slot:u32 id:u64 outcome:u8 body`, `Died slot:u32
 //!   generation:u32` (from the pool's monitor thread), `InitFailed slot:u32 message`, `Ready
-//!   slot:u32` (the worker is up: its initializer, if any, has returned), or `Wake`.
+//!   slot:u32` (the worker is up: its initializer, if any, has returned), `Retire slot:u32`
+//!   (the worker exits after the chunk it answered: its leak guard), or `Wake`.
 //!
 //! A `Result`'s body depends on its [`Outcome`].
 
@@ -53,6 +54,7 @@ pub(crate) enum ToPool {
     InitFailed = 3,
     Wake = 4,
     Ready = 5,
+    Retire = 6,
 }
 
 impl ToPool {
@@ -63,6 +65,7 @@ impl ToPool {
             3 => ToPool::InitFailed,
             4 => ToPool::Wake,
             5 => ToPool::Ready,
+            6 => ToPool::Retire,
             _ => return None,
         })
     }
@@ -225,6 +228,13 @@ pub(crate) fn ready(slot: u32) -> Vec<u8> {
     frame
 }
 
+/// A `Retire` frame.
+pub(crate) fn retire(slot: u32) -> Vec<u8> {
+    let mut frame = vec![ToPool::Retire as u8];
+    put_u32(&mut frame, slot);
+    frame
+}
+
 /// An `InitFailed` frame.
 pub(crate) fn init_failed(slot: u32, message: &str) -> Vec<u8> {
     let mut frame = vec![ToPool::InitFailed as u8];
@@ -268,6 +278,9 @@ pub(crate) enum Msg {
     Ready {
         slot: u32,
     },
+    Retire {
+        slot: u32,
+    },
     Wake,
 }
 
@@ -286,6 +299,9 @@ impl Msg {
                 generation: get_u32(bytes, 5).unwrap_or(u32::MAX),
             },
             Some(ToPool::Ready) => Msg::Ready {
+                slot: get_u32(bytes, 1).unwrap_or(u32::MAX),
+            },
+            Some(ToPool::Retire) => Msg::Retire {
                 slot: get_u32(bytes, 1).unwrap_or(u32::MAX),
             },
             Some(ToPool::InitFailed) => Msg::InitFailed {

@@ -27,6 +27,10 @@ pub(crate) struct WorkerArgs {
     pub(crate) results: Queue<()>,
     pub(crate) init: Option<InitSpec>,
     pub(crate) maxtasks: Option<u64>,
+    /// The CPU time one task may use (re-armed before each), and the resident set above which
+    /// the worker retires after a task (its leak guard).
+    pub(crate) cpu_per_task: Option<Duration>,
+    pub(crate) leak_guard: Option<u64>,
     /// The pool's progress counters (see `progress`), and how many slots it has.
     pub(crate) board: Fd,
     pub(crate) slots: u32,
@@ -44,6 +48,8 @@ pub(crate) fn worker_main(args: WorkerArgs) {
         results,
         init,
         maxtasks,
+        cpu_per_task,
+        leak_guard,
         board,
         slots,
     } = args;
@@ -128,6 +134,11 @@ pub(crate) fn worker_main(args: WorkerArgs) {
                 None => results.put_bytes(bytes, fds),
             };
         };
+        if let Some(cpu) = cpu_per_task {
+            // Without the re-arm the cap would count every earlier task's time too; a worker
+            // that cannot re-arm it keeps the budget it started with.
+            let _ = mp_spawn::limits::cpu_budget_from_now(cpu);
+        }
         let mut counter = Some(board.counter(slot, tally));
         let mut tick = || {
             if let Some(counter) = &mut counter {
@@ -155,6 +166,12 @@ pub(crate) fn worker_main(args: WorkerArgs) {
             return;
         }
         seq += 1;
+        // Grown past the leak guard: a fresh worker takes over (the pool sends this one
+        // nothing more once it reads `Retire`; what it queued meanwhile goes elsewhere).
+        if leak_guard.is_some_and(|guard| mp_spawn::limits::rss().is_ok_and(|rss| rss > guard)) {
+            let _ = results.put_bytes(&wire::retire(slot), &[]);
+            return;
+        }
         // Keep the buffers for the next task, unless a large one came by.
         for buf in [&mut frame, &mut taken] {
             if buf.capacity() > 1 << 20 {

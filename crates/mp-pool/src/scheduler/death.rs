@@ -12,7 +12,6 @@ use crate::wire;
 
 /// The cap a local worker died of, as its owner found out (see `mp_spawn::limits`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // constructed by the engine once the caps land (issue #26, item 4)
 pub(crate) enum Cap {
     /// Its memory cap, in bytes.
     Memory(u64),

@@ -283,7 +283,119 @@ fn a_worker_deaf_to_sigterm_is_killed_after_its_grace(m: StartMethod) {
     assert_eq!(next.get_timeout(GUARD).unwrap(), 36);
 }
 
+/// Holds `mib` MiB, touched, and returns how many.
+fn hog(mib: usize) -> usize {
+    let mut held = Vec::new();
+    for _ in 0..mib {
+        held.push(vec![1u8; 1 << 20]);
+    }
+    held.len()
+}
+
+/// Leaks `mib` MiB, touched, and returns its pid.
+fn leak(mib: usize) -> u32 {
+    for _ in 0..mib {
+        std::hint::black_box(Box::leak(vec![1u8; 1 << 20].into_boxed_slice()));
+    }
+    std::process::id()
+}
+
+/// Spins for `ms` milliseconds of this process's CPU time.
+fn spin_cpu(ms: u64) -> u64 {
+    let start = cpu_time();
+    while cpu_time() - start < Duration::from_millis(ms) {
+        std::hint::black_box(0);
+    }
+    ms
+}
+
+fn cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is valid for writes.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Issue #26's memory test: a task that allocates past its worker's cap fails with the typed
+/// memory error, its worker is replaced, and the pool goes on; a memory death is retried only
+/// if `RetryOn` says so.
+fn a_task_past_the_memory_cap_fails_with_memory_limit(m: StartMethod) {
+    let cap = 64 << 20;
+    let pool = Pool::builder()
+        .processes(2)
+        .context(ctx(m))
+        .max_memory_per_worker(cap)
+        .build()
+        .unwrap();
+    assert_eq!(pool.apply(hog, (16,)).unwrap(), 16);
+    let e = pool.apply(hog, (1024,)).unwrap_err();
+    assert!(
+        matches!(e, PoolError::MemoryLimit { index: 0, len: 1, limit } if limit == cap),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("memory cap"), "{e}");
+    let e = pool
+        .retry(Retry::new(3).on(mp_pool::RetryOn::CRASH))
+        .apply(hog, (1024,))
+        .unwrap_err();
+    assert!(
+        matches!(e, PoolError::MemoryLimit { .. }),
+        "not retried: {e:?}"
+    );
+    let e = pool.retries(1).apply(hog, (1024,)).unwrap_err();
+    assert!(
+        matches!(&e, PoolError::GaveUp { attempts: 2, error } if matches!(**error, PoolError::MemoryLimit { .. })),
+        "{e:?}"
+    );
+    assert_eq!(pool.map(square, 0..100u64).unwrap()[9], 81);
+}
+
+/// A task past its CPU-time cap fails with `CpuLimit`; the cap counts per task (two tasks of
+/// 600 ms each on one worker, under a 1 s cap, both succeed).
+fn a_task_past_the_cpu_cap_fails_with_cpu_limit(m: StartMethod) {
+    let pool = Pool::builder()
+        .processes(1)
+        .context(ctx(m))
+        .max_cpu_time_per_task(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    assert_eq!(pool.map(spin_cpu, [600, 600]).unwrap(), [600, 600]);
+    let e = pool.apply(spin_cpu, (60_000,)).unwrap_err();
+    assert!(
+        matches!(e, PoolError::CpuLimit { limit, .. } if limit == Duration::from_secs(1)),
+        "{e:?}"
+    );
+    assert_eq!(pool.apply(square, (3,)).unwrap(), 9);
+}
+
+/// A worker whose resident set grew past the leak guard is replaced after its task; the task
+/// itself succeeds.
+fn a_leaky_worker_is_replaced_after_its_task(m: StartMethod) {
+    let pool = Pool::builder()
+        .processes(1)
+        .context(ctx(m))
+        .leak_guard(256 << 20)
+        .build()
+        .unwrap();
+    let first = pool.apply(leak, (0,)).unwrap();
+    assert_eq!(
+        pool.apply(leak, (0,)).unwrap(),
+        first,
+        "no leak, same worker"
+    );
+    let leaky = pool.apply(leak, (300,)).unwrap();
+    assert_eq!(leaky, first);
+    let next = pool.apply(leak, (0,)).unwrap();
+    assert_ne!(next, leaky, "the leaky worker was replaced");
+}
+
 mp_spawn::test_matrix!(
+    a_task_past_the_memory_cap_fails_with_memory_limit,
+    a_task_past_the_cpu_cap_fails_with_cpu_limit,
+    a_leaky_worker_is_replaced_after_its_task,
     a_hanging_task_under_100ms_beside_a_thousand,
     cancel_queued_running_and_finished,
     imap_dropped_early_cancels_what_runs,
