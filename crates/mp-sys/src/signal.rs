@@ -106,12 +106,24 @@ impl PreviousAction {
             let f: extern "C" fn(c_int, *mut libc::siginfo_t, *mut libc::c_void) =
                 unsafe { mem::transmute(action) };
             f(signal, std::ptr::from_ref(info).cast_mut(), context);
+            resend_if_default(signal, info);
         } else {
             // SAFETY: the kernel reported this action without SA_SIGINFO, so `action` is the
             // address of a one-argument handler.
             let f: extern "C" fn(c_int) = unsafe { mem::transmute(action) };
             f(signal);
+            resend_if_default(signal, info);
         }
+    }
+}
+
+/// After a foreign handler of a fault signal ran: one that restored the default action
+/// expects the fault to happen again and kill the process (Rust's own stack-overflow handler
+/// does), but a *sent* signal (`kill`, `raise`: `si_code` not positive) does not recur, and
+/// would be lost. It is sent again, and now kills as the sender meant.
+fn resend_if_default(signal: c_int, info: &libc::siginfo_t) {
+    if info.si_code <= 0 && disposition(signal).is_ok_and(|d| d == libc::SIG_DFL) {
+        kill_self(signal);
     }
 }
 

@@ -187,10 +187,10 @@ fn flaky((log, crashes): (String, u64)) -> u64 {
     drop(file);
     let runs = std::fs::metadata(&log).unwrap().len();
     if runs <= crashes {
-        // A real fault, as a broken C library's (a raised SIGSEGV would return from mp's
-        // stack-overflow handler, which tells faults apart).
-        // SAFETY: none: this write faults, the crash this test wants (the worker dies).
-        unsafe { std::ptr::null_mut::<u64>().write_volatile(1) };
+        // As a broken C library's crash. (Raised, not a fault: Rust's own SIGSEGV handler, which
+        // mp's chains to, used to swallow it once.)
+        // SAFETY: raising a signal in this process: the crash this test wants.
+        unsafe { libc::raise(libc::SIGSEGV) };
     }
     runs
 }
@@ -310,13 +310,7 @@ fn spin_cpu(ms: u64) -> u64 {
 }
 
 fn cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is valid for writes.
-    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    mp_sys::resource::cpu_time().unwrap()
 }
 
 /// Issue #26's memory test: a task that allocates past its worker's cap fails with the typed
