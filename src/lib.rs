@@ -47,9 +47,10 @@ pub use mp_spawn as spawn;
 
 pub use mp_spawn::AnyProcess;
 pub use mp_spawn::{
-    ActiveChild, Context, ContextError, CurrentProcess, ParentProcess, Process, ProcessError,
-    StartMethod, active_children, cpu_count, current_process, get_all_start_methods, get_context,
-    get_start_method, parent_process, process_cpu_count, set_forkserver_preload, set_start_method,
+    ActiveChild, Context, ContextError, CurrentProcess, LimitHit, Limits, ParentProcess, Process,
+    ProcessError, StartMethod, active_children, cpu_count, current_process, get_all_start_methods,
+    get_context, get_start_method, parent_process, process_cpu_count, set_forkserver_preload,
+    set_start_method,
 };
 
 pub use mp_ipc::{

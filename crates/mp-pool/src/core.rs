@@ -283,9 +283,17 @@ impl Inner {
         }
         let mut st = self.lock();
         let callbacks = st.submit(job, chunks)?;
+        // The handler sleeps until the next deadline it knew of: it must learn of these
+        // chunks' deadlines unless it wakes before the earliest of them anyway (a chunk's
+        // time starts when a worker gets it, not before now).
+        let earliest = limits.timeout.map(|t| Instant::now().checked_add(t));
+        let wake = match (earliest, st.wakes_at) {
+            (None, _) | (Some(None), _) => false,
+            (Some(Some(_)), None) => true,
+            (Some(Some(earliest)), Some(wakes_at)) => wakes_at > earliest,
+        };
         drop(st);
-        // The handler sleeps until the next deadline it knew of: it must learn this one.
-        if limits.timeout.is_some() {
+        if wake {
             self.wake_handler();
         }
         run(callbacks);
@@ -600,6 +608,7 @@ impl Inner {
         callbacks.extend(st.dispatch());
         st.stop_idle_workers();
         let state = (st.finished(), st.next_deadline());
+        st.wakes_at = state.1;
         drop(st);
         run(callbacks);
         if replace.is_empty() {
@@ -608,8 +617,9 @@ impl Inner {
         for slot in replace {
             self.replace(slot);
         }
-        let st = self.lock();
-        (st.finished(), st.next_deadline())
+        let mut st = self.lock();
+        st.wakes_at = st.next_deadline();
+        (st.finished(), st.wakes_at)
     }
 
     /// The monitor saw a worker die: reap it, let the scheduler account for it, and note its

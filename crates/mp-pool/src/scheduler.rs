@@ -173,6 +173,9 @@ pub(crate) struct Scheduler<P> {
     /// Workers asked to stop (SIGTERM), killed if they still live at the deadline:
     /// (slot, generation, deadline).
     graces: Vec<(usize, u32, Instant)>,
+    /// When the thread that watches the deadlines wakes next, as it last said (`None`: not
+    /// before a message): a submission whose deadlines come later need not wake it.
+    pub(crate) wakes_at: Option<Instant>,
 }
 
 impl<P: Port> Scheduler<P> {
@@ -194,6 +197,7 @@ impl<P: Port> Scheduler<P> {
             replacing: 0,
             timed: false,
             graces: Vec::new(),
+            wakes_at: None,
         }
     }
 

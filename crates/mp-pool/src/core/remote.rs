@@ -89,7 +89,8 @@ impl Inner {
                 st = self.lock();
                 continue;
             }
-            st = match st.next_deadline() {
+            st.wakes_at = st.next_deadline();
+            st = match st.wakes_at {
                 None => self.ready.wait(st).unwrap_or_else(|e| e.into_inner()),
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());

@@ -386,7 +386,81 @@ fn a_leaky_worker_is_replaced_after_its_task(m: StartMethod) {
     assert_ne!(next, leaky, "the leaky worker was replaced");
 }
 
+fn pid() -> u32 {
+    std::process::id()
+}
+
+fn exit_1() -> u64 {
+    std::process::exit(1)
+}
+
+/// pebble's own `ProcessPool` tests, where they apply (their waits for "the process picked up
+/// the task" are events here, not sleeps): `test_process_pool_timeout` and `_timeout_callback`,
+/// `_cancel` and `_cancel_callback`, `_stop_timeout` and `_stop_cancel` (the next task runs in
+/// another process), `_future_limit` (`max_tasks` is `maxtasksperchild`),
+/// `_ignoring_sigterm` and `_expired_worker`.
+fn pebble_process_pool_tests(m: StartMethod) {
+    use std::sync::{Arc, Mutex};
+    let pool = pool(m, 1);
+    // _timeout, _timeout_callback.
+    let seen = Arc::new(Mutex::new(None));
+    let sink = Arc::clone(&seen);
+    let r = pool
+        .timeout(Duration::from_millis(100))
+        .apply_async(forever, ())
+        .unwrap()
+        .error_callback(move |e| *sink.lock().unwrap() = Some(e.to_string()));
+    assert!(matches!(r.get(), Err(PoolError::TaskTimeout { .. })));
+    assert!(seen.lock().unwrap().as_deref().unwrap().contains("timeout"));
+    // _cancel, _cancel_callback.
+    let started = Queue::new().unwrap();
+    let sink = Arc::clone(&seen);
+    let r = pool
+        .apply_async(started_then_forever, (started.clone(),))
+        .unwrap()
+        .error_callback(move |e| *sink.lock().unwrap() = Some(format!("{e:?}")));
+    started.get_timeout(GUARD).unwrap();
+    assert!(matches!(r.cancel(), Cancel::Cancelled { running: 1, .. }));
+    assert!(matches!(r.get(), Err(PoolError::Cancelled)));
+    assert_eq!(seen.lock().unwrap().as_deref(), Some("Cancelled"));
+    // _stop_timeout, _stop_cancel.
+    let first = pool.apply(pid, ()).unwrap();
+    let _ = pool.timeout(Duration::from_millis(100)).apply(forever, ());
+    let second = pool.apply(pid, ()).unwrap();
+    assert_ne!(first, second);
+    let r = pool
+        .apply_async(started_then_forever, (started.clone(),))
+        .unwrap();
+    started.get_timeout(GUARD).unwrap();
+    r.cancel();
+    assert_ne!(pool.apply(pid, ()).unwrap(), second);
+    // _ignoring_sigterm: without a grace period the kill is SIGKILL, which it cannot ignore.
+    let e = pool
+        .timeout(Duration::from_millis(200))
+        .apply(deaf_forever, ())
+        .unwrap_err();
+    assert!(matches!(e, PoolError::TaskTimeout { .. }));
+    // _expired_worker.
+    let e = pool.apply(exit_1, ()).unwrap_err();
+    assert!(
+        matches!(e, PoolError::WorkerDied { exitcode: 1, .. }),
+        "{e:?}"
+    );
+    // _future_limit: max_tasks=2, four tasks, two processes.
+    let limited = Pool::builder()
+        .processes(1)
+        .maxtasksperchild(2)
+        .context(ctx(m))
+        .build()
+        .unwrap();
+    let pids: Vec<u32> = (0..4).map(|_| limited.apply(pid, ()).unwrap()).collect();
+    let mut distinct = pids.clone();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 2, "{pids:?}");
+}
+
 mp_spawn::test_matrix!(
+    pebble_process_pool_tests,
     a_task_past_the_memory_cap_fails_with_memory_limit,
     a_task_past_the_cpu_cap_fails_with_cpu_limit,
     a_leaky_worker_is_replaced_after_its_task,
