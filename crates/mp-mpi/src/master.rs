@@ -43,6 +43,10 @@ pub struct RankInfo {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Settings {
     pub(crate) local_processes: usize,
+    /// The caps of the ranks' local workers.
+    pub(crate) max_memory: Option<u64>,
+    pub(crate) max_cpu: Option<std::time::Duration>,
+    pub(crate) leak_guard: Option<u64>,
     /// How long the handshake and the last answers may take.
     pub(crate) deadline: Option<std::time::Duration>,
 }
@@ -265,6 +269,11 @@ fn handshake(world: &SimpleCommunicator, config: Settings) -> Result<Vec<RankInf
     let start = postcard::to_stdvec(&Start {
         identity: own.to_vec(),
         local_processes: u32::try_from(config.local_processes).unwrap_or(u32::MAX),
+        max_memory: config.max_memory,
+        max_cpu_ms: config
+            .max_cpu
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        leak_guard: config.leak_guard,
     })
     .map_err(|e| MpiError::Init(e.to_string()))?;
     for rank in 1..size {

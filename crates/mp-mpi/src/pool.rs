@@ -28,6 +28,9 @@ pub struct MpiPoolBuilder {
     local_processes: usize,
     deadline: Option<Duration>,
     max_result_bytes: usize,
+    max_memory: Option<u64>,
+    max_cpu: Option<Duration>,
+    leak_guard: Option<u64>,
 }
 
 impl Default for MpiPoolBuilder {
@@ -36,6 +39,9 @@ impl Default for MpiPoolBuilder {
             local_processes: 1,
             deadline: None,
             max_result_bytes: MAX_VALUES,
+            max_memory: None,
+            max_cpu: None,
+            leak_guard: None,
         }
     }
 }
@@ -68,6 +74,28 @@ impl MpiPoolBuilder {
         self
     }
 
+    /// Caps what each local worker of every rank may allocate (see
+    /// [`PoolBuilder::max_memory_per_worker`](mp_pool::PoolBuilder::max_memory_per_worker)):
+    /// a task past it fails with `MemoryLimit` (inside `Remote`), and retries apply.
+    pub fn max_memory_per_worker(mut self, bytes: u64) -> Self {
+        self.max_memory = Some(bytes);
+        self
+    }
+
+    /// Caps the CPU time of each task in the ranks' local workers (see
+    /// [`PoolBuilder::max_cpu_time_per_task`](mp_pool::PoolBuilder::max_cpu_time_per_task)).
+    pub fn max_cpu_time_per_task(mut self, cpu: Duration) -> Self {
+        self.max_cpu = Some(cpu);
+        self
+    }
+
+    /// The ranks' local workers retire above this resident size after a task (see
+    /// [`PoolBuilder::leak_guard`](mp_pool::PoolBuilder::leak_guard)).
+    pub fn leak_guard(mut self, bytes: u64) -> Self {
+        self.leak_guard = Some(bytes);
+        self
+    }
+
     /// Initialises MPI (on a thread of its own, which makes every MPI call of the process).
     /// On rank 0, returns the pool; on every other rank, serves tasks until the master's pool
     /// is dropped, then exits the process (status 0) without returning. Without `mpirun`, or
@@ -75,6 +103,9 @@ impl MpiPoolBuilder {
     pub fn init(self) -> Result<MpiPool, MpiError> {
         let settings = Settings {
             local_processes: self.local_processes,
+            max_memory: self.max_memory,
+            max_cpu: self.max_cpu,
+            leak_guard: self.leak_guard,
             deadline: self.deadline,
         };
         let (transport, workers) = master::start(settings)?;

@@ -27,6 +27,11 @@ pub(crate) struct Hello {
 pub(crate) struct Start {
     pub(crate) identity: Vec<u8>,
     pub(crate) local_processes: u32,
+    /// The caps of each local worker of a rank (see `mp_pool::PoolBuilder`): bytes, CPU
+    /// milliseconds per task, and the leak guard's resident bytes.
+    pub(crate) max_memory: Option<u64>,
+    pub(crate) max_cpu_ms: Option<u64>,
+    pub(crate) leak_guard: Option<u64>,
 }
 
 /// MPI counts are `int`s: one message holds at most this many bytes.

@@ -63,11 +63,19 @@ fn serve_on(world: &SimpleCommunicator) -> Result<(), String> {
     let pool = mp_spawn::get_context(mp_spawn::StartMethod::Forkserver)
         .map_err(|e| e.to_string())
         .and_then(|ctx| {
-            Pool::builder()
+            let mut builder = Pool::builder()
                 .processes(start.local_processes.max(1) as usize)
-                .context(ctx)
-                .build()
-                .map_err(|e| e.to_string())
+                .context(ctx);
+            if let Some(bytes) = start.max_memory {
+                builder = builder.max_memory_per_worker(bytes);
+            }
+            if let Some(ms) = start.max_cpu_ms {
+                builder = builder.max_cpu_time_per_task(std::time::Duration::from_millis(ms));
+            }
+            if let Some(bytes) = start.leak_guard {
+                builder = builder.leak_guard(bytes);
+            }
+            builder.build().map_err(|e| e.to_string())
         });
     // The local pool's answers, from its thread to this one (which makes the MPI calls).
     let (answers_tx, answers) = mpsc::channel::<Vec<u8>>();

@@ -238,7 +238,11 @@ mod suite {
 
     fn main_suite() {
         // Worker ranks serve inside `init` and exit; only rank 0 goes on.
-        let pool = MpiPool::builder().local_processes(2).init().unwrap();
+        let pool = MpiPool::builder()
+            .local_processes(2)
+            .max_memory_per_worker(MEMORY_CAP)
+            .init()
+            .unwrap();
         assert_eq!(pool.workers().len(), 3);
 
         test("generic_body_on_mpi_pool", || common::generic_body(&pool));
@@ -365,6 +369,19 @@ mod suite {
                 other => panic!("{other:?}"),
             }
         });
+        test("a_task_past_the_ranks_memory_cap", || {
+            // The ranks' local workers have the cap: the task fails with its typed error,
+            // from the rank, and runs again when asked (once more, here, then gives up).
+            let e = pool.apply(hog, (4096,)).unwrap_err();
+            assert!(
+                matches!(e.local(), PoolError::MemoryLimit { limit, .. } if *limit == MEMORY_CAP),
+                "{e:?}"
+            );
+            let e = pool.retries(1).apply(hog, (4096,)).unwrap_err();
+            assert!(matches!(e, PoolError::GaveUp { attempts: 2, .. }), "{e:?}");
+            assert!(matches!(e.cause(), PoolError::MemoryLimit { .. }), "{e:?}");
+            assert_eq!(pool.apply(hog, (8,)).unwrap(), 8);
+        });
         // The limits of a call (max_result_bytes, timeout) and a closure with state are in
         // the generic body, which ran first on this pool.
         test("progress_and_the_executor", || {
@@ -407,6 +424,18 @@ mod suite {
             unsafe { libc::raise(libc::SIGSEGV) };
         }
         x
+    }
+
+    /// The ranks' local workers' memory cap.
+    const MEMORY_CAP: u64 = 1 << 30;
+
+    /// Holds `mib` MiB, touched.
+    fn hog(mib: usize) -> usize {
+        let mut held = Vec::new();
+        for _ in 0..mib {
+            held.push(vec![1u8; 1 << 20]);
+        }
+        held.len()
     }
 
     fn sigkill_at_4(x: u64) -> u64 {

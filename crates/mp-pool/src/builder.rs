@@ -171,8 +171,8 @@ impl PoolBuilder {
     /// (`RLIMIT_DATA`; with a cgroup v2 memory controller this process may delegate, also a
     /// cgroup of its own with `memory.max`: see `mp_spawn::Limits::memory`). A task that
     /// allocates past it fails with [`PoolError::MemoryLimit`], its worker is replaced, and the
-    /// other tasks go on. (An explicit `abort()` in a task under a memory cap reads as
-    /// `MemoryLimit` too: Rust aborts when an allocation fails.)
+    /// other tasks go on. (An explicit `abort()` in a task stays `WorkerDied`: the worker
+    /// reports a failed allocation before it aborts.)
     ///
     /// ```
     /// fn hog(mib: usize) -> usize {

@@ -431,14 +431,22 @@ impl<P: Port> Scheduler<P> {
             // Only a cancelled chunk is skipped, and a cancelled chunk has no task any more.
             Outcome::Skipped => Err(PoolError::Cancelled),
         };
-        let result = match (rank, result) {
-            (Some(rank), Err(error)) => Err(PoolError::Remote {
-                rank,
-                error: Box::new(error),
-            }),
-            (_, result) => result,
-        };
-        task.job.finish(task.chunk, result)
+        match (rank, result) {
+            (Some(rank), Err(error)) => {
+                // A remote worker's own worker ended under the chunk: the chunk may run again,
+                // as a local one would (an MPI rank's local process died, say).
+                let ending = death::ending_of(&error);
+                let error = PoolError::Remote {
+                    rank,
+                    error: Box::new(error),
+                };
+                match ending {
+                    Some(ending) => self.end_run(task, ending, error),
+                    None => task.job.finish(task.chunk, Err(error)),
+                }
+            }
+            (_, result) => task.job.finish(task.chunk, result),
+        }
     }
 
     /// A frame from remote worker `slot` that is not a result of a chunk it holds: fails

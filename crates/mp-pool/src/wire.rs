@@ -412,6 +412,17 @@ pub(crate) enum Failure {
     Decode(String),
     /// Any other failure of the remote pool (it could not start, ...).
     Other(String),
+    MemoryLimit {
+        index: u64,
+        len: u64,
+        limit: u64,
+    },
+    CpuLimit {
+        index: u64,
+        len: u64,
+        limit: std::time::Duration,
+    },
+    Cancelled,
 }
 
 impl Failure {
@@ -444,6 +455,17 @@ impl Failure {
             },
             PoolError::Encode(m) => Failure::Encode(m.clone()),
             PoolError::Decode(m) => Failure::Decode(m.clone()),
+            PoolError::MemoryLimit { index, len, limit } => Failure::MemoryLimit {
+                index: *index as u64,
+                len: *len as u64,
+                limit: *limit,
+            },
+            PoolError::CpuLimit { index, len, limit } => Failure::CpuLimit {
+                index: *index as u64,
+                len: *len as u64,
+                limit: *limit,
+            },
+            PoolError::Cancelled => Failure::Cancelled,
             other => Failure::Other(other.to_string()),
         }
     }
@@ -479,6 +501,17 @@ impl Failure {
             Failure::Encode(m) => PoolError::Encode(m),
             Failure::Decode(m) => PoolError::Decode(m),
             Failure::Other(m) => PoolError::StartFailed { message: m },
+            Failure::MemoryLimit { index, len, limit } => PoolError::MemoryLimit {
+                index: at(index),
+                len: len as usize,
+                limit,
+            },
+            Failure::CpuLimit { index, len, limit } => PoolError::CpuLimit {
+                index: at(index),
+                len: len as usize,
+                limit,
+            },
+            Failure::Cancelled => PoolError::Cancelled,
         }
     }
 }

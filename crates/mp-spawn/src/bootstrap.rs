@@ -167,6 +167,9 @@ pub(crate) fn run_target<R: Serialize>(body: impl FnOnce() -> R, control: Borrow
     LAST_PANIC.with(|last| last.borrow_mut().take());
     let name = global().name.to_string();
     stack_guard::install(&name, control);
+    if crate::limits::memory_capped() {
+        crate::oom_guard::install(control);
+    }
     match panic::catch_unwind(AssertUnwindSafe(body)) {
         Ok(value) => match reduction::dumps(&value) {
             Ok(dumped) => {

@@ -77,9 +77,9 @@ pub enum ProcessError {
     /// ```
     StackOverflow,
     /// The process went past its memory cap ([`Limits::memory`](crate::Limits::memory)): an
-    /// allocation failed and Rust aborted (SIGABRT, exit code -6), or the kernel OOM-killed
-    /// it in its cgroup (SIGKILL, exit code -9). A heuristic: an explicit `abort()` under a
-    /// memory cap reads so too (see [`Limits::cause`](crate::Limits::cause)).
+    /// allocation failed and Rust aborted (SIGABRT, exit code -6; the child reports the failed
+    /// allocation just before, from `errno`), or the kernel OOM-killed it in its cgroup
+    /// (SIGKILL, exit code -9). An explicit `abort()` stays [`Killed`](Self::Killed).
     ///
     /// ```
     /// use mp_spawn::{Limits, Process, ProcessError};

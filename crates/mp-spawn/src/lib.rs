@@ -72,6 +72,7 @@ pub mod helper;
 pub mod identity;
 mod launch;
 pub mod limits;
+mod oom_guard;
 mod popen_fork;
 mod popen_spawn;
 mod process;

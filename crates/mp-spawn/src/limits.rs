@@ -125,16 +125,11 @@ impl Limits {
     }
 
     /// Which cap a process under these limits died of, from its exit code alone (for code that
-    /// reaps processes by exit code; [`Process::limit_hit`](crate::Process::limit_hit) also
-    /// reads the cgroup's OOM kills). The rules, a heuristic:
-    /// - -24 (SIGXCPU) under a CPU cap: [`LimitHit::Cpu`]: nothing else sends it, unless a
-    ///   program does;
-    /// - -6 (SIGABRT) under a memory cap: [`LimitHit::Memory`]: Rust aborts when an allocation
-    ///   fails. An explicit `abort()`, or a panic while panicking, under a memory cap reads so
-    ///   too; a stack overflow also aborts, and only its report (which `join` reads) tells it
-    ///   apart;
-    /// - anything else: `None`. A SIGKILL can be a cgroup's OOM kill, but the exit code cannot
-    ///   tell it from a `kill -9`.
+    /// reaps processes by exit code): -24 (SIGXCPU) under a CPU cap is [`LimitHit::Cpu`]
+    /// (nothing else sends it, unless a program does). A memory cap cannot be read from an
+    /// exit code: Rust aborts (-6) when an allocation fails, as on any abort, and a cgroup's
+    /// OOM kill is a SIGKILL like `kill -9`; [`Process::limit_hit`](crate::Process::limit_hit)
+    /// reads the child's own report of a failed allocation, and the cgroup's OOM kills.
     ///
     /// ```
     /// use std::time::Duration;
@@ -142,7 +137,7 @@ impl Limits {
     ///
     /// let limits = Limits::new().memory(64 << 20).cpu_time(Duration::from_secs(2));
     /// assert_eq!(limits.cause(-24), Some(LimitHit::Cpu { limit: Duration::from_secs(2) }));
-    /// assert_eq!(limits.cause(-6), Some(LimitHit::Memory { limit: 64 << 20 }));
+    /// assert_eq!(limits.cause(-6), None);
     /// assert_eq!(limits.cause(-9), None);
     /// assert_eq!(limits.cause(0), None);
     /// assert_eq!(Limits::new().cause(-24), None);
@@ -150,7 +145,6 @@ impl Limits {
     pub fn cause(&self, exitcode: i32) -> Option<LimitHit> {
         match exitcode.checked_neg()? {
             libc::SIGXCPU => self.cpu_time.map(|limit| LimitHit::Cpu { limit }),
-            libc::SIGABRT => self.memory.map(|limit| LimitHit::Memory { limit }),
             _ => None,
         }
     }
@@ -298,6 +292,7 @@ fn apply(limits: &Limits, procs: Option<BorrowedFd<'_>>) -> io::Result<()> {
         mp_sys::cgroup::join(procs)?;
     }
     if let Some(bytes) = limits.memory {
+        MEMORY_CAPPED.store(true, std::sync::atomic::Ordering::Relaxed);
         let cap = mp_sys::resource::data_size()?.saturating_add(bytes);
         let hard = mp_sys::resource::limit(Resource::DataBytes).hard;
         let cap = hard.map_or(cap, |hard| cap.min(hard));
@@ -314,6 +309,14 @@ fn apply(limits: &Limits, procs: Option<BorrowedFd<'_>>) -> io::Result<()> {
         cpu_budget_from_now(budget)?;
     }
     Ok(())
+}
+
+/// This process runs under a memory cap (set by `apply`): its target gets the `oom_guard`.
+static MEMORY_CAPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process runs under a memory cap of its [`Limits`].
+pub(crate) fn memory_capped() -> bool {
+    MEMORY_CAPPED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 #[cfg(test)]

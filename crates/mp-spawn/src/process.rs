@@ -137,6 +137,8 @@ pub struct Process<R = ()> {
     outcome: Option<(Outcome, Vec<OwnedFd>)>,
     /// The child reported a stack overflow (it aborts too, as a failed allocation does).
     overflowed: bool,
+    /// The child said an allocation failed under its memory cap (see `oom_guard`).
+    out_of_memory: bool,
     joined: bool,
     closed: bool,
     /// Started through a fork helper instead of its start method (`ForkServer::process`);
@@ -250,6 +252,7 @@ impl<R: Portable> Process<R> {
             control: None,
             outcome: None,
             overflowed: false,
+            out_of_memory: false,
             joined: false,
             closed: false,
             helper: None,
@@ -460,6 +463,13 @@ impl<R: Portable> Process<R> {
             // Said just before the child aborted: it wins over `Killed { signal: 6 }` (and
             // over a memory cap's reading of SIGABRT).
             Some((Outcome::StackOverflow, _)) => Err(ProcessError::StackOverflow),
+            // Said just before the child aborted, after an allocation failed under its cap.
+            Some((Outcome::OutOfMemory, _)) => {
+                self.out_of_memory = true;
+                Err(self
+                    .limit_hit()
+                    .map_or(ProcessError::Killed { signal: -code }, ProcessError::from))
+            }
             _ if code < 0 => Err(self
                 .limit_hit()
                 .map_or(ProcessError::Killed { signal: -code }, Into::into)),

@@ -118,4 +118,7 @@ pub(crate) enum Outcome {
     Failed(String),
     /// The target overflowed its stack (sent by `stack_guard`'s signal handler).
     StackOverflow,
+    /// An allocation failed under the child's memory cap, and Rust aborted (sent by
+    /// `oom_guard`'s signal handler).
+    OutOfMemory,
 }

@@ -144,6 +144,18 @@ impl<P: Port> Scheduler<P> {
     }
 }
 
+/// The retry reason of a failure that a worker's end caused (as a remote worker's own pool
+/// reports it); `None` for the task's own failures (a panic, a decode error).
+pub(super) fn ending_of(error: &PoolError) -> Option<RetryOn> {
+    match error.cause() {
+        PoolError::WorkerDied { .. } => Some(RetryOn::CRASH),
+        PoolError::MemoryLimit { .. } => Some(RetryOn::MEMORY),
+        PoolError::CpuLimit { .. } => Some(RetryOn::CPU),
+        PoolError::TaskTimeout { .. } => Some(RetryOn::TIMEOUT),
+        _ => None,
+    }
+}
+
 /// How a worker ended, for messages: "killed by SIGKILL (exit code -9)".
 fn how_it_ended(exitcode: i32) -> String {
     match (exitcode < 0).then(|| signal_name(-exitcode)) {

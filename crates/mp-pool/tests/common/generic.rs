@@ -42,6 +42,14 @@ fn wait_for_release(path: String) -> u64 {
     read.map_or(0, |n| n as u64)
 }
 
+/// Crashes (SIGSEGV) the first time it sees `marker` missing, which it creates; 7 after.
+fn crash_once(marker: String) -> u64 {
+    if std::fs::create_dir(&marker).is_ok() {
+        mp_sys::signal::kill_self(11);
+    }
+    7
+}
+
 /// Every pool behaves so (CPython's `_TestPool` cases first), whatever its workers are.
 pub(crate) fn generic_body(pool: &Pool) {
     // CPython's _TestPool.test_apply: papply(sqr, (5,)) == sqr(5).
@@ -204,8 +212,18 @@ pub(crate) fn generic_body(pool: &Pool) {
         release(&fifo);
     }
     std::fs::remove_file(&fifo).unwrap();
-    // Retries are an option of every pool.
-    assert_eq!(pool.retries(2).map(square, 0..10u64).unwrap()[3], 9);
+    // Retries are an option of every pool: a task whose worker died runs again (on a remote
+    // worker, one of its own workers), once here; without retries it fails.
+    let marker = unique_path("ran");
+    let path = marker.to_string_lossy().into_owned();
+    assert_eq!(
+        pool.retries(1).apply(crash_once, (path.clone(),)).unwrap(),
+        7
+    );
+    std::fs::remove_dir(&marker).unwrap();
+    let e = pool.apply(crash_once, (path,)).unwrap_err();
+    assert!(matches!(e.cause(), PoolError::WorkerDied { .. }), "{e:?}");
+    std::fs::remove_dir(&marker).unwrap();
 
     // A closure with state is refused before anything is sent; a fn pointer is found.
     let f: fn(u64) -> u64 = square;
@@ -213,6 +231,16 @@ pub(crate) fn generic_body(pool: &Pool) {
     let k = std::hint::black_box(3u64);
     let e = pool.map(move |x: u64| x * k, [1u64]).unwrap_err();
     assert!(matches!(e, PoolError::InvalidArgument(m) if m.contains("captures state")));
+}
+
+/// A path in the temporary directory that no other body uses.
+fn unique_path(kind: &str) -> std::path::PathBuf {
+    static PATHS: AtomicUsize = AtomicUsize::new(0);
+    std::env::temp_dir().join(format!(
+        "mp-pool-{kind}-{}-{}",
+        std::process::id(),
+        PATHS.fetch_add(1, Ordering::Relaxed)
+    ))
 }
 
 /// Lets the task waiting on `fifo` (`wait_for_release`) return.
@@ -226,12 +254,7 @@ fn release(fifo: &std::path::Path) {
 
 /// A new FIFO of its own: bodies run at once, on several threads of one test process.
 fn new_fifo() -> std::path::PathBuf {
-    static FIFOS: AtomicUsize = AtomicUsize::new(0);
-    let fifo = std::env::temp_dir().join(format!(
-        "mp-pool-release-{}-{}",
-        std::process::id(),
-        FIFOS.fetch_add(1, Ordering::Relaxed)
-    ));
+    let fifo = unique_path("release");
     let _ = std::fs::remove_file(&fifo);
     let made = std::process::Command::new("mkfifo").arg(&fifo).status();
     assert!(made.is_ok_and(|s| s.success()));

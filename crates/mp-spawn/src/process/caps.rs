@@ -49,23 +49,35 @@ impl<R> Process<R> {
     }
 
     /// Which cap the process died of, once it has ended: for code that reaps processes itself
-    /// (a pool) rather than through [`join`](Process::join)'s errors. A cgroup's OOM kill
-    /// counts (when the child had a cgroup), then the exit code as [`Limits::cause`] reads
-    /// it. A stack overflow (which aborts too) is told apart once `join` has read the child's
-    /// report; before that, under a memory cap, it reads as [`LimitHit::Memory`]. `None`
-    /// while the process runs, without limits, or when it ended otherwise.
+    /// (a pool) rather than through [`join`](Process::join)'s errors. The memory cap, when the
+    /// child reported that an allocation failed under it before it aborted (read by `join`),
+    /// or when its cgroup counted an OOM kill; the CPU cap, when SIGXCPU killed it (see
+    /// [`Limits::cause`]). `None` while the process runs, without limits, or when it ended
+    /// otherwise: an explicit `abort()` or a stack overflow is no cap.
     ///
     /// ```
     /// use mp_spawn::{LimitHit, Limits, Process};
     ///
+    /// fn hog() -> usize {
+    ///     let mut held = Vec::new();
+    ///     loop {
+    ///         held.push(vec![1u8; 1 << 20]);
+    ///     }
+    /// }
     /// fn abort() {
-    ///     std::process::abort() // read as a failed allocation: the heuristic's blind spot
+    ///     std::process::abort()
     /// }
     ///
-    /// let mut p = Process::new(abort, ()).with_limits(Limits::new().memory(64 << 20));
+    /// let limits = Limits::new().memory(64 << 20);
+    /// let mut p = Process::new(hog, ()).with_limits(limits.clone());
     /// p.start()?;
     /// let _ = p.join();
     /// assert_eq!(p.limit_hit(), Some(LimitHit::Memory { limit: 64 << 20 }));
+    ///
+    /// let mut p = Process::new(abort, ()).with_limits(limits);
+    /// p.start()?;
+    /// assert!(matches!(p.join(), Err(mp_spawn::ProcessError::Killed { signal: 6 })));
+    /// assert_eq!(p.limit_hit(), None);
     /// # Ok::<(), mp_spawn::ProcessError>(())
     /// ```
     pub fn limit_hit(&self) -> Option<LimitHit> {
@@ -75,7 +87,9 @@ impl<R> Process<R> {
         if self.overflowed || matches!(self.outcome, Some((Outcome::StackOverflow, _))) {
             return None;
         }
-        if child.oom_killed() {
+        let out_of_memory =
+            self.out_of_memory || matches!(self.outcome, Some((Outcome::OutOfMemory, _)));
+        if out_of_memory || child.oom_killed() {
             return limits
                 .memory_limit()
                 .map(|limit| LimitHit::Memory { limit });

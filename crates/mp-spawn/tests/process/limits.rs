@@ -18,6 +18,7 @@ matrix!(
     under_the_memory_cap_the_value_comes_back,
     cpu_cap_stops_a_spinning_child,
     a_panic_under_a_memory_cap_is_still_a_panic,
+    an_abort_under_a_memory_cap_is_no_memory_limit,
     a_stack_overflow_under_a_memory_cap_is_still_a_stack_overflow,
     cpu_budget_from_now_rearms,
     the_caps_are_set_before_the_target_runs,
@@ -85,6 +86,24 @@ fn cpu_cap_stops_a_spinning_child(m: StartMethod) {
 
 fn boom() {
     panic!("boom under a cap");
+}
+
+fn abort() {
+    std::process::abort()
+}
+
+/// An abort is a memory cap only when the child reported a failed allocation just before
+/// (`oom_guard`): an explicit `abort()` stays a SIGABRT.
+fn an_abort_under_a_memory_cap_is_no_memory_limit(m: StartMethod) {
+    let mut p = ctx(m)
+        .process(abort, ())
+        .with_limits(Limits::new().memory(CAP));
+    p.start().unwrap();
+    match p.join() {
+        Err(ProcessError::Killed { signal: 6 }) => {}
+        other => panic!("expected Killed by SIGABRT, got {other:?}"),
+    }
+    assert_eq!(p.limit_hit(), None);
 }
 
 fn a_panic_under_a_memory_cap_is_still_a_panic(m: StartMethod) {
