@@ -53,6 +53,8 @@ pub struct Parallel {
     batch_size: Option<usize>,
     timeout: Option<std::time::Duration>,
     retry: Option<crate::Retry>,
+    max_memory: Option<u64>,
+    max_cpu: Option<std::time::Duration>,
     context: Option<Context>,
     #[cfg_attr(not(feature = "progress"), allow(dead_code))]
     progress: bool,
@@ -66,6 +68,8 @@ impl Parallel {
             batch_size: None,
             timeout: None,
             retry: None,
+            max_memory: None,
+            max_cpu: None,
             context: None,
             progress: false,
         }
@@ -101,6 +105,22 @@ impl Parallel {
         self
     }
 
+    /// Caps what each worker may allocate (see
+    /// [`PoolBuilder::max_memory_per_worker`](crate::PoolBuilder::max_memory_per_worker)): a
+    /// call past it fails with [`PoolError::MemoryLimit`]. Not with `n_jobs == 1`.
+    pub fn max_memory_per_worker(mut self, bytes: u64) -> Self {
+        self.max_memory = Some(bytes);
+        self
+    }
+
+    /// Caps the CPU time of each batch (see
+    /// [`PoolBuilder::max_cpu_time_per_task`](crate::PoolBuilder::max_cpu_time_per_task)).
+    /// Not with `n_jobs == 1`.
+    pub fn max_cpu_time_per_task(mut self, cpu: std::time::Duration) -> Self {
+        self.max_cpu = Some(cpu);
+        self
+    }
+
     /// The start method of the workers.
     pub fn context(mut self, context: Context) -> Self {
         self.context = Some(context);
@@ -131,6 +151,12 @@ impl Parallel {
         let mut builder = Pool::builder().processes(self.workers()?);
         if let Some(ctx) = self.context {
             builder = builder.context(ctx);
+        }
+        if let Some(bytes) = self.max_memory {
+            builder = builder.max_memory_per_worker(bytes);
+        }
+        if let Some(cpu) = self.max_cpu {
+            builder = builder.max_cpu_time_per_task(cpu);
         }
         builder.build()
     }

@@ -345,6 +345,16 @@ fn a_task_past_the_memory_cap_fails_with_memory_limit(m: StartMethod) {
         "{e:?}"
     );
     assert_eq!(pool.map(square, 0..100u64).unwrap()[9], 81);
+    // joblib's Parallel takes the cap too.
+    let e = mp_pool::Parallel::new(2)
+        .context(ctx(m))
+        .max_memory_per_worker(cap)
+        .run(hog, [(8,), (1024,)])
+        .unwrap_err();
+    assert!(
+        matches!(e, PoolError::MemoryLimit { index: 1, .. }),
+        "{e:?}"
+    );
 }
 
 /// A task past its CPU-time cap fails with `CpuLimit`; the cap counts per task (two tasks of
