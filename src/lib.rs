@@ -80,3 +80,24 @@ pub use mp_log::{get_logger, log_to_stderr};
 /// The `bytemuck` crate, for `#[derive(Pod, Zeroable)]` with `#[bytemuck(crate =
 /// "mp::bytemuck")]` and no dependency of your own (see [`shm::bytemuck`]).
 pub use mp_shm::bytemuck;
+
+/// The README and the guide's pages: their Rust code blocks run as this crate's doctests, so
+/// that every example a reader copies compiles and works.
+#[cfg(doctest)]
+mod guide {
+    #[doc = include_str!("../README.md")]
+    struct Readme;
+    #[doc = include_str!("../docs/guide/processes.md")]
+    struct Processes;
+    #[doc = include_str!("../docs/guide/messages.md")]
+    struct Messages;
+    #[doc = include_str!("../docs/guide/shared-state.md")]
+    struct SharedState;
+    #[doc = include_str!("../docs/guide/pools.md")]
+    struct Pools;
+    #[doc = include_str!("../docs/guide/logging.md")]
+    struct Logging;
+    #[cfg(feature = "async")]
+    #[doc = include_str!("../docs/guide/async.md")]
+    struct Async;
+}

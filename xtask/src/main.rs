@@ -1,7 +1,8 @@
 //! `cargo xtask bench [--quick] [--no-bench]`: mp's criterion benches and, in the same run, the
 //! same work in Python's multiprocessing and joblib, in the Rust peers (procspawn, a raw
 //! ipc-channel) and in bare OS baselines. Prints one table and writes
-//! `target/bench-report/{report.md, report.json, chart.png}`.
+//! `target/bench-report/{report.md, report.json, chart.png}`, and the table at the end of
+//! `docs/benchmarks.md`.
 //!
 //! `cargo xtask stress [--runs N] [--hogs N]`: the test suite N times beside CPU hogs (see
 //! `stress`).
@@ -106,6 +107,9 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The line of docs/benchmarks.md after which `bench` writes its run's table.
+const BENCH_MARKER: &str = "<!-- cargo xtask bench: generated below this line -->";
+
 fn bench(quick: bool, no_bench: bool) -> ExitCode {
     let started = Instant::now();
     let root = root();
@@ -166,6 +170,22 @@ fn bench(quick: bool, no_bench: bool) -> ExitCode {
         });
     if let Err(e) = written {
         eprintln!("could not write the report: {e}");
+        return ExitCode::FAILURE;
+    }
+    // The README links this page; its table is this run's, never copied by hand.
+    let page = root.join("docs/benchmarks.md");
+    let written = std::fs::read_to_string(&page).and_then(|text| {
+        let kept = text
+            .find(BENCH_MARKER)
+            .map_or(text.as_str(), |at| &text[..at + BENCH_MARKER.len()]);
+        let table = report::markdown(&run, &metrics, &baselines);
+        // The page has its own title: the report's goes.
+        let table = table.trim_start();
+        let table = table.strip_prefix("# mp benchmark report").unwrap_or(table);
+        std::fs::write(&page, format!("{kept}\n\n{}", table.trim_start()))
+    });
+    if let Err(e) = written {
+        eprintln!("could not write docs/benchmarks.md: {e}");
         return ExitCode::FAILURE;
     }
     let title = format!(

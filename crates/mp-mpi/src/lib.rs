@@ -70,3 +70,8 @@ pub type MpiSubmit<'p> = mp_pool::Submit<'p>;
 /// The lazy map of an `MpiPool`: the pool's own.
 #[deprecated(note = "an MpiPool is an mp_pool::Pool: use mp_pool::IMap")]
 pub type MpiIMap<'p, I, R> = mp_pool::IMap<'p, I, R>;
+
+/// The guide's MPI page: its code compiles as a doctest (with the `mpi` feature).
+#[cfg(all(doctest, feature = "mpi"))]
+#[doc = include_str!("../../../docs/guide/mpi.md")]
+struct GuideMpi;
