@@ -59,10 +59,72 @@ pub use mp_ipc::{
 };
 
 pub use mp_shm::{
-    Array, Barrier, BoundedSemaphore, Condition, Event, Item, Lock, LockError, Pod, RLock,
-    RawArray, RawValue, Semaphore, ShareableList, SharedMemory, ShmError, SyncError, Value,
-    Zeroable,
+    Array, Barrier, BoundedSemaphore, Condition, Event, Item, Lock, LockError, RLock, RawArray,
+    RawValue, Semaphore, ShareableList, SharedMemory, ShmError, SyncError, Value,
 };
+
+/// bytemuck's traits, glob-imported so that the derives below take the macro names (an
+/// explicit import shadows a glob one): `mp::Pod` is the trait in bounds and the derive in
+/// `#[derive(..)]`, whatever bytemuck's own features.
+mod pod_traits {
+    pub use mp_shm::{Pod, Zeroable};
+}
+pub use pod_traits::*;
+
+/// `#[derive(mp::Pod, mp::Zeroable)]` for a plain-data type to keep in shared memory (a
+/// `Value`, an `Array`, a `SharedArray`), with no `bytemuck` dependency of your own: the
+/// derives name mp's re-export ([`mp-derive`](mp_derive)).
+///
+/// ```
+/// #[derive(Clone, Copy, mp::Pod, mp::Zeroable)]
+/// #[repr(C)]
+/// struct Point {
+///     x: f64,
+///     y: f64,
+/// }
+///
+/// fn shift(p: mp::Value<Point>) {
+///     p.update(|p| p.x += 1.0).unwrap();
+/// }
+///
+/// let p = mp::Value::new(Point { x: 1.0, y: 2.0 })?;
+/// let mut child = mp::Process::new(shift, (p.clone(),));
+/// child.start()?;
+/// child.join()?;
+/// assert_eq!(p.value()?.x, 2.0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// Padding is refused when the program is built, as bytemuck refuses it:
+///
+/// ```compile_fail
+/// #[derive(Clone, Copy, mp::Pod, mp::Zeroable)]
+/// #[repr(C)]
+/// struct Padded {
+///     a: u8,
+///     b: u64,
+/// }
+/// ```
+///
+/// So is a struct whose layout Rust may choose (no `#[repr(C)]`), and a field that is not
+/// plain data:
+///
+/// ```compile_fail
+/// #[derive(Clone, Copy, mp::Pod, mp::Zeroable)]
+/// struct Unordered {
+///     a: u64,
+///     b: u64,
+/// }
+/// ```
+///
+/// ```compile_fail
+/// #[derive(Clone, Copy, mp::Pod, mp::Zeroable)]
+/// #[repr(C)]
+/// struct Pointer {
+///     p: &'static u64,
+/// }
+/// ```
+pub use mp_derive::{Pod, Zeroable};
 pub use mp_shm::{Chunk, Chunks, JoinError, SharedArray, SharedArrayMut};
 pub use mp_shm::{DictError, SharedDict};
 
