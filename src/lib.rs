@@ -31,6 +31,8 @@
 //! `Process::join_async`, `Queue::get_async`/`put_async`,
 //! `Connection::recv_async`/`send_async`. They wait on descriptor readiness
 //! (pidfd, eventfd, socket) or on a waker the pool's thread calls, never by polling in a loop.
+// Feature badges on docs.rs (`--cfg docsrs`, nightly's `doc_cfg`).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[doc(inline)]
 pub use mp_ipc as ipc;

@@ -4,6 +4,8 @@
 //!
 //! The examples, and the compile-fail tests of what it refuses, are on the facade's
 //! re-export (`mp::Pod`), since they need mp itself.
+// Feature badges on docs.rs (`--cfg docsrs`, nightly's `doc_cfg`).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 use proc_macro::TokenStream;
 use proc_macro2::TokenStream as Tokens;

@@ -33,6 +33,8 @@
 //! - Queue: the others go on. Items are written into shared memory under robust locks, and an
 //!   item becomes visible (or is removed) by one store, so a process killed inside `put` or
 //!   `get`, even while holding the queue's lock, loses at most its own item.
+// Feature badges on docs.rs (`--cfg docsrs`, nightly's `doc_cfg`).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod connection;
 mod error;

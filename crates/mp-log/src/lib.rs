@@ -64,6 +64,8 @@
 //!   after joining the children whose events matter.
 //! - The listener is a thread: a later fork from this process prints mp's fork warning
 //!   (mp-spawn's `set_fork_warning`).
+// Feature badges on docs.rs (`--cfg docsrs`, nightly's `doc_cfg`).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod child;
 mod format;

@@ -53,6 +53,8 @@
 //! Every call is a round trip to the server, as in Python: through shared-memory rings on one
 //! host (a few microseconds), over the socket across hosts. For a map that
 //! lives in shared memory with no server at all, see `mp_shm::SharedDict`.
+// Feature badges on docs.rs (`--cfg docsrs`, nightly's `doc_cfg`).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 /// Clone, Debug, Serialize and Deserialize of a typed proxy: all through its `proxy` field.
 macro_rules! proxy_wrapper {

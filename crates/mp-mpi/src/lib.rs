@@ -24,7 +24,9 @@
 //!   `timeout`, `imap`'s window, callbacks, progress, `ProcessPoolExecutor`), with the same
 //!   errors. Code written for a `&Pool` runs on either.
 //! - Feature `mpi` (off by default) builds `MpiPool` on rsmpi, which needs a system MPI
-//!   (Debian: `libopenmpi-dev openmpi-bin libclang-dev pkg-config`).
+//!   (Debian: `libopenmpi-dev openmpi-bin libclang-dev pkg-config`). docs.rs has none, so
+//!   its pages of this crate show only what builds without it; `cargo doc -p mp-mpi
+//!   --features mpi --open` shows `MpiPool` and its builder.
 //! - Tasks are fn items, named by registered code references as in `mp_pool`; every rank
 //!   checks, at start, that it runs the same executable (a SHA-256 of its bytes), and the
 //!   master refuses a mismatch with [`MpiError::IdentityMismatch`].
@@ -37,6 +39,8 @@
 //!   and gets no more work until it answers.
 //! - Without `mpirun`, `MpiPool::init` fails with [`MpiError::NoWorkers`] (it does not run
 //!   the tasks locally behind the user's back: use `mp_pool::Pool` for that).
+// Feature badges on docs.rs (`--cfg docsrs`, nightly's `doc_cfg`).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod api;
 #[cfg(feature = "mpi")]

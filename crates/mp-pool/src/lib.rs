@@ -52,12 +52,15 @@
 //!   input that panics ends the output with [`PoolError::InputPanicked`].
 //! - Callbacks have run by the time a result is ready, as Python's; one that panics is
 //!   reported and goes no further.
+// Feature badges on docs.rs (`--cfg docsrs`, nightly's `doc_cfg`).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder;
 mod control;
 mod core;
 mod error;
 mod executor;
+pub mod feature;
 mod imap;
 mod interrupt;
 mod monitor;

@@ -135,6 +135,16 @@ impl Parallel {
         self
     }
 
+    /// Without the `progress` feature: does not build, and the error names the feature.
+    #[cfg(not(feature = "progress"))]
+    pub fn progress<'a>(mut self, on: bool) -> Self
+    where
+        &'a Self: crate::feature::Progress,
+    {
+        self.progress = on;
+        self
+    }
+
     /// The number of worker processes `n_jobs` stands for.
     pub fn workers(&self) -> Result<usize, PoolError> {
         let cpus = mp_spawn::process_cpu_count() as isize;

@@ -245,6 +245,15 @@ impl Pool {
         self.call().progress(on)
     }
 
+    /// Without the `progress` feature: does not build, and the error names the feature.
+    #[cfg(not(feature = "progress"))]
+    pub fn progress<'a>(&'a self, on: bool) -> Submit<'a>
+    where
+        Submit<'a>: crate::feature::Progress,
+    {
+        self.call().progress(on)
+    }
+
     /// Calls `f(args...)` in a worker and waits for its value (Python's `apply`).
     pub fn apply<F, A>(&self, f: F, args: A) -> Result<F::Output, PoolError>
     where
@@ -437,6 +446,15 @@ impl<T> AsyncResult<T> {
     #[cfg(feature = "progress")]
     pub fn progress(&self, pool: &Pool) -> Option<u64> {
         crate::progress_bar::count(pool.inner(), self.job())
+    }
+
+    /// Without the `progress` feature: does not build, and the error names the feature.
+    #[cfg(not(feature = "progress"))]
+    pub fn progress<'a>(&'a self, _pool: &Pool) -> Option<u64>
+    where
+        &'a Self: crate::feature::Progress,
+    {
+        None
     }
 }
 

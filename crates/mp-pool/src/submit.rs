@@ -95,6 +95,16 @@ impl<'p> Submit<'p> {
         self
     }
 
+    /// Without the `progress` feature: does not build, and the error names the feature.
+    #[cfg(not(feature = "progress"))]
+    pub fn progress(mut self, on: bool) -> Self
+    where
+        Self: crate::feature::Progress,
+    {
+        self.progress = on;
+        self
+    }
+
     /// How many items travel per task (at least 1; 0 is taken as 1).
     pub fn chunksize(mut self, chunksize: usize) -> Self {
         self.chunksize = Some(chunksize.max(1));

@@ -55,6 +55,8 @@
 //!
 //! Every object here is `Serialize + Deserialize` through `mp_spawn::reduction`: pass it as a
 //! process argument, or through a `Queue` or `Connection`, under any start method.
+// Feature badges on docs.rs (`--cfg docsrs`, nightly's `doc_cfg`).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod atomic_copy;
 mod error;

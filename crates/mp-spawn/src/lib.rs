@@ -35,6 +35,8 @@
 //!
 //! # Platform
 //! Linux, with glibc or musl (pidfds, `/proc/self/exe`, an `.init_array` entry).
+// Feature badges on docs.rs (`--cfg docsrs`, nightly's `doc_cfg`).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 // Module map: layers, lowest first. A module uses only modules of lower layers (or its own);
 // no module names one above it, so there are no cycles.

@@ -19,6 +19,8 @@
 //! assert_eq!(mp_sys::fd::read(std::os::fd::AsFd::as_fd(&r), &mut buf)?, 2);
 //! # Ok::<(), std::io::Error>(())
 //! ```
+// Feature badges on docs.rs (`--cfg docsrs`, nightly's `doc_cfg`).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(not(target_os = "linux"))]
 compile_error!(
