@@ -12,7 +12,10 @@ use tracing::{Dispatch, Event, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::wire::{Capped, Frame, MAX_FIELDS, MAX_MESSAGE, MAX_NAME, MAX_SPANS, WireEvent, capped};
+use crate::wire::{
+    Capped, Frame, MAX_FIELD_COUNT, MAX_FIELD_NAME, MAX_FIELDS, MAX_MESSAGE, MAX_NAME, MAX_SPANS,
+    WireCallsite, WireEvent, WireValue, capped,
+};
 
 /// Sends this process's events up the forwarding socket.
 #[derive(Debug)]
@@ -48,19 +51,11 @@ impl Forwarder {
         if self.dead.load(Ordering::Relaxed) {
             return;
         }
-        let meta = event.metadata();
-        let mut fields = Fields {
-            message: Capped::new(MAX_MESSAGE),
-            rest: Capped::new(MAX_FIELDS),
-        };
-        event.record(&mut fields);
         let frame = Frame::Event(WireEvent {
             pid: self.pid,
             name: self.name.clone(),
-            level: crate::wire::level_to_u8(*meta.level()),
-            target: capped(meta.target(), MAX_NAME),
-            message: fields.message.finish(),
-            fields: fields.rest.finish(),
+            callsite: shape(event.metadata()),
+            values: values(event),
             spans: capped(spans, MAX_SPANS),
         });
         let Ok(bytes) = postcard::to_stdvec(&frame) else {
@@ -72,30 +67,110 @@ impl Forwarder {
     }
 }
 
-/// An event's `message` field, and the others as `name=value` separated by spaces.
-pub(crate) struct Fields {
-    pub(crate) message: Capped,
-    pub(crate) rest: Capped,
+/// What the parent needs to make a callsite like `meta`'s, capped.
+fn shape(meta: &Metadata<'_>) -> WireCallsite {
+    let name = |s: &str| capped(s, MAX_NAME);
+    WireCallsite {
+        level: crate::wire::level_to_u8(*meta.level()),
+        target: name(meta.target()),
+        name: name(meta.name()),
+        module_path: meta.module_path().map(name),
+        file: meta.file().map(name),
+        line: meta.line(),
+        fields: meta
+            .fields()
+            .iter()
+            .take(MAX_FIELD_COUNT)
+            .map(|f| capped(f.name(), MAX_FIELD_NAME))
+            .collect(),
+    }
 }
 
-impl Visit for Fields {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            let _ = self.message.write_str(value);
+/// The values `event` records, of the kinds it records them as, capped: the message at
+/// [`MAX_MESSAGE`], the others at [`MAX_FIELDS`] together.
+pub(crate) fn values(event: &Event<'_>) -> Vec<(u8, WireValue)> {
+    let mut values = Values {
+        values: Vec::new(),
+        fields_left: MAX_FIELDS,
+    };
+    event.record(&mut values);
+    values.values
+}
+
+struct Values {
+    values: Vec<(u8, WireValue)>,
+    /// What the values other than the message may still take.
+    fields_left: usize,
+}
+
+impl Values {
+    /// The field's index, if it travels.
+    fn index(field: &Field) -> Option<u8> {
+        u8::try_from(field.index())
+            .ok()
+            .filter(|i| usize::from(*i) < MAX_FIELD_COUNT)
+    }
+
+    /// `value` written into at most what `field` may still take.
+    fn text(&mut self, field: &Field, value: impl fmt::Display) -> String {
+        let message = field.name() == "message";
+        let mut text = Capped::new(if message {
+            MAX_MESSAGE
         } else {
-            self.record_debug(field, &value)
+            self.fields_left
+        });
+        let _ = write!(text, "{value}");
+        let text = text.finish();
+        if !message {
+            self.fields_left = self.fields_left.saturating_sub(text.len());
+        }
+        text
+    }
+
+    fn push(&mut self, field: &Field, value: WireValue) {
+        if let Some(i) = Values::index(field) {
+            self.values.push((i, value));
+        }
+    }
+}
+
+impl Visit for Values {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if Values::index(field).is_some() {
+            let text = self.text(field, value);
+            self.push(field, WireValue::Str(text));
         }
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if field.name() == "message" {
-            let _ = write!(self.message, "{value:?}");
-        } else {
-            if !self.rest.text.is_empty() {
-                let _ = self.rest.write_str(" ");
-            }
-            let _ = write!(self.rest, "{}={value:?}", field.name());
+        if Values::index(field).is_some() {
+            let text = self.text(field, format_args!("{value:?}"));
+            self.push(field, WireValue::Debug(text));
         }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.push(field, WireValue::I64(value))
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.push(field, WireValue::U64(value))
+    }
+
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        self.push(field, WireValue::I128(value))
+    }
+
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        self.push(field, WireValue::U128(value))
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.push(field, WireValue::F64(value))
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.push(field, WireValue::Bool(value))
     }
 }
 

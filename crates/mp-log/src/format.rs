@@ -4,7 +4,7 @@
 use std::fmt::{self, Write as _};
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use tracing::field::{Field, Visit};
 use tracing::level_filters::LevelFilter;
@@ -12,8 +12,12 @@ use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::child::Fields;
-use crate::forward::{self, CHILD_TARGET};
+use jiff::Timestamp;
+use jiff::fmt::strtime::{BrokenDownTime, Config, PosixCustom};
+use jiff::tz::TimeZone;
+
+use crate::forward;
+use crate::reemit::{CHILD_FIELD, FIELDS_FIELD, PID_FIELD, SPANS_FIELD, TARGET_FIELD};
 use crate::wire::{Capped, MAX_FIELDS, MAX_MESSAGE};
 
 /// Python's `multiprocessing.util.DEFAULT_LOGGING_FORMAT`.
@@ -76,9 +80,21 @@ enum Piece {
 /// above the level of [`get_logger`] are off.
 ///
 /// The format knows `%(asctime)s`, `%(message)s`, `%(levelname)s`, `%(processName)s`,
-/// `%(process)d`, `%(name)s` (the event's target) and `%%`; `datefmt` knows `%Y %m %d %H %M
-/// %S %%`, in UTC (Python uses local time). Without a `datefmt`, `asctime` is Python's
-/// `2026-11-28 12:00:00,123`.
+/// `%(process)d`, `%(name)s` (the event's target) and `%%`. `asctime` is in local time, as
+/// Python's: `2026-11-28 12:00:00,123` without a `datefmt`, else `strftime` of the `datefmt`
+/// (jiff's, in the POSIX locale: `%Y %m %d %H %M %S %z %Z %a %b %j`...; a directive it does
+/// not know is written as it is).
+///
+/// # Local time
+/// The zone is read once, when a format with `%(asctime)s` is made, as Python reads it once
+/// (at `time.tzset()`): `TZ` if set (a zone name such as `Europe/Paris`, a POSIX rule such as
+/// `UTC-3` or `CET-1CEST,M3.5.0,M10.5.0/3`, or a path), else `/etc/localtime`; UTC if neither
+/// can be read. [`time_zone`](PythonFormat::time_zone) and [`utc`](PythonFormat::utc) choose
+/// another. It is read by [jiff](https://docs.rs/jiff), not by libc's `localtime_r`: glibc
+/// converts under a lock of its own, which a fork child may have inherited held by another
+/// thread of its parent (mp's rule: mp's code in a fork child takes no lock that another
+/// thread may hold), whereas turning a time into the zone's time with the zone already read
+/// takes no lock at all, so a fork child formats with its parent's zone safely.
 ///
 /// ```
 /// use mp_log::PythonFormat;
@@ -95,6 +111,8 @@ enum Piece {
 pub struct PythonFormat {
     pieces: Vec<Piece>,
     datefmt: Option<String>,
+    /// The zone of `%(asctime)s` (UTC if the format has none).
+    zone: TimeZone,
 }
 
 impl Default for PythonFormat {
@@ -155,15 +173,51 @@ impl PythonFormat {
         if !text.is_empty() {
             pieces.push(Piece::Text(text));
         }
+        // Read only where it is used: a fork child never needs to (see "Local time").
+        let zone = if pieces.contains(&Piece::AscTime) {
+            TimeZone::system()
+        } else {
+            TimeZone::UTC
+        };
         PythonFormat {
             pieces,
             datefmt: None,
+            zone,
         }
     }
 
-    /// The format of `%(asctime)s`, as `logging.Formatter`'s `datefmt`.
+    /// The format of `%(asctime)s`, as `logging.Formatter`'s `datefmt` (`strftime`).
+    ///
+    /// ```
+    /// let format = mp_log::PythonFormat::new("%(asctime)s %(message)s").datefmt("%H:%M:%S %z");
+    /// ```
     pub fn datefmt(mut self, datefmt: &str) -> PythonFormat {
         self.datefmt = Some(datefmt.to_owned());
+        self
+    }
+
+    /// `%(asctime)s` in the zone `tz`, read as the `TZ` variable is: a zone name
+    /// (`Europe/Paris`, from the system's zone files), a POSIX rule (`UTC-3` is three hours
+    /// east of UTC, `EST5EDT,M3.2.0,M11.1.0`), or a zone file's path; UTC if it is none of
+    /// these (as glibc does with a `TZ` it cannot read).
+    ///
+    /// ```
+    /// use mp_log::PythonFormat;
+    ///
+    /// let format = PythonFormat::new("%(asctime)s %(message)s").time_zone("UTC-3");
+    /// ```
+    pub fn time_zone(mut self, tz: &str) -> PythonFormat {
+        self.zone = zone_of(tz);
+        self
+    }
+
+    /// `%(asctime)s` in UTC: Python's `Formatter.converter = time.gmtime`.
+    ///
+    /// ```
+    /// let format = mp_log::PythonFormat::new("%(asctime)s %(message)s").utc();
+    /// ```
+    pub fn utc(mut self) -> PythonFormat {
+        self.zone = TimeZone::UTC;
         self
     }
 
@@ -172,7 +226,7 @@ impl PythonFormat {
         for piece in &self.pieces {
             match piece {
                 Piece::Text(text) => line.push_str(text),
-                Piece::AscTime => line.push_str(&asctime(now, self.datefmt.as_deref())),
+                Piece::AscTime => self.asctime(now, &mut line),
                 Piece::Message => {
                     line.push_str(&record.message);
                     if !record.fields.is_empty() {
@@ -192,51 +246,84 @@ impl PythonFormat {
     }
 }
 
-/// What the layer needs of an event: for a child's re-emitted event, the child's name, pid
-/// and target from its fields.
+/// What the layer needs of an event: for a child's re-emitted event, the child's name and
+/// pid from its fields ([`CHILD_FIELD`], [`PID_FIELD`]), which are not printed.
 pub(crate) fn record(event: &Event<'_>) -> Record {
     let meta = event.metadata();
-    if meta.target() == CHILD_TARGET {
-        let mut visit = ChildVisit(Record {
-            level: Some(*meta.level()),
-            ..Record::default()
-        });
-        event.record(&mut visit);
-        return visit.0;
-    }
-    let mut fields = Fields {
+    let mut visit = RecordVisit {
         message: Capped::new(MAX_MESSAGE),
         rest: Capped::new(MAX_FIELDS),
+        child: None,
+        pid: 0,
+        target: None,
     };
-    event.record(&mut fields);
-    let me = mp_spawn::current_process();
+    event.record(&mut visit);
+    let (process_name, pid) = match visit.child {
+        Some(name) => (name, visit.pid),
+        None => {
+            let me = mp_spawn::current_process();
+            (me.name, me.pid)
+        }
+    };
     Record {
         level: Some(*meta.level()),
-        process_name: me.name,
-        pid: me.pid,
-        name: meta.target().to_owned(),
-        message: fields.message.finish(),
-        fields: fields.rest.finish(),
+        process_name,
+        pid,
+        name: visit.target.unwrap_or_else(|| meta.target().to_owned()),
+        message: visit.message.finish(),
+        fields: visit.rest.finish(),
     }
 }
 
-struct ChildVisit(Record);
+/// An event's message, its other fields as `name=value` separated by spaces, and mp's fields
+/// of a child's event.
+struct RecordVisit {
+    message: Capped,
+    rest: Capped,
+    child: Option<String>,
+    pid: u32,
+    /// The child's target, when the event has [`CHILD_TARGET`](crate::CHILD_TARGET).
+    target: Option<String>,
+}
 
-impl Visit for ChildVisit {
+impl Visit for RecordVisit {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            CHILD_FIELD => self.child = Some(value.to_owned()),
+            TARGET_FIELD => self.target = Some(value.to_owned()),
+            "message" => {
+                let _ = self.message.write_str(value);
+            }
+            _ => self.record_debug(field, &value),
+        }
+    }
+
     fn record_u64(&mut self, field: &Field, value: u64) {
-        if field.name() == "pid" {
-            self.0.pid = u32::try_from(value).unwrap_or(0);
+        if field.name() == PID_FIELD {
+            self.pid = u32::try_from(value).unwrap_or(0);
+        } else {
+            self.record_debug(field, &value)
         }
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        let text = format!("{value:?}");
-        match field.name() {
-            "process_name" => self.0.process_name = text,
-            "child_target" => self.0.name = text,
-            "fields" => self.0.fields = text,
-            "message" => self.0.message = text,
-            _ => {}
+        let name = field.name();
+        match name {
+            "message" => {
+                let _ = write!(self.message, "{value:?}");
+            }
+            SPANS_FIELD => {}
+            CHILD_FIELD => self.child = Some(format!("{value:?}")),
+            TARGET_FIELD => self.target = Some(format!("{value:?}")),
+            _ => {
+                if !self.rest.text.is_empty() {
+                    let _ = self.rest.write_str(" ");
+                }
+                if name != FIELDS_FIELD {
+                    let _ = write!(self.rest, "{name}=");
+                }
+                let _ = write!(self.rest, "{value:?}");
+            }
         }
     }
 }
@@ -266,95 +353,50 @@ where
     }
 }
 
-/// `%(asctime)s`: `datefmt` in UTC, or Python's default `%Y-%m-%d %H:%M:%S,mmm`.
-fn asctime(now: SystemTime, datefmt: Option<&str>) -> String {
-    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let (y, mo, d) = civil_from_days((secs / 86_400) as i64);
-    let t = secs % 86_400;
-    let (h, mi, s) = (t / 3600, t / 60 % 60, t % 60);
-    let Some(fmt) = datefmt else {
-        return format!(
-            "{y}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02},{:03}",
-            since.subsec_millis()
-        );
-    };
-    let mut out = String::new();
-    let mut chars = fmt.chars();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        let _ = match chars.next() {
-            Some('Y') => write!(out, "{y}"),
-            Some('m') => write!(out, "{mo:02}"),
-            Some('d') => write!(out, "{d:02}"),
-            Some('H') => write!(out, "{h:02}"),
-            Some('M') => write!(out, "{mi:02}"),
-            Some('S') => write!(out, "{s:02}"),
-            Some('%') => write!(out, "%"),
-            Some(other) => write!(out, "%{other}"),
-            None => write!(out, "%"),
-        };
+/// The zone `tz` names, read as `TZ` is (see [`PythonFormat::time_zone`]).
+fn zone_of(tz: &str) -> TimeZone {
+    let name = tz.strip_prefix(':').unwrap_or(tz);
+    if name.is_empty() {
+        return TimeZone::UTC;
     }
-    out
+    let in_db = name
+        .rfind("zoneinfo/")
+        .map_or(name, |at| &name[at + "zoneinfo/".len()..]);
+    TimeZone::get(in_db)
+        .or_else(|_| TimeZone::posix(name))
+        .ok()
+        .or_else(|| {
+            let data = std::fs::read(name).ok()?;
+            TimeZone::tzif(name, &data).ok()
+        })
+        .unwrap_or(TimeZone::UTC)
 }
 
-/// (year, month, day) of a day count since 1970-01-01 (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
+impl PythonFormat {
+    /// Writes `%(asctime)s` of `now`: Python's `%Y-%m-%d %H:%M:%S,mmm`, or `strftime` of the
+    /// `datefmt`, in the format's zone. Takes no lock (see "Local time" in the type's docs).
+    fn asctime(&self, now: SystemTime, out: &mut String) {
+        let at = Timestamp::try_from(now).unwrap_or(Timestamp::UNIX_EPOCH);
+        let Some(datefmt) = &self.datefmt else {
+            let t = self.zone.to_datetime(at);
+            let _ = write!(
+                out,
+                "{}-{:02}-{:02} {:02}:{:02}:{:02},{:03}",
+                t.year(),
+                t.month(),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second(),
+                t.millisecond()
+            );
+            return;
+        };
+        let config = Config::new().custom(PosixCustom::new()).lenient(true);
+        let zoned = at.to_zoned_datetime(self.zone.clone());
+        let _ = BrokenDownTime::from(&zoned).format_with_config(&config, datefmt, out);
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    fn record() -> Record {
-        Record {
-            level: Some(Level::INFO),
-            process_name: "Process-1".into(),
-            pid: 42,
-            name: "app".into(),
-            message: "hello".into(),
-            fields: String::new(),
-        }
-    }
-
-    #[test]
-    fn pythons_default_format() {
-        let at = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
-        assert_eq!(
-            PythonFormat::default().format(&record(), at),
-            "[INFO/Process-1] hello"
-        );
-        let mut r = record();
-        r.level = Some(Level::WARN);
-        r.fields = "n=3".into();
-        assert_eq!(
-            PythonFormat::new("%(levelname)s %(process)d %(name)s 100%% %(message)s %(bad)s")
-                .format(&r, at),
-            "WARNING 42 app 100% hello n=3 %(bad)s"
-        );
-        // 2023-11-14 22:13:20.123 UTC
-        assert_eq!(
-            PythonFormat::new("%(asctime)s: %(message)s").format(&record(), at),
-            "2023-11-14 22:13:20,123: hello"
-        );
-        assert_eq!(
-            PythonFormat::new("%(asctime)s: %(message)s")
-                .datefmt("%H:%M:%S")
-                .format(&record(), at),
-            "22:13:20: hello"
-        );
-    }
-}
+mod test;

@@ -13,13 +13,11 @@ use tracing::Dispatch;
 use tracing::level_filters::LevelFilter;
 
 use crate::child::{self, Forwarder};
-use crate::wire::{Frame, MAX_FRAME, WireEvent, level_from_u8};
+use crate::reemit::{self, Interner};
+use crate::wire::{Frame, MAX_FRAME};
 
 /// The key of the socket's sending end among mp-spawn's shared descriptors.
 const EVENTS_KEY: &str = "mp-log/events";
-
-/// The target of a child's event re-emitted in the listening process.
-pub const CHILD_TARGET: &str = "mp::child";
 
 #[derive(Default)]
 struct State {
@@ -30,6 +28,8 @@ struct State {
     child: Option<(LevelFilter, Arc<Forwarder>)>,
     /// In the listening process.
     listener: Option<Listener>,
+    /// The callsites of children's events (the listener's), kept across `stop` and `start`.
+    interner: Interner,
 }
 
 struct Listener {
@@ -53,6 +53,7 @@ static STATE: Mutex<State> = Mutex::new(State {
     sender: None,
     child: None,
     listener: None,
+    interner: Interner::new(reemit::MAX_CHILD_CALLSITES),
 });
 
 /// Whether this process forwards its events (a fast check for the stderr layer).
@@ -223,45 +224,22 @@ fn handle(bytes: &[u8], dispatch: Option<&Dispatch>, flushed: &Flushed) {
         return;
     }
     match postcard::from_bytes::<Frame>(bytes) {
-        Ok(Frame::Event(event)) => match dispatch {
-            Some(d) => tracing::dispatcher::with_default(d, || emit(&event)),
-            None => emit(&event),
-        },
+        Ok(Frame::Event(event)) => {
+            // Made and registered under the state's lock, which every mp fork holds: tracing
+            // registers a callsite under its dispatchers' lock, which a forked child's
+            // `child::install` takes, so no fork may copy it held by this thread.
+            let callsite = state().interner.intern(&event.callsite);
+            match dispatch {
+                Some(d) => tracing::dispatcher::with_default(d, || reemit::emit(&event, callsite)),
+                None => reemit::emit(&event, callsite),
+            }
+        }
         Ok(Frame::Flush(seq)) => {
             let mut g = flushed.state.lock().unwrap_or_else(|e| e.into_inner());
             g.0 = g.0.max(seq);
             flushed.changed.notify_all();
         }
         Err(_) => {}
-    }
-}
-
-/// Re-emits a child's event, at its level, with target [`CHILD_TARGET`].
-fn emit(e: &WireEvent) {
-    let Some(level) = level_from_u8(e.level) else {
-        return;
-    };
-    macro_rules! at {
-        ($level:expr) => {
-            tracing::event!(
-                target: CHILD_TARGET,
-                $level,
-                process_name = %e.name,
-                pid = e.pid,
-                child_target = %e.target,
-                fields = %e.fields,
-                spans = %e.spans,
-                "{}",
-                e.message
-            )
-        };
-    }
-    match level {
-        tracing::Level::ERROR => at!(tracing::Level::ERROR),
-        tracing::Level::WARN => at!(tracing::Level::WARN),
-        tracing::Level::INFO => at!(tracing::Level::INFO),
-        tracing::Level::DEBUG => at!(tracing::Level::DEBUG),
-        tracing::Level::TRACE => at!(tracing::Level::TRACE),
     }
 }
 
@@ -376,63 +354,4 @@ fn child_started() {
     HOLD_STATE.register();
     FORWARDING_CHILD.store(true, Ordering::Relaxed);
     child::install(forwarder);
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Mutex;
-    use std::time::UNIX_EPOCH;
-
-    use tracing::Subscriber;
-    use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
-
-    use super::*;
-    use crate::format::{PythonFormat, record};
-
-    static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-    struct Lines;
-
-    impl<S: Subscriber> Layer<S> for Lines {
-        fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
-            let format = PythonFormat::new(
-                "[%(levelname)s/%(processName)s] %(process)d %(name)s: %(message)s",
-            );
-            LINES
-                .lock()
-                .unwrap()
-                .push(format.format(&record(event), UNIX_EPOCH));
-        }
-    }
-
-    /// A child's event, re-emitted, prints with the child's name, pid and target.
-    #[test]
-    fn a_reemitted_event_formats_as_the_childs() {
-        let subscriber = tracing_subscriber::registry().with(Lines);
-        tracing::subscriber::with_default(subscriber, || {
-            emit(&WireEvent {
-                pid: 4242,
-                name: "Process-7".into(),
-                level: 3,
-                target: "app::db".into(),
-                message: "slow query".into(),
-                fields: "ms=250".into(),
-                spans: "request".into(),
-            });
-            // A corrupt level is dropped.
-            emit(&WireEvent {
-                pid: 1,
-                name: "x".into(),
-                level: 9,
-                target: String::new(),
-                message: "never".into(),
-                fields: String::new(),
-                spans: String::new(),
-            });
-        });
-        assert_eq!(
-            *LINES.lock().unwrap(),
-            ["[WARNING/Process-7] 4242 app::db: slow query ms=250"]
-        );
-    }
 }

@@ -6,10 +6,12 @@
 //! - [`forward_children`]: one call in the parent, and every child it starts from then on
 //!   (fork, spawn and forkserver children, pool workers, children of children) sends its
 //!   `tracing` events to this process, where they are re-emitted into this process's
-//!   subscriber as ordinary events (target [`CHILD_TARGET`]) with the fields `process_name`,
-//!   `pid`, `child_target` (the original target), `fields` (the other fields, `name=value`),
-//!   `spans` (the names of the spans the event was in, `outer:inner`) and the original
-//!   message and level. [`log_to_stderr`] implies it.
+//!   subscriber as if they had been emitted here: same target, level, fields (names, values
+//!   and their kinds), module path, file and line, so that the parent's filters (`EnvFilter`
+//!   `myapp=info`, `Targets`, per-layer filters) treat them as its own; plus the fields
+//!   [`CHILD_FIELD`] (`mp.child`, the child's process name), [`PID_FIELD`] (`mp.pid`) and
+//!   [`SPANS_FIELD`] (`mp.spans`, the names of the spans the event was in, `outer:inner`).
+//!   [`log_to_stderr`] implies it.
 //!
 //! ```
 //! use mp_log::tracing::{self, Level};
@@ -43,14 +45,29 @@
 //! descriptor (inherited under fork), and mp-spawn's child-start hook installs a subscriber
 //! that sends each event as one message before the target runs. A message is whole or absent,
 //! so a child killed mid-event loses at most that event, and other children's events are
-//! unaffected. An event is capped: its message at 8 KiB and its other fields at 4 KiB (cut at
-//! a character boundary, ending `… [N bytes cut]`), targets and names at 256 bytes.
+//! unaffected. An event is capped: its message at 8 KiB and its other fields' values at 4 KiB
+//! together (cut at a character boundary, ending `… [N bytes cut]`), targets and names at 256
+//! bytes, field names at 128.
+//!
+//! Each distinct shape of a child's event (target, level, field names, module path, file,
+//! line: in practice each event macro of the children's code) gets a `tracing` callsite of its
+//! own in the listening process, made when the first such event arrives and kept for the
+//! life of the process (tracing needs callsites `'static`), registered with tracing so that
+//! subscribers' `register_callsite`, `Interest` caching and `max_level_hint` work as for the
+//! process's own callsites. At most [`MAX_CHILD_CALLSITES`] are made; events of further
+//! shapes are re-emitted with the target [`CHILD_TARGET`] and their target and fields as the
+//! fields `mp.target` and `mp.fields`.
 //!
 //! # Limits
 //! - Children started before the call do not forward, nor do the workers of a fork-method
 //!   pool made before it (they are forked from a snapshot taken when the pool was made).
 //! - Spans are not forwarded as spans: each event carries the names of the spans it was in
-//!   (their fields stay in the child).
+//!   (their fields stay in the child), so a filter on spans (`EnvFilter`'s `[span]=level`)
+//!   does not see them.
+//! - An event's fields travel as the kinds `tracing`'s `Visit` gave them (`u64`, `str`,
+//!   `bool`...); `Debug` and `Display` values travel formatted, and are re-emitted as such.
+//!   Only the first 64 fields travel. The names `mp.child`, `mp.pid`, `mp.spans`, `mp.target`
+//!   and `mp.fields` are mp's.
 //! - A child forwards at the level the listening process's subscribers want when the child
 //!   starts (`LevelFilter::current()`), or none if that is `OFF`.
 //! - A fork child keeps its parent's global subscriber (tracing's global default is set once
@@ -70,6 +87,7 @@
 mod child;
 mod format;
 mod forward;
+mod reemit;
 mod wire;
 
 use tracing::level_filters::LevelFilter;
@@ -79,7 +97,7 @@ use tracing_subscriber::layer::SubscriberExt;
 pub use tracing;
 
 pub use format::{DEFAULT_FORMAT, PythonFormat, level_name};
-pub use forward::CHILD_TARGET;
+pub use reemit::{CHILD_FIELD, CHILD_TARGET, MAX_CHILD_CALLSITES, PID_FIELD, SPANS_FIELD};
 
 /// The target of [`Logger`]'s events: Python's logger name.
 pub const TARGET: &str = "multiprocessing";
@@ -159,7 +177,8 @@ pub fn log_to_stderr(level: impl Into<LevelFilter>) -> Logger {
 }
 
 /// As [`log_to_stderr`] with a format of your own: Python's
-/// `logging.basicConfig(format=..., datefmt=..., level=...)`.
+/// `logging.basicConfig(format=..., datefmt=..., level=...)`. `%(asctime)s` is in local
+/// time, as Python's (see [`PythonFormat`]).
 ///
 /// ```
 /// use mp_log::PythonFormat;

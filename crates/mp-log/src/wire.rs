@@ -1,4 +1,5 @@
-//! One forwarded event on the wire: a postcard frame, one `SOCK_SEQPACKET` message, capped.
+//! One forwarded event on the wire: a postcard frame, one `SOCK_SEQPACKET` message, capped:
+//! the child's callsite (target, level, field names...) and the values it recorded.
 
 use std::fmt::{self, Write};
 
@@ -7,18 +8,25 @@ use tracing::Level;
 
 /// Most bytes of an event's message that travel; the rest is cut (see [`Capped`]).
 pub(crate) const MAX_MESSAGE: usize = 8 * 1024;
-/// Most bytes of an event's other fields, written `name=value` and separated by spaces.
+/// Most bytes of an event's other fields' values, all together.
 pub(crate) const MAX_FIELDS: usize = 4 * 1024;
-/// Most bytes of a target or a process name.
+/// Most bytes of a target, a process name, a callsite's name, module path or file.
 pub(crate) const MAX_NAME: usize = 256;
+/// Most bytes of a field's name.
+pub(crate) const MAX_FIELD_NAME: usize = 128;
+/// Most fields of an event that travel (tracing's macros allowed 32 until 0.1.44): the first
+/// ones, names and values.
+pub(crate) const MAX_FIELD_COUNT: usize = 64;
 /// Most bytes of the names of the spans an event is in (`outer:inner`).
 pub(crate) const MAX_SPANS: usize = 1024;
-/// Larger than any encoded event (the caps above plus postcard's few header bytes), and far
-/// below a socket's send buffer, so one `send` carries an event whole.
-pub(crate) const MAX_FRAME: usize = 16 * 1024;
+/// Larger than any encoded event (the caps above plus postcard's few bytes per string), and
+/// far below a socket's send buffer, so one `send` carries an event whole.
+pub(crate) const MAX_FRAME: usize = 32 * 1024;
 
 /// What a child sends for one event.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+// One frame at a time, decoded and dropped: boxing the event would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub(crate) enum Frame {
     Event(WireEvent),
     /// Sent by the listening process itself: everything queued before it has been re-emitted
@@ -27,15 +35,45 @@ pub(crate) enum Frame {
 }
 
 /// An event as the parent re-emits it.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub(crate) struct WireEvent {
     pub(crate) pid: u32,
+    /// The child's process name.
     pub(crate) name: String,
+    pub(crate) callsite: WireCallsite,
+    /// The values recorded, by their field's index in `callsite.fields`.
+    pub(crate) values: Vec<(u8, WireValue)>,
+    pub(crate) spans: String,
+}
+
+/// The shape of the child's callsite, all that its `Metadata` says: the parent interns one
+/// callsite per distinct shape.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct WireCallsite {
     pub(crate) level: u8,
     pub(crate) target: String,
-    pub(crate) message: String,
-    pub(crate) fields: String,
-    pub(crate) spans: String,
+    /// `Metadata::name` (`event src/main.rs:12`).
+    pub(crate) name: String,
+    pub(crate) module_path: Option<String>,
+    pub(crate) file: Option<String>,
+    pub(crate) line: Option<u32>,
+    /// The callsite's field names, in order (`message` among them).
+    pub(crate) fields: Vec<String>,
+}
+
+/// A field's value, of the kind the child's `Visit` was given, so that the parent's visitors
+/// get the same calls (`record_u64` for a `u64`, `record_str` for a `&str`...).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) enum WireValue {
+    /// `record_debug`'s value, formatted (`?x`, `%x`, a message's `format_args!`).
+    Debug(String),
+    Str(String),
+    I64(i64),
+    U64(u64),
+    I128(i128),
+    U128(u128),
+    F64(f64),
+    Bool(bool),
 }
 
 pub(crate) fn level_to_u8(level: Level) -> u8 {
@@ -135,10 +173,22 @@ mod tests {
         let event = Frame::Event(WireEvent {
             pid: u32::MAX,
             name: capped(&big(1000), MAX_NAME),
-            level: 4,
-            target: capped(&big(1000), MAX_NAME),
-            message: capped(&big(100_000), MAX_MESSAGE),
-            fields: capped(&big(100_000), MAX_FIELDS),
+            callsite: WireCallsite {
+                level: 4,
+                target: capped(&big(1000), MAX_NAME),
+                name: capped(&big(1000), MAX_NAME),
+                module_path: Some(capped(&big(1000), MAX_NAME)),
+                file: Some(capped(&big(1000), MAX_NAME)),
+                line: Some(u32::MAX),
+                fields: vec![capped(&big(1000), MAX_FIELD_NAME); MAX_FIELD_COUNT],
+            },
+            values: (0..MAX_FIELD_COUNT as u8)
+                .map(|i| match i {
+                    0 => (i, WireValue::Debug(capped(&big(100_000), MAX_MESSAGE))),
+                    1 => (i, WireValue::Str(capped(&big(100_000), MAX_FIELDS))),
+                    _ => (i, WireValue::U128(u128::MAX)),
+                })
+                .collect(),
             spans: capped(&big(100_000), MAX_SPANS),
         });
         let bytes = postcard::to_stdvec(&event).unwrap();

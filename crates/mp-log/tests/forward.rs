@@ -9,6 +9,7 @@ use std::os::fd::AsFd;
 use common::{setup, wait_for, with_token};
 use mp_spawn::testing::ctx;
 use mp_spawn::{StartMethod, test_matrix};
+use tracing::Level;
 
 fn log_three(token: String) -> u32 {
     tracing::info!(target: "my_app", n = 1, "{token} one");
@@ -43,12 +44,12 @@ fn child_events_reach_the_parent(m: StartMethod) {
         assert_eq!(g.process_name, "Logger-1");
         assert_eq!(g.pid, u64::from(pid));
     }
-    assert_eq!(got[0].child_target, "my_app");
-    assert_eq!(got[0].level, Some(tracing::Level::INFO));
+    assert_eq!(got[0].target, "my_app");
+    assert_eq!(got[0].level, Some(Level::INFO));
     assert_eq!(got[0].fields, "n=1");
-    assert_eq!(got[1].child_target, module_path!());
-    assert_eq!(got[1].level, Some(tracing::Level::WARN));
-    assert_eq!(got[2].level, Some(tracing::Level::ERROR));
+    assert_eq!(got[1].target, module_path!());
+    assert_eq!(got[1].level, Some(Level::WARN));
+    assert_eq!(got[2].level, Some(Level::ERROR));
     assert_eq!(got[2].fields, "answer=42 text=\"x y\"");
 }
 
@@ -281,7 +282,49 @@ fn threads_of_a_child(m: StartMethod) {
     assert_eq!(with_token(&token).len(), expected);
 }
 
+fn log_for_filters(token: String) {
+    tracing::info!(target: "filter_myapp", n = 1, ok = true, "{token} info");
+    tracing::warn!(target: "filter_myapp", text = "x y", "{token} warn");
+    tracing::debug!(target: "filter_myapp", "{token} debug");
+    tracing::info!(target: "filter_other", "{token} other");
+}
+
+/// A child's event keeps its target, level and fields in the parent, so the parent's filters
+/// treat it as its own: `filter_myapp=info` (a per-layer `EnvFilter`) passes the child's
+/// `filter_myapp` events at INFO and WARN and drops its DEBUG one and its `filter_other` one;
+/// `filter_myapp=warn` passes the WARN one only.
+fn parent_filters_see_the_childs_target(m: StartMethod) {
+    setup();
+    let token = format!("filters-{}:", m.name());
+    let mut p = ctx(m).process(log_for_filters, (token.clone(),));
+    p.start().unwrap();
+    p.join().unwrap();
+    mp_log::flush();
+    let [info, warn] = common::FILTERS;
+    assert_eq!(
+        common::filtered(info, &token),
+        [format!("{token} info"), format!("{token} warn")]
+    );
+    assert_eq!(common::filtered(warn, &token), [format!("{token} warn")]);
+    // The unfiltered layer sees them all, as they were.
+    let got = with_token(&token);
+    let seen: Vec<(&str, Level, &str)> = got
+        .iter()
+        .map(|g| (g.target.as_str(), g.level.unwrap(), g.fields.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("filter_myapp", Level::INFO, "n=1 ok=true"),
+            ("filter_myapp", Level::WARN, "text=\"x y\""),
+            ("filter_myapp", Level::DEBUG, ""),
+            ("filter_other", Level::INFO, ""),
+        ]
+    );
+}
+
 test_matrix!(
+    parent_filters_see_the_childs_target,
     events_carry_their_spans,
     threads_of_a_child,
     child_events_reach_the_parent,

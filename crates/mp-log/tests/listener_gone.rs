@@ -26,7 +26,13 @@ impl Subscriber for Counter {
     fn record(&self, _: &Id, _: &Record<'_>) {}
     fn record_follows_from(&self, _: &Id, _: &Id) {}
     fn event(&self, event: &Event<'_>) {
-        if event.metadata().target() == mp_log::CHILD_TARGET {
+        // A child's event, re-emitted, has mp's field with the child's name.
+        if event
+            .metadata()
+            .fields()
+            .field(mp_log::CHILD_FIELD)
+            .is_some()
+        {
             CHILD_EVENTS.fetch_add(1, Ordering::SeqCst);
         } else {
             PARENT_EVENTS.fetch_add(1, Ordering::SeqCst);
