@@ -364,6 +364,19 @@ pub enum DictError {
     /// The shared block is not a well-formed map (received garbage, or written by something
     /// other than `SharedDict`).
     Corrupt(&'static str),
+    /// The map received was made by a build of mp with another memory layout (the header's
+    /// version): refused on arrival rather than misread. Both processes need the same mp.
+    ///
+    /// ```
+    /// let e = mp_shm::DictError::LayoutVersion { found: 1, expected: 2 };
+    /// assert!(e.to_string().contains("layout version 1"));
+    /// ```
+    LayoutVersion {
+        /// The version in the received map's header.
+        found: u16,
+        /// The version this build reads and writes.
+        expected: u16,
+    },
     /// The OS refused (creating the shared blocks).
     Os(io::Error),
 }
@@ -381,6 +394,11 @@ impl fmt::Display for DictError {
             DictError::Corrupt(what) => {
                 write!(f, "the SharedDict's shared block is corrupt: {what}")
             }
+            DictError::LayoutVersion { found, expected } => write!(
+                f,
+                "the SharedDict received has layout version {found}, and this build of mp reads \
+                 version {expected}: both processes need the same mp"
+            ),
             DictError::Os(e) => write!(f, "{e}"),
         }
     }

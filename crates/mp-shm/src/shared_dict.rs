@@ -4,23 +4,24 @@
 use std::borrow::Borrow;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::*};
+use std::sync::atomic::Ordering::*;
 
-use mp_spawn::reduction::{custom_error, dumps_into, loads};
+use mp_spawn::reduction::{dumps_into, loads};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{DictError, SyncError};
-use crate::heap::{Block, Kind, Tagged};
+use crate::heap::{Block, Kind};
 use crate::synchronize::MutexBlock;
 
+mod header;
 mod table;
 #[cfg(test)]
 mod test;
 
+use header::{Control, Key, MAGIC};
 use table::{Mem, Region, Table, entry_size};
 
-const MAGIC: u64 = 0x6d70_6469_6374_0001; // "mpdict", layout version 1
 /// Address space reserved per map, and the data memfd's (sparse) size: regions are placed
 /// inside it, so no process ever re-maps and no offset below it can fault.
 const RESERVE: u64 = 1 << 35;
@@ -41,16 +42,6 @@ const ENTRY_HEADER: u64 = 16;
 const EMPTY: u64 = 0;
 const TOMB: u64 = 1;
 const MIN_BUCKETS: u64 = 8;
-
-/// The control words, in the lock's block (which never moves: glibc's robust list points
-/// into it while the lock is held).
-#[repr(C)]
-struct Control {
-    magic: AtomicU64,
-    /// The current region: its offset in the data block | log2 of its size. Switched with
-    /// one store.
-    region: AtomicU64,
-}
 
 /// Where a test holds an insertion still (feature `unstable-test-hooks`).
 #[cfg_attr(not(feature = "unstable-test-hooks"), allow(unreachable_pub))]
@@ -125,6 +116,8 @@ pub struct SharedDict<K, V> {
 struct Shared {
     lock: MutexBlock,
     data: Block,
+    /// The hash key, from the header (it never changes).
+    key: Key,
 }
 
 impl<K, V> Clone for SharedDict<K, V> {
@@ -155,16 +148,6 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DictError> {
     loads(bytes, Vec::new()).map_err(|e| DictError::Decode(e.0))
 }
 
-/// FNV-1a: a fixed hash of the key's bytes, the same in every process (no random seed).
-fn hash(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
-
 fn corrupt(what: &'static str) -> DictError {
     DictError::Corrupt(what)
 }
@@ -180,7 +163,8 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedDic
     pub fn new() -> Result<Self, DictError> {
         let lock = MutexBlock::new(std::mem::size_of::<Control>())?;
         let data = Block::new(Kind::Dict, RESERVE as usize)?;
-        let shared = Shared { lock, data };
+        let key = Key::random()?;
+        let shared = Shared { lock, data, key };
         let mem = shared.mem();
         let first = Region {
             off: 0,
@@ -190,6 +174,10 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedDic
         let t = Table::init(mem, first)?;
         let control = shared.control();
         control.region.store(t.r.word(), Release);
+        let [k0, k1] = key.words();
+        control.key[0].store(k0, Relaxed);
+        control.key[1].store(k1, Relaxed);
+        // Last: a process that sees the magic sees the region and the key.
         control.magic.store(MAGIC, Release);
         Ok(SharedDict {
             shared: Arc::new(shared),
@@ -222,7 +210,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedDic
     }
 
     fn put(&self, key: &[u8], value: &[u8], hook: Hook<'_>) -> Result<Option<Vec<u8>>, DictError> {
-        let h = hash(key);
+        let h = self.shared.key.hash(key);
         self.locked(|s| s.put(h, key, value, hook))
     }
 
@@ -273,7 +261,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedDic
         K: Borrow<Q>,
     {
         let key = encode(key)?;
-        let h = hash(&key);
+        let h = self.shared.key.hash(&key);
         let bytes = self.locked(|s| {
             let t = s.table()?;
             match t.find(h, &key)?.1 {
@@ -311,7 +299,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedDic
         K: Borrow<Q>,
     {
         let key = encode(key)?;
-        let h = hash(&key);
+        let h = self.shared.key.hash(&key);
         self.locked(|s| Ok(s.table()?.find(h, &key)?.1.is_some()))
     }
 
@@ -329,7 +317,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedDic
         K: Borrow<Q>,
     {
         let key = encode(key)?;
-        let h = hash(&key);
+        let h = self.shared.key.hash(&key);
         let old = self.locked(|s| s.remove(h, &key))?;
         old.map(|b| decode(&b)).transpose()
     }
@@ -363,7 +351,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedDic
     pub fn setdefault(&self, key: K, default: V) -> Result<V, DictError> {
         let key_bytes = encode(&key)?;
         let value_bytes = encode(&default)?;
-        let h = hash(&key_bytes);
+        let h = self.shared.key.hash(&key_bytes);
         let found = self.locked(|s| {
             let t = s.table()?;
             if let Some(e) = t.find(h, &key_bytes)?.1 {
@@ -404,7 +392,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedDic
         K: Borrow<Q>,
     {
         let key = encode(key)?;
-        let h = hash(&key);
+        let h = self.shared.key.hash(&key);
         self.locked(|s| {
             let t = s.table()?;
             let found = t.find(h, &key)?.1;
@@ -549,7 +537,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedDic
             .collect::<Result<Vec<_>, DictError>>()?;
         self.locked(|s| {
             for (k, v) in &encoded {
-                s.put(hash(k), k, v, None)?;
+                s.put(s.key.hash(k), k, v, None)?;
             }
             Ok(())
         })
@@ -661,34 +649,5 @@ impl Shared {
         t.field(R_LEN)?.store(len, Relaxed);
         t.field(R_USED)?.store(used, Relaxed);
         Ok(())
-    }
-}
-
-impl<K, V> Serialize for SharedDict<K, V> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        (&self.shared.lock, &self.shared.data).serialize(s)
-    }
-}
-
-impl<'de, K, V> Deserialize<'de> for SharedDict<K, V> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let (lock, data) = <(Tagged, Tagged)>::deserialize(d)?;
-        let lock = MutexBlock::attach(
-            lock.fd(Kind::Mutex).map_err(custom_error)?,
-            std::mem::size_of::<Control>(),
-        )
-        .map_err(custom_error)?;
-        let data_fd = data.fd(Kind::Dict).map_err(custom_error)?;
-        let data = Block::attach(Kind::Dict, data_fd, RESERVE as usize).map_err(custom_error)?;
-        let shared = Shared { lock, data };
-        if shared.control().magic.load(Acquire) != MAGIC {
-            return Err(custom_error(
-                "the shared block received is not a SharedDict",
-            ));
-        }
-        Ok(SharedDict {
-            shared: Arc::new(shared),
-            _t: PhantomData,
-        })
     }
 }

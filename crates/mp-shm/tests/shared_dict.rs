@@ -1,6 +1,7 @@
 //! SharedDict across processes, under all three start methods: concurrent increments, growth
 //! while others use the map, removal and clear seen by others, a holder killed mid-insert and
-//! mid-growth, and garbage received in place of a map.
+//! mid-growth, keys set on one side found on the other (the hash key travels in the map's
+//! header), and garbage or another layout received in place of a map.
 
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ mp_spawn::test_matrix!(
     holder_killed_mid_growth,
     test_dict_filled_by_a_child,
     holder_killed_inside_update_with,
+    keys_set_on_either_side_are_found_on_the_other,
 );
 
 const LONG: Duration = Duration::from_secs(30);
@@ -200,6 +202,40 @@ fn test_dict_filled_by_a_child(m: StartMethod) {
     assert_eq!(items, indices.into_iter().zip(letters).collect::<Vec<_>>());
 }
 
+const SIDE: u64 = 300;
+
+/// Finds the parent's keys, sets its own, and makes a map of its own for the parent.
+fn check_and_add(d: SharedDict<String, u64>) -> SharedDict<String, u64> {
+    for i in 0..SIDE {
+        assert_eq!(d.get(&format!("parent-{i}")).unwrap(), Some(i));
+        d.insert(format!("child-{i}"), 2 * i).unwrap();
+    }
+    let made = SharedDict::new().unwrap();
+    for i in 0..SIDE {
+        made.insert(format!("made-in-child-{i}"), i).unwrap();
+    }
+    made
+}
+
+/// Every process hashes with the key the map was made with, read from its header: the
+/// child finds the parent's keys, the parent the child's, in the map each other made.
+fn keys_set_on_either_side_are_found_on_the_other(m: StartMethod) {
+    let d = SharedDict::<String, u64>::new().unwrap();
+    for i in 0..SIDE {
+        d.insert(format!("parent-{i}"), i).unwrap();
+    }
+    let mut child = ctx(m).process(check_and_add, (d.clone(),));
+    child.start().unwrap();
+    let made = child.join_timeout(LONG).unwrap().expect("hang guard");
+    for i in 0..SIDE {
+        assert_eq!(d.get(&format!("child-{i}")).unwrap(), Some(2 * i));
+        assert_eq!(made.get(&format!("made-in-child-{i}")).unwrap(), Some(i));
+    }
+    assert_eq!(d.len().unwrap(), 2 * SIDE as usize);
+    made.insert("from-parent".into(), 1).unwrap();
+    assert_eq!(made.get("from-parent").unwrap(), Some(1));
+}
+
 fn park_inside_update_with(d: SharedDict<String, u64>, held: Event) {
     d.update_with("hits", |v| {
         *v.get_or_insert(0) += 1;
@@ -356,6 +392,11 @@ fn garbage_received_as_a_map_is_refused() {
     };
     // A Value's block as the map's lock: the magic does not match.
     assert!(forged(0, value_fd()).contains("not a SharedDict"));
+    // A lock block of layout 1 (FNV-1a, no key): its magic and region word, no more.
+    let old_layout = Value::new([0x6d70_6469_6374_0001u64, 16]).unwrap();
+    let old_fd = dumps(&old_layout).unwrap().fds.remove(0);
+    let err = forged(0, old_fd);
+    assert!(err.contains("layout version 1"), "{err}");
     // A small block as the map's data.
     assert!(forged(1, value_fd()).contains("fewer than"));
     // A lock block where the data block goes: the kind travels with it.

@@ -43,6 +43,7 @@ pub struct AnyProcess(Box<dyn Erased>);
 trait Erased: Send {
     fn start(&mut self) -> Result<(), ProcessError>;
     fn join(&mut self) -> Result<(), ProcessError>;
+    fn wait(&mut self) -> Result<(), ProcessError>;
     fn join_timeout(&mut self, timeout: Duration) -> Result<Option<()>, ProcessError>;
     fn name(&self) -> &str;
     fn set_name(&mut self, name: String);
@@ -66,10 +67,14 @@ impl<R: Portable> Erased for Process<R> {
         Process::start(self)
     }
     fn join(&mut self) -> Result<(), ProcessError> {
-        Process::join(self).map(drop)
+        while self.join_dropping(None)?.is_none() {}
+        Ok(())
+    }
+    fn wait(&mut self) -> Result<(), ProcessError> {
+        Process::wait(self)
     }
     fn join_timeout(&mut self, timeout: Duration) -> Result<Option<()>, ProcessError> {
-        Ok(Process::join_timeout(self, timeout)?.map(drop))
+        self.join_dropping(mp_sys::deadline::after(timeout))
     }
     fn name(&self) -> &str {
         Process::name(self)
@@ -162,12 +167,43 @@ impl AnyProcess {
 
     /// Waits for the process to end; the target's value is dropped. A target that panicked,
     /// exited or was killed gives the matching [`ProcessError`], as [`Process::join`].
+    ///
+    /// As Python's `join`, any number of times: once the process has ended, a join returns at
+    /// once, `Ok(())` again, or the same error again if the process failed (no value is
+    /// handed back, so there is none to have taken: never `AlreadyJoined`).
+    ///
+    /// ```
+    /// fn square(n: u64) -> u64 { n * n }
+    ///
+    /// let mut p = mp_spawn::Process::new(square, (4,)).erase();
+    /// p.start()?;
+    /// p.join()?;
+    /// p.join()?;
+    /// # Ok::<(), mp_spawn::ProcessError>(())
+    /// ```
     pub fn join(&mut self) -> Result<(), ProcessError> {
         self.0.join()
     }
 
+    /// Waits for the process to end without taking the value, so that a typed `join` after
+    /// [`downcast`](AnyProcess::downcast) still gets it (see [`Process::wait`]).
+    ///
+    /// ```
+    /// fn square(n: u64) -> u64 { n * n }
+    ///
+    /// let mut p = mp_spawn::Process::new(square, (5,)).erase();
+    /// p.start()?;
+    /// p.wait()?;
+    /// assert_eq!(p.downcast::<u64>().unwrap().join()?, 25);
+    /// # Ok::<(), mp_spawn::ProcessError>(())
+    /// ```
+    pub fn wait(&mut self) -> Result<(), ProcessError> {
+        self.0.wait()
+    }
+
     /// As [`join`](AnyProcess::join), but gives up after `timeout`: `Ok(None)` while the
-    /// process still runs, `Ok(Some(()))` once it has ended (as `Process<()>::join_timeout`).
+    /// process still runs, `Ok(Some(()))` once it has ended (as `Process<()>::join_timeout`),
+    /// also when joined again.
     pub fn join_timeout(&mut self, timeout: Duration) -> Result<Option<()>, ProcessError> {
         self.0.join_timeout(timeout)
     }

@@ -23,7 +23,20 @@ pub enum ProcessError {
     StillRunning,
     /// The process is not a child of the calling process (it was started by another one).
     NotOurChild,
-    /// `join` already handed the value over; `exitcode` still answers.
+    /// An earlier `join` handed the target's value over, and this later one has none to give
+    /// (a target that returns `()` joins again with `Ok(())`). The process has ended:
+    /// [`wait`](crate::Process::wait) and `exitcode` still answer, any number of times.
+    ///
+    /// ```
+    /// fn square(n: u64) -> u64 { n * n }
+    ///
+    /// let mut p = mp_spawn::Process::new(square, (3,));
+    /// p.start()?;
+    /// assert_eq!(p.join()?, 9);
+    /// assert!(matches!(p.join(), Err(mp_spawn::ProcessError::AlreadyJoined)));
+    /// p.wait()?;
+    /// # Ok::<(), mp_spawn::ProcessError>(())
+    /// ```
     AlreadyJoined,
     /// A fn pointer target that lies outside the program's code (in a `dlopen`ed library): a
     /// spawned child could not find it. Use a fn item, or the fork start method.
@@ -204,6 +217,41 @@ impl fmt::Display for ProcessError {
             Self::Encode(e) => write!(f, "arguments: {e}"),
             Self::Decode(e) => write!(f, "return value: {e}"),
             Self::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl ProcessError {
+    /// The same error again, for a later join of a process that failed. Not `Clone`, because
+    /// `io::Error` is not: an `Io` keeps its kind and text.
+    pub(crate) fn again(&self) -> Self {
+        match self {
+            Self::AlreadyStarted => Self::AlreadyStarted,
+            Self::NotStarted => Self::NotStarted,
+            Self::Closed => Self::Closed,
+            Self::StillRunning => Self::StillRunning,
+            Self::NotOurChild => Self::NotOurChild,
+            Self::AlreadyJoined => Self::AlreadyJoined,
+            Self::ForeignTarget => Self::ForeignTarget,
+            Self::ClosureNeedsFork { method } => Self::ClosureNeedsFork { method: *method },
+            Self::ForeignExecutable { method, exe } => Self::ForeignExecutable {
+                method: *method,
+                exe: exe.clone(),
+            },
+            Self::Panicked { message } => Self::Panicked {
+                message: message.clone(),
+            },
+            Self::StackOverflow => Self::StackOverflow,
+            Self::MemoryLimit { limit } => Self::MemoryLimit { limit: *limit },
+            Self::CpuLimit { limit } => Self::CpuLimit { limit: *limit },
+            Self::Exited { code } => Self::Exited { code: *code },
+            Self::Killed { signal } => Self::Killed { signal: *signal },
+            Self::Bootstrap { message } => Self::Bootstrap {
+                message: message.clone(),
+            },
+            Self::Encode(e) => Self::Encode(e.clone()),
+            Self::Decode(e) => Self::Decode(e.clone()),
+            Self::Io(e) => Self::Io(io::Error::new(e.kind(), e.to_string())),
         }
     }
 }

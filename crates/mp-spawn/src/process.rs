@@ -1,9 +1,8 @@
 //! `Process`: a child running a target, from `start` to `join`.
 
 use std::marker::PhantomData;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -14,7 +13,6 @@ use crate::context::{Context, StartMethod, get_start_method};
 use crate::error::ProcessError;
 use crate::fork_helper;
 use crate::fork_helper::ForkServer;
-use crate::frame::{self, Codec, Stop};
 use crate::launch::{Launch, Recipe};
 use crate::limits::{Armed, Limits};
 use crate::reduction;
@@ -23,6 +21,7 @@ use crate::target::{Outcome, Portable, Target};
 use crate::{entry, forkserver, popen_fork, popen_spawn};
 
 mod caps;
+mod join;
 
 /// A target and its arguments. Under fork too, the arguments reach the child serialised (in
 /// memory, not through a socket): every start method hands them over the same way, so a value
@@ -95,9 +94,6 @@ where
     }
 }
 
-/// How long `join` waits for the exit alone before it also drains the result channel.
-const SOLE_EXIT_WAIT: Duration = Duration::from_millis(1);
-
 /// A process running a target function, as Python's `multiprocessing.Process`.
 ///
 /// `R` is what the target returns; [`join`](Process::join) hands it back.
@@ -139,7 +135,8 @@ pub struct Process<R = ()> {
     overflowed: bool,
     /// The child said an allocation failed under its memory cap (see `oom_guard`).
     out_of_memory: bool,
-    joined: bool,
+    /// How the process ended, once a join or `wait` has seen it end: what later joins say.
+    ended: Option<join::Ended>,
     closed: bool,
     /// Started through a fork helper instead of its start method (`ForkServer::process`);
     /// kept while the process lives, so that the helper can report its exit code.
@@ -253,7 +250,7 @@ impl<R: Portable> Process<R> {
             outcome: None,
             overflowed: false,
             out_of_memory: false,
-            joined: false,
+            ended: None,
             closed: false,
             helper: None,
             _value: PhantomData,
@@ -327,163 +324,6 @@ impl<R: Portable> Process<R> {
         self.child = Some(child);
         self.control = Some(control);
         Ok(())
-    }
-
-    /// Waits for the process to end and hands back what the target returned.
-    ///
-    /// A target that panicked, exited or was killed gives the matching [`ProcessError`];
-    /// [`exitcode`](Process::exitcode) has the code either way.
-    pub fn join(&mut self) -> Result<R, ProcessError> {
-        loop {
-            if let Some(value) = self.join_until(None)? {
-                return Ok(value);
-            }
-        }
-    }
-
-    /// As [`join`](Process::join), but gives up after `timeout`: `Ok(None)` while the process
-    /// still runs (then check [`is_alive`](Process::is_alive) or join again).
-    pub fn join_timeout(&mut self, timeout: Duration) -> Result<Option<R>, ProcessError> {
-        self.join_until(mp_sys::deadline::after(timeout))
-    }
-
-    fn join_until(&mut self, deadline: Option<Instant>) -> Result<Option<R>, ProcessError> {
-        let child = self.started_child()?;
-        if self.joined {
-            return Err(ProcessError::AlreadyJoined);
-        }
-        // A short-lived child's result waits in the socket until it exits, so at first only
-        // the exit is awaited: one wake-up instead of two. After `SOLE_EXIT_WAIT` the result
-        // channel is watched too, so that a child blocked on a large result gets drained.
-        let sole_exit_wait_until = Instant::now() + SOLE_EXIT_WAIT;
-        let code = loop {
-            if let Some(code) = child.try_reap_ended()? {
-                break code;
-            }
-            let now = Instant::now();
-            let left = deadline.map(|d| d.saturating_duration_since(now));
-            let ready = match &self.control {
-                // No result channel left to drain: wait for the exit itself.
-                None => mp_sys::poll::readable(&[child.exit_fd()], left)?,
-                Some(control) if now >= sole_exit_wait_until => {
-                    mp_sys::poll::readable(&[child.exit_fd(), control.as_fd()], left)?
-                }
-                Some(_) => {
-                    let phase = sole_exit_wait_until - now;
-                    let wait = left.map_or(phase, |l| l.min(phase));
-                    mp_sys::poll::readable(&[child.exit_fd()], Some(wait))?
-                }
-            };
-            if ready.get(1) == Some(&true) {
-                self.read_outcome();
-            }
-            if left == Some(Duration::ZERO) && child.try_reap()?.is_none() {
-                return Ok(None);
-            }
-        };
-        self.finish_join(&child, code).map(Some)
-    }
-
-    /// Waits for the process to end without blocking a thread (feature `async`): the future
-    /// resolves on the readiness of the process's pidfd (and of its result channel, so that a
-    /// child writing a large result is drained meanwhile), through async-io's reactor, under
-    /// any executor (tokio, either flavour; smol; `futures::executor`). Same result as
-    /// [`join`](Process::join).
-    ///
-    /// Dropping the future before it resolves loses nothing: the process can still be joined
-    /// (blocking or async).
-    ///
-    /// ```
-    /// fn square(x: u64) -> u64 { x * x }
-    ///
-    /// let mut p = mp_spawn::Process::new(square, (7,));
-    /// p.start()?;
-    /// // Any executor; futures' own here.
-    /// assert_eq!(futures::executor::block_on(p.join_async())?, 49);
-    /// # Ok::<(), mp_spawn::ProcessError>(())
-    /// ```
-    #[cfg(feature = "async")]
-    pub async fn join_async(&mut self) -> Result<R, ProcessError> {
-        let child = self.started_child()?;
-        if self.joined {
-            return Err(ProcessError::AlreadyJoined);
-        }
-        loop {
-            if let Some(code) = child.try_reap_ended()? {
-                return self.finish_join(&child, code);
-            }
-            let ready = match &self.control {
-                Some(control) => mp_sys::aio::readable(&[child.exit_fd(), control.as_fd()])?,
-                None => mp_sys::aio::readable(&[child.exit_fd()])?,
-            };
-            ready.await?;
-            let result_waiting = match &self.control {
-                Some(control) => {
-                    mp_sys::poll::readable(&[control.as_fd()], Some(Duration::ZERO))?[0]
-                }
-                None => false,
-            };
-            if result_waiting {
-                self.read_outcome();
-            }
-        }
-    }
-
-    /// The end of a join, once the child has ended with `code`.
-    fn finish_join(&mut self, child: &Arc<Child>, code: i32) -> Result<R, ProcessError> {
-        // The child has ended: whatever it wrote is already in the socket.
-        if let Some(control) = &self.control {
-            if mp_sys::poll::readable(&[control.as_fd()], Some(Duration::ZERO))?[0] {
-                self.read_outcome();
-            }
-        }
-        self.control = None;
-        self.joined = true;
-        global().children.retain(|c| !Arc::ptr_eq(c, child));
-        self.value_for(code)
-    }
-
-    fn read_outcome(&mut self) {
-        if let Some(control) = self.control.take() {
-            if let Ok((payload, fds)) =
-                Codec::CHANNEL.recv(control.as_fd(), frame::LIMIT, Stop::NEVER)
-            {
-                if let Ok(outcome) = postcard::from_bytes::<Outcome>(&payload) {
-                    self.outcome = Some((outcome, fds));
-                }
-            }
-        }
-    }
-
-    fn value_for(&mut self, code: i32) -> Result<R, ProcessError> {
-        if let Some((Outcome::StackOverflow, _)) = &self.outcome {
-            self.overflowed = true;
-        }
-        match self.outcome.take() {
-            // Said just before the child aborted: it wins over `Killed { signal: 6 }` (and
-            // over a memory cap's reading of SIGABRT).
-            Some((Outcome::StackOverflow, _)) => Err(ProcessError::StackOverflow),
-            // Said just before the child aborted, after an allocation failed under its cap.
-            Some((Outcome::OutOfMemory, _)) => {
-                self.out_of_memory = true;
-                Err(self
-                    .limit_hit()
-                    .map_or(ProcessError::Killed { signal: -code }, ProcessError::from))
-            }
-            _ if code < 0 => Err(self
-                .limit_hit()
-                .map_or(ProcessError::Killed { signal: -code }, Into::into)),
-            Some((Outcome::Returned(bytes), fds)) => {
-                reduction::loads(&bytes, fds).map_err(ProcessError::Decode)
-            }
-            Some((Outcome::Panicked(message), _)) => Err(ProcessError::Panicked { message }),
-            Some((Outcome::Failed(message), _)) => Err(ProcessError::Bootstrap { message }),
-            // An explicit exit(0) hands back a value only if there is nothing to hand: `()`.
-            None if code == 0 => {
-                reduction::loads(&[], Vec::new()).map_err(|_| ProcessError::Exited { code })
-            }
-            None => Err(ProcessError::Exited { code }),
-        }
     }
 }
 
@@ -581,6 +421,7 @@ impl<R> Process<R> {
         self.launch = None;
         self.control = None;
         self.outcome = None;
+        self.ended = None;
         self.closed = true;
         Ok(())
     }

@@ -85,6 +85,9 @@ fn a_list_of_different_return_types(m: StartMethod) {
     );
     let codes: Vec<_> = procs.iter().map(|p| p.exitcode().unwrap()).collect();
     assert_eq!(codes, [Some(0), Some(0), Some(0), Some(3), Some(1)]);
+    // Python's `for p in procs: p.join()` once more: at once, the same results.
+    let again: Vec<Result<(), ProcessError>> = procs.iter_mut().map(|p| p.join()).collect();
+    assert_eq!(format!("{again:?}"), format!("{results:?}"));
     for p in &mut procs {
         assert!(!p.is_alive().unwrap());
         p.close().unwrap();
@@ -146,7 +149,10 @@ fn failures_and_misuse_through_the_erased_handle(m: StartMethod) {
         Err(ProcessError::AlreadyStarted)
     ));
     p.join().unwrap();
-    assert!(matches!(p.join(), Err(ProcessError::AlreadyJoined)));
+    // No value is handed back, so none was taken: joined again, `Ok` again, as Python's.
+    p.join().unwrap();
+    p.wait().unwrap();
+    assert_eq!(p.join_timeout(Duration::ZERO).unwrap(), Some(()));
     p.close().unwrap();
     assert!(matches!(p.exitcode(), Err(ProcessError::Closed)));
     assert!(matches!(p.is_alive(), Err(ProcessError::Closed)));
@@ -172,6 +178,8 @@ fn names_daemon_and_sentinel(m: StartMethod) {
 fn downcast_gives_the_typed_process_back(m: StartMethod) {
     let mut any = ctx(m).process(greet, ("ann".to_string(),)).erase();
     any.start().unwrap();
+    // `wait` takes no value: the typed join below still gets it.
+    any.wait().unwrap();
     assert!(any.is::<String>());
     assert!(!any.is::<u64>());
     let any = any.downcast::<u64>().unwrap_err();

@@ -54,14 +54,22 @@ fn join_async_returns_value(m: StartMethod) {
             p.start().unwrap();
             assert_eq!(p.join_async().await.unwrap(), 49);
             assert_eq!(p.exitcode().unwrap(), Some(0));
-            // As `join`: a second join is an error, not a hang.
+            // As `join`: the value went to the first join; a second one says so at once.
             assert!(matches!(
                 p.join_async().await,
                 Err(ProcessError::AlreadyJoined)
             ));
+            // A target that returns `()` joins any number of times, as Python's.
+            let mut q = ctx(m).process(nothing, ());
+            q.start().unwrap();
+            q.join_async().await.unwrap();
+            q.join_async().await.unwrap();
+            q.join().unwrap();
         }
     });
 }
+
+fn nothing() {}
 
 fn join_async_reports_a_kill(m: StartMethod) {
     on_each_executor(|| {
@@ -74,6 +82,12 @@ fn join_async_reports_a_kill(m: StartMethod) {
                 Err(ProcessError::Killed { signal: 9 })
             ));
             assert_eq!(p.exitcode().unwrap(), Some(-9));
+            // Joined again, blocking or not: the same ending, at once.
+            assert!(matches!(
+                p.join_async().await,
+                Err(ProcessError::Killed { signal: 9 })
+            ));
+            assert!(matches!(p.join(), Err(ProcessError::Killed { signal: 9 })));
         }
     });
 }

@@ -47,6 +47,10 @@ matrix!(
 #[path = "process/names.rs"]
 mod names;
 
+/// Joining an ended process again: at once, as Python's `join` (issue #27 item 6).
+#[path = "process/join_again.rs"]
+mod join_again;
+
 /// Caps on memory and CPU time (`Limits`), and what a child that dies of one gives.
 #[path = "process/limits.rs"]
 mod limits;
@@ -219,7 +223,8 @@ fn misuse_is_a_typed_error(m: StartMethod) {
     assert!(matches!(p.close(), Err(ProcessError::StillRunning)));
     p.kill().unwrap();
     let _ = p.join();
-    assert!(matches!(p.join(), Err(ProcessError::AlreadyJoined)));
+    // Joined again: the same ending, as Python's `join` may be called again (join_again.rs).
+    assert!(matches!(p.join(), Err(ProcessError::Killed { signal: 9 })));
     p.close().unwrap();
     p.close().unwrap(); // twice is fine
     assert!(matches!(p.join(), Err(ProcessError::Closed)));
