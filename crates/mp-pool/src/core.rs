@@ -45,7 +45,8 @@ mod remote;
 pub(crate) enum Link {
     /// A local worker process and its task queue.
     Local {
-        process: Process<()>,
+        /// Boxed: a `Process` is much larger than a remote link.
+        process: Box<Process<()>>,
         tasks: Queue<()>,
         /// The pool's board and the worker's slot: its cancel handshake (see `control`).
         board: Arc<Board>,
@@ -509,7 +510,7 @@ impl Inner {
             slot,
             Worker::new(
                 Link::Local {
-                    process,
+                    process: Box::new(process),
                     tasks,
                     board: Arc::clone(&self.board.0),
                     slot,
