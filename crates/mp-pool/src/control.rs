@@ -23,7 +23,7 @@
 //! - `at >= 2s + 2`: the chunk is finished and its answer on its way: the cancel is a no-op.
 //!
 //! Checked by: `control/test.rs` (every interleaving of the two sides) and the cancel tests in
-//! `tests/pool.rs`.
+//! `tests/it/failures/control.rs`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

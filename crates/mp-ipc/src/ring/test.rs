@@ -1,8 +1,8 @@
 //! Unit tests of the ring: the layout checks, wrap-around, growth, a lock holder that dies
 //! mid-publish, mid-get or mid-growth, and a many-thread model of put/get with random yields.
-//! (Across processes: `tests/queues.rs`, e.g. `holder_of_the_locks_is_killed`,
+//! (Across processes: `tests/it/queues.rs`, e.g. `holder_of_the_locks_is_killed`,
 //! `producer_killed_in_a_put_loop`, `growth_keeps_order_across_wraps`; crafted descriptors:
-//! `tests/ring_corrupt.rs`.)
+//! `tests/it/ring_corrupt.rs`.)
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;

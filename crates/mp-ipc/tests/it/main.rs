@@ -1,0 +1,14 @@
+//! The crate's integration tests, one binary (issue #27: one binary links once, where one
+//! per file linked all of mp dozens of times). Each former test file is a module; files that
+//! change process-wide state (signals, a forkserver preload, a global subscriber) stay
+//! binaries of their own beside this one.
+
+mod async_ipc;
+#[path = "../common/mod.rs"]
+mod common;
+mod connection;
+mod encode;
+mod kinds;
+mod listener;
+mod queues;
+mod ring_corrupt;

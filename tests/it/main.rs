@@ -1,0 +1,7 @@
+//! The crate's integration tests, one binary (issue #27: one binary links once, where one
+//! per file linked all of mp dozens of times). Each former test file is a module; files that
+//! change process-wide state (signals, a forkserver preload, a global subscriber) stay
+//! binaries of their own beside this one.
+
+mod huge_timeouts;
+mod pod_derive;
