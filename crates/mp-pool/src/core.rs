@@ -597,13 +597,10 @@ impl Inner {
         let (exitcode, cap) = match &mut worker.port {
             Link::Local { process, .. } => {
                 let _ = process.join();
+                // The process's limits are the pool's caps (`Caps::limits`).
                 let cap = process.limit_hit().map(|hit| match hit {
-                    mp_spawn::LimitHit::Memory { .. } => {
-                        Cap::Memory(self.config.caps.memory.unwrap_or(0))
-                    }
-                    mp_spawn::LimitHit::Cpu { limit } => {
-                        Cap::Cpu(self.config.caps.cpu_per_task.unwrap_or(limit))
-                    }
+                    mp_spawn::LimitHit::Memory { limit } => Cap::Memory(limit),
+                    mp_spawn::LimitHit::Cpu { limit } => Cap::Cpu(limit),
                 });
                 (process.exitcode().ok().flatten().unwrap_or(-1), cap)
             }

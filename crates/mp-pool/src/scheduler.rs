@@ -112,6 +112,9 @@ pub(crate) struct Worker<P> {
     /// A chunk it holds was cancelled: it exits when it reaches it, and its death is not a
     /// crash while starting.
     retiring: bool,
+    /// A cancel bit was ever set for it: only then must a send clear the frame's bit first
+    /// (a write to the cache line the worker writes per chunk; see `control`).
+    marked: bool,
 }
 
 impl<P> Worker<P> {
@@ -130,6 +133,7 @@ impl<P> Worker<P> {
             sent: 0,
             killed: false,
             retiring: false,
+            marked: false,
         }
     }
 
@@ -294,7 +298,9 @@ impl<P: Port> Scheduler<P> {
             };
             task.sent = Some(Instant::now());
             task.seq = worker.sent;
-            worker.port.clear_mark(task.seq);
+            if worker.marked {
+                worker.port.clear_mark(task.seq);
+            }
             let fds: Vec<BorrowedFd<'_>> = task.fds.iter().map(AsFd::as_fd).collect();
             match worker.port.send(&task.frame, &fds) {
                 Ok(()) => {

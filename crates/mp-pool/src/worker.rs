@@ -139,12 +139,8 @@ pub(crate) fn worker_main(args: WorkerArgs) {
             // that cannot re-arm it keeps the budget it started with.
             let _ = mp_spawn::limits::cpu_budget_from_now(cpu);
         }
-        let mut counter = Some(board.counter(slot, tally));
-        let mut tick = || {
-            if let Some(counter) = &mut counter {
-                counter.tick();
-            }
-        };
+        let mut counter = board.counter(slot, tally);
+        let mut tick = || counter.tick();
         match task::entry_at(task_fn.entry) {
             Some(entry) => entry(
                 &taken[wire::TASK_HEADER..],

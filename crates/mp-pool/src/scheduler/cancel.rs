@@ -73,6 +73,7 @@ impl<P: Port> Scheduler<P> {
                 let Some(task) = tasks.get(id).filter(|_| ours(tasks, id)) else {
                     continue;
                 };
+                worker.marked = true;
                 match worker.port.mark_cancelled(task.seq) {
                     Some(Found::Queued) => {
                         worker.stopping = true;

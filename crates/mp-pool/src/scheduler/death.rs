@@ -125,12 +125,7 @@ impl<P: Port> Scheduler<P> {
             task.crashes += 1;
         }
         if task.retry.again(task.runs, task.crashes, ending) {
-            let id = self.next_id;
-            self.next_id += 1;
-            let _ = mp_sys::le::set_u64(&mut task.frame, wire::ID_AT, id);
-            task.sent = None;
-            self.tasks.insert(id, task);
-            self.pending.push_front(id);
+            self.requeue(task);
             return Vec::new();
         }
         let error = match task.runs {
@@ -141,6 +136,19 @@ impl<P: Port> Scheduler<P> {
             },
         };
         task.job.finish(task.chunk, Err(error))
+    }
+}
+
+impl<P: Port> Scheduler<P> {
+    /// Puts a chunk taken out of `tasks` back, first in line, under a new id: its old id may
+    /// still be in a dying or exiting worker's list, whose end must not touch it.
+    pub(super) fn requeue(&mut self, mut task: Task) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let _ = mp_sys::le::set_u64(&mut task.frame, wire::ID_AT, id);
+        task.sent = None;
+        self.tasks.insert(id, task);
+        self.pending.push_front(id);
     }
 }
 

@@ -67,6 +67,7 @@ impl<P: Port> Scheduler<P> {
             let local = worker.port.rank().is_none();
             if local {
                 // Only a chunk the worker still runs may cost it its life (see `control`).
+                worker.marked = true;
                 match worker.port.mark_cancelled(task.seq) {
                     // Its answer is on its way.
                     Some(Found::Finished) => {
@@ -78,13 +79,8 @@ impl<P: Port> Scheduler<P> {
                     Some(Found::Queued) => {
                         worker.stopping = true;
                         worker.retiring = true;
-                        if let Some(mut task) = self.tasks.remove(&id) {
-                            task.sent = None;
-                            let fresh = self.next_id;
-                            self.next_id += 1;
-                            let _ = mp_sys::le::set_u64(&mut task.frame, crate::wire::ID_AT, fresh);
-                            self.tasks.insert(fresh, task);
-                            self.pending.push_front(fresh);
+                        if let Some(task) = self.tasks.remove(&id) {
+                            self.requeue(task);
                         }
                         continue;
                     }

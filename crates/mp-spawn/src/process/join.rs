@@ -136,7 +136,7 @@ impl<R: Portable> Process<R> {
         // A short-lived child's result waits in the socket until it exits, so at first only
         // the exit is awaited: one wake-up instead of two. After `SOLE_EXIT_WAIT` the result
         // channel is watched too, so that a child blocked on a large result gets drained.
-        let sole_exit_wait_until = Instant::now() + SOLE_EXIT_WAIT;
+        let sole_exit_wait_until = mp_sys::deadline::after(SOLE_EXIT_WAIT);
         let code = loop {
             if let Some(code) = child.try_reap_ended()? {
                 break code;
@@ -146,11 +146,11 @@ impl<R: Portable> Process<R> {
             let ready = match &self.control {
                 // No result channel left to drain: wait for the exit itself.
                 None => mp_sys::poll::readable(&[child.exit_fd()], left)?,
-                Some(control) if now >= sole_exit_wait_until => {
+                Some(control) if sole_exit_wait_until.is_none_or(|until| now >= until) => {
                     mp_sys::poll::readable(&[child.exit_fd(), control.as_fd()], left)?
                 }
                 Some(_) => {
-                    let phase = sole_exit_wait_until - now;
+                    let phase = sole_exit_wait_until.map_or(Duration::ZERO, |until| until - now);
                     let wait = left.map_or(phase, |l| l.min(phase));
                     mp_sys::poll::readable(&[child.exit_fd()], Some(wait))?
                 }
